@@ -1,0 +1,81 @@
+"""Commands sent to userprov on the `userprov.commands` exchange."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from contracts.base import AccountId, AccountStatus, Contract, Product, RequestedBy, Role
+
+TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class WelcomeTemplate(Contract):
+    subject: str = Field(max_length=200, description="Subject line; a sandboxed Jinja2 template.")
+    body: str = Field(
+        max_length=20_000,
+        description="Plain-text body; a sandboxed Jinja2 template. Variables: first_name, last_name, "
+        "email, account_name, link, expires_at.",
+    )
+
+
+class AccountsUpsert(Contract):
+    """Creates or updates an account (sent by billing and setup services)."""
+
+    account_id: AccountId
+    name: str = Field(min_length=1, max_length=200, description="The account's display name.")
+    status: AccountStatus = Field(default="active", description="`expired` accounts keep their members.")
+    licences: dict[Product, Annotated[int, Field(ge=0, le=1_000_000)]] = Field(
+        default_factory=dict, description="Seats per product. Lowering below the seats in use is refused."
+    )
+    groups: list[TemplateName] = Field(default_factory=list, description="User groups that exist in the account.")
+    settings_templates: list[TemplateName] = Field(
+        default_factory=list, description="Settings templates that exist in the account."
+    )
+    welcome_templates: dict[str, WelcomeTemplate] = Field(
+        default_factory=dict, description="The account's own welcome email per language code."
+    )
+
+
+class NewUser(Contract):
+    """One person to add. Field rules are checked per row, so bad values give row errors, not a rejection."""
+
+    first_name: str = Field(description="1 to 32 characters after trimming.", examples=["Żaneta"])
+    last_name: str = Field(description="1 to 32 characters after trimming.", examples=["Kowalska"])
+    email: str = Field(description="At most 128 characters, valid syntax; compared case-insensitively.")
+
+
+class UsersAdd(Contract):
+    """Adds one or many users to one account."""
+
+    account_id: AccountId
+    requested_by: RequestedBy
+    users: list[NewUser] = Field(default_factory=list, max_length=10_000, description="Structured rows, numbered first.")
+    pasted: str | None = Field(
+        default=None,
+        max_length=2_000_000,
+        description="Pasted list: entries separated by `;` or newlines, each `first last... email`, "
+        "or three tab-separated fields.",
+        examples=["Ada Lovelace ada@example.com; Alan Mathison Turing alan@example.com"],
+    )
+    products: list[Product] = Field(default_factory=list, description="Licences to assign to every accepted row.")
+    role: Role | None = Field(default=None, description="Omitted for a plain user without privileges.")
+    language: str = Field(default="en", description="Primary language code, e.g. `en`, `fr`.")
+    group: str | None = Field(default=None, description="A user group that exists in the account.")
+    settings_template: str | None = Field(default=None, description="A settings template of the account.")
+
+
+class UsersRemove(Contract):
+    """Removes a user from an account, releasing their seats and revoking their invitations."""
+
+    account_id: AccountId
+    email: str = Field(max_length=320)
+    requested_by: RequestedBy
+
+
+class InvitationsResend(Contract):
+    """Sends a fresh invitation to an `invited`, `transfer_pending` or `suspended` user."""
+
+    account_id: AccountId
+    email: str = Field(max_length=320)
+    requested_by: RequestedBy

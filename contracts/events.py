@@ -1,0 +1,128 @@
+"""Events on the `userprov.events` exchange: those userprov publishes and those it consumes."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from contracts.base import AccountId, AssetKind, Contract, FieldError, InvitationKind
+
+# -- in: from link handlers and product services
+
+
+class InvitationAccepted(Contract):
+    token: str = Field(min_length=1, max_length=256, description="The `token` from the link.")
+
+
+class InvitationDeclined(Contract):
+    token: str = Field(min_length=1, max_length=256, description="The `token` from the decline link.")
+
+
+class AssetRecorded(Contract):
+    account_id: AccountId
+    email: str = Field(max_length=320)
+    kind: AssetKind
+    ref: str = Field(min_length=1, max_length=200, description="The product's reference of the asset.")
+
+
+# -- out
+
+
+class RowResult(Contract):
+    row: int = Field(ge=1, description="1-based, structured rows first, then pasted entries in order.")
+    email: str = Field(description="The email as stored (trimmed, lower-cased) or as given when invalid.")
+    outcome: Literal["accepted", "already_member", "rejected"]
+    user_id: UUID | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class UsersAddCompleted(Contract):
+    command_id: str = Field(description="The `message_id` of the `users.add` command.")
+    account_id: str
+    results: list[RowResult]
+
+
+class InvitationSent(Contract):
+    invitation_id: UUID
+    account_id: str
+    user_id: UUID
+    email: str
+    kind: InvitationKind
+    expires_at: datetime
+    sent_count: int
+
+
+class InvitationFailed(Contract):
+    invitation_id: UUID
+    account_id: str
+    user_id: UUID
+    email: str
+    reason: str
+
+
+class InvitationResponseRejected(Contract):
+    reason: Literal["unknown_token", "expired", "already_used", "revoked", "not_declinable"]
+
+
+class UserActivated(Contract):
+    account_id: str
+    user_id: UUID
+    email: str
+
+
+class MovedAssets(Contract):
+    session_history: int = 0
+    scheduled_sessions: int = 0
+    upcoming_recordings: int = 0
+
+
+class UserTransferred(Contract):
+    user_id: UUID
+    email: str
+    from_account_id: str | None
+    to_account_id: str
+    moved: MovedAssets
+
+
+class UserSuspended(Contract):
+    account_id: str
+    user_id: UUID
+    email: str
+
+
+class UserRemoved(Contract):
+    account_id: str
+    user_id: UUID
+    email: str
+    released: dict[str, int]
+
+
+class AccountUpserted(Contract):
+    account_id: str
+
+
+class CommandRejected(Contract):
+    command_id: str | None = Field(description="The refused message's `message_id`, when it had one.")
+    type: str | None = Field(description="The refused message's routing key.")
+    reason: str = Field(description="A stable code, see the README.")
+    message: str
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+# -- between userprov's own services
+
+
+class MembershipsCreated(Contract):
+    """user-creation -> account-lookup: memberships waiting for the welcome/transfer decision."""
+
+    account_id: str
+    membership_ids: list[UUID]
+
+
+class InvitationIssued(Contract):
+    """account-lookup -> invitation-mailing: an invitation to mint a token for and email."""
+
+    invitation_id: UUID
+    kind: InvitationKind

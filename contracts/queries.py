@@ -1,0 +1,54 @@
+"""Queries on `userprov.commands`, answered to the message's `reply_to` with its `correlation_id`."""
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import Field
+
+from contracts.base import AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role
+
+
+class UsersGet(Contract):
+    account_id: AccountId
+    email: str = Field(max_length=320)
+
+
+class InvitationView(Contract):
+    kind: InvitationKind
+    status: str = Field(description="issued, sending, sent, accepted, declined, revoked, failed or expired.")
+    expires_at: datetime | None
+    sent_count: int
+
+
+class UsersGetReply(Contract):
+    found: bool
+    user_id: UUID | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    status: MembershipStatus | None = None
+    role: Role | None = None
+    products: list[str] = Field(default_factory=list)
+    language: str | None = None
+    group: str | None = None
+    settings_template: str | None = None
+    invitation: InvitationView | None = None
+
+
+class AccountsGet(Contract):
+    account_id: AccountId
+
+
+class LicenceUse(Contract):
+    total: int
+    used: int
+
+
+class AccountsGetReply(Contract):
+    found: bool
+    account_id: str
+    name: str | None = None
+    status: AccountStatus | None = None
+    licences: dict[str, LicenceUse] = Field(default_factory=dict)
+    members: dict[str, int] = Field(default_factory=dict, description="Members per membership status.")

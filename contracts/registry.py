@@ -1,0 +1,49 @@
+"""Which model each routing key carries, and on which exchange."""
+from __future__ import annotations
+
+from contracts import commands, events, queries, routing
+from contracts.base import Contract
+
+COMMAND_MODELS: dict[str, type[Contract]] = {
+    routing.ACCOUNTS_UPSERT: commands.AccountsUpsert,
+    routing.USERS_ADD: commands.UsersAdd,
+    routing.USERS_REMOVE: commands.UsersRemove,
+    routing.INVITATIONS_RESEND: commands.InvitationsResend,
+    routing.USERS_GET: queries.UsersGet,
+    routing.ACCOUNTS_GET: queries.AccountsGet,
+}
+
+EVENT_MODELS: dict[str, type[Contract]] = {
+    routing.INVITATION_ACCEPTED: events.InvitationAccepted,
+    routing.INVITATION_DECLINED: events.InvitationDeclined,
+    routing.ASSET_RECORDED: events.AssetRecorded,
+    routing.USERS_ADD_COMPLETED: events.UsersAddCompleted,
+    routing.INVITATION_SENT: events.InvitationSent,
+    routing.INVITATION_FAILED: events.InvitationFailed,
+    routing.INVITATION_RESPONSE_REJECTED: events.InvitationResponseRejected,
+    routing.USER_ACTIVATED: events.UserActivated,
+    routing.USER_TRANSFERRED: events.UserTransferred,
+    routing.USER_SUSPENDED: events.UserSuspended,
+    routing.USER_REMOVED: events.UserRemoved,
+    routing.ACCOUNT_UPSERTED: events.AccountUpserted,
+    routing.COMMAND_REJECTED: events.CommandRejected,
+    routing.MEMBERSHIPS_CREATED: events.MembershipsCreated,
+    routing.INVITATION_ISSUED: events.InvitationIssued,
+}
+
+REPLY_MODELS: dict[str, type[Contract]] = {
+    routing.USERS_GET: queries.UsersGetReply,
+    routing.ACCOUNTS_GET: queries.AccountsGetReply,
+}
+
+ROUTING_KEY_OF: dict[type[Contract], str] = {
+    model: key for key, model in (COMMAND_MODELS | EVENT_MODELS).items()
+}
+
+
+def exchange_of(routing_key: str) -> str:
+    return routing.COMMANDS_EXCHANGE if routing_key in COMMAND_MODELS else routing.EVENTS_EXCHANGE
+
+
+def model_of(routing_key: str) -> type[Contract] | None:
+    return COMMAND_MODELS.get(routing_key) or EVENT_MODELS.get(routing_key)

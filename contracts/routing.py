@@ -1,0 +1,67 @@
+"""Every exchange, routing key and queue name of userprov lives here and nowhere else."""
+from __future__ import annotations
+
+COMMANDS_EXCHANGE = "userprov.commands"
+EVENTS_EXCHANGE = "userprov.events"
+DEAD_LETTER_EXCHANGE = "userprov.dead-letter"
+
+# commands and queries (userprov.commands)
+ACCOUNTS_UPSERT = "accounts.upsert"
+USERS_ADD = "users.add"
+USERS_REMOVE = "users.remove"
+INVITATIONS_RESEND = "invitations.resend"
+USERS_GET = "users.get"
+ACCOUNTS_GET = "accounts.get"
+
+# events from outside userprov (userprov.events)
+INVITATION_ACCEPTED = "invitation.accepted"
+INVITATION_DECLINED = "invitation.declined"
+ASSET_RECORDED = "asset.recorded"
+
+# events userprov publishes (userprov.events)
+USERS_ADD_COMPLETED = "users.add.completed"
+INVITATION_SENT = "invitation.sent"
+INVITATION_FAILED = "invitation.failed"
+INVITATION_RESPONSE_REJECTED = "invitation.response_rejected"
+USER_ACTIVATED = "user.activated"
+USER_TRANSFERRED = "user.transferred"
+USER_SUSPENDED = "user.suspended"
+USER_REMOVED = "user.removed"
+ACCOUNT_UPSERTED = "account.upserted"
+COMMAND_REJECTED = "command.rejected"
+
+# events between userprov's own services (userprov.events)
+MEMBERSHIPS_CREATED = "memberships.created"
+INVITATION_ISSUED = "invitation.issued"
+
+USER_CREATION = "user-creation"
+ACCOUNT_LOOKUP = "account-lookup"
+INVITATION_MAILING = "invitation-mailing"
+INVITATION_RESPONSE = "invitation-response"
+SERVICES = (USER_CREATION, ACCOUNT_LOOKUP, INVITATION_MAILING, INVITATION_RESPONSE)
+
+# which (exchange, routing key) pairs each service's queue is bound to
+SUBSCRIPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    USER_CREATION: (
+        (COMMANDS_EXCHANGE, ACCOUNTS_UPSERT),
+        (COMMANDS_EXCHANGE, USERS_ADD),
+    ),
+    ACCOUNT_LOOKUP: (
+        (EVENTS_EXCHANGE, MEMBERSHIPS_CREATED),
+        (COMMANDS_EXCHANGE, USERS_GET),
+        (COMMANDS_EXCHANGE, ACCOUNTS_GET),
+    ),
+    INVITATION_MAILING: ((EVENTS_EXCHANGE, INVITATION_ISSUED),),
+    INVITATION_RESPONSE: (
+        (EVENTS_EXCHANGE, INVITATION_ACCEPTED),
+        (EVENTS_EXCHANGE, INVITATION_DECLINED),
+    ),
+}
+
+
+def queue_name(service: str) -> str:
+    return f"userprov.{service}"
+
+
+def parking_queue_name(service: str) -> str:
+    return f"userprov.{service}.parked"

@@ -1,0 +1,1 @@
+"""userprov's four workers, their shared runtime, and the `userprov` command."""

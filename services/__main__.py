@@ -1,0 +1,3 @@
+from services.cli import app
+
+app(prog_name="userprov")

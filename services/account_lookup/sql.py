@@ -1,0 +1,76 @@
+"""The SQL of the account-lookup service."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+DECIDE = """
+SELECT m.membership_id, m.profile_id, m.account_id,
+       (SELECT o.account_id FROM memberships o
+         WHERE o.profile_id = m.profile_id AND o.account_id <> m.account_id AND o.status = 'active'
+         ORDER BY o.status_changed_at DESC LIMIT 1) AS home_account_id
+FROM memberships m
+WHERE m.membership_id = ANY($1::uuid[]) AND m.status = 'pending'
+ORDER BY m.membership_id
+FOR UPDATE OF m
+"""
+
+
+async def pending_memberships(conn: asyncpg.Connection, membership_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+    """Memberships still waiting for the decision, each with the account the person is active in elsewhere."""
+    return await conn.fetch(DECIDE, list(membership_ids))
+
+
+async def invite(conn: asyncpg.Connection, decisions: Sequence[tuple[UUID, str, str | None]]) -> list[tuple[UUID, str]]:
+    """(membership_id, kind, from_account_id) -> the membership waits for the invitation created."""
+    invitation_ids = [uuid.uuid4() for _ in decisions]
+    membership_ids = [d[0] for d in decisions]
+    kinds = [d[1] for d in decisions]
+    await conn.execute(
+        "UPDATE memberships m SET status = CASE t.kind WHEN 'welcome' THEN 'invited' ELSE 'transfer_pending' END,"
+        " status_changed_at = now() FROM unnest($1::uuid[], $2::text[]) AS t(id, kind) WHERE m.membership_id = t.id",
+        membership_ids,
+        kinds,
+    )
+    await conn.execute(
+        "INSERT INTO invitations (invitation_id, membership_id, kind, status, from_account_id)"
+        " SELECT i, m, k, 'issued', f FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(i, m, k, f)",
+        invitation_ids,
+        membership_ids,
+        kinds,
+        [d[2] for d in decisions],
+    )
+    return list(zip(invitation_ids, kinds))
+
+
+async def account_view(conn: asyncpg.Connection, account_id: str) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:
+    account = await conn.fetchrow("SELECT account_id, name, status FROM accounts WHERE account_id = $1", account_id)
+    if account is None:
+        return None, [], []
+    licences = await conn.fetch(
+        "SELECT product, seats_total, seats_used FROM account_licences WHERE account_id = $1 ORDER BY product", account_id
+    )
+    members = await conn.fetch(
+        "SELECT status, count(*) AS n FROM memberships WHERE account_id = $1 GROUP BY status ORDER BY status", account_id
+    )
+    return account, licences, members
+
+
+async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> asyncpg.Record | None:
+    """The current membership (else the latest removed one) with its products and latest invitation."""
+    return await conn.fetchrow(
+        "SELECT m.membership_id, p.profile_id, p.email, m.first_name, m.last_name, m.status, m.role, m.language,"
+        " m.user_group, m.settings_template,"
+        " ARRAY(SELECT s.product FROM seat_assignments s WHERE s.membership_id = m.membership_id ORDER BY s.product) AS products,"
+        " i.kind AS invitation_kind, i.status AS invitation_status, i.expires_at, i.sent_count"
+        " FROM memberships m JOIN profiles p USING (profile_id)"
+        " LEFT JOIN LATERAL (SELECT * FROM invitations WHERE membership_id = m.membership_id"
+        "   ORDER BY created_at DESC LIMIT 1) i ON true"
+        " WHERE m.account_id = $1 AND p.email = $2"
+        " ORDER BY (m.status = 'removed'), m.created_at DESC LIMIT 1",
+        account_id,
+        email.strip().lower(),
+    )

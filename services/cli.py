@@ -1,0 +1,44 @@
+"""The `userprov` command."""
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from contracts import routing
+from services.logconfig import configure_logging
+from services.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="userprov: adds users to organisation accounts.")
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (creating the database when missing)."""
+    from services.db.migrate import migrate as apply
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    applied = asyncio.run(apply(settings.database_url))
+    typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@app.command()
+def run(
+    services: Annotated[list[str] | None, typer.Argument(help=f"Any of {', '.join(routing.SERVICES)}; none runs all four.")] = None,
+) -> None:
+    """Run the named services in this process until SIGTERM."""
+    from services.runtime.worker import run_worker
+
+    names = list(dict.fromkeys(services or routing.SERVICES))
+    unknown = [n for n in names if n not in routing.SERVICES]
+    if unknown:
+        raise typer.BadParameter(f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(routing.SERVICES)}")
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    raise typer.Exit(asyncio.run(run_worker(settings, names)))
+
+
+if __name__ == "__main__":
+    app()

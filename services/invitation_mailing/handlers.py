@@ -1,0 +1,90 @@
+"""Handler of the invitation-mailing service: mint a token, email it, record the outcome."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import structlog
+
+from contracts.events import InvitationFailed, InvitationIssued, InvitationSent
+from services.invitation_mailing import sql
+from services.invitation_mailing.mailer import Mailer
+from services.invitation_mailing.rendering import AccountTemplate, render_invitation
+from services.masking import mask_email
+from services.runtime.unit_of_work import UnitOfWork
+from services.settings import Settings
+from services.tokens import hash_token, new_token
+
+log = structlog.get_logger()
+
+
+async def send_invitation(event: InvitationIssued, uow: UnitOfWork, *, mailer: Mailer, settings: Settings) -> None:
+    token = new_token()
+    token_hash = hash_token(token)
+    # The hash commits before the email leaves, so the link in it always works. A crash after
+    # the SMTP server accepted the mail but before `sent` commits sends one more email on
+    # redelivery (with a new token); once `sent` is recorded, a redelivery sends nothing.
+    async with uow.separate_transaction() as conn:
+        invitation = await sql.claim_for_sending(
+            conn, event.invitation_id, token_hash, settings.welcome_token_ttl_seconds, settings.transfer_token_ttl_seconds
+        )
+        context = None
+        if invitation is not None:
+            context = await sql.rendering_context(
+                conn, invitation["account_id"], invitation["from_account_id"], invitation["profile_id"], invitation["language"]
+            )
+    if invitation is None or context is None:
+        log.info("invitation_not_sendable")
+        async with uow:
+            return
+    email_address = context["email"]
+    template = AccountTemplate(context["subject"], context["body"]) if context["subject"] is not None else None
+    email = render_invitation(
+        invitation["kind"],
+        invitation["language"],
+        {
+            "first_name": invitation["first_name"],
+            "last_name": invitation["last_name"],
+            "email": email_address,
+            "account_name": context["account_name"],
+            "from_account_name": context["from_account_name"],
+            "expires_at": sql.expiry_text(invitation["expires_at"]),
+            **links(settings.link_base_url, token),
+        },
+        template,
+    )
+    outcome = await mailer.send(email_address, email)
+    log.info("invitation_mailed", to=mask_email(email_address), delivered=outcome.delivered, kind=invitation["kind"])
+    async with uow:
+        if outcome.delivered:
+            sent_count = await sql.mark_sent(uow.conn, event.invitation_id, token_hash)
+            if sent_count is not None:
+                uow.emit(
+                    InvitationSent(
+                        invitation_id=event.invitation_id,
+                        account_id=invitation["account_id"],
+                        user_id=invitation["profile_id"],
+                        email=email_address,
+                        kind=invitation["kind"],
+                        expires_at=invitation["expires_at"],
+                        sent_count=sent_count,
+                    )
+                )
+        elif await sql.mark_failed(uow.conn, event.invitation_id, token_hash, outcome.reason or "undeliverable"):
+            uow.emit(
+                InvitationFailed(
+                    invitation_id=event.invitation_id,
+                    account_id=invitation["account_id"],
+                    user_id=invitation["profile_id"],
+                    email=email_address,
+                    reason=outcome.reason or "undeliverable",
+                )
+            )
+
+
+def links(base_url: str, token: str) -> dict[str, str]:
+    separator = "&" if "?" in base_url else "?"
+    return {
+        "link": f"{base_url}{separator}{urlencode({'token': token})}",
+        "accept_link": f"{base_url}{separator}{urlencode({'token': token, 'action': 'accept'})}",
+        "decline_link": f"{base_url}{separator}{urlencode({'token': token, 'action': 'decline'})}",
+    }

@@ -1,0 +1,64 @@
+"""The SQL of the invitation-mailing service."""
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+CLAIM = """
+UPDATE invitations i SET status = 'sending', token_hash = $2,
+       expires_at = now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3 ELSE $4 END)
+FROM memberships m
+WHERE i.invitation_id = $1 AND i.status IN ('issued', 'sending')
+  AND m.membership_id = i.membership_id AND m.status IN ('invited', 'transfer_pending')
+RETURNING i.invitation_id, i.kind, i.expires_at, i.sent_count, i.from_account_id, m.account_id, m.profile_id,
+          m.first_name, m.last_name, m.language
+"""
+
+
+async def claim_for_sending(
+    conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes, welcome_ttl: int, transfer_ttl: int
+) -> asyncpg.Record | None:
+    """Stores a fresh token hash and expiry on an invitation that was not sent yet; None when
+    it was already sent, revoked, or its membership is no longer waiting for it."""
+    return await conn.fetchrow(CLAIM, invitation_id, token_hash, float(welcome_ttl), float(transfer_ttl))
+
+
+async def rendering_context(conn: asyncpg.Connection, account_id: str, from_account_id: str | None, profile_id: UUID, language: str) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "SELECT a.name AS account_name, f.name AS from_account_name, p.email, t.subject, t.body"
+        " FROM accounts a JOIN profiles p ON p.profile_id = $3"
+        " LEFT JOIN accounts f ON f.account_id = $2"
+        " LEFT JOIN welcome_templates t ON t.account_id = a.account_id AND t.language = $4"
+        " WHERE a.account_id = $1",
+        account_id,
+        from_account_id,
+        profile_id,
+        language,
+    )
+
+
+async def mark_sent(conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes) -> int | None:
+    """The new sent_count; None when the invitation changed meanwhile (revoked by a resend or a removal)."""
+    return await conn.fetchval(
+        "UPDATE invitations SET status = 'sent', sent_count = sent_count + 1, sent_at = now()"
+        " WHERE invitation_id = $1 AND status = 'sending' AND token_hash = $2 RETURNING sent_count",
+        invitation_id,
+        token_hash,
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes, reason: str) -> bool:
+    row = await conn.fetchval(
+        "UPDATE invitations SET status = 'failed', failure_reason = $3"
+        " WHERE invitation_id = $1 AND status = 'sending' AND token_hash = $2 RETURNING true",
+        invitation_id,
+        token_hash,
+        reason,
+    )
+    return bool(row)
+
+
+def expiry_text(expires_at: datetime) -> str:
+    return expires_at.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,66 @@
+"""The SQL of the invitation-response service."""
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+
+async def find_by_token_hash(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT i.invitation_id, i.token_hash, m.profile_id FROM invitations i JOIN memberships m USING (membership_id)"
+        " WHERE i.token_hash = $1",
+        token_hash,
+    )
+
+
+async def lock_profile(conn: asyncpg.Connection, profile_id: UUID) -> str:
+    """Every change of a person's memberships locks their profile first: one lock order, and
+    two transfers of one person cannot both see the same home account."""
+    return await conn.fetchval("SELECT email FROM profiles WHERE profile_id = $1 FOR UPDATE", profile_id)
+
+
+async def lock_invitation(conn: asyncpg.Connection, invitation_id: UUID) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "SELECT i.invitation_id, i.kind, i.status, i.expires_at, i.token_hash, m.membership_id, m.account_id,"
+        " m.profile_id, m.status AS membership_status"
+        " FROM invitations i JOIN memberships m USING (membership_id)"
+        " WHERE i.invitation_id = $1 FOR UPDATE OF m, i",
+        invitation_id,
+    )
+
+
+async def close_invitation(conn: asyncpg.Connection, invitation_id: UUID, status: str) -> None:
+    await conn.execute(
+        "UPDATE invitations SET status = $2, responded_at = now(), WHERE invitation_id = $1",
+        invitation_id,
+        status,
+    )
+
+
+async def set_membership_status(conn: asyncpg.Connection, membership_id: UUID, status: str) -> None:
+    await conn.execute(
+        "UPDATE memberships SET status = $2, status_changed_at = now() WHERE membership_id = $1", membership_id, status
+    )
+
+
+async def home_membership(conn: asyncpg.Connection, profile_id: UUID, other_than_account: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT membership_id, account_id FROM memberships"
+        " WHERE profile_id = $1 AND account_id <> $2 AND status = 'active' FOR UPDATE",
+        profile_id,
+        other_than_account,
+    )
+
+
+async def move_assets(conn: asyncpg.Connection, profile_id: UUID, from_account: str, to_account: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        "UPDATE assets SET account_id = $3 WHERE profile_id = $1 AND account_id = $2 RETURNING kind",
+        profile_id,
+        from_account,
+        to_account,
+    )
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["kind"]] = counts.get(row["kind"], 0) + 1
+    return counts

@@ -1,0 +1,1 @@
+"""The AMQP edge and transactional plumbing shared by all four services."""

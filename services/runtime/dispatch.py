@@ -1,0 +1,203 @@
+"""The AMQP edge, written once for all four services: bytes in, one handler call in a unit of
+work, one settle decision (ack, park, or give back) out, and one log line per message."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from contracts.base import Contract, FieldError
+from contracts.events import CommandRejected
+from services.runtime.envelope import Envelope
+from services.runtime.errors import AlreadyProcessed, Rejected, is_transient
+from services.runtime.unit_of_work import UnitOfWork
+
+log = structlog.get_logger()
+
+Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    model: type[Contract]
+    handler: Handler
+
+
+class Settle(Enum):
+    ACK = "ack"
+    PARK = "park"  # reject without requeue: dead-lettered to the parking queue
+    RETRY = "retry"  # reject with requeue: counts toward the delivery limit
+    LATER = "later"  # nack with requeue: a transient fault outlasted the in-process retries
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        service: str,
+        routes: Mapping[str, Route],
+        pool: asyncpg.Pool,
+        *,
+        delivery_limit: int,
+        transient_attempts: int,
+        transient_backoff_max: float,
+    ) -> None:
+        self.service = service
+        self._routes = routes
+        self._pool = pool
+        self._delivery_limit = delivery_limit
+        self._transient_attempts = transient_attempts
+        self._transient_backoff_max = transient_backoff_max
+        self._in_hand: set[asyncio.Task[None]] = set()
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_hand.add(task)
+        try:
+            await self._process(message)
+        finally:
+            self._in_hand.discard(task)
+
+    async def drain(self, timeout: float) -> bool:
+        """Waits for the messages in hand; True when all finished in time."""
+        pending = set(self._in_hand)
+        if not pending:
+            return True
+        done, not_done = await asyncio.wait(pending, timeout=timeout)
+        return not not_done
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        envelope = Envelope.of(message)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            service=self.service,
+            routing_key=envelope.routing_key,
+            message_id=envelope.message_id,
+            correlation_id=envelope.correlation_id,
+        )
+        started = time.perf_counter()
+        try:
+            settle, outcome = await self._decide(envelope)
+        except asyncio.CancelledError:
+            log.warning("message_interrupted")
+            raise
+        await self._settle(message, settle, envelope)
+        log.info(
+            "message_handled",
+            outcome=outcome,
+            settle=settle.value,
+            delivery_count=envelope.delivery_count,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+    async def _decide(self, envelope: Envelope) -> tuple[Settle, str]:
+        if envelope.delivery_count >= self._delivery_limit:
+            return Settle.PARK, "delivery_limit_reached"
+        route = self._routes.get(envelope.routing_key)
+        if route is None:
+            return await self._refuse(envelope, Rejected("unknown_type", f"no handler for {envelope.routing_key!r}"))
+        if not envelope.message_id:
+            return await self._refuse(envelope, Rejected("missing_message_id", "the message_id property is required"))
+        try:
+            payload = json.loads(envelope.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return await self._refuse(envelope, Rejected("malformed_json", f"the body is not JSON: {error}"))
+        try:
+            command = route.model.model_validate(payload)
+        except ValidationError as error:
+            return await self._refuse(envelope, schema_rejection(error))
+        try:
+            await self._with_transient_retries(lambda: self._run_handler(route, command, envelope))
+            return Settle.ACK, "done"
+        except AlreadyProcessed:
+            return Settle.ACK, "duplicate"
+        except Rejected as rejection:
+            settle, _ = await self._refuse(envelope, rejection, park=False)
+            return settle, f"rejected:{rejection.reason}"
+        except Exception as error:  # noqa: BLE001 - every fault ends in a settle decision
+            if is_transient(error):
+                log.warning("transient_fault_outlasted_retries", error=repr(error))
+                return Settle.LATER, "transient_fault"
+            log.exception("handler_failed")
+            await asyncio.sleep(min(0.1 * 2**envelope.delivery_count, 5.0))
+            return Settle.RETRY, "handler_failed"
+
+    async def _run_handler(self, route: Route, command: Contract, envelope: Envelope) -> None:
+        uow = UnitOfWork(self._pool, self.service, envelope)
+        await route.handler(command, uow)
+        if not uow.committed:
+            raise RuntimeError(f"{route.handler.__name__} returned without committing its unit of work")
+
+    async def _refuse(self, envelope: Envelope, rejection: Rejected, *, park: bool = True) -> tuple[Settle, str]:
+        """Publishes `command.rejected` (recorded in the inbox, so once per message_id)."""
+        event = CommandRejected(
+            command_id=envelope.message_id,
+            type=envelope.routing_key or None,
+            reason=rejection.reason,
+            message=rejection.message,
+            errors=rejection.errors,
+        )
+        log.info("message_refused", reason=rejection.reason)
+        claimable = envelope if envelope.message_id else _with_id(envelope, f"unidentified:{id(envelope)}:{time.time_ns()}")
+
+        async def write() -> None:
+            async with UnitOfWork(self._pool, self.service, claimable) as uow:
+                uow.emit(event)
+
+        try:
+            await self._with_transient_retries(write)
+        except AlreadyProcessed:
+            pass
+        except Exception as error:  # noqa: BLE001
+            log.warning("refusal_not_recorded", error=repr(error))
+            return Settle.LATER, "transient_fault"
+        return (Settle.PARK if park else Settle.ACK), f"refused:{rejection.reason}"
+
+    async def _with_transient_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        async for retry in AsyncRetrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self._transient_attempts),
+            wait=wait_exponential_jitter(initial=0.1, max=self._transient_backoff_max),
+            reraise=True,
+        ):
+            with retry:
+                await attempt()
+
+    async def _settle(self, message: AbstractIncomingMessage, settle: Settle, envelope: Envelope) -> None:
+        try:
+            if settle is Settle.ACK:
+                await message.ack()
+            elif settle is Settle.PARK:
+                await message.reject(requeue=False)
+            elif settle is Settle.RETRY:
+                await message.reject(requeue=True)
+            else:
+                await message.nack(requeue=True)
+        except Exception as error:  # noqa: BLE001
+            # The channel this came on is gone: the broker redelivers, and the inbox absorbs it.
+            log.info("settle_failed_channel_gone", settle=settle.value, error=repr(error))
+
+
+def schema_rejection(error: ValidationError) -> Rejected:
+    errors = [
+        FieldError(field=".".join(str(p) for p in item["loc"]) or "body", code=item["type"], message=item["msg"])
+        for item in error.errors(include_url=False)
+    ]
+    fields = ", ".join(e.field for e in errors)
+    return Rejected("schema_invalid", f"the message does not match its schema ({fields})", errors)
+
+
+def _with_id(envelope: Envelope, message_id: str) -> Envelope:
+    return Envelope(
+        envelope.routing_key, envelope.body, message_id, envelope.correlation_id, envelope.reply_to, envelope.delivery_count
+    )

@@ -1,0 +1,45 @@
+"""Exceptions that steer the runtime's ack, retry and dead-letter decisions."""
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from contracts.base import FieldError
+
+
+class AlreadyProcessed(Exception):
+    """The inbox already holds this (service, message_id): the message has had its effect."""
+
+
+class Rejected(Exception):
+    """A well-formed message that userprov refuses as a whole: answered with `command.rejected`."""
+
+    def __init__(self, reason: str, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+        self.errors = errors or []
+
+
+class TransientError(Exception):
+    """A fault that may pass by itself (a dependency briefly unavailable)."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientError,
+    ConnectionError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_ERRORS)

@@ -1,0 +1,49 @@
+"""Settings from the environment (`USERPROV_*`), with working local defaults."""
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="USERPROV_", frozen=True)
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/userprov"
+    database_pool_size: int = Field(default=10, ge=1)
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    smtp_sender: str = "GoTo Admin <no-reply@userprov.example.com>"
+    smtp_attempts: int = Field(default=5, ge=1, description="Tries on a temporary SMTP failure before giving up.")
+    smtp_backoff_seconds: float = Field(default=0.5, ge=0)
+    smtp_backoff_max_seconds: float = Field(default=8.0, ge=0)
+
+    link_base_url: str = "http://127.0.0.1:8080/invitation"
+    welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    transfer_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    resend_cooldown_seconds: int = Field(default=60, ge=0)
+
+    prefetch_user_creation: int = Field(default=4, ge=1)
+    prefetch_account_lookup: int = Field(default=16, ge=1)
+    prefetch_invitation_mailing: int = Field(default=32, ge=1)
+    prefetch_invitation_response: int = Field(default=16, ge=1)
+
+    delivery_limit: int = Field(default=20, ge=1, description="Deliveries before a message is parked.")
+    transient_attempts: int = Field(default=6, ge=1, description="In-process tries on a transient fault.")
+    transient_backoff_max_seconds: float = Field(default=5.0, ge=0)
+    reconnect_backoff_max_seconds: float = Field(default=5.0, ge=0)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships per account-lookup message.")
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON logs; by default when stderr is not a TTY.")
+
+    def prefetch(self, service: str) -> int:
+        return int(getattr(self, "prefetch_" + service.replace("-", "_")))

@@ -1,0 +1,78 @@
+"""Handlers of the user-creation service: accounts.upsert, users.add, users.remove."""
+from __future__ import annotations
+
+from contracts.base import FieldError
+from contracts.commands import AccountsUpsert, UsersAdd
+from contracts.events import AccountUpserted, MembershipsCreated, UsersAddCompleted
+from services.invitation_mailing.rendering import template_errors
+from services.languages import SUPPORTED_LANGUAGES
+from services.permissions import authorize
+from services.runtime.errors import Rejected
+from services.runtime.unit_of_work import UnitOfWork
+from services.user_creation import sql
+from services.user_creation.plan import MAX_ROWS, candidates_of, plan_rows, with_user_ids
+from services.user_creation.validation import ValidRow, validate_rows
+
+
+async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork) -> None:
+    errors = [
+        FieldError(field=f"welcome_templates.{language}.{part}", code="invalid_template", message=problem)
+        for language, template in cmd.welcome_templates.items()
+        for part, problem in template_errors(template.subject, template.body).items()
+    ]
+    errors += [
+        FieldError(field=f"welcome_templates.{language}", code="unsupported_language", message=f"{language!r} is not supported.")
+        for language in cmd.welcome_templates
+        if language not in SUPPORTED_LANGUAGES
+    ]
+    if errors:
+        raise Rejected("invalid_template", "Some welcome templates cannot be used.", errors)
+    async with uow:
+        await sql.lock_account(uow.conn, cmd.account_id)
+        in_use = await sql.seats_in_use(uow.conn, cmd.account_id)
+        too_low = [
+            FieldError(
+                field=f"licences.{product}",
+                code="below_seats_in_use",
+                message=f"{used} seats of {product} are in use; cannot lower to {cmd.licences.get(product, 0)}.",
+            )
+            for product, used in sorted(in_use.items())
+            if used > cmd.licences.get(product, 0)
+        ]
+        if too_low:
+            raise Rejected("seats_in_use", "Licences cannot go below the seats in use.", too_low)
+        await sql.upsert_account(uow.conn, cmd)
+        uow.emit(AccountUpserted(account_id=cmd.account_id))
+
+
+async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -> None:
+    candidates = candidates_of(cmd)
+    if not candidates:
+        raise Rejected("no_users", "The command names no one to add.")
+    if len(candidates) > MAX_ROWS:
+        raise Rejected("too_many_rows", f"{len(candidates)} rows; at most {MAX_ROWS} per command.")
+    if cmd.language not in SUPPORTED_LANGUAGES:
+        raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
+    checked = validate_rows(candidates)
+    async with uow:
+        conn = uow.conn
+        account = await sql.lock_account(conn, cmd.account_id)
+        if account is None:
+            raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+        await authorize(conn, cmd.account_id, cmd.requested_by, cmd.role)
+        if cmd.group is not None and cmd.group not in account["groups"]:
+            raise Rejected("unknown_group", f"The account has no user group {cmd.group!r}.")
+        if cmd.settings_template is not None and cmd.settings_template not in account["settings_templates"]:
+            raise Rejected("unknown_settings_template", f"The account has no settings template {cmd.settings_template!r}.")
+        products = sorted(set(cmd.products))
+        free = await sql.free_seats(conn, cmd.account_id, products)
+        unknown = [p for p in products if p not in free]
+        if unknown:
+            raise Rejected("unknown_product", f"The account holds no licences for {', '.join(unknown)}.")
+        members = await sql.current_members(conn, cmd.account_id, [r.email for r in checked if isinstance(r, ValidRow)])
+        plan = plan_rows(checked, members, min(free.values()) if free else None)
+        user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id)
+        uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
+        for start in range(0, len(membership_ids), lookup_chunk_size):
+            chunk = membership_ids[start : start + lookup_chunk_size]
+            uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))

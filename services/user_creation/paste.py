@@ -1,0 +1,51 @@
+"""Parses a pasted list of people: `first last... email` entries separated by `;` or newlines."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from contracts.base import FieldError
+
+ENTRY_SEPARATORS = re.compile(r"[;\r\n]")
+
+
+@dataclass(frozen=True)
+class PastedEntry:
+    first_name: str
+    last_name: str
+    email: str
+    errors: tuple[FieldError, ...] = ()
+
+
+def parse_pasted(text: str) -> list[PastedEntry]:
+    """One entry per non-blank piece, in input order.
+
+    Tabs mean a spreadsheet row: exactly three fields, so names may hold spaces. Otherwise
+    the first word is the first name, the last word the email, and the words between the
+    last name."""
+    entries = []
+    for piece in ENTRY_SEPARATORS.split(text):
+        if not piece.strip():
+            continue
+        entries.append(_parse_entry(piece))
+    return entries
+
+
+def _parse_entry(piece: str) -> PastedEntry:
+    if "\t" in piece:
+        fields = [f.strip() for f in piece.strip().split("\t")]
+        if len(fields) == 3:
+            return PastedEntry(*fields)
+        return PastedEntry("", "", _email_guess(fields), (_format_error(f"{len(fields)} tab-separated fields, expected 3"),))
+    words = piece.split()
+    if len(words) >= 3:
+        return PastedEntry(words[0], " ".join(words[1:-1]), words[-1])
+    return PastedEntry("", "", _email_guess(words), (_format_error(f"{len(words)} word(s), expected 'first last email'"),))
+
+
+def _email_guess(parts: list[str]) -> str:
+    return next((p for p in reversed(parts) if "@" in p), "")
+
+
+def _format_error(detail: str) -> FieldError:
+    return FieldError(field="pasted", code="entry_format", message=f"Cannot read this entry: {detail}.")
