@@ -8,7 +8,7 @@ import asyncpg
 
 CLAIM = """
 UPDATE invitations i SET status = 'sending', token_hash = $2,
-       expires_at = now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3 ELSE $4 END)
+       expires_at = now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3::float8 ELSE $4::float8 END)
 FROM memberships m
 WHERE i.invitation_id = $1 AND i.status IN ('issued', 'sending')
   AND m.membership_id = i.membership_id AND m.status IN ('invited', 'transfer_pending')

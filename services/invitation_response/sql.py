@@ -32,7 +32,7 @@ async def lock_invitation(conn: asyncpg.Connection, invitation_id: UUID) -> asyn
 
 async def close_invitation(conn: asyncpg.Connection, invitation_id: UUID, status: str) -> None:
     await conn.execute(
-        "UPDATE invitations SET status = $2, responded_at = now(), WHERE invitation_id = $1",
+        "UPDATE invitations SET status = $2, responded_at = now() WHERE invitation_id = $1",
         invitation_id,
         status,
     )

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contracts import routing
+from services.db.connection import drop_database
+from services.db.migrate import migrate
+from tests.support.bus import TestBus
+from tests.support.infra import Infra, create_infra, drop_vhost
+from tests.support.smtp import RecordingSmtpServer
+from tests.support.wait import eventually
+from tests.support.workers import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[RecordingSmtpServer]:
+    server = RecordingSmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def infra() -> AsyncIterator[Infra]:
+    infra = create_infra()
+    await migrate(infra.database_url)
+    yield infra
+    drop_vhost(infra.vhost)
+    await drop_database(infra.database_url)
+
+
+@pytest.fixture(scope="session")
+def worker_env(infra: Infra, smtp: RecordingSmtpServer) -> dict[str, str]:
+    return {
+        "USERPROV_AMQP_URL": infra.amqp_url,
+        "USERPROV_DATABASE_URL": infra.database_url,
+        "USERPROV_SMTP_PORT": str(smtp.port),
+        "USERPROV_LINK_BASE_URL": "https://links.example.com/invitation",
+        "USERPROV_SMTP_BACKOFF_SECONDS": "0.05",
+        "USERPROV_SMTP_BACKOFF_MAX_SECONDS": "0.2",
+        "USERPROV_SMTP_ATTEMPTS": "3",
+        "USERPROV_DELIVERY_LIMIT": "5",
+        "USERPROV_RESEND_COOLDOWN_SECONDS": "1",
+        "USERPROV_DATABASE_POOL_SIZE": "8",
+        "USERPROV_LOG_JSON": "true",
+        "USERPROV_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def workers(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WorkerProcess]]:
+    """Two processes running all four services, sharing the queues."""
+    log_dir: Path = tmp_path_factory.mktemp("worker-logs")
+    processes = [WorkerProcess(name, routing.SERVICES, worker_env, log_dir) for name in ("a", "b")]
+    for process in processes:
+        process.start()
+    yield processes
+    for process in processes:
+        if process.running:
+            assert process.terminate() == 0, f"worker {process.name} did not exit cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="session")
+async def bus(infra: Infra, workers: list[WorkerProcess]) -> AsyncIterator[TestBus]:
+    bus = TestBus(infra.amqp_url)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def address(local: str) -> str:
+    return f"{local}.{uuid.uuid4().hex[:8]}@example.com"
+
+
+@pytest.fixture
+async def account(bus: TestBus) -> Any:
+    """Creates accounts through `accounts.upsert` and waits until they exist."""
+
+    async def create(licences: dict[str, int] | None = None, **fields: Any) -> str:
+        account_id = fields.pop("account_id", None) or unique("acct")
+        body = {
+            "account_id": account_id,
+            "name": fields.pop("name", f"Account {account_id}"),
+            "licences": licences if licences is not None else {"gotomeeting": 50},
+            **fields,
+        }
+        message_id = await bus.publish(routing.ACCOUNTS_UPSERT, body)
+        await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), what="account.upserted")
+        assert not bus.find(routing.COMMAND_REJECTED, command_id=message_id)
+        return account_id
+
+    return create

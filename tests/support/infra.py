@@ -1,0 +1,40 @@
+"""A fresh PostgreSQL database and a fresh RabbitMQ vhost per test session."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Infra:
+    database_url: str
+    amqp_url: str
+    vhost: str
+
+
+def rabbitmqctl(*args: str) -> str:
+    executable = shutil.which("rabbitmqctl")
+    if executable is None:
+        raise RuntimeError("rabbitmqctl is needed to create the test vhost")
+    done = subprocess.run([executable, *args], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def create_infra(pg_base: str = "postgresql://postgres@127.0.0.1:5432", amqp_base: str = "amqp://guest:guest@127.0.0.1:5672") -> Infra:
+    suffix = uuid.uuid4().hex[:10]
+    vhost = f"userprov_test_{suffix}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    return Infra(f"{pg_base}/userprov_test_{suffix}", f"{amqp_base}/{vhost}", vhost)
+
+
+def close_connections(vhost: str) -> None:
+    rabbitmqctl("close_all_connections", "-p", vhost, "closed by a test")
+
+
+def drop_vhost(vhost: str) -> None:
+    rabbitmqctl("delete_vhost", vhost)

@@ -1,0 +1,85 @@
+"""A real SMTP server for tests (aiosmtpd), recording what it accepts.
+
+Recipients steer its answers: a local part starting with `tempfail` is answered 451 on the
+first try and accepted after; `reject` is answered 550 every time."""
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass(frozen=True)
+class ReceivedEmail:
+    to: str
+    message: EmailMessage
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    def part(self, subtype: str) -> str:
+        part = self.message.get_body(preferencelist=(subtype,))
+        assert part is not None, f"no text/{subtype} part"
+        return part.get_content()
+
+    @property
+    def text(self) -> str:
+        return self.part("plain")
+
+
+class RecordingHandler:
+    def __init__(self) -> None:
+        self.received: list[ReceivedEmail] = []
+        self.refusals: list[tuple[str, int]] = []
+        self._seen_tempfail: set[str] = set()
+        self._lock = threading.Lock()
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+        local = address.split("@", 1)[0].lower()
+        with self._lock:
+            if local.startswith("reject"):
+                self.refusals.append((address, 550))
+                return "550 5.1.1 mailbox unavailable"
+            if local.startswith("tempfail") and address not in self._seen_tempfail:
+                self._seen_tempfail.add(address)
+                self.refusals.append((address, 451))
+                return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        with self._lock:
+            for rcpt in envelope.rcpt_tos:
+                self.received.append(ReceivedEmail(rcpt.lower(), message))  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[ReceivedEmail]:
+        with self._lock:
+            return [r for r in self.received if r.to == address.lower()]
+
+
+class RecordingSmtpServer:
+    def __init__(self) -> None:
+        self.handler = RecordingHandler()
+        self.port = _free_port()
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

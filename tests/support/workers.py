@@ -1,0 +1,73 @@
+"""Real worker processes (`userprov run ...`) for integration tests."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+class WorkerProcess:
+    def __init__(self, name: str, services: Sequence[str], env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.services = list(services)
+        self._env = dict(env)
+        self._log_path = log_dir / f"worker-{name}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def start(self, ready_timeout: float = 30.0) -> None:
+        self._lines = []
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "services", "run", *self.services],
+            env={**os.environ, **self._env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        threading.Thread(target=self._pump, args=(self._process,), daemon=True).start()
+        self.wait_for_log('"broker_connected"', ready_timeout)
+
+    def _pump(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stderr is not None
+        with self._log_path.open("ab") as log:
+            for raw in process.stderr:
+                log.write(raw)
+                log.flush()
+                with self._lock:
+                    self._lines.append(raw.decode("utf-8", "replace"))
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def count_log(self, needle: str) -> int:
+        return sum(needle in line for line in self.lines())
+
+    def wait_for_log(self, needle: str, timeout: float, at_least: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count_log(needle) < at_least:
+            if self._process is not None and self._process.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited with {self._process.returncode}: {self.lines()[-20:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {self.name}: no {needle} within {timeout}s: {self.lines()[-20:]}")
+            time.sleep(0.05)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> None:
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self._process is not None
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+        return self._process.wait(timeout)
