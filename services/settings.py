@@ -9,7 +9,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="USERPROV_", frozen=True)
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/userprov"
+    database_url: str = "postgresql://postgres:postgres@127.0.0.1:5432/userprov"
     database_pool_size: int = Field(default=10, ge=1)
 
     smtp_host: str = "127.0.0.1"

@@ -42,7 +42,9 @@ class Mailer:
                 retry=retry_if_exception(lambda e: isinstance(e, TemporarySmtpFailure)),
                 stop=stop_after_attempt(self._settings.smtp_attempts),
                 wait=wait_exponential_jitter(
-                    initial=self._settings.smtp_backoff_seconds, max=self._settings.smtp_backoff_max_seconds
+                    multiplier=self._settings.smtp_backoff_seconds,
+                    max=self._settings.smtp_backoff_max_seconds,
+                    jitter=self._settings.smtp_backoff_seconds,
                 ),
                 reraise=True,
             ):

@@ -6,6 +6,7 @@ and "consuming" the same state."""
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class ConsumerSpec:
 
 class BrokerSession:
     def __init__(self, url: str, consumers: Sequence[ConsumerSpec], delivery_limit: int, backoff_max: float) -> None:
+        self.name = ",".join(spec.service for spec in consumers) or "publisher"
         self._url = url
         self._consumers = consumers
         self._delivery_limit = delivery_limit
@@ -72,7 +74,9 @@ class BrokerSession:
 
     async def _connect(self) -> None:
         self._lost.clear()
-        connection = await aio_pika.connect(self._url, timeout=10)
+        connection = await aio_pika.connect(
+            self._url, timeout=10, client_properties={"connection_name": f"userprov {self.name} pid={os.getpid()}"}
+        )
         self._connection = connection
         connection.close_callbacks.add(self._on_lost)
         self._publisher = await connection.channel(publisher_confirms=True)

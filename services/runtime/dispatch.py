@@ -167,7 +167,7 @@ class Dispatcher:
         async for retry in AsyncRetrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self._transient_attempts),
-            wait=wait_exponential_jitter(initial=0.1, max=self._transient_backoff_max),
+            wait=wait_exponential_jitter(multiplier=0.1, max=self._transient_backoff_max, jitter=0.1),
             reraise=True,
         ):
             with retry:

@@ -10,6 +10,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
+from pamqp.commands import Basic
+
 from contracts import routing
 from contracts.registry import exchange_of
 
@@ -73,7 +75,13 @@ class TestBus:
         assert self._channel is not None
         if message_id == "auto":
             message_id = str(uuid.uuid4())
-        target = await self._channel.get_exchange(exchange or exchange_of(routing_key), ensure=False)
+        exchange = exchange or exchange_of(routing_key)
+        if message_id is None:  # aio-pika would invent one: go one level down to send none at all
+            underlay = await self._channel.get_underlay_channel()
+            properties = Basic.Properties(content_type="application/json", correlation_id=correlation_id, reply_to=reply_to)
+            await underlay.basic_publish(body, exchange=exchange, routing_key=routing_key, properties=properties)
+            return None
+        target = await self._channel.get_exchange(exchange, ensure=False)
         await target.publish(
             aio_pika.Message(
                 body,

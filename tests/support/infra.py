@@ -1,6 +1,7 @@
 """A fresh PostgreSQL database and a fresh RabbitMQ vhost per test session."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import uuid
@@ -24,7 +25,7 @@ def rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
-def create_infra(pg_base: str = "postgresql://postgres@127.0.0.1:5432", amqp_base: str = "amqp://guest:guest@127.0.0.1:5672") -> Infra:
+def create_infra(pg_base: str = "postgresql://postgres:postgres@127.0.0.1:5432", amqp_base: str = "amqp://guest:guest@127.0.0.1:5672") -> Infra:
     suffix = uuid.uuid4().hex[:10]
     vhost = f"userprov_test_{suffix}"
     rabbitmqctl("add_vhost", vhost)
@@ -38,3 +39,24 @@ def close_connections(vhost: str) -> None:
 
 def drop_vhost(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost)
+
+
+def close_connections_named(vhost: str, prefix: str) -> int:
+    """Closes the vhost's connections whose client-given name starts with `prefix`; returns how many."""
+    closed = 0
+    for line in rabbitmqctl("list_connections", "-p", vhost, "-s", "pid", "client_properties").splitlines():
+        pid, _, properties = line.partition("\t")
+        if f'{{"connection_name","{prefix}' in properties:
+            rabbitmqctl("close_connection", pid.strip(), "closed by a test")
+            closed += 1
+    return closed
+
+
+def consumer_counts(vhost: str) -> dict[str, int]:
+    listed = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "consumers"))
+    return {q["name"]: int(q["consumers"]) for q in listed}
+
+
+def message_counts(vhost: str) -> dict[str, int]:
+    listed = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "messages"))
+    return {q["name"]: int(q["messages"]) for q in listed}

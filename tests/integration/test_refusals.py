@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from contracts import routing
+from services.catalog import ROUTES
+from services.runtime.dispatch import Dispatcher, Settle
+from services.runtime.envelope import Envelope
+from services.settings import Settings
+from tests.integration.conftest import address
+from tests.support.bus import TestBus
+from tests.support.flows import add_users
+from tests.support.infra import Infra, message_counts
+from tests.support.wait import eventually
+
+
+class TestMalformedMessages:
+    """A malformed message gets `command.rejected`, is parked, and the worker carries on."""
+
+    async def test_malformed_json_is_parked_and_work_goes_on(self, bus: TestBus, infra: Infra, account) -> None:
+        message_id = await bus.publish_raw(routing.USERS_ADD, b"{not json", correlation_id="corr-malformed")
+        rejected = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
+        assert rejected[0].body["reason"] == "malformed_json"
+        assert rejected[0].body["type"] == routing.USERS_ADD
+        assert rejected[0].correlation_id == "corr-malformed"
+        await eventually(lambda: message_counts(infra.vhost).get("userprov.user-creation.parked", 0) >= 1)
+        account_id = await account()
+        done = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Still", "last_name": "Working", "email": address("ok")}]})
+        assert done.routing_key == routing.USERS_ADD_COMPLETED
+
+    async def test_schema_error_names_the_fields(self, bus: TestBus) -> None:
+        message_id = await bus.publish(routing.USERS_ADD, {"users": "nobody", "role": "owner"})
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
+        assert rejected.body["reason"] == "schema_invalid"
+        fields = {e["field"] for e in rejected.body["errors"]}
+        assert {"account_id", "users", "role"} <= fields
+
+    async def test_missing_message_id(self, db: asyncpg.Pool, bus: TestBus) -> None:
+        """aio-pika always sets a message_id, so this drives the shared edge directly, on the real database."""
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, ROUTES[routing.ACCOUNT_LOOKUP](Settings()), db,
+                                delivery_limit=5, transient_attempts=2, transient_backoff_max=0.1)
+        envelope = Envelope(routing.ACCOUNTS_GET, b'{"account_id": "x"}', None, "corr-no-id", None, 0)
+        settle, outcome = await dispatcher._decide(envelope)
+        assert (settle, outcome) == (Settle.PARK, "refused:missing_message_id")
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, correlation_id="corr-no-id"))
+        assert rejected.body["reason"] == "missing_message_id"
+        assert rejected.body["command_id"] is None
+
+
+class TestCommandLevelFaults:
+    """Faults of the whole command reject it with a reason and change nothing."""
+
+    @pytest.mark.parametrize(
+        ("change", "reason"),
+        [
+            ({"account_id": "no-such-account"}, "unknown_account"),
+            ({"group": "no-such-group"}, "unknown_group"),
+            ({"settings_template": "nope"}, "unknown_settings_template"),
+            ({"products": ["gotowebinar"]}, "unknown_product"),
+            ({"language": "xx"}, "unsupported_language"),
+            ({"requested_by": "stranger@example.com"}, "forbidden"),
+            ({"users": [], "pasted": " ; \n "}, "no_users"),
+        ],
+    )
+    async def test_rejected(self, bus: TestBus, db: asyncpg.Pool, account, change: dict, reason: str) -> None:
+        account_id = await account({"gotomeeting": 3}, groups=["sales"], settings_templates=["default"])
+        body = {"account_id": account_id, "users": [{"first_name": "No", "last_name": "Body", "email": address("nb")}], "products": ["gotomeeting"], **change}
+        outcome = await add_users(bus, body)
+        assert outcome.routing_key == routing.COMMAND_REJECTED
+        assert outcome.body["reason"] == reason
+        assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", account_id) == 0
+
+    async def test_roles_decide_who_may_add(self, bus: TestBus, smtp, account) -> None:
+        from tests.support.flows import emails_to, tokens_in
+
+        account_id = await account({"gotomeeting": 10})
+        admin, manager = address("admin"), address("manager")
+        for email, role in ((admin, "admin"), (manager, "manager")):
+            await add_users(bus, {"account_id": account_id, "role": role, "users": [{"first_name": "R", "last_name": role, "email": email}]})
+            [mail] = await emails_to(smtp, email)
+            await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(mail)["link"]})
+            await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=email))
+
+        def row(local: str) -> list[dict]:
+            return [{"first_name": "New", "last_name": "Person", "email": address(local)}]
+
+        by_manager_plain = await add_users(bus, {"account_id": account_id, "requested_by": manager.upper(), "users": row("p1")})
+        assert by_manager_plain.body["results"][0]["outcome"] == "accepted"
+        by_manager_admin = await add_users(bus, {"account_id": account_id, "requested_by": manager, "role": "admin", "users": row("p2")})
+        assert by_manager_admin.body["reason"] == "forbidden"
+        by_admin_admin = await add_users(bus, {"account_id": account_id, "requested_by": admin, "role": "admin", "users": row("p3")})
+        assert by_admin_admin.body["results"][0]["outcome"] == "accepted"
+        other = await account()
+        from_elsewhere = await add_users(bus, {"account_id": other, "requested_by": admin, "users": row("p4")})
+        assert from_elsewhere.body["reason"] == "forbidden"
+
+    async def test_lowering_licences_below_use_is_refused(self, bus: TestBus, account) -> None:
+        account_id = await account({"gotomeeting": 3})
+        await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"], "users": [
+            {"first_name": "S", "last_name": str(n), "email": address(f"seat{n}")} for n in range(2)]})
+        message_id = await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": "x", "licences": {"gotomeeting": 1}})
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
+        assert rejected.body["reason"] == "seats_in_use"
+        assert rejected.body["errors"][0]["field"] == "licences.gotomeeting"
