@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from contracts import routing
+from tests.integration.conftest import address
+from tests.support.bus import TestBus
+from tests.support.flows import add_users, emails_to, tokens_in
+from tests.support.smtp import RecordingSmtpServer
+from tests.support.wait import eventually
+
+
+class TestEmailLanguageAndTemplates:
+    """Emails use the account's template for the language, else the built-in one, else English; sandboxed."""
+
+    async def test_language_fallbacks_and_sandbox(self, bus: TestBus, smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account(
+            name="Société Exemple",
+            welcome_templates={
+                "fr": {"subject": "Bienvenue chez {{ account_name }}", "body": "Salut {{ first_name }} ! {{ link }}"},
+                "it": {"subject": "{{ ''.__class__.__mro__ }}", "body": "{{ cycler.__init__.__globals__ }} {{ link }}"},
+            },
+        )
+        fr, it, de, ja = address("fr"), address("it"), address("de"), address("ja")
+        for email, language in ((fr, "fr"), (it, "it"), (de, "de"), (ja, "ja")):
+            await add_users(bus, {"account_id": account_id, "language": language, "users": [{"first_name": "Ünï", "last_name": "Côdé", "email": email}]})
+
+        [french] = await emails_to(smtp, fr)
+        assert french.subject == "Bienvenue chez Société Exemple"
+        assert french.text.startswith("Salut Ünï !")
+        assert "link" in tokens_in(french)
+
+        [italian] = await emails_to(smtp, it)  # the sandbox refused the template: the built-in one is used
+        assert "object" not in italian.subject and "class" not in italian.subject and "globals" not in italian.text
+        assert italian.subject == "Société Exemple ti invita a unirti a GoTo"
+        assert "link" in tokens_in(italian)
+
+        [german] = await emails_to(smtp, de)
+        assert "Passwort" in german.text and german.subject.endswith("lädt Sie zu GoTo ein")
+        [japanese] = await emails_to(smtp, ja)
+        assert "パスワード" in japanese.text
+        await eventually(lambda: len(bus.find(routing.INVITATION_SENT, account_id=account_id)) == 4)
+
+    async def test_broken_account_template_falls_back(self, bus: TestBus, smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account(welcome_templates={"en": {"subject": "Hi", "body": "{{ 1 / 0 }} {{ link }}"}})
+        person = address("broken-template")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "B", "last_name": "T", "email": person}]})
+        [email] = await emails_to(smtp, person)
+        assert "create your password" in email.text
+        assert "link" in tokens_in(email)
+
+    async def test_template_with_bad_syntax_is_refused_at_upsert(self, bus: TestBus) -> None:
+        message_id = await bus.publish(routing.ACCOUNTS_UPSERT, {
+            "account_id": "bad-template", "name": "x", "welcome_templates": {"en": {"subject": "ok", "body": "{% for %}"}}})
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
+        assert rejected.body["reason"] == "invalid_template"
+        assert rejected.body["errors"][0]["field"] == "welcome_templates.en.body"
