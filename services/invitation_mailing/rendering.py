@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 import structlog
-from jinja2 import TemplateError, Undefined
+from jinja2 import TemplateError, Undefined, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from services.languages import DEFAULT_LANGUAGE
@@ -40,16 +40,22 @@ def template_errors(subject: str, body: str) -> dict[str, str]:
     problems = {}
     for part, source in (("subject", subject), ("body", body)):
         try:
-            _environment.parse(source)
+            parsed = _environment.parse(source)
         except TemplateError as error:
             problems[part] = f"line {getattr(error, 'lineno', '?')}: {error.message}"
+            continue
+        if part == "body" and "link" not in meta.find_undeclared_variables(parsed):
+            problems[part] = "the body must contain {{ link }}"
     return problems
 
 
 def render_invitation(kind: str, language: str, context: dict[str, Any], account_template: AccountTemplate | None) -> RenderedEmail:
     if account_template is not None and kind == "welcome":
         try:
-            return _assemble(_render(account_template.subject, context), _render(account_template.body, context))
+            body = _render(account_template.body, context)
+            if context["link"] in body:
+                return _assemble(_render(account_template.subject, context), body)
+            log.warning("account_template_unusable", error_type="link_missing")
         except Exception as error:  # noqa: BLE001 - a bad account template must never stop the worker
             log.warning("account_template_unusable", error_type=type(error).__name__)
     subject, body = builtin_template(kind, language)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from contracts import registry, routing
+from contracts.commands import UsersAdd
+from contracts.schema_export import rendered_files
+from services.catalog import ROUTES
+from services.settings import Settings
+
+
+class TestContracts:
+    """The models are strict and frozen, the generated schemas are current, and routes match bindings."""
+
+    def test_generated_files_are_current(self) -> None:
+        stale = [str(p) for p, text in rendered_files().items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        assert not stale, f"run `python -m contracts.schema_export`: stale {stale}"
+
+    def test_unknown_fields_are_refused(self) -> None:
+        with pytest.raises(ValidationError):
+            UsersAdd(account_id="a", surprise=1)
+
+    def test_frozen(self) -> None:
+        command = UsersAdd(account_id="a")
+        with pytest.raises(ValidationError):
+            command.account_id = "b"  # type: ignore[misc]
+
+    def test_every_bound_routing_key_has_a_handler_and_back(self) -> None:
+        settings = Settings()
+        for service, bindings in routing.SUBSCRIPTIONS.items():
+            assert {key for _, key in bindings} == set(ROUTES[service](settings)), service
+
+    def test_every_routing_key_has_a_model_on_its_exchange(self) -> None:
+        for service, bindings in routing.SUBSCRIPTIONS.items():
+            for exchange, key in bindings:
+                assert registry.model_of(key) is not None
+                assert registry.exchange_of(key) == exchange

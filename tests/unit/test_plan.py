@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import uuid
+
+from contracts.commands import UsersAdd
+from services.user_creation.plan import candidates_of, plan_rows
+from services.user_creation.validation import validate_rows
+
+
+class TestPlan:
+    """Row numbering, already-members and all-or-nothing seats per row."""
+
+    def test_structured_rows_are_numbered_before_pasted_ones(self) -> None:
+        command = UsersAdd(
+            account_id="a",
+            users=[{"first_name": "S", "last_name": "One", "email": "s1@example.com"}],
+            pasted="P One p1@example.com; P Two p2@example.com",
+        )
+        assert [(c.row, c.email) for c in candidates_of(command)] == [(1, "s1@example.com"), (2, "p1@example.com"), (3, "p2@example.com")]
+
+    def test_outcomes(self) -> None:
+        member = uuid.uuid4()
+        checked = validate_rows(candidates_of(UsersAdd(account_id="a", pasted=(
+            "A A member@example.com; B B bad-email; C C c@example.com; D D d@example.com; E E e@example.com"))))
+        plan = plan_rows(checked, {"member@example.com": member}, free_seats=2)
+        assert [(r.row, r.outcome) for r in plan.results] == [
+            (1, "already_member"), (2, "rejected"), (3, "accepted"), (4, "accepted"), (5, "rejected")]
+        assert plan.results[0].user_id == member
+        assert plan.results[4].errors[0].code == "no_free_seat"
+        assert [r.email for r in plan.accepted] == ["c@example.com", "d@example.com"]
+
+    def test_no_products_needs_no_seats(self) -> None:
+        checked = validate_rows(candidates_of(UsersAdd(account_id="a", pasted="C C c@example.com")))
+        assert plan_rows(checked, {}, free_seats=None).results[0].outcome == "accepted"
+        assert plan_rows(checked, {}, free_seats=0).results[0].outcome == "rejected"
