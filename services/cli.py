@@ -40,5 +40,19 @@ def run(
     raise typer.Exit(asyncio.run(run_worker(settings, names)))
 
 
+@app.command()
+def demo(
+    mail_folder: Annotated[str, typer.Option(help="Where the mail catcher writes each email.")] = "demo-mail",
+) -> None:
+    """Run the whole system locally: mail catcher, workers, an account, a pasted list of users."""
+    from pathlib import Path
+
+    from services.demo import run_demo
+
+    settings = Settings()
+    configure_logging("WARNING", settings.log_json)
+    raise typer.Exit(asyncio.run(run_demo(settings, Path(mail_folder))))
+
+
 if __name__ == "__main__":
     app()

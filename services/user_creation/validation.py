@@ -60,6 +60,8 @@ def validate_rows(candidates: Iterable[Candidate]) -> list[ValidRow | InvalidRow
 
 
 def validate_row(candidate: Candidate) -> ValidRow | InvalidRow:
+    if candidate.errors:  # an entry that could not be read has no fields to check
+        return InvalidRow(candidate.row, candidate.email.strip().lower(), candidate.errors)
     first, first_errors = check_name("first_name", candidate.first_name)
     last, last_errors = check_name("last_name", candidate.last_name)
     email, email_errors = check_email(candidate.email)

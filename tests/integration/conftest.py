@@ -11,7 +11,7 @@ import pytest
 from contracts import routing
 from services.db.connection import drop_database
 from services.db.migrate import migrate
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.infra import Infra, create_infra, drop_vhost
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
@@ -75,8 +75,8 @@ def workers(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="session")
-async def bus(infra: Infra, workers: list[WorkerProcess]) -> AsyncIterator[TestBus]:
-    bus = TestBus(infra.amqp_url)
+async def bus(infra: Infra, workers: list[WorkerProcess]) -> AsyncIterator[BusClient]:
+    bus = BusClient(infra.amqp_url)
     await bus.start()
     yield bus
     await bus.stop()
@@ -98,7 +98,7 @@ def address(local: str) -> str:
 
 
 @pytest.fixture
-async def account(bus: TestBus) -> Any:
+async def account(bus: BusClient) -> Any:
     """Creates accounts through `accounts.upsert` and waits until they exist."""
 
     async def create(licences: dict[str, int] | None = None, **fields: Any) -> str:

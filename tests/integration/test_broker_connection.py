@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users, emails_to
 from tests.support.infra import Infra, close_connections_named, consumer_counts
 from tests.support.smtp import RecordingSmtpServer
@@ -14,7 +14,7 @@ class TestConnectionLoss:
     """Workers whose connections the broker closes reconnect and resume consuming on every queue."""
 
     async def test_connections_closed_by_the_broker(
-        self, bus: TestBus, smtp: RecordingSmtpServer, infra: Infra, workers: list[WorkerProcess], account
+        self, bus: BusClient, smtp: RecordingSmtpServer, infra: Infra, workers: list[WorkerProcess], account
     ) -> None:
         before = [w.count_log('"broker_connected"') for w in workers]
         assert close_connections_named(infra.vhost, "userprov ") == len(workers)

@@ -4,7 +4,7 @@ import asyncpg
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
@@ -15,7 +15,7 @@ class TestWorkerKilledMidBatch:
     """A worker killed with SIGKILL mid-batch loses nothing: redelivery and the inbox finish the work."""
 
     async def test_sigkill_during_a_300_user_batch(
-        self, bus: TestBus, smtp: RecordingSmtpServer, db: asyncpg.Pool, workers: list[WorkerProcess], account
+        self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, workers: list[WorkerProcess], account
     ) -> None:
         account_id = await account({"gotomeeting": 300})
         people = [address(f"batch{n}") for n in range(300)]

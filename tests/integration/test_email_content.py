@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
@@ -11,7 +11,7 @@ from tests.support.wait import eventually
 class TestEmailLanguageAndTemplates:
     """Emails use the account's template for the language, else the built-in one, else English; sandboxed."""
 
-    async def test_language_fallbacks_and_sandbox(self, bus: TestBus, smtp: RecordingSmtpServer, account) -> None:
+    async def test_language_fallbacks_and_sandbox(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
         account_id = await account(
             name="Société Exemple",
             welcome_templates={
@@ -39,7 +39,7 @@ class TestEmailLanguageAndTemplates:
         assert "パスワード" in japanese.text
         await eventually(lambda: len(bus.find(routing.INVITATION_SENT, account_id=account_id)) == 4)
 
-    async def test_broken_account_template_falls_back(self, bus: TestBus, smtp: RecordingSmtpServer, account) -> None:
+    async def test_broken_account_template_falls_back(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
         account_id = await account(welcome_templates={"en": {"subject": "Hi", "body": "{{ 1 / 0 }} {{ link }}"}})
         person = address("broken-template")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "B", "last_name": "T", "email": person}]})
@@ -47,7 +47,7 @@ class TestEmailLanguageAndTemplates:
         assert "create your password" in email.text
         assert "link" in tokens_in(email)
 
-    async def test_template_with_bad_syntax_is_refused_at_upsert(self, bus: TestBus) -> None:
+    async def test_template_with_bad_syntax_is_refused_at_upsert(self, bus: BusClient) -> None:
         message_id = await bus.publish(routing.ACCOUNTS_UPSERT, {
             "account_id": "bad-template", "name": "x", "welcome_templates": {"en": {"subject": "ok", "body": "{% for %}"}}})
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))

@@ -6,7 +6,7 @@ import asyncpg
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
@@ -15,7 +15,7 @@ from tests.support.wait import eventually
 class TestSameMessageIdTakesEffectOnce:
     """A message published again with the same message_id has one effect (the inbox)."""
 
-    async def test_users_add_published_three_times(self, bus: TestBus, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+    async def test_users_add_published_three_times(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
         account_id = await account({"gotomeeting": 10})
         people = [address(f"idem{n}") for n in range(3)]
         body = {
@@ -36,7 +36,7 @@ class TestSameMessageIdTakesEffectOnce:
         assert await db.fetchval("SELECT seats_used FROM account_licences WHERE account_id = $1", account_id) == 3
         assert await db.fetchval("SELECT count(*) FROM inbox WHERE service = 'user-creation' AND message_id = $1", message_id) == 1
 
-    async def test_accept_published_three_times(self, bus: TestBus, smtp: RecordingSmtpServer, account) -> None:
+    async def test_accept_published_three_times(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
         account_id = await account()
         person = address("accept3")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "A", "last_name": "Three", "email": person}]})

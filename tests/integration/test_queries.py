@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
@@ -11,7 +11,7 @@ from tests.support.wait import eventually
 class TestQueries:
     """users.get and accounts.get answer to reply_to with the caller's correlation_id."""
 
-    async def test_users_get_and_accounts_get(self, bus: TestBus, smtp: RecordingSmtpServer, account) -> None:
+    async def test_users_get_and_accounts_get(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
         account_id = await account({"gotomeeting": 4, "gotowebinar": 2}, name="Acme", groups=["ops"], settings_templates=["std"])
         person = address("query")
         await add_users(bus, {
@@ -35,7 +35,7 @@ class TestQueries:
         assert acct["licences"] == {"gotomeeting": {"total": 4, "used": 1}, "gotowebinar": {"total": 2, "used": 1}}
         assert acct["members"] == {"invited": 1}
 
-    async def test_unknown_ids(self, bus: TestBus) -> None:
+    async def test_unknown_ids(self, bus: BusClient) -> None:
         assert (await bus.query(routing.USERS_GET, {"account_id": "nobody-here", "email": "x@example.com"}))["found"] is False
         assert (await bus.query(routing.ACCOUNTS_GET, {"account_id": "nobody-here"})) == {
             "found": False, "account_id": "nobody-here", "name": None, "status": None, "licences": {}, "members": {}}

@@ -9,7 +9,7 @@ from services.runtime.dispatch import Dispatcher, Settle
 from services.runtime.envelope import Envelope
 from services.settings import Settings
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users
 from tests.support.infra import Infra, message_counts
 from tests.support.wait import eventually
@@ -18,7 +18,7 @@ from tests.support.wait import eventually
 class TestMalformedMessages:
     """A malformed message gets `command.rejected`, is parked, and the worker carries on."""
 
-    async def test_malformed_json_is_parked_and_work_goes_on(self, bus: TestBus, infra: Infra, account) -> None:
+    async def test_malformed_json_is_parked_and_work_goes_on(self, bus: BusClient, infra: Infra, account) -> None:
         message_id = await bus.publish_raw(routing.USERS_ADD, b"{not json", correlation_id="corr-malformed")
         rejected = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
         assert rejected[0].body["reason"] == "malformed_json"
@@ -29,14 +29,14 @@ class TestMalformedMessages:
         done = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Still", "last_name": "Working", "email": address("ok")}]})
         assert done.routing_key == routing.USERS_ADD_COMPLETED
 
-    async def test_schema_error_names_the_fields(self, bus: TestBus) -> None:
+    async def test_schema_error_names_the_fields(self, bus: BusClient) -> None:
         message_id = await bus.publish(routing.USERS_ADD, {"users": "nobody", "role": "owner"})
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
         assert rejected.body["reason"] == "schema_invalid"
         fields = {e["field"] for e in rejected.body["errors"]}
         assert {"account_id", "users", "role"} <= fields
 
-    async def test_missing_message_id(self, db: asyncpg.Pool, bus: TestBus) -> None:
+    async def test_missing_message_id(self, db: asyncpg.Pool, bus: BusClient) -> None:
         """aio-pika always sets a message_id, so this drives the shared edge directly, on the real database."""
         dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, ROUTES[routing.ACCOUNT_LOOKUP](Settings()), db,
                                 delivery_limit=5, transient_attempts=2, transient_backoff_max=0.1)
@@ -63,7 +63,7 @@ class TestCommandLevelFaults:
             ({"users": [], "pasted": " ; \n "}, "no_users"),
         ],
     )
-    async def test_rejected(self, bus: TestBus, db: asyncpg.Pool, account, change: dict, reason: str) -> None:
+    async def test_rejected(self, bus: BusClient, db: asyncpg.Pool, account, change: dict, reason: str) -> None:
         account_id = await account({"gotomeeting": 3}, groups=["sales"], settings_templates=["default"])
         body = {"account_id": account_id, "users": [{"first_name": "No", "last_name": "Body", "email": address("nb")}], "products": ["gotomeeting"], **change}
         outcome = await add_users(bus, body)
@@ -71,7 +71,7 @@ class TestCommandLevelFaults:
         assert outcome.body["reason"] == reason
         assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", account_id) == 0
 
-    async def test_roles_decide_who_may_add(self, bus: TestBus, smtp, account) -> None:
+    async def test_roles_decide_who_may_add(self, bus: BusClient, smtp, account) -> None:
         from tests.support.flows import emails_to, tokens_in
 
         account_id = await account({"gotomeeting": 10})
@@ -95,7 +95,7 @@ class TestCommandLevelFaults:
         from_elsewhere = await add_users(bus, {"account_id": other, "requested_by": admin, "users": row("p4")})
         assert from_elsewhere.body["reason"] == "forbidden"
 
-    async def test_lowering_licences_below_use_is_refused(self, bus: TestBus, account) -> None:
+    async def test_lowering_licences_below_use_is_refused(self, bus: BusClient, account) -> None:
         account_id = await account({"gotomeeting": 3})
         await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"], "users": [
             {"first_name": "S", "last_name": str(n), "email": address(f"seat{n}")} for n in range(2)]})

@@ -7,14 +7,14 @@ import pytest
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users
 
 
 class TestSeatsAreNeverOversold:
     """Seats cannot be oversold, whatever the concurrency."""
 
-    async def test_commands_racing_for_the_last_seats(self, bus: TestBus, db: asyncpg.Pool, account) -> None:
+    async def test_commands_racing_for_the_last_seats(self, bus: BusClient, db: asyncpg.Pool, account) -> None:
         """Eight commands of three rows each race for ten seats across the two worker processes."""
         account_id = await account({"gotomeeting": 10, "openvoice": 40})
         commands = [

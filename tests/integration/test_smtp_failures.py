@@ -4,7 +4,7 @@ import asyncpg
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
@@ -13,7 +13,7 @@ from tests.support.wait import eventually
 class TestSmtpFailures:
     """Temporary SMTP failures are retried; permanent ones are reported and the user stays."""
 
-    async def test_451_then_250_sends_one_email(self, bus: TestBus, smtp: RecordingSmtpServer, account) -> None:
+    async def test_451_then_250_sends_one_email(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
         account_id = await account()
         person = address("tempfail")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Temp", "last_name": "Fail", "email": person}]})
@@ -24,7 +24,7 @@ class TestSmtpFailures:
         assert len(smtp.handler.to(person)) == 1
         assert not bus.find(routing.INVITATION_FAILED, email=person)
 
-    async def test_550_reports_invitation_failed(self, bus: TestBus, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+    async def test_550_reports_invitation_failed(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
         account_id = await account()
         person = address("reject")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Re", "last_name": "Ject", "email": person}]})

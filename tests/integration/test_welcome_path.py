@@ -4,7 +4,7 @@ import asyncpg
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.bus import TestBus
+from services.client import BusClient
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
@@ -13,7 +13,7 @@ from tests.support.wait import eventually
 class TestWelcomePath:
     """A pasted list becomes per-row results, one welcome email per new person, and activation on accept."""
 
-    async def test_pasted_list_to_activation(self, bus: TestBus, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+    async def test_pasted_list_to_activation(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
         account_id = await account({"gotomeeting": 5, "gotowebinar": 5}, groups=["sales"])
         ada, alan, grace = address("ada"), address("alan"), address("grace")
         pasted = f"Ada Lovelace {ada};\nAlan Mathison Turing {alan}\n\n; Grace\tHopper Murray\t{grace.upper()} ; broken entry"
@@ -62,7 +62,7 @@ class TestWelcomePath:
         again = await eventually(lambda: bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id="corr-accept-again"))
         assert again[0].body == {"reason": "already_used"}
 
-    async def test_unknown_and_undeclinable_tokens(self, bus: TestBus, smtp: RecordingSmtpServer, account) -> None:
+    async def test_unknown_and_undeclinable_tokens(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
         await bus.publish(routing.INVITATION_ACCEPTED, {"token": "not-a-real-token"}, correlation_id="corr-unknown")
         unknown = await eventually(lambda: bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id="corr-unknown"))
         assert unknown[0].body == {"reason": "unknown_token"}

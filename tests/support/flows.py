@@ -6,14 +6,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from contracts import routing
-from tests.support.bus import RecordedEvent, TestBus
+from services.client import BusClient, RecordedEvent
 from tests.support.smtp import ReceivedEmail, RecordingSmtpServer
 from tests.support.wait import eventually
 
 LINK = re.compile(r"https://links\.example\.com/invitation\?\S+")
 
 
-async def add_users(bus: TestBus, body: dict[str, Any], timeout: float = 30.0, **publish: Any) -> RecordedEvent:
+async def add_users(bus: BusClient, body: dict[str, Any], timeout: float = 30.0, **publish: Any) -> RecordedEvent:
     message_id = await bus.publish(routing.USERS_ADD, body, **publish)
 
     def outcome() -> RecordedEvent | None:

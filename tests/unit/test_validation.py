@@ -83,3 +83,10 @@ class TestRows:
         [row] = validate_rows([Candidate(7, "", "x" * 40, "nope")])
         assert isinstance(row, InvalidRow) and row.row == 7
         assert {(e.field, e.code) for e in row.errors} == {("first_name", "required"), ("last_name", "too_long"), ("email", "invalid_email")}
+
+    def test_unreadable_entry_reports_only_its_format(self) -> None:
+        from services.user_creation.paste import parse_pasted
+
+        entry = parse_pasted("Nobody broken-address")[0]
+        [row] = validate_rows([Candidate(1, entry.first_name, entry.last_name, entry.email, entry.errors)])
+        assert codes(list(row.errors)) == ["entry_format"]

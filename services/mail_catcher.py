@@ -1,0 +1,54 @@
+"""A local SMTP server (aiosmtpd) that accepts everything: for the demo, the benchmark and
+docker-compose. Writes each email to a folder when given one, and notes when it arrived."""
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+class CatchingHandler:
+    def __init__(self, folder: Path | None = None, on_email: Callable[[str, float], None] | None = None) -> None:
+        self.folder = folder
+        self.on_email = on_email
+        self.count = 0
+        self._lock = threading.Lock()
+        self.written: dict[str, Path] = {}
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        arrived = time.time()
+        with self._lock:
+            self.count += 1
+            number = self.count
+        for rcpt in envelope.rcpt_tos:
+            if self.folder is not None:
+                path = self.folder / f"{number:06d}-{_safe(rcpt)}.eml"
+                path.write_bytes(envelope.original_content or b"")
+                self.written[rcpt.lower()] = path
+            if self.on_email is not None:
+                self.on_email(rcpt.lower(), arrived)
+        return "250 Message accepted for delivery"
+
+
+def _safe(address: str) -> str:
+    return "".join(c if c.isalnum() or c in "@._-" else "_" for c in address)
+
+
+def start_mail_catcher(host: str, port: int, handler: CatchingHandler) -> Controller:
+    if handler.folder is not None:
+        handler.folder.mkdir(parents=True, exist_ok=True)
+    controller = Controller(handler, hostname=host, port=port, data_size_limit=10 * 1024 * 1024)
+    controller.start()
+    return controller
+
+
+def text_part(path: Path) -> str:
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
