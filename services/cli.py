@@ -54,5 +54,22 @@ def demo(
     raise typer.Exit(asyncio.run(run_demo(settings, Path(mail_folder))))
 
 
+@app.command()
+def bench(
+    users: Annotated[int, typer.Option(help="New users to add.")] = 10_000,
+    batch: Annotated[int, typer.Option(help="Rows per users.add command.")] = 1_000,
+    single: Annotated[bool, typer.Option("--single", help="One-user commands at a fixed rate instead.")] = False,
+    rate: Annotated[float, typer.Option(help="Commands per second with --single.")] = 50.0,
+    processes: Annotated[int, typer.Option(help="Worker processes to start (0: use workers already running).")] = 1,
+) -> None:
+    """Measure users/s end to end (publish to email accepted by SMTP) and per-user latency."""
+    from services.bench import run_bench
+
+    settings = Settings()
+    configure_logging("WARNING", settings.log_json)
+    result = asyncio.run(run_bench(settings, users, batch, single, rate, processes))
+    typer.echo(result.report())
+
+
 if __name__ == "__main__":
     app()
