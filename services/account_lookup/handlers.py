@@ -3,10 +3,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from contracts.events import InvitationIssued, MembershipsCreated
+from contracts.commands import InvitationsResend
+from contracts.events import AssetRecorded, InvitationIssued, MembershipsCreated
 from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
 from services.account_lookup import sql
+from services.people import lock_current_membership
+from services.permissions import authorize
+from services.runtime.errors import Rejected
 from services.runtime.unit_of_work import UnitOfWork
+
+RESENDABLE = {"invited": "welcome", "transfer_pending": "transfer", "suspended": "transfer"}
 
 
 async def decide_invitations(event: MembershipsCreated, uow: UnitOfWork) -> None:
@@ -19,6 +25,36 @@ async def decide_invitations(event: MembershipsCreated, uow: UnitOfWork) -> None
         ]
         for invitation_id, kind in await sql.invite(uow.conn, decisions):
             uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
+
+
+async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
+    async with uow:
+        membership = await lock_current_membership(uow.conn, cmd.account_id, cmd.email)
+        await authorize(uow.conn, cmd.account_id, cmd.requested_by, membership["role"])
+        kind = RESENDABLE.get(membership["status"])
+        if kind is None:
+            raise Rejected("not_resendable", f"A {membership['status']} user has no invitation to resend.")
+        previous = await sql.latest_invitation(uow.conn, membership["membership_id"])
+        if previous is not None and previous["age_seconds"] < cooldown_seconds:
+            wait = int(cooldown_seconds - previous["age_seconds"]) + 1
+            raise Rejected("resend_cooldown", f"An invitation was issued moments ago; resend again in {wait} s.")
+        from_account = None
+        if kind == "transfer":
+            from_account = await sql.home_account(uow.conn, membership["profile_id"], cmd.account_id)
+            from_account = from_account or (previous["from_account_id"] if previous else None)
+        invitation_id = await sql.reissue(
+            uow.conn, membership["membership_id"], kind, previous["sent_count"] if previous else 0, from_account
+        )
+        uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
+
+
+async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:
+    """Remembers what a transfer will move; idempotent on (account, kind, ref)."""
+    async with uow:
+        if not await sql.account_exists(uow.conn, event.account_id):
+            raise Rejected("unknown_account", f"No account {event.account_id!r}.")
+        membership = await lock_current_membership(uow.conn, event.account_id, event.email)
+        await sql.record_asset(uow.conn, event.account_id, event.kind, event.ref, membership["profile_id"])
 
 
 async def get_user(query: UsersGet, uow: UnitOfWork) -> None:

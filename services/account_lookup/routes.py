@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from functools import partial
+
 from contracts import routing
-from contracts.events import MembershipsCreated
+from contracts.commands import InvitationsResend
+from contracts.events import AssetRecorded, MembershipsCreated
 from contracts.queries import AccountsGet, UsersGet
 from services.account_lookup import handlers
 from services.runtime.dispatch import Route
@@ -13,4 +16,8 @@ def routes(settings: Settings) -> dict[str, Route]:
         routing.MEMBERSHIPS_CREATED: Route(MembershipsCreated, handlers.decide_invitations),
         routing.USERS_GET: Route(UsersGet, handlers.get_user),
         routing.ACCOUNTS_GET: Route(AccountsGet, handlers.get_account),
+        routing.INVITATIONS_RESEND: Route(
+            InvitationsResend, partial(handlers.resend_invitation, cooldown_seconds=settings.resend_cooldown_seconds)
+        ),
+        routing.ASSET_RECORDED: Route(AssetRecorded, handlers.record_asset),
     }

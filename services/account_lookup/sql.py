@@ -74,3 +74,61 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> as
         account_id,
         email.strip().lower(),
     )
+
+
+async def latest_invitation(conn: asyncpg.Connection, membership_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT invitation_id, kind, sent_count, from_account_id, created_at,"
+        " extract(epoch FROM now() - created_at) AS age_seconds"
+        " FROM invitations WHERE membership_id = $1 ORDER BY created_at DESC LIMIT 1",
+        membership_id,
+    )
+
+
+async def home_account(conn: asyncpg.Connection, profile_id: UUID, other_than_account: str) -> str | None:
+    return await conn.fetchval(
+        "SELECT account_id FROM memberships WHERE profile_id = $1 AND account_id <> $2 AND status = 'active'",
+        profile_id,
+        other_than_account,
+    )
+
+
+async def reissue(
+    conn: asyncpg.Connection, membership_id: UUID, kind: str, sent_count: int, from_account_id: str | None
+) -> UUID:
+    """Revokes the membership's open invitations and creates a new one, carrying the count of emails sent."""
+    await conn.execute(
+        "UPDATE invitations SET status = 'revoked' WHERE membership_id = $1 AND status IN ('issued', 'sending', 'sent')",
+        membership_id,
+    )
+    await conn.execute(
+        "UPDATE memberships SET status = CASE status WHEN 'suspended' THEN 'transfer_pending' ELSE status END,"
+        " status_changed_at = now() WHERE membership_id = $1",
+        membership_id,
+    )
+    invitation_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO invitations (invitation_id, membership_id, kind, status, sent_count, from_account_id)"
+        " VALUES ($1, $2, $3, 'issued', $4, $5)",
+        invitation_id,
+        membership_id,
+        kind,
+        sent_count,
+        from_account_id,
+    )
+    return invitation_id
+
+
+async def record_asset(conn: asyncpg.Connection, account_id: str, kind: str, ref: str, profile_id: UUID) -> None:
+    await conn.execute(
+        "INSERT INTO assets (account_id, kind, ref, profile_id) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (account_id, kind, ref) DO NOTHING",
+        account_id,
+        kind,
+        ref,
+        profile_id,
+    )
+
+
+async def account_exists(conn: asyncpg.Connection, account_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM accounts WHERE account_id = $1", account_id))

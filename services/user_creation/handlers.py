@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from contracts.base import FieldError
-from contracts.commands import AccountsUpsert, UsersAdd
-from contracts.events import AccountUpserted, MembershipsCreated, UsersAddCompleted
+from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
+from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, UsersAddCompleted
 from services.invitation_mailing.rendering import template_errors
 from services.languages import SUPPORTED_LANGUAGES
+from services.memberships import end_membership
+from services.people import lock_current_membership
 from services.permissions import authorize
 from services.runtime.errors import Rejected
 from services.runtime.unit_of_work import UnitOfWork
@@ -76,3 +78,27 @@ async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -
         for start in range(0, len(membership_ids), lookup_chunk_size):
             chunk = membership_ids[start : start + lookup_chunk_size]
             uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))
+
+
+async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
+    async with uow:
+        conn = uow.conn
+        if await sql.lock_account(conn, cmd.account_id) is None:
+            raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+        membership = await lock_current_membership(conn, cmd.account_id, cmd.email)
+        await authorize(conn, cmd.account_id, cmd.requested_by, membership["role"])
+        if (
+            membership["role"] == "admin"
+            and membership["status"] == "active"
+            and await sql.other_active_admins(conn, cmd.account_id, membership["membership_id"]) == 0
+        ):
+            raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
+        released = await end_membership(conn, membership["membership_id"])
+        uow.emit(
+            UserRemoved(
+                account_id=cmd.account_id,
+                user_id=membership["profile_id"],
+                email=cmd.email.strip().lower(),
+                released=released,
+            )
+        )

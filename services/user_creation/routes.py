@@ -3,7 +3,7 @@ from __future__ import annotations
 from functools import partial
 
 from contracts import routing
-from contracts.commands import AccountsUpsert, UsersAdd
+from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
 from services.runtime.dispatch import Route
 from services.settings import Settings
 from services.user_creation import handlers
@@ -13,4 +13,5 @@ def routes(settings: Settings) -> dict[str, Route]:
     return {
         routing.ACCOUNTS_UPSERT: Route(AccountsUpsert, handlers.upsert_account),
         routing.USERS_ADD: Route(UsersAdd, partial(handlers.add_users, lookup_chunk_size=settings.lookup_chunk_size)),
+        routing.USERS_REMOVE: Route(UsersRemove, handlers.remove_user),
     }

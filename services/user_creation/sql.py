@@ -123,3 +123,12 @@ async def create_memberships(
     if products and membership_ids:
         await seats.assign(conn, cmd.account_id, membership_ids, products)
     return profile_ids, membership_ids
+
+
+async def other_active_admins(conn: asyncpg.Connection, account_id: str, membership_id: UUID) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM memberships WHERE account_id = $1 AND role = 'admin' AND status = 'active'"
+        " AND membership_id <> $2",
+        account_id,
+        membership_id,
+    )

@@ -35,3 +35,42 @@ def tokens_in(email: ReceivedEmail) -> dict[str, str]:
         query = parse_qs(urlsplit(url).query)
         found[query.get("action", ["link"])[0]] = query["token"][0]
     return found
+
+
+async def add_active_member(bus: BusClient, smtp: RecordingSmtpServer, account_id: str, email: str, **fields: Any) -> None:
+    """Adds the person to the account and accepts their welcome invitation."""
+    body = {"account_id": account_id, "users": [{"first_name": "Active", "last_name": "Member", "email": email}], **fields}
+    done = await add_users(bus, body)
+    assert done.body["results"][0]["outcome"] == "accepted", done.body
+    [email_message] = await emails_to(smtp, email)
+    await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(email_message)["link"]})
+    await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=email, account_id=account_id), what="activation")
+
+
+async def assert_seats_consistent(db: Any, *account_ids: str) -> None:
+    """Every licence's counter equals its assignments, and nothing is oversold."""
+    rows = await db.fetch(
+        "SELECT l.account_id, l.product, l.seats_used, l.seats_total,"
+        " (SELECT count(*) FROM seat_assignments s WHERE s.account_id = l.account_id AND s.product = l.product) AS assigned"
+        " FROM account_licences l WHERE l.account_id = ANY($1::text[])",
+        list(account_ids),
+    )
+    for row in rows:
+        assert row["seats_used"] == row["assigned"] <= row["seats_total"], dict(row)
+
+
+async def active_accounts(db: Any, email: str) -> list[str]:
+    rows = await db.fetch(
+        "SELECT m.account_id FROM memberships m JOIN profiles p USING (profile_id) WHERE p.email = $1 AND m.status = 'active'",
+        email,
+    )
+    return sorted(r["account_id"] for r in rows)
+
+
+async def membership_status(db: Any, account_id: str, email: str) -> str | None:
+    return await db.fetchval(
+        "SELECT m.status FROM memberships m JOIN profiles p USING (profile_id) WHERE p.email = $1 AND m.account_id = $2"
+        " ORDER BY (m.status = 'removed'), m.created_at DESC LIMIT 1",
+        email,
+        account_id,
+    )

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from contracts import routing
+from services.client import BusClient
+from tests.integration.conftest import address
+from tests.support.flows import active_accounts, add_active_member, add_users, assert_seats_consistent, emails_to, tokens_in
+from tests.support.smtp import RecordingSmtpServer
+from tests.support.wait import eventually
+
+ROUNDS = 3
+
+
+async def pending_transfer(bus: BusClient, smtp: RecordingSmtpServer, account, targets: int = 1) -> tuple[str, str, list[str], list[str]]:
+    """A person active in one account and invited to transfer to `targets` others: (person, old, new accounts, accept tokens)."""
+    old = await account({"gotomeeting": 2})
+    person = address("racer")
+    await add_active_member(bus, smtp, old, person, products=["gotomeeting"])
+    new_accounts, tokens = [], []
+    for n in range(targets):
+        new = await account({"gotomeeting": 2})
+        await add_users(bus, {"account_id": new, "products": ["gotomeeting"], "users": [{"first_name": "R", "last_name": "C", "email": person}]})
+        emails = await emails_to(smtp, person, count=2 + n)
+        new_accounts.append(new)
+        tokens.append(tokens_in(emails[-1])["accept"])
+    return person, old, new_accounts, tokens
+
+
+async def settled(bus: BusClient, *checks) -> None:  # noqa: ANN002
+    await eventually(lambda: all(check() for check in checks), 30, what="both racing messages handled")
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+class TestRaces:
+    """Two worker processes handle racing messages; every interleaving leaves consistent state."""
+
+    async def test_accept_and_remove(self, round_: int, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        person, old, [new], [token] = await pending_transfer(bus, smtp, account)
+        await asyncio.gather(
+            bus.publish(routing.INVITATION_ACCEPTED, {"token": token}, correlation_id=f"acc-{new}"),
+            bus.publish(routing.USERS_REMOVE, {"account_id": new, "email": person}, correlation_id=f"rem-{new}"),
+        )
+        await settled(bus, lambda: bus.find(routing.USER_REMOVED, correlation_id=f"rem-{new}"),
+                      lambda: bus.find(routing.USER_TRANSFERRED, correlation_id=f"acc-{new}")
+                      or bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=f"acc-{new}"))
+        if bus.find(routing.USER_TRANSFERRED, correlation_id=f"acc-{new}"):
+            assert await active_accounts(db, person) == []  # moved to new, then removed there
+        else:
+            [refusal] = bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=f"acc-{new}")
+            assert refusal.body["reason"] == "revoked"
+            assert await active_accounts(db, person) == [old]
+        await assert_seats_consistent(db, old, new)
+        assert await db.fetchval("SELECT seats_used FROM account_licences WHERE account_id = $1", new) == 0
+
+    async def test_two_transfers_accepted_at_once(self, round_: int, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        person, old, news, tokens = await pending_transfer(bus, smtp, account, targets=2)
+        await asyncio.gather(*(bus.publish(routing.INVITATION_ACCEPTED, {"token": t}, correlation_id=f"two-{t}") for t in tokens))
+        await settled(bus, *(lambda t=t: bus.find(routing.USER_TRANSFERRED, correlation_id=f"two-{t}")
+                             or bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=f"two-{t}") for t in tokens))
+        active = await active_accounts(db, person)
+        assert len(active) == 1 and active[0] in news
+        await assert_seats_consistent(db, old, *news)
+        seats = await db.fetchval("SELECT sum(seats_used) FROM account_licences WHERE account_id = ANY($1::text[])", [old, *news])
+        assert seats == 1
+
+    async def test_same_token_twice_at_once(self, round_: int, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        person, old, [new], [token] = await pending_transfer(bus, smtp, account)
+        correlations = [f"same-{new}-{n}" for n in range(2)]
+        await asyncio.gather(*(bus.publish(routing.INVITATION_ACCEPTED, {"token": token}, correlation_id=c) for c in correlations))
+        await settled(bus, *(lambda c=c: bus.find(routing.USER_TRANSFERRED, correlation_id=c)
+                             or bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=c) for c in correlations))
+        assert len(bus.find(routing.USER_TRANSFERRED, email=person)) == 1
+        [refusal] = [e for c in correlations for e in bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=c)]
+        assert refusal.body["reason"] == "already_used"
+        assert await active_accounts(db, person) == [new]
+        await assert_seats_consistent(db, old, new)
+
+    async def test_resend_and_accept_at_once(self, round_: int, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        person, old, [new], [token] = await pending_transfer(bus, smtp, account)
+        await db.execute("UPDATE invitations SET created_at = created_at - interval '1 hour'")
+        resend_id, _ = await asyncio.gather(
+            bus.publish(routing.INVITATIONS_RESEND, {"account_id": new, "email": person}),
+            bus.publish(routing.INVITATION_ACCEPTED, {"token": token}, correlation_id=f"ra-{new}"),
+        )
+        await settled(bus, lambda: bus.find(routing.USER_TRANSFERRED, correlation_id=f"ra-{new}")
+                      or bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=f"ra-{new}"),
+                      lambda: bus.find(routing.COMMAND_REJECTED, command_id=resend_id)
+                      or [e for e in bus.find(routing.INVITATION_SENT, email=person, account_id=new) if e.body["sent_count"] == 2])
+        if bus.find(routing.USER_TRANSFERRED, correlation_id=f"ra-{new}"):
+            [refusal] = bus.find(routing.COMMAND_REJECTED, command_id=resend_id)
+            assert refusal.body["reason"] == "not_resendable"
+            assert await active_accounts(db, person) == [new]
+        else:
+            [refusal] = bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=f"ra-{new}")
+            assert refusal.body["reason"] == "revoked"
+            assert await active_accounts(db, person) == [old]
+        await assert_seats_consistent(db, old, new)
