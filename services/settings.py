@@ -45,5 +45,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; by default when stderr is not a TTY.")
 
+    @property
+    def mailing_claim_seconds(self) -> float:
+        """How long one mailing attempt may hold an invitation: every SMTP try and backoff, plus slack."""
+        tries = self.smtp_timeout_seconds * self.smtp_attempts
+        return tries + self.smtp_backoff_max_seconds * (self.smtp_attempts - 1) + 5.0
+
     def prefetch(self, service: str) -> int:
         return int(getattr(self, "prefetch_" + service.replace("-", "_")))

@@ -1,6 +1,7 @@
 """Handler of the invitation-mailing service: mint a token, email it, record the outcome."""
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlencode
 
 import structlog
@@ -18,24 +19,18 @@ log = structlog.get_logger()
 
 
 async def send_invitation(event: InvitationIssued, uow: UnitOfWork, *, mailer: Mailer, settings: Settings) -> None:
+    structlog.contextvars.bind_contextvars(invitation_id=str(event.invitation_id))
     token = new_token()
     token_hash = hash_token(token)
     # The hash commits before the email leaves, so the link in it always works. A crash after
-    # the SMTP server accepted the mail but before `sent` commits sends one more email on
-    # redelivery (with a new token); once `sent` is recorded, a redelivery sends nothing.
-    async with uow.separate_transaction() as conn:
-        invitation = await sql.claim_for_sending(
-            conn, event.invitation_id, token_hash, settings.welcome_token_ttl_seconds, settings.transfer_token_ttl_seconds
-        )
-        context = None
-        if invitation is not None:
-            context = await sql.rendering_context(
-                conn, invitation["account_id"], invitation["from_account_id"], invitation["profile_id"], invitation["language"]
-            )
-    if invitation is None or context is None:
+    # the SMTP server accepted the mail but before `sent` commits sends one more email once
+    # the crashed attempt's claim runs out; once `sent` is recorded, a redelivery sends nothing.
+    claimed = await _claim(event, uow, token_hash, settings)
+    if claimed is None:
         log.info("invitation_not_sendable")
         async with uow:
             return
+    invitation, context = claimed
     email_address = context["email"]
     template = AccountTemplate(context["subject"], context["body"]) if context["subject"] is not None else None
     email = render_invitation(
@@ -88,3 +83,28 @@ def links(base_url: str, token: str) -> dict[str, str]:
         "accept_link": f"{base_url}{separator}{urlencode({'token': token, 'action': 'accept'})}",
         "decline_link": f"{base_url}{separator}{urlencode({'token': token, 'action': 'decline'})}",
     }
+
+
+async def _claim(event: InvitationIssued, uow: UnitOfWork, token_hash: bytes, settings: Settings):  # noqa: ANN202
+    """(invitation, rendering context) once claimed; None when there is nothing to send. While
+    another delivery of the same invitation holds it, waits for that one to finish or lapse."""
+    while True:
+        async with uow.separate_transaction() as conn:
+            invitation = await sql.claim_for_sending(
+                conn,
+                event.invitation_id,
+                token_hash,
+                settings.welcome_token_ttl_seconds,
+                settings.transfer_token_ttl_seconds,
+                settings.mailing_claim_seconds,
+            )
+            if invitation is not None:
+                context = await sql.rendering_context(
+                    conn, invitation["account_id"], invitation["from_account_id"], invitation["profile_id"], invitation["language"]
+                )
+                return invitation, context
+            held_for = await sql.claim_wait_seconds(conn, event.invitation_id)
+        if held_for <= 0:
+            return None
+        log.info("invitation_held_by_another_attempt", seconds=round(held_for, 1))
+        await asyncio.sleep(min(held_for + 0.05, 0.5))

@@ -8,9 +8,10 @@ import asyncpg
 
 CLAIM = """
 UPDATE invitations i SET status = 'sending', token_hash = $2,
-       expires_at = now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3::float8 ELSE $4::float8 END)
+       expires_at = now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3::float8 ELSE $4::float8 END),
+       claimed_until = now() + make_interval(secs => $5::float8)
 FROM memberships m
-WHERE i.invitation_id = $1 AND i.status IN ('issued', 'sending')
+WHERE i.invitation_id = $1 AND (i.status = 'issued' OR (i.status = 'sending' AND i.claimed_until < now()))
   AND m.membership_id = i.membership_id AND m.status IN ('invited', 'transfer_pending')
 RETURNING i.invitation_id, i.kind, i.expires_at, i.sent_count, i.from_account_id, m.account_id, m.profile_id,
           m.first_name, m.last_name, m.language
@@ -18,11 +19,22 @@ RETURNING i.invitation_id, i.kind, i.expires_at, i.sent_count, i.from_account_id
 
 
 async def claim_for_sending(
-    conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes, welcome_ttl: int, transfer_ttl: int
+    conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes, welcome_ttl: int, transfer_ttl: int, lease: float
 ) -> asyncpg.Record | None:
-    """Stores a fresh token hash and expiry on an invitation that was not sent yet; None when
-    it was already sent, revoked, or its membership is no longer waiting for it."""
-    return await conn.fetchrow(CLAIM, invitation_id, token_hash, float(welcome_ttl), float(transfer_ttl))
+    """Stores a fresh token hash and expiry on an invitation that was not sent yet, and holds it
+    for `lease` seconds; None when it was sent, revoked, held by another attempt, or its
+    membership no longer waits for it."""
+    return await conn.fetchrow(CLAIM, invitation_id, token_hash, float(welcome_ttl), float(transfer_ttl), lease)
+
+
+async def claim_wait_seconds(conn: asyncpg.Connection, invitation_id: UUID) -> float:
+    """How long another attempt still holds the invitation (0 when none does)."""
+    remaining = await conn.fetchval(
+        "SELECT extract(epoch FROM claimed_until - now()) FROM invitations"
+        " WHERE invitation_id = $1 AND status = 'sending'",
+        invitation_id,
+    )
+    return max(0.0, float(remaining or 0))
 
 
 async def rendering_context(conn: asyncpg.Connection, account_id: str, from_account_id: str | None, profile_id: UUID, language: str) -> asyncpg.Record:

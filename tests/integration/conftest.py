@@ -53,6 +53,7 @@ def worker_env(infra: Infra, smtp: RecordingSmtpServer) -> dict[str, str]:
         "USERPROV_SMTP_BACKOFF_SECONDS": "0.05",
         "USERPROV_SMTP_BACKOFF_MAX_SECONDS": "0.2",
         "USERPROV_SMTP_ATTEMPTS": "3",
+        "USERPROV_SMTP_TIMEOUT_SECONDS": "2",
         "USERPROV_DELIVERY_LIMIT": "5",
         "USERPROV_RESEND_COOLDOWN_SECONDS": "2",
         "USERPROV_TRANSFER_TOKEN_TTL_SECONDS": "259200",

@@ -7,6 +7,7 @@ import asyncpg
 from contracts import routing
 from tests.integration.conftest import address
 from services.client import BusClient
+from tests.support.infra import Infra, message_counts
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
@@ -50,3 +51,27 @@ class TestSameMessageIdTakesEffectOnce:
         await eventually(lambda: bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id="late-" + account_id))
         assert len(bus.find(routing.USER_ACTIVATED, email=person)) == 1
         assert not bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id="c-" + account_id)
+
+
+class TestRepublishedInvitationIssued:
+    """A second copy of one invitation.issued (as an outbox relay republishes after a crash),
+    arriving while the first is still being mailed, sends no second email."""
+
+    async def test_copy_during_a_slow_send(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, infra: Infra, account) -> None:
+        account_id = await account()
+        person = address("tempfail-copy")  # the first RCPT gets 451: the first attempt is in its backoff
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Co", "last_name": "Py", "email": person}]})
+        user_id = await eventually(lambda: db.fetchval("SELECT profile_id FROM profiles WHERE email = $1", person))
+        invitation_id = await db.fetchval(
+            "SELECT i.invitation_id FROM invitations i JOIN memberships m USING (membership_id) WHERE m.profile_id = $1", user_id)
+        [issued] = await eventually(lambda: bus.find(routing.INVITATION_ISSUED, invitation_id=str(invitation_id)))
+        await bus.publish(routing.INVITATION_ISSUED, issued.body, message_id=issued.message_id)
+        await bus.publish(routing.INVITATION_ISSUED, issued.body, message_id=issued.message_id)
+        [email] = await emails_to(smtp, person)
+        await eventually(lambda: db.fetchval("SELECT status = 'sent' FROM invitations WHERE invitation_id = $1", invitation_id))
+        await eventually(lambda: message_counts(infra.vhost)[routing.queue_name(routing.INVITATION_MAILING)] == 0,
+                         what="both copies handled")
+        await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(email)["link"]})
+        await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=person))
+        assert len(smtp.handler.to(person)) == 1
+        assert len(bus.find(routing.INVITATION_SENT, email=person)) == 1
