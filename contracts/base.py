@@ -1,15 +1,33 @@
 """The base every message model shares, and the small value types they reuse."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 
 class Contract(BaseModel):
     """A message on the wire: immutable, and strict about unknown fields."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        """No text may hold U+0000: nothing downstream (PostgreSQL text, email headers) can carry it."""
+        if _holds_nul(value):
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 AccountId = Annotated[

@@ -1,6 +1,7 @@
 """Connections and pools to PostgreSQL."""
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -20,17 +21,26 @@ async def connect_creating_database(url: str) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(url)
     except asyncpg.InvalidCatalogNameError:
-        admin = await asyncpg.connect(_with_database(url, "postgres"))
-        try:
-            name = database_name(url)
-            quoted = '"' + name.replace('"', '""') + '"'
+        await _create_database(url)
+        return await asyncpg.connect(url)
+
+
+async def _create_database(url: str, attempts: int = 20) -> None:
+    quoted = '"' + database_name(url).replace('"', '""') + '"'
+    admin = await asyncpg.connect(_with_database(url, "postgres"))
+    try:
+        for attempt in range(attempts):
             try:
                 await admin.execute(f"CREATE DATABASE {quoted}")
-            except asyncpg.DuplicateDatabaseError:
-                pass
-        finally:
-            await admin.close()
-        return await asyncpg.connect(url)
+                return
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                return  # created meanwhile by another process
+            except asyncpg.ObjectInUseError:
+                # another process is creating a database from template1 at this very moment
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise RuntimeError(f"could not create database {quoted}")
+    finally:
+        await admin.close()
 
 
 async def drop_database(url: str) -> None:

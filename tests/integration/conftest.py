@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.support.wait import eventually
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
+UNMASKED_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{2,}@[A-Za-z0-9-]+\.[A-Za-z]")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,6 +76,8 @@ def workers(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     for process in processes:
         if process.running:
             assert process.terminate() == 0, f"worker {process.name} did not exit cleanly on SIGTERM"
+    leaks = [line for p in processes for line in p.lines() if UNMASKED_EMAIL.search(line) or "token=" in line]
+    assert not leaks, f"personal data or tokens in the workers' logs: {leaks[:3]}"
 
 
 @pytest.fixture(scope="session")

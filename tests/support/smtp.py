@@ -37,6 +37,7 @@ class ReceivedEmail:
 class RecordingHandler:
     def __init__(self) -> None:
         self.received: list[ReceivedEmail] = []
+        self._by_recipient: dict[str, list[ReceivedEmail]] = {}
         self.refusals: list[tuple[str, int]] = []
         self._seen_tempfail: set[str] = set()
         self._lock = threading.Lock()
@@ -58,12 +59,14 @@ class RecordingHandler:
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         with self._lock:
             for rcpt in envelope.rcpt_tos:
-                self.received.append(ReceivedEmail(rcpt.lower(), message))  # type: ignore[arg-type]
+                received = ReceivedEmail(rcpt.lower(), message)  # type: ignore[arg-type]
+                self.received.append(received)
+                self._by_recipient.setdefault(received.to, []).append(received)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[ReceivedEmail]:
         with self._lock:
-            return [r for r in self.received if r.to == address.lower()]
+            return list(self._by_recipient.get(address.lower(), []))
 
 
 class RecordingSmtpServer:

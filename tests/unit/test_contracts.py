@@ -36,3 +36,12 @@ class TestContracts:
             for exchange, key in bindings:
                 assert registry.model_of(key) is not None
                 assert registry.exchange_of(key) == exchange
+
+    def test_nul_characters_are_refused_anywhere(self) -> None:
+        from contracts.commands import AccountsUpsert
+
+        with pytest.raises(ValidationError) as caught:
+            AccountsUpsert(account_id="a", name="x", licences={"pro\x00duct": 1})
+        assert caught.value.errors()[0]["loc"] == ("licences",)
+        with pytest.raises(ValidationError):
+            UsersAdd(account_id="a", users=[{"first_name": "A\x00", "last_name": "B", "email": "c@example.com"}])
