@@ -6,7 +6,8 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -148,7 +149,8 @@ class Dispatcher:
             errors=rejection.errors,
         )
         log.info("message_refused", reason=rejection.reason)
-        claimable = envelope if envelope.message_id else _with_id(envelope, f"unidentified:{id(envelope)}:{time.time_ns()}")
+        # A message without an id cannot be recognised when it comes again; it is parked, so it will not.
+        claimable = envelope if envelope.message_id else replace(envelope, message_id=f"unidentified:{uuid.uuid4()}")
 
         async def write() -> None:
             async with UnitOfWork(self._pool, self.service, claimable) as uow:
@@ -195,9 +197,3 @@ def schema_rejection(error: ValidationError) -> Rejected:
     ]
     fields = ", ".join(e.field for e in errors)
     return Rejected("schema_invalid", f"the message does not match its schema ({fields})", errors)
-
-
-def _with_id(envelope: Envelope, message_id: str) -> Envelope:
-    return Envelope(
-        envelope.routing_key, envelope.body, message_id, envelope.correlation_id, envelope.reply_to, envelope.delivery_count
-    )

@@ -17,15 +17,14 @@ class Envelope:
 
     @classmethod
     def of(cls, message: AbstractIncomingMessage) -> Envelope:
-        headers = message.headers or {}
-        count = headers.get("x-delivery-count", 0)
+        count = (message.headers or {}).get("x-delivery-count", 0)
         return cls(
             routing_key=message.routing_key or "",
             body=message.body,
             message_id=message.message_id or None,
             correlation_id=message.correlation_id or None,
             reply_to=message.reply_to or None,
-            delivery_count=int(count) if isinstance(count, int | str) and str(count).isdigit() else 0,
+            delivery_count=count if isinstance(count, int) else 0,
         )
 
     @property
