@@ -58,6 +58,8 @@ async def run_demo(settings: Settings, mail_folder: Path) -> int:
             print(f"   {event.body['kind']:<8} to {event.body['email']:<22} written to {catcher.written.get(event.body['email'])}")
 
         first = catcher.written[sent[0].body["email"]]
+        print(f"\n== {first.name} (text part)")
+        print("\n".join("   | " + line for line in text_part(first).splitlines()))
         token = _token(text_part(first))
         print(f"\n== invitation.accepted with the token from {first.name}")
         await bus.publish(routing.INVITATION_ACCEPTED, {"token": token})
