@@ -27,6 +27,8 @@ Ada Again ADA@example.com; Nobody broken-address; Émilie du Châtelet emilie@ex
 
 async def run_demo(settings: Settings, mail_folder: Path) -> int:
     await migrate(settings.database_url)
+    for old in mail_folder.glob("*.eml"):
+        old.unlink()
     catcher = CatchingHandler(folder=mail_folder)
     controller = start_mail_catcher(settings.smtp_host, settings.smtp_port, catcher)
     workers = subprocess.Popen([sys.executable, "-m", "services", "run"], env={**os.environ, "USERPROV_LOG_LEVEL": "WARNING"})
