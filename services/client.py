@@ -36,6 +36,7 @@ class BusClient:
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect(self._url)
+        self._connection.close_callbacks.add(self._on_lost)
         self._channel = await self._connection.channel()
         events = await self._channel.declare_exchange(routing.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         await self._channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
@@ -46,8 +47,21 @@ class BusClient:
         await self._reply_queue.consume(self._on_reply, no_ack=True)
 
     async def stop(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close_callbacks.discard(self._on_lost)
+            await connection.close()
+
+    def _on_lost(self, *_: object) -> None:
+        self._connection = self._channel = None
+
+    async def _connected(self) -> AbstractChannel:
+        """The channel, reconnecting (with a new recorder) after the connection was lost;
+        events published while it was down are not recorded."""
+        if self._channel is None:
+            await self.start()
+        assert self._channel is not None
+        return self._channel
 
     async def _record(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -71,16 +85,16 @@ class BusClient:
         reply_to: str | None = None,
         exchange: str | None = None,
     ) -> str | None:
-        assert self._channel is not None
+        channel = await self._connected()
         if message_id == "auto":
             message_id = str(uuid.uuid4())
         exchange = exchange or exchange_of(routing_key)
         if message_id is None:  # aio-pika would invent one: go one level down to send none at all
-            underlay = await self._channel.get_underlay_channel()
+            underlay = await channel.get_underlay_channel()
             properties = Basic.Properties(content_type="application/json", correlation_id=correlation_id, reply_to=reply_to)
             await underlay.basic_publish(body, exchange=exchange, routing_key=routing_key, properties=properties)
             return None
-        target = await self._channel.get_exchange(exchange, ensure=False)
+        target = await channel.get_exchange(exchange, ensure=False)
         await target.publish(
             aio_pika.Message(
                 body,
@@ -101,6 +115,7 @@ class BusClient:
         return message_id
 
     async def query(self, routing_key: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        await self._connected()
         assert self._reply_queue is not None
         correlation_id = str(uuid.uuid4())
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()

@@ -3,8 +3,8 @@ from __future__ import annotations
 from contracts import routing
 from tests.integration.conftest import address
 from services.client import BusClient
-from tests.support.flows import add_users, emails_to
-from tests.support.infra import Infra, close_connections_named, consumer_counts
+from tests.support.flows import add_users, emails_to, tokens_in
+from tests.support.infra import Infra, close_connections_named, consumer_counts, restart_broker
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
 from tests.support.workers import WorkerProcess
@@ -30,3 +30,27 @@ class TestConnectionLoss:
         done = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Re", "last_name": "Connected", "email": person}]})
         assert done.body["results"][0]["outcome"] == "accepted"
         await emails_to(smtp, person)
+
+
+class TestBrokerRestart:
+    """After RabbitMQ itself restarts, the workers reconnect, consume every queue again and nothing is lost."""
+
+    async def test_restart(self, bus: BusClient, smtp: RecordingSmtpServer, infra: Infra, workers: list[WorkerProcess], account) -> None:
+        account_id = await account()
+        before_restart = address("before-restart")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Be", "last_name": "Fore", "email": before_restart}]})
+        [email] = await emails_to(smtp, before_restart)
+        before = [w.count_log('"broker_connected"') for w in workers]
+
+        restart_broker()
+        for worker, count in zip(workers, before):
+            worker.wait_for_log('"broker_connected"', 60, at_least=count + 1)
+        await eventually(
+            lambda: all(consumer_counts(infra.vhost).get(routing.queue_name(s)) == len(workers) for s in routing.SERVICES),
+            30, what="every queue consumed by every worker again",
+        )
+        await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(email)["link"]})
+        await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=before_restart), 30)
+        after_restart = address("after-restart")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Af", "last_name": "Ter", "email": after_restart}]})
+        await emails_to(smtp, after_restart)

@@ -60,3 +60,10 @@ def consumer_counts(vhost: str) -> dict[str, int]:
 def message_counts(vhost: str) -> dict[str, int]:
     listed = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "messages"))
     return {q["name"]: int(q["messages"]) for q in listed}
+
+
+def restart_broker() -> None:
+    """Stops and starts the RabbitMQ application on this machine's node (every vhost's connections drop)."""
+    rabbitmqctl("stop_app")
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup", "--timeout", "120")
