@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships per account-lookup message.")
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
+    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
+    inbox_retention_days: int = Field(default=14, ge=1, description="How long processed message ids are kept.")
+    housekeeping_interval_seconds: float = Field(default=3600, gt=0)
+
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; by default when stderr is not a TTY.")
 

@@ -10,6 +10,7 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.invitation_mailing.rendering import RenderedEmail
+from services.runtime import metrics
 from services.settings import Settings
 
 log = structlog.get_logger()
@@ -51,9 +52,12 @@ class Mailer:
                 with attempt:
                     await self._send_once(message)
         except TemporarySmtpFailure as error:
+            metrics.EMAILS.labels("failed").inc()
             return SmtpOutcome(False, f"temporary failure, retries exhausted: {error}")
         except PermanentSmtpFailure as error:
+            metrics.EMAILS.labels("failed").inc()
             return SmtpOutcome(False, f"permanent failure: {error}")
+        metrics.EMAILS.labels("delivered").inc()
         return SmtpOutcome(True)
 
     async def _send_once(self, message: EmailMessage) -> None:

@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from pamqp.commands import Basic
 
 from contracts import routing
+from services.runtime import metrics
 from services.runtime.outbox import OutgoingMessage
 from services.runtime.topology import declare_topology
 
@@ -52,7 +53,6 @@ class BrokerSession:
         self._closing = asyncio.Event()
         self._consume = True
         self.ready = asyncio.Event()
-        self.connections_made = 0
 
     async def run(self) -> None:
         attempt = 0
@@ -91,7 +91,7 @@ class BrokerSession:
                 queue = await channel.get_queue(routing.queue_name(spec.service), ensure=False)
                 tag = await queue.consume(spec.on_message)
                 self._consuming.append((queue, tag))
-        self.connections_made += 1
+        metrics.BROKER_CONNECTIONS.inc()
         self.ready.set()
         log.info("broker_connected", consumers=[s.service for s in self._consumers] if self._consume else [])
 

@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from contracts.base import Contract, FieldError
 from contracts.events import CommandRejected
 from services.runtime.envelope import Envelope
+from services.runtime import metrics
 from services.runtime.errors import AlreadyProcessed, Rejected, is_transient
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -93,12 +94,15 @@ class Dispatcher:
             log.warning("message_interrupted")
             raise
         await self._settle(message, settle, envelope)
+        elapsed = time.perf_counter() - started
+        metrics.MESSAGES.labels(self.service, envelope.routing_key, outcome.split(":")[0]).inc()
+        metrics.HANDLING_SECONDS.labels(self.service, envelope.routing_key).observe(elapsed)
         log.info(
             "message_handled",
             outcome=outcome,
             settle=settle.value,
             delivery_count=envelope.delivery_count,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            duration_ms=round(elapsed * 1000, 2),
         )
 
     async def _decide(self, envelope: Envelope) -> tuple[Settle, str]:

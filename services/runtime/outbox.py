@@ -11,6 +11,7 @@ import structlog
 
 from contracts.base import Contract
 from contracts.registry import ROUTING_KEY_OF, exchange_of
+from services.runtime import metrics
 
 log = structlog.get_logger()
 
@@ -104,7 +105,8 @@ class OutboxRelay:
                 [OutgoingMessage(r["exchange"], r["routing_key"], r["body"], r["message_id"], r["correlation_id"]) for r in rows]
             )
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-            return len(rows)
+        metrics.OUTBOX_RELAYED.inc(len(rows))
+        return len(rows)
 
     async def flush(self, timeout: float) -> bool:
         """Relays until the outbox is empty; False when time ran out first."""

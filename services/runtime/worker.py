@@ -13,6 +13,8 @@ from services.db.connection import create_pool
 from services.db.migrate import migrate
 from services.runtime.broker import BrokerSession, ConsumerSpec
 from services.runtime.dispatch import Dispatcher
+from services.runtime.housekeeping import run_housekeeping
+from services.runtime.metrics import serve_metrics
 from services.runtime.outbox import OutboxRelay
 from services.settings import Settings
 
@@ -45,8 +47,12 @@ async def run_worker(settings: Settings, services: Sequence[str]) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    serve_metrics(settings.metrics_port)
     session_task = asyncio.create_task(session.run(), name="broker")
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    housekeeping = asyncio.create_task(
+        run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds), name="housekeeping"
+    )
     log.info("worker_started", services=list(services))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stopper, session_task, relay_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -63,6 +69,8 @@ async def run_worker(settings: Settings, services: Sequence[str]) -> int:
     await session.close()
     await asyncio.gather(session_task, return_exceptions=True)
     stopper.cancel()
+    housekeeping.cancel()
+    await asyncio.gather(housekeeping, return_exceptions=True)
     await pool.close()
     log.info("worker_stopped", drained=drained, outbox_flushed=flushed)
     return 1 if failed else 0

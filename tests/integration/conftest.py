@@ -14,11 +14,12 @@ from services.db.connection import drop_database
 from services.db.migrate import migrate
 from services.client import BusClient
 from tests.support.infra import Infra, create_infra, drop_vhost
-from tests.support.smtp import RecordingSmtpServer
+from tests.support.smtp import RecordingSmtpServer, free_port
 from tests.support.wait import eventually
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
+METRICS_PORT = free_port()
 UNMASKED_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{2,}@[A-Za-z0-9-]+\.[A-Za-z]")
 
 
@@ -69,7 +70,10 @@ def worker_env(infra: Infra, smtp: RecordingSmtpServer) -> dict[str, str]:
 def workers(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WorkerProcess]]:
     """Two processes running all four services, sharing the queues."""
     log_dir: Path = tmp_path_factory.mktemp("worker-logs")
-    processes = [WorkerProcess(name, routing.SERVICES, worker_env, log_dir) for name in ("a", "b")]
+    processes = [
+        WorkerProcess("a", routing.SERVICES, {**worker_env, "USERPROV_METRICS_PORT": str(METRICS_PORT)}, log_dir),
+        WorkerProcess("b", routing.SERVICES, worker_env, log_dir),
+    ]
     for process in processes:
         process.start()
     yield processes

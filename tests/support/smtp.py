@@ -72,7 +72,7 @@ class RecordingHandler:
 class RecordingSmtpServer:
     def __init__(self) -> None:
         self.handler = RecordingHandler()
-        self.port = _free_port()
+        self.port = free_port()
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 
     def start(self) -> None:
@@ -82,7 +82,7 @@ class RecordingSmtpServer:
         self._controller.stop()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -1,0 +1,1 @@
+CREATE INDEX inbox_by_age ON inbox (processed_at);

@@ -1,0 +1,22 @@
+"""Prometheus metrics of a worker process, served on USERPROV_METRICS_PORT when it is set."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+MESSAGES = Counter(
+    "userprov_messages", "Messages handled, by service, routing key and outcome.", ["service", "routing_key", "outcome"]
+)
+HANDLING_SECONDS = Histogram(
+    "userprov_message_handling_seconds",
+    "Time from delivery to settle, by service and routing key.",
+    ["service", "routing_key"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+OUTBOX_RELAYED = Counter("userprov_outbox_relayed", "Outbox messages published with a broker confirm.")
+EMAILS = Counter("userprov_emails", "Invitation emails by result (delivered or failed).", ["result"])
+BROKER_CONNECTIONS = Counter("userprov_broker_connections", "Connections made to RabbitMQ (1 plus reconnections).")
+
+
+def serve_metrics(port: int | None) -> None:
+    if port:
+        start_http_server(port, addr="0.0.0.0")

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import asyncpg
+
+from contracts import routing
+from services.client import BusClient
+from services.runtime.housekeeping import prune_inbox
+from tests.integration.conftest import METRICS_PORT, address
+from tests.support.flows import add_users, emails_to
+from tests.support.smtp import RecordingSmtpServer
+from tests.support.wait import eventually
+
+
+class TestMetrics:
+    """A worker serves Prometheus metrics: messages by outcome, emails, relayed events."""
+
+    async def test_scrape(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account()
+        person = address("metrics")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Me", "last_name": "Trics", "email": person}]})
+        await emails_to(smtp, person)
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
+                return response.read().decode()
+
+        done = re.compile(r'userprov_messages_total\{[^}]*outcome="done"[^}]*\} [1-9]')
+        text = await eventually(lambda: (t := scrape()) and done.search(t) and t, 20)
+        assert "userprov_outbox_relayed_total" in text
+        assert "userprov_broker_connections_total" in text
+        assert "userprov_message_handling_seconds_bucket" in text
+
+
+class TestInboxRetention:
+    """Processed message ids older than the retention are pruned; recent ones stay."""
+
+    async def test_prune(self, db: asyncpg.Pool) -> None:
+        await db.execute(
+            "INSERT INTO inbox (service, message_id, processed_at) VALUES"
+            " ('test', 'old-1', now() - interval '20 days'), ('test', 'old-2', now() - interval '15 days'),"
+            " ('test', 'recent', now() - interval '13 days')")
+        assert await prune_inbox(db, retention_days=14) >= 2
+        left = {r["message_id"] for r in await db.fetch("SELECT message_id FROM inbox WHERE service = 'test'")}
+        assert left == {"recent"}
