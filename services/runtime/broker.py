@@ -87,6 +87,9 @@ class BrokerSession:
             for spec in self._consumers:
                 channel = await connection.channel()
                 channel.close_callbacks.add(self._on_lost)
+                # A consumer the broker cancels (its queue deleted, for one) would leave a live
+                # connection that consumes nothing: treat it as a lost connection and rebuild.
+                (await channel.get_underlay_channel()).on_consumer_cancel_callbacks.add(self._on_consumer_cancelled)
                 await channel.set_qos(prefetch_count=spec.prefetch)
                 queue = await channel.get_queue(routing.queue_name(spec.service), ensure=False)
                 tag = await queue.consume(spec.on_message)
@@ -98,6 +101,11 @@ class BrokerSession:
     def _on_lost(self, *_: object) -> None:
         if not self._closing.is_set():
             self._lost.set()
+
+    def _on_consumer_cancelled(self, *_: object) -> None:
+        if self._consume:
+            log.warning("consumer_cancelled_by_broker")
+            self._on_lost()
 
     async def _drop_connection(self) -> None:
         connection, self._connection, self._publisher = self._connection, None, None

@@ -4,7 +4,7 @@ from contracts import routing
 from tests.integration.conftest import address
 from services.client import BusClient
 from tests.support.flows import add_users, emails_to, tokens_in
-from tests.support.infra import Infra, close_connections_named, consumer_counts, restart_broker
+from tests.support.infra import Infra, close_connections_named, consumer_counts, delete_queue, restart_broker
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
 from tests.support.workers import WorkerProcess
@@ -54,3 +54,22 @@ class TestBrokerRestart:
         after_restart = address("after-restart")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Af", "last_name": "Ter", "email": after_restart}]})
         await emails_to(smtp, after_restart)
+
+
+class TestQueueDeleted:
+    """A service queue deleted under the workers (its consumers cancelled by the broker) is
+    declared again and consumed again."""
+
+    async def test_queue_deleted(self, bus: BusClient, smtp: RecordingSmtpServer, infra: Infra, workers: list[WorkerProcess], account) -> None:
+        before = [w.count_log('"broker_connected"') for w in workers]
+        delete_queue(infra.vhost, routing.queue_name(routing.INVITATION_MAILING))
+        for worker, count in zip(workers, before):
+            worker.wait_for_log('"broker_connected"', 30, at_least=count + 1)
+        await eventually(
+            lambda: all(consumer_counts(infra.vhost).get(routing.queue_name(s)) == len(workers) for s in routing.SERVICES),
+            30, what="every queue consumed by every worker again",
+        )
+        account_id = await account()
+        person = address("after-delete")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Af", "last_name": "Ter", "email": person}]})
+        await emails_to(smtp, person)

@@ -67,3 +67,7 @@ def restart_broker() -> None:
     rabbitmqctl("stop_app")
     rabbitmqctl("start_app")
     rabbitmqctl("await_startup", "--timeout", "120")
+
+
+def delete_queue(vhost: str, queue: str) -> None:
+    rabbitmqctl("delete_queue", "-p", vhost, queue)
