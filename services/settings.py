@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     prefetch_invitation_response: int = Field(default=16, ge=1)
 
     delivery_limit: int = Field(default=20, ge=1, description="Deliveries before a message is parked.")
-    transient_attempts: int = Field(default=6, ge=1, description="In-process tries on a transient fault.")
+    transient_retry_seconds: float = Field(
+        default=300, ge=0, description="How long a message keeps retrying a transient fault in process before it is given back."
+    )
     transient_backoff_max_seconds: float = Field(default=5.0, ge=0)
     reconnect_backoff_max_seconds: float = Field(default=5.0, ge=0)
     outbox_batch_size: int = Field(default=500, ge=1)

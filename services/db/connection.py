@@ -52,7 +52,12 @@ async def drop_database(url: str) -> None:
         await admin.close()
 
 
+APPLICATION_NAME = "userprov"
+
+
 async def create_pool(url: str, size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=size, command_timeout=60)
+    pool = await asyncpg.create_pool(
+        url, min_size=1, max_size=size, command_timeout=60, server_settings={"application_name": APPLICATION_NAME}
+    )
     assert pool is not None
     return pool

@@ -15,7 +15,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from contracts.base import Contract, FieldError
 from contracts.events import CommandRejected
@@ -50,16 +50,17 @@ class Dispatcher:
         pool: asyncpg.Pool,
         *,
         delivery_limit: int,
-        transient_attempts: int,
+        transient_retry_seconds: float,
         transient_backoff_max: float,
     ) -> None:
         self.service = service
         self._routes = routes
         self._pool = pool
         self._delivery_limit = delivery_limit
-        self._transient_attempts = transient_attempts
+        self._transient_retry_seconds = transient_retry_seconds
         self._transient_backoff_max = transient_backoff_max
         self._in_hand: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
@@ -71,11 +72,16 @@ class Dispatcher:
             self._in_hand.discard(task)
 
     async def drain(self, timeout: float) -> bool:
-        """Waits for the messages in hand; True when all finished in time."""
+        """Waits for the messages in hand, then cancels what is left (unacked, so the broker
+        redelivers it); True when all finished in time. Retries of transient faults stop."""
+        self._stopping = True
         pending = set(self._in_hand)
         if not pending:
             return True
-        done, not_done = await asyncio.wait(pending, timeout=timeout)
+        _, not_done = await asyncio.wait(pending, timeout=timeout)
+        for task in not_done:
+            task.cancel()
+        await asyncio.gather(*not_done, return_exceptions=True)
         return not not_done
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
@@ -172,7 +178,7 @@ class Dispatcher:
     async def _with_transient_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
         async for retry in AsyncRetrying(
             retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(self._transient_attempts),
+            stop=stop_after_delay(self._transient_retry_seconds) | (lambda _: self._stopping),
             wait=wait_exponential_jitter(multiplier=0.1, max=self._transient_backoff_max, jitter=0.1),
             reraise=True,
         ):

@@ -11,6 +11,7 @@ import structlog
 
 from contracts.base import Contract
 from contracts.registry import ROUTING_KEY_OF, exchange_of
+from services.db.connection import APPLICATION_NAME
 from services.runtime import metrics
 
 log = structlog.get_logger()
@@ -76,6 +77,8 @@ class OutboxRelay:
         failures = 0
         try:
             while not self._stopping.is_set():
+                if listener is None or listener.is_closed():
+                    listener = await self._listen()
                 try:
                     relayed = await self.relay_batch()
                     failures = 0
@@ -83,8 +86,6 @@ class OutboxRelay:
                     failures += 1
                     log.warning("outbox_relay_failed", error=repr(error), failures=failures)
                     await self._sleep(min(0.2 * 2**failures, 5.0))
-                    if listener is None or listener.is_closed():
-                        listener = await self._listen()
                     continue
                 if relayed < self._batch_size:
                     await self._sleep(self._poll_seconds)
@@ -132,7 +133,7 @@ class OutboxRelay:
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
-            conn = await asyncpg.connect(self._database_url)
+            conn = await asyncpg.connect(self._database_url, server_settings={"application_name": APPLICATION_NAME})
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
             return conn
         except Exception as error:  # noqa: BLE001 - polling still works without notifications

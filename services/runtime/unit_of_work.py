@@ -7,11 +7,14 @@ from types import TracebackType
 from typing import Self
 
 import asyncpg
+import structlog
 
 from contracts.base import Contract
 from services.runtime import outbox
 from services.runtime.envelope import Envelope
 from services.runtime.errors import AlreadyProcessed
+
+log = structlog.get_logger()
 
 
 class UnitOfWork:
@@ -49,8 +52,8 @@ class UnitOfWork:
             raise RuntimeError("a unit of work commits once")
         self._conn = await self._pool.acquire()
         self._transaction = self._conn.transaction()
-        await self._transaction.start()
         try:
+            await self._transaction.start()
             claimed = await self._conn.fetchval(
                 "INSERT INTO inbox (service, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
                 self._service,
@@ -88,7 +91,7 @@ class UnitOfWork:
             if commit:
                 await transaction.commit()
             else:
-                await transaction.rollback()
+                await _roll_back(conn, transaction)
         finally:
             await self._pool.release(conn)
 
@@ -102,3 +105,13 @@ class UnitOfWork:
             raise RuntimeError("open a separate transaction before the unit of work, never inside it")
         async with self._pool.acquire() as conn, conn.transaction():
             yield conn
+
+
+async def _roll_back(conn: asyncpg.Connection, transaction: asyncpg.transaction.Transaction) -> None:
+    """Rolls back what can be; never masks the error that caused the rollback."""
+    if conn.is_closed():  # the fault closed it: no transaction is left on the server
+        return
+    try:
+        await transaction.rollback()
+    except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
+        log.info("rollback_failed", error=repr(error))

@@ -30,7 +30,7 @@ async def run_worker(settings: Settings, services: Sequence[str]) -> int:
             ROUTES[name](settings),
             pool,
             delivery_limit=settings.delivery_limit,
-            transient_attempts=settings.transient_attempts,
+            transient_retry_seconds=settings.transient_retry_seconds,
             transient_backoff_max=settings.transient_backoff_max_seconds,
         )
         for name in services
@@ -71,6 +71,10 @@ async def run_worker(settings: Settings, services: Sequence[str]) -> int:
     stopper.cancel()
     housekeeping.cancel()
     await asyncio.gather(housekeeping, return_exceptions=True)
-    await pool.close()
+    try:
+        await asyncio.wait_for(pool.close(), 10)
+    except TimeoutError:
+        log.warning("database_pool_close_timed_out")
+        pool.terminate()
     log.info("worker_stopped", drained=drained, outbox_flushed=flushed)
     return 1 if failed else 0

@@ -62,6 +62,8 @@ def worker_env(infra: Infra, smtp: RecordingSmtpServer) -> dict[str, str]:
         "USERPROV_TRANSFER_TOKEN_TTL_SECONDS": "259200",
         "USERPROV_DATABASE_POOL_SIZE": "8",
         "USERPROV_LOG_JSON": "true",
+        "USERPROV_TRANSIENT_RETRY_SECONDS": "60",
+        "USERPROV_SHUTDOWN_GRACE_SECONDS": "10",
         "USERPROV_LOG_LEVEL": "INFO",
     }
 

@@ -37,7 +37,7 @@ class TestPoisonMessage:
             {queue_name: Route(AccountsGet, always_fails), "healthy": Route(AccountsGet, succeeds)},
             db,
             delivery_limit=LIMIT,
-            transient_attempts=2,
+            transient_retry_seconds=1,
             transient_backoff_max=0.1,
         )
         connection = await aio_pika.connect(infra.amqp_url)

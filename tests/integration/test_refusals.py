@@ -39,7 +39,7 @@ class TestMalformedMessages:
     async def test_missing_message_id(self, db: asyncpg.Pool, bus: BusClient) -> None:
         """aio-pika always sets a message_id, so this drives the shared edge directly, on the real database."""
         dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, ROUTES[routing.ACCOUNT_LOOKUP](Settings()), db,
-                                delivery_limit=5, transient_attempts=2, transient_backoff_max=0.1)
+                                delivery_limit=5, transient_retry_seconds=1, transient_backoff_max=0.1)
         envelope = Envelope(routing.ACCOUNTS_GET, b'{"account_id": "x"}', None, "corr-no-id", None, 0)
         settle, outcome = await dispatcher._decide(envelope)
         assert (settle, outcome) == (Settle.PARK, "refused:missing_message_id")

@@ -66,7 +66,7 @@ class WorkerProcess:
         self._process.kill()
         self._process.wait(10)
 
-    def terminate(self, timeout: float = 30.0) -> int:
+    def terminate(self, timeout: float = 60.0) -> int:
         assert self._process is not None
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)

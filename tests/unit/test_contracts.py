@@ -45,3 +45,24 @@ class TestContracts:
         assert caught.value.errors()[0]["loc"] == ("licences",)
         with pytest.raises(ValidationError):
             UsersAdd(account_id="a", users=[{"first_name": "A\x00", "last_name": "B", "email": "c@example.com"}])
+
+
+class TestTransientFaults:
+    """Which faults are retried in process: connection loss, also when it surfaces during a rollback."""
+
+    def test_classification(self) -> None:
+        import asyncpg
+
+        from services.runtime.errors import Rejected, is_transient
+
+        assert is_transient(asyncpg.ConnectionDoesNotExistError("gone"))
+        assert is_transient(asyncpg.SerializationError("retry"))
+        assert not is_transient(RuntimeError("bug"))
+        assert not is_transient(Rejected("forbidden", "no"))
+        try:
+            try:
+                raise asyncpg.ConnectionDoesNotExistError("gone")
+            except Exception:
+                raise asyncpg.InterfaceError("cannot call Transaction.rollback(): the underlying connection is closed")
+        except asyncpg.InterfaceError as error:
+            assert is_transient(error)
