@@ -6,12 +6,12 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
 import structlog
-from jinja2 import TemplateError, Undefined, meta
+from jinja2 import Template, TemplateError, Undefined, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from services.languages import DEFAULT_LANGUAGE
@@ -83,7 +83,13 @@ def _missing(kind: str) -> tuple[str, str]:
 
 
 def _render(source: str, context: dict[str, Any]) -> str:
-    return _environment.from_string(source).render(context)
+    return _compiled(source).render(context)
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    """Templates compile once per process: a batch of thousands renders the same few sources."""
+    return _environment.from_string(source)
 
 
 def _assemble(subject: str, text: str) -> RenderedEmail:

@@ -23,23 +23,23 @@ WAITING_STATUS = {"welcome": "invited", "transfer": "transfer_pending"}
 
 
 async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
+    """Activates the member. A person is active in one account at a time, so whoever is active
+    elsewhere by now leaves that account, taking their assets: also when a welcome invitation
+    was issued before they became active there."""
     async with uow:
         invitation = await _open_invitation(uow, event.token)
         if invitation is None:
             return
-        email = invitation["email"]
-        if invitation["kind"] == "welcome":
-            await sql.close_invitation(uow.conn, invitation["invitation_id"], "accepted")
-            await sql.set_membership_status(uow.conn, invitation["membership_id"], "active")
-            uow.emit(UserActivated(account_id=invitation["account_id"], user_id=invitation["profile_id"], email=email))
-            return
         moved, from_account = await _leave_home_account(uow.conn, invitation)
         await sql.close_invitation(uow.conn, invitation["invitation_id"], "accepted")
         await sql.set_membership_status(uow.conn, invitation["membership_id"], "active")
+        if invitation["kind"] == "welcome" and from_account is None:
+            uow.emit(UserActivated(account_id=invitation["account_id"], user_id=invitation["profile_id"], email=invitation["email"]))
+            return
         uow.emit(
             UserTransferred(
                 user_id=invitation["profile_id"],
-                email=email,
+                email=invitation["email"],
                 from_account_id=from_account,
                 to_account_id=invitation["account_id"],
                 moved=MovedAssets(

@@ -99,3 +99,25 @@ class TestRaces:
             assert refusal.body["reason"] == "revoked"
             assert await active_accounts(db, person) == [old]
         await assert_seats_consistent(db, old, new)
+
+
+class TestTwoWelcomes:
+    """A new person added to two accounts at once gets two welcomes; accepting both leaves them in one account."""
+
+    async def test_accept_both_welcomes(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        first, second = await account({"gotomeeting": 1}), await account({"gotomeeting": 1})
+        person = address("twice-welcomed")
+        body = {"products": ["gotomeeting"], "users": [{"first_name": "Two", "last_name": "Welcomes", "email": person}]}
+        await asyncio.gather(add_users(bus, {"account_id": first, **body}), add_users(bus, {"account_id": second, **body}))
+        emails = await emails_to(smtp, person, count=2)
+        assert all("link" in tokens_in(e) for e in emails)  # both welcomes: neither was active anywhere
+        for n, email in enumerate(emails):
+            await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(email)["link"]}, correlation_id=f"tw-{n}-{first}")
+            await eventually(lambda: bus.find(routing.USER_ACTIVATED, correlation_id=f"tw-{n}-{first}")
+                             or bus.find(routing.USER_TRANSFERRED, correlation_id=f"tw-{n}-{first}"))
+        [moved] = bus.find(routing.USER_TRANSFERRED, correlation_id=f"tw-1-{first}")
+        assert len(await active_accounts(db, person)) == 1
+        assert await active_accounts(db, person) == [moved.body["to_account_id"]]
+        await assert_seats_consistent(db, first, second)
+        seats = await db.fetchval("SELECT sum(seats_used) FROM account_licences WHERE account_id = ANY($1::text[])", [first, second])
+        assert seats == 1
