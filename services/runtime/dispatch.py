@@ -113,7 +113,9 @@ class Dispatcher:
 
     async def _decide(self, envelope: Envelope) -> tuple[Settle, str]:
         if envelope.delivery_count >= self._delivery_limit:
-            return Settle.PARK, "delivery_limit_reached"
+            failed = Rejected("processing_failed", f"handling failed {envelope.delivery_count} times; the message is parked")
+            settle, _ = await self._refuse(envelope, failed, remember=False)
+            return settle, "delivery_limit_reached"
         route = self._routes.get(envelope.routing_key)
         if route is None:
             return await self._refuse(envelope, Rejected("unknown_type", f"no handler for {envelope.routing_key!r}"))
@@ -149,8 +151,11 @@ class Dispatcher:
         if not uow.committed:
             raise RuntimeError(f"{route.handler.__name__} returned without committing its unit of work")
 
-    async def _refuse(self, envelope: Envelope, rejection: Rejected, *, park: bool = True) -> tuple[Settle, str]:
-        """Publishes `command.rejected` (recorded in the inbox, so once per message_id)."""
+    async def _refuse(
+        self, envelope: Envelope, rejection: Rejected, *, park: bool = True, remember: bool = True
+    ) -> tuple[Settle, str]:
+        """Publishes `command.rejected`, recorded in the inbox (so once per message_id) unless
+        `remember` is off: a message parked after failing must take effect when replayed."""
         event = CommandRejected(
             command_id=envelope.message_id,
             type=envelope.routing_key or None,
@@ -159,8 +164,11 @@ class Dispatcher:
             errors=rejection.errors,
         )
         log.info("message_refused", reason=rejection.reason)
-        # A message without an id cannot be recognised when it comes again; it is parked, so it will not.
-        claimable = envelope if envelope.message_id else replace(envelope, message_id=f"unidentified:{uuid.uuid4()}")
+        # Without an id a message cannot be recognised again; a parked one must work when replayed:
+        # either way the refusal is recorded under an id of its own.
+        claimable = envelope
+        if not envelope.message_id or not remember:
+            claimable = replace(envelope, message_id=f"refusal:{uuid.uuid4()}", correlation_id=envelope.causation_id)
 
         async def write() -> None:
             async with UnitOfWork(self._pool, self.service, claimable) as uow:

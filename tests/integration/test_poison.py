@@ -5,6 +5,7 @@ import asyncpg
 
 from contracts import routing
 from contracts.queries import AccountsGet
+from services.client import BusClient
 from services.runtime.dispatch import Dispatcher, Route
 from services.runtime.topology import service_queue_arguments
 from services.runtime.unit_of_work import UnitOfWork
@@ -20,7 +21,7 @@ class TestPoisonMessage:
     never blocks the queue and is never lost. Real RabbitMQ quorum queue, real PostgreSQL; the
     handler is one that always raises."""
 
-    async def test_parked_after_the_delivery_limit(self, infra: Infra, db: asyncpg.Pool) -> None:
+    async def test_parked_after_the_delivery_limit(self, infra: Infra, db: asyncpg.Pool, bus: BusClient) -> None:
         calls: list[str] = []
 
         async def always_fails(query: AccountsGet, uow: UnitOfWork) -> None:
@@ -60,6 +61,9 @@ class TestPoisonMessage:
             await parked_message.ack()
             assert calls.count("poison") == LIMIT
             assert "ok:after" in calls  # the queue was not blocked
+            # not remembered as processed, so a replay after the fix takes effect
             assert await db.fetchval("SELECT count(*) FROM inbox WHERE service = $1 AND message_id = 'poison-1'", SERVICE) == 0
+            [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id="poison-1"))
+            assert rejected.body["reason"] == "processing_failed"
         finally:
             await connection.close()

@@ -44,9 +44,10 @@ def drop_vhost(vhost: str) -> None:
 def close_connections_named(vhost: str, prefix: str) -> int:
     """Closes the vhost's connections whose client-given name starts with `prefix`; returns how many."""
     closed = 0
-    for line in rabbitmqctl("list_connections", "-p", vhost, "-s", "pid", "client_properties").splitlines():
-        pid, _, properties = line.partition("\t")
-        if f'{{"connection_name","{prefix}' in properties:
+    # list_connections lists every vhost's connections whatever -p says: filter on the column
+    for line in rabbitmqctl("list_connections", "-s", "pid", "vhost", "client_properties").splitlines():
+        pid, on_vhost, properties = (line.split("\t", 2) + ["", ""])[:3]
+        if on_vhost == vhost and f'{{"connection_name","{prefix}' in properties:
             rabbitmqctl("close_connection", pid.strip(), "closed by a test")
             closed += 1
     return closed
