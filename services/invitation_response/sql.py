@@ -54,7 +54,18 @@ async def home_membership(conn: asyncpg.Connection, profile_id: UUID, other_than
 
 
 async def move_assets(conn: asyncpg.Connection, profile_id: UUID, from_account: str, to_account: str) -> dict[str, int]:
+    """Moves the person's assets; one the new account already holds under the same (kind, ref)
+    is merged into it. Returns the count per kind."""
     rows = await conn.fetch(
+        "WITH merged AS ("
+        "  DELETE FROM assets a WHERE a.profile_id = $1 AND a.account_id = $2 AND EXISTS"
+        "  (SELECT 1 FROM assets t WHERE t.account_id = $3 AND t.kind = a.kind AND t.ref = a.ref) RETURNING a.kind)"
+        " SELECT kind FROM merged",
+        profile_id,
+        from_account,
+        to_account,
+    )
+    rows += await conn.fetch(
         "UPDATE assets SET account_id = $3 WHERE profile_id = $1 AND account_id = $2 RETURNING kind",
         profile_id,
         from_account,

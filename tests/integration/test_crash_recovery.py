@@ -55,3 +55,26 @@ class TestWorkerKilledMidBatch:
 async def _all_sent(statuses) -> dict[str, int] | None:  # noqa: ANN001
     found = await statuses
     return found if found == {"sent": 300} else None
+
+
+class TestWorkerStoppedMidBatch:
+    """SIGTERM mid-batch: the worker stops taking messages, finishes those in hand, exits 0; nothing is lost."""
+
+    async def test_sigterm_during_a_batch(
+        self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, workers: list[WorkerProcess], account
+    ) -> None:
+        account_id = await account({"gotomeeting": 200})
+        people = [address(f"term{n}") for n in range(200)]
+        await bus.publish(routing.USERS_ADD, {
+            "account_id": account_id, "products": ["gotomeeting"],
+            "pasted": "\n".join(f"Term Person{n} {email}" for n, email in enumerate(people))})
+        stopping = workers[1]
+        await eventually(lambda: sum(bool(smtp.handler.to(p)) for p in people) >= 20, 60, what="20 emails")
+        assert stopping.terminate() == 0
+        assert stopping.count_log('"drained": true') == 1
+        stopping.start()
+        await eventually(lambda: all(smtp.handler.to(p) for p in people), 120, what="an email to every person")
+        assert all(len(smtp.handler.to(p)) == 1 for p in people)  # a clean stop sends nothing twice
+        await eventually(lambda: db.fetchval(
+            "SELECT count(*) = 200 FROM invitations i JOIN memberships m USING (membership_id)"
+            " WHERE m.account_id = $1 AND i.status = 'sent'", account_id), 30, what="every invitation recorded as sent")
