@@ -17,11 +17,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
-from contracts.base import Contract, FieldError
+from contracts.base import Contract
 from contracts.events import CommandRejected
 from services.runtime.envelope import Envelope
 from services.runtime import metrics
-from services.runtime.errors import AlreadyProcessed, Rejected, is_transient
+from services.runtime.errors import AlreadyProcessed, Rejected, is_transient, schema_rejection
 from services.runtime.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
@@ -206,12 +206,3 @@ class Dispatcher:
         except Exception as error:  # noqa: BLE001
             # The channel this came on is gone: the broker redelivers, and the inbox absorbs it.
             log.info("settle_failed_channel_gone", settle=settle.value, error=repr(error))
-
-
-def schema_rejection(error: ValidationError) -> Rejected:
-    errors = [
-        FieldError(field=".".join(str(p) for p in item["loc"]) or "body", code=item["type"], message=item["msg"])
-        for item in error.errors(include_url=False)
-    ]
-    fields = ", ".join(e.field for e in errors)
-    return Rejected("schema_invalid", f"the message does not match its schema ({fields})", errors)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from pydantic import ValidationError
 
 from contracts.base import FieldError
 
@@ -54,3 +55,12 @@ def is_transient(error: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+def schema_rejection(error: ValidationError) -> Rejected:
+    errors = [
+        FieldError(field=".".join(str(p) for p in item["loc"]) or "body", code=item["type"], message=item["msg"])
+        for item in error.errors(include_url=False)
+    ]
+    fields = ", ".join(e.field for e in errors)
+    return Rejected("schema_invalid", f"the message does not match its schema ({fields})", errors)

@@ -110,13 +110,13 @@ class OutboxRelay:
         return len(rows)
 
     async def flush(self, timeout: float) -> bool:
-        """Relays until the outbox is empty; False when time ran out first."""
+        """Relays until the outbox is empty; False when time ran out or a dependency failed first."""
         try:
             async with asyncio.timeout(timeout):
                 while await self.relay_batch():
                     pass
             return True
-        except (TimeoutError, Exception) as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - TimeoutError included
             log.warning("outbox_flush_incomplete", error=repr(error))
             return False
 
