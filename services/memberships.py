@@ -1,4 +1,4 @@
-"""Ending a membership: shared by removal and by the old side of an accepted transfer."""
+"""Finding, locking and ending memberships: shared by the services that change them."""
 from __future__ import annotations
 
 from uuid import UUID
@@ -6,6 +6,7 @@ from uuid import UUID
 import asyncpg
 
 from services import seats
+from services.runtime.errors import Rejected
 
 
 async def end_membership(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, int]:
@@ -20,3 +21,32 @@ async def end_membership(conn: asyncpg.Connection, membership_id: UUID) -> dict[
         "UPDATE memberships SET status = 'removed', status_changed_at = now() WHERE membership_id = $1", membership_id
     )
     return released
+
+
+async def home_membership(conn: asyncpg.Connection, profile_id: UUID, other_than_account: str) -> asyncpg.Record | None:
+    """Where the person is active, other than the given account (locked)."""
+    return await conn.fetchrow(
+        "SELECT membership_id, account_id FROM memberships"
+        " WHERE profile_id = $1 AND account_id <> $2 AND status = 'active' FOR UPDATE",
+        profile_id,
+        other_than_account,
+    )
+
+
+async def lock_current_membership(conn: asyncpg.Connection, account_id: str, email: str) -> asyncpg.Record:
+    """The person's profile, then their current membership in the account, both locked (the
+    lock order every membership change follows); `unknown_user` when there is none."""
+    profile = await conn.fetchrow(
+        "SELECT profile_id, email FROM profiles WHERE email = $1 FOR UPDATE", email.strip().lower()
+    )
+    membership = None
+    if profile is not None:
+        membership = await conn.fetchrow(
+            "SELECT membership_id, account_id, profile_id, role, status, language FROM memberships"
+            " WHERE account_id = $1 AND profile_id = $2 AND status <> 'removed' FOR UPDATE",
+            account_id,
+            profile["profile_id"],
+        )
+    if membership is None:
+        raise Rejected("unknown_user", f"No current member with that email in account {account_id!r}.")
+    return membership

@@ -36,10 +36,3 @@ async def release(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, in
             [r["product"] for r in rows],
         )
     return {r["product"]: 1 for r in rows}
-
-
-async def held(conn: asyncpg.Connection, membership_id: UUID) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT product FROM seat_assignments WHERE membership_id = $1 ORDER BY product", membership_id
-    )
-    return [r["product"] for r in rows]

@@ -7,7 +7,7 @@ from contracts.commands import InvitationsResend
 from contracts.events import AssetRecorded, InvitationIssued, MembershipsCreated
 from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
 from services.account_lookup import sql
-from services.people import lock_current_membership
+from services.memberships import home_membership, lock_current_membership
 from services.permissions import authorize
 from services.runtime.errors import Rejected
 from services.runtime.unit_of_work import UnitOfWork
@@ -40,8 +40,8 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
             raise Rejected("resend_cooldown", f"An invitation was issued moments ago; resend again in {wait} s.")
         from_account = None
         if kind == "transfer":
-            from_account = await sql.home_account(uow.conn, membership["profile_id"], cmd.account_id)
-            from_account = from_account or (previous["from_account_id"] if previous else None)
+            home = await home_membership(uow.conn, membership["profile_id"], cmd.account_id)
+            from_account = home["account_id"] if home else (previous["from_account_id"] if previous else None)
         invitation_id = await sql.reissue(
             uow.conn, membership["membership_id"], kind, previous["sent_count"] if previous else 0, from_account
         )

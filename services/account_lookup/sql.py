@@ -85,14 +85,6 @@ async def latest_invitation(conn: asyncpg.Connection, membership_id: UUID) -> as
     )
 
 
-async def home_account(conn: asyncpg.Connection, profile_id: UUID, other_than_account: str) -> str | None:
-    return await conn.fetchval(
-        "SELECT account_id FROM memberships WHERE profile_id = $1 AND account_id <> $2 AND status = 'active'",
-        profile_id,
-        other_than_account,
-    )
-
-
 async def reissue(
     conn: asyncpg.Connection, membership_id: UUID, kind: str, sent_count: int, from_account_id: str | None
 ) -> UUID:

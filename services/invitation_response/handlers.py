@@ -15,7 +15,7 @@ from contracts.events import (
     UserTransferred,
 )
 from services.invitation_response import sql
-from services.memberships import end_membership
+from services.memberships import end_membership, home_membership
 from services.runtime.unit_of_work import UnitOfWork
 from services.tokens import hash_token, token_matches
 
@@ -97,7 +97,7 @@ def _refuse(uow: UnitOfWork, reason: str) -> None:
 async def _leave_home_account(conn: asyncpg.Connection, invitation: dict) -> tuple[dict[str, int], str | None]:
     """Ends the person's membership where they are active now and moves their assets from there.
     None as the account when they have meanwhile left it: nothing to move."""
-    home = await sql.home_membership(conn, invitation["profile_id"], invitation["account_id"])
+    home = await home_membership(conn, invitation["profile_id"], invitation["account_id"])
     if home is None:
         return {}, None
     await end_membership(conn, home["membership_id"])

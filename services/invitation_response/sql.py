@@ -44,15 +44,6 @@ async def set_membership_status(conn: asyncpg.Connection, membership_id: UUID, s
     )
 
 
-async def home_membership(conn: asyncpg.Connection, profile_id: UUID, other_than_account: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT membership_id, account_id FROM memberships"
-        " WHERE profile_id = $1 AND account_id <> $2 AND status = 'active' FOR UPDATE",
-        profile_id,
-        other_than_account,
-    )
-
-
 async def move_assets(conn: asyncpg.Connection, profile_id: UUID, from_account: str, to_account: str) -> dict[str, int]:
     """Moves the person's assets; one the new account already holds under the same (kind, ref)
     is merged into it. Returns the count per kind."""

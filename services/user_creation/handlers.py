@@ -6,8 +6,7 @@ from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
 from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, UsersAddCompleted
 from services.invitation_mailing.rendering import template_errors
 from services.languages import SUPPORTED_LANGUAGES
-from services.memberships import end_membership
-from services.people import lock_current_membership
+from services.memberships import end_membership, lock_current_membership
 from services.permissions import authorize
 from services.runtime.errors import Rejected
 from services.runtime.unit_of_work import UnitOfWork
