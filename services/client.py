@@ -10,7 +10,6 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
-
 from pamqp.commands import Basic
 
 from contracts import routing

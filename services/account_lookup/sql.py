@@ -43,7 +43,7 @@ async def invite(conn: asyncpg.Connection, decisions: Sequence[tuple[UUID, str, 
         kinds,
         [d[2] for d in decisions],
     )
-    return list(zip(invitation_ids, kinds))
+    return list(zip(invitation_ids, kinds, strict=True))
 
 
 async def account_view(conn: asyncpg.Connection, account_id: str) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aio_pika
 import aiormq
@@ -141,7 +141,7 @@ class BrokerSession:
         if channel is None:
             raise BrokerUnavailable("not connected to RabbitMQ")
         results = await asyncio.gather(*(self._publish_one(channel, m) for m in messages))
-        for message, result in zip(messages, results):
+        for message, result in zip(messages, results, strict=True):
             if not isinstance(result, Basic.Ack):
                 log.info("message_unroutable", routing_key=message.routing_key, message_id=message.message_id)
 

@@ -19,8 +19,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 
 from contracts.base import Contract
 from contracts.events import CommandRejected
-from services.runtime.envelope import Envelope
 from services.runtime import metrics
+from services.runtime.envelope import Envelope
 from services.runtime.errors import AlreadyProcessed, Rejected, is_transient, schema_rejection
 from services.runtime.unit_of_work import UnitOfWork
 

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from contracts import routing
+from services.client import BusClient
 from services.db.connection import drop_database
 from services.db.migrate import migrate
-from services.client import BusClient
 from tests.support.infra import Infra, create_infra, drop_vhost
 from tests.support.smtp import RecordingSmtpServer, free_port
 from tests.support.wait import eventually

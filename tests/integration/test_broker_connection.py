@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from contracts import routing
-from tests.integration.conftest import address
 from services.client import BusClient
+from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, close_connections_named, consumer_counts, delete_queue, restart_broker
 from tests.support.smtp import RecordingSmtpServer
@@ -18,7 +18,7 @@ class TestConnectionLoss:
     ) -> None:
         before = [w.count_log('"broker_connected"') for w in workers]
         assert close_connections_named(infra.vhost, "userprov ") == len(workers)
-        for worker, count in zip(workers, before):
+        for worker, count in zip(workers, before, strict=True):
             worker.wait_for_log('"broker_connected"', 30, at_least=count + 1)
         counts = await eventually(
             lambda: (c := consumer_counts(infra.vhost)) and all(c[routing.queue_name(s)] == len(workers) for s in routing.SERVICES) and c,
@@ -43,7 +43,7 @@ class TestBrokerRestart:
         before = [w.count_log('"broker_connected"') for w in workers]
 
         restart_broker()
-        for worker, count in zip(workers, before):
+        for worker, count in zip(workers, before, strict=True):
             worker.wait_for_log('"broker_connected"', 60, at_least=count + 1)
         await eventually(
             lambda: all(consumer_counts(infra.vhost).get(routing.queue_name(s)) == len(workers) for s in routing.SERVICES),
@@ -63,7 +63,7 @@ class TestQueueDeleted:
     async def test_queue_deleted(self, bus: BusClient, smtp: RecordingSmtpServer, infra: Infra, workers: list[WorkerProcess], account) -> None:
         before = [w.count_log('"broker_connected"') for w in workers]
         delete_queue(infra.vhost, routing.queue_name(routing.INVITATION_MAILING))
-        for worker, count in zip(workers, before):
+        for worker, count in zip(workers, before, strict=True):
             worker.wait_for_log('"broker_connected"', 30, at_least=count + 1)
         await eventually(
             lambda: all(consumer_counts(infra.vhost).get(routing.queue_name(s)) == len(workers) for s in routing.SERVICES),

@@ -5,9 +5,8 @@ import contextlib
 import asyncpg
 
 from contracts import routing
-from tests.integration.conftest import address
 from services.client import BusClient
-from tests.support.flows import add_users
+from tests.integration.conftest import address
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
 from tests.support.workers import WorkerProcess

@@ -5,10 +5,10 @@ import asyncio
 import asyncpg
 
 from contracts import routing
-from tests.integration.conftest import address
 from services.client import BusClient
-from tests.support.infra import Infra, message_counts
+from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
+from tests.support.infra import Infra, message_counts
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncpg
 
-from contracts import routing
 from services.client import BusClient
 from tests.support.flows import add_users
 from tests.support.smtp import RecordingSmtpServer

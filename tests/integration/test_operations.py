@@ -5,7 +5,6 @@ import urllib.request
 
 import asyncpg
 
-from contracts import routing
 from services.client import BusClient
 from services.runtime.housekeeping import prune_inbox
 from tests.integration.conftest import METRICS_PORT, address

@@ -5,11 +5,11 @@ import pytest
 
 from contracts import routing
 from services.catalog import ROUTES
+from services.client import BusClient
 from services.runtime.dispatch import Dispatcher, Settle
 from services.runtime.envelope import Envelope
 from services.settings import Settings
 from tests.integration.conftest import address
-from services.client import BusClient
 from tests.support.flows import add_users
 from tests.support.infra import Infra, message_counts
 from tests.support.wait import eventually

@@ -5,9 +5,8 @@ import asyncio
 import asyncpg
 import pytest
 
-from contracts import routing
-from tests.integration.conftest import address
 from services.client import BusClient
+from tests.integration.conftest import address
 from tests.support.flows import add_users
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncpg
 
 from contracts import routing
-from tests.integration.conftest import address
 from services.client import BusClient
+from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.wait import eventually
