@@ -18,6 +18,7 @@ from services.client import BusClient
 from services.db.migrate import migrate
 from services.mail_catcher import CatchingHandler, start_mail_catcher
 from services.settings import Settings
+from services.waiting import eventually
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ async def run_bench(settings: Settings, users: int, batch: int, single: bool, ra
         await bus.query(routing.ACCOUNTS_GET, {"account_id": "bench-ping"}, timeout=60)
         run = f"bench-{int(time.time())}"
         await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": run, "name": "Benchmark", "licences": {"gotomeeting": users}})
-        await _until(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=run), 30)
+        await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=run), 30, what="account.upserted")
         people = [f"user{n}.{run}@bench.example.com" for n in range(users)]
         published: dict[str, float] = {}
         size = 1 if single else batch
@@ -72,7 +73,8 @@ async def run_bench(settings: Settings, users: int, batch: int, single: bool, ra
                 "pasted": "\n".join(f"Bench User{n} {email}" for n, email in enumerate(chunk, start))})
             now = time.time()
             published.update((email, now) for email in chunk)
-        await _until(lambda: len(arrivals) >= users and all(p in arrivals for p in people), timeout=max(120, users / 20))
+        await eventually(lambda: len(arrivals) >= users and all(p in arrivals for p in people), max(120, users / 20), 0.2,
+                         what="every email")
         last = max(arrivals[p] for p in people)
         return BenchResult(users, last - started, [arrivals[p] - published[p] for p in people])
     finally:
@@ -82,11 +84,3 @@ async def run_bench(settings: Settings, users: int, batch: int, single: bool, ra
         for worker in workers:
             worker.wait(60)
         controller.stop()
-
-
-async def _until(check, timeout: float) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"benchmark did not finish within {timeout:.0f}s")
-        await asyncio.sleep(0.05)

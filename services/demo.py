@@ -5,7 +5,6 @@ account, adds a pasted list, prints each row's result and where each email was w
 accepts one invitation from its email link, and shows the account afterwards."""
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -19,6 +18,7 @@ from services.client import BusClient
 from services.db.migrate import migrate
 from services.mail_catcher import CatchingHandler, start_mail_catcher, text_part
 from services.settings import Settings
+from services.waiting import eventually
 
 PASTED = """Ada Lovelace ada@example.com; Alan Mathison Turing alan@example.com
 Grace\tHopper Murray\tgrace@example.com
@@ -41,19 +41,19 @@ async def run_demo(settings: Settings, mail_folder: Path) -> int:
         await bus.publish(routing.ACCOUNTS_UPSERT, {
             "account_id": account_id, "name": "Demo Company", "licences": {"gotomeeting": 10, "gotowebinar": 5},
             "groups": ["sales"], "settings_templates": ["standard"]})
-        await _wait(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id))
+        await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id))
 
         print("\n== users.add with a pasted list:\n" + "\n".join("   " + line for line in PASTED.splitlines()))
         command_id = await bus.publish(routing.USERS_ADD, {
             "account_id": account_id, "pasted": PASTED, "products": ["gotomeeting"], "language": "en", "group": "sales"})
-        [completed] = await _wait(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=command_id))
+        [completed] = await eventually(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=command_id))
         print("\n== users.add.completed")
         for row in completed.body["results"]:
             errors = "; ".join(f"{e['field']}: {e['code']}" for e in row["errors"])
             print(f"   row {row['row']}: {row['outcome']:<15} {row['email']:<28} {errors}")
         accepted = [r["email"] for r in completed.body["results"] if r["outcome"] == "accepted"]
 
-        sent = await _wait(lambda: len(bus.find(routing.INVITATION_SENT, account_id=account_id)) >= len(accepted)
+        sent = await eventually(lambda: len(bus.find(routing.INVITATION_SENT, account_id=account_id)) >= len(accepted)
                            and bus.find(routing.INVITATION_SENT, account_id=account_id), timeout=60)
         print("\n== invitation emails")
         for event in sent:
@@ -65,7 +65,7 @@ async def run_demo(settings: Settings, mail_folder: Path) -> int:
         token = _token(text_part(first))
         print(f"\n== invitation.accepted with the token from {first.name}")
         await bus.publish(routing.INVITATION_ACCEPTED, {"token": token})
-        done = await _wait(lambda: bus.find(routing.USER_ACTIVATED, account_id=account_id) or bus.find(routing.USER_TRANSFERRED, to_account_id=account_id))
+        done = await eventually(lambda: bus.find(routing.USER_ACTIVATED, account_id=account_id) or bus.find(routing.USER_TRANSFERRED, to_account_id=account_id))
         print(f"   {done[0].routing_key}: {done[0].body}")
 
         account = await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id})
@@ -95,12 +95,3 @@ async def _wait_for_workers(bus: BusClient, timeout: float = 60) -> None:
         except TimeoutError:
             if time.monotonic() > deadline:
                 raise
-
-
-async def _wait(check, timeout: float = 30):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            raise TimeoutError("the demo waited too long; see the workers' logs above")
-        await asyncio.sleep(0.05)
-    return found

@@ -13,9 +13,9 @@ from contracts import routing
 from services.client import BusClient
 from services.db.connection import drop_database
 from services.db.migrate import migrate
+from services.waiting import eventually
 from tests.support.infra import Infra, create_infra, drop_vhost
 from tests.support.smtp import RecordingSmtpServer, free_port
-from tests.support.wait import eventually
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ import asyncpg
 
 from contracts import routing
 from services.client import BusClient
-from tests.integration.conftest import address
+from services.waiting import eventually
+from tests.support.flows import emailed, invitation_statuses, publish_batch
 from tests.support.smtp import RecordingSmtpServer
-from tests.support.wait import eventually
 from tests.support.workers import WorkerProcess
 
 
@@ -19,15 +19,9 @@ class TestWorkerKilledMidBatch:
         self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, workers: list[WorkerProcess], account
     ) -> None:
         account_id = await account({"gotomeeting": 300})
-        people = [address(f"batch{n}") for n in range(300)]
-        body = {
-            "account_id": account_id,
-            "products": ["gotomeeting"],
-            "pasted": ";".join(f"Batch Person{n} {email}" for n, email in enumerate(people)),
-        }
-        message_id = await bus.publish(routing.USERS_ADD, body)
+        message_id, people = await publish_batch(bus, account_id, "batch", 300)
         victim = workers[0]
-        await eventually(lambda: sum(bool(smtp.handler.to(p)) for p in people) >= 30, 60, what="30 emails")
+        await eventually(lambda: emailed(smtp, people) >= 30, 60, what="30 emails")
         victim.kill()
         victim.start()
         await eventually(lambda: all(smtp.handler.to(p) for p in people), 120, what="an email to every person")
@@ -38,22 +32,17 @@ class TestWorkerKilledMidBatch:
         statuses = dict(await db.fetch(
             "SELECT status, count(*) FROM memberships WHERE account_id = $1 GROUP BY status", account_id))
         assert statuses == {"invited": 300}
-        async def invitation_statuses() -> dict[str, int]:
-            return dict(await db.fetch(
-                "SELECT i.status, count(*) FROM invitations i JOIN memberships m USING (membership_id)"
-                " WHERE m.account_id = $1 GROUP BY i.status", account_id))
-
-        with contextlib.suppress(AssertionError):
-            await eventually(lambda: _all_sent(invitation_statuses()), 60, what="every invitation recorded as sent")
-        assert await invitation_statuses() == {"sent": 300}
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: _all_sent(invitation_statuses(db, account_id)), 60, what="every invitation recorded as sent")
+        assert await invitation_statuses(db, account_id) == {"sent": 300}
         # At most the few emails in flight at the kill are sent twice (accepted by SMTP, not yet recorded).
         duplicates = sum(len(smtp.handler.to(p)) - 1 for p in people)
         assert duplicates <= 32, duplicates
 
 
-async def _all_sent(statuses) -> dict[str, int] | None:  # noqa: ANN001
+async def _all_sent(statuses, count: int = 300) -> dict[str, int] | None:  # noqa: ANN001
     found = await statuses
-    return found if found == {"sent": 300} else None
+    return found if found == {"sent": count} else None
 
 
 class TestWorkerStoppedMidBatch:
@@ -63,17 +52,12 @@ class TestWorkerStoppedMidBatch:
         self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, workers: list[WorkerProcess], account
     ) -> None:
         account_id = await account({"gotomeeting": 200})
-        people = [address(f"term{n}") for n in range(200)]
-        await bus.publish(routing.USERS_ADD, {
-            "account_id": account_id, "products": ["gotomeeting"],
-            "pasted": "\n".join(f"Term Person{n} {email}" for n, email in enumerate(people))})
+        _, people = await publish_batch(bus, account_id, "term", 200)
         stopping = workers[1]
-        await eventually(lambda: sum(bool(smtp.handler.to(p)) for p in people) >= 20, 60, what="20 emails")
+        await eventually(lambda: emailed(smtp, people) >= 20, 60, what="20 emails")
         assert stopping.terminate() == 0
         assert stopping.count_log('"drained": true') == 1
         stopping.start()
         await eventually(lambda: all(smtp.handler.to(p) for p in people), 120, what="an email to every person")
         assert all(len(smtp.handler.to(p)) == 1 for p in people)  # a clean stop sends nothing twice
-        await eventually(lambda: db.fetchval(
-            "SELECT count(*) = 200 FROM invitations i JOIN memberships m USING (membership_id)"
-            " WHERE m.account_id = $1 AND i.status = 'sent'", account_id), 30, what="every invitation recorded as sent")
+        await eventually(lambda: _all_sent(invitation_statuses(db, account_id), 200), 30, what="every invitation recorded as sent")

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from contracts import routing
 from services.client import BusClient
+from services.waiting import eventually
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
-from tests.support.wait import eventually
 
 
 class TestEmailLanguageAndTemplates:

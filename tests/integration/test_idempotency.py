@@ -6,11 +6,11 @@ import asyncpg
 
 from contracts import routing
 from services.client import BusClient
+from services.waiting import eventually
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, message_counts
 from tests.support.smtp import RecordingSmtpServer
-from tests.support.wait import eventually
 
 
 class TestSameMessageIdTakesEffectOnce:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import asyncpg
 
 from services.client import BusClient
+from services.waiting import eventually
 from tests.support.flows import add_users
 from tests.support.smtp import RecordingSmtpServer
-from tests.support.wait import eventually
 
 
 class TestLargeCommand:

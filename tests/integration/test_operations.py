@@ -7,10 +7,10 @@ import asyncpg
 
 from services.client import BusClient
 from services.runtime.housekeeping import prune_inbox
+from services.waiting import eventually
 from tests.integration.conftest import METRICS_PORT, address
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
-from tests.support.wait import eventually
 
 
 class TestMetrics:

@@ -9,8 +9,8 @@ from services.client import BusClient
 from services.runtime.dispatch import Dispatcher, Route
 from services.runtime.topology import service_queue_arguments
 from services.runtime.unit_of_work import UnitOfWork
+from services.waiting import eventually
 from tests.support.infra import Infra
-from tests.support.wait import eventually
 
 SERVICE = "poison-test"
 LIMIT = 3

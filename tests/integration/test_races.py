@@ -7,10 +7,10 @@ import pytest
 
 from contracts import routing
 from services.client import BusClient
+from services.waiting import eventually
 from tests.integration.conftest import address
 from tests.support.flows import active_accounts, add_active_member, add_users, assert_seats_consistent, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
-from tests.support.wait import eventually
 
 ROUNDS = 3
 

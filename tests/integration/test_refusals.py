@@ -9,10 +9,10 @@ from services.client import BusClient
 from services.runtime.dispatch import Dispatcher, Settle
 from services.runtime.envelope import Envelope
 from services.settings import Settings
+from services.waiting import eventually
 from tests.integration.conftest import address
 from tests.support.flows import add_users
 from tests.support.infra import Infra, message_counts
-from tests.support.wait import eventually
 
 
 class TestMalformedMessages:

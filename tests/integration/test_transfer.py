@@ -4,6 +4,7 @@ import asyncpg
 
 from contracts import routing
 from services.client import BusClient
+from services.waiting import eventually
 from tests.integration.conftest import address
 from tests.support.flows import (
     active_accounts,
@@ -15,7 +16,6 @@ from tests.support.flows import (
     tokens_in,
 )
 from tests.support.smtp import RecordingSmtpServer
-from tests.support.wait import eventually
 
 ASSETS = [("session_history", "s1"), ("session_history", "s2"), ("scheduled_session", "m1"), ("upcoming_recording", "r1")]
 

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from contracts import routing
 from services.client import BusClient, RecordedEvent
+from services.waiting import eventually
 from tests.support.smtp import ReceivedEmail, RecordingSmtpServer
-from tests.support.wait import eventually
 
 LINK = re.compile(r"https://links\.example\.com/invitation\?\S+")
 
@@ -74,3 +74,22 @@ async def membership_status(db: Any, account_id: str, email: str) -> str | None:
         email,
         account_id,
     )
+
+
+async def publish_batch(bus: BusClient, account_id: str, local: str, size: int) -> tuple[str, list[str]]:
+    """Publishes one users.add of `size` pasted people with one seat each: (message_id, their emails)."""
+    people = [f"{local}{n}.{account_id}@example.com" for n in range(size)]
+    message_id = await bus.publish(routing.USERS_ADD, {
+        "account_id": account_id, "products": ["gotomeeting"],
+        "pasted": "\n".join(f"Batch Person{n} {email}" for n, email in enumerate(people))})
+    return message_id, people
+
+
+def emailed(smtp: RecordingSmtpServer, people: list[str]) -> int:
+    return sum(bool(smtp.handler.to(p)) for p in people)
+
+
+async def invitation_statuses(db: Any, account_id: str) -> dict[str, int]:
+    return dict(await db.fetch(
+        "SELECT i.status, count(*) FROM invitations i JOIN memberships m USING (membership_id)"
+        " WHERE m.account_id = $1 GROUP BY i.status", account_id))

@@ -1,4 +1,4 @@
-"""Waiting for outcomes with a deadline, never a fixed sleep."""
+"""Waiting for an outcome with a deadline, never a fixed sleep: for the demo, the benchmark and the tests."""
 from __future__ import annotations
 
 import asyncio
@@ -20,5 +20,5 @@ async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float = 20.
         if value:
             return value  # type: ignore[return-value]
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value: {value!r}")
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or check}; last value: {value!r}")
         await asyncio.sleep(interval)
