@@ -1,9 +1,11 @@
 """The base every message model shares, and the small value types they reuse."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+
+from contracts.text import is_storable
 
 
 class Contract(BaseModel):
@@ -11,22 +13,26 @@ class Contract(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
+    # Fields whose text is judged row by row (a bad one is a row error, not a refused message).
+    checked_per_row: ClassVar[frozenset[str]] = frozenset()
+
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul_characters(cls, value: Any) -> Any:
-        """No text may hold U+0000: nothing downstream (PostgreSQL text, email headers) can carry it."""
-        if _holds_nul(value):
-            raise ValueError("must not contain the NUL character (U+0000)")
+    def _storable_text_only(cls, value: Any, info: ValidationInfo) -> Any:
+        """No text may hold U+0000 or a lone surrogate: PostgreSQL cannot store the one and
+        UTF-8 cannot encode the other, so such a message could never be handled or answered."""
+        if info.field_name not in cls.checked_per_row and _holds_unstorable(value):
+            raise ValueError("must not contain NUL (U+0000) or lone surrogates (U+D800 to U+DFFF)")
         return value
 
 
-def _holds_nul(value: Any) -> bool:
+def _holds_unstorable(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return not is_storable(value)
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        return any(_holds_unstorable(k) or _holds_unstorable(v) for k, v in value.items())
     if isinstance(value, list | tuple | set | frozenset):
-        return any(_holds_nul(v) for v in value)
+        return any(_holds_unstorable(v) for v in value)
     return False
 
 

@@ -18,11 +18,12 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from pamqp.commands import Basic
 
 from contracts import routing
-from services.runtime import metrics
+from services.runtime import amqp_decoding, metrics
 from services.runtime.outbox import OutgoingMessage
 from services.runtime.topology import declare_topology
 
 log = structlog.get_logger()
+amqp_decoding.install()
 
 OnMessage = Callable[[AbstractIncomingMessage], Awaitable[None]]
 

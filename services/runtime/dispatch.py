@@ -18,10 +18,10 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from contracts.base import Contract
-from contracts.events import CommandRejected
+from contracts.text import printable
 from services.runtime import metrics
 from services.runtime.envelope import Envelope
-from services.runtime.errors import AlreadyProcessed, Rejected, is_transient, schema_rejection
+from services.runtime.errors import AlreadyProcessed, Rejected, is_transient, rejection_event, schema_rejection
 from services.runtime.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
@@ -85,24 +85,33 @@ class Dispatcher:
         return not not_done
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
-        envelope = Envelope.of(message)
+        started = time.perf_counter()
+        try:
+            envelope = Envelope.of(message)
+        except Exception:  # noqa: BLE001 - the properties as aio-pika decoded them are unusable
+            log.exception("envelope_unreadable")
+            envelope = Envelope("", b"", None, None, None, 0)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             service=self.service,
-            routing_key=envelope.routing_key,
-            message_id=envelope.message_id,
-            correlation_id=envelope.correlation_id,
+            routing_key=printable(envelope.routing_key, 255),
+            message_id=printable(envelope.message_id or "", 255) or None,
+            correlation_id=printable(envelope.correlation_id or "", 255) or None,
         )
-        started = time.perf_counter()
         try:
             settle, outcome = await self._decide(envelope)
         except asyncio.CancelledError:
             log.warning("message_interrupted")
             raise
+        except Exception:  # noqa: BLE001 - a fault of the edge itself still ends in one settle decision
+            log.exception("dispatch_failed")
+            await self._back_off(envelope)
+            settle, outcome = Settle.RETRY, "dispatch_failed"
         await self._settle(message, settle, envelope)
         elapsed = time.perf_counter() - started
-        metrics.MESSAGES.labels(self.service, envelope.routing_key, outcome.split(":")[0]).inc()
-        metrics.HANDLING_SECONDS.labels(self.service, envelope.routing_key).observe(elapsed)
+        known_key = envelope.routing_key if envelope.routing_key in self._routes else "other"
+        metrics.MESSAGES.labels(self.service, known_key, outcome.split(":")[0]).inc()
+        metrics.HANDLING_SECONDS.labels(self.service, known_key).observe(elapsed)
         log.info(
             "message_handled",
             outcome=outcome,
@@ -119,16 +128,22 @@ class Dispatcher:
         route = self._routes.get(envelope.routing_key)
         if route is None:
             return await self._refuse(envelope, Rejected("unknown_type", f"no handler for {envelope.routing_key!r}"))
+        property_errors = envelope.property_errors()
+        if property_errors:
+            fields = ", ".join(e.field for e in property_errors)
+            return await self._refuse(envelope, Rejected("invalid_properties", f"unusable AMQP properties: {fields}", property_errors))
         if not envelope.message_id:
             return await self._refuse(envelope, Rejected("missing_message_id", "the message_id property is required"))
         try:
             payload = json.loads(envelope.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested too deep, integers too long
             return await self._refuse(envelope, Rejected("malformed_json", f"the body is not JSON: {error}"))
         try:
             command = route.model.model_validate(payload)
         except ValidationError as error:
             return await self._refuse(envelope, schema_rejection(error))
+        except RecursionError:
+            return await self._refuse(envelope, Rejected("schema_invalid", "the body is nested too deeply"))
         try:
             await self._with_transient_retries(lambda: self._run_handler(route, command, envelope))
             return Settle.ACK, "done"
@@ -140,10 +155,15 @@ class Dispatcher:
         except Exception as error:  # noqa: BLE001 - every fault ends in a settle decision
             if is_transient(error):
                 log.warning("transient_fault_outlasted_retries", error=repr(error))
+                await self._back_off(envelope)
                 return Settle.LATER, "transient_fault"
             log.exception("handler_failed")
-            await asyncio.sleep(min(0.1 * 2**envelope.delivery_count, 5.0))
+            await self._back_off(envelope)
             return Settle.RETRY, "handler_failed"
+
+    async def _back_off(self, envelope: Envelope) -> None:
+        """Before a message goes back to the queue: a fault that repeats at once must not spin."""
+        await asyncio.sleep(min(0.1 * 2 ** min(envelope.delivery_count, 10), 5.0))
 
     async def _run_handler(self, route: Route, command: Contract, envelope: Envelope) -> None:
         uow = UnitOfWork(self._pool, self.service, envelope)
@@ -156,32 +176,33 @@ class Dispatcher:
     ) -> tuple[Settle, str]:
         """Publishes `command.rejected`, recorded in the inbox (so once per message_id) unless
         `remember` is off: a message parked after failing must take effect when replayed."""
-        event = CommandRejected(
-            command_id=envelope.message_id,
-            type=envelope.routing_key or None,
-            reason=rejection.reason,
-            message=rejection.message,
-            errors=rejection.errors,
-        )
+        usable = envelope.without_unusable_properties()
+        event = rejection_event(usable, rejection)
         log.info("message_refused", reason=rejection.reason)
         # Without an id a message cannot be recognised again; a parked one must work when replayed:
         # either way the refusal is recorded under an id of its own.
-        claimable = envelope
-        if not envelope.message_id or not remember:
-            claimable = replace(envelope, message_id=f"refusal:{uuid.uuid4()}", correlation_id=envelope.causation_id)
+        claimable = usable
+        if not usable.message_id or not remember:
+            claimable = replace(usable, message_id=f"refusal:{uuid.uuid4()}", correlation_id=usable.causation_id)
 
         async def write() -> None:
             async with UnitOfWork(self._pool, self.service, claimable) as uow:
                 uow.emit(event)
 
+        settle = Settle.PARK if park else Settle.ACK
         try:
             await self._with_transient_retries(write)
         except AlreadyProcessed:
             pass
         except Exception as error:  # noqa: BLE001
-            log.warning("refusal_not_recorded", error=repr(error))
-            return Settle.LATER, "transient_fault"
-        return (Settle.PARK if park else Settle.ACK), f"refused:{rejection.reason}"
+            if is_transient(error):
+                log.warning("refusal_not_recorded", error=repr(error))
+                await self._back_off(envelope)
+                return Settle.LATER, "transient_fault"
+            # Nothing about this message will ever record: keep it, parked, rather than spin.
+            log.exception("refusal_unrecordable")
+            return Settle.PARK, f"refused:{rejection.reason}"
+        return settle, f"refused:{rejection.reason}"
 
     async def _with_transient_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
         async for retry in AsyncRetrying(

@@ -1,9 +1,16 @@
 """What the runtime keeps of an incoming AMQP message, independent of aio-pika."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
+
+from contracts.base import FieldError
+
+# An id or queue name that userprov stores, copies onto events and routes by: printable,
+# without NUL, controls or lone surrogates (bytes that were not UTF-8 arrive as surrogates).
+_PROPERTY_CHARACTERS = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
 
 
 @dataclass(frozen=True)
@@ -19,15 +26,44 @@ class Envelope:
     def of(cls, message: AbstractIncomingMessage) -> Envelope:
         count = (message.headers or {}).get("x-delivery-count", 0)
         return cls(
-            routing_key=message.routing_key or "",
-            body=message.body,
-            message_id=message.message_id or None,
-            correlation_id=message.correlation_id or None,
-            reply_to=message.reply_to or None,
-            delivery_count=count if isinstance(count, int) else 0,
+            routing_key=_text(message.routing_key),
+            body=message.body if isinstance(message.body, bytes) else b"",
+            message_id=_text(message.message_id) or None,
+            correlation_id=_text(message.correlation_id) or None,
+            reply_to=_text(message.reply_to) or None,
+            delivery_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
         )
 
     @property
     def causation_id(self) -> str | None:
         """The correlation id copied onto every event this message causes: the caller's, else its own id."""
         return self.correlation_id or self.message_id
+
+    def property_errors(self) -> list[FieldError]:
+        """The AMQP properties userprov would store or route by that cannot be used as given."""
+        return [
+            FieldError(
+                field=name,
+                code="invalid_characters",
+                message=f"{name} must be 1 to 255 characters without NUL, control characters or undecodable bytes.",
+            )
+            for name, value in (("message_id", self.message_id), ("correlation_id", self.correlation_id), ("reply_to", self.reply_to))
+            if value is not None and not _PROPERTY_CHARACTERS.fullmatch(value)
+        ]
+
+    def without_unusable_properties(self) -> Envelope:
+        """The envelope with the properties that `property_errors` names dropped: what a
+        refusal of this message may still record and copy onto its event."""
+        bad = {e.field for e in self.property_errors()}
+        return Envelope(
+            self.routing_key,
+            self.body,
+            None if "message_id" in bad else self.message_id,
+            None if "correlation_id" in bad else self.correlation_id,
+            None if "reply_to" in bad else self.reply_to,
+            self.delivery_count,
+        )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""

@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import asyncpg
 from pydantic import ValidationError
 
 from contracts.base import FieldError
+from contracts.events import CommandRejected
+from contracts.text import printable
+
+MAX_ERRORS_PER_REJECTION = 50
+
+if TYPE_CHECKING:
+    from services.runtime.envelope import Envelope
 
 
 class AlreadyProcessed(Exception):
@@ -58,9 +66,25 @@ def is_transient(error: BaseException) -> bool:
 
 
 def schema_rejection(error: ValidationError) -> Rejected:
+    """One error per field; field paths name keys as given, made printable (a key can hold anything)."""
     errors = [
-        FieldError(field=".".join(str(p) for p in item["loc"]) or "body", code=item["type"], message=item["msg"])
-        for item in error.errors(include_url=False)
+        FieldError(field=printable(".".join(str(p) for p in item["loc"]), 200) or "body", code=item["type"], message=printable(item["msg"]))
+        for item in error.errors(include_url=False)[:MAX_ERRORS_PER_REJECTION]
     ]
-    fields = ", ".join(e.field for e in errors)
-    return Rejected("schema_invalid", f"the message does not match its schema ({fields})", errors)
+    fields = ", ".join(e.field for e in errors[:10])
+    more = f" and {error.error_count() - 10} more" if error.error_count() > 10 else ""
+    return Rejected("schema_invalid", f"the message does not match its schema ({fields}{more})", errors)
+
+
+def rejection_event(envelope: Envelope, rejection: Rejected) -> CommandRejected:
+    """The `command.rejected` for a refused message: always serialisable, whatever it echoes."""
+    return CommandRejected(
+        command_id=printable(envelope.message_id, 255) if envelope.message_id else None,
+        type=printable(envelope.routing_key, 255) or None,
+        reason=rejection.reason,
+        message=printable(rejection.message),
+        errors=[
+            FieldError(field=printable(e.field, 200), code=printable(e.code, 64), message=printable(e.message))
+            for e in rejection.errors[:MAX_ERRORS_PER_REJECTION]
+        ],
+    )
