@@ -5,6 +5,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
+from contracts.email import EmailAddress
 from contracts.text import is_storable
 
 
@@ -52,10 +53,9 @@ MembershipStatus = Literal["pending", "invited", "transfer_pending", "active", "
 InvitationKind = Literal["welcome", "transfer"]
 AssetKind = Literal["session_history", "scheduled_session", "upcoming_recording"]
 RequestedBy = Annotated[
-    str | None,
+    EmailAddress | None,
     Field(
         default=None,
-        max_length=128,
         description="Email of the acting user; omitted when a trusted platform service acts.",
         examples=["admin@example.com"],
     ),

@@ -1,12 +1,15 @@
 """Commands sent to userprov on the `userprov.commands` exchange."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from contracts.base import AccountId, AccountStatus, Contract, Product, RequestedBy, Role
+from contracts.email import EmailAddress
 
+PASTED_MAX = 2_000_000
 TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
@@ -40,21 +43,27 @@ class AccountsUpsert(Contract):
 class NewUser(Contract):
     """One person to add. Field rules are checked per row, so bad values give row errors, not a rejection."""
 
+    checked_per_row: ClassVar[frozenset[str]] = frozenset({"first_name", "last_name", "email"})
+
     first_name: str = Field(description="1 to 32 characters after trimming.", examples=["Żaneta"])
     last_name: str = Field(description="1 to 32 characters after trimming.", examples=["Kowalska"])
-    email: str = Field(description="At most 128 characters, valid syntax; compared case-insensitively.")
+    email: str = Field(description="At most 128 characters, valid syntax; compared in its normalised form.")
 
 
 class UsersAdd(Contract):
     """Adds one or many users to one account."""
+
+    checked_per_row: ClassVar[frozenset[str]] = frozenset({"pasted"})
 
     account_id: AccountId
     requested_by: RequestedBy
     users: list[NewUser] = Field(default_factory=list, max_length=10_000, description="Structured rows, numbered first.")
     pasted: str | None = Field(
         default=None,
-        max_length=2_000_000,
-        description="Pasted list: entries separated by `;` or newlines, each `first last... email`, "
+        # checked below, not by pydantic's constraint: that one refuses the whole string (and so
+        # the command) for one lone surrogate, which must be a row error instead
+        json_schema_extra={"maxLength": PASTED_MAX},
+        description="Pasted list: entries separated by `;` or line breaks, each `first last... email`, "
         "or three tab-separated fields.",
         examples=["Ada Lovelace ada@example.com; Alan Mathison Turing alan@example.com"],
     )
@@ -64,12 +73,21 @@ class UsersAdd(Contract):
     group: str | None = Field(default=None, description="A user group that exists in the account.")
     settings_template: str | None = Field(default=None, description="A settings template of the account.")
 
+    @field_validator("pasted")
+    @classmethod
+    def _pasted_bounded(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > PASTED_MAX:
+            raise PydanticCustomError(
+                "string_too_long", "String should have at most {max_length} characters", {"max_length": PASTED_MAX}
+            )
+        return value
+
 
 class UsersRemove(Contract):
     """Removes a user from an account, releasing their seats and revoking their invitations."""
 
     account_id: AccountId
-    email: str = Field(max_length=320)
+    email: EmailAddress
     requested_by: RequestedBy
 
 
@@ -77,5 +95,5 @@ class InvitationsResend(Contract):
     """Sends a fresh invitation to an `invited`, `transfer_pending` or `suspended` user."""
 
     account_id: AccountId
-    email: str = Field(max_length=320)
+    email: EmailAddress
     requested_by: RequestedBy

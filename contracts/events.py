@@ -8,6 +8,9 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.base import AccountId, AssetKind, Contract, FieldError, InvitationKind
+from contracts.email import EmailAddress
+
+TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed"]
 
 # -- in: from link handlers and product services
 
@@ -22,7 +25,7 @@ class InvitationDeclined(Contract):
 
 class AssetRecorded(Contract):
     account_id: AccountId
-    email: str = Field(max_length=320)
+    email: EmailAddress
     kind: AssetKind
     ref: str = Field(min_length=1, max_length=200, description="The product's reference of the asset.")
 
@@ -52,6 +55,15 @@ class InvitationSent(Contract):
     kind: InvitationKind
     expires_at: datetime
     sent_count: int
+    template: Literal["account", "builtin"] = Field(
+        default="builtin", description="Which template the email was made from."
+    )
+    template_fallback: TemplateFallback | None = Field(
+        default=None,
+        description="Why the account's own welcome template was not used although it has one for the language: "
+        "`timeout` or `memory` (it exceeded the rendering bounds), `too_large` (its output), `unsafe` (it reached "
+        "for internals), `error` (it failed), `link_missing` (it rendered without the link), `syntax`, `crashed`.",
+    )
 
 
 class InvitationFailed(Contract):

@@ -7,11 +7,12 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.base import AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role
+from contracts.email import EmailAddress
 
 
 class UsersGet(Contract):
     account_id: AccountId
-    email: str = Field(max_length=320)
+    email: EmailAddress
 
 
 class InvitationView(Contract):

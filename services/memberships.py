@@ -37,7 +37,7 @@ async def lock_current_membership(conn: asyncpg.Connection, account_id: str, ema
     """The person's profile, then their current membership in the account, both locked (the
     lock order every membership change follows); `unknown_user` when there is none."""
     profile = await conn.fetchrow(
-        "SELECT profile_id, email FROM profiles WHERE email = $1 FOR UPDATE", email.strip().lower()
+        "SELECT profile_id, email FROM profiles WHERE email = $1 FOR UPDATE", email
     )
     membership = None
     if profile is not None:

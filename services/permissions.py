@@ -18,7 +18,7 @@ async def actor_in(conn: asyncpg.Connection, account_id: str, requested_by: str 
         "SELECT m.role FROM memberships m JOIN profiles p USING (profile_id)"
         " WHERE m.account_id = $1 AND p.email = $2 AND m.status = 'active'",
         account_id,
-        requested_by.strip().lower(),
+        requested_by,
     )
     if row is None or row["role"] is None:
         return "nobody"

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.sandbox.pool import SandboxLimits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="USERPROV_", frozen=True)
@@ -22,6 +24,13 @@ class Settings(BaseSettings):
     smtp_attempts: int = Field(default=5, ge=1, description="Tries on a temporary SMTP failure before giving up.")
     smtp_backoff_seconds: float = Field(default=0.5, ge=0)
     smtp_backoff_max_seconds: float = Field(default=8.0, ge=0)
+
+    template_renderers: int = Field(default=2, ge=1, description="Sandbox processes rendering account templates, per service.")
+    template_timeout_seconds: float = Field(default=1.0, gt=0, description="Longest render of one account template.")
+    template_memory_mb: int = Field(default=256, ge=64, description="Address-space limit of a sandbox process.")
+    template_quarantine_seconds: float = Field(
+        default=600, ge=0, description="How long a template that hit the time or memory bound falls back at once."
+    )
 
     link_base_url: str = "http://127.0.0.1:8080/invitation"
     welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
@@ -56,6 +65,14 @@ class Settings(BaseSettings):
         """How long one mailing attempt may hold an invitation: every SMTP try and backoff, plus slack."""
         tries = self.smtp_timeout_seconds * self.smtp_attempts
         return tries + self.smtp_backoff_max_seconds * (self.smtp_attempts - 1) + 5.0
+
+    def sandbox_limits(self) -> SandboxLimits:
+        return SandboxLimits(
+            renderers=self.template_renderers,
+            timeout_seconds=self.template_timeout_seconds,
+            memory_mb=self.template_memory_mb,
+            quarantine_seconds=self.template_quarantine_seconds,
+        )
 
     def prefetch(self, service: str) -> int:
         return int(getattr(self, "prefetch_" + service.replace("-", "_")))

@@ -72,7 +72,7 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> as
         " WHERE m.account_id = $1 AND p.email = $2"
         " ORDER BY (m.status = 'removed'), m.created_at DESC LIMIT 1",
         account_id,
-        email.strip().lower(),
+        email,
     )
 
 

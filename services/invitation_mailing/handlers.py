@@ -12,13 +12,16 @@ from services.invitation_mailing.mailer import Mailer
 from services.invitation_mailing.rendering import AccountTemplate, render_invitation
 from services.masking import mask_email
 from services.runtime.unit_of_work import UnitOfWork
+from services.sandbox.pool import TemplateSandbox
 from services.settings import Settings
 from services.tokens import hash_token, new_token
 
 log = structlog.get_logger()
 
 
-async def send_invitation(event: InvitationIssued, uow: UnitOfWork, *, mailer: Mailer, settings: Settings) -> None:
+async def send_invitation(
+    event: InvitationIssued, uow: UnitOfWork, *, mailer: Mailer, sandbox: TemplateSandbox, settings: Settings
+) -> None:
     structlog.contextvars.bind_contextvars(invitation_id=str(event.invitation_id))
     token = new_token()
     token_hash = hash_token(token)
@@ -33,7 +36,7 @@ async def send_invitation(event: InvitationIssued, uow: UnitOfWork, *, mailer: M
     invitation, context = claimed
     email_address = context["email"]
     template = AccountTemplate(context["subject"], context["body"]) if context["subject"] is not None else None
-    email = render_invitation(
+    email = await render_invitation(
         invitation["kind"],
         invitation["language"],
         {
@@ -46,6 +49,7 @@ async def send_invitation(event: InvitationIssued, uow: UnitOfWork, *, mailer: M
             **links(settings.link_base_url, token),
         },
         template,
+        sandbox,
     )
     outcome = await mailer.send(email_address, email)
     log.info("invitation_mailed", to=mask_email(email_address), delivered=outcome.delivered, kind=invitation["kind"])
@@ -62,6 +66,8 @@ async def send_invitation(event: InvitationIssued, uow: UnitOfWork, *, mailer: M
                         kind=invitation["kind"],
                         expires_at=invitation["expires_at"],
                         sent_count=sent_count,
+                        template=email.template,
+                        template_fallback=email.fallback,
                     )
                 )
         elif await sql.mark_failed(uow.conn, event.invitation_id, token_hash, outcome.reason or "undeliverable"):

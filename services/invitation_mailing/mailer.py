@@ -9,6 +9,7 @@ import aiosmtplib
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from contracts.email import smtp_address
 from services.invitation_mailing.rendering import RenderedEmail
 from services.runtime import metrics
 from services.settings import Settings
@@ -37,7 +38,7 @@ class Mailer:
     async def send(self, to: str, email: RenderedEmail) -> SmtpOutcome:
         """Delivered once the SMTP server accepted it; not delivered after a permanent
         failure or once the temporary-failure retries ran out."""
-        message = build_message(self._settings.smtp_sender, to, email)
+        message = build_message(self._settings.smtp_sender, smtp_address(to), email)
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(lambda e: isinstance(e, TemporarySmtpFailure)),
@@ -77,6 +78,8 @@ class Mailer:
             raise _by_code(min(codes) if codes else 550, "; ".join(f"{r.code} {r.message}" for r in error.recipients)) from error
         except aiosmtplib.SMTPResponseException as error:
             raise _by_code(error.code, f"{error.code} {error.message}") from error
+        except aiosmtplib.SMTPNotSupported as error:  # e.g. a non-ASCII mailbox and a server without SMTPUTF8
+            raise PermanentSmtpFailure(f"not supported by the SMTP server: {error}") from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             log.info("smtp_unreachable", error_type=type(error).__name__)
             raise TemporarySmtpFailure(type(error).__name__) from error

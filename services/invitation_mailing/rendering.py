@@ -1,24 +1,26 @@
 """Renders invitation emails: the account's own template for the language, else the built-in
-one for the language, else English. Account templates are user-supplied, so every template
-is rendered in Jinja2's immutable sandbox, and one that fails falls back to the built-in."""
+one for the language, else English. Account templates are tenant code: they render in the
+bounded sandbox (services.sandbox), and one that fails falls back to the built-in, saying so."""
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
 import structlog
-from jinja2 import Template, TemplateError, Undefined, meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Template
 
 from services.languages import DEFAULT_LANGUAGE
+from services.runtime import metrics
+from services.sandbox.environment import sandboxed_environment
+from services.sandbox.pool import RenderFailed, TemplateSandbox
 
 log = structlog.get_logger()
 
-_environment = ImmutableSandboxedEnvironment(autoescape=False, undefined=Undefined, keep_trailing_newline=False)
+_environment = sandboxed_environment()  # built-in templates: trusted, rendered in process
 _URL = re.compile(r"https?://[^\s<>\"]+")
 
 
@@ -27,6 +29,8 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    template: str = "builtin"  # or "account"
+    fallback: str | None = None  # why the account's template was not used, when it was not
 
 
 @dataclass(frozen=True)
@@ -35,31 +39,54 @@ class AccountTemplate:
     body: str
 
 
-def template_errors(subject: str, body: str) -> dict[str, str]:
-    """Syntax problems of an account template, by part (empty when usable)."""
-    problems = {}
-    for part, source in (("subject", subject), ("body", body)):
-        try:
-            parsed = _environment.parse(source)
-        except TemplateError as error:
-            problems[part] = f"line {getattr(error, 'lineno', '?')}: {error.message}"
-            continue
-        if part == "body" and "link" not in meta.find_undeclared_variables(parsed):
-            problems[part] = "the body must contain {{ link }}"
-    return problems
-
-
-def render_invitation(kind: str, language: str, context: dict[str, Any], account_template: AccountTemplate | None) -> RenderedEmail:
+async def render_invitation(
+    kind: str, language: str, context: dict[str, Any], account_template: AccountTemplate | None, sandbox: TemplateSandbox
+) -> RenderedEmail:
+    """The account's welcome template when there is one and it renders, in the sandbox, with the
+    link; else the built-in email, saying why the account's was not used."""
+    fallback = None
     if account_template is not None and kind == "welcome":
         try:
-            body = _render(account_template.body, context)
-            if context["link"] in body:
-                return _assemble(_render(account_template.subject, context), body)
-            log.warning("account_template_unusable", error_type="link_missing")
-        except Exception as error:  # noqa: BLE001 - a bad account template must never stop the worker
-            log.warning("account_template_unusable", error_type=type(error).__name__)
+            parts = await sandbox.render({"subject": account_template.subject, "body": account_template.body}, context)
+            if context["link"] in parts["body"]:
+                return replace(_assemble(parts["subject"], parts["body"]), template="account")
+            fallback = "link_missing"
+        except RenderFailed as failure:
+            fallback = failure.code
+        log.warning("account_template_unusable", reason=fallback)
+        metrics.TEMPLATE_FALLBACKS.labels(fallback).inc()
     subject, body = builtin_template(kind, language)
-    return _assemble(_render(subject, context), _render(body, context))
+    return replace(_assemble(_render(subject, context), _render(body, context)), fallback=fallback)
+
+
+async def trial_errors(sandbox: TemplateSandbox, template: AccountTemplate, account_name: str) -> dict[str, tuple[str, str]]:
+    """What keeps an account template from being usable, by part: (code, message); empty when
+    it renders within the sandbox's bounds against the longest values a member can have."""
+    sample = sample_context(account_name)
+    try:
+        parts = await sandbox.render({"subject": template.subject, "body": template.body}, sample)
+    except RenderFailed as failure:
+        return {failure.part or "body": (failure.code, failure.message)}
+    if sample["link"] not in parts["body"]:
+        return {"body": ("link_missing", "the body must contain {{ link }}")}
+    return {}
+
+
+def sample_context(account_name: str) -> dict[str, str]:
+    """A member with the longest names and email allowed, and a link as long as a real one."""
+    token = "T" * 43
+    link = f"https://links.example.com/invitation/with/a/long/path?token={token}"
+    return {
+        "first_name": "Ŵ" * 32,
+        "last_name": "Ŵ" * 32,
+        "email": "e" * 64 + "@" + "d" * 50 + ".example.com",
+        "account_name": account_name,
+        "from_account_name": account_name,
+        "expires_at": "2026-12-31 23:59 UTC",
+        "link": link,
+        "accept_link": link + "&action=accept",
+        "decline_link": link + "&action=decline",
+    }
 
 
 def builtin_template(kind: str, language: str) -> tuple[str, str]:
@@ -86,9 +113,9 @@ def _render(source: str, context: dict[str, Any]) -> str:
     return _compiled(source).render(context)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=64)
 def _compiled(source: str) -> Template:
-    """Templates compile once per process: a batch of thousands renders the same few sources."""
+    """Built-in templates compile once per process."""
     return _environment.from_string(source)
 
 

@@ -14,6 +14,11 @@ HANDLING_SECONDS = Histogram(
 )
 OUTBOX_RELAYED = Counter("userprov_outbox_relayed", "Outbox messages published with a broker confirm.")
 EMAILS = Counter("userprov_emails", "Invitation emails by result (delivered or failed).", ["result"])
+TEMPLATE_FALLBACKS = Counter(
+    "userprov_template_fallbacks",
+    "Invitation emails sent with the built-in template because the account's failed, by reason.",
+    ["reason"],
+)
 BROKER_CONNECTIONS = Counter("userprov_broker_connections", "Connections made to RabbitMQ (1 plus reconnections).")
 
 

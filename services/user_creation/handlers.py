@@ -4,22 +4,24 @@ from __future__ import annotations
 from contracts.base import FieldError
 from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
 from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, UsersAddCompleted
-from services.invitation_mailing.rendering import template_errors
+from contracts.text import printable
+from services.invitation_mailing.rendering import AccountTemplate, trial_errors
 from services.languages import SUPPORTED_LANGUAGES
 from services.memberships import end_membership, lock_current_membership
 from services.permissions import authorize
 from services.runtime.errors import Rejected
 from services.runtime.unit_of_work import UnitOfWork
+from services.sandbox.pool import TemplateSandbox
 from services.user_creation import sql
-from services.user_creation.plan import MAX_ROWS, candidates_of, plan_rows, with_user_ids
+from services.user_creation.plan import TooManyRows, candidates_of, plan_rows, with_user_ids
 from services.user_creation.validation import ValidRow, validate_rows
 
 
-async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork) -> None:
+async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox) -> None:
     errors = [
-        FieldError(field=f"welcome_templates.{language}.{part}", code="invalid_template", message=problem)
+        FieldError(field=f"welcome_templates.{language}.{part}", code=code, message=printable(problem))
         for language, template in cmd.welcome_templates.items()
-        for part, problem in template_errors(template.subject, template.body).items()
+        for part, (code, problem) in (await trial_errors(sandbox, AccountTemplate(template.subject, template.body), cmd.name)).items()
     ]
     errors += [
         FieldError(field=f"welcome_templates.{language}", code="unsupported_language", message=f"{language!r} is not supported.")
@@ -47,11 +49,12 @@ async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork) -> None:
 
 
 async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -> None:
-    candidates = candidates_of(cmd)
+    try:
+        candidates = candidates_of(cmd)
+    except TooManyRows as error:
+        raise Rejected("too_many_rows", str(error)) from error
     if not candidates:
         raise Rejected("no_users", "The command names no one to add.")
-    if len(candidates) > MAX_ROWS:
-        raise Rejected("too_many_rows", f"{len(candidates)} rows; at most {MAX_ROWS} per command.")
     if cmd.language not in SUPPORTED_LANGUAGES:
         raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
     checked = validate_rows(candidates)
@@ -97,7 +100,7 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
             UserRemoved(
                 account_id=cmd.account_id,
                 user_id=membership["profile_id"],
-                email=cmd.email.strip().lower(),
+                email=cmd.email,
                 released=released,
             )
         )

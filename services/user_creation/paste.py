@@ -1,12 +1,14 @@
-"""Parses a pasted list of people: `first last... email` entries separated by `;` or newlines."""
+"""Parses a pasted list of people: `first last... email` entries separated by `;` or line breaks."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from contracts.base import FieldError
 
-ENTRY_SEPARATORS = re.compile(r"[;\r\n]")
+# `;` and every line boundary str.splitlines knows: what spreadsheets and word processors paste
+ENTRY = re.compile("[^;\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -17,18 +19,17 @@ class PastedEntry:
     errors: tuple[FieldError, ...] = ()
 
 
-def parse_pasted(text: str) -> list[PastedEntry]:
-    """One entry per non-blank piece, in input order.
+def parse_pasted(text: str) -> Iterator[PastedEntry]:
+    """One entry per non-blank piece, in input order, read lazily: a caller that only needs to
+    know whether there are too many stops reading there.
 
     Tabs mean a spreadsheet row: exactly three fields, so names may hold spaces. Otherwise
     the first word is the first name, the last word the email, and the words between the
     last name."""
-    entries = []
-    for piece in ENTRY_SEPARATORS.split(text):
-        if not piece.strip():
-            continue
-        entries.append(_parse_entry(piece))
-    return entries
+    for match in ENTRY.finditer(text):
+        piece = match.group()
+        if piece.strip():
+            yield _parse_entry(piece)
 
 
 def _parse_entry(piece: str) -> PastedEntry:

@@ -14,10 +14,20 @@ from services.user_creation.validation import Candidate, InvalidRow, ValidRow
 MAX_ROWS = 10_000
 
 
+class TooManyRows(ValueError):
+    pass
+
+
 def candidates_of(command: UsersAdd) -> list[Candidate]:
-    """Structured rows first, then pasted entries, numbered from 1 in input order."""
+    """Structured rows first, then pasted entries, numbered from 1 in input order. Raises
+    TooManyRows as soon as row MAX_ROWS + 1 is read: the rest of a long paste is never parsed."""
     rows = [(u.first_name, u.last_name, u.email, ()) for u in command.users]
-    rows += [(e.first_name, e.last_name, e.email, e.errors) for e in parse_pasted(command.pasted or "")]
+    for entry in parse_pasted(command.pasted or ""):
+        if len(rows) >= MAX_ROWS:
+            raise TooManyRows(f"more than {MAX_ROWS} rows; at most {MAX_ROWS} per command.")
+        rows.append((entry.first_name, entry.last_name, entry.email, entry.errors))
+    if len(rows) > MAX_ROWS:
+        raise TooManyRows(f"{len(rows)} rows; at most {MAX_ROWS} per command.")
     return [Candidate(n, first, last, email, errors) for n, (first, last, email, errors) in enumerate(rows, start=1)]
 
 

@@ -5,13 +5,17 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-
 from contracts.base import FieldError
+from contracts.email import EmailProblem, normalize_email
+from contracts.text import is_storable, printable
 
 NAME_MAX = 32
-EMAIL_MAX = 128
-FORBIDDEN_IN_NAMES = frozenset("<>\u2028\u2029")
+ECHO_MAX = 320
+FORBIDDEN_IN_NAMES = frozenset("<>")
+# control, format (zero-width, bidirectional controls), surrogate, line and paragraph separators
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# letters that render as nothing: Hangul fillers, the braille blank
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 @dataclass(frozen=True)
@@ -61,43 +65,51 @@ def validate_rows(candidates: Iterable[Candidate]) -> list[ValidRow | InvalidRow
 
 def validate_row(candidate: Candidate) -> ValidRow | InvalidRow:
     if candidate.errors:  # an entry that could not be read has no fields to check
-        return InvalidRow(candidate.row, candidate.email.strip().lower(), candidate.errors)
+        return InvalidRow(candidate.row, echoed_email(candidate.email), candidate.errors)
     first, first_errors = check_name("first_name", candidate.first_name)
     last, last_errors = check_name("last_name", candidate.last_name)
     email, email_errors = check_email(candidate.email)
-    errors = (*candidate.errors, *first_errors, *last_errors, *email_errors)
+    errors = (*first_errors, *last_errors, *email_errors)
     if errors:
-        return InvalidRow(candidate.row, email or candidate.email.strip(), errors)
+        return InvalidRow(candidate.row, email or echoed_email(candidate.email), errors)
     return ValidRow(candidate.row, first, last, email)
 
 
 def check_name(field: str, value: str) -> tuple[str, list[FieldError]]:
     name = unicodedata.normalize("NFC", value).strip()
     label = field.replace("_", " ").capitalize()
-    if not name:
+    if looks_empty(name):
         return name, [FieldError(field=field, code="required", message=f"{label} is required.")]
     errors = []
     if len(name) > NAME_MAX:
         errors.append(
             FieldError(field=field, code="too_long", message=f"{label} has {len(name)} characters; at most {NAME_MAX}.")
         )
-    if any(c in FORBIDDEN_IN_NAMES or unicodedata.category(c) == "Cc" for c in name):
+    if not is_storable(name) or any(c in FORBIDDEN_IN_NAMES or unicodedata.category(c) in FORBIDDEN_CATEGORIES for c in name):
         errors.append(
-            FieldError(field=field, code="invalid_characters", message=f"{label} contains control characters, newlines, < or >.")
+            FieldError(
+                field=field,
+                code="invalid_characters",
+                message=f"{label} contains control, invisible or direction characters, line breaks, < or >.",
+            )
         )
     return name, errors
 
 
+def looks_empty(name: str) -> bool:
+    """Nothing a reader would see: blank, or only spaces, format characters (zero-width
+    spaces, direction marks), combining marks and the letters that render as blanks."""
+    return all(c.isspace() or c in INVISIBLE_LETTERS or unicodedata.category(c) in ("Cf", "Mn", "Me", "Zs") for c in name)
+
+
 def check_email(value: str) -> tuple[str, list[FieldError]]:
-    email = value.strip()
-    if not email:
-        return email, [FieldError(field="email", code="required", message="Email is required.")]
-    if len(email) > EMAIL_MAX:
-        return email.lower(), [
-            FieldError(field="email", code="too_long", message=f"Email has {len(email)} characters; at most {EMAIL_MAX}.")
-        ]
+    """The normalised address (contracts.email), or the address as given with its error."""
     try:
-        validate_email(email, check_deliverability=False)
-    except EmailNotValidError as error:
-        return email.lower(), [FieldError(field="email", code="invalid_email", message=str(error))]
-    return email.lower(), []
+        return normalize_email(value), []
+    except EmailProblem as problem:
+        return echoed_email(value), [FieldError(field="email", code=problem.code, message=problem.message)]
+
+
+def echoed_email(value: str) -> str:
+    """An invalid address as it goes back in the row's result: trimmed, printable, bounded."""
+    return printable(value.strip(), ECHO_MAX)

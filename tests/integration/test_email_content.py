@@ -16,7 +16,8 @@ class TestEmailLanguageAndTemplates:
             name="Société Exemple",
             welcome_templates={
                 "fr": {"subject": "Bienvenue chez {{ account_name }}", "body": "Salut {{ first_name }} ! {{ link }}"},
-                "it": {"subject": "{{ ''.__class__.__mro__ }}", "body": "{{ cycler.__init__.__globals__ }} {{ link }}"},
+                # passes the trial render; fails for this member's name at send time
+                "it": {"subject": "Ciao", "body": "{% if first_name == 'Ünï' %}{{ ''.__class__ }}{% endif %} {{ link }}"},
             },
         )
         fr, it, de, ja = address("fr"), address("it"), address("de"), address("ja")
@@ -28,7 +29,7 @@ class TestEmailLanguageAndTemplates:
         assert french.text.startswith("Salut Ünï !")
         assert "link" in tokens_in(french)
 
-        [italian] = await emails_to(smtp, it)  # the sandbox refused the template: the built-in one is used
+        [italian] = await emails_to(smtp, it)  # the sandbox refused the template: the built-in one is used, and says so
         assert "object" not in italian.subject and "class" not in italian.subject and "globals" not in italian.text
         assert italian.subject == "Société Exemple ti invita a unirti a GoTo"
         assert "link" in tokens_in(italian)
@@ -38,14 +39,18 @@ class TestEmailLanguageAndTemplates:
         [japanese] = await emails_to(smtp, ja)
         assert "パスワード" in japanese.text
         await eventually(lambda: len(bus.find(routing.INVITATION_SENT, account_id=account_id)) == 4)
+        sent = {e.body["email"]: (e.body["template"], e.body["template_fallback"]) for e in bus.find(routing.INVITATION_SENT, account_id=account_id)}
+        assert sent == {fr: ("account", None), it: ("builtin", "unsafe"), de: ("builtin", None), ja: ("builtin", None)}
 
     async def test_broken_account_template_falls_back(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
-        account_id = await account(welcome_templates={"en": {"subject": "Hi", "body": "{{ 1 / 0 }} {{ link }}"}})
+        account_id = await account(welcome_templates={"en": {"subject": "Hi", "body": "{{ 1 / (last_name != 'T') }} {{ link }}"}})
         person = address("broken-template")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "B", "last_name": "T", "email": person}]})
         [email] = await emails_to(smtp, person)
         assert "create your password" in email.text
         assert "link" in tokens_in(email)
+        [sent] = await eventually(lambda: bus.find(routing.INVITATION_SENT, email=person))
+        assert (sent.body["template"], sent.body["template_fallback"]) == ("builtin", "error")
 
     async def test_template_with_bad_syntax_is_refused_at_upsert(self, bus: BusClient) -> None:
         message_id = await bus.publish(routing.ACCOUNTS_UPSERT, {
@@ -53,3 +58,20 @@ class TestEmailLanguageAndTemplates:
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
         assert rejected.body["reason"] == "invalid_template"
         assert rejected.body["errors"][0]["field"] == "welcome_templates.en.body"
+
+    async def test_templates_that_reach_for_internals_or_exceed_the_bounds_are_refused_at_upsert(self, bus: BusClient) -> None:
+        message_id = await bus.publish(routing.ACCOUNTS_UPSERT, {
+            "account_id": "hostile-templates", "name": "x", "welcome_templates": {
+                "en": {"subject": "{{ ''.__class__.__mro__ }}", "body": "{{ link }}"},
+                "fr": {"subject": "ok", "body": "{{ link * 50000000 }}"},
+                "de": {"subject": "ok", "body": "{% for a in link * 1000 %}{% for b in link * 1000 %}{% endfor %}{% endfor %}{{ link }}"},
+                "es": {"subject": "ok", "body": "{{ link }}" + "{{ (" * 500 + "1" + ") }}" * 500},
+            }})
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id), 30)
+        assert rejected.body["reason"] == "invalid_template"
+        assert {e["field"]: e["code"] for e in rejected.body["errors"]} == {
+            "welcome_templates.en.subject": "unsafe",
+            "welcome_templates.fr.body": "memory",
+            "welcome_templates.de.body": "timeout",
+            "welcome_templates.es.body": "error",
+        }

@@ -37,14 +37,25 @@ class TestContracts:
                 assert registry.model_of(key) is not None
                 assert registry.exchange_of(key) == exchange
 
-    def test_nul_characters_are_refused_anywhere(self) -> None:
+    @pytest.mark.parametrize("bad", ["pro\x00duct", "pro\ud800duct"])
+    def test_unstorable_text_is_refused_anywhere_but_in_rows(self, bad: str) -> None:
         from contracts.commands import AccountsUpsert
 
         with pytest.raises(ValidationError) as caught:
-            AccountsUpsert(account_id="a", name="x", licences={"pro\x00duct": 1})
-        assert caught.value.errors()[0]["loc"] == ("licences",)
+            AccountsUpsert(account_id="a", name="x", licences={bad: 1})
+        assert caught.value.errors()[0]["loc"][0] == "licences"
         with pytest.raises(ValidationError):
-            UsersAdd(account_id="a", users=[{"first_name": "A\x00", "last_name": "B", "email": "c@example.com"}])
+            AccountsUpsert(account_id="a", name=bad)
+        # a person's fields are judged row by row: one bad row must not refuse the command
+        UsersAdd(account_id="a", users=[{"first_name": bad, "last_name": "B", "email": bad}], pasted=bad)
+
+    def test_emails_in_commands_arrive_normalised(self) -> None:
+        from contracts.commands import UsersRemove
+
+        command = UsersRemove(account_id="a", email=" Ana@XN--BCHER-KVA.example.com ", requested_by="Boss@Example.com")
+        assert (command.email, command.requested_by) == ("ana@bücher.example.com", "boss@example.com")
+        with pytest.raises(ValidationError):
+            UsersRemove(account_id="a", email="not an address")
 
 
 class TestTransientFaults:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from services.user_creation.paste import parse_pasted
 
 
@@ -34,3 +36,20 @@ class TestPasteParser:
     def test_order_is_kept(self) -> None:
         text = "\n".join(f"F{n} L{n} p{n}@example.com" for n in range(50))
         assert [e.first_name for e in parse_pasted(text)] == [f"F{n}" for n in range(50)]
+
+
+class TestLineBreaksAndLimits:
+    @pytest.mark.parametrize("separator", ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r\n", "\r", ";"])
+    def test_every_line_break_separates(self, separator: str) -> None:
+        text = f"A B a@example.com{separator}C D c@example.com"
+        assert [e.email for e in parse_pasted(text)] == ["a@example.com", "c@example.com"]
+
+    def test_rows_are_counted_before_the_rest_is_parsed(self) -> None:
+        from contracts.commands import UsersAdd
+        from services.user_creation.plan import MAX_ROWS, TooManyRows, candidates_of
+
+        exactly = UsersAdd(account_id="a", pasted="\n".join(f"A B p{n}@example.com" for n in range(MAX_ROWS)))
+        assert len(candidates_of(exactly)) == MAX_ROWS
+        huge = UsersAdd(account_id="a", pasted="A B a@example.com\n" * 100_000)
+        with pytest.raises(TooManyRows, match="more than"):
+            candidates_of(huge)

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
 import pytest
 
-from services.invitation_mailing.rendering import AccountTemplate, builtin_template, render_invitation, template_errors
+from services.invitation_mailing.rendering import AccountTemplate, builtin_template, render_invitation, trial_errors
 from services.languages import SUPPORTED_LANGUAGES
+from services.sandbox.pool import RenderFailed, SandboxLimits, TemplateSandbox
 
 CONTEXT = {
     "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "account_name": "Acme",
@@ -13,19 +18,28 @@ CONTEXT = {
 }
 
 
+
+
+@pytest.fixture(scope="module")
+async def sandbox() -> AsyncIterator[TemplateSandbox]:
+    sandbox = TemplateSandbox(SandboxLimits(renderers=2, timeout_seconds=1.0, memory_mb=256, quarantine_seconds=60))
+    yield sandbox
+    await sandbox.close()
+
+
 class TestBuiltInTemplates:
     """Every supported language has a welcome and a transfer email carrying the right links."""
 
     @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
-    def test_welcome(self, language: str) -> None:
-        email = render_invitation("welcome", language, CONTEXT, None)
+    async def test_welcome(self, language: str, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("welcome", language, CONTEXT, None, sandbox)
         assert "token=T1" in email.text and "Acme" in email.subject
         assert '<a href="https://l.example.com/i?token=T1">' in email.html
         assert "Ada" in email.text
 
     @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
-    def test_transfer_has_accept_and_decline_links(self, language: str) -> None:
-        email = render_invitation("transfer", language, CONTEXT, None)
+    async def test_transfer_has_accept_and_decline_links(self, language: str, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("transfer", language, CONTEXT, None, sandbox)
         assert "action=accept" in email.text and "action=decline" in email.text
         assert "Old Corp" in email.text
 
@@ -35,50 +49,134 @@ class TestBuiltInTemplates:
 
 
 class TestAccountTemplates:
-    """Account templates are rendered in the sandbox; anything unusable falls back to the built-in email."""
+    """Account templates render in the bounded sandbox; anything unusable falls back to the
+    built-in email and says why."""
 
-    def test_used_for_welcome(self) -> None:
-        email = render_invitation("welcome", "en", CONTEXT, AccountTemplate("Join {{ account_name }}", "Hi {{ first_name }}: {{ link }}"))
+    async def test_used_for_welcome(self, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation(
+            "welcome", "en", CONTEXT, AccountTemplate("Join {{ account_name }}", "Hi {{ first_name }}: {{ link }}"), sandbox
+        )
         assert email.subject == "Join Acme" and email.text == "Hi Ada: https://l.example.com/i?token=T1\n"
+        assert (email.template, email.fallback) == ("account", None)
 
-    @pytest.mark.parametrize("body", [
-        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-        "{{ cycler.__init__.__globals__.os }}",
-        "{{ lipsum.__globals__ }}",
-        "{% set x = [].append(1) %}{{ x }}",
-        "{{ 1 / 0 }}",
-        "{{ self.__dict__ }}",
-        "{{ range.__self__ }}",
+    @pytest.mark.parametrize(("body", "reason"), [
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "unsafe"),
+        ("{{ cycler.__init__.__globals__.os }}", "unsafe"),
+        ("{{ lipsum.__globals__ }}", "error"),
+        ("{% set x = [].append(1) %}{{ x }}", "unsafe"),
+        ("{{ 1 / 0 }}", "error"),
+        ("{{ self.__dict__ }}", "unsafe"),
+        ("{{ range.__self__ }}", "error"),
+        ("{{ range(10) }}", "error"),
     ])
-    def test_escapes_yield_nothing_useful(self, body: str) -> None:
-        email = render_invitation("welcome", "en", CONTEXT, AccountTemplate("Hello", body + " {{ link }}"))
+    async def test_escapes_fall_back_and_say_why(self, body: str, reason: str, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("welcome", "en", CONTEXT, AccountTemplate("Hello", body + " {{ link }}"), sandbox)
         assert "token=T1" in email.text
+        assert (email.template, email.fallback) == ("builtin", reason)
         leaked = ("subclasses", "class", "globals", "builtins", "module", "function", "object at")
         assert not any(word in email.text for word in leaked), email.text
 
-    @pytest.mark.parametrize("body", ["{{ 1 / 0 }} {{ link }}", "{{ cycler.__init__.__globals__ }} {{ link }}", "No link here"])
-    def test_failing_or_linkless_templates_fall_back(self, body: str) -> None:
-        email = render_invitation("welcome", "en", CONTEXT, AccountTemplate("Hello", body))
-        assert email.subject == "Acme invites you to join GoTo"
-        assert "token=T1" in email.text
+    async def test_linkless_template_falls_back(self, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("welcome", "en", CONTEXT, AccountTemplate("Hello", "No link here"), sandbox)
+        assert email.subject == "Acme invites you to join GoTo" and "token=T1" in email.text
+        assert email.fallback == "link_missing"
 
-    def test_unsafe_attribute_renders_nothing(self) -> None:
-        email = render_invitation("welcome", "en", CONTEXT, AccountTemplate("Hello", "[{{ ''.nope }}] {{ link }}"))
-        assert email.text.startswith("[] https://")
+    async def test_missing_names_render_empty(self, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("welcome", "en", CONTEXT, AccountTemplate("Hello", "[{{ ''.nope }}{{ config }}] {{ link }}"), sandbox)
+        assert email.text.startswith("[] https://") and email.template == "account"
 
-    def test_subject_is_one_line(self) -> None:
-        email = render_invitation("welcome", "en", CONTEXT, AccountTemplate("A\r\nBcc: x@example.com", "{{ link }}"))
+    async def test_subject_is_one_line(self, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("welcome", "en", CONTEXT, AccountTemplate("A\r\nBcc: x@example.com", "{{ link }}"), sandbox)
         assert "\n" not in email.subject and "\r" not in email.subject
 
-    def test_html_part_escapes_text(self) -> None:
-        email = render_invitation("welcome", "en", {**CONTEXT, "first_name": "<b>"}, AccountTemplate("S", "{{ first_name }} {{ link }}"))
+    async def test_html_part_escapes_text(self, sandbox: TemplateSandbox) -> None:
+        context = {**CONTEXT, "first_name": "<b>"}
+        email = await render_invitation("welcome", "en", context, AccountTemplate("S", "{{ first_name }} {{ link }}"), sandbox)
         assert "&lt;b&gt;" in email.html and "<b>" not in email.html
 
-    def test_transfer_ignores_account_welcome_template(self) -> None:
-        email = render_invitation("transfer", "en", CONTEXT, AccountTemplate("Custom", "{{ link }}"))
-        assert email.subject != "Custom"
+    async def test_transfer_ignores_account_welcome_template(self, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("transfer", "en", CONTEXT, AccountTemplate("Custom", "{{ link }}"), sandbox)
+        assert email.subject != "Custom" and email.fallback is None
 
-    def test_syntax_errors_are_reported_by_part(self) -> None:
-        assert template_errors("ok {{ name }}", "fine {{ link }}") == {}
-        assert set(template_errors("{% if %}", "{{ x")) == {"subject", "body"}
-        assert template_errors("ok", "no link") == {"body": "the body must contain {{ link }}"}
+
+CPU_BOMB = "{% for a in link * 1000 %}{% for b in link * 1000 %}{% endfor %}{% endfor %}{{ link }}"
+MEMORY_BOMB = "{{ link * 50000000 }}"
+
+
+class TestBounds:
+    """A template cannot hold a renderer longer than the time bound, allocate past the memory
+    bound, or produce more than the output bound; the worker's event loop never waits on it."""
+
+    async def test_cpu_bomb_is_cut_at_the_time_bound(self, sandbox: TemplateSandbox) -> None:
+        started = time.monotonic()
+        with pytest.raises(RenderFailed) as failed:
+            await sandbox.render({"body": CPU_BOMB + "{# cpu #}"}, CONTEXT)
+        assert failed.value.code == "timeout" and time.monotonic() - started < 3
+
+    async def test_memory_bomb_is_refused(self, sandbox: TemplateSandbox) -> None:
+        with pytest.raises(RenderFailed) as failed:
+            await sandbox.render({"body": MEMORY_BOMB}, CONTEXT)
+        assert failed.value.code == "memory"
+
+    async def test_output_is_bounded(self, sandbox: TemplateSandbox) -> None:
+        with pytest.raises(RenderFailed) as failed:
+            await sandbox.render({"body": "{% for a in link %}{% for b in link %}{{ link * 100 }}{% endfor %}{% endfor %}"}, CONTEXT)
+        assert failed.value.code == "too_large"
+
+    async def test_a_template_that_hit_a_bound_fails_at_once_next_time(self, sandbox: TemplateSandbox) -> None:
+        bomb = {"body": CPU_BOMB + "{# quarantine #}"}
+        with pytest.raises(RenderFailed):
+            await sandbox.render(bomb, CONTEXT)
+        started = time.monotonic()
+        with pytest.raises(RenderFailed) as again:
+            await sandbox.render(bomb, CONTEXT)
+        assert again.value.code == "timeout" and time.monotonic() - started < 0.1
+
+    async def test_the_event_loop_stays_free_and_good_templates_still_render(self, sandbox: TemplateSandbox) -> None:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        try:
+            bomb = asyncio.create_task(sandbox.render({"body": CPU_BOMB + "{# loop #}"}, CONTEXT))
+            good = await sandbox.render({"body": "Hi {{ first_name }} {{ link }}"}, CONTEXT)
+            assert good["body"].startswith("Hi Ada")
+            with pytest.raises(RenderFailed):
+                await bomb
+        finally:
+            ticker.cancel()
+        assert ticks >= 50  # the loop ran all along the bomb's second
+
+    async def test_a_killed_renderer_is_replaced(self, sandbox: TemplateSandbox) -> None:
+        with pytest.raises(RenderFailed):
+            await sandbox.render({"body": CPU_BOMB + "{# replaced #}"}, CONTEXT)
+        assert (await sandbox.render({"body": "ok {{ link }}"}, CONTEXT))["body"].startswith("ok")
+
+
+class TestTrialRenderAtUpsert:
+    """What can be refused at accounts.upsert is: syntax, internals, the link, the bounds."""
+
+    @pytest.mark.parametrize(("subject", "body", "expected"), [
+        ("ok {{ first_name }}", "fine {{ link }}", {}),
+        ("{% if %}", "{{ link }}", {"subject": "syntax"}),
+        ("ok", "{{ x", {"body": "syntax"}),
+        ("ok", "no link", {"body": "link_missing"}),
+        ("{{ ''.__class__ }}", "{{ link }}", {"subject": "unsafe"}),
+        ("ok", "{{ link }}" + "{{ (" * 400 + "1" + ") }}" * 400, {"body": "error"}),
+        ("ok", MEMORY_BOMB, {"body": "memory"}),
+        ("ok", CPU_BOMB + "{# trial #}", {"body": "timeout"}),
+        ("ok", "{{ link }}{{ first_name * 4000 }}", {"body": "too_large"}),
+    ])
+    async def test_refused(self, subject: str, body: str, expected: dict[str, str], sandbox: TemplateSandbox) -> None:
+        errors = await trial_errors(sandbox, AccountTemplate(subject, body), "Acme")
+        assert {part: code for part, (code, _) in errors.items()} == expected
+
+    async def test_a_bomb_that_waits_for_a_name_passes_the_trial(self, sandbox: TemplateSandbox) -> None:
+        """Why send time needs the bounds too: the trial cannot know every member's name."""
+        body = "{% if first_name == 'Boom' %}" + CPU_BOMB + "{% endif %}{{ link }}"
+        assert await trial_errors(sandbox, AccountTemplate("Hi", body), "Acme") == {}

@@ -87,6 +87,60 @@ class TestRows:
     def test_unreadable_entry_reports_only_its_format(self) -> None:
         from services.user_creation.paste import parse_pasted
 
-        entry = parse_pasted("Nobody broken-address")[0]
+        [entry] = parse_pasted("Nobody broken-address")
         [row] = validate_rows([Candidate(1, entry.first_name, entry.last_name, entry.email, entry.errors)])
         assert codes(list(row.errors)) == ["entry_format"]
+
+
+class TestTextThatLiesOrCannotBeStored:
+    """Names and emails that look empty, hide direction changes, or cannot be stored or sent."""
+
+    @pytest.mark.parametrize("value", ["\u200b", "\ufeff", " \u200b\u200d ", "\u3164", "\u0301", "\u2800"])
+    def test_invisible_only_names_are_required(self, value: str) -> None:
+        assert codes(check_name("first_name", value)[1]) == ["required"]
+
+    @pytest.mark.parametrize("value", ["Ana\u200b", "\u202eAna", "Ana\u2066x", "An\ufeffa", "Ana\ud800", "Ana\udcff", "A\x00B"])
+    def test_format_and_unstorable_characters(self, value: str) -> None:
+        assert codes(check_name("first_name", value)[1]) == ["invalid_characters"]
+
+    @pytest.mark.parametrize("value", ["ada\ud800@example.com", "ada@exa\udcffmple.com", "ada\u200b@example.com", "a\x00@example.com"])
+    def test_emails_that_cannot_be_stored_or_sent(self, value: str) -> None:
+        email, errors = check_email(value)
+        assert codes(errors) == ["invalid_characters"]
+        email.encode("utf-8")  # what is echoed in the row result can be published
+
+    def test_one_bad_row_among_good_ones(self) -> None:
+        results = validate_rows([
+            Candidate(1, "Good", "One", "good1@example.com"),
+            Candidate(2, "Bad\ud800", "Row", "bad\ud800@example.com"),
+            Candidate(3, "Good", "Two", "good2@example.com"),
+        ])
+        assert [type(r).__name__ for r in results] == ["ValidRow", "InvalidRow", "ValidRow"]
+        assert results[1].email.encode("utf-8")
+
+    def test_echoed_invalid_email_is_bounded(self) -> None:
+        email, errors = check_email("x" * 2_000_000)
+        assert codes(errors) == ["too_long"] and len(email) <= 320
+
+
+class TestOneMailboxOneForm:
+    """An address written two ways is one person: IDN in Unicode or punycode, NFC or NFD, any case."""
+
+    @pytest.mark.parametrize(
+        ("a", "b"),
+        [
+            ("ana@bücher.example.com", "ana@xn--bcher-kva.example.com"),
+            ("zo\u00e9@example.com", "zoe\u0301@example.com"),
+            ("Ana@BÜCHER.example.com", "ana@bücher.example.com"),
+        ],
+    )
+    def test_same_mailbox(self, a: str, b: str) -> None:
+        assert check_email(a)[0] == check_email(b)[0]
+        [_, second] = validate_rows([Candidate(1, "A", "B", a), Candidate(2, "A", "B", b)])
+        assert codes(list(second.errors)) == ["duplicate_in_command"]
+
+    def test_smtp_gets_the_ascii_domain(self) -> None:
+        from contracts.email import smtp_address
+
+        assert smtp_address(check_email("Ana@Bücher.example.com")[0]) == "ana@xn--bcher-kva.example.com"
+        assert smtp_address("plain@example.com") == "plain@example.com"
