@@ -11,6 +11,7 @@ from services.invitation_mailing import sql
 from services.invitation_mailing.mailer import Mailer
 from services.invitation_mailing.rendering import AccountTemplate, render_invitation
 from services.masking import mask_email
+from services.runtime.errors import retry_transient
 from services.runtime.unit_of_work import UnitOfWork
 from services.sandbox.pool import TemplateSandbox
 from services.settings import Settings
@@ -25,9 +26,10 @@ async def send_invitation(
     structlog.contextvars.bind_contextvars(invitation_id=str(event.invitation_id))
     token = new_token()
     token_hash = hash_token(token)
-    # The hash commits before the email leaves, so the link in it always works. A crash after
-    # the SMTP server accepted the mail but before `sent` commits sends one more email once
-    # the crashed attempt's claim runs out; once `sent` is recorded, a redelivery sends nothing.
+    # The hash commits before the email leaves, so the link in it always works; it stays valid
+    # beside any later attempt's. A crash after the SMTP server accepted the mail but before
+    # `sent` commits sends one more email (with a second working link) once the crashed
+    # attempt's claim runs out; once `sent` is recorded, a redelivery sends nothing.
     claimed = await _claim(event, uow, token_hash, settings)
     if claimed is None:
         log.info("invitation_not_sendable")
@@ -53,33 +55,39 @@ async def send_invitation(
     )
     outcome = await mailer.send(email_address, email)
     log.info("invitation_mailed", to=mask_email(email_address), delivered=outcome.delivered, kind=invitation["kind"])
-    async with uow:
-        if outcome.delivered:
-            sent_count = await sql.mark_sent(uow.conn, event.invitation_id, token_hash)
-            if sent_count is not None:
+
+    async def record() -> None:
+        async with uow:
+            if outcome.delivered:
+                sent_count = await sql.mark_sent(uow.conn, event.invitation_id, token_hash)
+                if sent_count is not None:
+                    uow.emit(
+                        InvitationSent(
+                            invitation_id=event.invitation_id,
+                            account_id=invitation["account_id"],
+                            user_id=invitation["profile_id"],
+                            email=email_address,
+                            kind=invitation["kind"],
+                            expires_at=invitation["expires_at"],
+                            sent_count=sent_count,
+                            template=email.template,
+                            template_fallback=email.fallback,
+                        )
+                    )
+            elif await sql.mark_failed(uow.conn, event.invitation_id, token_hash, outcome.reason or "undeliverable"):
                 uow.emit(
-                    InvitationSent(
+                    InvitationFailed(
                         invitation_id=event.invitation_id,
                         account_id=invitation["account_id"],
                         user_id=invitation["profile_id"],
                         email=email_address,
-                        kind=invitation["kind"],
-                        expires_at=invitation["expires_at"],
-                        sent_count=sent_count,
-                        template=email.template,
-                        template_fallback=email.fallback,
+                        reason=outcome.reason or "undeliverable",
                     )
                 )
-        elif await sql.mark_failed(uow.conn, event.invitation_id, token_hash, outcome.reason or "undeliverable"):
-            uow.emit(
-                InvitationFailed(
-                    invitation_id=event.invitation_id,
-                    account_id=invitation["account_id"],
-                    user_id=invitation["profile_id"],
-                    email=email_address,
-                    reason=outcome.reason or "undeliverable",
-                )
-            )
+
+    # The email has left: a database fault now must not send it again. Only the recording is
+    # retried (a commit whose answer was lost meets the inbox row and counts as done).
+    await retry_transient(record, seconds=settings.transient_retry_seconds, backoff_max=settings.transient_backoff_max_seconds)
 
 
 def links(base_url: str, token: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Sends emails over SMTP; a temporary failure (no connection, 4xx) is retried with backoff."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -64,15 +65,18 @@ class Mailer:
     async def _send_once(self, message: EmailMessage) -> None:
         s = self._settings
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username,
-                password=s.smtp_password,
-                start_tls=s.smtp_starttls,
-                timeout=s.smtp_timeout_seconds,
-            )
+            # aiosmtplib's timeout is per protocol step; this one bounds the whole try, so that
+            # every try fits in the invitation's claim (Settings.mailing_claim_seconds)
+            async with asyncio.timeout(s.smtp_timeout_seconds):
+                await aiosmtplib.send(
+                    message,
+                    hostname=s.smtp_host,
+                    port=s.smtp_port,
+                    username=s.smtp_username,
+                    password=s.smtp_password,
+                    start_tls=s.smtp_starttls,
+                    timeout=s.smtp_timeout_seconds,
+                )
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [r.code for r in error.recipients]
             raise _by_code(min(codes) if codes else 550, "; ".join(f"{r.code} {r.message}" for r in error.recipients)) from error

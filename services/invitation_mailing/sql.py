@@ -6,15 +6,23 @@ from uuid import UUID
 
 import asyncpg
 
+# The token of this attempt joins the invitation's valid tokens; `token_hash` names the attempt
+# that holds the claim. The expiry is set by the first attempt: a repeated one keeps it.
 CLAIM = """
-UPDATE invitations i SET status = 'sending', token_hash = $2,
-       expires_at = now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3::float8 ELSE $4::float8 END),
-       claimed_until = now() + make_interval(secs => $5::float8)
-FROM memberships m
-WHERE i.invitation_id = $1 AND (i.status = 'issued' OR (i.status = 'sending' AND i.claimed_until < now()))
-  AND m.membership_id = i.membership_id AND m.status IN ('invited', 'transfer_pending')
-RETURNING i.invitation_id, i.kind, i.expires_at, i.sent_count, i.from_account_id, m.account_id, m.profile_id,
-          m.first_name, m.last_name, m.language
+WITH claimed AS (
+    UPDATE invitations i SET status = 'sending', token_hash = $2,
+           expires_at = COALESCE(i.expires_at,
+               now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3::float8 ELSE $4::float8 END)),
+           claimed_until = now() + make_interval(secs => $5::float8)
+    FROM memberships m
+    WHERE i.invitation_id = $1 AND (i.status = 'issued' OR (i.status = 'sending' AND i.claimed_until < now()))
+      AND m.membership_id = i.membership_id AND m.status IN ('invited', 'transfer_pending')
+    RETURNING i.invitation_id, i.kind, i.expires_at, i.sent_count, i.from_account_id, m.account_id, m.profile_id,
+              m.first_name, m.last_name, m.language
+), minted AS (
+    INSERT INTO invitation_tokens (token_hash, invitation_id) SELECT $2, invitation_id FROM claimed
+)
+SELECT * FROM claimed
 """
 
 

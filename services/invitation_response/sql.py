@@ -8,8 +8,9 @@ import asyncpg
 
 async def find_by_token_hash(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT i.invitation_id, i.token_hash, m.profile_id FROM invitations i JOIN memberships m USING (membership_id)"
-        " WHERE i.token_hash = $1",
+        "SELECT t.invitation_id, t.token_hash, m.profile_id FROM invitation_tokens t"
+        " JOIN invitations i USING (invitation_id) JOIN memberships m USING (membership_id)"
+        " WHERE t.token_hash = $1",
         token_hash,
     )
 

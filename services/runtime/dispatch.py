@@ -15,13 +15,19 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from contracts.base import Contract
 from contracts.text import printable
 from services.runtime import metrics
 from services.runtime.envelope import Envelope
-from services.runtime.errors import AlreadyProcessed, Rejected, is_transient, rejection_event, schema_rejection
+from services.runtime.errors import (
+    AlreadyProcessed,
+    Rejected,
+    is_transient,
+    rejection_event,
+    retry_transient,
+    schema_rejection,
+)
 from services.runtime.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
@@ -205,14 +211,12 @@ class Dispatcher:
         return settle, f"refused:{rejection.reason}"
 
     async def _with_transient_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        async for retry in AsyncRetrying(
-            retry=retry_if_exception(is_transient),
-            stop=stop_after_delay(self._transient_retry_seconds) | (lambda _: self._stopping),
-            wait=wait_exponential_jitter(multiplier=0.1, max=self._transient_backoff_max, jitter=0.1),
-            reraise=True,
-        ):
-            with retry:
-                await attempt()
+        await retry_transient(
+            attempt,
+            seconds=self._transient_retry_seconds,
+            backoff_max=self._transient_backoff_max,
+            give_up=lambda: self._stopping,
+        )
 
     async def _settle(self, message: AbstractIncomingMessage, settle: Settle, envelope: Envelope) -> None:
         try:

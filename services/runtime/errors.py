@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import asyncpg
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from contracts.base import FieldError
 from contracts.events import CommandRejected
@@ -63,6 +65,21 @@ def is_transient(error: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+async def retry_transient(
+    attempt: Callable[[], Awaitable[None]], *, seconds: float, backoff_max: float, give_up: Callable[[], bool] = lambda: False
+) -> None:
+    """Runs `attempt` until it succeeds, retrying transient faults with backoff for up to
+    `seconds` (or until `give_up()`); any other fault, or the last transient one, is raised."""
+    async for retry in AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_delay(seconds) | (lambda _: give_up()),
+        wait=wait_exponential_jitter(multiplier=0.1, max=backoff_max, jitter=0.1),
+        reraise=True,
+    ):
+        with retry:
+            await attempt()
 
 
 def schema_rejection(error: ValidationError) -> Rejected:

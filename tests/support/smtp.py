@@ -8,6 +8,7 @@ import email
 import email.policy
 import socket
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -41,6 +42,8 @@ class RecordingHandler:
         self.refusals: list[tuple[str, int]] = []
         self._seen_tempfail: set[str] = set()
         self._lock = threading.Lock()
+        # run (in the server's loop) when an email to the address has arrived, before it is answered 250
+        self.before_accepting: dict[str, Callable[[], Awaitable[None]]] = {}
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
         local = address.split("@", 1)[0].lower()
@@ -57,6 +60,10 @@ class RecordingHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        for rcpt in envelope.rcpt_tos:
+            hook = self.before_accepting.pop(rcpt.lower(), None)
+            if hook is not None:
+                await hook()
         with self._lock:
             for rcpt in envelope.rcpt_tos:
                 received = ReceivedEmail(rcpt.lower(), message)  # type: ignore[arg-type]
