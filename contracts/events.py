@@ -75,7 +75,10 @@ class InvitationFailed(Contract):
 
 
 class InvitationResponseRejected(Contract):
-    reason: Literal["unknown_token", "expired", "already_used", "revoked", "not_declinable"]
+    reason: Literal["unknown_token", "expired", "already_used", "revoked", "not_declinable", "last_admin"] = Field(
+        description="`last_admin`: accepting would leave the account the person is an admin of without an active admin; "
+        "the invitation stays open."
+    )
 
 
 class UserActivated(Contract):

@@ -26,7 +26,7 @@ async def end_membership(conn: asyncpg.Connection, membership_id: UUID) -> dict[
 async def home_membership(conn: asyncpg.Connection, profile_id: UUID, other_than_account: str) -> asyncpg.Record | None:
     """Where the person is active, other than the given account (locked)."""
     return await conn.fetchrow(
-        "SELECT membership_id, account_id FROM memberships"
+        "SELECT membership_id, account_id, role FROM memberships"
         " WHERE profile_id = $1 AND account_id <> $2 AND status = 'active' FOR UPDATE",
         profile_id,
         other_than_account,
@@ -50,3 +50,26 @@ async def lock_current_membership(conn: asyncpg.Connection, account_id: str, ema
     if membership is None:
         raise Rejected("unknown_user", f"No current member with that email in account {account_id!r}.")
     return membership
+
+
+async def lock_account(conn: asyncpg.Connection, account_id: str) -> asyncpg.Record | None:
+    """Serialises the commands that change one account's members or seats."""
+    return await conn.fetchrow(
+        "SELECT account_id, name, status, groups, settings_templates FROM accounts WHERE account_id = $1"
+        " FOR NO KEY UPDATE",
+        account_id,
+    )
+
+
+async def is_last_active_admin(conn: asyncpg.Connection, membership: asyncpg.Record) -> bool:
+    """Whether this active admin membership is its account's only one. The caller holds the
+    account's lock, so no concurrent removal or departure can change the answer."""
+    if membership["role"] != "admin":
+        return False
+    others = await conn.fetchval(
+        "SELECT count(*) FROM memberships WHERE account_id = $1 AND role = 'admin' AND status = 'active'"
+        " AND membership_id <> $2",
+        membership["account_id"],
+        membership["membership_id"],
+    )
+    return others == 0

@@ -32,8 +32,20 @@ def may_manage(actor: Actor, target_role: str | None) -> bool:
     return actor == "manager" and target_role is None
 
 
-async def authorize(conn: asyncpg.Connection, account_id: str, requested_by: str | None, target_role: str | None) -> None:
+async def acting(conn: asyncpg.Connection, account_id: str, requested_by: str | None) -> Actor:
+    """The actor, refused at once when they may manage no one: checked before anything about
+    the target is looked up, so a stranger learns nothing about who is a member."""
     actor = await actor_in(conn, account_id, requested_by)
+    if actor == "nobody":
+        raise Rejected("forbidden", "The acting user may not manage users in this account.")
+    return actor
+
+
+def permit(actor: Actor, target_role: str | None) -> None:
     if not may_manage(actor, target_role):
         target = f"a user with role {target_role}" if target_role else "users"
         raise Rejected("forbidden", f"The acting user may not manage {target} in this account.")
+
+
+async def authorize(conn: asyncpg.Connection, account_id: str, requested_by: str | None, target_role: str | None) -> None:
+    permit(await acting(conn, account_id, requested_by), target_role)

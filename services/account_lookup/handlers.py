@@ -8,7 +8,7 @@ from contracts.events import AssetRecorded, InvitationIssued, MembershipsCreated
 from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
 from services.account_lookup import sql
 from services.memberships import home_membership, lock_current_membership
-from services.permissions import authorize
+from services.permissions import acting, permit
 from services.runtime.errors import Rejected
 from services.runtime.unit_of_work import UnitOfWork
 
@@ -29,8 +29,9 @@ async def decide_invitations(event: MembershipsCreated, uow: UnitOfWork) -> None
 
 async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
     async with uow:
+        actor = await acting(uow.conn, cmd.account_id, cmd.requested_by)
         membership = await lock_current_membership(uow.conn, cmd.account_id, cmd.email)
-        await authorize(uow.conn, cmd.account_id, cmd.requested_by, membership["role"])
+        permit(actor, membership["role"])
         kind = RESENDABLE.get(membership["status"])
         if kind is None:
             raise Rejected("not_resendable", f"A {membership['status']} user has no invitation to resend.")

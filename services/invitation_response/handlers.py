@@ -15,7 +15,7 @@ from contracts.events import (
     UserTransferred,
 )
 from services.invitation_response import sql
-from services.memberships import end_membership, home_membership
+from services.memberships import end_membership, home_membership, is_last_active_admin, lock_account
 from services.runtime.unit_of_work import UnitOfWork
 from services.tokens import hash_token, token_matches
 
@@ -30,7 +30,13 @@ async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
         invitation = await _open_invitation(uow, event.token)
         if invitation is None:
             return
-        moved, from_account = await _leave_home_account(uow.conn, invitation)
+        home = await home_membership(uow.conn, invitation["profile_id"], invitation["account_id"])
+        if home is not None:
+            await lock_account(uow.conn, home["account_id"])
+            if await is_last_active_admin(uow.conn, home):
+                # leaving would strand the old account without an admin: the invitation stays open
+                return _refuse(uow, "last_admin")
+        moved, from_account = await _leave_home_account(uow.conn, invitation, home)
         await sql.close_invitation(uow.conn, invitation["invitation_id"], "accepted")
         await sql.set_membership_status(uow.conn, invitation["membership_id"], "active")
         if invitation["kind"] == "welcome" and from_account is None:
@@ -94,10 +100,11 @@ def _refuse(uow: UnitOfWork, reason: str) -> None:
     return None
 
 
-async def _leave_home_account(conn: asyncpg.Connection, invitation: dict) -> tuple[dict[str, int], str | None]:
+async def _leave_home_account(
+    conn: asyncpg.Connection, invitation: dict, home: asyncpg.Record | None
+) -> tuple[dict[str, int], str | None]:
     """Ends the person's membership where they are active now and moves their assets from there.
     None as the account when they have meanwhile left it: nothing to move."""
-    home = await home_membership(conn, invitation["profile_id"], invitation["account_id"])
     if home is None:
         return {}, None
     await end_membership(conn, home["membership_id"])

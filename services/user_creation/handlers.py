@@ -7,8 +7,8 @@ from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, U
 from contracts.text import printable
 from services.invitation_mailing.rendering import AccountTemplate, trial_errors
 from services.languages import SUPPORTED_LANGUAGES
-from services.memberships import end_membership, lock_current_membership
-from services.permissions import authorize
+from services.memberships import end_membership, is_last_active_admin, lock_account, lock_current_membership
+from services.permissions import acting, authorize, permit
 from services.runtime.errors import Rejected
 from services.runtime.unit_of_work import UnitOfWork
 from services.sandbox.pool import TemplateSandbox
@@ -31,7 +31,7 @@ async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: Templ
     if errors:
         raise Rejected("invalid_template", "Some welcome templates cannot be used.", errors)
     async with uow:
-        await sql.lock_account(uow.conn, cmd.account_id)
+        await lock_account(uow.conn, cmd.account_id)
         in_use = await sql.seats_in_use(uow.conn, cmd.account_id)
         too_low = [
             FieldError(
@@ -60,7 +60,7 @@ async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -
     checked = validate_rows(candidates)
     async with uow:
         conn = uow.conn
-        account = await sql.lock_account(conn, cmd.account_id)
+        account = await lock_account(conn, cmd.account_id)
         if account is None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
         await authorize(conn, cmd.account_id, cmd.requested_by, cmd.role)
@@ -85,15 +85,12 @@ async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -
 async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
     async with uow:
         conn = uow.conn
-        if await sql.lock_account(conn, cmd.account_id) is None:
+        if await lock_account(conn, cmd.account_id) is None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+        actor = await acting(conn, cmd.account_id, cmd.requested_by)
         membership = await lock_current_membership(conn, cmd.account_id, cmd.email)
-        await authorize(conn, cmd.account_id, cmd.requested_by, membership["role"])
-        if (
-            membership["role"] == "admin"
-            and membership["status"] == "active"
-            and await sql.other_active_admins(conn, cmd.account_id, membership["membership_id"]) == 0
-        ):
+        permit(actor, membership["role"])
+        if membership["status"] == "active" and await is_last_active_admin(conn, membership):
             raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
         released = await end_membership(conn, membership["membership_id"])
         uow.emit(

@@ -12,15 +12,6 @@ from services import seats
 from services.user_creation.validation import ValidRow
 
 
-async def lock_account(conn: asyncpg.Connection, account_id: str) -> asyncpg.Record | None:
-    """Serialises the commands that change one account's members or seats."""
-    return await conn.fetchrow(
-        "SELECT account_id, name, status, groups, settings_templates FROM accounts WHERE account_id = $1"
-        " FOR NO KEY UPDATE",
-        account_id,
-    )
-
-
 async def seats_in_use(conn: asyncpg.Connection, account_id: str) -> dict[str, int]:
     rows = await conn.fetch(
         "SELECT product, seats_used FROM account_licences WHERE account_id = $1 FOR UPDATE", account_id
@@ -123,12 +114,3 @@ async def create_memberships(
     if products and membership_ids:
         await seats.assign(conn, cmd.account_id, membership_ids, products)
     return profile_ids, membership_ids
-
-
-async def other_active_admins(conn: asyncpg.Connection, account_id: str, membership_id: UUID) -> int:
-    return await conn.fetchval(
-        "SELECT count(*) FROM memberships WHERE account_id = $1 AND role = 'admin' AND status = 'active'"
-        " AND membership_id <> $2",
-        account_id,
-        membership_id,
-    )

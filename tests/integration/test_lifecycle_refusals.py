@@ -35,6 +35,11 @@ class TestResendAndRemoveRefusals:
         assert await refused(bus, routing.USERS_REMOVE, {"account_id": "no-such-account", "email": member}) == "unknown_account"
         assert await refused(bus, routing.USERS_REMOVE, {"account_id": account_id, "email": admin, "requested_by": manager}) == "forbidden"
         assert await refused(bus, routing.USERS_REMOVE, {"account_id": account_id, "email": member, "requested_by": invitee}) == "forbidden"
+        # a stranger learns nothing about who is a member: members and non-members are both "forbidden"
+        stranger = address("stranger")
+        for key in (routing.USERS_REMOVE, routing.INVITATIONS_RESEND):
+            for target in (member, address("nobody")):
+                assert await refused(bus, key, {"account_id": account_id, "email": target, "requested_by": stranger}) == "forbidden"
         assert await refused(bus, routing.USERS_REMOVE, {"account_id": account_id, "email": admin}) == "last_admin"
         assert await membership_status(db, account_id, admin) == "active"
 

@@ -121,3 +121,51 @@ class TestTwoWelcomes:
         await assert_seats_consistent(db, first, second)
         seats = await db.fetchval("SELECT sum(seats_used) FROM account_licences WHERE account_id = ANY($1::text[])", [first, second])
         assert seats == 1
+
+
+class TestLastAdmin:
+    """An account never loses its last active admin, whether by removal or by that admin
+    accepting an invitation elsewhere; refused accepts leave the invitation open."""
+
+    async def admin_invited_elsewhere(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> tuple[str, str, str, str]:
+        old = await account({"gotomeeting": 5})
+        admin = address("lastadmin")
+        await add_active_member(bus, smtp, old, admin, role="admin", products=["gotomeeting"])
+        new = await account({"gotomeeting": 5})
+        await add_users(bus, {"account_id": new, "users": [{"first_name": "L", "last_name": "A", "email": admin}]})
+        emails = await emails_to(smtp, admin, count=2)
+        return admin, old, new, tokens_in(emails[-1])["accept"]
+
+    async def test_the_only_admin_cannot_transfer_away(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        admin, old, new, token = await self.admin_invited_elsewhere(bus, smtp, account)
+        await bus.publish(routing.INVITATION_ACCEPTED, {"token": token}, correlation_id=f"acc-{new}")
+        [refusal] = await eventually(lambda: bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=f"acc-{new}"))
+        assert refusal.body["reason"] == "last_admin"
+        assert await active_accounts(db, admin) == [old]
+        # once there is another admin, the same link works
+        await add_active_member(bus, smtp, old, address("second-admin"), role="admin")
+        await bus.publish(routing.INVITATION_ACCEPTED, {"token": token}, correlation_id=f"again-{new}")
+        await eventually(lambda: bus.find(routing.USER_TRANSFERRED, correlation_id=f"again-{new}"))
+        assert await active_accounts(db, admin) == [new]
+
+    @pytest.mark.parametrize("round_", range(ROUNDS))
+    async def test_transfer_of_one_admin_races_removal_of_the_other(
+        self, round_: int, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        admin, old, new, token = await self.admin_invited_elsewhere(bus, smtp, account)
+        other = address("otheradmin")
+        await add_active_member(bus, smtp, old, other, role="admin")
+        await asyncio.gather(
+            bus.publish(routing.INVITATION_ACCEPTED, {"token": token}, correlation_id=f"acc-{new}"),
+            bus.publish(routing.USERS_REMOVE, {"account_id": old, "email": other}, correlation_id=f"rem-{old}"),
+        )
+        await settled(bus, lambda: bus.find(routing.USER_TRANSFERRED, correlation_id=f"acc-{new}")
+                      or bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id=f"acc-{new}"),
+                      lambda: bus.find(routing.USER_REMOVED, correlation_id=f"rem-{old}")
+                      or bus.find(routing.COMMAND_REJECTED, correlation_id=f"rem-{old}"))
+        transferred = bool(bus.find(routing.USER_TRANSFERRED, correlation_id=f"acc-{new}"))
+        removed = bool(bus.find(routing.USER_REMOVED, correlation_id=f"rem-{old}"))
+        assert transferred != removed, "exactly one of the two may happen"
+        admins = await db.fetchval(
+            "SELECT count(*) FROM memberships WHERE account_id = $1 AND role = 'admin' AND status = 'active'", old)
+        assert admins == 1
