@@ -14,6 +14,9 @@ from pamqp.commands import Basic
 
 from contracts import routing
 from contracts.registry import exchange_of
+from services.runtime import amqp_decoding
+
+amqp_decoding.install()  # it records every event, including those a hostile publisher sent
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,10 @@ class BusClient:
     async def _record(self, message: AbstractIncomingMessage) -> None:
         try:
             body = json.loads(message.body)
-        except ValueError:
-            body = {"_raw": message.body.decode("utf-8", "replace")}
+        except (ValueError, RecursionError):
+            body = {"_raw": message.body[:1000].decode("utf-8", "replace")}
+        if not isinstance(body, dict):
+            body = {"_raw": repr(body)[:1000]}
         self.events.append(RecordedEvent(message.routing_key or "", body, message.message_id, message.correlation_id))
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:

@@ -6,7 +6,9 @@ import contextlib
 from collections.abc import Iterator
 
 import aio_pika
+from aio_pika.abc import AbstractConnection
 from pamqp import common, encode
+from pamqp.commands import Basic
 
 from contracts.registry import exchange_of
 
@@ -16,8 +18,15 @@ def _short_string_any_bytes(value: str) -> bytes:
     return common.Struct.byte.pack(len(raw)) + raw
 
 
+def _table_value_any_bytes(item: object) -> bytes:
+    if isinstance(item, str):  # a long string, its bytes as given
+        raw = item.encode("utf-8", "surrogateescape")
+        return b"S" + common.Struct.integer.pack(len(raw)) + raw
+    return encode.encode_table_value(item)
+
+
 def _field_table_any_bytes(value: dict[str, object]) -> bytes:
-    data = b"".join(_short_string_any_bytes(key) + encode.encode_table_value(item) for key, item in sorted(value.items()))
+    data = b"".join(_short_string_any_bytes(key) + _table_value_any_bytes(item) for key, item in sorted(value.items()))
     return common.Struct.integer.pack(len(data)) + data
 
 
@@ -45,12 +54,35 @@ async def publish_hostile(
     byte XX on the wire (so `"\\udcff"` sends the byte 0xFF, which is not UTF-8)."""
     connection = await aio_pika.connect(amqp_url)
     try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange(exchange_of(routing_key), ensure=False)
-        message = aio_pika.Message(
-            body, message_id=message_id, correlation_id=correlation_id, reply_to=reply_to, headers=headers or {}
-        )
-        with _raw_short_strings():
-            await exchange.publish(message, routing_key=routing_key)
+        await publish_on(connection, routing_key, body, message_id=message_id, correlation_id=correlation_id,
+                         reply_to=reply_to, headers=headers)
     finally:
         await connection.close()
+
+
+async def publish_on(
+    connection: AbstractConnection,
+    routing_key: str,
+    body: bytes,
+    *,
+    message_id: str | None,
+    correlation_id: str | None = None,
+    reply_to: str | None = None,
+    headers: dict[str, object] | None = None,
+) -> None:
+    """As publish_hostile, on a connection the caller keeps (one AMQP channel per call)."""
+    channel = await connection.channel()
+    try:
+        underlay = await channel.get_underlay_channel()
+        properties = Basic.Properties(
+            content_type="application/json",
+            message_id=message_id,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            headers=headers or None,
+            delivery_mode=2,
+        )
+        with _raw_short_strings():
+            await underlay.basic_publish(body, exchange=exchange_of(routing_key), routing_key=routing_key, properties=properties)
+    finally:
+        await channel.close()

@@ -1,0 +1,136 @@
+"""Hostile messages for every routing key userprov consumes: generated bodies (random bytes,
+deep and huge JSON, wrong types, strings full of control, format, surrogate, RTL and NUL
+characters, 2 MB strings) and generated AMQP properties."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from contracts import routing
+from contracts.registry import model_of
+from services.runtime.envelope import Envelope
+
+ACCOUNT = "fuzz-account"
+
+VALID_BODIES: dict[str, dict[str, Any]] = {
+    routing.ACCOUNTS_UPSERT: {"account_id": ACCOUNT, "name": "Fuzz", "licences": {"gotomeeting": 1000}},
+    routing.USERS_ADD: {
+        "account_id": ACCOUNT,
+        "users": [{"first_name": "Fuzz", "last_name": "Row", "email": "fuzz.row@example.com"}],
+        "pasted": "Fuzz Paste fuzz.paste@example.com",
+    },
+    routing.USERS_REMOVE: {"account_id": ACCOUNT, "email": "fuzz.gone@example.com"},
+    routing.INVITATIONS_RESEND: {"account_id": ACCOUNT, "email": "fuzz.row@example.com"},
+    routing.USERS_GET: {"account_id": ACCOUNT, "email": "fuzz.row@example.com"},
+    routing.ACCOUNTS_GET: {"account_id": ACCOUNT},
+    routing.INVITATION_ACCEPTED: {"token": "fuzz-token"},
+    routing.INVITATION_DECLINED: {"token": "fuzz-token"},
+    routing.ASSET_RECORDED: {"account_id": ACCOUNT, "email": "fuzz.row@example.com", "kind": "session_history", "ref": "r"},
+    routing.MEMBERSHIPS_CREATED: {"account_id": ACCOUNT, "membership_ids": [str(uuid.UUID(int=1))]},
+    routing.INVITATION_ISSUED: {"invitation_id": str(uuid.UUID(int=2)), "kind": "welcome"},
+}
+
+HOSTILE_CHARACTERS = [
+    "\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\u202e", "\u202d", "\u2066", "\u200b", "\u200d", "\ufeff",
+    "\u2028", "\u2029", "\x85", "\x0b", "\x1b", "\x7f", "\u0301", "\u3164", "\U0001f600", "\uffff", "<", ">",
+    "{{", "}}", "{%", "'", '"', "\\", "@", ";", "\t", "\n", "\r",
+]
+hostile_text = st.one_of(
+    st.lists(st.one_of(st.sampled_from(HOSTILE_CHARACTERS), st.characters()), max_size=40).map("".join),
+    st.just("x" * 2_000_000),
+    st.just("é" * 300),
+)
+wrong_type = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.just([]), st.just({}),
+                       st.just(10**400 // 10**300))
+
+
+@st.composite
+def mutated(draw: st.DrawFn, routing_key: str) -> bytes:
+    body = json.loads(json.dumps(VALID_BODIES[routing_key]))
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from([*body, "unexpected"]))
+        value = body.get(key)
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            row = dict(value[0])
+            row[draw(st.sampled_from(sorted(row)))] = draw(hostile_text)
+            body[key] = [row]
+        elif isinstance(value, dict) and value:
+            body[key] = {draw(hostile_text): draw(st.one_of(st.integers(-5, 5), hostile_text))}
+        else:
+            body[key] = draw(st.one_of(hostile_text, hostile_text, wrong_type))
+    return json.dumps(body).encode()
+
+
+def deep(levels: int) -> bytes:
+    return b'{"a": ' * levels + b"1" + b"}" * levels
+
+
+raw_bodies = st.one_of(
+    st.binary(max_size=200),
+    st.integers(100, 200_000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(100, 50_000).map(deep),
+    st.integers(4_000, 50_000).map(lambda n: b'{"account_id": ' + b"9" * n + b"}"),
+    st.just(b'{"account_id": "' + b"a" * 2_000_000 + b'"}'),
+    st.just(b"\xef\xbb\xbf{}"),
+    st.just(b""),
+)
+hostile_property = st.one_of(
+    st.lists(st.sampled_from(["\x00", "\udcff", "\udcc3", "\x07", "\n", "a", "é", " "]), min_size=1, max_size=12).map("".join),
+    st.just("x" * 255),
+).map(lambda text: (text + uuid.uuid4().hex)[-255:])  # unique: a reused valid message_id is a duplicate, rightly ignored
+
+
+@dataclass(frozen=True)
+class FuzzMessage:
+    routing_key: str
+    body: bytes
+    message_id: str | None
+    correlation_id: str | None
+    reply_to: str | None
+    headers: dict[str, Any]
+
+    @property
+    def envelope(self) -> Envelope:
+        return Envelope(self.routing_key, self.body, self.message_id or None, self.correlation_id or None, self.reply_to or None, 0)
+
+    @property
+    def tag(self) -> tuple[str, str] | None:
+        """How the message's `command.rejected` can be found: by correlation id or command id,
+        whichever userprov can use; None when both are unusable."""
+        usable = self.envelope.without_unusable_properties()
+        if usable.correlation_id:
+            return "correlation_id", usable.correlation_id
+        if usable.message_id:
+            return "command_id", usable.message_id
+        return None
+
+    def expected_refusal(self) -> bool:
+        """Whether userprov must refuse it as a whole (as its contracts say, without a database)."""
+        envelope = self.envelope
+        if envelope.property_errors() or not envelope.message_id:
+            return True
+        model = model_of(self.routing_key)
+        assert model is not None
+        try:
+            model.model_validate(json.loads(self.body))
+        except (ValueError, RecursionError, ValidationError):
+            return True
+        return False
+
+
+@st.composite
+def fuzz_messages(draw: st.DrawFn) -> FuzzMessage:
+    routing_key = draw(st.sampled_from(sorted(VALID_BODIES)))
+    body = draw(st.one_of(mutated(routing_key), mutated(routing_key), mutated(routing_key), raw_bodies))
+    tag = uuid.uuid4().hex
+    message_id = draw(st.one_of(*[st.just(f"fuzz-{tag}")] * 4, st.none(), hostile_property))
+    correlation_id = draw(st.one_of(*[st.just(f"fuzz-c-{tag}")] * 4, hostile_property))
+    reply_to = draw(st.one_of(*[st.none()] * 6, st.just("amq.rabbitmq.reply-to.fuzz"), hostile_property))
+    header_value = st.one_of(st.integers(-(2**63), 2**63 - 1), hostile_property)
+    headers = draw(st.one_of(st.just({}), st.dictionaries(hostile_property, header_value, max_size=3)))
+    return FuzzMessage(routing_key, body, message_id, correlation_id, reply_to, headers)
