@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import asyncpg
 import pytest
 
@@ -46,6 +48,26 @@ class TestMalformedMessages:
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, correlation_id="corr-no-id"))
         assert rejected.body["reason"] == "missing_message_id"
         assert rejected.body["command_id"] is None
+
+
+    async def test_a_refusal_that_cannot_be_recorded_does_not_spin(self, infra: Infra) -> None:
+        """When the refusal cannot be written, the message is not handed straight back to the
+        queue to fail again at once: a fault that is not transient parks it, a transient one
+        backs off first."""
+        pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=1)
+        await pool.close()  # every acquire now fails, and not transiently
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, ROUTES[routing.ACCOUNT_LOOKUP](Settings()), pool,
+                                delivery_limit=5, transient_retry_seconds=0.2, transient_backoff_max=0.05)
+        settle, _ = await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-1", None, None, 0))
+        assert settle is Settle.PARK
+
+        unreachable = await asyncpg.create_pool("postgresql://postgres@127.0.0.1:1/none", min_size=0, max_size=1)
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, ROUTES[routing.ACCOUNT_LOOKUP](Settings()), unreachable,
+                                delivery_limit=5, transient_retry_seconds=0.2, transient_backoff_max=0.05)
+        started = time.monotonic()
+        settle, _ = await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-2", None, None, 3))
+        assert settle is Settle.LATER and time.monotonic() - started >= 0.2 + 0.8  # the retries, then 0.1 * 2**3 s
+        await unreachable.close()
 
 
 class TestCommandLevelFaults:

@@ -88,6 +88,11 @@ class RecordingSmtpServer:
     def stop(self) -> None:
         self._controller.stop()
 
+    def restart(self) -> None:
+        """Serves again on the same port, with the same recordings (after stop)."""
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
 
 def free_port() -> int:
     with socket.socket() as s:
