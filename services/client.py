@@ -31,6 +31,7 @@ class BusClient:
     def __init__(self, url: str) -> None:
         self._url = url
         self.events: list[RecordedEvent] = []
+        self._by_key: dict[str, list[RecordedEvent]] = {}
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -72,7 +73,9 @@ class BusClient:
             body = {"_raw": message.body[:1000].decode("utf-8", "replace")}
         if not isinstance(body, dict):
             body = {"_raw": repr(body)[:1000]}
-        self.events.append(RecordedEvent(message.routing_key or "", body, message.message_id, message.correlation_id))
+        event = RecordedEvent(message.routing_key or "", body, message.message_id, message.correlation_id)
+        self.events.append(event)
+        self._by_key.setdefault(event.routing_key, []).append(event)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._replies.pop(message.correlation_id or "", None)
@@ -128,11 +131,7 @@ class BusClient:
         return await asyncio.wait_for(future, timeout)
 
     def find(self, routing_key: str, **match: Any) -> list[RecordedEvent]:
-        return [
-            e
-            for e in list(self.events)
-            if e.routing_key == routing_key and all(_get(e, k) == v for k, v in match.items())
-        ]
+        return [e for e in list(self._by_key.get(routing_key, ())) if all(_get(e, k) == v for k, v in match.items())]
 
 
 def _get(event: RecordedEvent, key: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
@@ -40,22 +41,11 @@ def _raw_short_strings() -> Iterator[None]:
         encode.METHODS["shortstr"], encode.METHODS["table"] = originals
 
 
-async def publish_hostile(
-    amqp_url: str,
-    routing_key: str,
-    body: bytes,
-    *,
-    message_id: str | None,
-    correlation_id: str | None = None,
-    reply_to: str | None = None,
-    headers: dict[str, object] | None = None,
-) -> None:
-    """Publishes with the properties as given; a lone surrogate `\\udcXX` in one becomes the raw
-    byte XX on the wire (so `"\\udcff"` sends the byte 0xFF, which is not UTF-8)."""
+async def publish_hostile(amqp_url: str, routing_key: str, body: bytes, **properties: Any) -> None:
+    """publish_on, on a connection of its own."""
     connection = await aio_pika.connect(amqp_url)
     try:
-        await publish_on(connection, routing_key, body, message_id=message_id, correlation_id=correlation_id,
-                         reply_to=reply_to, headers=headers)
+        await publish_on(connection, routing_key, body, **properties)
     finally:
         await connection.close()
 
@@ -70,7 +60,8 @@ async def publish_on(
     reply_to: str | None = None,
     headers: dict[str, object] | None = None,
 ) -> None:
-    """As publish_hostile, on a connection the caller keeps (one AMQP channel per call)."""
+    """Publishes with the properties as given; a lone surrogate `\\udcXX` in one becomes the raw
+    byte XX on the wire (so `"\\udcff"` sends the byte 0xFF, which is not UTF-8)."""
     channel = await connection.channel()
     try:
         underlay = await channel.get_underlay_channel()
