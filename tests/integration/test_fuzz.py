@@ -131,7 +131,7 @@ async def run_fuzz(bus: BusClient, infra: Infra, workers: list[WorkerProcess], a
           f"{report.refusals_found} command.rejected found, {report.untagged} untraceable (both ids hostile); "
           f"slowest batch settled in {report.slowest_batch_settle:.1f}s; good commands/s {baseline:.1f} alone, "
           f"{during:.1f} beside the fuzz (ratio {during / baseline:.2f})")
-    assert not report.missing, [(m.routing_key, m.tag, m.body[:80]) for m in report.missing[:5]]
+    assert not report.missing, [(m.routing_key, m.message_id, m.correlation_id, m.reply_to, m.body[:80]) for m in report.missing[:5]]
     assert all(w.running for w in workers), "a worker crashed"
     assert connections_made(workers) == connections_before, "a worker lost its broker connection"
     return report
