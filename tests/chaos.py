@@ -130,7 +130,7 @@ async def run(users: int, batch: int, seconds: float, seed: int) -> int:
         "USERPROV_SMTP_PORT": str(smtp.port), "USERPROV_LINK_BASE_URL": "https://links.example.com/invitation",
         # tries that outlast the 30 s SMTP outage
         "USERPROV_SMTP_ATTEMPTS": "12", "USERPROV_SMTP_BACKOFF_SECONDS": "0.5", "USERPROV_SMTP_BACKOFF_MAX_SECONDS": "5",
-        "USERPROV_SMTP_TIMEOUT_SECONDS": "5", "USERPROV_LOG_JSON": "true", "USERPROV_LOG_LEVEL": "WARNING",
+        "USERPROV_SMTP_TIMEOUT_SECONDS": "5", "USERPROV_LOG_JSON": "true", "USERPROV_LOG_LEVEL": "INFO",
         "USERPROV_DATABASE_POOL_SIZE": "8",
     }
     workers = [WorkerProcess(name, routing.SERVICES, env, log_dir) for name in ("a", "b")]
