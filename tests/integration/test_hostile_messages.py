@@ -64,7 +64,7 @@ class TestPropertiesThatCannotBeUsed:
         assert [e["field"] for e in event.body["errors"]] == [field]
         await assert_settled(infra, routing.ACCOUNT_LOOKUP)
         await eventually(
-            lambda: message_counts(infra.vhost).get(routing.parking_queue_name(routing.ACCOUNT_LOOKUP), 0) == parked_before + 1,
+            lambda: message_counts(infra.vhost).get(routing.parking_queue_name(routing.ACCOUNT_LOOKUP), 0) >= parked_before + 1,
             SETTLE_SECONDS,
         )
         assert connections_made(workers) == connections_before, "a worker lost its broker connection over one message"
