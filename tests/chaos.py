@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from userprov.db.connection import APPLICATION_NAME, drop_database
+from userprov.db.migrate import migrate
+from userprov.tokens import hash_token
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 from contracts import routing
-from services.client import BusClient
-from services.db.connection import APPLICATION_NAME, drop_database
-from services.db.migrate import migrate
-from services.tokens import hash_token
-from services.waiting import eventually
 from tests.support.flows import tokens_in
 from tests.support.infra import Infra, close_connections, create_infra, drop_vhost, message_counts, restart_broker
 from tests.support.smtp import RecordingSmtpServer

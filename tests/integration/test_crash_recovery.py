@@ -3,10 +3,10 @@ from __future__ import annotations
 import contextlib
 
 import asyncpg
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 from contracts import routing
-from services.client import BusClient
-from services.waiting import eventually
 from tests.support.flows import emailed, invitation_statuses, publish_batch
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import asyncpg
+from userprov.db.connection import APPLICATION_NAME
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 from contracts import routing
-from services.client import BusClient
-from services.db.connection import APPLICATION_NAME
-from services.waiting import eventually
 from tests.support.flows import assert_seats_consistent, emailed, invitation_statuses, publish_batch
 from tests.support.smtp import RecordingSmtpServer
 

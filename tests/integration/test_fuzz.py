@@ -16,10 +16,10 @@ import aio_pika
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 from contracts import routing
-from services.client import BusClient
-from services.waiting import eventually
 from tests.support.flows import add_users
 from tests.support.fuzz import ACCOUNT, FuzzMessage, fuzz_messages
 from tests.support.hostile import publish_on

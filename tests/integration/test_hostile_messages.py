@@ -7,10 +7,10 @@ import json
 import uuid
 
 import pytest
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 from contracts import routing
-from services.client import BusClient
-from services.waiting import eventually
 from tests.integration.conftest import address
 from tests.support.flows import add_users
 from tests.support.hostile import publish_hostile

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from userprov_devtools.bus_client import BusClient
+
 from contracts import routing
-from services.client import BusClient
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
 

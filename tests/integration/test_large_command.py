@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import asyncpg
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
-from services.client import BusClient
-from services.waiting import eventually
 from tests.support.flows import add_users
 from tests.support.smtp import RecordingSmtpServer
 

@@ -4,9 +4,8 @@ import asyncio
 import uuid
 
 import asyncpg
-
-from services.db.connection import drop_database
-from services.db.migrate import available_migrations, migrate
+from userprov.db.connection import drop_database
+from userprov.db.migrate import available_migrations, migrate
 
 BASE = "postgresql://postgres:postgres@127.0.0.1:5432"
 

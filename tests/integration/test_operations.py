@@ -4,10 +4,10 @@ import re
 import urllib.request
 
 import asyncpg
+from userprov.runtime.housekeeping import prune_inbox
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
-from services.client import BusClient
-from services.runtime.housekeeping import prune_inbox
-from services.waiting import eventually
 from tests.integration.conftest import METRICS_PORT, address
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer

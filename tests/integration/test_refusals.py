@@ -4,14 +4,14 @@ import time
 
 import asyncpg
 import pytest
+from userprov.catalog import ROUTES
+from userprov.runtime.dispatch import Dispatcher, Settle
+from userprov.runtime.envelope import Envelope
+from userprov.settings import Settings
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 from contracts import routing
-from services.catalog import ROUTES
-from services.client import BusClient
-from services.runtime.dispatch import Dispatcher, Settle
-from services.runtime.envelope import Envelope
-from services.settings import Settings
-from services.waiting import eventually
 from tests.integration.conftest import address
 from tests.support.flows import add_users
 from tests.support.infra import Infra, message_counts

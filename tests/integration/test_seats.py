@@ -4,8 +4,8 @@ import asyncio
 
 import asyncpg
 import pytest
+from userprov_devtools.bus_client import BusClient
 
-from services.client import BusClient
 from tests.integration.conftest import address
 from tests.support.flows import add_users
 

@@ -24,7 +24,7 @@ class WorkerProcess:
     def start(self, ready_timeout: float = 30.0) -> None:
         self._lines = []
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "services", "run", *self.services],
+            [sys.executable, "-m", "userprov", "run", *self.services],
             env={**os.environ, **self._env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

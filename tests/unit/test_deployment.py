@@ -25,3 +25,27 @@ class TestDockerCompose:
     def test_dockerfile_runs_the_console_script(self) -> None:
         dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
         assert 'ENTRYPOINT ["userprov"]' in dockerfile
+
+
+class TestWhatTheImageHolds:
+    """The workers' image holds the workers only: no demo, benchmark, bus client or mail catcher."""
+
+    def test_the_image_copies_no_development_tools(self) -> None:
+        dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+        copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY")]
+        assert "services/userprov" in copied and not any("devtools" in c or c == "services" for c in copied)
+
+    def test_no_worker_module_imports_the_development_tools(self) -> None:
+        import ast
+
+        for path in (ROOT / "services" / "userprov").rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in getattr(node, "names", [])]
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    assert not any(n.startswith("userprov_devtools") for n in names), path
+
+    def test_the_smtp_server_library_is_not_a_runtime_dependency(self) -> None:
+        import tomllib
+
+        project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        assert not any(d.startswith("aiosmtpd") for d in project["dependencies"])

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import uuid
 
+from userprov.user_creation.plan import candidates_of, plan_rows
+from userprov.user_creation.validation import validate_rows
+
 from contracts.commands import UsersAdd
-from services.user_creation.plan import candidates_of, plan_rows
-from services.user_creation.validation import validate_rows
 
 
 class TestPlan:

@@ -5,10 +5,9 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-
-from services.invitation_mailing.rendering import AccountTemplate, builtin_template, render_invitation, trial_errors
-from services.languages import SUPPORTED_LANGUAGES
-from services.sandbox.pool import RenderFailed, SandboxLimits, TemplateSandbox
+from userprov.invitation_mailing.rendering import AccountTemplate, builtin_template, render_invitation, trial_errors
+from userprov.languages import SUPPORTED_LANGUAGES
+from userprov.sandbox.pool import RenderFailed, SandboxLimits, TemplateSandbox
 
 CONTEXT = {
     "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "account_name": "Acme",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
-from services.tokens import hash_token, new_token, token_matches
+from userprov.tokens import hash_token, new_token, token_matches
 
 
 class TestTokens:

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from services.user_creation.validation import Candidate, InvalidRow, ValidRow, check_email, check_name, validate_rows
+from userprov.user_creation.validation import Candidate, InvalidRow, ValidRow, check_email, check_name, validate_rows
 
 
 def codes(errors: list) -> list[str]:
@@ -85,7 +84,7 @@ class TestRows:
         assert {(e.field, e.code) for e in row.errors} == {("first_name", "required"), ("last_name", "too_long"), ("email", "invalid_email")}
 
     def test_unreadable_entry_reports_only_its_format(self) -> None:
-        from services.user_creation.paste import parse_pasted
+        from userprov.user_creation.paste import parse_pasted
 
         [entry] = parse_pasted("Nobody broken-address")
         [row] = validate_rows([Candidate(1, entry.first_name, entry.last_name, entry.email, entry.errors)])

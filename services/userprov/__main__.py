@@ -1,0 +1,3 @@
+from userprov.cli import app
+
+app(prog_name="userprov")

@@ -1,0 +1,109 @@
+"""Handlers of the account-lookup service: welcome or transfer for each new membership, and the queries."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from contracts.commands import InvitationsResend
+from contracts.events import AssetRecorded, InvitationIssued, MembershipsCreated
+from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
+from userprov.account_lookup import sql
+from userprov.memberships import home_membership, lock_current_membership
+from userprov.permissions import acting, permit
+from userprov.runtime.errors import Rejected
+from userprov.runtime.unit_of_work import UnitOfWork
+
+RESENDABLE = {"invited": "welcome", "transfer_pending": "transfer", "suspended": "transfer"}
+
+
+async def decide_invitations(event: MembershipsCreated, uow: UnitOfWork) -> None:
+    """A person active in another account is invited to transfer; anyone else gets a welcome."""
+    async with uow:
+        pending = await sql.pending_memberships(uow.conn, event.membership_ids)
+        decisions = [
+            (row["membership_id"], "transfer" if row["home_account_id"] else "welcome", row["home_account_id"])
+            for row in pending
+        ]
+        for invitation_id, kind in await sql.invite(uow.conn, decisions):
+            uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
+
+
+async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
+    async with uow:
+        actor = await acting(uow.conn, cmd.account_id, cmd.requested_by)
+        membership = await lock_current_membership(uow.conn, cmd.account_id, cmd.email)
+        permit(actor, membership["role"])
+        kind = RESENDABLE.get(membership["status"])
+        if kind is None:
+            raise Rejected("not_resendable", f"A {membership['status']} user has no invitation to resend.")
+        previous = await sql.latest_invitation(uow.conn, membership["membership_id"])
+        if previous is not None and previous["age_seconds"] < cooldown_seconds:
+            wait = int(cooldown_seconds - previous["age_seconds"]) + 1
+            raise Rejected("resend_cooldown", f"An invitation was issued moments ago; resend again in {wait} s.")
+        from_account = None
+        if kind == "transfer":
+            home = await home_membership(uow.conn, membership["profile_id"], cmd.account_id)
+            from_account = home["account_id"] if home else (previous["from_account_id"] if previous else None)
+        invitation_id = await sql.reissue(
+            uow.conn, membership["membership_id"], kind, previous["sent_count"] if previous else 0, from_account
+        )
+        uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
+
+
+async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:
+    """Remembers what a transfer will move; idempotent on (account, kind, ref)."""
+    async with uow:
+        if not await sql.account_exists(uow.conn, event.account_id):
+            raise Rejected("unknown_account", f"No account {event.account_id!r}.")
+        membership = await lock_current_membership(uow.conn, event.account_id, event.email)
+        await sql.record_asset(uow.conn, event.account_id, event.kind, event.ref, membership["profile_id"])
+
+
+async def get_user(query: UsersGet, uow: UnitOfWork) -> None:
+    async with uow:
+        row = await sql.user_view(uow.conn, query.account_id, query.email)
+        uow.reply(user_reply(row))
+
+
+async def get_account(query: AccountsGet, uow: UnitOfWork) -> None:
+    async with uow:
+        account, licences, members = await sql.account_view(uow.conn, query.account_id)
+        if account is None:
+            uow.reply(AccountsGetReply(found=False, account_id=query.account_id))
+            return
+        uow.reply(
+            AccountsGetReply(
+                found=True,
+                account_id=account["account_id"],
+                name=account["name"],
+                status=account["status"],
+                licences={r["product"]: LicenceUse(total=r["seats_total"], used=r["seats_used"]) for r in licences},
+                members={r["status"]: r["n"] for r in members},
+            )
+        )
+
+
+def user_reply(row: object) -> UsersGetReply:
+    if row is None:
+        return UsersGetReply(found=False)
+    invitation = None
+    if row["invitation_kind"] is not None:
+        status = row["invitation_status"]
+        if status in ("sending", "sent") and row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+            status = "expired"
+        invitation = InvitationView(
+            kind=row["invitation_kind"], status=status, expires_at=row["expires_at"], sent_count=row["sent_count"]
+        )
+    return UsersGetReply(
+        found=True,
+        user_id=row["profile_id"],
+        email=row["email"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        status=row["status"],
+        role=row["role"],
+        products=list(row["products"]),
+        language=row["language"],
+        group=row["user_group"],
+        settings_template=row["settings_template"],
+        invitation=invitation,
+    )

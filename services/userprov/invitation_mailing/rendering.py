@@ -1,0 +1,145 @@
+"""Renders invitation emails: the account's own template for the language, else the built-in
+one for the language, else English. Account templates are tenant code: they render in the
+bounded sandbox (userprov.sandbox), and one that fails falls back to the built-in, saying so."""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, replace
+from functools import cache, lru_cache
+from importlib import resources
+from typing import Any
+
+import structlog
+from jinja2 import Template
+
+from userprov.languages import DEFAULT_LANGUAGE
+from userprov.runtime import metrics
+from userprov.sandbox.environment import sandboxed_environment
+from userprov.sandbox.pool import RenderFailed, TemplateSandbox
+
+log = structlog.get_logger()
+
+_environment = sandboxed_environment()  # built-in templates: trusted, rendered in process
+_URL = re.compile(r"https?://[^\s<>\"]+")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+    template: str = "builtin"  # or "account"
+    fallback: str | None = None  # why the account's template was not used, when it was not
+
+
+@dataclass(frozen=True)
+class AccountTemplate:
+    subject: str
+    body: str
+
+
+async def render_invitation(
+    kind: str, language: str, context: dict[str, Any], account_template: AccountTemplate | None, sandbox: TemplateSandbox
+) -> RenderedEmail:
+    """The account's welcome template when there is one and it renders, in the sandbox, with the
+    link; else the built-in email, saying why the account's was not used."""
+    fallback = None
+    if account_template is not None and kind == "welcome":
+        try:
+            parts = await sandbox.render({"subject": account_template.subject, "body": account_template.body}, context)
+            if context["link"] in parts["body"]:
+                return replace(_assemble(parts["subject"], parts["body"]), template="account")
+            fallback = "link_missing"
+        except RenderFailed as failure:
+            fallback = failure.code
+        log.warning("account_template_unusable", reason=fallback)
+        metrics.TEMPLATE_FALLBACKS.labels(fallback).inc()
+    subject, body = builtin_template(kind, language)
+    return replace(_assemble(_render(subject, context), _render(body, context)), fallback=fallback)
+
+
+async def trial_errors(sandbox: TemplateSandbox, template: AccountTemplate, account_name: str) -> dict[str, tuple[str, str]]:
+    """What keeps an account template from being usable, by part: (code, message); empty when
+    it renders within the sandbox's bounds against the longest values a member can have."""
+    sample = sample_context(account_name)
+    try:
+        parts = await sandbox.render({"subject": template.subject, "body": template.body}, sample)
+    except RenderFailed as failure:
+        return {failure.part or "body": (failure.code, failure.message)}
+    if sample["link"] not in parts["body"]:
+        return {"body": ("link_missing", "the body must contain {{ link }}")}
+    return {}
+
+
+def sample_context(account_name: str) -> dict[str, str]:
+    """A member with the longest names and email allowed, and a link as long as a real one."""
+    token = "T" * 43
+    link = f"https://links.example.com/invitation/with/a/long/path?token={token}"
+    return {
+        "first_name": "Ŵ" * 32,
+        "last_name": "Ŵ" * 32,
+        "email": "e" * 64 + "@" + "d" * 50 + ".example.com",
+        "account_name": account_name,
+        "from_account_name": account_name,
+        "expires_at": "2026-12-31 23:59 UTC",
+        "link": link,
+        "accept_link": link + "&action=accept",
+        "decline_link": link + "&action=decline",
+    }
+
+
+def builtin_template(kind: str, language: str) -> tuple[str, str]:
+    """(subject, body) of the built-in template, in the language if there is one, else English."""
+    return _builtin(kind, language) or _builtin(kind, DEFAULT_LANGUAGE) or _missing(kind)
+
+
+@cache
+def _builtin(kind: str, language: str) -> tuple[str, str] | None:
+    if not re.fullmatch(r"[a-z]{2}", language):
+        return None
+    source = resources.files("userprov.invitation_mailing") / "templates" / language / f"{kind}.txt"
+    if not source.is_file():
+        return None
+    subject_line, _, body = source.read_text(encoding="utf-8").partition("\n\n")
+    return subject_line.removeprefix("Subject:").strip(), body
+
+
+def _missing(kind: str) -> tuple[str, str]:
+    raise LookupError(f"no built-in {kind} template")
+
+
+def _render(source: str, context: dict[str, Any]) -> str:
+    return _compiled(source).render(context)
+
+
+@lru_cache(maxsize=64)
+def _compiled(source: str) -> Template:
+    """Built-in templates compile once per process."""
+    return _environment.from_string(source)
+
+
+def _assemble(subject: str, text: str) -> RenderedEmail:
+    subject = " ".join(subject.split())[:200]  # one line: nothing reaches other headers
+    text = text.strip() + "\n"
+    return RenderedEmail(subject=subject, text=text, html=text_to_html(subject, text))
+
+
+def text_to_html(title: str, text: str) -> str:
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    rendered = "\n".join(f"<p>{_linkify(p)}</p>" for p in paragraphs)
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n'
+        f'<body style="font-family: sans-serif; line-height: 1.5">\n{rendered}\n</body></html>\n'
+    )
+
+
+def _linkify(paragraph: str) -> str:
+    out, last = [], 0
+    for match in _URL.finditer(paragraph):
+        out.append(html.escape(paragraph[last : match.start()]).replace("\n", "<br>\n"))
+        url = html.escape(match.group(0))
+        out.append(f'<a href="{url}">{url}</a>')
+        last = match.end()
+    out.append(html.escape(paragraph[last:]).replace("\n", "<br>\n"))
+    return "".join(out)

@@ -1,0 +1,112 @@
+"""Handlers of the invitation-response service: accept and decline links."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+
+from contracts.events import (
+    InvitationAccepted,
+    InvitationDeclined,
+    InvitationResponseRejected,
+    MovedAssets,
+    UserActivated,
+    UserSuspended,
+    UserTransferred,
+)
+from userprov.invitation_response import sql
+from userprov.memberships import end_membership, home_membership, is_last_active_admin, lock_account
+from userprov.runtime.unit_of_work import UnitOfWork
+from userprov.tokens import hash_token, token_matches
+
+WAITING_STATUS = {"welcome": "invited", "transfer": "transfer_pending"}
+
+
+async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
+    """Activates the member. A person is active in one account at a time, so whoever is active
+    elsewhere by now leaves that account, taking their assets: also when a welcome invitation
+    was issued before they became active there."""
+    async with uow:
+        invitation = await _open_invitation(uow, event.token)
+        if invitation is None:
+            return
+        home = await home_membership(uow.conn, invitation["profile_id"], invitation["account_id"])
+        if home is not None:
+            await lock_account(uow.conn, home["account_id"])
+            if await is_last_active_admin(uow.conn, home):
+                # leaving would strand the old account without an admin: the invitation stays open
+                return _refuse(uow, "last_admin")
+        moved, from_account = await _leave_home_account(uow.conn, invitation, home)
+        await sql.close_invitation(uow.conn, invitation["invitation_id"], "accepted")
+        await sql.set_membership_status(uow.conn, invitation["membership_id"], "active")
+        if invitation["kind"] == "welcome" and from_account is None:
+            uow.emit(UserActivated(account_id=invitation["account_id"], user_id=invitation["profile_id"], email=invitation["email"]))
+            return
+        uow.emit(
+            UserTransferred(
+                user_id=invitation["profile_id"],
+                email=invitation["email"],
+                from_account_id=from_account,
+                to_account_id=invitation["account_id"],
+                moved=MovedAssets(
+                    session_history=moved.get("session_history", 0),
+                    scheduled_sessions=moved.get("scheduled_session", 0),
+                    upcoming_recordings=moved.get("upcoming_recording", 0),
+                ),
+            )
+        )
+
+
+async def decline(event: InvitationDeclined, uow: UnitOfWork) -> None:
+    async with uow:
+        invitation = await _open_invitation(uow, event.token, declining=True)
+        if invitation is None:
+            return
+        await sql.close_invitation(uow.conn, invitation["invitation_id"], "declined")
+        await sql.set_membership_status(uow.conn, invitation["membership_id"], "suspended")
+        uow.emit(UserSuspended(account_id=invitation["account_id"], user_id=invitation["profile_id"], email=invitation["email"]))
+
+
+async def _open_invitation(uow: UnitOfWork, token: str, *, declining: bool = False) -> dict | None:
+    """The invitation behind the token, locked, when it can still be answered; otherwise emits
+    `invitation.response_rejected` with the reason and returns None."""
+    token_hash = hash_token(token)
+    found = await sql.find_by_token_hash(uow.conn, token_hash)
+    if found is None or not token_matches(token, found["token_hash"]):
+        return _refuse(uow, "unknown_token")
+    email = await sql.lock_profile(uow.conn, found["profile_id"])
+    invitation = await sql.lock_invitation(uow.conn, found["invitation_id"])
+    reason = refusal_reason(invitation, declining=declining, now=datetime.now(UTC))
+    if reason is not None:
+        return _refuse(uow, reason)
+    return {**dict(invitation), "email": email}
+
+
+def refusal_reason(invitation: asyncpg.Record | dict, *, declining: bool, now: datetime) -> str | None:
+    status = invitation["status"]
+    if status in ("accepted", "declined"):
+        return "already_used"
+    if status not in ("sending", "sent") or invitation["membership_status"] != WAITING_STATUS[invitation["kind"]]:
+        return "revoked"
+    if invitation["expires_at"] is None or invitation["expires_at"] <= now:
+        return "expired"
+    if declining and invitation["kind"] != "transfer":
+        return "not_declinable"
+    return None
+
+
+def _refuse(uow: UnitOfWork, reason: str) -> None:
+    uow.emit(InvitationResponseRejected(reason=reason))
+    return None
+
+
+async def _leave_home_account(
+    conn: asyncpg.Connection, invitation: dict, home: asyncpg.Record | None
+) -> tuple[dict[str, int], str | None]:
+    """Ends the person's membership where they are active now and moves their assets from there.
+    None as the account when they have meanwhile left it: nothing to move."""
+    if home is None:
+        return {}, None
+    await end_membership(conn, home["membership_id"])
+    moved = await sql.move_assets(conn, invitation["profile_id"], home["account_id"], invitation["account_id"])
+    return moved, home["account_id"]

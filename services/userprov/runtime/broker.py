@@ -1,0 +1,179 @@
+"""One AMQP connection per process, rebuilt from scratch whenever it or a channel is lost.
+
+aio-pika's robust connection can come back with channels restored but consumers gone;
+rebuilding everything (channels, topology, consumers) on every loss makes "connected"
+and "consuming" the same state."""
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from pamqp.commands import Basic
+
+from contracts import routing
+from userprov.runtime import amqp_decoding, metrics
+from userprov.runtime.outbox import OutgoingMessage
+from userprov.runtime.topology import declare_topology
+
+log = structlog.get_logger()
+amqp_decoding.install()
+
+OnMessage = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+class BrokerUnavailable(ConnectionError):
+    """No connection to RabbitMQ at the moment."""
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    service: str
+    prefetch: int
+    on_message: OnMessage
+
+
+class BrokerSession:
+    def __init__(self, url: str, consumers: Sequence[ConsumerSpec], delivery_limit: int, backoff_max: float) -> None:
+        self.name = ",".join(spec.service for spec in consumers) or "publisher"
+        self._url = url
+        self._consumers = consumers
+        self._delivery_limit = delivery_limit
+        self._backoff_max = backoff_max
+        self._connection: AbstractConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        self._consuming: list[tuple[AbstractQueue, str]] = []
+        self._exchanges: dict[str, tuple[AbstractChannel, AbstractExchange]] = {}
+        self._lost = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._consume = True
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._closing.is_set():
+            try:
+                await self._connect()
+                attempt = 0
+                await _first_of(self._lost.wait(), self._closing.wait())
+                if self._lost.is_set():
+                    log.warning("broker_connection_lost")
+            except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError) as error:
+                log.warning("broker_connect_failed", error=repr(error), attempt=attempt)
+            finally:
+                self.ready.clear()
+                await self._drop_connection()
+            if not self._closing.is_set():
+                attempt += 1
+                await _first_of(asyncio.sleep(min(0.2 * 2**attempt, self._backoff_max)), self._closing.wait())
+
+    async def _connect(self) -> None:
+        self._lost.clear()
+        connection = await aio_pika.connect(
+            self._url, timeout=10, client_properties={"connection_name": f"userprov {self.name} pid={os.getpid()}"}
+        )
+        self._connection = connection
+        connection.close_callbacks.add(self._on_lost)
+        self._publisher = await connection.channel(publisher_confirms=True)
+        self._publisher.close_callbacks.add(self._on_lost)
+        await declare_topology(self._publisher, self._delivery_limit)
+        self._consuming = []
+        if self._consume:
+            for spec in self._consumers:
+                channel = await connection.channel()
+                channel.close_callbacks.add(self._on_lost)
+                # A consumer the broker cancels (its queue deleted, for one) would leave a live
+                # connection that consumes nothing: treat it as a lost connection and rebuild.
+                (await channel.get_underlay_channel()).on_consumer_cancel_callbacks.add(self._on_consumer_cancelled)
+                await channel.set_qos(prefetch_count=spec.prefetch)
+                queue = await channel.get_queue(routing.queue_name(spec.service), ensure=False)
+                tag = await queue.consume(spec.on_message)
+                self._consuming.append((queue, tag))
+        metrics.BROKER_CONNECTIONS.inc()
+        self.ready.set()
+        log.info("broker_connected", consumers=[s.service for s in self._consumers] if self._consume else [])
+
+    def _on_lost(self, *_: object) -> None:
+        if not self._closing.is_set():
+            self._lost.set()
+
+    def _on_consumer_cancelled(self, *_: object) -> None:
+        if self._consume:
+            log.warning("consumer_cancelled_by_broker")
+            self._on_lost()
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection, self._publisher = self._connection, None, None
+        self._consuming = []
+        if connection is not None and not connection.is_closed:
+            try:
+                await connection.close()
+            except Exception as error:  # noqa: BLE001 - it is going away either way
+                log.debug("broker_close_failed", error=repr(error))
+
+    async def stop_consuming(self) -> None:
+        """basic.cancel on every consumer: no new deliveries; those in hand can still be acked."""
+        self._consume = False
+        for queue, tag in self._consuming:
+            try:
+                await queue.cancel(tag)
+            except Exception as error:  # noqa: BLE001
+                log.warning("consumer_cancel_failed", error=repr(error))
+        self._consuming = []
+
+    async def close(self) -> None:
+        self._closing.set()
+        self.ready.clear()
+        await self._drop_connection()
+
+    async def publish(self, messages: Sequence[OutgoingMessage], wait_seconds: float = 10.0) -> None:
+        """Publishes with publisher confirms and the mandatory flag; raises unless every message is confirmed."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), wait_seconds)
+        except TimeoutError as error:
+            raise BrokerUnavailable("not connected to RabbitMQ") from error
+        channel = self._publisher
+        if channel is None:
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        results = await asyncio.gather(*(self._publish_one(channel, m) for m in messages))
+        for message, result in zip(messages, results, strict=True):
+            if not isinstance(result, Basic.Ack):
+                log.info("message_unroutable", routing_key=message.routing_key, message_id=message.message_id)
+
+    async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
+        if self._exchanges.get(name, (None,))[0] is not channel:
+            self._exchanges[name] = (channel, await channel.get_exchange(name, ensure=False))
+        return self._exchanges[name][1]
+
+    async def _publish_one(self, channel: AbstractChannel, message: OutgoingMessage) -> object:
+        exchange = channel.default_exchange if message.exchange == "" else await self._exchange(channel, message.exchange)
+        return await exchange.publish(
+            aio_pika.Message(
+                message.body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message.message_id,
+                correlation_id=message.correlation_id,
+                type=message.routing_key,
+                timestamp=datetime.now(UTC),
+            ),
+            routing_key=message.routing_key,
+            mandatory=True,
+            timeout=30,
+        )
+
+
+async def _first_of(*awaitables: Awaitable[object]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,233 @@
+"""The AMQP edge, written once for all four services: bytes in, one handler call in a unit of
+work, one settle decision (ack, park, or give back) out, and one log line per message."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from contracts.base import Contract
+from contracts.text import printable
+from userprov.runtime import metrics
+from userprov.runtime.envelope import Envelope
+from userprov.runtime.errors import (
+    AlreadyProcessed,
+    Rejected,
+    is_transient,
+    rejection_event,
+    retry_transient,
+    schema_rejection,
+)
+from userprov.runtime.unit_of_work import UnitOfWork
+
+log = structlog.get_logger()
+
+Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    model: type[Contract]
+    handler: Handler
+
+
+class Settle(Enum):
+    ACK = "ack"
+    PARK = "park"  # reject without requeue: dead-lettered to the parking queue
+    RETRY = "retry"  # reject with requeue: counts toward the delivery limit
+    LATER = "later"  # nack with requeue: a transient fault outlasted the in-process retries
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        service: str,
+        routes: Mapping[str, Route],
+        pool: asyncpg.Pool,
+        *,
+        delivery_limit: int,
+        transient_retry_seconds: float,
+        transient_backoff_max: float,
+    ) -> None:
+        self.service = service
+        self._routes = routes
+        self._pool = pool
+        self._delivery_limit = delivery_limit
+        self._transient_retry_seconds = transient_retry_seconds
+        self._transient_backoff_max = transient_backoff_max
+        self._in_hand: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_hand.add(task)
+        try:
+            await self._process(message)
+        finally:
+            self._in_hand.discard(task)
+
+    async def drain(self, timeout: float) -> bool:
+        """Waits for the messages in hand, then cancels what is left (unacked, so the broker
+        redelivers it); True when all finished in time. Retries of transient faults stop."""
+        self._stopping = True
+        pending = set(self._in_hand)
+        if not pending:
+            return True
+        _, not_done = await asyncio.wait(pending, timeout=timeout)
+        for task in not_done:
+            task.cancel()
+        await asyncio.gather(*not_done, return_exceptions=True)
+        return not not_done
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        try:
+            envelope = Envelope.of(message)
+        except Exception:  # noqa: BLE001 - the properties as aio-pika decoded them are unusable
+            log.exception("envelope_unreadable")
+            envelope = Envelope("", b"", None, None, None, 0)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            service=self.service,
+            routing_key=printable(envelope.routing_key, 255),
+            message_id=printable(envelope.message_id or "", 255) or None,
+            correlation_id=printable(envelope.correlation_id or "", 255) or None,
+        )
+        try:
+            settle, outcome = await self._decide(envelope)
+        except asyncio.CancelledError:
+            log.warning("message_interrupted")
+            raise
+        except Exception:  # noqa: BLE001 - a fault of the edge itself still ends in one settle decision
+            log.exception("dispatch_failed")
+            await self._back_off(envelope)
+            settle, outcome = Settle.RETRY, "dispatch_failed"
+        await self._settle(message, settle, envelope)
+        elapsed = time.perf_counter() - started
+        known_key = envelope.routing_key if envelope.routing_key in self._routes else "other"
+        metrics.MESSAGES.labels(self.service, known_key, outcome.split(":")[0]).inc()
+        metrics.HANDLING_SECONDS.labels(self.service, known_key).observe(elapsed)
+        log.info(
+            "message_handled",
+            outcome=outcome,
+            settle=settle.value,
+            delivery_count=envelope.delivery_count,
+            duration_ms=round(elapsed * 1000, 2),
+        )
+
+    async def _decide(self, envelope: Envelope) -> tuple[Settle, str]:
+        if envelope.delivery_count >= self._delivery_limit:
+            failed = Rejected("processing_failed", f"handling failed {envelope.delivery_count} times; the message is parked")
+            settle, _ = await self._refuse(envelope, failed, remember=False)
+            return settle, "delivery_limit_reached"
+        route = self._routes.get(envelope.routing_key)
+        if route is None:
+            return await self._refuse(envelope, Rejected("unknown_type", f"no handler for {envelope.routing_key!r}"))
+        property_errors = envelope.property_errors()
+        if property_errors:
+            fields = ", ".join(e.field for e in property_errors)
+            return await self._refuse(envelope, Rejected("invalid_properties", f"unusable AMQP properties: {fields}", property_errors))
+        if not envelope.message_id:
+            return await self._refuse(envelope, Rejected("missing_message_id", "the message_id property is required"))
+        try:
+            payload = json.loads(envelope.body)
+        except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested too deep, integers too long
+            return await self._refuse(envelope, Rejected("malformed_json", f"the body is not JSON: {error}"))
+        try:
+            command = route.model.model_validate(payload)
+        except ValidationError as error:
+            return await self._refuse(envelope, schema_rejection(error))
+        except RecursionError:
+            return await self._refuse(envelope, Rejected("schema_invalid", "the body is nested too deeply"))
+        try:
+            await self._with_transient_retries(lambda: self._run_handler(route, command, envelope))
+            return Settle.ACK, "done"
+        except AlreadyProcessed:
+            return Settle.ACK, "duplicate"
+        except Rejected as rejection:
+            settle, _ = await self._refuse(envelope, rejection, park=False)
+            return settle, f"rejected:{rejection.reason}"
+        except Exception as error:  # noqa: BLE001 - every fault ends in a settle decision
+            if is_transient(error):
+                log.warning("transient_fault_outlasted_retries", error=repr(error))
+                await self._back_off(envelope)
+                return Settle.LATER, "transient_fault"
+            log.exception("handler_failed")
+            await self._back_off(envelope)
+            return Settle.RETRY, "handler_failed"
+
+    async def _back_off(self, envelope: Envelope) -> None:
+        """Before a message goes back to the queue: a fault that repeats at once must not spin."""
+        await asyncio.sleep(min(0.1 * 2 ** min(envelope.delivery_count, 10), 5.0))
+
+    async def _run_handler(self, route: Route, command: Contract, envelope: Envelope) -> None:
+        uow = UnitOfWork(self._pool, self.service, envelope)
+        await route.handler(command, uow)
+        if not uow.committed:
+            raise RuntimeError(f"{route.handler.__name__} returned without committing its unit of work")
+
+    async def _refuse(
+        self, envelope: Envelope, rejection: Rejected, *, park: bool = True, remember: bool = True
+    ) -> tuple[Settle, str]:
+        """Publishes `command.rejected`, recorded in the inbox (so once per message_id) unless
+        `remember` is off: a message parked after failing must take effect when replayed."""
+        usable = envelope.without_unusable_properties()
+        event = rejection_event(usable, rejection)
+        log.info("message_refused", reason=rejection.reason)
+        # Without an id a message cannot be recognised again; a parked one must work when replayed:
+        # either way the refusal is recorded under an id of its own.
+        claimable = usable
+        if not usable.message_id or not remember:
+            claimable = replace(usable, message_id=f"refusal:{uuid.uuid4()}", correlation_id=usable.causation_id)
+
+        async def write() -> None:
+            async with UnitOfWork(self._pool, self.service, claimable) as uow:
+                uow.emit(event)
+
+        settle = Settle.PARK if park else Settle.ACK
+        try:
+            await self._with_transient_retries(write)
+        except AlreadyProcessed:
+            pass
+        except Exception as error:  # noqa: BLE001
+            if is_transient(error):
+                log.warning("refusal_not_recorded", error=repr(error))
+                await self._back_off(envelope)
+                return Settle.LATER, "transient_fault"
+            # Nothing about this message will ever record: keep it, parked, rather than spin.
+            log.exception("refusal_unrecordable")
+            return Settle.PARK, f"refused:{rejection.reason}"
+        return settle, f"refused:{rejection.reason}"
+
+    async def _with_transient_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        await retry_transient(
+            attempt,
+            seconds=self._transient_retry_seconds,
+            backoff_max=self._transient_backoff_max,
+            give_up=lambda: self._stopping,
+        )
+
+    async def _settle(self, message: AbstractIncomingMessage, settle: Settle, envelope: Envelope) -> None:
+        try:
+            if settle is Settle.ACK:
+                await message.ack()
+            elif settle is Settle.PARK:
+                await message.reject(requeue=False)
+            elif settle is Settle.RETRY:
+                await message.reject(requeue=True)
+            else:
+                await message.nack(requeue=True)
+        except Exception as error:  # noqa: BLE001
+            # The channel this came on is gone: the broker redelivers, and the inbox absorbs it.
+            log.info("settle_failed_channel_gone", settle=settle.value, error=repr(error))

@@ -1,0 +1,141 @@
+"""The outbox: rows written in the handler's transaction, relayed to RabbitMQ after commit."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from contracts.base import Contract
+from contracts.registry import ROUTING_KEY_OF, exchange_of
+from userprov.db.connection import APPLICATION_NAME
+from userprov.runtime import metrics
+
+log = structlog.get_logger()
+
+NOTIFY_CHANNEL = "userprov_outbox"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    correlation_id: str | None
+
+    @classmethod
+    def event(cls, event: Contract, correlation_id: str | None) -> OutgoingMessage:
+        routing_key = ROUTING_KEY_OF[type(event)]
+        return cls(exchange_of(routing_key), routing_key, event.model_dump_json().encode(), str(uuid.uuid4()), correlation_id)
+
+    @classmethod
+    def reply(cls, answer: Contract, reply_to: str, correlation_id: str | None) -> OutgoingMessage:
+        return cls("", reply_to, answer.model_dump_json().encode(), str(uuid.uuid4()), correlation_id)
+
+
+async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> None:
+    if not messages:
+        return
+    await conn.execute(
+        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
+        [m.exchange for m in messages],
+        [m.routing_key for m in messages],
+        [m.message_id for m in messages],
+        [m.correlation_id for m in messages],
+        [m.body for m in messages],
+    )
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows with confirms, then deletes them.
+
+    Rows are claimed with SKIP LOCKED, so several processes relay side by side; a row is
+    deleted only after the broker confirmed it, so a crash in between publishes it again
+    with the same message_id, which the consumers' inbox absorbs.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, database_url: str, publish: Publish, batch_size: int, poll_seconds: float):
+        self._pool = pool
+        self._database_url = database_url
+        self._publish = publish
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        listener = await self._listen()
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                if listener is None or listener.is_closed():
+                    listener = await self._listen()
+                try:
+                    relayed = await self.relay_batch()
+                    failures = 0
+                except Exception as error:  # noqa: BLE001 - the relay must outlive any fault
+                    failures += 1
+                    log.warning("outbox_relay_failed", error=repr(error), failures=failures)
+                    await self._sleep(min(0.2 * 2**failures, 5.0))
+                    continue
+                if relayed < self._batch_size:
+                    await self._sleep(self._poll_seconds)
+        finally:
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+
+    async def relay_batch(self) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, exchange, routing_key, message_id, correlation_id, body FROM outbox"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await self._publish(
+                [OutgoingMessage(r["exchange"], r["routing_key"], r["body"], r["message_id"], r["correlation_id"]) for r in rows]
+            )
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        metrics.OUTBOX_RELAYED.inc(len(rows))
+        return len(rows)
+
+    async def flush(self, timeout: float) -> bool:
+        """Relays until the outbox is empty; False when time ran out or a dependency failed first."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.relay_batch():
+                    pass
+            return True
+        except Exception as error:  # noqa: BLE001 - TimeoutError included
+            log.warning("outbox_flush_incomplete", error=repr(error))
+            return False
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        except TimeoutError:
+            pass
+        self._wakeup.clear()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            conn = await asyncpg.connect(self._database_url, server_settings={"application_name": APPLICATION_NAME})
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
+            return conn
+        except Exception as error:  # noqa: BLE001 - polling still works without notifications
+            log.warning("outbox_listen_failed", error=repr(error))
+            return None

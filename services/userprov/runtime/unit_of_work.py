@@ -1,0 +1,117 @@
+"""One handler transaction: the inbox claim, the handler's writes and its events commit together."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Self
+
+import asyncpg
+import structlog
+
+from contracts.base import Contract
+from userprov.runtime import outbox
+from userprov.runtime.envelope import Envelope
+from userprov.runtime.errors import AlreadyProcessed
+
+log = structlog.get_logger()
+
+
+class UnitOfWork:
+    """Given to every handler. `async with uow:` opens the transaction that records the message
+    as processed; events emitted inside it are written to the outbox and committed with it."""
+
+    def __init__(self, pool: asyncpg.Pool, service: str, envelope: Envelope) -> None:
+        self._pool = pool
+        self._service = service
+        self._envelope = envelope
+        self._conn: asyncpg.Connection | None = None
+        self._transaction: asyncpg.transaction.Transaction | None = None
+        self._pending: list[outbox.OutgoingMessage] = []
+        self.committed = False
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._conn
+
+    @property
+    def message_id(self) -> str:
+        return self._envelope.message_id or ""
+
+    def emit(self, event: Contract) -> None:
+        self._pending.append(outbox.OutgoingMessage.event(event, self._envelope.causation_id))
+
+    def reply(self, answer: Contract) -> None:
+        if self._envelope.reply_to:
+            self._pending.append(outbox.OutgoingMessage.reply(answer, self._envelope.reply_to, self._envelope.correlation_id))
+
+    async def __aenter__(self) -> Self:
+        if self.committed:
+            raise RuntimeError("a unit of work commits once")
+        self._conn = await self._pool.acquire()
+        self._transaction = self._conn.transaction()
+        try:
+            await self._transaction.start()
+            claimed = await self._conn.fetchval(
+                "INSERT INTO inbox (service, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                self._service,
+                self.message_id,
+            )
+        except BaseException:
+            await self._finish(commit=False)
+            raise
+        if not claimed:
+            await self._finish(commit=False)
+            raise AlreadyProcessed(self.message_id)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None:
+            await self._finish(commit=False)
+            return
+        try:
+            await outbox.write(self.conn, self._pending)
+        except BaseException:
+            await self._finish(commit=False)
+            raise
+        await self._finish(commit=True)
+        self.committed = True
+
+    async def _finish(self, *, commit: bool) -> None:
+        conn, transaction = self._conn, self._transaction
+        self._conn = self._transaction = None
+        self._pending = []
+        if conn is None or transaction is None:
+            return
+        try:
+            if commit:
+                await transaction.commit()
+            else:
+                await _roll_back(conn, transaction)
+        finally:
+            await self._pool.release(conn)
+
+    @asynccontextmanager
+    async def separate_transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction of its own, committed at once, before the unit of work opens.
+
+        For work that must be durable before a side effect outside the database (the token
+        hash before the email that carries the token). It records nothing in the inbox."""
+        if self._conn is not None:
+            raise RuntimeError("open a separate transaction before the unit of work, never inside it")
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+
+async def _roll_back(conn: asyncpg.Connection, transaction: asyncpg.transaction.Transaction) -> None:
+    """Rolls back what can be; never masks the error that caused the rollback."""
+    if conn.is_closed():  # the fault closed it: no transaction is left on the server
+        return
+    try:
+        await transaction.rollback()
+    except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
+        log.info("rollback_failed", error=repr(error))

@@ -1,0 +1,80 @@
+"""One worker process: the composition root that wires settings, PostgreSQL, RabbitMQ and
+the named services, and runs them until SIGTERM."""
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+
+import structlog
+
+from userprov.catalog import ROUTES
+from userprov.db.connection import create_pool
+from userprov.db.migrate import migrate
+from userprov.runtime.broker import BrokerSession, ConsumerSpec
+from userprov.runtime.dispatch import Dispatcher
+from userprov.runtime.housekeeping import run_housekeeping
+from userprov.runtime.metrics import serve_metrics
+from userprov.runtime.outbox import OutboxRelay
+from userprov.settings import Settings
+
+log = structlog.get_logger()
+
+
+async def run_worker(settings: Settings, services: Sequence[str]) -> int:
+    await migrate(settings.database_url)
+    pool = await create_pool(settings.database_url, settings.database_pool_size)
+    dispatchers = [
+        Dispatcher(
+            name,
+            ROUTES[name](settings),
+            pool,
+            delivery_limit=settings.delivery_limit,
+            transient_retry_seconds=settings.transient_retry_seconds,
+            transient_backoff_max=settings.transient_backoff_max_seconds,
+        )
+        for name in services
+    ]
+    session = BrokerSession(
+        settings.amqp_url,
+        [ConsumerSpec(d.service, settings.prefetch(d.service), d.on_message) for d in dispatchers],
+        settings.delivery_limit,
+        settings.reconnect_backoff_max_seconds,
+    )
+    relay = OutboxRelay(pool, settings.database_url, session.publish, settings.outbox_batch_size, settings.outbox_poll_seconds)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    serve_metrics(settings.metrics_port)
+    session_task = asyncio.create_task(session.run(), name="broker")
+    relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    housekeeping = asyncio.create_task(
+        run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds), name="housekeeping"
+    )
+    log.info("worker_started", services=list(services))
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stopper, session_task, relay_task}, return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t is not stopper]
+    for task in failed:
+        log.error("worker_component_stopped", component=task.get_name(), error=repr(task.exception()))
+
+    log.info("worker_stopping")
+    await session.stop_consuming()
+    drained = all([await d.drain(settings.shutdown_grace_seconds) for d in dispatchers])
+    relay.stop()
+    await asyncio.gather(relay_task, return_exceptions=True)
+    flushed = await relay.flush(timeout=10)
+    await session.close()
+    await asyncio.gather(session_task, return_exceptions=True)
+    stopper.cancel()
+    housekeeping.cancel()
+    await asyncio.gather(housekeeping, return_exceptions=True)
+    try:
+        await asyncio.wait_for(pool.close(), 10)
+    except TimeoutError:
+        log.warning("database_pool_close_timed_out")
+        pool.terminate()
+    log.info("worker_stopped", drained=drained, outbox_flushed=flushed)
+    return 1 if failed else 0

@@ -1,0 +1,78 @@
+"""Settings from the environment (`USERPROV_*`), with working local defaults."""
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from userprov.sandbox.pool import SandboxLimits
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="USERPROV_", frozen=True)
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    database_url: str = "postgresql://postgres:postgres@127.0.0.1:5432/userprov"
+    database_pool_size: int = Field(default=10, ge=1)
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    smtp_sender: str = "GoTo Admin <no-reply@userprov.example.com>"
+    smtp_attempts: int = Field(default=5, ge=1, description="Tries on a temporary SMTP failure before giving up.")
+    smtp_backoff_seconds: float = Field(default=0.5, ge=0)
+    smtp_backoff_max_seconds: float = Field(default=8.0, ge=0)
+
+    template_renderers: int = Field(default=2, ge=1, description="Sandbox processes rendering account templates, per service.")
+    template_timeout_seconds: float = Field(default=1.0, gt=0, description="Longest render of one account template.")
+    template_memory_mb: int = Field(default=256, ge=64, description="Address-space limit of a sandbox process.")
+    template_quarantine_seconds: float = Field(
+        default=600, ge=0, description="How long a template that hit the time or memory bound falls back at once."
+    )
+
+    link_base_url: str = "http://127.0.0.1:8080/invitation"
+    welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    transfer_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    resend_cooldown_seconds: int = Field(default=60, ge=0)
+
+    prefetch_user_creation: int = Field(default=4, ge=1)
+    prefetch_account_lookup: int = Field(default=16, ge=1)
+    prefetch_invitation_mailing: int = Field(default=32, ge=1)
+    prefetch_invitation_response: int = Field(default=16, ge=1)
+
+    delivery_limit: int = Field(default=20, ge=1, description="Deliveries before a message is parked.")
+    transient_retry_seconds: float = Field(
+        default=300, ge=0, description="How long a message keeps retrying a transient fault in process before it is given back."
+    )
+    transient_backoff_max_seconds: float = Field(default=5.0, ge=0)
+    reconnect_backoff_max_seconds: float = Field(default=5.0, ge=0)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships per account-lookup message.")
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
+    inbox_retention_days: int = Field(default=14, ge=1, description="How long processed message ids are kept.")
+    housekeeping_interval_seconds: float = Field(default=3600, gt=0)
+
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON logs; by default when stderr is not a TTY.")
+
+    @property
+    def mailing_claim_seconds(self) -> float:
+        """How long one mailing attempt may hold an invitation: every SMTP try and backoff, plus slack."""
+        tries = self.smtp_timeout_seconds * self.smtp_attempts
+        return tries + self.smtp_backoff_max_seconds * (self.smtp_attempts - 1) + 5.0
+
+    def sandbox_limits(self) -> SandboxLimits:
+        return SandboxLimits(
+            renderers=self.template_renderers,
+            timeout_seconds=self.template_timeout_seconds,
+            memory_mb=self.template_memory_mb,
+            quarantine_seconds=self.template_quarantine_seconds,
+        )
+
+    def prefetch(self, service: str) -> int:
+        return int(getattr(self, "prefetch_" + service.replace("-", "_")))

@@ -1,0 +1,103 @@
+"""Handlers of the user-creation service: accounts.upsert, users.add, users.remove."""
+from __future__ import annotations
+
+from contracts.base import FieldError
+from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
+from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, UsersAddCompleted
+from contracts.text import printable
+from userprov.invitation_mailing.rendering import AccountTemplate, trial_errors
+from userprov.languages import SUPPORTED_LANGUAGES
+from userprov.memberships import end_membership, is_last_active_admin, lock_account, lock_current_membership
+from userprov.permissions import acting, authorize, permit
+from userprov.runtime.errors import Rejected
+from userprov.runtime.unit_of_work import UnitOfWork
+from userprov.sandbox.pool import TemplateSandbox
+from userprov.user_creation import sql
+from userprov.user_creation.plan import TooManyRows, candidates_of, plan_rows, with_user_ids
+from userprov.user_creation.validation import ValidRow, validate_rows
+
+
+async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox) -> None:
+    errors = [
+        FieldError(field=f"welcome_templates.{language}.{part}", code=code, message=printable(problem))
+        for language, template in cmd.welcome_templates.items()
+        for part, (code, problem) in (await trial_errors(sandbox, AccountTemplate(template.subject, template.body), cmd.name)).items()
+    ]
+    errors += [
+        FieldError(field=f"welcome_templates.{language}", code="unsupported_language", message=f"{language!r} is not supported.")
+        for language in cmd.welcome_templates
+        if language not in SUPPORTED_LANGUAGES
+    ]
+    if errors:
+        raise Rejected("invalid_template", "Some welcome templates cannot be used.", errors)
+    async with uow:
+        await lock_account(uow.conn, cmd.account_id)
+        in_use = await sql.seats_in_use(uow.conn, cmd.account_id)
+        too_low = [
+            FieldError(
+                field=f"licences.{product}",
+                code="below_seats_in_use",
+                message=f"{used} seats of {product} are in use; cannot lower to {cmd.licences.get(product, 0)}.",
+            )
+            for product, used in sorted(in_use.items())
+            if used > cmd.licences.get(product, 0)
+        ]
+        if too_low:
+            raise Rejected("seats_in_use", "Licences cannot go below the seats in use.", too_low)
+        await sql.upsert_account(uow.conn, cmd)
+        uow.emit(AccountUpserted(account_id=cmd.account_id))
+
+
+async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -> None:
+    try:
+        candidates = candidates_of(cmd)
+    except TooManyRows as error:
+        raise Rejected("too_many_rows", str(error)) from error
+    if not candidates:
+        raise Rejected("no_users", "The command names no one to add.")
+    if cmd.language not in SUPPORTED_LANGUAGES:
+        raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
+    checked = validate_rows(candidates)
+    async with uow:
+        conn = uow.conn
+        account = await lock_account(conn, cmd.account_id)
+        if account is None:
+            raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+        await authorize(conn, cmd.account_id, cmd.requested_by, cmd.role)
+        if cmd.group is not None and cmd.group not in account["groups"]:
+            raise Rejected("unknown_group", f"The account has no user group {cmd.group!r}.")
+        if cmd.settings_template is not None and cmd.settings_template not in account["settings_templates"]:
+            raise Rejected("unknown_settings_template", f"The account has no settings template {cmd.settings_template!r}.")
+        products = sorted(set(cmd.products))
+        free = await sql.free_seats(conn, cmd.account_id, products)
+        unknown = [p for p in products if p not in free]
+        if unknown:
+            raise Rejected("unknown_product", f"The account holds no licences for {', '.join(unknown)}.")
+        members = await sql.current_members(conn, cmd.account_id, [r.email for r in checked if isinstance(r, ValidRow)])
+        plan = plan_rows(checked, members, min(free.values()) if free else None)
+        user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id)
+        uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
+        for start in range(0, len(membership_ids), lookup_chunk_size):
+            chunk = membership_ids[start : start + lookup_chunk_size]
+            uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))
+
+
+async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
+    async with uow:
+        conn = uow.conn
+        if await lock_account(conn, cmd.account_id) is None:
+            raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+        actor = await acting(conn, cmd.account_id, cmd.requested_by)
+        membership = await lock_current_membership(conn, cmd.account_id, cmd.email)
+        permit(actor, membership["role"])
+        if membership["status"] == "active" and await is_last_active_admin(conn, membership):
+            raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
+        released = await end_membership(conn, membership["membership_id"])
+        uow.emit(
+            UserRemoved(
+                account_id=cmd.account_id,
+                user_id=membership["profile_id"],
+                email=cmd.email,
+                released=released,
+            )
+        )

@@ -1,0 +1,68 @@
+"""Decides each row's outcome of a `users.add`: pure, so every rule is testable without a database."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from contracts.base import FieldError
+from contracts.commands import UsersAdd
+from contracts.events import RowResult
+from userprov.user_creation.paste import parse_pasted
+from userprov.user_creation.validation import Candidate, InvalidRow, ValidRow
+
+MAX_ROWS = 10_000
+
+
+class TooManyRows(ValueError):
+    pass
+
+
+def candidates_of(command: UsersAdd) -> list[Candidate]:
+    """Structured rows first, then pasted entries, numbered from 1 in input order. Raises
+    TooManyRows as soon as row MAX_ROWS + 1 is read: the rest of a long paste is never parsed."""
+    rows = [(u.first_name, u.last_name, u.email, ()) for u in command.users]
+    for entry in parse_pasted(command.pasted or ""):
+        if len(rows) >= MAX_ROWS:
+            raise TooManyRows(f"more than {MAX_ROWS} rows; at most {MAX_ROWS} per command.")
+        rows.append((entry.first_name, entry.last_name, entry.email, entry.errors))
+    if len(rows) > MAX_ROWS:
+        raise TooManyRows(f"{len(rows)} rows; at most {MAX_ROWS} per command.")
+    return [Candidate(n, first, last, email, errors) for n, (first, last, email, errors) in enumerate(rows, start=1)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    results: list[RowResult]  # in row order; accepted ones get their user_id once created
+    accepted: list[ValidRow]
+
+
+def plan_rows(
+    checked: Sequence[ValidRow | InvalidRow], members: Mapping[str, UUID], free_seats: int | None
+) -> Plan:
+    """`members` maps emails already in the account to their user id; `free_seats` is the
+    smallest number of free seats over the requested products (None: no product requested)."""
+    results: list[RowResult] = []
+    accepted: list[ValidRow] = []
+    for row in checked:
+        if isinstance(row, InvalidRow):
+            results.append(RowResult(row=row.row, email=row.email, outcome="rejected", errors=list(row.errors)))
+        elif row.email in members:
+            results.append(RowResult(row=row.row, email=row.email, outcome="already_member", user_id=members[row.email]))
+        elif free_seats is not None and len(accepted) >= free_seats:
+            results.append(RowResult(row=row.row, email=row.email, outcome="rejected", errors=[NO_FREE_SEAT]))
+        else:
+            accepted.append(row)
+            results.append(RowResult(row=row.row, email=row.email, outcome="accepted"))
+    return Plan(results, accepted)
+
+
+NO_FREE_SEAT = FieldError(
+    field="products", code="no_free_seat", message="Not every requested product has a free seat left for this row."
+)
+
+
+def with_user_ids(results: Iterable[RowResult], user_ids: Mapping[str, UUID]) -> list[RowResult]:
+    return [
+        r.model_copy(update={"user_id": user_ids[r.email]}) if r.outcome == "accepted" else r for r in results
+    ]

@@ -1,0 +1,116 @@
+"""The SQL of the user-creation service."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from contracts.commands import AccountsUpsert, UsersAdd
+from userprov import seats
+from userprov.user_creation.validation import ValidRow
+
+
+async def seats_in_use(conn: asyncpg.Connection, account_id: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT product, seats_used FROM account_licences WHERE account_id = $1 FOR UPDATE", account_id
+    )
+    return {r["product"]: r["seats_used"] for r in rows}
+
+
+async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert) -> None:
+    await conn.execute(
+        "INSERT INTO accounts (account_id, name, status, groups, settings_templates) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,"
+        " groups = EXCLUDED.groups, settings_templates = EXCLUDED.settings_templates, updated_at = now()",
+        cmd.account_id,
+        cmd.name,
+        cmd.status,
+        sorted(set(cmd.groups)),
+        sorted(set(cmd.settings_templates)),
+    )
+    products = sorted(cmd.licences)
+    await conn.execute(
+        "DELETE FROM account_licences WHERE account_id = $1 AND NOT (product = ANY($2::text[]))", cmd.account_id, products
+    )
+    await conn.execute(
+        "INSERT INTO account_licences (account_id, product, seats_total)"
+        " SELECT $1, * FROM unnest($2::text[], $3::int[])"
+        " ON CONFLICT (account_id, product) DO UPDATE SET seats_total = EXCLUDED.seats_total",
+        cmd.account_id,
+        products,
+        [cmd.licences[p] for p in products],
+    )
+    await conn.execute("DELETE FROM welcome_templates WHERE account_id = $1", cmd.account_id)
+    languages = sorted(cmd.welcome_templates)
+    await conn.execute(
+        "INSERT INTO welcome_templates (account_id, language, subject, body)"
+        " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])",
+        cmd.account_id,
+        languages,
+        [cmd.welcome_templates[lang].subject for lang in languages],
+        [cmd.welcome_templates[lang].body for lang in languages],
+    )
+
+
+async def free_seats(conn: asyncpg.Connection, account_id: str, products: Sequence[str]) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT product, seats_total - seats_used AS free FROM account_licences"
+        " WHERE account_id = $1 AND product = ANY($2::text[]) ORDER BY product FOR UPDATE",
+        account_id,
+        list(products),
+    )
+    return {r["product"]: r["free"] for r in rows}
+
+
+async def current_members(conn: asyncpg.Connection, account_id: str, emails: Sequence[str]) -> dict[str, UUID]:
+    rows = await conn.fetch(
+        "SELECT p.email, p.profile_id FROM memberships m JOIN profiles p USING (profile_id)"
+        " WHERE m.account_id = $1 AND m.status <> 'removed' AND p.email = ANY($2::text[])",
+        account_id,
+        list(emails),
+    )
+    return {r["email"]: r["profile_id"] for r in rows}
+
+
+async def create_memberships(
+    conn: asyncpg.Connection, cmd: UsersAdd, rows: Sequence[ValidRow], command_id: str
+) -> tuple[dict[str, UUID], list[UUID]]:
+    """Creates missing profiles, a `pending` membership per row and its seats; returns the user
+    id per email and the new membership ids."""
+    ordered = sorted(rows, key=lambda r: r.email)  # one lock order for concurrent commands
+    emails = [r.email for r in ordered]
+    await conn.execute(
+        "INSERT INTO profiles (profile_id, email, first_name, last_name)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) ON CONFLICT (email) DO NOTHING",
+        [uuid.uuid4() for _ in ordered],
+        emails,
+        [r.first_name for r in ordered],
+        [r.last_name for r in ordered],
+    )
+    profile_ids = {
+        r["email"]: r["profile_id"]
+        for r in await conn.fetch("SELECT email, profile_id FROM profiles WHERE email = ANY($1::text[])", emails)
+    }
+    membership_ids = [uuid.uuid4() for _ in ordered]
+    await conn.execute(
+        "INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language,"
+        " user_group, settings_template, status, added_by_command)"
+        " SELECT m, $1, p, f, l, $2, $3, $4, $5, 'pending', $6"
+        " FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) AS t(m, p, f, l)",
+        cmd.account_id,
+        cmd.role,
+        cmd.language,
+        cmd.group,
+        cmd.settings_template,
+        command_id,
+        membership_ids,
+        [profile_ids[e] for e in emails],
+        [r.first_name for r in ordered],
+        [r.last_name for r in ordered],
+    )
+    products = sorted(set(cmd.products))
+    if products and membership_ids:
+        await seats.assign(conn, cmd.account_id, membership_ids, products)
+    return profile_ids, membership_ids

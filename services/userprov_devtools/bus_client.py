@@ -1,0 +1,140 @@
+"""A small client of userprov over RabbitMQ: publish commands and events, record every event,
+ask queries. Used by the demo, the benchmark and the tests."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from pamqp.commands import Basic
+from userprov.runtime import amqp_decoding
+
+from contracts import routing
+from contracts.registry import exchange_of
+
+amqp_decoding.install()  # it records every event, including those a hostile publisher sent
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    routing_key: str
+    body: dict[str, Any]
+    message_id: str | None
+    correlation_id: str | None
+
+
+class BusClient:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.events: list[RecordedEvent] = []
+        self._by_key: dict[str, list[RecordedEvent]] = {}
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._reply_queue: AbstractQueue | None = None
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect(self._url)
+        self._connection.close_callbacks.add(self._on_lost)
+        self._channel = await self._connection.channel()
+        events = await self._channel.declare_exchange(routing.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        await self._channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        recorder = await self._channel.declare_queue(exclusive=True)
+        await recorder.bind(events, "#")
+        await recorder.consume(self._record, no_ack=True)
+        self._reply_queue = await self._channel.declare_queue(exclusive=True)
+        await self._reply_queue.consume(self._on_reply, no_ack=True)
+
+    async def stop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close_callbacks.discard(self._on_lost)
+            await connection.close()
+
+    def _on_lost(self, *_: object) -> None:
+        self._connection = self._channel = None
+
+    async def _connected(self) -> AbstractChannel:
+        """The channel, reconnecting (with a new recorder) after the connection was lost;
+        events published while it was down are not recorded."""
+        if self._channel is None:
+            await self.start()
+        assert self._channel is not None
+        return self._channel
+
+    async def _record(self, message: AbstractIncomingMessage) -> None:
+        try:
+            body = json.loads(message.body)
+        except (ValueError, RecursionError):
+            body = {"_raw": message.body[:1000].decode("utf-8", "replace")}
+        if not isinstance(body, dict):
+            body = {"_raw": repr(body)[:1000]}
+        event = RecordedEvent(message.routing_key or "", body, message.message_id, message.correlation_id)
+        self.events.append(event)
+        self._by_key.setdefault(event.routing_key, []).append(event)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._replies.pop(message.correlation_id or "", None)
+        if future is not None and not future.done():
+            future.set_result(json.loads(message.body))
+
+    async def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str | None = "auto",
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        exchange: str | None = None,
+    ) -> str | None:
+        channel = await self._connected()
+        if message_id == "auto":
+            message_id = str(uuid.uuid4())
+        exchange = exchange or exchange_of(routing_key)
+        if message_id is None:  # aio-pika would invent one: go one level down to send none at all
+            underlay = await channel.get_underlay_channel()
+            properties = Basic.Properties(content_type="application/json", correlation_id=correlation_id, reply_to=reply_to)
+            await underlay.basic_publish(body, exchange=exchange, routing_key=routing_key, properties=properties)
+            return None
+        target = await channel.get_exchange(exchange, ensure=False)
+        await target.publish(
+            aio_pika.Message(
+                body,
+                content_type="application/json",
+                message_id=message_id,
+                correlation_id=correlation_id,
+                reply_to=reply_to,
+                type=routing_key,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=routing_key,
+        )
+        return message_id
+
+    async def publish(self, routing_key: str, body: dict[str, Any], **kwargs: Any) -> str:
+        message_id = await self.publish_raw(routing_key, json.dumps(body).encode(), **kwargs)
+        assert message_id is not None
+        return message_id
+
+    async def query(self, routing_key: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        await self._connected()
+        assert self._reply_queue is not None
+        correlation_id = str(uuid.uuid4())
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[correlation_id] = future
+        await self.publish(routing_key, body, correlation_id=correlation_id, reply_to=self._reply_queue.name)
+        return await asyncio.wait_for(future, timeout)
+
+    def find(self, routing_key: str, **match: Any) -> list[RecordedEvent]:
+        return [e for e in list(self._by_key.get(routing_key, ())) if all(_get(e, k) == v for k, v in match.items())]
+
+
+def _get(event: RecordedEvent, key: str) -> Any:
+    if key == "correlation_id":
+        return event.correlation_id
+    return event.body.get(key)
