@@ -36,6 +36,21 @@ REPLY_MODELS: dict[str, type[Contract]] = {
     routing.ACCOUNTS_GET: queries.AccountsGetReply,
 }
 
+# which userprov service consumes each message that comes to userprov (its queue is bound to the key)
+CONSUMER_OF: dict[str, str] = {
+    routing.ACCOUNTS_UPSERT: routing.USER_CREATION,
+    routing.USERS_ADD: routing.USER_CREATION,
+    routing.USERS_REMOVE: routing.USER_CREATION,
+    routing.MEMBERSHIPS_CREATED: routing.ACCOUNT_LOOKUP,
+    routing.USERS_GET: routing.ACCOUNT_LOOKUP,
+    routing.ACCOUNTS_GET: routing.ACCOUNT_LOOKUP,
+    routing.INVITATIONS_RESEND: routing.ACCOUNT_LOOKUP,
+    routing.ASSET_RECORDED: routing.ACCOUNT_LOOKUP,
+    routing.INVITATION_ISSUED: routing.INVITATION_MAILING,
+    routing.INVITATION_ACCEPTED: routing.INVITATION_RESPONSE,
+    routing.INVITATION_DECLINED: routing.INVITATION_RESPONSE,
+}
+
 ROUTING_KEY_OF: dict[type[Contract], str] = {
     model: key for key, model in (COMMAND_MODELS | EVENT_MODELS).items()
 }
@@ -47,3 +62,8 @@ def exchange_of(routing_key: str) -> str:
 
 def model_of(routing_key: str) -> type[Contract] | None:
     return COMMAND_MODELS.get(routing_key) or EVENT_MODELS.get(routing_key)
+
+
+def subscriptions(service: str) -> tuple[tuple[str, str], ...]:
+    """The (exchange, routing key) pairs the service's queue is bound to."""
+    return tuple((exchange_of(key), key) for key, consumer in CONSUMER_OF.items() if consumer == service)

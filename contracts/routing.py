@@ -40,28 +40,6 @@ INVITATION_MAILING = "invitation-mailing"
 INVITATION_RESPONSE = "invitation-response"
 SERVICES = (USER_CREATION, ACCOUNT_LOOKUP, INVITATION_MAILING, INVITATION_RESPONSE)
 
-# which (exchange, routing key) pairs each service's queue is bound to
-SUBSCRIPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    USER_CREATION: (
-        (COMMANDS_EXCHANGE, ACCOUNTS_UPSERT),
-        (COMMANDS_EXCHANGE, USERS_ADD),
-        (COMMANDS_EXCHANGE, USERS_REMOVE),
-    ),
-    ACCOUNT_LOOKUP: (
-        (EVENTS_EXCHANGE, MEMBERSHIPS_CREATED),
-        (COMMANDS_EXCHANGE, USERS_GET),
-        (COMMANDS_EXCHANGE, ACCOUNTS_GET),
-        (COMMANDS_EXCHANGE, INVITATIONS_RESEND),
-        (EVENTS_EXCHANGE, ASSET_RECORDED),
-    ),
-    INVITATION_MAILING: ((EVENTS_EXCHANGE, INVITATION_ISSUED),),
-    INVITATION_RESPONSE: (
-        (EVENTS_EXCHANGE, INVITATION_ACCEPTED),
-        (EVENTS_EXCHANGE, INVITATION_DECLINED),
-    ),
-}
-
-
 def queue_name(service: str) -> str:
     return f"userprov.{service}"
 

@@ -16,7 +16,7 @@ from contracts import registry, routing
 from contracts.base import Contract
 
 GENERATED = Path(__file__).parent / "generated"
-USERPROV_CONSUMES = {key for _, key in (b for bindings in routing.SUBSCRIPTIONS.values() for b in bindings)}
+USERPROV_CONSUMES = set(registry.CONSUMER_OF)
 
 
 def _messages() -> dict[str, type[Contract]]:

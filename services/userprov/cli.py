@@ -29,7 +29,7 @@ def run(
     services: Annotated[list[str] | None, typer.Argument(help=f"Any of {', '.join(routing.SERVICES)}; none runs all four.")] = None,
 ) -> None:
     """Run the named services in this process until SIGTERM."""
-    from userprov.runtime.worker import run_worker
+    from userprov.app import run as run_services
 
     names = list(dict.fromkeys(services or routing.SERVICES))
     unknown = [n for n in names if n not in routing.SERVICES]
@@ -37,7 +37,7 @@ def run(
         raise typer.BadParameter(f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(routing.SERVICES)}")
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    raise typer.Exit(asyncio.run(run_worker(settings, names)))
+    raise typer.Exit(asyncio.run(run_services(settings, names)))
 
 
 @app.command()

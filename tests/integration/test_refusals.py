@@ -4,7 +4,7 @@ import time
 
 import asyncpg
 import pytest
-from userprov.catalog import ROUTES
+from userprov.app import routes
 from userprov.runtime.dispatch import Dispatcher, Settle
 from userprov.runtime.envelope import Envelope
 from userprov.settings import Settings
@@ -40,7 +40,7 @@ class TestMalformedMessages:
 
     async def test_missing_message_id(self, db: asyncpg.Pool, bus: BusClient) -> None:
         """aio-pika always sets a message_id, so this drives the shared edge directly, on the real database."""
-        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, ROUTES[routing.ACCOUNT_LOOKUP](Settings()), db,
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), db,
                                 delivery_limit=5, transient_retry_seconds=1, transient_backoff_max=0.1)
         envelope = Envelope(routing.ACCOUNTS_GET, b'{"account_id": "x"}', None, "corr-no-id", None, 0)
         settle, outcome = await dispatcher._decide(envelope)
@@ -56,13 +56,13 @@ class TestMalformedMessages:
         backs off first."""
         pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=1)
         await pool.close()  # every acquire now fails, and not transiently
-        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, ROUTES[routing.ACCOUNT_LOOKUP](Settings()), pool,
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), pool,
                                 delivery_limit=5, transient_retry_seconds=0.2, transient_backoff_max=0.05)
         settle, _ = await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-1", None, None, 0))
         assert settle is Settle.PARK
 
         unreachable = await asyncpg.create_pool("postgresql://postgres@127.0.0.1:1/none", min_size=0, max_size=1)
-        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, ROUTES[routing.ACCOUNT_LOOKUP](Settings()), unreachable,
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), unreachable,
                                 delivery_limit=5, transient_retry_seconds=0.2, transient_backoff_max=0.05)
         started = time.monotonic()
         settle, _ = await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-2", None, None, 3))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from userprov.catalog import ROUTES
+from userprov.app import SERVICES
 from userprov.settings import Settings
 
 from contracts import registry, routing
@@ -28,12 +28,12 @@ class TestContracts:
 
     def test_every_bound_routing_key_has_a_handler_and_back(self) -> None:
         settings = Settings()
-        for service, bindings in routing.SUBSCRIPTIONS.items():
-            assert {key for _, key in bindings} == set(ROUTES[service](settings)), service
+        for service in routing.SERVICES:
+            assert {key for _, key in registry.subscriptions(service)} == set(SERVICES[service](settings)), service
 
     def test_every_routing_key_has_a_model_on_its_exchange(self) -> None:
-        for bindings in routing.SUBSCRIPTIONS.values():
-            for exchange, key in bindings:
+        for service in routing.SERVICES:
+            for exchange, key in registry.subscriptions(service):
                 assert registry.model_of(key) is not None
                 assert registry.exchange_of(key) == exchange
 

@@ -5,9 +5,10 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from userprov.invitation_mailing.rendering import AccountTemplate, builtin_template, render_invitation, trial_errors
+from userprov.invitation_mailing.rendering import builtin_template, render_invitation
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.sandbox.pool import RenderFailed, SandboxLimits, TemplateSandbox
+from userprov.sandbox.trial import AccountTemplate, trial_errors
 
 CONTEXT = {
     "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "account_name": "Acme",

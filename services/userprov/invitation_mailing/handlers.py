@@ -9,11 +9,12 @@ import structlog
 from contracts.events import InvitationFailed, InvitationIssued, InvitationSent
 from userprov.invitation_mailing import sql
 from userprov.invitation_mailing.mailer import Mailer
-from userprov.invitation_mailing.rendering import AccountTemplate, render_invitation
+from userprov.invitation_mailing.rendering import render_invitation
 from userprov.masking import mask_email
 from userprov.runtime.errors import retry_transient
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.sandbox.pool import TemplateSandbox
+from userprov.sandbox.trial import AccountTemplate
 from userprov.settings import Settings
 from userprov.tokens import hash_token, new_token
 

@@ -17,6 +17,7 @@ from userprov.languages import DEFAULT_LANGUAGE
 from userprov.runtime import metrics
 from userprov.sandbox.environment import sandboxed_environment
 from userprov.sandbox.pool import RenderFailed, TemplateSandbox
+from userprov.sandbox.trial import AccountTemplate
 
 log = structlog.get_logger()
 
@@ -31,12 +32,6 @@ class RenderedEmail:
     html: str
     template: str = "builtin"  # or "account"
     fallback: str | None = None  # why the account's template was not used, when it was not
-
-
-@dataclass(frozen=True)
-class AccountTemplate:
-    subject: str
-    body: str
 
 
 async def render_invitation(
@@ -57,36 +52,6 @@ async def render_invitation(
         metrics.TEMPLATE_FALLBACKS.labels(fallback).inc()
     subject, body = builtin_template(kind, language)
     return replace(_assemble(_render(subject, context), _render(body, context)), fallback=fallback)
-
-
-async def trial_errors(sandbox: TemplateSandbox, template: AccountTemplate, account_name: str) -> dict[str, tuple[str, str]]:
-    """What keeps an account template from being usable, by part: (code, message); empty when
-    it renders within the sandbox's bounds against the longest values a member can have."""
-    sample = sample_context(account_name)
-    try:
-        parts = await sandbox.render({"subject": template.subject, "body": template.body}, sample)
-    except RenderFailed as failure:
-        return {failure.part or "body": (failure.code, failure.message)}
-    if sample["link"] not in parts["body"]:
-        return {"body": ("link_missing", "the body must contain {{ link }}")}
-    return {}
-
-
-def sample_context(account_name: str) -> dict[str, str]:
-    """A member with the longest names and email allowed, and a link as long as a real one."""
-    token = "T" * 43
-    link = f"https://links.example.com/invitation/with/a/long/path?token={token}"
-    return {
-        "first_name": "Ŵ" * 32,
-        "last_name": "Ŵ" * 32,
-        "email": "e" * 64 + "@" + "d" * 50 + ".example.com",
-        "account_name": account_name,
-        "from_account_name": account_name,
-        "expires_at": "2026-12-31 23:59 UTC",
-        "link": link,
-        "accept_link": link + "&action=accept",
-        "decline_link": link + "&action=decline",
-    }
 
 
 def builtin_template(kind: str, language: str) -> tuple[str, str]:

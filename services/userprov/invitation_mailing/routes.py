@@ -1,17 +1,18 @@
+"""What the invitation-mailing service handles, by routing key."""
 from __future__ import annotations
 
 from functools import partial
 
 from contracts import routing
-from contracts.events import InvitationIssued
 from userprov.invitation_mailing import handlers
 from userprov.invitation_mailing.mailer import Mailer
-from userprov.runtime.dispatch import Route
+from userprov.runtime.dispatch import Handler
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.settings import Settings
 
 
-def routes(settings: Settings) -> dict[str, Route]:
+def handlers_for(settings: Settings) -> dict[str, Handler]:
     sandbox = TemplateSandbox(settings.sandbox_limits())
-    send = partial(handlers.send_invitation, mailer=Mailer(settings), sandbox=sandbox, settings=settings)
-    return {routing.INVITATION_ISSUED: Route(InvitationIssued, send)}
+    return {
+        routing.INVITATION_ISSUED: partial(handlers.send_invitation, mailer=Mailer(settings), sandbox=sandbox, settings=settings),
+    }

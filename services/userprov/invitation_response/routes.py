@@ -1,14 +1,14 @@
+"""What the invitation-response service handles, by routing key."""
 from __future__ import annotations
 
 from contracts import routing
-from contracts.events import InvitationAccepted, InvitationDeclined
 from userprov.invitation_response import handlers
-from userprov.runtime.dispatch import Route
+from userprov.runtime.dispatch import Handler
 from userprov.settings import Settings
 
 
-def routes(settings: Settings) -> dict[str, Route]:
+def handlers_for(settings: Settings) -> dict[str, Handler]:
     return {
-        routing.INVITATION_ACCEPTED: Route(InvitationAccepted, handlers.accept),
-        routing.INVITATION_DECLINED: Route(InvitationDeclined, handlers.decline),
+        routing.INVITATION_ACCEPTED: handlers.accept,
+        routing.INVITATION_DECLINED: handlers.decline,
     }

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from contracts.base import Contract
+from contracts.registry import model_of
 from contracts.text import printable
 from userprov.runtime import metrics
 from userprov.runtime.envelope import Envelope
@@ -39,6 +40,17 @@ Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
 class Route:
     model: type[Contract]
     handler: Handler
+
+
+def route_table(handlers: Mapping[str, Handler]) -> dict[str, Route]:
+    """Routes for handlers by routing key; each message's model is the one the contracts name."""
+    table = {}
+    for routing_key, handler in handlers.items():
+        model = model_of(routing_key)
+        if model is None:
+            raise LookupError(f"no contract for routing key {routing_key!r}")
+        table[routing_key] = Route(model, handler)
+    return table
 
 
 class Settle(Enum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel
 
-from contracts import routing
+from contracts import registry, routing
 
 
 def service_queue_arguments(service: str, delivery_limit: int) -> dict[str, object]:
@@ -27,7 +27,7 @@ async def declare_topology(channel: AbstractChannel, delivery_limit: int) -> Non
         queue = await channel.declare_queue(
             routing.queue_name(service), durable=True, arguments=service_queue_arguments(service, delivery_limit)
         )
-        for exchange, routing_key in routing.SUBSCRIPTIONS[service]:
+        for exchange, routing_key in registry.subscriptions(service):
             await queue.bind(exchanges[exchange], routing_key)
         # The parking queue has no TTL and no length limit: nothing parked expires.
         parked = await channel.declare_queue(

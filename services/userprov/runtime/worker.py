@@ -1,18 +1,17 @@
-"""One worker process: the composition root that wires settings, PostgreSQL, RabbitMQ and
-the named services, and runs them until SIGTERM."""
+"""One worker process: wires settings, PostgreSQL and RabbitMQ to the routes it is handed
+(by userprov.app, which knows the services), and runs them until SIGTERM."""
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import structlog
 
-from userprov.catalog import ROUTES
 from userprov.db.connection import create_pool
 from userprov.db.migrate import migrate
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
-from userprov.runtime.dispatch import Dispatcher
+from userprov.runtime.dispatch import Dispatcher, Route
 from userprov.runtime.housekeeping import run_housekeeping
 from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import OutboxRelay
@@ -21,19 +20,20 @@ from userprov.settings import Settings
 log = structlog.get_logger()
 
 
-async def run_worker(settings: Settings, services: Sequence[str]) -> int:
+async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Route]]) -> int:
+    """`services`: each service to run in this process, with its routes by routing key."""
     await migrate(settings.database_url)
     pool = await create_pool(settings.database_url, settings.database_pool_size)
     dispatchers = [
         Dispatcher(
             name,
-            ROUTES[name](settings),
+            routes,
             pool,
             delivery_limit=settings.delivery_limit,
             transient_retry_seconds=settings.transient_retry_seconds,
             transient_backoff_max=settings.transient_backoff_max_seconds,
         )
-        for name in services
+        for name, routes in services.items()
     ]
     session = BrokerSession(
         settings.amqp_url,

@@ -5,13 +5,13 @@ from contracts.base import FieldError
 from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
 from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, UsersAddCompleted
 from contracts.text import printable
-from userprov.invitation_mailing.rendering import AccountTemplate, trial_errors
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.memberships import end_membership, is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit
 from userprov.runtime.errors import Rejected
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.sandbox.pool import TemplateSandbox
+from userprov.sandbox.trial import AccountTemplate, trial_errors
 from userprov.user_creation import sql
 from userprov.user_creation.plan import TooManyRows, candidates_of, plan_rows, with_user_ids
 from userprov.user_creation.validation import ValidRow, validate_rows
