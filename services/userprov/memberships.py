@@ -1,26 +1,12 @@
-"""Finding, locking and ending memberships: shared by the services that change them."""
+"""Finding and locking memberships and accounts: shared by the services that change them
+(the changes themselves are in userprov.lifecycle)."""
 from __future__ import annotations
 
 from uuid import UUID
 
 import asyncpg
 
-from userprov import seats
 from userprov.runtime.errors import Rejected
-
-
-async def end_membership(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, int]:
-    """Marks it removed, releases its seats and revokes its open invitations; returns the seats released."""
-    released = await seats.release(conn, membership_id)
-    await conn.execute(
-        "UPDATE invitations SET status = 'revoked'"
-        " WHERE membership_id = $1 AND status IN ('issued', 'sending', 'sent')",
-        membership_id,
-    )
-    await conn.execute(
-        "UPDATE memberships SET status = 'removed', status_changed_at = now() WHERE membership_id = $1", membership_id
-    )
-    return released
 
 
 async def home_membership(conn: asyncpg.Connection, profile_id: UUID, other_than_account: str) -> asyncpg.Record | None:

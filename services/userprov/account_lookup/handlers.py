@@ -6,24 +6,20 @@ from datetime import UTC, datetime
 from contracts.commands import InvitationsResend
 from contracts.events import AssetRecorded, InvitationIssued, MembershipsCreated
 from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
+from userprov import lifecycle
 from userprov.account_lookup import sql
 from userprov.memberships import home_membership, lock_current_membership
 from userprov.permissions import acting, permit
 from userprov.runtime.errors import Rejected
 from userprov.runtime.unit_of_work import UnitOfWork
 
-RESENDABLE = {"invited": "welcome", "transfer_pending": "transfer", "suspended": "transfer"}
-
 
 async def decide_invitations(event: MembershipsCreated, uow: UnitOfWork) -> None:
     """A person active in another account is invited to transfer; anyone else gets a welcome."""
     async with uow:
         pending = await sql.pending_memberships(uow.conn, event.membership_ids)
-        decisions = [
-            (row["membership_id"], "transfer" if row["home_account_id"] else "welcome", row["home_account_id"])
-            for row in pending
-        ]
-        for invitation_id, kind in await sql.invite(uow.conn, decisions):
+        decisions = [(row["membership_id"], lifecycle.invitation_kind(row["home_account_id"]), row["home_account_id"]) for row in pending]
+        for invitation_id, kind in await lifecycle.decide(uow.conn, decisions):
             uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
 
 
@@ -32,7 +28,7 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
         actor = await acting(uow.conn, cmd.account_id, cmd.requested_by)
         membership = await lock_current_membership(uow.conn, cmd.account_id, cmd.email)
         permit(actor, membership["role"])
-        kind = RESENDABLE.get(membership["status"])
+        kind = lifecycle.resend_kind(membership["status"])
         if kind is None:
             raise Rejected("not_resendable", f"A {membership['status']} user has no invitation to resend.")
         previous = await sql.latest_invitation(uow.conn, membership["membership_id"])
@@ -43,7 +39,7 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
         if kind == "transfer":
             home = await home_membership(uow.conn, membership["profile_id"], cmd.account_id)
             from_account = home["account_id"] if home else (previous["from_account_id"] if previous else None)
-        invitation_id = await sql.reissue(
+        invitation_id = await lifecycle.resend(
             uow.conn, membership["membership_id"], kind, previous["sent_count"] if previous else 0, from_account
         )
         uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))

@@ -1,7 +1,6 @@
 """The SQL of the account-lookup service."""
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -22,28 +21,6 @@ FOR UPDATE OF m
 async def pending_memberships(conn: asyncpg.Connection, membership_ids: Sequence[UUID]) -> list[asyncpg.Record]:
     """Memberships still waiting for the decision, each with the account the person is active in elsewhere."""
     return await conn.fetch(DECIDE, list(membership_ids))
-
-
-async def invite(conn: asyncpg.Connection, decisions: Sequence[tuple[UUID, str, str | None]]) -> list[tuple[UUID, str]]:
-    """(membership_id, kind, from_account_id) -> the membership waits for the invitation created."""
-    invitation_ids = [uuid.uuid4() for _ in decisions]
-    membership_ids = [d[0] for d in decisions]
-    kinds = [d[1] for d in decisions]
-    await conn.execute(
-        "UPDATE memberships m SET status = CASE t.kind WHEN 'welcome' THEN 'invited' ELSE 'transfer_pending' END,"
-        " status_changed_at = now() FROM unnest($1::uuid[], $2::text[]) AS t(id, kind) WHERE m.membership_id = t.id",
-        membership_ids,
-        kinds,
-    )
-    await conn.execute(
-        "INSERT INTO invitations (invitation_id, membership_id, kind, status, from_account_id)"
-        " SELECT i, m, k, 'issued', f FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(i, m, k, f)",
-        invitation_ids,
-        membership_ids,
-        kinds,
-        [d[2] for d in decisions],
-    )
-    return list(zip(invitation_ids, kinds, strict=True))
 
 
 async def account_view(conn: asyncpg.Connection, account_id: str) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:
@@ -83,32 +60,6 @@ async def latest_invitation(conn: asyncpg.Connection, membership_id: UUID) -> as
         " FROM invitations WHERE membership_id = $1 ORDER BY created_at DESC LIMIT 1",
         membership_id,
     )
-
-
-async def reissue(
-    conn: asyncpg.Connection, membership_id: UUID, kind: str, sent_count: int, from_account_id: str | None
-) -> UUID:
-    """Revokes the membership's open invitations and creates a new one, carrying the count of emails sent."""
-    await conn.execute(
-        "UPDATE invitations SET status = 'revoked' WHERE membership_id = $1 AND status IN ('issued', 'sending', 'sent')",
-        membership_id,
-    )
-    await conn.execute(
-        "UPDATE memberships SET status = CASE status WHEN 'suspended' THEN 'transfer_pending' ELSE status END,"
-        " status_changed_at = now() WHERE membership_id = $1",
-        membership_id,
-    )
-    invitation_id = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO invitations (invitation_id, membership_id, kind, status, sent_count, from_account_id)"
-        " VALUES ($1, $2, $3, 'issued', $4, $5)",
-        invitation_id,
-        membership_id,
-        kind,
-        sent_count,
-        from_account_id,
-    )
-    return invitation_id
 
 
 async def record_asset(conn: asyncpg.Connection, account_id: str, kind: str, ref: str, profile_id: UUID) -> None:

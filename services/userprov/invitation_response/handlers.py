@@ -14,12 +14,11 @@ from contracts.events import (
     UserSuspended,
     UserTransferred,
 )
+from userprov import lifecycle
 from userprov.invitation_response import sql
-from userprov.memberships import end_membership, home_membership, is_last_active_admin, lock_account
+from userprov.memberships import home_membership, is_last_active_admin, lock_account
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.tokens import hash_token, token_matches
-
-WAITING_STATUS = {"welcome": "invited", "transfer": "transfer_pending"}
 
 
 async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
@@ -37,8 +36,7 @@ async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
                 # leaving would strand the old account without an admin: the invitation stays open
                 return _refuse(uow, "last_admin")
         moved, from_account = await _leave_home_account(uow.conn, invitation, home)
-        await sql.close_invitation(uow.conn, invitation["invitation_id"], "accepted")
-        await sql.set_membership_status(uow.conn, invitation["membership_id"], "active")
+        await lifecycle.accept(uow.conn, invitation["invitation_id"], invitation["membership_id"])
         if invitation["kind"] == "welcome" and from_account is None:
             uow.emit(UserActivated(account_id=invitation["account_id"], user_id=invitation["profile_id"], email=invitation["email"]))
             return
@@ -62,8 +60,7 @@ async def decline(event: InvitationDeclined, uow: UnitOfWork) -> None:
         invitation = await _open_invitation(uow, event.token, declining=True)
         if invitation is None:
             return
-        await sql.close_invitation(uow.conn, invitation["invitation_id"], "declined")
-        await sql.set_membership_status(uow.conn, invitation["membership_id"], "suspended")
+        await lifecycle.decline(uow.conn, invitation["invitation_id"], invitation["membership_id"])
         uow.emit(UserSuspended(account_id=invitation["account_id"], user_id=invitation["profile_id"], email=invitation["email"]))
 
 
@@ -76,23 +73,10 @@ async def _open_invitation(uow: UnitOfWork, token: str, *, declining: bool = Fal
         return _refuse(uow, "unknown_token")
     email = await sql.lock_profile(uow.conn, found["profile_id"])
     invitation = await sql.lock_invitation(uow.conn, found["invitation_id"])
-    reason = refusal_reason(invitation, declining=declining, now=datetime.now(UTC))
+    reason = lifecycle.response_refusal(invitation, declining=declining, now=datetime.now(UTC))
     if reason is not None:
         return _refuse(uow, reason)
     return {**dict(invitation), "email": email}
-
-
-def refusal_reason(invitation: asyncpg.Record | dict, *, declining: bool, now: datetime) -> str | None:
-    status = invitation["status"]
-    if status in ("accepted", "declined"):
-        return "already_used"
-    if status not in ("sending", "sent") or invitation["membership_status"] != WAITING_STATUS[invitation["kind"]]:
-        return "revoked"
-    if invitation["expires_at"] is None or invitation["expires_at"] <= now:
-        return "expired"
-    if declining and invitation["kind"] != "transfer":
-        return "not_declinable"
-    return None
 
 
 def _refuse(uow: UnitOfWork, reason: str) -> None:
@@ -107,6 +91,6 @@ async def _leave_home_account(
     None as the account when they have meanwhile left it: nothing to move."""
     if home is None:
         return {}, None
-    await end_membership(conn, home["membership_id"])
+    await lifecycle.end(conn, home["membership_id"])
     moved = await sql.move_assets(conn, invitation["profile_id"], home["account_id"], invitation["account_id"])
     return moved, home["account_id"]

@@ -31,20 +31,6 @@ async def lock_invitation(conn: asyncpg.Connection, invitation_id: UUID) -> asyn
     )
 
 
-async def close_invitation(conn: asyncpg.Connection, invitation_id: UUID, status: str) -> None:
-    await conn.execute(
-        "UPDATE invitations SET status = $2, responded_at = now() WHERE invitation_id = $1",
-        invitation_id,
-        status,
-    )
-
-
-async def set_membership_status(conn: asyncpg.Connection, membership_id: UUID, status: str) -> None:
-    await conn.execute(
-        "UPDATE memberships SET status = $2, status_changed_at = now() WHERE membership_id = $1", membership_id, status
-    )
-
-
 async def move_assets(conn: asyncpg.Connection, profile_id: UUID, from_account: str, to_account: str) -> dict[str, int]:
     """Moves the person's assets; one the new account already holds under the same (kind, ref)
     is merged into it. Returns the count per kind."""

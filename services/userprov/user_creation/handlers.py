@@ -5,8 +5,9 @@ from contracts.base import FieldError
 from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
 from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, UsersAddCompleted
 from contracts.text import printable
+from userprov import lifecycle
 from userprov.languages import SUPPORTED_LANGUAGES
-from userprov.memberships import end_membership, is_last_active_admin, lock_account, lock_current_membership
+from userprov.memberships import is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit
 from userprov.runtime.errors import Rejected
 from userprov.runtime.unit_of_work import UnitOfWork
@@ -92,7 +93,7 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
         permit(actor, membership["role"])
         if membership["status"] == "active" and await is_last_active_admin(conn, membership):
             raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
-        released = await end_membership(conn, membership["membership_id"])
+        released = await lifecycle.end(conn, membership["membership_id"])
         uow.emit(
             UserRemoved(
                 account_id=cmd.account_id,

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.commands import AccountsUpsert, UsersAdd
-from userprov import seats
+from userprov import lifecycle, seats
 from userprov.user_creation.validation import ValidRow
 
 
@@ -97,7 +97,7 @@ async def create_memberships(
     await conn.execute(
         "INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language,"
         " user_group, settings_template, status, added_by_command)"
-        " SELECT m, $1, p, f, l, $2, $3, $4, $5, 'pending', $6"
+        " SELECT m, $1, p, f, l, $2, $3, $4, $5, $11, $6"
         " FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) AS t(m, p, f, l)",
         cmd.account_id,
         cmd.role,
@@ -109,6 +109,7 @@ async def create_memberships(
         [profile_ids[e] for e in emails],
         [r.first_name for r in ordered],
         [r.last_name for r in ordered],
+        lifecycle.PENDING,
     )
     products = sorted(set(cmd.products))
     if products and membership_ids:

@@ -1,0 +1,151 @@
+"""The membership and invitation lifecycle: every status change goes through a function here,
+one per arrow of the README's diagram, and the rules that guard the arrows are pure functions
+beside them.
+
+       users.add (row accepted, seats reserved)
+            |
+            v
+         pending --decide-----------------+------------------------------+
+            |                              |                              |
+            | never active elsewhere       | active in another account    |
+            v                              v                              |
+         invited                     transfer_pending <---------+         |
+            |                         |            |            |         |
+            | accept                  | accept     | decline    | resend  |
+            v                         v            v            |         |
+          active <--------------------+        suspended -------+         |
+                                                                          |
+       any status --remove--> removed   (seats released, invitations revoked)
+       active in the old account --accepted elsewhere--> removed
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from userprov import seats
+
+PENDING = "pending"
+# the status a member waits in for each kind of invitation
+WAITING_FOR = {"welcome": "invited", "transfer": "transfer_pending"}
+# what a resend issues, by the member's status (no entry: nothing to resend)
+RESEND_KIND = {"invited": "welcome", "transfer_pending": "transfer", "suspended": "transfer"}
+OPEN_INVITATION = ("issued", "sending", "sent")
+
+
+# -- the rules (pure)
+
+
+def invitation_kind(home_account_id: str | None) -> str:
+    """decide: someone active in another account is invited to transfer, anyone else welcomed."""
+    return "transfer" if home_account_id else "welcome"
+
+
+def resend_kind(status: str) -> str | None:
+    return RESEND_KIND.get(status)
+
+
+def response_refusal(invitation: Mapping[str, object], *, declining: bool, now: datetime) -> str | None:
+    """Why an accept or decline of this invitation cannot be applied (None: it can)."""
+    status = invitation["status"]
+    if status in ("accepted", "declined"):
+        return "already_used"
+    if status not in ("sending", "sent") or invitation["membership_status"] != WAITING_FOR[str(invitation["kind"])]:
+        return "revoked"
+    expires_at = invitation["expires_at"]
+    if not isinstance(expires_at, datetime) or expires_at <= now:
+        return "expired"
+    if declining and invitation["kind"] != "transfer":
+        return "not_declinable"
+    return None
+
+
+# -- the arrows
+
+
+async def decide(conn: asyncpg.Connection, decisions: Sequence[tuple[UUID, str, str | None]]) -> list[tuple[UUID, str]]:
+    """pending -> invited | transfer_pending, each with a new invitation to send.
+    `decisions`: (membership_id, kind, from_account_id); returns (invitation_id, kind)."""
+    membership_ids = [d[0] for d in decisions]
+    kinds = [d[1] for d in decisions]
+    await conn.execute(
+        "UPDATE memberships m SET status = CASE t.kind WHEN 'welcome' THEN 'invited' ELSE 'transfer_pending' END,"
+        " status_changed_at = now() FROM unnest($1::uuid[], $2::text[]) AS t(id, kind) WHERE m.membership_id = t.id",
+        membership_ids,
+        kinds,
+    )
+    invitation_ids = [uuid.uuid4() for _ in decisions]
+    await conn.execute(
+        "INSERT INTO invitations (invitation_id, membership_id, kind, status, from_account_id)"
+        " SELECT i, m, k, 'issued', f FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(i, m, k, f)",
+        invitation_ids,
+        membership_ids,
+        kinds,
+        [d[2] for d in decisions],
+    )
+    return list(zip(invitation_ids, kinds, strict=True))
+
+
+async def resend(conn: asyncpg.Connection, membership_id: UUID, kind: str, sent_count: int, from_account_id: str | None) -> UUID:
+    """invited | transfer_pending | suspended -> (the same, suspended back to transfer_pending):
+    the open invitation is revoked and a new one issued, carrying the count of emails sent."""
+    await revoke_open_invitations(conn, membership_id)
+    await conn.execute(
+        "UPDATE memberships SET status = CASE status WHEN 'suspended' THEN 'transfer_pending' ELSE status END,"
+        " status_changed_at = now() WHERE membership_id = $1",
+        membership_id,
+    )
+    invitation_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO invitations (invitation_id, membership_id, kind, status, sent_count, from_account_id)"
+        " VALUES ($1, $2, $3, 'issued', $4, $5)",
+        invitation_id,
+        membership_id,
+        kind,
+        sent_count,
+        from_account_id,
+    )
+    return invitation_id
+
+
+async def accept(conn: asyncpg.Connection, invitation_id: UUID, membership_id: UUID) -> None:
+    """invited | transfer_pending -> active."""
+    await _close_invitation(conn, invitation_id, "accepted")
+    await _set_status(conn, membership_id, "active")
+
+
+async def decline(conn: asyncpg.Connection, invitation_id: UUID, membership_id: UUID) -> None:
+    """transfer_pending -> suspended (seats kept)."""
+    await _close_invitation(conn, invitation_id, "declined")
+    await _set_status(conn, membership_id, "suspended")
+
+
+async def end(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, int]:
+    """any -> removed (by users.remove, or by leaving for another account): its seats are
+    released and its open invitations revoked; returns the seats released per product."""
+    released = await seats.release(conn, membership_id)
+    await revoke_open_invitations(conn, membership_id)
+    await _set_status(conn, membership_id, "removed")
+    return released
+
+
+async def revoke_open_invitations(conn: asyncpg.Connection, membership_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE invitations SET status = 'revoked' WHERE membership_id = $1 AND status = ANY($2::text[])",
+        membership_id,
+        list(OPEN_INVITATION),
+    )
+
+
+async def _close_invitation(conn: asyncpg.Connection, invitation_id: UUID, status: str) -> None:
+    await conn.execute("UPDATE invitations SET status = $2, responded_at = now() WHERE invitation_id = $1", invitation_id, status)
+
+
+async def _set_status(conn: asyncpg.Connection, membership_id: UUID, status: str) -> None:
+    await conn.execute(
+        "UPDATE memberships SET status = $2, status_changed_at = now() WHERE membership_id = $1", membership_id, status
+    )

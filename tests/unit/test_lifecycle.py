@@ -1,0 +1,47 @@
+"""The rules that guard the lifecycle's arrows, without a database."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from userprov import lifecycle
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def invitation(**fields: object) -> dict[str, object]:
+    return {"status": "sent", "kind": "transfer", "membership_status": "transfer_pending", "expires_at": NOW + timedelta(hours=1), **fields}
+
+
+class TestDecide:
+    def test_active_elsewhere_is_invited_to_transfer(self) -> None:
+        assert lifecycle.invitation_kind("old-account") == "transfer"
+        assert lifecycle.invitation_kind(None) == "welcome"
+
+
+class TestResend:
+    @pytest.mark.parametrize(("status", "kind"), [("invited", "welcome"), ("transfer_pending", "transfer"), ("suspended", "transfer"),
+                                                   ("active", None), ("pending", None), ("removed", None)])
+    def test_what_a_resend_issues(self, status: str, kind: str | None) -> None:
+        assert lifecycle.resend_kind(status) == kind
+
+
+class TestResponses:
+    def test_an_open_invitation_can_be_answered(self) -> None:
+        assert lifecycle.response_refusal(invitation(), declining=True, now=NOW) is None
+        assert lifecycle.response_refusal(invitation(kind="welcome", membership_status="invited"), declining=False, now=NOW) is None
+
+    @pytest.mark.parametrize(("fields", "declining", "reason"), [
+        ({"status": "accepted"}, False, "already_used"),
+        ({"status": "declined"}, False, "already_used"),
+        ({"status": "revoked"}, False, "revoked"),
+        ({"status": "failed"}, False, "revoked"),
+        ({"status": "issued"}, False, "revoked"),
+        ({"membership_status": "removed"}, False, "revoked"),
+        ({"membership_status": "suspended"}, True, "revoked"),
+        ({"expires_at": NOW}, False, "expired"),
+        ({"expires_at": None}, False, "expired"),
+        ({"kind": "welcome", "membership_status": "invited"}, True, "not_declinable"),
+    ])
+    def test_refusals(self, fields: dict[str, object], declining: bool, reason: str) -> None:
+        assert lifecycle.response_refusal(invitation(**fields), declining=declining, now=NOW) == reason
