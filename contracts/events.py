@@ -74,8 +74,11 @@ class InvitationFailed(Contract):
     reason: str
 
 
+ResponseRefusal = Literal["unknown_token", "expired", "already_used", "revoked", "not_declinable", "last_admin"]
+
+
 class InvitationResponseRejected(Contract):
-    reason: Literal["unknown_token", "expired", "already_used", "revoked", "not_declinable", "last_admin"] = Field(
+    reason: ResponseRefusal = Field(
         description="`last_admin`: accepting would leave the account the person is an admin of without an active admin; "
         "the invitation stays open."
     )

@@ -27,29 +27,44 @@ from uuid import UUID
 
 import asyncpg
 
+from contracts.base import InvitationKind
+from contracts.events import ResponseRefusal
 from userprov import seats
 
 PENDING = "pending"
 # the status a member waits in for each kind of invitation
 WAITING_FOR = {"welcome": "invited", "transfer": "transfer_pending"}
 # what a resend issues, by the member's status (no entry: nothing to resend)
-RESEND_KIND = {"invited": "welcome", "transfer_pending": "transfer", "suspended": "transfer"}
+RESEND_KIND: dict[str, InvitationKind] = {"invited": "welcome", "transfer_pending": "transfer", "suspended": "transfer"}
 OPEN_INVITATION = ("issued", "sending", "sent")
 
 
 # -- the rules (pure)
 
 
-def invitation_kind(home_account_id: str | None) -> str:
+def invitation_kind(home_account_id: str | None) -> InvitationKind:
     """decide: someone active in another account is invited to transfer, anyone else welcomed."""
     return "transfer" if home_account_id else "welcome"
 
 
-def resend_kind(status: str) -> str | None:
+def resend_kind(status: str) -> InvitationKind | None:
     return RESEND_KIND.get(status)
 
 
-def response_refusal(invitation: Mapping[str, object], *, declining: bool, now: datetime) -> str | None:
+def resend_wait_seconds(previous_age_seconds: float | None, cooldown_seconds: float) -> int | None:
+    """How long until the member may be sent another invitation (None: now)."""
+    if previous_age_seconds is None or previous_age_seconds >= cooldown_seconds:
+        return None
+    return int(cooldown_seconds - previous_age_seconds) + 1
+
+
+def leaves_no_admin(role: str | None, status: str, other_active_admins: int) -> bool:
+    """Whether a member leaving (removed, or transferred away) would leave the account without
+    an active admin."""
+    return role == "admin" and status == "active" and other_active_admins == 0
+
+
+def response_refusal(invitation: Mapping[str, object], *, declining: bool, now: datetime) -> ResponseRefusal | None:
     """Why an accept or decline of this invitation cannot be applied (None: it can)."""
     status = invitation["status"]
     if status in ("accepted", "declined"):
@@ -67,7 +82,9 @@ def response_refusal(invitation: Mapping[str, object], *, declining: bool, now: 
 # -- the arrows
 
 
-async def decide(conn: asyncpg.Connection, decisions: Sequence[tuple[UUID, str, str | None]]) -> list[tuple[UUID, str]]:
+async def decide(
+    conn: asyncpg.Connection, decisions: Sequence[tuple[UUID, InvitationKind, str | None]]
+) -> list[tuple[UUID, InvitationKind]]:
     """pending -> invited | transfer_pending, each with a new invitation to send.
     `decisions`: (membership_id, kind, from_account_id); returns (invitation_id, kind)."""
     membership_ids = [d[0] for d in decisions]

@@ -6,13 +6,14 @@ from uuid import UUID
 
 import asyncpg
 
+from userprov import lifecycle
 from userprov.runtime.errors import Rejected
 
 
 async def home_membership(conn: asyncpg.Connection, profile_id: UUID, other_than_account: str) -> asyncpg.Record | None:
     """Where the person is active, other than the given account (locked)."""
     return await conn.fetchrow(
-        "SELECT membership_id, account_id, role FROM memberships"
+        "SELECT membership_id, account_id, role, status FROM memberships"
         " WHERE profile_id = $1 AND account_id <> $2 AND status = 'active' FOR UPDATE",
         profile_id,
         other_than_account,
@@ -48,8 +49,8 @@ async def lock_account(conn: asyncpg.Connection, account_id: str) -> asyncpg.Rec
 
 
 async def is_last_active_admin(conn: asyncpg.Connection, membership: asyncpg.Record) -> bool:
-    """Whether this active admin membership is its account's only one. The caller holds the
-    account's lock, so no concurrent removal or departure can change the answer."""
+    """Whether this membership leaving would leave its account without an active admin. The
+    caller holds the account's lock, so no concurrent removal or departure can change the answer."""
     if membership["role"] != "admin":
         return False
     others = await conn.fetchval(
@@ -58,4 +59,4 @@ async def is_last_active_admin(conn: asyncpg.Connection, membership: asyncpg.Rec
         membership["account_id"],
         membership["membership_id"],
     )
-    return others == 0
+    return lifecycle.leaves_no_admin(membership["role"], membership["status"], others)

@@ -45,3 +45,16 @@ class TestResponses:
     ])
     def test_refusals(self, fields: dict[str, object], declining: bool, reason: str) -> None:
         assert lifecycle.response_refusal(invitation(**fields), declining=declining, now=NOW) == reason
+
+
+class TestCooldownAndLastAdmin:
+    @pytest.mark.parametrize(("age", "wait"), [(None, None), (0.0, 61), (59.5, 1), (60.0, None), (3600.0, None)])
+    def test_resend_cooldown(self, age: float | None, wait: int | None) -> None:
+        assert lifecycle.resend_wait_seconds(age, 60) == wait
+
+    @pytest.mark.parametrize(("role", "status", "others", "leaves_none"), [
+        ("admin", "active", 0, True), ("admin", "active", 1, False), ("admin", "invited", 0, False),
+        ("manager", "active", 0, False), (None, "active", 0, False),
+    ])
+    def test_last_active_admin(self, role: str | None, status: str, others: int, leaves_none: bool) -> None:
+        assert lifecycle.leaves_no_admin(role, status, others) is leaves_none

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import asyncpg
+
 from contracts.commands import InvitationsResend
 from contracts.events import AssetRecorded, InvitationIssued, MembershipsCreated
 from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
@@ -32,8 +34,8 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
         if kind is None:
             raise Rejected("not_resendable", f"A {membership['status']} user has no invitation to resend.")
         previous = await sql.latest_invitation(uow.conn, membership["membership_id"])
-        if previous is not None and previous["age_seconds"] < cooldown_seconds:
-            wait = int(cooldown_seconds - previous["age_seconds"]) + 1
+        wait = lifecycle.resend_wait_seconds(previous["age_seconds"] if previous else None, cooldown_seconds)
+        if wait is not None:
             raise Rejected("resend_cooldown", f"An invitation was issued moments ago; resend again in {wait} s.")
         from_account = None
         if kind == "transfer":
@@ -78,7 +80,7 @@ async def get_account(query: AccountsGet, uow: UnitOfWork) -> None:
         )
 
 
-def user_reply(row: object) -> UsersGetReply:
+def user_reply(row: asyncpg.Record | None) -> UsersGetReply:
     if row is None:
         return UsersGetReply(found=False)
     invitation = None

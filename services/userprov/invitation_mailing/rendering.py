@@ -8,11 +8,12 @@ import re
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal, cast
 
 import structlog
 from jinja2 import Template
 
+from contracts.events import TemplateFallback
 from userprov.languages import DEFAULT_LANGUAGE
 from userprov.runtime import metrics
 from userprov.sandbox.environment import sandboxed_environment
@@ -30,8 +31,8 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
-    template: str = "builtin"  # or "account"
-    fallback: str | None = None  # why the account's template was not used, when it was not
+    template: Literal["account", "builtin"] = "builtin"
+    fallback: TemplateFallback | None = None  # why the account's template was not used, when it was not
 
 
 async def render_invitation(
@@ -39,7 +40,7 @@ async def render_invitation(
 ) -> RenderedEmail:
     """The account's welcome template when there is one and it renders, in the sandbox, with the
     link; else the built-in email, saying why the account's was not used."""
-    fallback = None
+    fallback: TemplateFallback | None = None
     if account_template is not None and kind == "welcome":
         try:
             parts = await sandbox.render({"subject": account_template.subject, "body": account_template.body}, context)
@@ -47,7 +48,7 @@ async def render_invitation(
                 return replace(_assemble(parts["subject"], parts["body"]), template="account")
             fallback = "link_missing"
         except RenderFailed as failure:
-            fallback = failure.code
+            fallback = cast(TemplateFallback, failure.code)
         log.warning("account_template_unusable", reason=fallback)
         metrics.TEMPLATE_FALLBACKS.labels(fallback).inc()
     subject, body = builtin_template(kind, language)

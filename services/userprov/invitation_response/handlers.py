@@ -10,6 +10,7 @@ from contracts.events import (
     InvitationDeclined,
     InvitationResponseRejected,
     MovedAssets,
+    ResponseRefusal,
     UserActivated,
     UserSuspended,
     UserTransferred,
@@ -34,7 +35,8 @@ async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
             await lock_account(uow.conn, home["account_id"])
             if await is_last_active_admin(uow.conn, home):
                 # leaving would strand the old account without an admin: the invitation stays open
-                return _refuse(uow, "last_admin")
+                _refuse(uow, "last_admin")
+                return
         moved, from_account = await _leave_home_account(uow.conn, invitation, home)
         await lifecycle.accept(uow.conn, invitation["invitation_id"], invitation["membership_id"])
         if invitation["kind"] == "welcome" and from_account is None:
@@ -70,18 +72,19 @@ async def _open_invitation(uow: UnitOfWork, token: str, *, declining: bool = Fal
     token_hash = hash_token(token)
     found = await sql.find_by_token_hash(uow.conn, token_hash)
     if found is None or not token_matches(token, found["token_hash"]):
-        return _refuse(uow, "unknown_token")
+        _refuse(uow, "unknown_token")
+        return None
     email = await sql.lock_profile(uow.conn, found["profile_id"])
     invitation = await sql.lock_invitation(uow.conn, found["invitation_id"])
     reason = lifecycle.response_refusal(invitation, declining=declining, now=datetime.now(UTC))
     if reason is not None:
-        return _refuse(uow, reason)
+        _refuse(uow, reason)
+        return None
     return {**dict(invitation), "email": email}
 
 
-def _refuse(uow: UnitOfWork, reason: str) -> None:
+def _refuse(uow: UnitOfWork, reason: ResponseRefusal) -> None:
     uow.emit(InvitationResponseRejected(reason=reason))
-    return None
 
 
 async def _leave_home_account(

@@ -46,8 +46,8 @@ def _field_table(value: bytes) -> tuple[int, common.FieldTable]:
 
 def install() -> None:
     """Idempotent; called before the first connection is opened."""
-    decode.short_str = _short_str  # type: ignore[assignment]
-    decode.field_table = _field_table  # type: ignore[assignment]
+    decode.short_str = _short_str
+    decode.field_table = _field_table
     decode.METHODS["shortstr"] = _short_str
     decode.METHODS["table"] = _field_table
     decode.TABLE_MAPPING[b"F"] = _field_table

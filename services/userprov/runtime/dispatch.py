@@ -53,6 +53,30 @@ def route_table(handlers: Mapping[str, Handler]) -> dict[str, Route]:
     return table
 
 
+def read_message(envelope: Envelope, routes: Mapping[str, Route]) -> tuple[Route, Contract] | Rejected:
+    """The route and the validated message, or why the message is refused as a whole before any
+    handler sees it (each such refusal parks the message): the edge's decision table, pure."""
+    route = routes.get(envelope.routing_key)
+    if route is None:
+        return Rejected("unknown_type", f"no handler for {envelope.routing_key!r}")
+    property_errors = envelope.property_errors()
+    if property_errors:
+        fields = ", ".join(e.field for e in property_errors)
+        return Rejected("invalid_properties", f"unusable AMQP properties: {fields}", property_errors)
+    if not envelope.message_id:
+        return Rejected("missing_message_id", "the message_id property is required")
+    try:
+        payload = json.loads(envelope.body)
+    except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested too deep, integers too long
+        return Rejected("malformed_json", f"the body is not JSON: {error}")
+    try:
+        return route, route.model.model_validate(payload)
+    except ValidationError as error:
+        return schema_rejection(error)
+    except RecursionError:
+        return Rejected("schema_invalid", "the body is nested too deeply")
+
+
 class Settle(Enum):
     ACK = "ack"
     PARK = "park"  # reject without requeue: dead-lettered to the parking queue
@@ -143,25 +167,10 @@ class Dispatcher:
             failed = Rejected("processing_failed", f"handling failed {envelope.delivery_count} times; the message is parked")
             settle, _ = await self._refuse(envelope, failed, remember=False)
             return settle, "delivery_limit_reached"
-        route = self._routes.get(envelope.routing_key)
-        if route is None:
-            return await self._refuse(envelope, Rejected("unknown_type", f"no handler for {envelope.routing_key!r}"))
-        property_errors = envelope.property_errors()
-        if property_errors:
-            fields = ", ".join(e.field for e in property_errors)
-            return await self._refuse(envelope, Rejected("invalid_properties", f"unusable AMQP properties: {fields}", property_errors))
-        if not envelope.message_id:
-            return await self._refuse(envelope, Rejected("missing_message_id", "the message_id property is required"))
-        try:
-            payload = json.loads(envelope.body)
-        except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested too deep, integers too long
-            return await self._refuse(envelope, Rejected("malformed_json", f"the body is not JSON: {error}"))
-        try:
-            command = route.model.model_validate(payload)
-        except ValidationError as error:
-            return await self._refuse(envelope, schema_rejection(error))
-        except RecursionError:
-            return await self._refuse(envelope, Rejected("schema_invalid", "the body is nested too deeply"))
+        read = read_message(envelope, self._routes)
+        if isinstance(read, Rejected):
+            return await self._refuse(envelope, read)
+        route, command = read
         try:
             await self._with_transient_retries(lambda: self._run_handler(route, command, envelope))
             return Settle.ACK, "done"

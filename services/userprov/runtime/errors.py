@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, stop_any, wait_exponential_jitter
+from tenacity.stop import stop_base
 
 from contracts.base import FieldError
 from contracts.events import CommandRejected
@@ -67,6 +68,14 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+class _StopWhen(stop_base):
+    def __init__(self, condition: Callable[[], bool]) -> None:
+        self._condition = condition
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._condition()
+
+
 async def retry_transient(
     attempt: Callable[[], Awaitable[None]], *, seconds: float, backoff_max: float, give_up: Callable[[], bool] = lambda: False
 ) -> None:
@@ -74,7 +83,7 @@ async def retry_transient(
     `seconds` (or until `give_up()`); any other fault, or the last transient one, is raised."""
     async for retry in AsyncRetrying(
         retry=retry_if_exception(is_transient),
-        stop=stop_after_delay(seconds) | (lambda _: give_up()),
+        stop=stop_any(stop_after_delay(seconds), _StopWhen(give_up)),
         wait=wait_exponential_jitter(multiplier=0.1, max=backoff_max, jitter=0.1),
         reraise=True,
     ):

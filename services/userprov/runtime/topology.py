@@ -2,13 +2,15 @@
 so that an event is routable to a service's queue before that service ever ran."""
 from __future__ import annotations
 
+from typing import Any
+
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel
 
 from contracts import registry, routing
 
 
-def service_queue_arguments(service: str, delivery_limit: int) -> dict[str, object]:
+def service_queue_arguments(service: str, delivery_limit: int) -> dict[str, Any]:
     return {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 
@@ -122,7 +123,7 @@ class TemplateSandbox:
         else:
             child.kill()
         if "parts" in reply:
-            return dict(reply["parts"])  # type: ignore[arg-type]
+            return dict(cast(dict[str, str], reply["parts"]))
         raise RenderFailed(str(reply["code"]), str(reply["message"]), str(reply.get("part")))
 
     async def _spawn(self) -> _Child:

@@ -91,7 +91,7 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
         actor = await acting(conn, cmd.account_id, cmd.requested_by)
         membership = await lock_current_membership(conn, cmd.account_id, cmd.email)
         permit(actor, membership["role"])
-        if membership["status"] == "active" and await is_last_active_admin(conn, membership):
+        if await is_last_active_admin(conn, membership):
             raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
         released = await lifecycle.end(conn, membership["membership_id"])
         uow.emit(

@@ -36,7 +36,7 @@ def _parse_entry(piece: str) -> PastedEntry:
     if "\t" in piece:
         fields = [f.strip() for f in piece.strip().split("\t")]
         if len(fields) == 3:
-            return PastedEntry(*fields)
+            return PastedEntry(fields[0], fields[1], fields[2])
         return PastedEntry("", "", _email_guess(fields), (_format_error(f"{len(fields)} tab-separated fields, expected 3"),))
     words = piece.split()
     if len(words) >= 3:

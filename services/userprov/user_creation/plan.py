@@ -21,7 +21,7 @@ class TooManyRows(ValueError):
 def candidates_of(command: UsersAdd) -> list[Candidate]:
     """Structured rows first, then pasted entries, numbered from 1 in input order. Raises
     TooManyRows as soon as row MAX_ROWS + 1 is read: the rest of a long paste is never parsed."""
-    rows = [(u.first_name, u.last_name, u.email, ()) for u in command.users]
+    rows: list[tuple[str, str, str, tuple[FieldError, ...]]] = [(u.first_name, u.last_name, u.email, ()) for u in command.users]
     for entry in parse_pasted(command.pasted or ""):
         if len(rows) >= MAX_ROWS:
             raise TooManyRows(f"more than {MAX_ROWS} rows; at most {MAX_ROWS} per command.")
