@@ -21,7 +21,7 @@ beside them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -64,17 +64,17 @@ def leaves_no_admin(role: str | None, status: str, other_active_admins: int) -> 
     return role == "admin" and status == "active" and other_active_admins == 0
 
 
-def response_refusal(invitation: Mapping[str, object], *, declining: bool, now: datetime) -> ResponseRefusal | None:
-    """Why an accept or decline of this invitation cannot be applied (None: it can)."""
-    status = invitation["status"]
+def response_refusal(
+    *, status: str, kind: str, membership_status: str, expires_at: datetime | None, declining: bool, now: datetime
+) -> ResponseRefusal | None:
+    """Why an accept or decline of an invitation in this state cannot be applied (None: it can)."""
     if status in ("accepted", "declined"):
         return "already_used"
-    if status not in ("sending", "sent") or invitation["membership_status"] != WAITING_FOR[str(invitation["kind"])]:
+    if status not in ("sending", "sent") or membership_status != WAITING_FOR[kind]:
         return "revoked"
-    expires_at = invitation["expires_at"]
-    if not isinstance(expires_at, datetime) or expires_at <= now:
+    if expires_at is None or expires_at <= now:
         return "expired"
-    if declining and invitation["kind"] != "transfer":
+    if declining and kind != "transfer":
         return "not_declinable"
     return None
 

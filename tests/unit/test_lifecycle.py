@@ -13,6 +13,10 @@ def invitation(**fields: object) -> dict[str, object]:
     return {"status": "sent", "kind": "transfer", "membership_status": "transfer_pending", "expires_at": NOW + timedelta(hours=1), **fields}
 
 
+def refusal(state: dict[str, object], declining: bool) -> str | None:
+    return lifecycle.response_refusal(**state, declining=declining, now=NOW)  # type: ignore[arg-type]
+
+
 class TestDecide:
     def test_active_elsewhere_is_invited_to_transfer(self) -> None:
         assert lifecycle.invitation_kind("old-account") == "transfer"
@@ -28,8 +32,8 @@ class TestResend:
 
 class TestResponses:
     def test_an_open_invitation_can_be_answered(self) -> None:
-        assert lifecycle.response_refusal(invitation(), declining=True, now=NOW) is None
-        assert lifecycle.response_refusal(invitation(kind="welcome", membership_status="invited"), declining=False, now=NOW) is None
+        assert refusal(invitation(), declining=True) is None
+        assert refusal(invitation(kind="welcome", membership_status="invited"), declining=False) is None
 
     @pytest.mark.parametrize(("fields", "declining", "reason"), [
         ({"status": "accepted"}, False, "already_used"),
@@ -44,7 +48,7 @@ class TestResponses:
         ({"kind": "welcome", "membership_status": "invited"}, True, "not_declinable"),
     ])
     def test_refusals(self, fields: dict[str, object], declining: bool, reason: str) -> None:
-        assert lifecycle.response_refusal(invitation(**fields), declining=declining, now=NOW) == reason
+        assert refusal(invitation(**fields), declining=declining) == reason
 
 
 class TestCooldownAndLastAdmin:

@@ -29,20 +29,20 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
     async with uow:
         actor = await acting(uow.conn, cmd.account_id, cmd.requested_by)
         membership = await lock_current_membership(uow.conn, cmd.account_id, cmd.email)
-        permit(actor, membership["role"])
-        kind = lifecycle.resend_kind(membership["status"])
+        permit(actor, membership.role)
+        kind = lifecycle.resend_kind(membership.status)
         if kind is None:
-            raise Rejected("not_resendable", f"A {membership['status']} user has no invitation to resend.")
-        previous = await sql.latest_invitation(uow.conn, membership["membership_id"])
+            raise Rejected("not_resendable", f"A {membership.status} user has no invitation to resend.")
+        previous = await sql.latest_invitation(uow.conn, membership.membership_id)
         wait = lifecycle.resend_wait_seconds(previous["age_seconds"] if previous else None, cooldown_seconds)
         if wait is not None:
             raise Rejected("resend_cooldown", f"An invitation was issued moments ago; resend again in {wait} s.")
         from_account = None
         if kind == "transfer":
-            home = await home_membership(uow.conn, membership["profile_id"], cmd.account_id)
-            from_account = home["account_id"] if home else (previous["from_account_id"] if previous else None)
+            home = await home_membership(uow.conn, membership.profile_id, cmd.account_id)
+            from_account = home.account_id if home else (previous["from_account_id"] if previous else None)
         invitation_id = await lifecycle.resend(
-            uow.conn, membership["membership_id"], kind, previous["sent_count"] if previous else 0, from_account
+            uow.conn, membership.membership_id, kind, previous["sent_count"] if previous else 0, from_account
         )
         uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
 
@@ -53,7 +53,7 @@ async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:
         if not await sql.account_exists(uow.conn, event.account_id):
             raise Rejected("unknown_account", f"No account {event.account_id!r}.")
         membership = await lock_current_membership(uow.conn, event.account_id, event.email)
-        await sql.record_asset(uow.conn, event.account_id, event.kind, event.ref, membership["profile_id"])
+        await sql.record_asset(uow.conn, event.account_id, event.kind, event.ref, membership.profile_id)
 
 
 async def get_user(query: UsersGet, uow: UnitOfWork) -> None:

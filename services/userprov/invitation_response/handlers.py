@@ -17,7 +17,7 @@ from contracts.events import (
 )
 from userprov import lifecycle
 from userprov.invitation_response import sql
-from userprov.memberships import home_membership, is_last_active_admin, lock_account
+from userprov.memberships import Membership, home_membership, is_last_active_admin, lock_account
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.tokens import hash_token, token_matches
 
@@ -27,27 +27,28 @@ async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
     elsewhere by now leaves that account, taking their assets: also when a welcome invitation
     was issued before they became active there."""
     async with uow:
-        invitation = await _open_invitation(uow, event.token)
-        if invitation is None:
+        opened = await _open_invitation(uow, event.token)
+        if opened is None:
             return
-        home = await home_membership(uow.conn, invitation["profile_id"], invitation["account_id"])
+        invitation, email = opened
+        home = await home_membership(uow.conn, invitation.profile_id, invitation.account_id)
         if home is not None:
-            await lock_account(uow.conn, home["account_id"])
+            await lock_account(uow.conn, home.account_id)
             if await is_last_active_admin(uow.conn, home):
                 # leaving would strand the old account without an admin: the invitation stays open
                 _refuse(uow, "last_admin")
                 return
         moved, from_account = await _leave_home_account(uow.conn, invitation, home)
-        await lifecycle.accept(uow.conn, invitation["invitation_id"], invitation["membership_id"])
-        if invitation["kind"] == "welcome" and from_account is None:
-            uow.emit(UserActivated(account_id=invitation["account_id"], user_id=invitation["profile_id"], email=invitation["email"]))
+        await lifecycle.accept(uow.conn, invitation.invitation_id, invitation.membership_id)
+        if invitation.kind == "welcome" and from_account is None:
+            uow.emit(UserActivated(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
             return
         uow.emit(
             UserTransferred(
-                user_id=invitation["profile_id"],
-                email=invitation["email"],
+                user_id=invitation.profile_id,
+                email=email,
                 from_account_id=from_account,
-                to_account_id=invitation["account_id"],
+                to_account_id=invitation.account_id,
                 moved=MovedAssets(
                     session_history=moved.get("session_history", 0),
                     scheduled_sessions=moved.get("scheduled_session", 0),
@@ -59,28 +60,36 @@ async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
 
 async def decline(event: InvitationDeclined, uow: UnitOfWork) -> None:
     async with uow:
-        invitation = await _open_invitation(uow, event.token, declining=True)
-        if invitation is None:
+        opened = await _open_invitation(uow, event.token, declining=True)
+        if opened is None:
             return
-        await lifecycle.decline(uow.conn, invitation["invitation_id"], invitation["membership_id"])
-        uow.emit(UserSuspended(account_id=invitation["account_id"], user_id=invitation["profile_id"], email=invitation["email"]))
+        invitation, email = opened
+        await lifecycle.decline(uow.conn, invitation.invitation_id, invitation.membership_id)
+        uow.emit(UserSuspended(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
 
 
-async def _open_invitation(uow: UnitOfWork, token: str, *, declining: bool = False) -> dict | None:
+async def _open_invitation(uow: UnitOfWork, token: str, *, declining: bool = False) -> tuple[sql.AnsweredInvitation, str] | None:
     """The invitation behind the token, locked, when it can still be answered; otherwise emits
-    `invitation.response_rejected` with the reason and returns None."""
+    `invitation.response_rejected` with the reason and returns None. With the person's email."""
     token_hash = hash_token(token)
     found = await sql.find_by_token_hash(uow.conn, token_hash)
-    if found is None or not token_matches(token, found["token_hash"]):
+    if found is None or not token_matches(token, found.token_hash):
         _refuse(uow, "unknown_token")
         return None
-    email = await sql.lock_profile(uow.conn, found["profile_id"])
-    invitation = await sql.lock_invitation(uow.conn, found["invitation_id"])
-    reason = lifecycle.response_refusal(invitation, declining=declining, now=datetime.now(UTC))
+    email = await sql.lock_profile(uow.conn, found.profile_id)
+    invitation = await sql.lock_invitation(uow.conn, found.invitation_id)
+    reason = lifecycle.response_refusal(
+        status=invitation.status,
+        kind=invitation.kind,
+        membership_status=invitation.membership_status,
+        expires_at=invitation.expires_at,
+        declining=declining,
+        now=datetime.now(UTC),
+    )
     if reason is not None:
         _refuse(uow, reason)
         return None
-    return {**dict(invitation), "email": email}
+    return invitation, email
 
 
 def _refuse(uow: UnitOfWork, reason: ResponseRefusal) -> None:
@@ -88,12 +97,12 @@ def _refuse(uow: UnitOfWork, reason: ResponseRefusal) -> None:
 
 
 async def _leave_home_account(
-    conn: asyncpg.Connection, invitation: dict, home: asyncpg.Record | None
+    conn: asyncpg.Connection, invitation: sql.AnsweredInvitation, home: Membership | None
 ) -> tuple[dict[str, int], str | None]:
     """Ends the person's membership where they are active now and moves their assets from there.
     None as the account when they have meanwhile left it: nothing to move."""
     if home is None:
         return {}, None
-    await lifecycle.end(conn, home["membership_id"])
-    moved = await sql.move_assets(conn, invitation["profile_id"], home["account_id"], invitation["account_id"])
-    return moved, home["account_id"]
+    await lifecycle.end(conn, home.membership_id)
+    moved = await sql.move_assets(conn, invitation.profile_id, home.account_id, invitation.account_id)
+    return moved, home.account_id

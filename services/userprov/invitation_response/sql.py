@@ -1,18 +1,44 @@
 """The SQL of the invitation-response service."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
+from contracts.base import InvitationKind
 
-async def find_by_token_hash(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
-    return await conn.fetchrow(
+
+@dataclass(frozen=True)
+class TokenOwner:
+    invitation_id: UUID
+    token_hash: bytes
+    profile_id: UUID
+
+
+@dataclass(frozen=True)
+class AnsweredInvitation:
+    """An invitation being accepted or declined, with its membership, both locked."""
+
+    invitation_id: UUID
+    kind: InvitationKind
+    status: str
+    expires_at: datetime | None
+    membership_id: UUID
+    account_id: str
+    profile_id: UUID
+    membership_status: str
+
+
+async def find_by_token_hash(conn: asyncpg.Connection, token_hash: bytes) -> TokenOwner | None:
+    row = await conn.fetchrow(
         "SELECT t.invitation_id, t.token_hash, m.profile_id FROM invitation_tokens t"
         " JOIN invitations i USING (invitation_id) JOIN memberships m USING (membership_id)"
         " WHERE t.token_hash = $1",
         token_hash,
     )
+    return TokenOwner(**row) if row else None
 
 
 async def lock_profile(conn: asyncpg.Connection, profile_id: UUID) -> str:
@@ -21,14 +47,15 @@ async def lock_profile(conn: asyncpg.Connection, profile_id: UUID) -> str:
     return await conn.fetchval("SELECT email FROM profiles WHERE profile_id = $1 FOR UPDATE", profile_id)
 
 
-async def lock_invitation(conn: asyncpg.Connection, invitation_id: UUID) -> asyncpg.Record:
-    return await conn.fetchrow(
-        "SELECT i.invitation_id, i.kind, i.status, i.expires_at, i.token_hash, m.membership_id, m.account_id,"
+async def lock_invitation(conn: asyncpg.Connection, invitation_id: UUID) -> AnsweredInvitation:
+    row = await conn.fetchrow(
+        "SELECT i.invitation_id, i.kind, i.status, i.expires_at, m.membership_id, m.account_id,"
         " m.profile_id, m.status AS membership_status"
         " FROM invitations i JOIN memberships m USING (membership_id)"
         " WHERE i.invitation_id = $1 FOR UPDATE OF m, i",
         invitation_id,
     )
+    return AnsweredInvitation(**row)
 
 
 async def move_assets(conn: asyncpg.Connection, profile_id: UUID, from_account: str, to_account: str) -> dict[str, int]:

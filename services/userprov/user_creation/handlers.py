@@ -65,9 +65,9 @@ async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -
         if account is None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
         await authorize(conn, cmd.account_id, cmd.requested_by, cmd.role)
-        if cmd.group is not None and cmd.group not in account["groups"]:
+        if cmd.group is not None and cmd.group not in account.groups:
             raise Rejected("unknown_group", f"The account has no user group {cmd.group!r}.")
-        if cmd.settings_template is not None and cmd.settings_template not in account["settings_templates"]:
+        if cmd.settings_template is not None and cmd.settings_template not in account.settings_templates:
             raise Rejected("unknown_settings_template", f"The account has no settings template {cmd.settings_template!r}.")
         products = sorted(set(cmd.products))
         free = await sql.free_seats(conn, cmd.account_id, products)
@@ -90,14 +90,14 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
         actor = await acting(conn, cmd.account_id, cmd.requested_by)
         membership = await lock_current_membership(conn, cmd.account_id, cmd.email)
-        permit(actor, membership["role"])
+        permit(actor, membership.role)
         if await is_last_active_admin(conn, membership):
             raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
-        released = await lifecycle.end(conn, membership["membership_id"])
+        released = await lifecycle.end(conn, membership.membership_id)
         uow.emit(
             UserRemoved(
                 account_id=cmd.account_id,
-                user_id=membership["profile_id"],
+                user_id=membership.profile_id,
                 email=cmd.email,
                 released=released,
             )
