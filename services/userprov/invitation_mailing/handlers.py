@@ -37,25 +37,25 @@ async def send_invitation(
         async with uow:
             return
     invitation, context = claimed
-    email_address = context["email"]
-    template = AccountTemplate(context["subject"], context["body"]) if context["subject"] is not None else None
+    email_address = context.email
+    template = AccountTemplate(context.subject, context.body) if context.subject is not None and context.body is not None else None
     email = await render_invitation(
-        invitation["kind"],
-        invitation["language"],
+        invitation.kind,
+        invitation.language,
         {
-            "first_name": invitation["first_name"],
-            "last_name": invitation["last_name"],
+            "first_name": invitation.first_name,
+            "last_name": invitation.last_name,
             "email": email_address,
-            "account_name": context["account_name"],
-            "from_account_name": context["from_account_name"],
-            "expires_at": sql.expiry_text(invitation["expires_at"]),
+            "account_name": context.account_name,
+            "from_account_name": context.from_account_name,
+            "expires_at": sql.expiry_text(invitation.expires_at),
             **links(settings.link_base_url, token),
         },
         template,
         sandbox,
     )
     outcome = await mailer.send(email_address, email)
-    log.info("invitation_mailed", to=mask_email(email_address), delivered=outcome.delivered, kind=invitation["kind"])
+    log.info("invitation_mailed", to=mask_email(email_address), delivered=outcome.delivered, kind=invitation.kind)
 
     async def record() -> None:
         async with uow:
@@ -65,11 +65,11 @@ async def send_invitation(
                     uow.emit(
                         InvitationSent(
                             invitation_id=event.invitation_id,
-                            account_id=invitation["account_id"],
-                            user_id=invitation["profile_id"],
+                            account_id=invitation.account_id,
+                            user_id=invitation.profile_id,
                             email=email_address,
-                            kind=invitation["kind"],
-                            expires_at=invitation["expires_at"],
+                            kind=invitation.kind,
+                            expires_at=invitation.expires_at,
                             sent_count=sent_count,
                             template=email.template,
                             template_fallback=email.fallback,
@@ -79,8 +79,8 @@ async def send_invitation(
                 uow.emit(
                     InvitationFailed(
                         invitation_id=event.invitation_id,
-                        account_id=invitation["account_id"],
-                        user_id=invitation["profile_id"],
+                        account_id=invitation.account_id,
+                        user_id=invitation.profile_id,
                         email=email_address,
                         reason=outcome.reason or "undeliverable",
                     )
@@ -100,7 +100,9 @@ def links(base_url: str, token: str) -> dict[str, str]:
     }
 
 
-async def _claim(event: InvitationIssued, uow: UnitOfWork, token_hash: bytes, settings: Settings):  # noqa: ANN202
+async def _claim(
+    event: InvitationIssued, uow: UnitOfWork, token_hash: bytes, settings: Settings
+) -> tuple[sql.ClaimedInvitation, sql.RenderingContext] | None:
     """(invitation, rendering context) once claimed; None when there is nothing to send. While
     another delivery of the same invitation holds it, waits for that one to finish or lapse."""
     while True:
@@ -114,9 +116,7 @@ async def _claim(event: InvitationIssued, uow: UnitOfWork, token_hash: bytes, se
                 settings.mailing_claim_seconds,
             )
             if invitation is not None:
-                context = await sql.rendering_context(
-                    conn, invitation["account_id"], invitation["from_account_id"], invitation["profile_id"], invitation["language"]
-                )
+                context = await sql.rendering_context(conn, invitation)
                 return invitation, context
             held_for = await sql.claim_wait_seconds(conn, event.invitation_id)
         if held_for <= 0:

@@ -1,10 +1,13 @@
 """The SQL of the invitation-mailing service."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+from contracts.base import InvitationKind
 
 # The token of this attempt joins the invitation's valid tokens; `token_hash` names the attempt
 # that holds the claim. The expiry is set by the first attempt: a repeated one keeps it.
@@ -26,13 +29,37 @@ SELECT * FROM claimed
 """
 
 
+@dataclass(frozen=True)
+class ClaimedInvitation:
+    invitation_id: UUID
+    kind: InvitationKind
+    expires_at: datetime
+    sent_count: int
+    from_account_id: str | None
+    account_id: str
+    profile_id: UUID
+    first_name: str
+    last_name: str
+    language: str
+
+
+@dataclass(frozen=True)
+class RenderingContext:
+    account_name: str
+    from_account_name: str | None
+    email: str
+    subject: str | None  # the account's welcome template for the language, when it has one
+    body: str | None
+
+
 async def claim_for_sending(
     conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes, welcome_ttl: int, transfer_ttl: int, lease: float
-) -> asyncpg.Record | None:
+) -> ClaimedInvitation | None:
     """Stores a fresh token hash and expiry on an invitation that was not sent yet, and holds it
     for `lease` seconds; None when it was sent, revoked, held by another attempt, or its
     membership no longer waits for it."""
-    return await conn.fetchrow(CLAIM, invitation_id, token_hash, float(welcome_ttl), float(transfer_ttl), lease)
+    row = await conn.fetchrow(CLAIM, invitation_id, token_hash, float(welcome_ttl), float(transfer_ttl), lease)
+    return ClaimedInvitation(**row) if row else None
 
 
 async def claim_wait_seconds(conn: asyncpg.Connection, invitation_id: UUID) -> float:
@@ -45,18 +72,19 @@ async def claim_wait_seconds(conn: asyncpg.Connection, invitation_id: UUID) -> f
     return max(0.0, float(remaining or 0))
 
 
-async def rendering_context(conn: asyncpg.Connection, account_id: str, from_account_id: str | None, profile_id: UUID, language: str) -> asyncpg.Record:
-    return await conn.fetchrow(
+async def rendering_context(conn: asyncpg.Connection, invitation: ClaimedInvitation) -> RenderingContext:
+    row = await conn.fetchrow(
         "SELECT a.name AS account_name, f.name AS from_account_name, p.email, t.subject, t.body"
         " FROM accounts a JOIN profiles p ON p.profile_id = $3"
         " LEFT JOIN accounts f ON f.account_id = $2"
         " LEFT JOIN welcome_templates t ON t.account_id = a.account_id AND t.language = $4"
         " WHERE a.account_id = $1",
-        account_id,
-        from_account_id,
-        profile_id,
-        language,
+        invitation.account_id,
+        invitation.from_account_id,
+        invitation.profile_id,
+        invitation.language,
     )
+    return RenderingContext(**row)
 
 
 async def mark_sent(conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes) -> int | None:
