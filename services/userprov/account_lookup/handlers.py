@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import asyncpg
-
 from contracts.commands import InvitationsResend
 from contracts.events import AssetRecorded, InvitationIssued, MembershipsCreated
 from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
@@ -20,7 +18,7 @@ async def decide_invitations(event: MembershipsCreated, uow: UnitOfWork) -> None
     """A person active in another account is invited to transfer; anyone else gets a welcome."""
     async with uow:
         pending = await sql.pending_memberships(uow.conn, event.membership_ids)
-        decisions = [(row["membership_id"], lifecycle.invitation_kind(row["home_account_id"]), row["home_account_id"]) for row in pending]
+        decisions = [(m.membership_id, lifecycle.invitation_kind(m.home_account_id), m.home_account_id) for m in pending]
         for invitation_id, kind in await lifecycle.decide(uow.conn, decisions):
             uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
 
@@ -34,15 +32,15 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
         if kind is None:
             raise Rejected("not_resendable", f"A {membership.status} user has no invitation to resend.")
         previous = await sql.latest_invitation(uow.conn, membership.membership_id)
-        wait = lifecycle.resend_wait_seconds(previous["age_seconds"] if previous else None, cooldown_seconds)
+        wait = lifecycle.resend_wait_seconds(previous.age_seconds if previous else None, cooldown_seconds)
         if wait is not None:
             raise Rejected("resend_cooldown", f"An invitation was issued moments ago; resend again in {wait} s.")
         from_account = None
         if kind == "transfer":
             home = await home_membership(uow.conn, membership.profile_id, cmd.account_id)
-            from_account = home.account_id if home else (previous["from_account_id"] if previous else None)
+            from_account = home.account_id if home else (previous.from_account_id if previous else None)
         invitation_id = await lifecycle.resend(
-            uow.conn, membership.membership_id, kind, previous["sent_count"] if previous else 0, from_account
+            uow.conn, membership.membership_id, kind, previous.sent_count if previous else 0, from_account
         )
         uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
 
@@ -64,44 +62,44 @@ async def get_user(query: UsersGet, uow: UnitOfWork) -> None:
 
 async def get_account(query: AccountsGet, uow: UnitOfWork) -> None:
     async with uow:
-        account, licences, members = await sql.account_view(uow.conn, query.account_id)
+        account = await sql.account_view(uow.conn, query.account_id)
         if account is None:
             uow.reply(AccountsGetReply(found=False, account_id=query.account_id))
             return
         uow.reply(
             AccountsGetReply(
                 found=True,
-                account_id=account["account_id"],
-                name=account["name"],
-                status=account["status"],
-                licences={r["product"]: LicenceUse(total=r["seats_total"], used=r["seats_used"]) for r in licences},
-                members={r["status"]: r["n"] for r in members},
+                account_id=account.account_id,
+                name=account.name,
+                status=account.status,
+                licences={product: LicenceUse(total=total, used=used) for product, (total, used) in account.licences.items()},
+                members=account.members,
             )
         )
 
 
-def user_reply(row: asyncpg.Record | None) -> UsersGetReply:
+def user_reply(row: sql.UserView | None) -> UsersGetReply:
     if row is None:
         return UsersGetReply(found=False)
     invitation = None
-    if row["invitation_kind"] is not None:
-        status = row["invitation_status"]
-        if status in ("sending", "sent") and row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+    if row.invitation_kind is not None and row.invitation_status is not None and row.sent_count is not None:
+        status = row.invitation_status  # the three come from one joined invitation row: all set or none
+        if status in ("sending", "sent") and row.expires_at is not None and row.expires_at <= datetime.now(UTC):
             status = "expired"
         invitation = InvitationView(
-            kind=row["invitation_kind"], status=status, expires_at=row["expires_at"], sent_count=row["sent_count"]
+            kind=row.invitation_kind, status=status, expires_at=row.expires_at, sent_count=row.sent_count
         )
     return UsersGetReply(
         found=True,
-        user_id=row["profile_id"],
-        email=row["email"],
-        first_name=row["first_name"],
-        last_name=row["last_name"],
-        status=row["status"],
-        role=row["role"],
-        products=list(row["products"]),
-        language=row["language"],
-        group=row["user_group"],
-        settings_template=row["settings_template"],
+        user_id=row.profile_id,
+        email=row.email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        status=row.status,
+        role=row.role,
+        products=list(row.products),
+        language=row.language,
+        group=row.user_group,
+        settings_template=row.settings_template,
         invitation=invitation,
     )

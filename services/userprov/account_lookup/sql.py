@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+from contracts.base import AccountStatus, InvitationKind, MembershipStatus, Role
 
 DECIDE = """
 SELECT m.membership_id, m.profile_id, m.account_id,
@@ -18,27 +22,78 @@ FOR UPDATE OF m
 """
 
 
-async def pending_memberships(conn: asyncpg.Connection, membership_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+@dataclass(frozen=True)
+class PendingMembership:
+    membership_id: UUID
+    profile_id: UUID
+    account_id: str
+    home_account_id: str | None  # where the person is active now, if anywhere else
+
+
+@dataclass(frozen=True)
+class LatestInvitation:
+    invitation_id: UUID
+    kind: InvitationKind
+    sent_count: int
+    from_account_id: str | None
+    age_seconds: float
+
+
+@dataclass(frozen=True)
+class UserView:
+    membership_id: UUID
+    profile_id: UUID
+    email: str
+    first_name: str
+    last_name: str
+    status: MembershipStatus
+    role: Role | None
+    language: str
+    user_group: str | None
+    settings_template: str | None
+    products: list[str]
+    invitation_kind: InvitationKind | None
+    invitation_status: str | None
+    expires_at: datetime | None
+    sent_count: int | None
+
+
+@dataclass(frozen=True)
+class AccountView:
+    account_id: str
+    name: str
+    status: AccountStatus
+    licences: dict[str, tuple[int, int]]  # product: (total, used)
+    members: dict[str, int]  # by status
+
+
+async def pending_memberships(conn: asyncpg.Connection, membership_ids: Sequence[UUID]) -> list[PendingMembership]:
     """Memberships still waiting for the decision, each with the account the person is active in elsewhere."""
-    return await conn.fetch(DECIDE, list(membership_ids))
+    return [PendingMembership(**row) for row in await conn.fetch(DECIDE, list(membership_ids))]
 
 
-async def account_view(conn: asyncpg.Connection, account_id: str) -> tuple[asyncpg.Record | None, list[asyncpg.Record], list[asyncpg.Record]]:
+async def account_view(conn: asyncpg.Connection, account_id: str) -> AccountView | None:
     account = await conn.fetchrow("SELECT account_id, name, status FROM accounts WHERE account_id = $1", account_id)
     if account is None:
-        return None, [], []
+        return None
     licences = await conn.fetch(
         "SELECT product, seats_total, seats_used FROM account_licences WHERE account_id = $1 ORDER BY product", account_id
     )
     members = await conn.fetch(
         "SELECT status, count(*) AS n FROM memberships WHERE account_id = $1 GROUP BY status ORDER BY status", account_id
     )
-    return account, licences, members
+    return AccountView(
+        account_id=account["account_id"],
+        name=account["name"],
+        status=account["status"],
+        licences={r["product"]: (r["seats_total"], r["seats_used"]) for r in licences},
+        members={r["status"]: r["n"] for r in members},
+    )
 
 
-async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> asyncpg.Record | None:
+async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> UserView | None:
     """The current membership (else the latest removed one) with its products and latest invitation."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "SELECT m.membership_id, p.profile_id, p.email, m.first_name, m.last_name, m.status, m.role, m.language,"
         " m.user_group, m.settings_template,"
         " ARRAY(SELECT s.product FROM seat_assignments s WHERE s.membership_id = m.membership_id ORDER BY s.product) AS products,"
@@ -51,15 +106,17 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> as
         account_id,
         email,
     )
+    return UserView(**row) if row else None
 
 
-async def latest_invitation(conn: asyncpg.Connection, membership_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT invitation_id, kind, sent_count, from_account_id, created_at,"
-        " extract(epoch FROM now() - created_at) AS age_seconds"
+async def latest_invitation(conn: asyncpg.Connection, membership_id: UUID) -> LatestInvitation | None:
+    row = await conn.fetchrow(
+        "SELECT invitation_id, kind, sent_count, from_account_id,"
+        " extract(epoch FROM now() - created_at)::float8 AS age_seconds"
         " FROM invitations WHERE membership_id = $1 ORDER BY created_at DESC LIMIT 1",
         membership_id,
     )
+    return LatestInvitation(**row) if row else None
 
 
 async def record_asset(conn: asyncpg.Connection, account_id: str, kind: str, ref: str, profile_id: UUID) -> None:
