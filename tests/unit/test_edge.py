@@ -48,3 +48,15 @@ def test_a_good_message_is_read() -> None:
     assert not isinstance(read, Rejected)
     route, message = read
     assert route.handler is _handler and message == AccountsGet(account_id="a")
+
+
+@pytest.mark.parametrize(("error", "settle"), [
+    (ConnectionResetError(), "later"),
+    (TimeoutError(), "later"),
+    (RuntimeError("a bug"), "retry"),
+    (KeyError("x"), "retry"),
+])
+def test_settle_after_a_handler_failed(error: Exception, settle: str) -> None:
+    from userprov.runtime.dispatch import settle_after_failure
+
+    assert settle_after_failure(error)[0].value == settle

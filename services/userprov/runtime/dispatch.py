@@ -84,6 +84,15 @@ class Settle(Enum):
     LATER = "later"  # nack with requeue: a transient fault outlasted the in-process retries
 
 
+def settle_after_failure(error: Exception) -> tuple[Settle, str]:
+    """A handler that raised (neither refusing nor a duplicate): a transient fault that outlasted
+    its retries goes back to the queue (nack), anything else is rejected with requeue, which
+    counts toward the delivery limit and so ends parked."""
+    if is_transient(error):
+        return Settle.LATER, "transient_fault"
+    return Settle.RETRY, "handler_failed"
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -180,13 +189,13 @@ class Dispatcher:
             settle, _ = await self._refuse(envelope, rejection, park=False)
             return settle, f"rejected:{rejection.reason}"
         except Exception as error:  # noqa: BLE001 - every fault ends in a settle decision
-            if is_transient(error):
+            settle, outcome = settle_after_failure(error)
+            if settle is Settle.LATER:
                 log.warning("transient_fault_outlasted_retries", error=repr(error))
-                await self._back_off(envelope)
-                return Settle.LATER, "transient_fault"
-            log.exception("handler_failed")
+            else:
+                log.exception("handler_failed")
             await self._back_off(envelope)
-            return Settle.RETRY, "handler_failed"
+            return settle, outcome
 
     async def _back_off(self, envelope: Envelope) -> None:
         """Before a message goes back to the queue: a fault that repeats at once must not spin."""
