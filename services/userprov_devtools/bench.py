@@ -57,7 +57,7 @@ async def run_bench(settings: Settings, users: int, batch: int, single: bool, ra
     bus = BusClient(settings.amqp_url)
     try:
         await bus.start()
-        await bus.query(routing.ACCOUNTS_GET, {"account_id": "bench-ping"}, timeout=60)
+        await bus.wait_for_workers()
         run = f"bench-{int(time.time())}"
         await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": run, "name": "Benchmark", "licences": {"gotomeeting": users}})
         await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=run), 30, what="account.upserted")

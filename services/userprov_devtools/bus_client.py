@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -129,6 +130,18 @@ class BusClient:
         self._replies[correlation_id] = future
         await self.publish(routing_key, body, correlation_id=correlation_id, reply_to=self._reply_queue.name)
         return await asyncio.wait_for(future, timeout)
+
+    async def wait_for_workers(self, timeout: float = 60.0) -> None:
+        """Until a worker answers a query: on a new vhost, queries published before the workers
+        declared their queues are unroutable and lost, so ask again every 2 s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await self.query(routing.ACCOUNTS_GET, {"account_id": "ping"}, timeout=2)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
 
     def find(self, routing_key: str, **match: Any) -> list[RecordedEvent]:
         return [e for e in list(self._by_key.get(routing_key, ())) if all(_get(e, k) == v for k, v in match.items())]

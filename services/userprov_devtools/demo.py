@@ -36,7 +36,7 @@ async def run_demo(settings: Settings, mail_folder: Path) -> int:
     bus = BusClient(settings.amqp_url)
     try:
         await bus.start()
-        await _wait_for_workers(bus)
+        await bus.wait_for_workers()
         account_id = f"demo-{int(time.time())}"
         print(f"\n== accounts.upsert {account_id}: 10 GoToMeeting seats, 5 GoToWebinar seats")
         await bus.publish(routing.ACCOUNTS_UPSERT, {
@@ -85,14 +85,3 @@ def _token(text: str) -> str:
     url = re.search(r"\S+token=\S+", text)
     assert url is not None, "no link in the email"
     return parse_qs(urlsplit(url.group(0)).query)["token"][0]
-
-
-async def _wait_for_workers(bus: BusClient, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await bus.query(routing.ACCOUNTS_GET, {"account_id": "demo-ping"}, timeout=2)
-            return
-        except TimeoutError:
-            if time.monotonic() > deadline:
-                raise
