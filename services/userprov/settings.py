@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
+    smtp_local_hostname: str | None = Field(default=None, description="The name given in EHLO; the machine's FQDN by default.")
     smtp_sender: str = "GoTo Admin <no-reply@userprov.example.com>"
     smtp_attempts: int = Field(default=5, ge=1, description="Tries on a temporary SMTP failure before giving up.")
     smtp_backoff_seconds: float = Field(default=0.5, ge=0)

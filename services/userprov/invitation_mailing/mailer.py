@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -35,6 +36,14 @@ class SmtpOutcome:
 class Mailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._local_hostname: str | None = settings.smtp_local_hostname
+
+    async def _ehlo_name(self) -> str:
+        """The name this client gives in EHLO, looked up once per process (aiosmtplib would
+        otherwise call getfqdn in a thread for every connection)."""
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        return self._local_hostname
 
     async def send(self, to: str, email: RenderedEmail) -> SmtpOutcome:
         """Delivered once the SMTP server accepted it; not delivered after a permanent
@@ -76,6 +85,7 @@ class Mailer:
                     password=s.smtp_password,
                     start_tls=s.smtp_starttls,
                     timeout=s.smtp_timeout_seconds,
+                    local_hostname=await self._ehlo_name(),
                 )
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [r.code for r in error.recipients]
