@@ -22,17 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-from userprov.db.connection import APPLICATION_NAME, drop_database
-from userprov.db.migrate import migrate
-from userprov.tokens import hash_token
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.support.flows import tokens_in
 from tests.support.infra import Infra, close_connections, create_infra, drop_vhost, message_counts, restart_broker
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
+from userprov.db.connection import APPLICATION_NAME, drop_database
+from userprov.db.migrate import migrate
+from userprov.tokens import hash_token
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 PRODUCT = "gotomeeting"
 SMTP_OUTAGE_SECONDS = 30

@@ -13,10 +13,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from contracts import routing
 from userprov.db.migrate import migrate
 from userprov.settings import Settings
-
-from contracts import routing
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.mail_catcher import CatchingHandler, start_mail_catcher
 from userprov_devtools.waiting import eventually

@@ -12,10 +12,10 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from pamqp.commands import Basic
-from userprov.runtime import amqp_decoding
 
 from contracts import routing
 from contracts.registry import exchange_of
+from userprov.runtime import amqp_decoding
 
 amqp_decoding.install()  # it records every event, including those a hostile publisher sent
 

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from contracts import routing
 from userprov.db.migrate import migrate
 from userprov.settings import Settings
-
-from contracts import routing
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.mail_catcher import CatchingHandler, start_mail_catcher, text_part
 from userprov_devtools.waiting import eventually

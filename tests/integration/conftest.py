@@ -8,15 +8,15 @@ from typing import Any
 
 import asyncpg
 import pytest
-from userprov.db.connection import drop_database
-from userprov.db.migrate import migrate
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.support.infra import Infra, create_infra, drop_vhost
 from tests.support.smtp import RecordingSmtpServer, free_port
 from tests.support.workers import WorkerProcess
+from userprov.db.connection import drop_database
+from userprov.db.migrate import migrate
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 pytestmark = pytest.mark.integration
 METRICS_PORT = free_port()

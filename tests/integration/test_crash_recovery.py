@@ -3,13 +3,13 @@ from __future__ import annotations
 import contextlib
 
 import asyncpg
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.support.flows import emailed, invitation_statuses, publish_batch
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 class TestWorkerKilledMidBatch:

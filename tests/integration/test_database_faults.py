@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import asyncpg
-from userprov.db.connection import APPLICATION_NAME
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.support.flows import assert_seats_consistent, emailed, invitation_statuses, publish_batch
 from tests.support.smtp import RecordingSmtpServer
+from userprov.db.connection import APPLICATION_NAME
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 class TestDatabaseConnectionsLost:

@@ -16,8 +16,6 @@ import aio_pika
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.support.flows import add_users
@@ -25,6 +23,8 @@ from tests.support.fuzz import ACCOUNT, FuzzMessage, fuzz_messages
 from tests.support.hostile import publish_on
 from tests.support.infra import Infra, message_counts
 from tests.support.workers import WorkerProcess
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 SETTLE_SECONDS = 60  # for a whole batch, most of it 2 MB bodies and trial renders on a loaded 2-core machine
 

@@ -7,8 +7,6 @@ import json
 import uuid
 
 import pytest
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.integration.conftest import address
@@ -16,6 +14,8 @@ from tests.support.flows import add_users
 from tests.support.hostile import publish_hostile
 from tests.support.infra import Infra, message_counts
 from tests.support.workers import WorkerProcess
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 SETTLE_SECONDS = 10
 

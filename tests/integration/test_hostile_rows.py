@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from userprov_devtools.bus_client import BusClient
-
 from contracts import routing
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
 
 
 def person(local: str, domain: str = "example.com") -> str:

@@ -3,14 +3,14 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, message_counts
 from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 class TestSameMessageIdTakesEffectOnce:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import asyncpg
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from tests.support.flows import add_users
 from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 class TestLargeCommand:

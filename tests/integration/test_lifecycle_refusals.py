@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import asyncpg
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_active_member, add_users, emails_to, membership_status, tokens_in
 from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 async def refused(bus: BusClient, routing_key: str, body: dict) -> str:

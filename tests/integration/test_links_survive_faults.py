@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 FAIL_ONCE = """
 CREATE TABLE IF NOT EXISTS test_fail_recording_once (email text PRIMARY KEY, counter text NOT NULL);

@@ -4,6 +4,7 @@ import asyncio
 import uuid
 
 import asyncpg
+
 from userprov.db.connection import drop_database
 from userprov.db.migrate import available_migrations, migrate
 

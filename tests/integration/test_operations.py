@@ -4,13 +4,13 @@ import re
 import urllib.request
 
 import asyncpg
-from userprov.runtime.housekeeping import prune_inbox
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from tests.integration.conftest import METRICS_PORT, address
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
+from userprov.runtime.housekeeping import prune_inbox
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 class TestMetrics:

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import aio_pika
 import asyncpg
+
+from contracts import routing
+from contracts.queries import AccountsGet
+from tests.support.infra import Infra
 from userprov.runtime.dispatch import Dispatcher, Route
 from userprov.runtime.topology import service_queue_arguments
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
-
-from contracts import routing
-from contracts.queries import AccountsGet
-from tests.support.infra import Infra
 
 SERVICE = "poison-test"
 LIMIT = 3

@@ -4,13 +4,13 @@ import asyncio
 
 import asyncpg
 import pytest
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import active_accounts, add_active_member, add_users, assert_seats_consistent, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 ROUNDS = 3
 

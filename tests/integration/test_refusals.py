@@ -4,17 +4,17 @@ import time
 
 import asyncpg
 import pytest
+
+from contracts import routing
+from tests.integration.conftest import address
+from tests.support.flows import add_users
+from tests.support.infra import Infra, message_counts
 from userprov.app import routes
 from userprov.runtime.dispatch import Dispatcher, Settle
 from userprov.runtime.envelope import Envelope
 from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
-
-from contracts import routing
-from tests.integration.conftest import address
-from tests.support.flows import add_users
-from tests.support.infra import Infra, message_counts
 
 
 class TestMalformedMessages:

@@ -4,10 +4,10 @@ import asyncio
 
 import asyncpg
 import pytest
-from userprov_devtools.bus_client import BusClient
 
 from tests.integration.conftest import address
 from tests.support.flows import add_users
+from userprov_devtools.bus_client import BusClient
 
 
 class TestSeatsAreNeverOversold:

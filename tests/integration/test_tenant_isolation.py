@@ -6,12 +6,11 @@ from __future__ import annotations
 import time
 import uuid
 
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
-
 from contracts import routing
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 CPU_BOMB = "{% for a in link * 1000 %}{% for b in link * 1000 %}{% for c in link %}{% endfor %}{% endfor %}{% endfor %}"
 MEMORY_BOMB = "{% set big = link * 5000000 %}{{ big * 100 }}"

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import asyncpg
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.integration.conftest import address
@@ -16,6 +14,8 @@ from tests.support.flows import (
     tokens_in,
 )
 from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 ASSETS = [("session_history", "s1"), ("session_history", "s2"), ("scheduled_session", "m1"), ("upcoming_recording", "r1")]
 

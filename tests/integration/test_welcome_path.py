@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import asyncpg
-from userprov_devtools.bus_client import BusClient
-from userprov_devtools.waiting import eventually
 
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 class TestWelcomePath:

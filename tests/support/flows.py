@@ -5,11 +5,10 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from userprov_devtools.bus_client import BusClient, RecordedEvent
-from userprov_devtools.waiting import eventually
-
 from contracts import routing
 from tests.support.smtp import ReceivedEmail, RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient, RecordedEvent
+from userprov_devtools.waiting import eventually
 
 LINK = re.compile(r"https://links\.example\.com/invitation\?\S+")
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from userprov.runtime.envelope import Envelope
 
 from contracts import routing
 from contracts.registry import model_of
+from userprov.runtime.envelope import Envelope
 
 ACCOUNT = "fuzz-account"
 

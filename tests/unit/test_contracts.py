@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from userprov.app import SERVICES
-from userprov.settings import Settings
 
 from contracts import registry, routing
 from contracts.commands import UsersAdd
 from contracts.schema_export import rendered_files
+from userprov.app import SERVICES
+from userprov.settings import Settings
 
 
 class TestContracts:
@@ -63,6 +63,7 @@ class TestTransientFaults:
 
     def test_classification(self) -> None:
         import asyncpg
+
         from userprov.runtime.errors import Rejected, is_transient
 
         assert is_transient(asyncpg.ConnectionDoesNotExistError("gone"))

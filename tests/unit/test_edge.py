@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from userprov.runtime.dispatch import Route, read_message
-from userprov.runtime.envelope import Envelope
-from userprov.runtime.errors import Rejected
 
 from contracts import routing
 from contracts.queries import AccountsGet
+from userprov.runtime.dispatch import Route, read_message
+from userprov.runtime.envelope import Envelope
+from userprov.runtime.errors import Rejected
 
 
 async def _handler(message: object, uow: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from userprov import lifecycle
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from userprov.user_creation.paste import parse_pasted
 
 
@@ -44,9 +45,8 @@ class TestLineBreaksAndLimits:
         assert [e.email for e in parse_pasted(text)] == ["a@example.com", "c@example.com"]
 
     def test_rows_are_counted_before_the_rest_is_parsed(self) -> None:
-        from userprov.user_creation.plan import MAX_ROWS, TooManyRows, candidates_of
-
         from contracts.commands import UsersAdd
+        from userprov.user_creation.plan import MAX_ROWS, TooManyRows, candidates_of
 
         exactly = UsersAdd(account_id="a", pasted="\n".join(f"A B p{n}@example.com" for n in range(MAX_ROWS)))
         assert len(candidates_of(exactly)) == MAX_ROWS

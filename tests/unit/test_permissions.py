@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from userprov.permissions import may_manage, permit
 from userprov.runtime.errors import Rejected
 

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import uuid
 
+from contracts.commands import UsersAdd
 from userprov.user_creation.plan import candidates_of, plan_rows
 from userprov.user_creation.validation import validate_rows
-
-from contracts.commands import UsersAdd
 
 
 class TestPlan:

@@ -5,6 +5,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+
 from userprov.invitation_mailing.rendering import builtin_template, render_invitation
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.sandbox.pool import RenderFailed, SandboxLimits, TemplateSandbox

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from userprov.user_creation.validation import Candidate, InvalidRow, ValidRow, check_email, check_name, validate_rows
 
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 import socket
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import make_msgid
+from email.header import Header
+from email.utils import formatdate, make_msgid, parseaddr
 
 import aiosmtplib
 import structlog
@@ -48,7 +50,8 @@ class Mailer:
     async def send(self, to: str, email: RenderedEmail) -> SmtpOutcome:
         """Delivered once the SMTP server accepted it; not delivered after a permanent
         failure or once the temporary-failure retries ran out."""
-        message = build_message(self._settings.smtp_sender, smtp_address(to), email)
+        recipient = smtp_address(to)
+        message = build_message(self._settings.smtp_sender, recipient, email)
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(lambda e: isinstance(e, TemporarySmtpFailure)),
@@ -61,7 +64,7 @@ class Mailer:
                 reraise=True,
             ):
                 with attempt:
-                    await self._send_once(message)
+                    await self._send_once(message, recipient)
         except TemporarySmtpFailure as error:
             metrics.EMAILS.labels("failed").inc()
             return SmtpOutcome(False, f"temporary failure, retries exhausted: {error}")
@@ -71,7 +74,7 @@ class Mailer:
         metrics.EMAILS.labels("delivered").inc()
         return SmtpOutcome(True)
 
-    async def _send_once(self, message: EmailMessage) -> None:
+    async def _send_once(self, message: bytes, recipient: str) -> None:
         s = self._settings
         try:
             # aiosmtplib's timeout is per protocol step; this one bounds the whole try, so that
@@ -79,6 +82,8 @@ class Mailer:
             async with asyncio.timeout(s.smtp_timeout_seconds):
                 await aiosmtplib.send(
                     message,
+                    sender=envelope_sender(s.smtp_sender),
+                    recipients=[recipient],
                     hostname=s.smtp_host,
                     port=s.smtp_port,
                     username=s.smtp_username,
@@ -104,12 +109,47 @@ def _by_code(code: int, detail: str) -> Exception:
     return TemporarySmtpFailure(detail) if 400 <= code < 500 or code < 0 else PermanentSmtpFailure(detail)
 
 
-def build_message(sender: str, to: str, email: RenderedEmail) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = email.subject
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].rstrip(">") or None)
-    message.set_content(email.text)
-    message.add_alternative(email.html, subtype="html")
-    return message
+def build_message(sender: str, to: str, email: RenderedEmail) -> bytes:
+    """The email's bytes: multipart/alternative with a text and an HTML part, base64 in UTF-8.
+
+    Assembled directly rather than through the `email` package's header registry, which cost
+    a fifth of a mailing worker's time. Every header value is one line: the subject is
+    collapsed by rendering and RFC 2047-encoded here when it is not ASCII, the recipient is a
+    validated address, and the sender is configuration; line breaks are removed all the same."""
+    boundary = f"=_userprov_{secrets.token_hex(12)}"
+    headers = [
+        ("From", _header_text(sender)),
+        ("To", _one_line(to)),
+        ("Subject", _header_text(email.subject)),
+        ("Date", formatdate(usegmt=True)),
+        ("Message-ID", make_msgid(domain=sender.rpartition("@")[2].rstrip(">") or None)),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
+    lines = [f"{name}: {value}" for name, value in headers]
+    for subtype, content in (("plain", email.text), ("html", email.html)):
+        lines += [
+            "",
+            f"--{boundary}",
+            f'Content-Type: text/{subtype}; charset="utf-8"',
+            "Content-Transfer-Encoding: base64",
+            "",
+            base64.encodebytes(content.encode("utf-8")).decode("ascii").rstrip("\n").replace("\n", "\r\n"),
+        ]
+    lines += ["", f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("utf-8")
+
+
+def envelope_sender(sender: str) -> str:
+    return parseaddr(sender)[1]
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _header_text(value: str) -> str:
+    value = _one_line(value)
+    if value.isascii() and len(value) < 900:
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
