@@ -11,7 +11,6 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
-from pamqp.commands import Basic
 
 from contracts import routing
 from contracts.registry import exchange_of
@@ -88,20 +87,16 @@ class BusClient:
         routing_key: str,
         body: bytes,
         *,
-        message_id: str | None = "auto",
+        message_id: str | None = None,
         correlation_id: str | None = None,
         reply_to: str | None = None,
         exchange: str | None = None,
-    ) -> str | None:
+    ) -> str:
+        """Publishes the body as given; returns its message_id (a new one unless given: aiormq
+        gives every message an id, so a message without one cannot be sent from here)."""
         channel = await self._connected()
-        if message_id == "auto":
-            message_id = str(uuid.uuid4())
+        message_id = message_id or str(uuid.uuid4())
         exchange = exchange or exchange_of(routing_key)
-        if message_id is None:  # aio-pika would invent one: go one level down to send none at all
-            underlay = await channel.get_underlay_channel()
-            properties = Basic.Properties(content_type="application/json", correlation_id=correlation_id, reply_to=reply_to)
-            await underlay.basic_publish(body, exchange=exchange, routing_key=routing_key, properties=properties)
-            return None
         target = await channel.get_exchange(exchange, ensure=False)
         await target.publish(
             aio_pika.Message(
@@ -118,9 +113,7 @@ class BusClient:
         return message_id
 
     async def publish(self, routing_key: str, body: dict[str, Any], **kwargs: Any) -> str:
-        message_id = await self.publish_raw(routing_key, json.dumps(body).encode(), **kwargs)
-        assert message_id is not None
-        return message_id
+        return await self.publish_raw(routing_key, json.dumps(body).encode(), **kwargs)
 
     async def query(self, routing_key: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         await self._connected()
