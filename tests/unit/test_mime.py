@@ -42,3 +42,9 @@ def test_no_header_can_be_injected() -> None:
 
 def test_envelope_sender_is_the_bare_address() -> None:
     assert envelope_sender(SENDER) == "no-reply@userprov.example.com"
+
+
+def test_a_sender_name_that_is_not_ascii_keeps_its_address() -> None:
+    raw = build_message("Zoë Admin <no-reply@example.com>", "ada@example.com", RenderedEmail("S", "t\n", "<p>t</p>"))
+    sender = email.message_from_bytes(raw, policy=email.policy.default)["From"]
+    assert sender.addresses[0].display_name == "Zoë Admin" and sender.addresses[0].addr_spec == "no-reply@example.com"

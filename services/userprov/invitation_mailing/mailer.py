@@ -7,7 +7,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from email.header import Header
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 import aiosmtplib
 import structlog
@@ -118,7 +118,7 @@ def build_message(sender: str, to: str, email: RenderedEmail) -> bytes:
     validated address, and the sender is configuration; line breaks are removed all the same."""
     boundary = f"=_userprov_{secrets.token_hex(12)}"
     headers = [
-        ("From", _header_text(sender)),
+        ("From", _address_header(sender)),
         ("To", _one_line(to)),
         ("Subject", _header_text(email.subject)),
         ("Date", formatdate(usegmt=True)),
@@ -142,6 +142,12 @@ def build_message(sender: str, to: str, email: RenderedEmail) -> bytes:
 
 def envelope_sender(sender: str) -> str:
     return parseaddr(sender)[1]
+
+
+def _address_header(value: str) -> str:
+    """`Name <address>` with a non-ASCII name RFC 2047-encoded (the address itself stays as is)."""
+    name, address = parseaddr(_one_line(value))
+    return formataddr((name, address), charset="utf-8") if address else _header_text(value)
 
 
 def _one_line(value: str) -> str:
