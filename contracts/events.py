@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from contracts.base import AccountId, AssetKind, Contract, FieldError, InvitationKind
 from contracts.email import EmailAddress
@@ -139,8 +139,22 @@ class MembershipsCreated(Contract):
     membership_ids: list[UUID]
 
 
-class InvitationIssued(Contract):
-    """account-lookup -> invitation-mailing: an invitation to mint a token for and email."""
-
+class IssuedInvitation(Contract):
     invitation_id: UUID
     kind: InvitationKind
+
+
+class InvitationIssued(Contract):
+    """account-lookup -> invitation-mailing: invitations to mint a token for and email, as a
+    chunk (one per `memberships.created`, one for a resend), mailed together."""
+
+    invitations: list[IssuedInvitation] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_invitation_form(cls, data: object) -> object:
+        """Versions before chunks sent one invitation per message as `{invitation_id, kind}`;
+        such messages may still wait in the queue during an upgrade."""
+        if isinstance(data, dict) and "invitations" not in data and "invitation_id" in data:
+            return {"invitations": [{"invitation_id": data.get("invitation_id"), "kind": data.get("kind")}]}
+        return data

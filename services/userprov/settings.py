@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     smtp_attempts: int = Field(default=5, ge=1, description="Tries on a temporary SMTP failure before giving up.")
     smtp_backoff_seconds: float = Field(default=0.5, ge=0)
     smtp_backoff_max_seconds: float = Field(default=8.0, ge=0)
+    smtp_connections: int = Field(default=4, ge=1, description="SMTP connections kept open and used at once, per process.")
+    smtp_idle_seconds: float = Field(default=30.0, ge=0, description="An SMTP connection idle this long is closed, not reused.")
 
     template_renderers: int = Field(default=2, ge=1, description="Sandbox processes rendering account templates, per service.")
     template_timeout_seconds: float = Field(default=1.0, gt=0, description="Longest render of one account template.")

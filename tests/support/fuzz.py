@@ -32,7 +32,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     routing.INVITATION_DECLINED: {"token": "fuzz-token"},
     routing.ASSET_RECORDED: {"account_id": ACCOUNT, "email": "fuzz.row@example.com", "kind": "session_history", "ref": "r"},
     routing.MEMBERSHIPS_CREATED: {"account_id": ACCOUNT, "membership_ids": [str(uuid.UUID(int=1))]},
-    routing.INVITATION_ISSUED: {"invitation_id": str(uuid.UUID(int=2)), "kind": "welcome"},
+    routing.INVITATION_ISSUED: {"invitations": [{"invitation_id": str(uuid.UUID(int=2)), "kind": "welcome"}]},
 }
 
 HOSTILE_CHARACTERS = [

@@ -7,7 +7,7 @@ import email.policy
 
 import pytest
 
-from userprov.invitation_mailing.mailer import build_message, envelope_sender
+from userprov.invitation_mailing.mime import build_message, envelope_sender
 from userprov.invitation_mailing.rendering import RenderedEmail
 
 SENDER = "GoTo Admin <no-reply@userprov.example.com>"

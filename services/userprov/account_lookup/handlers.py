@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from contracts.commands import InvitationsResend
-from contracts.events import AssetRecorded, InvitationIssued, MembershipsCreated
+from contracts.events import AssetRecorded, InvitationIssued, IssuedInvitation, MembershipsCreated
 from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
 from userprov import lifecycle
 from userprov.account_lookup import sql
@@ -19,8 +19,9 @@ async def decide_invitations(event: MembershipsCreated, uow: UnitOfWork) -> None
     async with uow:
         pending = await sql.pending_memberships(uow.conn, event.membership_ids)
         decisions = [(m.membership_id, lifecycle.invitation_kind(m.home_account_id), m.home_account_id) for m in pending]
-        for invitation_id, kind in await lifecycle.decide(uow.conn, decisions):
-            uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
+        issued = await lifecycle.decide(uow.conn, decisions) if decisions else []
+        if issued:
+            uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=i, kind=kind) for i, kind in issued]))
 
 
 async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
@@ -42,7 +43,7 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
         invitation_id = await lifecycle.resend(
             uow.conn, membership.membership_id, kind, previous.sent_count if previous else 0, from_account
         )
-        uow.emit(InvitationIssued(invitation_id=invitation_id, kind=kind))
+        uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=invitation_id, kind=kind)]))
 
 
 async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:

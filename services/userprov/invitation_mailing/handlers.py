@@ -1,16 +1,20 @@
-"""Handler of the invitation-mailing service: mint a token, email it, record the outcome."""
+"""Handler of the invitation-mailing service: mint tokens, email them, record the outcomes, a
+chunk of invitations at a time."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from urllib.parse import urlencode
+from uuid import UUID
 
 import structlog
 
 from contracts.events import InvitationFailed, InvitationIssued, InvitationSent
 from userprov.invitation_mailing import sql
-from userprov.invitation_mailing.mailer import Mailer
-from userprov.invitation_mailing.rendering import render_invitation
-from userprov.masking import mask_email
+from userprov.invitation_mailing.mailer import Mailer, OutgoingEmail, SmtpOutcome
+from userprov.invitation_mailing.rendering import RenderedEmail, render_invitation
 from userprov.runtime.errors import retry_transient
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.sandbox.pool import TemplateSandbox
@@ -20,75 +24,149 @@ from userprov.tokens import hash_token, new_token
 
 log = structlog.get_logger()
 
+CLAIM_SAFETY_SECONDS = 1.0  # between the last try's end and the claim's, for clocks and commits
 
-async def send_invitation(
+
+async def send_invitations(
     event: InvitationIssued, uow: UnitOfWork, *, mailer: Mailer, sandbox: TemplateSandbox, settings: Settings
 ) -> None:
-    structlog.contextvars.bind_contextvars(invitation_id=str(event.invitation_id))
-    token = new_token()
-    token_hash = hash_token(token)
-    # The hash commits before the email leaves, so the link in it always works; it stays valid
-    # beside any later attempt's. A crash after the SMTP server accepted the mail but before
-    # `sent` commits sends one more email (with a second working link) once the crashed
-    # attempt's claim runs out; once `sent` is recorded, a redelivery sends nothing.
-    claimed = await _claim(event, uow, token_hash, settings)
-    if claimed is None:
-        log.info("invitation_not_sendable")
-        async with uow:
-            return
-    invitation, context = claimed
-    email_address = context.email
-    template = AccountTemplate(context.subject, context.body) if context.subject is not None and context.body is not None else None
-    email = await render_invitation(
+    """Each round claims what is left of the chunk, emails it and records each outcome at once.
+
+    A token's hash commits before the email that carries it leaves, so every link sent works; it
+    stays valid beside any later attempt's. After the SMTP server accepted an email only the
+    recording is retried, never the send. A crash between the two sends one more email (with a
+    second working link) once the claim runs out; once `sent` is recorded, nothing is sent again.
+    Emails that could not be tried to the end within the claim are released and go in the next
+    round; tries add up across rounds to `smtp_attempts` per email."""
+    pending = list(dict.fromkeys(i.invitation_id for i in event.invitations))
+    structlog.contextvars.bind_contextvars(invitations=len(pending))
+    tries: Counter[Hashable] = Counter()
+    while pending:
+        tokens = {invitation_id: new_token() for invitation_id in pending}
+        attempts = {invitation_id: hash_token(token) for invitation_id, token in tokens.items()}
+        deadline = time.monotonic() + settings.mailing_claim_seconds - CLAIM_SAFETY_SECONDS
+        claimed, templates = await _claim(uow, attempts, settings)
+        emails = await asyncio.gather(*(_render(i, tokens[i.invitation_id], templates, sandbox, settings) for i in claimed))
+        outcomes = await mailer.send_many(
+            [OutgoingEmail(i.invitation_id, i.email, email) for i, email in zip(claimed, emails, strict=True)], deadline, tries
+        )
+        await retry_transient(
+            lambda: _record(uow, claimed, emails, outcomes),
+            seconds=settings.transient_retry_seconds,
+            backoff_max=settings.transient_backoff_max_seconds,
+        )
+        unfinished = [i.invitation_id for i in claimed if i.invitation_id not in outcomes]
+        log.info(
+            "invitations_mailed",
+            delivered=sum(o.delivered for o in outcomes.values()),
+            failed=sum(not o.delivered for o in outcomes.values()),
+            unfinished=len(unfinished),
+        )
+        claimed_ids = {i.invitation_id for i in claimed}
+        others = [invitation_id for invitation_id in pending if invitation_id not in claimed_ids]
+        pending = unfinished + await _held_by_other_attempts(uow, others)
+    async with uow:  # every invitation of the chunk is sent, failed, or not ours to send
+        pass
+
+
+async def _claim(
+    uow: UnitOfWork, attempts: dict[UUID, bytes], settings: Settings
+) -> tuple[list[sql.ClaimedInvitation], dict[tuple[str, str], sql.AccountTemplateSource]]:
+    async with uow.separate_transaction() as tx:
+        claimed = await sql.claim_for_sending(
+            tx.conn,
+            attempts,
+            settings.welcome_token_ttl_seconds,
+            settings.transfer_token_ttl_seconds,
+            settings.mailing_claim_seconds,
+        )
+        return claimed, await sql.account_templates(tx.conn, claimed)
+
+
+async def _held_by_other_attempts(uow: UnitOfWork, invitation_ids: Sequence[UUID]) -> list[UUID]:
+    """Those of `invitation_ids` another delivery of them is sending now (after waiting a
+    little for it to finish or lapse); none when they were sent, revoked or ended already."""
+    if not invitation_ids:
+        return []
+    async with uow.separate_transaction() as tx:
+        held_for = await sql.held_seconds(tx.conn, invitation_ids)
+    if held_for <= 0:
+        return []
+    log.info("invitations_held_by_another_attempt", seconds=round(held_for, 1))
+    await asyncio.sleep(min(held_for + 0.05, 0.5))
+    return list(invitation_ids)
+
+
+async def _render(
+    invitation: sql.ClaimedInvitation,
+    token: str,
+    templates: dict[tuple[str, str], sql.AccountTemplateSource],
+    sandbox: TemplateSandbox,
+    settings: Settings,
+) -> RenderedEmail:
+    own = templates.get((invitation.account_id, invitation.language))
+    return await render_invitation(
         invitation.kind,
         invitation.language,
         {
             "first_name": invitation.first_name,
             "last_name": invitation.last_name,
-            "email": email_address,
-            "account_name": context.account_name,
-            "from_account_name": context.from_account_name,
+            "email": invitation.email,
+            "account_name": invitation.account_name,
+            "from_account_name": invitation.from_account_name,
             "expires_at": sql.expiry_text(invitation.expires_at),
             **links(settings.link_base_url, token),
         },
-        template,
+        AccountTemplate(own.subject, own.body) if own is not None else None,
         sandbox,
     )
-    outcome = await mailer.send(email_address, email)
-    log.info("invitation_mailed", to=mask_email(email_address), delivered=outcome.delivered, kind=invitation.kind)
 
-    async def record() -> None:
-        async with uow:
-            if outcome.delivered:
-                sent_count = await sql.mark_sent(uow.conn, event.invitation_id, token_hash)
-                if sent_count is not None:
-                    uow.emit(
-                        InvitationSent(
-                            invitation_id=event.invitation_id,
-                            account_id=invitation.account_id,
-                            user_id=invitation.profile_id,
-                            email=email_address,
-                            kind=invitation.kind,
-                            expires_at=invitation.expires_at,
-                            sent_count=sent_count,
-                            template=email.template,
-                            template_fallback=email.fallback,
-                        )
-                    )
-            elif await sql.mark_failed(uow.conn, event.invitation_id, token_hash, outcome.reason or "undeliverable"):
-                uow.emit(
-                    InvitationFailed(
-                        invitation_id=event.invitation_id,
+
+async def _record(
+    uow: UnitOfWork,
+    claimed: Sequence[sql.ClaimedInvitation],
+    emails: Sequence[RenderedEmail],
+    outcomes: dict[Hashable, SmtpOutcome],
+) -> None:
+    """Sent and failed with their events, and the unfinished given back, in one transaction.
+    Safe to repeat: each change is conditional on this attempt still holding the invitation."""
+    delivered = {i.invitation_id: i.token_hash for i in claimed if (o := outcomes.get(i.invitation_id)) and o.delivered}
+    failed = {
+        i.invitation_id: (i.token_hash, o.reason or "undeliverable")
+        for i in claimed
+        if (o := outcomes.get(i.invitation_id)) and not o.delivered
+    }
+    unfinished = {i.invitation_id: i.token_hash for i in claimed if i.invitation_id not in outcomes}
+    async with uow.separate_transaction() as tx:
+        sent_counts = await sql.mark_sent(tx.conn, delivered) if delivered else {}
+        now_failed = await sql.mark_failed(tx.conn, failed) if failed else set()
+        if unfinished:
+            await sql.release(tx.conn, unfinished)
+        for invitation, email in zip(claimed, emails, strict=True):
+            if invitation.invitation_id in sent_counts:
+                tx.emit(
+                    InvitationSent(
+                        invitation_id=invitation.invitation_id,
                         account_id=invitation.account_id,
                         user_id=invitation.profile_id,
-                        email=email_address,
-                        reason=outcome.reason or "undeliverable",
+                        email=invitation.email,
+                        kind=invitation.kind,
+                        expires_at=invitation.expires_at,
+                        sent_count=sent_counts[invitation.invitation_id],
+                        template=email.template,
+                        template_fallback=email.fallback,
                     )
                 )
-
-    # The email has left: a database fault now must not send it again. Only the recording is
-    # retried (a commit whose answer was lost meets the inbox row and counts as done).
-    await retry_transient(record, seconds=settings.transient_retry_seconds, backoff_max=settings.transient_backoff_max_seconds)
+            elif invitation.invitation_id in now_failed:
+                tx.emit(
+                    InvitationFailed(
+                        invitation_id=invitation.invitation_id,
+                        account_id=invitation.account_id,
+                        user_id=invitation.profile_id,
+                        email=invitation.email,
+                        reason=failed[invitation.invitation_id][1],
+                    )
+                )
 
 
 def links(base_url: str, token: str) -> dict[str, str]:
@@ -98,28 +176,3 @@ def links(base_url: str, token: str) -> dict[str, str]:
         "accept_link": f"{base_url}{separator}{urlencode({'token': token, 'action': 'accept'})}",
         "decline_link": f"{base_url}{separator}{urlencode({'token': token, 'action': 'decline'})}",
     }
-
-
-async def _claim(
-    event: InvitationIssued, uow: UnitOfWork, token_hash: bytes, settings: Settings
-) -> tuple[sql.ClaimedInvitation, sql.RenderingContext] | None:
-    """(invitation, rendering context) once claimed; None when there is nothing to send. While
-    another delivery of the same invitation holds it, waits for that one to finish or lapse."""
-    while True:
-        async with uow.separate_transaction() as conn:
-            invitation = await sql.claim_for_sending(
-                conn,
-                event.invitation_id,
-                token_hash,
-                settings.welcome_token_ttl_seconds,
-                settings.transfer_token_ttl_seconds,
-                settings.mailing_claim_seconds,
-            )
-            if invitation is not None:
-                context = await sql.rendering_context(conn, invitation)
-                return invitation, context
-            held_for = await sql.claim_wait_seconds(conn, event.invitation_id)
-        if held_for <= 0:
-            return None
-        log.info("invitation_held_by_another_attempt", seconds=round(held_for, 1))
-        await asyncio.sleep(min(held_for + 0.05, 0.5))

@@ -1,20 +1,26 @@
-"""Sends emails over SMTP; a temporary failure (no connection, 4xx) is retried with backoff."""
+"""Sends a chunk of emails over pooled SMTP connections, with a result per address.
+
+A temporary failure (no connection, a timeout, a dropped connection, 4xx) is tried again with
+backoff, up to `smtp_attempts` tries per email; a permanent one (5xx, an address the server
+cannot take) ends the email at once. Every try starts early enough to end before the
+caller's deadline (the claim on the invitations): an email that could not be tried to the
+end in time is left out of the results, and the caller hands it to a later round."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import secrets
-import socket
+import random
+import time
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from email.header import Header
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 import aiosmtplib
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from contracts.email import smtp_address
+from userprov.invitation_mailing.mime import build_message, envelope_sender
 from userprov.invitation_mailing.rendering import RenderedEmail
+from userprov.invitation_mailing.smtp_pool import SmtpConnections, SmtpServer, TooLate
 from userprov.runtime import metrics
 from userprov.settings import Settings
 
@@ -35,63 +41,90 @@ class SmtpOutcome:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class OutgoingEmail:
+    key: Hashable  # the caller's name for it (an invitation id)
+    to: str
+    email: RenderedEmail
+
+
 class Mailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._local_hostname: str | None = settings.smtp_local_hostname
+        self._sender = envelope_sender(settings.smtp_sender)
+        self._connections = SmtpConnections(
+            SmtpServer(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+                start_tls=settings.smtp_starttls,
+                timeout_seconds=settings.smtp_timeout_seconds,
+                local_hostname=settings.smtp_local_hostname,
+            ),
+            size=settings.smtp_connections,
+            idle_seconds=settings.smtp_idle_seconds,
+        )
 
-    async def _ehlo_name(self) -> str:
-        """The name this client gives in EHLO, looked up once per process (aiosmtplib would
-        otherwise call getfqdn in a thread for every connection)."""
-        if self._local_hostname is None:
-            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
-        return self._local_hostname
+    @property
+    def connections_opened(self) -> int:
+        return self._connections.opened
 
-    async def send(self, to: str, email: RenderedEmail) -> SmtpOutcome:
-        """Delivered once the SMTP server accepted it; not delivered after a permanent
-        failure or once the temporary-failure retries ran out."""
-        recipient = smtp_address(to)
-        message = build_message(self._settings.smtp_sender, recipient, email)
-        try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(lambda e: isinstance(e, TemporarySmtpFailure)),
-                stop=stop_after_attempt(self._settings.smtp_attempts),
-                wait=wait_exponential_jitter(
-                    multiplier=self._settings.smtp_backoff_seconds,
-                    max=self._settings.smtp_backoff_max_seconds,
-                    jitter=self._settings.smtp_backoff_seconds,
-                ),
-                reraise=True,
-            ):
-                with attempt:
-                    await self._send_once(message, recipient)
-        except TemporarySmtpFailure as error:
-            metrics.EMAILS.labels("failed").inc()
-            return SmtpOutcome(False, f"temporary failure, retries exhausted: {error}")
-        except PermanentSmtpFailure as error:
-            metrics.EMAILS.labels("failed").inc()
-            return SmtpOutcome(False, f"permanent failure: {error}")
-        metrics.EMAILS.labels("delivered").inc()
-        return SmtpOutcome(True)
+    def close(self) -> None:
+        self._connections.close()
 
-    async def _send_once(self, message: bytes, recipient: str) -> None:
+    async def send_many(
+        self, emails: Sequence[OutgoingEmail], deadline: float, tries: Counter[Hashable] | None = None
+    ) -> dict[Hashable, SmtpOutcome]:
+        """The outcome of each email that ended before `deadline` (monotonic): delivered once the
+        SMTP server accepted it; not delivered after a permanent failure or once its tries ran
+        out. `tries` counts each email's tries across calls, so that rounds add up to one bound."""
+        tries = tries if tries is not None else Counter()
+        waiting = list(reversed(emails))
+        outcomes: dict[Hashable, SmtpOutcome] = {}
+
+        async def work() -> None:
+            while waiting:
+                item = waiting.pop()
+                outcome = await self._send_with_retries(item, deadline, tries)
+                if outcome is not None:
+                    outcomes[item.key] = outcome
+
+        workers = min(len(emails), self._settings.smtp_connections)
+        await asyncio.gather(*(work() for _ in range(workers)))
+        return outcomes
+
+    async def _send_with_retries(self, item: OutgoingEmail, deadline: float, tries: Counter[Hashable]) -> SmtpOutcome | None:
         s = self._settings
+        recipient = smtp_address(item.to)
+        message = build_message(s.smtp_sender, recipient, item.email)
+        while True:
+            tries[item.key] += 1
+            try:
+                await self._send_once(message, recipient, latest_start=deadline - s.smtp_timeout_seconds)
+            except TooLate:
+                tries[item.key] -= 1
+                return None
+            except PermanentSmtpFailure as error:
+                metrics.EMAILS.labels("failed").inc()
+                return SmtpOutcome(False, f"permanent failure: {error}")
+            except TemporarySmtpFailure as error:
+                if tries[item.key] >= s.smtp_attempts:
+                    metrics.EMAILS.labels("failed").inc()
+                    return SmtpOutcome(False, f"temporary failure, retries exhausted: {error}")
+                pause = min(s.smtp_backoff_max_seconds, s.smtp_backoff_seconds * 2 ** (tries[item.key] - 1))
+                pause += random.uniform(0, s.smtp_backoff_seconds)
+                if time.monotonic() + pause + s.smtp_timeout_seconds > deadline:
+                    return None
+                await asyncio.sleep(pause)
+                continue
+            metrics.EMAILS.labels("delivered").inc()
+            return SmtpOutcome(True)
+
+    async def _send_once(self, message: bytes, recipient: str, latest_start: float) -> None:
         try:
-            # aiosmtplib's timeout is per protocol step; this one bounds the whole try, so that
-            # every try fits in the invitation's claim (Settings.mailing_claim_seconds)
-            async with asyncio.timeout(s.smtp_timeout_seconds):
-                await aiosmtplib.send(
-                    message,
-                    sender=envelope_sender(s.smtp_sender),
-                    recipients=[recipient],
-                    hostname=s.smtp_host,
-                    port=s.smtp_port,
-                    username=s.smtp_username,
-                    password=s.smtp_password,
-                    start_tls=s.smtp_starttls,
-                    timeout=s.smtp_timeout_seconds,
-                    local_hostname=await self._ehlo_name(),
-                )
+            async with self._connections.connection(self._settings.smtp_timeout_seconds, latest_start) as client:
+                await client.sendmail(self._sender, [recipient], message)
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [r.code for r in error.recipients]
             raise _by_code(min(codes) if codes else 550, "; ".join(f"{r.code} {r.message}" for r in error.recipients)) from error
@@ -107,55 +140,3 @@ class Mailer:
 def _by_code(code: int, detail: str) -> Exception:
     log.info("smtp_refused", code=code)
     return TemporarySmtpFailure(detail) if 400 <= code < 500 or code < 0 else PermanentSmtpFailure(detail)
-
-
-def build_message(sender: str, to: str, email: RenderedEmail) -> bytes:
-    """The email's bytes: multipart/alternative with a text and an HTML part, base64 in UTF-8.
-
-    Assembled directly rather than through the `email` package's header registry, which cost
-    a fifth of a mailing worker's time. Every header value is one line: the subject is
-    collapsed by rendering and RFC 2047-encoded here when it is not ASCII, the recipient is a
-    validated address, and the sender is configuration; line breaks are removed all the same."""
-    boundary = f"=_userprov_{secrets.token_hex(12)}"
-    headers = [
-        ("From", _address_header(sender)),
-        ("To", _one_line(to)),
-        ("Subject", _header_text(email.subject)),
-        ("Date", formatdate(usegmt=True)),
-        ("Message-ID", make_msgid(domain=sender.rpartition("@")[2].rstrip(">") or None)),
-        ("MIME-Version", "1.0"),
-        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
-    ]
-    lines = [f"{name}: {value}" for name, value in headers]
-    for subtype, content in (("plain", email.text), ("html", email.html)):
-        lines += [
-            "",
-            f"--{boundary}",
-            f'Content-Type: text/{subtype}; charset="utf-8"',
-            "Content-Transfer-Encoding: base64",
-            "",
-            base64.encodebytes(content.encode("utf-8")).decode("ascii").rstrip("\n").replace("\n", "\r\n"),
-        ]
-    lines += ["", f"--{boundary}--", ""]
-    return "\r\n".join(lines).encode("utf-8")
-
-
-def envelope_sender(sender: str) -> str:
-    return parseaddr(sender)[1]
-
-
-def _address_header(value: str) -> str:
-    """`Name <address>` with a non-ASCII name RFC 2047-encoded (the address itself stays as is)."""
-    name, address = parseaddr(_one_line(value))
-    return formataddr((name, address), charset="utf-8") if address else _header_text(value)
-
-
-def _one_line(value: str) -> str:
-    return " ".join(value.split())
-
-
-def _header_text(value: str) -> str:
-    value = _one_line(value)
-    if value.isascii() and len(value) < 900:
-        return value
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")

@@ -14,5 +14,5 @@ from userprov.settings import Settings
 def handlers_for(settings: Settings) -> dict[str, Handler]:
     sandbox = TemplateSandbox(settings.sandbox_limits())
     return {
-        routing.INVITATION_ISSUED: partial(handlers.send_invitation, mailer=Mailer(settings), sandbox=sandbox, settings=settings),
+        routing.INVITATION_ISSUED: partial(handlers.send_invitations, mailer=Mailer(settings), sandbox=sandbox, settings=settings),
     }

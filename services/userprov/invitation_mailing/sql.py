@@ -1,6 +1,7 @@
-"""The SQL of the invitation-mailing service."""
+"""The SQL of the invitation-mailing service. Every statement takes a chunk of invitations."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -9,29 +10,37 @@ import asyncpg
 
 from contracts.base import InvitationKind
 
-# The token of this attempt joins the invitation's valid tokens; `token_hash` names the attempt
-# that holds the claim. The expiry is set by the first attempt: a repeated one keeps it.
+# Each attempt's token joins the invitation's valid tokens; `token_hash` names the attempt that
+# holds the claim. The expiry is set by the first attempt: a repeated one keeps it.
 CLAIM = """
-WITH claimed AS (
-    UPDATE invitations i SET status = 'sending', token_hash = $2,
+WITH attempt AS (
+    SELECT * FROM unnest($1::uuid[], $2::bytea[]) AS a(invitation_id, token_hash)
+), claimed AS (
+    UPDATE invitations i SET status = 'sending', token_hash = a.token_hash,
            expires_at = COALESCE(i.expires_at,
                now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3::float8 ELSE $4::float8 END)),
            claimed_until = now() + make_interval(secs => $5::float8)
-    FROM memberships m
-    WHERE i.invitation_id = $1 AND (i.status = 'issued' OR (i.status = 'sending' AND i.claimed_until < now()))
+    FROM attempt a, memberships m
+    WHERE i.invitation_id = a.invitation_id
+      AND (i.status = 'issued' OR (i.status = 'sending' AND i.claimed_until < now()))
       AND m.membership_id = i.membership_id AND m.status IN ('invited', 'transfer_pending')
-    RETURNING i.invitation_id, i.kind, i.expires_at, i.sent_count, i.from_account_id, m.account_id, m.profile_id,
-              m.first_name, m.last_name, m.language
+    RETURNING i.invitation_id, i.token_hash, i.kind, i.expires_at, i.sent_count, i.from_account_id, m.account_id,
+              m.profile_id, m.first_name, m.last_name, m.language
 ), minted AS (
-    INSERT INTO invitation_tokens (token_hash, invitation_id) SELECT $2, invitation_id FROM claimed
+    INSERT INTO invitation_tokens (token_hash, invitation_id) SELECT token_hash, invitation_id FROM claimed
 )
-SELECT * FROM claimed
+SELECT c.*, a.name AS account_name, f.name AS from_account_name, p.email
+FROM claimed c
+JOIN accounts a ON a.account_id = c.account_id
+JOIN profiles p ON p.profile_id = c.profile_id
+LEFT JOIN accounts f ON f.account_id = c.from_account_id
 """
 
 
 @dataclass(frozen=True)
 class ClaimedInvitation:
     invitation_id: UUID
+    token_hash: bytes
     kind: InvitationKind
     expires_at: datetime
     sent_count: int
@@ -41,71 +50,98 @@ class ClaimedInvitation:
     first_name: str
     last_name: str
     language: str
-
-
-@dataclass(frozen=True)
-class RenderingContext:
     account_name: str
     from_account_name: str | None
     email: str
-    subject: str | None  # the account's welcome template for the language, when it has one
-    body: str | None
+
+
+@dataclass(frozen=True)
+class AccountTemplateSource:
+    subject: str
+    body: str
 
 
 async def claim_for_sending(
-    conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes, welcome_ttl: int, transfer_ttl: int, lease: float
-) -> ClaimedInvitation | None:
-    """Stores a fresh token hash and expiry on an invitation that was not sent yet, and holds it
-    for `lease` seconds; None when it was sent, revoked, held by another attempt, or its
-    membership no longer waits for it."""
-    row = await conn.fetchrow(CLAIM, invitation_id, token_hash, float(welcome_ttl), float(transfer_ttl), lease)
-    return ClaimedInvitation(**row) if row else None
+    conn: asyncpg.Connection,
+    attempts: dict[UUID, bytes],
+    welcome_ttl: int,
+    transfer_ttl: int,
+    lease: float,
+) -> list[ClaimedInvitation]:
+    """Stores a fresh token hash (`attempts`: invitation id -> hash) and the expiry on each
+    invitation that was not sent yet, and holds it for `lease` seconds. Leaves out those that
+    were sent, revoked or are held by another attempt, and those whose membership no longer
+    waits for them."""
+    rows = await conn.fetch(
+        CLAIM, list(attempts), list(attempts.values()), float(welcome_ttl), float(transfer_ttl), lease
+    )
+    return [ClaimedInvitation(**row) for row in rows]
 
 
-async def claim_wait_seconds(conn: asyncpg.Connection, invitation_id: UUID) -> float:
-    """How long another attempt still holds the invitation (0 when none does)."""
+async def account_templates(
+    conn: asyncpg.Connection, invitations: Sequence[ClaimedInvitation]
+) -> dict[tuple[str, str], AccountTemplateSource]:
+    """The accounts' own welcome templates, by (account, language), for the claimed welcomes."""
+    wanted = {(i.account_id, i.language) for i in invitations if i.kind == "welcome"}
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT t.account_id, t.language, t.subject, t.body FROM welcome_templates t"
+        " JOIN unnest($1::text[], $2::text[]) AS w(account_id, language)"
+        " ON t.account_id = w.account_id AND t.language = w.language",
+        [account for account, _ in wanted],
+        [language for _, language in wanted],
+    )
+    return {(r["account_id"], r["language"]): AccountTemplateSource(r["subject"], r["body"]) for r in rows}
+
+
+async def held_seconds(conn: asyncpg.Connection, invitation_ids: Sequence[UUID]) -> float:
+    """How long other attempts still hold any of these invitations (0 when none does)."""
     remaining = await conn.fetchval(
-        "SELECT extract(epoch FROM claimed_until - now()) FROM invitations"
-        " WHERE invitation_id = $1 AND status = 'sending'",
-        invitation_id,
+        "SELECT max(extract(epoch FROM claimed_until - now())) FROM invitations"
+        " WHERE invitation_id = ANY($1::uuid[]) AND status = 'sending'",
+        list(invitation_ids),
     )
     return max(0.0, float(remaining or 0))
 
 
-async def rendering_context(conn: asyncpg.Connection, invitation: ClaimedInvitation) -> RenderingContext:
-    row = await conn.fetchrow(
-        "SELECT a.name AS account_name, f.name AS from_account_name, p.email, t.subject, t.body"
-        " FROM accounts a JOIN profiles p ON p.profile_id = $3"
-        " LEFT JOIN accounts f ON f.account_id = $2"
-        " LEFT JOIN welcome_templates t ON t.account_id = a.account_id AND t.language = $4"
-        " WHERE a.account_id = $1",
-        invitation.account_id,
-        invitation.from_account_id,
-        invitation.profile_id,
-        invitation.language,
+async def mark_sent(conn: asyncpg.Connection, attempts: dict[UUID, bytes]) -> dict[UUID, int]:
+    """The new sent_count of each invitation this attempt still held; one that changed meanwhile
+    (revoked by a resend or a removal) is left out."""
+    rows = await conn.fetch(
+        "UPDATE invitations i SET status = 'sent', sent_count = i.sent_count + 1, sent_at = now()"
+        " FROM unnest($1::uuid[], $2::bytea[]) AS a(invitation_id, token_hash)"
+        " WHERE i.invitation_id = a.invitation_id AND i.status = 'sending' AND i.token_hash = a.token_hash"
+        " RETURNING i.invitation_id, i.sent_count",
+        list(attempts),
+        list(attempts.values()),
     )
-    return RenderingContext(**row)
+    return {r["invitation_id"]: r["sent_count"] for r in rows}
 
 
-async def mark_sent(conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes) -> int | None:
-    """The new sent_count; None when the invitation changed meanwhile (revoked by a resend or a removal)."""
-    return await conn.fetchval(
-        "UPDATE invitations SET status = 'sent', sent_count = sent_count + 1, sent_at = now()"
-        " WHERE invitation_id = $1 AND status = 'sending' AND token_hash = $2 RETURNING sent_count",
-        invitation_id,
-        token_hash,
+async def mark_failed(conn: asyncpg.Connection, attempts: dict[UUID, tuple[bytes, str]]) -> set[UUID]:
+    """Those this attempt still held, now failed with the reason given."""
+    rows = await conn.fetch(
+        "UPDATE invitations i SET status = 'failed', failure_reason = a.reason"
+        " FROM unnest($1::uuid[], $2::bytea[], $3::text[]) AS a(invitation_id, token_hash, reason)"
+        " WHERE i.invitation_id = a.invitation_id AND i.status = 'sending' AND i.token_hash = a.token_hash"
+        " RETURNING i.invitation_id",
+        list(attempts),
+        [hash_ for hash_, _ in attempts.values()],
+        [reason for _, reason in attempts.values()],
     )
+    return {r["invitation_id"] for r in rows}
 
 
-async def mark_failed(conn: asyncpg.Connection, invitation_id: UUID, token_hash: bytes, reason: str) -> bool:
-    row = await conn.fetchval(
-        "UPDATE invitations SET status = 'failed', failure_reason = $3"
-        " WHERE invitation_id = $1 AND status = 'sending' AND token_hash = $2 RETURNING true",
-        invitation_id,
-        token_hash,
-        reason,
+async def release(conn: asyncpg.Connection, attempts: dict[UUID, bytes]) -> None:
+    """Gives back the claims this attempt did not get to the end of in time, for its next round."""
+    await conn.execute(
+        "UPDATE invitations i SET status = 'issued', claimed_until = NULL, token_hash = NULL"
+        " FROM unnest($1::uuid[], $2::bytea[]) AS a(invitation_id, token_hash)"
+        " WHERE i.invitation_id = a.invitation_id AND i.status = 'sending' AND i.token_hash = a.token_hash",
+        list(attempts),
+        list(attempts.values()),
     )
-    return bool(row)
 
 
 def expiry_text(expires_at: datetime) -> str:

@@ -96,15 +96,29 @@ class UnitOfWork:
             await self._pool.release(conn)
 
     @asynccontextmanager
-    async def separate_transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction of its own, committed at once, before the unit of work opens.
+    async def separate_transaction(self) -> AsyncIterator[SeparateTransaction]:
+        """A transaction of its own, committed at once, before the unit of work opens, with the
+        events emitted in it.
 
-        For work that must be durable before a side effect outside the database (the token
-        hash before the email that carries the token). It records nothing in the inbox."""
+        For work that must be durable before or after a side effect outside the database (the
+        token hash before the email that carries it; the email's outcome right after it). It
+        records nothing in the inbox: the handler's work must be safe to repeat up to there."""
         if self._conn is not None:
             raise RuntimeError("open a separate transaction before the unit of work, never inside it")
         async with self._pool.acquire() as conn, conn.transaction():
-            yield conn
+            separate = SeparateTransaction(conn, self._envelope.causation_id)
+            yield separate
+            await outbox.write(conn, separate.pending)
+
+
+class SeparateTransaction:
+    def __init__(self, conn: asyncpg.Connection, causation_id: str | None) -> None:
+        self.conn = conn
+        self._causation_id = causation_id
+        self.pending: list[outbox.OutgoingMessage] = []
+
+    def emit(self, event: Contract) -> None:
+        self.pending.append(outbox.OutgoingMessage.event(event, self._causation_id))
 
 
 async def _roll_back(conn: asyncpg.Connection, transaction: asyncpg.transaction.Transaction) -> None:
