@@ -60,14 +60,18 @@ def bench(
     batch: Annotated[int, typer.Option(help="Rows per users.add command.")] = 1_000,
     single: Annotated[bool, typer.Option("--single", help="One-user commands at a fixed rate instead.")] = False,
     rate: Annotated[float, typer.Option(help="Commands per second with --single.")] = 50.0,
+    in_flight: Annotated[
+        int | None, typer.Option(help="With --single: keep this many commands in flight instead of a fixed rate.", min=1)
+    ] = None,
     processes: Annotated[int, typer.Option(help="Worker processes to start (0: use workers already running).")] = 1,
 ) -> None:
     """Measure users/s end to end (publish to email accepted by SMTP) and per-user latency."""
-    run_bench = _devtool("bench").run_bench
+    bench_tool = _devtool("bench")
 
     settings = Settings()
     configure_logging("WARNING", settings.log_json)
-    result = asyncio.run(run_bench(settings, users, batch, single, rate, processes))
+    load = bench_tool.Load(users=users, batch=batch, single=single, rate=rate, in_flight=in_flight)
+    result = asyncio.run(bench_tool.run_bench(settings, load, processes))
     typer.echo(result.report())
 
 

@@ -28,8 +28,10 @@ class RecordedEvent:
 
 
 class BusClient:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, record: tuple[str, ...] = ("#",)) -> None:
+        """`record`: the binding keys of the events to record (all by default)."""
         self._url = url
+        self._record_keys = record
         self.events: list[RecordedEvent] = []
         self._by_key: dict[str, list[RecordedEvent]] = {}
         self._connection: AbstractConnection | None = None
@@ -44,7 +46,8 @@ class BusClient:
         events = await self._channel.declare_exchange(routing.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         await self._channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         recorder = await self._channel.declare_queue(exclusive=True)
-        await recorder.bind(events, "#")
+        for key in self._record_keys:
+            await recorder.bind(events, key)
         await recorder.consume(self._record, no_ack=True)
         self._reply_queue = await self._channel.declare_queue(exclusive=True)
         await self._reply_queue.consume(self._on_reply, no_ack=True)
