@@ -30,6 +30,7 @@ def run(
 ) -> None:
     """Run the named services in this process until SIGTERM."""
     from userprov.app import run as run_services
+    from userprov.runtime import event_loop
 
     names = list(dict.fromkeys(services or routing.SERVICES))
     unknown = [n for n in names if n not in routing.SERVICES]
@@ -37,7 +38,7 @@ def run(
         raise typer.BadParameter(f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(routing.SERVICES)}")
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    raise typer.Exit(asyncio.run(run_services(settings, names)))
+    raise typer.Exit(event_loop.run(run_services(settings, names)))
 
 
 @app.command()

@@ -103,8 +103,11 @@ class Dispatcher:
         delivery_limit: int,
         transient_retry_seconds: float,
         transient_backoff_max: float,
+        on_commit: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_commit`: called after a handler's transaction committed events (wakes the relay)."""
         self.service = service
+        self._on_commit = on_commit
         self._routes = routes
         self._pool = pool
         self._delivery_limit = delivery_limit
@@ -202,7 +205,7 @@ class Dispatcher:
         await asyncio.sleep(min(0.1 * 2 ** min(envelope.delivery_count, 10), 5.0))
 
     async def _run_handler(self, route: Route, command: Contract, envelope: Envelope) -> None:
-        uow = UnitOfWork(self._pool, self.service, envelope)
+        uow = UnitOfWork(self._pool, self.service, envelope, self._on_commit)
         await route.handler(command, uow)
         if not uow.committed:
             raise RuntimeError(f"{route.handler.__name__} returned without committing its unit of work")
@@ -222,7 +225,7 @@ class Dispatcher:
             claimable = replace(usable, message_id=f"refusal:{uuid.uuid4()}", correlation_id=usable.causation_id)
 
         async def write() -> None:
-            async with UnitOfWork(self._pool, self.service, claimable) as uow:
+            async with UnitOfWork(self._pool, self.service, claimable, self._on_commit) as uow:
                 uow.emit(event)
 
         settle = Settle.PARK if park else Settle.ACK

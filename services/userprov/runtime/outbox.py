@@ -1,4 +1,9 @@
-"""The outbox: rows written in the handler's transaction, relayed to RabbitMQ after commit."""
+"""The outbox: rows written in the handler's transaction, relayed to RabbitMQ after commit.
+
+The relay of the process that committed is woken at once (`OutboxRelay.wake`, called by the
+unit of work after its commit); every relay also polls, so that rows a process left behind
+when it died are relayed by the others. No LISTEN/NOTIFY: a NOTIFY serialises every commit
+that carries one on a cluster-wide lock, and wakes every process to race for the same rows."""
 from __future__ import annotations
 
 import asyncio
@@ -11,13 +16,9 @@ import structlog
 
 from contracts.base import Contract
 from contracts.registry import ROUTING_KEY_OF, exchange_of
-from userprov.db.connection import APPLICATION_NAME
 from userprov.runtime import metrics
 
 log = structlog.get_logger()
-
-NOTIFY_CHANNEL = "userprov_outbox"
-
 
 @dataclass(frozen=True)
 class OutgoingMessage:
@@ -49,7 +50,6 @@ async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -
         [m.correlation_id for m in messages],
         [m.body for m in messages],
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
@@ -63,9 +63,8 @@ class OutboxRelay:
     with the same message_id, which the consumers' inbox absorbs.
     """
 
-    def __init__(self, pool: asyncpg.Pool, database_url: str, publish: Publish, batch_size: int, poll_seconds: float):
+    def __init__(self, pool: asyncpg.Pool, publish: Publish, batch_size: int, poll_seconds: float):
         self._pool = pool
-        self._database_url = database_url
         self._publish = publish
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
@@ -73,25 +72,22 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        listener = await self._listen()
         failures = 0
-        try:
-            while not self._stopping.is_set():
-                if listener is None or listener.is_closed():
-                    listener = await self._listen()
-                try:
-                    relayed = await self.relay_batch()
-                    failures = 0
-                except Exception as error:  # noqa: BLE001 - the relay must outlive any fault
-                    failures += 1
-                    log.warning("outbox_relay_failed", error=repr(error), failures=failures)
-                    await self._sleep(min(0.2 * 2**failures, 5.0))
-                    continue
-                if relayed < self._batch_size:
-                    await self._sleep(self._poll_seconds)
-        finally:
-            if listener is not None and not listener.is_closed():
-                await listener.close()
+        while not self._stopping.is_set():
+            try:
+                relayed = await self.relay_batch()
+                failures = 0
+            except Exception as error:  # noqa: BLE001 - the relay must outlive any fault
+                failures += 1
+                log.warning("outbox_relay_failed", error=repr(error), failures=failures)
+                await self._sleep(min(0.2 * 2**failures, 5.0))
+                continue
+            if relayed < self._batch_size:
+                await self._sleep(self._poll_seconds)
+
+    def wake(self) -> None:
+        """Rows were committed in this process: relay them now rather than at the next poll."""
+        self._wakeup.set()
 
     async def relay_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -130,12 +126,3 @@ class OutboxRelay:
         except TimeoutError:
             pass
         self._wakeup.clear()
-
-    async def _listen(self) -> asyncpg.Connection | None:
-        try:
-            conn = await asyncpg.connect(self._database_url, server_settings={"application_name": APPLICATION_NAME})
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
-            return conn
-        except Exception as error:  # noqa: BLE001 - polling still works without notifications
-            log.warning("outbox_listen_failed", error=repr(error))
-            return None

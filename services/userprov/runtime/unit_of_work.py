@@ -1,7 +1,7 @@
 """One handler transaction: the inbox claim, the handler's writes and its events commit together."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Self
@@ -21,8 +21,11 @@ class UnitOfWork:
     """Given to every handler. `async with uow:` opens the transaction that records the message
     as processed; events emitted inside it are written to the outbox and committed with it."""
 
-    def __init__(self, pool: asyncpg.Pool, service: str, envelope: Envelope) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, service: str, envelope: Envelope, on_commit: Callable[[], None] = lambda: None
+    ) -> None:
         self._pool = pool
+        self._on_commit = on_commit  # after a commit that wrote events: the relay sends them at once
         self._service = service
         self._envelope = envelope
         self._conn: asyncpg.Connection | None = None
@@ -78,8 +81,11 @@ class UnitOfWork:
         except BaseException:
             await self._finish(commit=False)
             raise
+        wrote_events = bool(self._pending)
         await self._finish(commit=True)
         self.committed = True
+        if wrote_events:
+            self._on_commit()
 
     async def _finish(self, *, commit: bool) -> None:
         conn, transaction = self._conn, self._transaction
@@ -105,10 +111,13 @@ class UnitOfWork:
         records nothing in the inbox: the handler's work must be safe to repeat up to there."""
         if self._conn is not None:
             raise RuntimeError("open a separate transaction before the unit of work, never inside it")
-        async with self._pool.acquire() as conn, conn.transaction():
-            separate = SeparateTransaction(conn, self._envelope.causation_id)
-            yield separate
-            await outbox.write(conn, separate.pending)
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                separate = SeparateTransaction(conn, self._envelope.causation_id)
+                yield separate
+                await outbox.write(conn, separate.pending)
+            if separate.pending:
+                self._on_commit()
 
 
 class SeparateTransaction:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -14,7 +14,7 @@ from userprov.runtime.broker import BrokerSession, ConsumerSpec
 from userprov.runtime.dispatch import Dispatcher, Route
 from userprov.runtime.housekeeping import run_housekeeping
 from userprov.runtime.metrics import serve_metrics
-from userprov.runtime.outbox import OutboxRelay
+from userprov.runtime.outbox import OutboxRelay, OutgoingMessage
 from userprov.settings import Settings
 
 log = structlog.get_logger()
@@ -24,6 +24,13 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     """`services`: each service to run in this process, with its routes by routing key."""
     await migrate(settings.database_url)
     pool = await create_pool(settings.database_url, settings.database_pool_size)
+    session: BrokerSession | None = None
+
+    async def publish(messages: Sequence[OutgoingMessage]) -> None:
+        assert session is not None
+        await session.publish(messages)
+
+    relay = OutboxRelay(pool, publish, settings.outbox_batch_size, settings.outbox_poll_seconds)
     dispatchers = [
         Dispatcher(
             name,
@@ -32,6 +39,7 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
             delivery_limit=settings.delivery_limit,
             transient_retry_seconds=settings.transient_retry_seconds,
             transient_backoff_max=settings.transient_backoff_max_seconds,
+            on_commit=relay.wake,
         )
         for name, routes in services.items()
     ]
@@ -41,7 +49,6 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
         settings.delivery_limit,
         settings.reconnect_backoff_max_seconds,
     )
-    relay = OutboxRelay(pool, settings.database_url, session.publish, settings.outbox_batch_size, settings.outbox_poll_seconds)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
