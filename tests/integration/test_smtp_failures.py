@@ -36,3 +36,33 @@ class TestSmtpFailures:
             "SELECT m.status, i.status AS invitation FROM memberships m JOIN profiles p USING (profile_id)"
             " JOIN invitations i USING (membership_id) WHERE p.email = $1", person)
         assert dict(row) == {"status": "invited", "invitation": "failed"}
+
+
+class TestPooledConnections:
+    """Emails go over a few reused connections; a connection that drops or is closed with a 421
+    in the middle of a chunk loses no email and doubles none."""
+
+    async def test_a_chunk_goes_over_a_few_reused_connections(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account()
+        people = [address(f"pooled{n}") for n in range(40)]
+        await add_users(bus, {"account_id": account_id, "pasted": "\n".join(f"Pool Member{n} {p}" for n, p in enumerate(people))})
+        emails = [e for p in people for e in await emails_to(smtp, p)]
+        connections = {e.connection for e in emails}
+        # 2 worker processes with at most USERPROV_SMTP_CONNECTIONS (4) each; a connection per email would be 40
+        assert len(connections) <= 8, f"{len(connections)} connections for 40 emails"
+
+    async def test_dropped_connection_and_421_mid_chunk(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account()
+        people = [address(f"chunk{n}") for n in range(12)]
+        people[3] = address("dropconn")
+        people[8] = address("busy421")
+        await add_users(bus, {"account_id": account_id, "pasted": "\n".join(f"Chunk Member{n} {p}" for n, p in enumerate(people))})
+        for person in people:
+            await emails_to(smtp, person)
+        sent = await eventually(lambda: [e for e in bus.find(routing.INVITATION_SENT, account_id=account_id)]
+                                if len(bus.find(routing.INVITATION_SENT, account_id=account_id)) >= len(people) else None)
+        assert sorted(e.body["email"] for e in sent) == sorted(people)
+        assert {(rcpt, code) for rcpt, code in smtp.handler.refusals if rcpt in (people[3], people[8])} == {
+            (people[3], 0), (people[8], 421)}
+        assert [len(smtp.handler.to(p)) for p in people] == [1] * len(people)
+        assert not bus.find(routing.INVITATION_FAILED, account_id=account_id)

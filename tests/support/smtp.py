@@ -1,7 +1,9 @@
 """A real SMTP server for tests (aiosmtpd), recording what it accepts.
 
 Recipients steer its answers: a local part starting with `tempfail` is answered 451 on the
-first try and accepted after; `reject` is answered 550 every time."""
+first try and accepted after; `busy421` is answered 421 (the server closing the connection) on
+the first try; `dropconn` has its connection dropped in the middle of the first envelope;
+`reject` is answered 550 every time. Each email notes the connection it came over."""
 from __future__ import annotations
 
 import email
@@ -20,6 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 class ReceivedEmail:
     to: str
     message: EmailMessage
+    connection: tuple[str, int]  # the client's address and port
 
     @property
     def subject(self) -> str:
@@ -40,7 +43,7 @@ class RecordingHandler:
         self.received: list[ReceivedEmail] = []
         self._by_recipient: dict[str, list[ReceivedEmail]] = {}
         self.refusals: list[tuple[str, int]] = []
-        self._seen_tempfail: set[str] = set()
+        self._first_try_done: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         # run (in the server's loop) when an email to the address has arrived, before it is answered 250
         self.before_accepting: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -51,10 +54,17 @@ class RecordingHandler:
             if local.startswith("reject"):
                 self.refusals.append((address, 550))
                 return "550 5.1.1 mailbox unavailable"
-            if local.startswith("tempfail") and address not in self._seen_tempfail:
-                self._seen_tempfail.add(address)
-                self.refusals.append((address, 451))
-                return "451 4.3.0 try again later"
+            for prefix, code in (("tempfail", 451), ("busy421", 421), ("dropconn", 0)):
+                if local.startswith(prefix) and (prefix, address) not in self._first_try_done:
+                    self._first_try_done.add((prefix, address))
+                    self.refusals.append((address, code))
+                    if code == 0:
+                        assert server.transport is not None
+                        server.transport.abort()
+                        return "250 OK"  # never reaches the client
+                    if code == 421:
+                        return "421 4.3.2 service shutting down, closing the connection"
+                    return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -66,7 +76,7 @@ class RecordingHandler:
                 await hook()
         with self._lock:
             for rcpt in envelope.rcpt_tos:
-                received = ReceivedEmail(rcpt.lower(), message)  # type: ignore[arg-type]
+                received = ReceivedEmail(rcpt.lower(), message, tuple(session.peer[:2]))  # type: ignore[arg-type]
                 self.received.append(received)
                 self._by_recipient.setdefault(received.to, []).append(received)
         return "250 Message accepted for delivery"

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from pydantic import ValidationError
 
 from contracts import registry, routing
 from contracts.commands import UsersAdd
+from contracts.events import InvitationIssued
 from contracts.schema_export import rendered_files
 from userprov.app import SERVICES
 from userprov.settings import Settings
@@ -56,6 +59,23 @@ class TestContracts:
         assert (command.email, command.requested_by) == ("ana@bücher.example.com", "boss@example.com")
         with pytest.raises(ValidationError):
             UsersRemove(account_id="a", email="not an address")
+
+
+class TestInvitationIssued:
+    def test_a_chunk(self) -> None:
+        ids = [str(uuid.UUID(int=n)) for n in range(3)]
+        event = InvitationIssued.model_validate({"invitations": [{"invitation_id": i, "kind": "welcome"} for i in ids]})
+        assert [str(i.invitation_id) for i in event.invitations] == ids
+
+    def test_the_one_invitation_form_of_earlier_versions_is_read(self) -> None:
+        event = InvitationIssued.model_validate({"invitation_id": str(uuid.UUID(int=7)), "kind": "transfer"})
+        assert [(i.invitation_id.int, i.kind) for i in event.invitations] == [(7, "transfer")]
+
+    @pytest.mark.parametrize("body", [{"invitations": []}, {}, {"invitation_id": "x", "kind": "welcome"},
+                                      {"invitations": [{"invitation_id": str(uuid.UUID(int=1)), "kind": "other"}]}])
+    def test_refused(self, body: dict) -> None:
+        with pytest.raises(ValidationError):
+            InvitationIssued.model_validate(body)
 
 
 class TestTransientFaults:
