@@ -6,11 +6,14 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Hashable, Sequence
+from typing import Protocol
 from urllib.parse import urlencode
 from uuid import UUID
 
+import asyncpg
 import structlog
 
+from contracts.base import Contract
 from contracts.events import InvitationFailed, InvitationIssued, InvitationSent
 from userprov.invitation_mailing import sql
 from userprov.invitation_mailing.mailer import Mailer, OutgoingEmail, SmtpOutcome
@@ -50,23 +53,30 @@ async def send_invitations(
         outcomes = await mailer.send_many(
             [OutgoingEmail(i.invitation_id, i.email, email) for i, email in zip(claimed, emails, strict=True)], deadline, tries
         )
-        await retry_transient(
-            lambda: _record(uow, claimed, emails, outcomes),
-            seconds=settings.transient_retry_seconds,
-            backoff_max=settings.transient_backoff_max_seconds,
-        )
+        claimed_ids = {i.invitation_id for i in claimed}
+        others = [invitation_id for invitation_id in pending if invitation_id not in claimed_ids]
         unfinished = [i.invitation_id for i in claimed if i.invitation_id not in outcomes]
+        last_round = not others and not unfinished
+
+        async def record() -> None:
+            if last_round:  # the outcomes and the message's inbox row commit together
+                async with uow:
+                    await _record(uow, claimed, emails, outcomes)
+            else:
+                async with uow.separate_transaction() as tx:
+                    await _record(tx, claimed, emails, outcomes)
+
+        await retry_transient(record, seconds=settings.transient_retry_seconds, backoff_max=settings.transient_backoff_max_seconds)
         log.info(
             "invitations_mailed",
             delivered=sum(o.delivered for o in outcomes.values()),
             failed=sum(not o.delivered for o in outcomes.values()),
             unfinished=len(unfinished),
         )
-        claimed_ids = {i.invitation_id for i in claimed}
-        others = [invitation_id for invitation_id in pending if invitation_id not in claimed_ids]
         pending = unfinished + await _held_by_other_attempts(uow, others)
-    async with uow:  # every invitation of the chunk is sent, failed, or not ours to send
-        pass
+    if not uow.committed:
+        async with uow:  # every invitation of the chunk is sent, failed, or not ours to send
+            pass
 
 
 async def _claim(
@@ -122,13 +132,20 @@ async def _render(
     )
 
 
+class _Transaction(Protocol):
+    @property
+    def conn(self) -> asyncpg.Connection: ...
+
+    def emit(self, event: Contract) -> None: ...
+
+
 async def _record(
-    uow: UnitOfWork,
+    tx: _Transaction,
     claimed: Sequence[sql.ClaimedInvitation],
     emails: Sequence[RenderedEmail],
     outcomes: dict[Hashable, SmtpOutcome],
 ) -> None:
-    """Sent and failed with their events, and the unfinished given back, in one transaction.
+    """Sent and failed with their events, and the unfinished given back, in the transaction `tx`.
     Safe to repeat: each change is conditional on this attempt still holding the invitation."""
     delivered = {i.invitation_id: i.token_hash for i in claimed if (o := outcomes.get(i.invitation_id)) and o.delivered}
     failed = {
@@ -137,36 +154,35 @@ async def _record(
         if (o := outcomes.get(i.invitation_id)) and not o.delivered
     }
     unfinished = {i.invitation_id: i.token_hash for i in claimed if i.invitation_id not in outcomes}
-    async with uow.separate_transaction() as tx:
-        sent_counts = await sql.mark_sent(tx.conn, delivered) if delivered else {}
-        now_failed = await sql.mark_failed(tx.conn, failed) if failed else set()
-        if unfinished:
-            await sql.release(tx.conn, unfinished)
-        for invitation, email in zip(claimed, emails, strict=True):
-            if invitation.invitation_id in sent_counts:
-                tx.emit(
-                    InvitationSent(
-                        invitation_id=invitation.invitation_id,
-                        account_id=invitation.account_id,
-                        user_id=invitation.profile_id,
-                        email=invitation.email,
-                        kind=invitation.kind,
-                        expires_at=invitation.expires_at,
-                        sent_count=sent_counts[invitation.invitation_id],
-                        template=email.template,
-                        template_fallback=email.fallback,
-                    )
+    sent_counts = await sql.mark_sent(tx.conn, delivered) if delivered else {}
+    now_failed = await sql.mark_failed(tx.conn, failed) if failed else set()
+    if unfinished:
+        await sql.release(tx.conn, unfinished)
+    for invitation, email in zip(claimed, emails, strict=True):
+        if invitation.invitation_id in sent_counts:
+            tx.emit(
+                InvitationSent(
+                    invitation_id=invitation.invitation_id,
+                    account_id=invitation.account_id,
+                    user_id=invitation.profile_id,
+                    email=invitation.email,
+                    kind=invitation.kind,
+                    expires_at=invitation.expires_at,
+                    sent_count=sent_counts[invitation.invitation_id],
+                    template=email.template,
+                    template_fallback=email.fallback,
                 )
-            elif invitation.invitation_id in now_failed:
-                tx.emit(
-                    InvitationFailed(
-                        invitation_id=invitation.invitation_id,
-                        account_id=invitation.account_id,
-                        user_id=invitation.profile_id,
-                        email=invitation.email,
-                        reason=failed[invitation.invitation_id][1],
-                    )
+            )
+        elif invitation.invitation_id in now_failed:
+            tx.emit(
+                InvitationFailed(
+                    invitation_id=invitation.invitation_id,
+                    account_id=invitation.account_id,
+                    user_id=invitation.profile_id,
+                    email=invitation.email,
+                    reason=failed[invitation.invitation_id][1],
                 )
+            )
 
 
 def links(base_url: str, token: str) -> dict[str, str]:
