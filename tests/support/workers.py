@@ -21,7 +21,8 @@ class WorkerProcess:
         self._lines: list[str] = []
         self._lock = threading.Lock()
 
-    def start(self, ready_timeout: float = 30.0) -> None:
+    def start(self, ready_timeout: float = 30.0, wait_ready: bool = True) -> None:
+        """Starts it; by default waits until it logged its broker connection (at INFO level)."""
         self._lines = []
         self._process = subprocess.Popen(
             [sys.executable, "-m", "userprov", "run", *self.services],
@@ -30,7 +31,8 @@ class WorkerProcess:
             stderr=subprocess.PIPE,
         )
         threading.Thread(target=self._pump, args=(self._process,), daemon=True).start()
-        self.wait_for_log('"broker_connected"', ready_timeout)
+        if wait_ready:
+            self.wait_for_log('"broker_connected"', ready_timeout)
 
     def _pump(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stderr is not None
@@ -56,6 +58,18 @@ class WorkerProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"worker {self.name}: no {needle} within {timeout}s: {self.lines()[-20:]}")
             time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def rss_kib(self) -> int:
+        """Resident memory of the process now (VmRSS), in KiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise LookupError("no VmRSS")
 
     @property
     def running(self) -> bool:
