@@ -36,6 +36,13 @@ REPLY_MODELS: dict[str, type[Contract]] = {
     routing.ACCOUNTS_GET: queries.AccountsGetReply,
 }
 
+
+
+def reply_type(query_key: str) -> str:
+    """The message name (AMQP `type`) of a query's answer."""
+    return f"{query_key}.reply"
+
+
 # which userprov service consumes each message that comes to userprov (its queue is bound to the key)
 CONSUMER_OF: dict[str, str] = {
     routing.ACCOUNTS_UPSERT: routing.USER_CREATION,

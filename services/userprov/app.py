@@ -8,12 +8,12 @@ from contracts import routing
 from userprov.account_lookup.routes import handlers_for as account_lookup
 from userprov.invitation_mailing.routes import handlers_for as invitation_mailing
 from userprov.invitation_response.routes import handlers_for as invitation_response
-from userprov.runtime.dispatch import Handler, Route, route_table
+from userprov.runtime.dispatch import Handler, QueryHandler, Route, route_table
 from userprov.runtime.worker import run_worker
 from userprov.settings import Settings
 from userprov.user_creation.routes import handlers_for as user_creation
 
-SERVICES: dict[str, Callable[[Settings], Mapping[str, Handler]]] = {
+SERVICES: dict[str, Callable[[Settings], Mapping[str, Handler | QueryHandler]]] = {
     routing.USER_CREATION: user_creation,
     routing.ACCOUNT_LOOKUP: account_lookup,
     routing.INVITATION_MAILING: invitation_mailing,

@@ -36,7 +36,7 @@ class BusClient:
         self._by_key: dict[str, list[RecordedEvent]] = {}
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._replies: dict[str, asyncio.Future[RecordedEvent]] = {}
         self._reply_queue: AbstractQueue | None = None
 
     async def start(self) -> None:
@@ -83,7 +83,7 @@ class BusClient:
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._replies.pop(message.correlation_id or "", None)
         if future is not None and not future.done():
-            future.set_result(json.loads(message.body))
+            future.set_result(RecordedEvent(message.type or "", json.loads(message.body), message.message_id, message.correlation_id))
 
     async def publish_raw(
         self,
@@ -119,13 +119,24 @@ class BusClient:
         return await self.publish_raw(routing_key, json.dumps(body).encode(), **kwargs)
 
     async def query(self, routing_key: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """The answer's body (a `command.rejected` body when the query was refused)."""
+        return (await self.ask(routing_key, json.dumps(body).encode(), timeout=timeout)).body
+
+    async def ask(self, routing_key: str, body: bytes, *, timeout: float = 10.0, **properties: Any) -> RecordedEvent:
+        """Publishes a query (its body as given) and waits for the answer, whose `routing_key`
+        is the answer's AMQP type: `<query>.reply`, or `command.rejected`."""
         await self._connected()
         assert self._reply_queue is not None
-        correlation_id = str(uuid.uuid4())
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        correlation_id = properties.pop("correlation_id", None) or str(uuid.uuid4())
+        future: asyncio.Future[RecordedEvent] = asyncio.get_running_loop().create_future()
         self._replies[correlation_id] = future
-        await self.publish(routing_key, body, correlation_id=correlation_id, reply_to=self._reply_queue.name)
+        await self.publish_raw(routing_key, body, correlation_id=correlation_id, reply_to=self._reply_queue.name, **properties)
         return await asyncio.wait_for(future, timeout)
+
+    @property
+    def reply_queue(self) -> str:
+        assert self._reply_queue is not None
+        return self._reply_queue.name
 
     async def wait_for_workers(self, timeout: float = 60.0) -> None:
         """Until a worker answers a query: on a new vhost, queries published before the workers

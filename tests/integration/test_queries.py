@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import uuid
+
+import asyncpg
+import pytest
+
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to
@@ -39,3 +44,41 @@ class TestQueries:
         assert (await bus.query(routing.USERS_GET, {"account_id": "nobody-here", "email": "x@example.com"}))["found"] is False
         assert (await bus.query(routing.ACCOUNTS_GET, {"account_id": "nobody-here"})) == {
             "found": False, "account_id": "nobody-here", "name": None, "status": None, "licences": {}, "members": {}}
+
+
+class TestQueriesAlwaysAnswer:
+    """A query is answered to reply_to whatever it holds: the answer, or the refusal."""
+
+    async def test_the_answer_is_typed_and_leaves_no_trace(self, bus: BusClient, db: asyncpg.Pool) -> None:
+        message_id = str(uuid.uuid4())
+        first = await bus.ask(routing.ACCOUNTS_GET, b'{"account_id": "nobody-here"}', message_id=message_id)
+        again = await bus.ask(routing.ACCOUNTS_GET, b'{"account_id": "nobody-here"}', message_id=message_id)
+        assert first.routing_key == again.routing_key == "accounts.get.reply"
+        assert first.body == again.body and first.body["found"] is False
+        assert await db.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", message_id) == 0
+
+    @pytest.mark.parametrize(("body", "reason"), [
+        (b'{"account_id": ', "malformed_json"),
+        (b'{"account_id": "has space and \\u0000"}', "schema_invalid"),
+        (b'{"account_id": "acme", "email": "not an address"}', "schema_invalid"),
+        (b'[]', "schema_invalid"),
+    ])
+    async def test_a_refused_query_is_answered_with_the_refusal(self, bus: BusClient, body: bytes, reason: str) -> None:
+        key = routing.USERS_GET if b"email" in body else routing.ACCOUNTS_GET
+        correlation_id = f"refused-{uuid.uuid4()}"
+        answer = await bus.ask(key, body, correlation_id=correlation_id)
+        assert answer.routing_key == routing.COMMAND_REJECTED
+        assert answer.correlation_id == correlation_id
+        assert answer.body["reason"] == reason and answer.body["type"] == key
+        await eventually(lambda: bus.find(routing.COMMAND_REJECTED, correlation_id=correlation_id), what="the event as well")
+
+    async def test_the_same_refused_query_is_answered_each_time(self, bus: BusClient) -> None:
+        message_id = str(uuid.uuid4())
+        for _ in range(2):
+            answer = await bus.ask(routing.ACCOUNTS_GET, b"nonsense", message_id=message_id)
+            assert answer.body["reason"] == "malformed_json" and answer.body["command_id"] == message_id
+
+    async def test_a_query_without_reply_to_is_refused(self, bus: BusClient) -> None:
+        message_id = await bus.publish(routing.USERS_GET, {"account_id": "acme", "email": "x@example.com"})
+        [refused] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
+        assert refused.body["reason"] == "missing_reply_to"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import asyncpg
+
 from contracts.commands import InvitationsResend
 from contracts.events import AssetRecorded, InvitationIssued, IssuedInvitation, MembershipsCreated
 from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
@@ -55,28 +57,22 @@ async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:
         await sql.record_asset(uow.conn, event.account_id, event.kind, event.ref, membership.profile_id)
 
 
-async def get_user(query: UsersGet, uow: UnitOfWork) -> None:
-    async with uow:
-        row = await sql.user_view(uow.conn, query.account_id, query.email)
-        uow.reply(user_reply(row))
+async def get_user(query: UsersGet, conn: asyncpg.Connection) -> UsersGetReply:
+    return user_reply(await sql.user_view(conn, query.account_id, query.email))
 
 
-async def get_account(query: AccountsGet, uow: UnitOfWork) -> None:
-    async with uow:
-        account = await sql.account_view(uow.conn, query.account_id)
-        if account is None:
-            uow.reply(AccountsGetReply(found=False, account_id=query.account_id))
-            return
-        uow.reply(
-            AccountsGetReply(
-                found=True,
-                account_id=account.account_id,
-                name=account.name,
-                status=account.status,
-                licences={product: LicenceUse(total=total, used=used) for product, (total, used) in account.licences.items()},
-                members=account.members,
-            )
-        )
+async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsGetReply:
+    account = await sql.account_view(conn, query.account_id)
+    if account is None:
+        return AccountsGetReply(found=False, account_id=query.account_id)
+    return AccountsGetReply(
+        found=True,
+        account_id=account.account_id,
+        name=account.name,
+        status=account.status,
+        licences={product: LicenceUse(total=total, used=used) for product, (total, used) in account.licences.items()},
+        members=account.members,
+    )
 
 
 def user_reply(row: sql.UserView | None) -> UsersGetReply:

@@ -5,11 +5,11 @@ from functools import partial
 
 from contracts import routing
 from userprov.account_lookup import handlers
-from userprov.runtime.dispatch import Handler
+from userprov.runtime.dispatch import Handler, QueryHandler
 from userprov.settings import Settings
 
 
-def handlers_for(settings: Settings) -> dict[str, Handler]:
+def handlers_for(settings: Settings) -> dict[str, Handler | QueryHandler]:
     return {
         routing.MEMBERSHIPS_CREATED: handlers.decide_invitations,
         routing.USERS_GET: handlers.get_user,

@@ -160,7 +160,7 @@ class BrokerSession:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 message_id=message.message_id,
                 correlation_id=message.correlation_id,
-                type=message.routing_key,
+                type=message.type,
                 timestamp=datetime.now(UTC),
             ),
             routing_key=message.routing_key,

@@ -16,8 +16,9 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
+from contracts import routing
 from contracts.base import Contract
-from contracts.registry import model_of
+from contracts.registry import REPLY_MODELS, model_of, reply_type
 from contracts.text import printable
 from userprov.runtime import metrics
 from userprov.runtime.envelope import Envelope
@@ -29,27 +30,32 @@ from userprov.runtime.errors import (
     retry_transient,
     schema_rejection,
 )
+from userprov.runtime.outbox import OutgoingMessage, Publish
 from userprov.runtime.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
+# A query's handler reads in a read-only snapshot and returns the answer: no inbox, no outbox
+# (a read has no effect to deduplicate; the same query asked again is answered again).
+QueryHandler = Callable[[Any, asyncpg.Connection], Awaitable[Contract]]
 
 
 @dataclass(frozen=True)
 class Route:
     model: type[Contract]
-    handler: Handler
+    handler: Any  # a Handler, or a QueryHandler when reply_type is set
+    reply_type: str | None = None  # the answer's message name, for a query
 
 
-def route_table(handlers: Mapping[str, Handler]) -> dict[str, Route]:
+def route_table(handlers: Mapping[str, Handler | QueryHandler]) -> dict[str, Route]:
     """Routes for handlers by routing key; each message's model is the one the contracts name."""
     table = {}
     for routing_key, handler in handlers.items():
         model = model_of(routing_key)
         if model is None:
             raise LookupError(f"no contract for routing key {routing_key!r}")
-        table[routing_key] = Route(model, handler)
+        table[routing_key] = Route(model, handler, reply_type(routing_key) if routing_key in REPLY_MODELS else None)
     return table
 
 
@@ -65,6 +71,8 @@ def read_message(envelope: Envelope, routes: Mapping[str, Route]) -> tuple[Route
         return Rejected("invalid_properties", f"unusable AMQP properties: {fields}", property_errors)
     if not envelope.message_id:
         return Rejected("missing_message_id", "the message_id property is required")
+    if route.reply_type is not None and not envelope.reply_to:
+        return Rejected("missing_reply_to", "a query needs the reply_to property: the queue to answer to")
     try:
         payload = json.loads(envelope.body)
     except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested too deep, integers too long
@@ -104,10 +112,13 @@ class Dispatcher:
         transient_retry_seconds: float,
         transient_backoff_max: float,
         on_commit: Callable[[], None] = lambda: None,
+        publish: Publish | None = None,
     ) -> None:
-        """`on_commit`: called after a handler's transaction committed events (wakes the relay)."""
+        """`on_commit`: called after a handler's transaction committed events (wakes the relay).
+        `publish`: sends answers to queries (with publisher confirms)."""
         self.service = service
         self._on_commit = on_commit
+        self._publish = publish
         self._routes = routes
         self._pool = pool
         self._delivery_limit = delivery_limit
@@ -184,6 +195,9 @@ class Dispatcher:
             return await self._refuse(envelope, read)
         route, command = read
         try:
+            if route.reply_type is not None:
+                await self._with_transient_retries(lambda: self._answer(route, command, envelope))
+                return Settle.ACK, "answered"
             await self._with_transient_retries(lambda: self._run_handler(route, command, envelope))
             return Settle.ACK, "done"
         except AlreadyProcessed:
@@ -210,11 +224,22 @@ class Dispatcher:
         if not uow.committed:
             raise RuntimeError(f"{route.handler.__name__} returned without committing its unit of work")
 
+    async def _answer(self, route: Route, query: Contract, envelope: Envelope) -> None:
+        if self._publish is None or route.reply_type is None or envelope.reply_to is None:
+            raise RuntimeError("a query route needs a publisher and reply_to")
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            answer = await route.handler(query, conn)
+        await self._publish([OutgoingMessage.reply(answer, envelope.reply_to, envelope.causation_id, route.reply_type)])
+
     async def _refuse(
         self, envelope: Envelope, rejection: Rejected, *, park: bool = True, remember: bool = True
     ) -> tuple[Settle, str]:
         """Publishes `command.rejected`, recorded in the inbox (so once per message_id) unless
-        `remember` is off: a message parked after failing must take effect when replayed."""
+        `remember` is off: a message parked after failing must take effect when replayed.
+        A refused query is also answered (to reply_to) with the same event, every time it comes."""
+        route = self._routes.get(envelope.routing_key)
+        is_query = route is not None and route.reply_type is not None
+        remember = remember and not is_query
         usable = envelope.without_unusable_properties()
         event = rejection_event(usable, rejection)
         log.info("message_refused", reason=rejection.reason)
@@ -227,6 +252,8 @@ class Dispatcher:
         async def write() -> None:
             async with UnitOfWork(self._pool, self.service, claimable, self._on_commit) as uow:
                 uow.emit(event)
+                if is_query:
+                    uow.reply(event, routing.COMMAND_REJECTED)
 
         settle = Settle.PARK if park else Settle.ACK
         try:

@@ -27,28 +27,32 @@ class OutgoingMessage:
     body: bytes
     message_id: str
     correlation_id: str | None
+    type: str  # the message name, as the AMQP `type` property
 
     @classmethod
     def event(cls, event: Contract, correlation_id: str | None) -> OutgoingMessage:
         routing_key = ROUTING_KEY_OF[type(event)]
-        return cls(exchange_of(routing_key), routing_key, event.model_dump_json().encode(), str(uuid.uuid4()), correlation_id)
+        body = event.model_dump_json().encode()
+        return cls(exchange_of(routing_key), routing_key, body, str(uuid.uuid4()), correlation_id, routing_key)
 
     @classmethod
-    def reply(cls, answer: Contract, reply_to: str, correlation_id: str | None) -> OutgoingMessage:
-        return cls("", reply_to, answer.model_dump_json().encode(), str(uuid.uuid4()), correlation_id)
+    def reply(cls, answer: Contract, reply_to: str, correlation_id: str | None, message_type: str) -> OutgoingMessage:
+        """To the caller's queue, through the default exchange."""
+        return cls("", reply_to, answer.model_dump_json().encode(), str(uuid.uuid4()), correlation_id, message_type)
 
 
 async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> None:
     if not messages:
         return
     await conn.execute(
-        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
+        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body, message_type)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])",
         [m.exchange for m in messages],
         [m.routing_key for m in messages],
         [m.message_id for m in messages],
         [m.correlation_id for m in messages],
         [m.body for m in messages],
+        [m.type for m in messages],
     )
 
 
@@ -92,14 +96,18 @@ class OutboxRelay:
     async def relay_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, exchange, routing_key, message_id, correlation_id, body FROM outbox"
+                "SELECT id, exchange, routing_key, message_id, correlation_id, body,"
+                " COALESCE(message_type, routing_key) AS message_type FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
             )
             if not rows:
                 return 0
             await self._publish(
-                [OutgoingMessage(r["exchange"], r["routing_key"], r["body"], r["message_id"], r["correlation_id"]) for r in rows]
+                [
+                    OutgoingMessage(r["exchange"], r["routing_key"], r["body"], r["message_id"], r["correlation_id"], r["message_type"])
+                    for r in rows
+                ]
             )
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         metrics.OUTBOX_RELAYED.inc(len(rows))

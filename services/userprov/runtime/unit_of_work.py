@@ -46,9 +46,12 @@ class UnitOfWork:
     def emit(self, event: Contract) -> None:
         self._pending.append(outbox.OutgoingMessage.event(event, self._envelope.causation_id))
 
-    def reply(self, answer: Contract) -> None:
+    def reply(self, answer: Contract, message_type: str) -> None:
+        """Answers the message's caller, when it named a queue in reply_to."""
         if self._envelope.reply_to:
-            self._pending.append(outbox.OutgoingMessage.reply(answer, self._envelope.reply_to, self._envelope.correlation_id))
+            self._pending.append(
+                outbox.OutgoingMessage.reply(answer, self._envelope.reply_to, self._envelope.causation_id, message_type)
+            )
 
     async def __aenter__(self) -> Self:
         if self.committed:

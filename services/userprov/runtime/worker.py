@@ -40,6 +40,7 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
             transient_retry_seconds=settings.transient_retry_seconds,
             transient_backoff_max=settings.transient_backoff_max_seconds,
             on_commit=relay.wake,
+            publish=publish,
         )
         for name, routes in services.items()
     ]
