@@ -1,9 +1,9 @@
 """Commands sent to userprov on the `userprov.commands` exchange."""
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from contracts.base import AccountId, AccountStatus, Contract, Product, RequestedBy, Role
@@ -22,22 +22,58 @@ class WelcomeTemplate(Contract):
     )
 
 
+def _omit_rather_than_null(schema: dict[str, Any]) -> None:
+    """In the JSON Schema, a field that may be omitted but not sent as null."""
+    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    schema.pop("default", None)
+
+
+
 class AccountsUpsert(Contract):
-    """Creates or updates an account (sent by billing and setup services)."""
+    """Creates or updates an account (sent by billing and setup services).
+
+    Each field given replaces that field whole; each field omitted keeps its value (a new
+    account takes the default). An empty list or map says "none": `"groups": []` removes
+    every group. `null` is refused: omit the field to keep it."""
 
     account_id: AccountId
-    name: str = Field(min_length=1, max_length=200, description="The account's display name.")
-    status: AccountStatus = Field(default="active", description="`expired` accounts keep their members.")
-    licences: dict[Product, Annotated[int, Field(ge=0, le=1_000_000)]] = Field(
-        default_factory=dict, description="Seats per product. Lowering below the seats in use is refused."
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, json_schema_extra=_omit_rather_than_null,
+        description="The account's display name; required when the account is new.",
     )
-    groups: list[TemplateName] = Field(default_factory=list, description="User groups that exist in the account.")
-    settings_templates: list[TemplateName] = Field(
-        default_factory=list, description="Settings templates that exist in the account."
+    status: AccountStatus | None = Field(
+        default=None, json_schema_extra=_omit_rather_than_null,
+        description="`active` for a new account when omitted. `expired` accounts keep their members and take no new ones.",
     )
-    welcome_templates: dict[str, WelcomeTemplate] = Field(
-        default_factory=dict, description="The account's own welcome email per language code."
+    licences: dict[Product, Annotated[int, Field(ge=0, le=1_000_000)]] | None = Field(
+        default=None, json_schema_extra=_omit_rather_than_null,
+        description="Seats per product, replacing the whole map: a product left out loses its licences. "
+        "Lowering below the seats in use is refused. None for a new account when omitted.",
     )
+    groups: list[TemplateName] | None = Field(
+        default=None, json_schema_extra=_omit_rather_than_null, description="User groups that exist in the account (the whole list)."
+    )
+    settings_templates: list[TemplateName] | None = Field(
+        default=None, json_schema_extra=_omit_rather_than_null,
+        description="Settings templates that exist in the account (the whole list).",
+    )
+    welcome_templates: dict[str, WelcomeTemplate] | None = Field(
+        default=None, json_schema_extra=_omit_rather_than_null,
+        description="The account's own welcome email per language code (the whole map).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [k for k, v in data.items() if v is None and k != "account_id"]
+            if nulls:
+                raise PydanticCustomError(
+                    "null_field", "{fields}: omit a field to keep its value; null is not a value", {"fields": ", ".join(nulls)}
+                )
+        return data
 
 
 class NewUser(Contract):

@@ -19,34 +19,46 @@ from userprov.user_creation.validation import ValidRow, validate_rows
 
 
 async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox) -> None:
+    """Each field given replaces that field; each omitted keeps its value (see AccountsUpsert)."""
+    templates = cmd.welcome_templates or {}
     errors = [
         FieldError(field=f"welcome_templates.{language}.{part}", code=code, message=printable(problem))
-        for language, template in cmd.welcome_templates.items()
-        for part, (code, problem) in (await trial_errors(sandbox, AccountTemplate(template.subject, template.body), cmd.name)).items()
+        for language, template in templates.items()
+        for part, (code, problem) in (
+            await trial_errors(sandbox, AccountTemplate(template.subject, template.body), cmd.name or cmd.account_id)
+        ).items()
     ]
     errors += [
         FieldError(field=f"welcome_templates.{language}", code="unsupported_language", message=f"{language!r} is not supported.")
-        for language in cmd.welcome_templates
+        for language in templates
         if language not in SUPPORTED_LANGUAGES
     ]
     if errors:
         raise Rejected("invalid_template", "Some welcome templates cannot be used.", errors)
     async with uow:
-        await lock_account(uow.conn, cmd.account_id)
-        in_use = await sql.seats_in_use(uow.conn, cmd.account_id)
-        too_low = [
-            FieldError(
-                field=f"licences.{product}",
-                code="below_seats_in_use",
-                message=f"{used} seats of {product} are in use; cannot lower to {cmd.licences.get(product, 0)}.",
-            )
-            for product, used in sorted(in_use.items())
-            if used > cmd.licences.get(product, 0)
-        ]
-        if too_low:
-            raise Rejected("seats_in_use", "Licences cannot go below the seats in use.", too_low)
-        await sql.upsert_account(uow.conn, cmd)
+        existing = await lock_account(uow.conn, cmd.account_id)
+        if existing is None and cmd.name is None:
+            raise Rejected("name_required", f"Account {cmd.account_id!r} is new: it needs a name.",
+                           [FieldError(field="name", code="required", message="A new account needs a name.")])
+        if cmd.licences is not None:
+            await _refuse_below_seats_in_use(uow, cmd.account_id, cmd.licences)
+        await sql.upsert_account(uow.conn, cmd, exists=existing is not None)
         uow.emit(AccountUpserted(account_id=cmd.account_id))
+
+
+async def _refuse_below_seats_in_use(uow: UnitOfWork, account_id: str, licences: dict[str, int]) -> None:
+    in_use = await sql.seats_in_use(uow.conn, account_id)
+    too_low = [
+        FieldError(
+            field=f"licences.{product}",
+            code="below_seats_in_use",
+            message=f"{used} seats of {product} are in use; cannot lower to {licences.get(product, 0)}.",
+        )
+        for product, used in sorted(in_use.items())
+        if used > licences.get(product, 0)
+    ]
+    if too_low:
+        raise Rejected("seats_in_use", "Licences cannot go below the seats in use.", too_low)
 
 
 async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -> None:

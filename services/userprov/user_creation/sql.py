@@ -19,39 +19,47 @@ async def seats_in_use(conn: asyncpg.Connection, account_id: str) -> dict[str, i
     return {r["product"]: r["seats_used"] for r in rows}
 
 
-async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert) -> None:
-    await conn.execute(
-        "INSERT INTO accounts (account_id, name, status, groups, settings_templates) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,"
-        " groups = EXCLUDED.groups, settings_templates = EXCLUDED.settings_templates, updated_at = now()",
-        cmd.account_id,
-        cmd.name,
-        cmd.status,
-        sorted(set(cmd.groups)),
-        sorted(set(cmd.settings_templates)),
-    )
-    products = sorted(cmd.licences)
-    await conn.execute(
-        "DELETE FROM account_licences WHERE account_id = $1 AND NOT (product = ANY($2::text[]))", cmd.account_id, products
-    )
-    await conn.execute(
-        "INSERT INTO account_licences (account_id, product, seats_total)"
-        " SELECT $1, * FROM unnest($2::text[], $3::int[])"
-        " ON CONFLICT (account_id, product) DO UPDATE SET seats_total = EXCLUDED.seats_total",
-        cmd.account_id,
-        products,
-        [cmd.licences[p] for p in products],
-    )
-    await conn.execute("DELETE FROM welcome_templates WHERE account_id = $1", cmd.account_id)
-    languages = sorted(cmd.welcome_templates)
-    await conn.execute(
-        "INSERT INTO welcome_templates (account_id, language, subject, body)"
-        " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])",
-        cmd.account_id,
-        languages,
-        [cmd.welcome_templates[lang].subject for lang in languages],
-        [cmd.welcome_templates[lang].body for lang in languages],
-    )
+async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert, *, exists: bool) -> None:
+    """Creates the account (`cmd.name` is set then), or replaces the fields the command gives
+    and keeps the others."""
+    groups = sorted(set(cmd.groups)) if cmd.groups is not None else None
+    settings_templates = sorted(set(cmd.settings_templates)) if cmd.settings_templates is not None else None
+    if exists:
+        await conn.execute(
+            "UPDATE accounts SET name = COALESCE($2, name), status = COALESCE($3, status), groups = COALESCE($4, groups),"
+            " settings_templates = COALESCE($5, settings_templates), updated_at = now() WHERE account_id = $1",
+            cmd.account_id, cmd.name, cmd.status, groups, settings_templates,
+        )
+    else:
+        await conn.execute(
+            "INSERT INTO accounts (account_id, name, status, groups, settings_templates)"
+            " VALUES ($1, $2, COALESCE($3, 'active'), COALESCE($4, '{}'::text[]), COALESCE($5, '{}'::text[]))",
+            cmd.account_id, cmd.name, cmd.status, groups, settings_templates,
+        )
+    if cmd.licences is not None:
+        products = sorted(cmd.licences)
+        await conn.execute(
+            "DELETE FROM account_licences WHERE account_id = $1 AND NOT (product = ANY($2::text[]))", cmd.account_id, products
+        )
+        await conn.execute(
+            "INSERT INTO account_licences (account_id, product, seats_total)"
+            " SELECT $1, * FROM unnest($2::text[], $3::int[])"
+            " ON CONFLICT (account_id, product) DO UPDATE SET seats_total = EXCLUDED.seats_total",
+            cmd.account_id,
+            products,
+            [cmd.licences[p] for p in products],
+        )
+    if cmd.welcome_templates is not None:
+        await conn.execute("DELETE FROM welcome_templates WHERE account_id = $1", cmd.account_id)
+        languages = sorted(cmd.welcome_templates)
+        await conn.execute(
+            "INSERT INTO welcome_templates (account_id, language, subject, body)"
+            " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])",
+            cmd.account_id,
+            languages,
+            [cmd.welcome_templates[lang].subject for lang in languages],
+            [cmd.welcome_templates[lang].body for lang in languages],
+        )
 
 
 async def free_seats(conn: asyncpg.Connection, account_id: str, products: Sequence[str]) -> dict[str, int]:

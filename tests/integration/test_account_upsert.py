@@ -1,0 +1,71 @@
+"""accounts.upsert: a field given replaces that field; a field omitted keeps its value."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from contracts import routing
+from tests.integration.conftest import address
+from tests.support.flows import add_users
+from userprov_devtools.bus_client import BusClient, RecordedEvent
+from userprov_devtools.waiting import eventually
+
+TEMPLATE = {"subject": "Hi {{ first_name }}", "body": "Join {{ account_name }}: {{ link }}"}
+
+
+async def upsert(bus: BusClient, body: dict[str, Any]) -> RecordedEvent:
+    """The outcome: account.upserted (caused by this command) or command.rejected."""
+    message_id = await bus.publish(routing.ACCOUNTS_UPSERT, body)
+    return await eventually(
+        lambda: (bus.find(routing.ACCOUNT_UPSERTED, correlation_id=message_id)
+                 or bus.find(routing.COMMAND_REJECTED, command_id=message_id) or [None])[0],
+        what="the upsert's outcome")
+
+
+async def stored(db: asyncpg.Pool, account_id: str) -> dict[str, Any]:
+    row = await db.fetchrow("SELECT name, status, groups, settings_templates FROM accounts WHERE account_id = $1", account_id)
+    licences = await db.fetch("SELECT product, seats_total FROM account_licences WHERE account_id = $1", account_id)
+    templates = await db.fetch("SELECT language FROM welcome_templates WHERE account_id = $1", account_id)
+    return {**dict(row), "licences": {r["product"]: r["seats_total"] for r in licences},
+            "templates": sorted(r["language"] for r in templates)}
+
+
+class TestPartialUpsert:
+    async def test_omitted_fields_keep_their_value(self, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        account_id = await account({"gotomeeting": 5}, groups=["ops"], settings_templates=["std"],
+                                   welcome_templates={"en": TEMPLATE})
+        assert (await upsert(bus, {"account_id": account_id, "name": "Renamed"})).routing_key == routing.ACCOUNT_UPSERTED
+        assert await stored(db, account_id) == {"name": "Renamed", "status": "active", "groups": ["ops"],
+                                                "settings_templates": ["std"], "licences": {"gotomeeting": 5}, "templates": ["en"]}
+        expired = await upsert(bus, {"account_id": account_id, "status": "expired"})
+        assert expired.routing_key == routing.ACCOUNT_UPSERTED, expired.body
+        assert (await stored(db, account_id))["status"] == "expired" and (await stored(db, account_id))["name"] == "Renamed"
+
+    async def test_given_fields_replace_and_empty_says_none(self, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        account_id = await account({"gotomeeting": 5, "gotowebinar": 2}, groups=["ops", "dev"], welcome_templates={"en": TEMPLATE})
+        done = await upsert(bus, {"account_id": account_id, "groups": [], "licences": {"gotowebinar": 3}, "welcome_templates": {}})
+        assert done.routing_key == routing.ACCOUNT_UPSERTED
+        after = await stored(db, account_id)
+        assert (after["groups"], after["licences"], after["templates"]) == ([], {"gotowebinar": 3}, [])
+
+    async def test_seats_in_use_are_checked_only_when_licences_are_given(self, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        account_id = await account({"gotomeeting": 2})
+        await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"],
+                              "users": [{"first_name": "In", "last_name": "Use", "email": address("inuse")}]})
+        assert (await upsert(bus, {"account_id": account_id, "name": "Still fine"})).routing_key == routing.ACCOUNT_UPSERTED
+        refused = await upsert(bus, {"account_id": account_id, "licences": {}})
+        assert refused.body["reason"] == "seats_in_use"
+        assert (await stored(db, account_id))["licences"] == {"gotomeeting": 2}
+
+    async def test_a_new_account_needs_a_name(self, bus: BusClient, db: asyncpg.Pool) -> None:
+        account_id = f"nameless-{uuid.uuid4().hex[:8]}"
+        refused = await upsert(bus, {"account_id": account_id, "licences": {"gotomeeting": 1}})
+        assert refused.body["reason"] == "name_required" and refused.body["errors"][0]["field"] == "name"
+        assert await db.fetchval("SELECT count(*) FROM accounts WHERE account_id = $1", account_id) == 0
+
+    async def test_null_is_refused(self, bus: BusClient, account) -> None:
+        account_id = await account()
+        refused = await upsert(bus, {"account_id": account_id, "groups": None})
+        assert refused.body["reason"] == "schema_invalid" and "groups" in refused.body["errors"][0]["message"]
