@@ -63,8 +63,14 @@ ROUTING_KEY_OF: dict[type[Contract], str] = {
 }
 
 
+# userprov's own hand-offs, on the internal exchange: not part of the public interface
+INTERNAL_EVENTS = frozenset({routing.MEMBERSHIPS_CREATED, routing.INVITATION_ISSUED})
+
+
 def exchange_of(routing_key: str) -> str:
-    return routing.COMMANDS_EXCHANGE if routing_key in COMMAND_MODELS else routing.EVENTS_EXCHANGE
+    if routing_key in COMMAND_MODELS:
+        return routing.COMMANDS_EXCHANGE
+    return routing.INTERNAL_EXCHANGE if routing_key in INTERNAL_EVENTS else routing.EVENTS_EXCHANGE
 
 
 def model_of(routing_key: str) -> type[Contract] | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 COMMANDS_EXCHANGE = "userprov.commands"
 EVENTS_EXCHANGE = "userprov.events"
 DEAD_LETTER_EXCHANGE = "userprov.dead-letter"
+# userprov's own hand-offs between its services: declared by the workers, and only they
+# should be granted write or read on it (see the README's RabbitMQ permissions)
+INTERNAL_EXCHANGE = "userprov.internal"
 
 # commands and queries (userprov.commands)
 ACCOUNTS_UPSERT = "accounts.upsert"
@@ -30,7 +33,7 @@ USER_REMOVED = "user.removed"
 ACCOUNT_UPSERTED = "account.upserted"
 COMMAND_REJECTED = "command.rejected"
 
-# events between userprov's own services (userprov.events)
+# events between userprov's own services (userprov.internal)
 MEMBERSHIPS_CREATED = "memberships.created"
 INVITATION_ISSUED = "invitation.issued"
 

@@ -41,7 +41,9 @@ def asyncapi_document() -> dict[str, Any]:
     _, definitions = models_json_schema(
         [(model, "validation") for model in models.values()], ref_template="#/components/schemas/{model}"
     )
-    channels = {"commands": _channel(routing.COMMANDS_EXCHANGE), "events": _channel(routing.EVENTS_EXCHANGE)}
+    channel_of_exchange = {routing.COMMANDS_EXCHANGE: "commands", routing.EVENTS_EXCHANGE: "events", routing.INTERNAL_EXCHANGE: "internal"}
+    channels = {channel: _channel(exchange) for exchange, channel in channel_of_exchange.items()}
+    channels["internal"]["description"] = "userprov's own hand-offs between its services; not for integrators."
     messages: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for name, model in models.items():
@@ -56,7 +58,7 @@ def asyncapi_document() -> dict[str, Any]:
         }
         if name.endswith(".reply"):
             continue
-        channel = "commands" if name in registry.COMMAND_MODELS else "events"
+        channel = channel_of_exchange[registry.exchange_of(name)]
         channels[channel]["messages"][key] = {"$ref": f"#/components/messages/{key}"}
         operations[key] = {
             "action": "receive" if name in USERPROV_CONSUMES else "send",

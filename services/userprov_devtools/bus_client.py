@@ -45,9 +45,11 @@ class BusClient:
         self._channel = await self._connection.channel()
         events = await self._channel.declare_exchange(routing.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         await self._channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        internal = await self._channel.declare_exchange(routing.INTERNAL_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         recorder = await self._channel.declare_queue(exclusive=True)
         for key in self._record_keys:
             await recorder.bind(events, key)
+            await recorder.bind(internal, key)  # an operator's view: userprov's own hand-offs too
         await recorder.consume(self._record, no_ack=True)
         self._reply_queue = await self._channel.declare_queue(exclusive=True)
         await self._reply_queue.consume(self._on_reply, no_ack=True)

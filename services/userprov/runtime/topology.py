@@ -22,7 +22,7 @@ def service_queue_arguments(service: str, delivery_limit: int) -> dict[str, Any]
 async def declare_topology(channel: AbstractChannel, delivery_limit: int) -> None:
     exchanges = {
         name: await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
-        for name in (routing.COMMANDS_EXCHANGE, routing.EVENTS_EXCHANGE)
+        for name in (routing.COMMANDS_EXCHANGE, routing.EVENTS_EXCHANGE, routing.INTERNAL_EXCHANGE)
     }
     dead_letters = await channel.declare_exchange(routing.DEAD_LETTER_EXCHANGE, ExchangeType.DIRECT, durable=True)
     for service in routing.SERVICES:
@@ -31,6 +31,10 @@ async def declare_topology(channel: AbstractChannel, delivery_limit: int) -> Non
         )
         for exchange, routing_key in registry.subscriptions(service):
             await queue.bind(exchanges[exchange], routing_key)
+        for routing_key in registry.INTERNAL_EVENTS:
+            # versions before the internal exchange bound these on the public one: a door for
+            # anyone who may publish events (RabbitMQ accepts unbinding what is not bound)
+            await queue.unbind(exchanges[routing.EVENTS_EXCHANGE], routing_key)
         # The parking queue has no TTL and no length limit: nothing parked expires.
         parked = await channel.declare_queue(
             routing.parking_queue_name(service), durable=True, arguments={"x-queue-type": "quorum"}

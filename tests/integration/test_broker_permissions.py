@@ -1,0 +1,91 @@
+"""The RabbitMQ permissions the README recommends for an integrator are enough to use every
+public message, and keep userprov's internal exchange closed to them."""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+import aiormq
+import pytest
+
+from contracts import routing
+from tests.integration.conftest import address
+from tests.support.infra import Infra, rabbitmqctl
+
+# the README's table, for an integrator whose own queues are server-named (amq.gen-...)
+CONFIGURE = r"^amq\.gen-.*$"
+WRITE = r"^(userprov\.(commands|events)|amq\.gen-.*)$"
+READ = r"^(userprov\.events|amq\.gen-.*)$"
+
+
+@pytest.fixture
+def integrator_url(infra: Infra, bus: object) -> Iterator[str]:  # bus: the workers have declared the topology
+    user, password = f"integrator-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    rabbitmqctl("add_user", user, password)
+    try:
+        rabbitmqctl("set_permissions", "-p", infra.vhost, user, CONFIGURE, WRITE, READ)
+        parts = urlsplit(infra.amqp_url)
+        yield urlunsplit(parts._replace(netloc=f"{quote(user)}:{password}@{parts.hostname}:{parts.port}"))
+    finally:
+        rabbitmqctl("delete_user", user)
+
+
+async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, key: str, body: dict, **properties: str) -> None:
+    target = await channel.get_exchange(exchange, ensure=False)
+    await target.publish(aio_pika.Message(json.dumps(body).encode(), message_id=str(uuid.uuid4()), **properties), routing_key=key)
+
+
+class TestInternalHops:
+    def test_only_the_internal_exchange_reaches_userprovs_own_hand_offs(self, infra: Infra, bus: object) -> None:
+        bindings = [line.split("\t") for line in rabbitmqctl(
+            "list_bindings", "-q", "-p", infra.vhost, "source_name", "destination_name", "routing_key").splitlines()]
+        internal_keys = {routing.MEMBERSHIPS_CREATED, routing.INVITATION_ISSUED}
+        assert {(source, key) for source, _, key in bindings if key in internal_keys} == {
+            (routing.INTERNAL_EXCHANGE, key) for key in internal_keys}
+
+
+class TestIntegratorPermissions:
+    async def test_enough_for_commands_events_and_queries(self, integrator_url: str, account) -> None:
+        account_id = await account()
+        connection = await aio_pika.connect(integrator_url)
+        try:
+            channel = await connection.channel()
+            events = await channel.declare_queue(exclusive=True)
+            await events.bind(routing.EVENTS_EXCHANGE, routing.USERS_ADD_COMPLETED)
+            replies = await channel.declare_queue(exclusive=True)
+            await publish(channel, routing.COMMANDS_EXCHANGE, routing.USERS_ADD, {
+                "account_id": account_id, "users": [{"first_name": "Ada", "last_name": "Perm", "email": address("perm")}]})
+            completed = await _next(events)
+            assert json.loads(completed.body)["account_id"] == account_id
+            await publish(channel, routing.COMMANDS_EXCHANGE, routing.ACCOUNTS_GET, {"account_id": account_id},
+                          reply_to=replies.name, correlation_id="perm-query")
+            answer = await _next(replies)
+            assert answer.type == "accounts.get.reply" and answer.correlation_id == "perm-query"
+        finally:
+            await connection.close()
+
+    async def test_the_internal_exchange_is_closed(self, integrator_url: str) -> None:
+        connection = await aio_pika.connect(integrator_url)
+        try:
+            channel = await connection.channel(publisher_confirms=False)
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                queue = await channel.declare_queue(exclusive=True)
+                await queue.bind(routing.INTERNAL_EXCHANGE, routing.INVITATION_ISSUED)
+            channel = await connection.channel(publisher_confirms=False)
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                await publish(channel, routing.INTERNAL_EXCHANGE, routing.INVITATION_ISSUED,
+                              {"invitations": [{"invitation_id": str(uuid.uuid4()), "kind": "welcome"}]})
+                await channel.declare_queue(exclusive=True)  # the refusal closes the channel: seen on the next call
+        finally:
+            await connection.close()
+
+
+async def _next(queue: aio_pika.abc.AbstractQueue, timeout: float = 10.0) -> aio_pika.abc.AbstractIncomingMessage:
+    async with queue.iterator(timeout=timeout) as messages:
+        async for message in messages:
+            await message.ack()
+            return message
+    raise AssertionError("no message")
