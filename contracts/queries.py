@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -53,3 +54,24 @@ class AccountsGetReply(Contract):
     status: AccountStatus | None = None
     licences: dict[str, LicenceUse] = Field(default_factory=dict)
     members: dict[str, int] = Field(default_factory=dict, description="Members per membership status.")
+
+
+class CommandsGet(Contract):
+    """What became of a command: for a caller that lost its publisher confirm, or its event."""
+
+    command_id: str = Field(min_length=1, max_length=255, description="The command's `message_id`.")
+
+
+class OutcomeEvent(Contract):
+    type: str = Field(description="The event's name (its routing key), e.g. `users.add.completed`.")
+    body: dict[str, Any] = Field(description="The event as it was published; its schema is the one of `type`.")
+
+
+class CommandsGetReply(Contract):
+    found: bool = Field(description="False when no command with that id was handled (yet), or it was forgotten.")
+    command_id: str
+    command_type: str | None = Field(default=None, description="The command's routing key.")
+    outcome: Literal["done", "rejected"] | None = None
+    events: list[OutcomeEvent] = Field(
+        default_factory=list, description="The public events its handling published (`command.rejected` when refused)."
+    )

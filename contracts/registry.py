@@ -11,6 +11,7 @@ COMMAND_MODELS: dict[str, type[Contract]] = {
     routing.INVITATIONS_RESEND: commands.InvitationsResend,
     routing.USERS_GET: queries.UsersGet,
     routing.ACCOUNTS_GET: queries.AccountsGet,
+    routing.COMMANDS_GET: queries.CommandsGet,
 }
 
 EVENT_MODELS: dict[str, type[Contract]] = {
@@ -34,6 +35,7 @@ EVENT_MODELS: dict[str, type[Contract]] = {
 REPLY_MODELS: dict[str, type[Contract]] = {
     routing.USERS_GET: queries.UsersGetReply,
     routing.ACCOUNTS_GET: queries.AccountsGetReply,
+    routing.COMMANDS_GET: queries.CommandsGetReply,
 }
 
 
@@ -51,6 +53,7 @@ CONSUMER_OF: dict[str, str] = {
     routing.MEMBERSHIPS_CREATED: routing.ACCOUNT_LOOKUP,
     routing.USERS_GET: routing.ACCOUNT_LOOKUP,
     routing.ACCOUNTS_GET: routing.ACCOUNT_LOOKUP,
+    routing.COMMANDS_GET: routing.ACCOUNT_LOOKUP,
     routing.INVITATIONS_RESEND: routing.ACCOUNT_LOOKUP,
     routing.ASSET_RECORDED: routing.ACCOUNT_LOOKUP,
     routing.INVITATION_ISSUED: routing.INVITATION_MAILING,

@@ -15,6 +15,7 @@ USERS_REMOVE = "users.remove"
 INVITATIONS_RESEND = "invitations.resend"
 USERS_GET = "users.get"
 ACCOUNTS_GET = "accounts.get"
+COMMANDS_GET = "commands.get"
 
 # events from outside userprov (userprov.events)
 INVITATION_ACCEPTED = "invitation.accepted"

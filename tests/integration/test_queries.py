@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 
 import asyncpg
@@ -82,3 +83,30 @@ class TestQueriesAlwaysAnswer:
         message_id = await bus.publish(routing.USERS_GET, {"account_id": "acme", "email": "x@example.com"})
         [refused] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
         assert refused.body["reason"] == "missing_reply_to"
+
+
+class TestCommandsGet:
+    """A caller that lost its confirm (or the event) asks what became of its command."""
+
+    async def test_a_completed_command(self, bus: BusClient, account) -> None:
+        account_id = await account()
+        person = address("outcome")
+        completed = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Out", "last_name": "Come", "email": person}]})
+        command_id = completed.body["command_id"]
+        answer = await bus.ask(routing.COMMANDS_GET, json.dumps({"command_id": command_id}).encode())
+        assert answer.routing_key == "commands.get.reply"
+        assert answer.body["found"] is True and answer.body["outcome"] == "done" and answer.body["command_type"] == routing.USERS_ADD
+        [event] = answer.body["events"]
+        assert event["type"] == routing.USERS_ADD_COMPLETED and event["body"] == completed.body
+
+    @pytest.mark.parametrize("body", [b'{"account_id": "no-such-account", "users": []}', b"not json"])
+    async def test_a_refused_command(self, bus: BusClient, body: bytes) -> None:
+        command_id = await bus.publish_raw(routing.USERS_ADD, body)
+        [refused] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=command_id))
+        answer = await bus.query(routing.COMMANDS_GET, {"command_id": command_id})
+        assert answer["outcome"] == "rejected"
+        assert answer["events"] == [{"type": routing.COMMAND_REJECTED, "body": refused.body}]
+
+    async def test_an_unknown_command(self, bus: BusClient) -> None:
+        assert await bus.query(routing.COMMANDS_GET, {"command_id": "never-sent"}) == {
+            "found": False, "command_id": "never-sent", "command_type": None, "outcome": None, "events": []}

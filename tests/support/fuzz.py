@@ -28,6 +28,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     routing.INVITATIONS_RESEND: {"account_id": ACCOUNT, "email": "fuzz.row@example.com"},
     routing.USERS_GET: {"account_id": ACCOUNT, "email": "fuzz.row@example.com"},
     routing.ACCOUNTS_GET: {"account_id": ACCOUNT},
+    routing.COMMANDS_GET: {"command_id": "fuzz-command"},
     routing.INVITATION_ACCEPTED: {"token": "fuzz-token"},
     routing.INVITATION_DECLINED: {"token": "fuzz-token"},
     routing.ASSET_RECORDED: {"account_id": ACCOUNT, "email": "fuzz.row@example.com", "kind": "session_history", "ref": "r"},

@@ -7,11 +7,22 @@ import asyncpg
 
 from contracts.commands import InvitationsResend
 from contracts.events import AssetRecorded, InvitationIssued, IssuedInvitation, MembershipsCreated
-from contracts.queries import AccountsGet, AccountsGetReply, InvitationView, LicenceUse, UsersGet, UsersGetReply
+from contracts.queries import (
+    AccountsGet,
+    AccountsGetReply,
+    CommandsGet,
+    CommandsGetReply,
+    InvitationView,
+    LicenceUse,
+    OutcomeEvent,
+    UsersGet,
+    UsersGetReply,
+)
 from userprov import lifecycle
 from userprov.account_lookup import sql
 from userprov.memberships import home_membership, lock_current_membership
 from userprov.permissions import acting, permit
+from userprov.runtime import outcomes
 from userprov.runtime.errors import Rejected
 from userprov.runtime.unit_of_work import UnitOfWork
 
@@ -72,6 +83,19 @@ async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsG
         status=account.status,
         licences={product: LicenceUse(total=total, used=used) for product, (total, used) in account.licences.items()},
         members=account.members,
+    )
+
+
+async def get_command(query: CommandsGet, conn: asyncpg.Connection) -> CommandsGetReply:
+    found = await outcomes.find(conn, query.command_id)
+    if found is None:
+        return CommandsGetReply(found=False, command_id=query.command_id)
+    return CommandsGetReply(
+        found=True,
+        command_id=query.command_id,
+        command_type=found.command_type,
+        outcome=found.outcome,  # type: ignore[arg-type]  # the table's CHECK holds it to the two values
+        events=[OutcomeEvent(type=e["type"], body=e["body"]) for e in found.events],
     )
 
 

@@ -14,6 +14,7 @@ def handlers_for(settings: Settings) -> dict[str, Handler | QueryHandler]:
         routing.MEMBERSHIPS_CREATED: handlers.decide_invitations,
         routing.USERS_GET: handlers.get_user,
         routing.ACCOUNTS_GET: handlers.get_account,
+        routing.COMMANDS_GET: handlers.get_command,
         routing.INVITATIONS_RESEND: partial(handlers.resend_invitation, cooldown_seconds=settings.resend_cooldown_seconds),
         routing.ASSET_RECORDED: handlers.record_asset,
     }

@@ -20,7 +20,7 @@ from contracts import routing
 from contracts.base import Contract
 from contracts.registry import REPLY_MODELS, model_of, reply_type
 from contracts.text import printable
-from userprov.runtime import metrics
+from userprov.runtime import metrics, outcomes
 from userprov.runtime.envelope import Envelope
 from userprov.runtime.errors import (
     AlreadyProcessed,
@@ -219,7 +219,8 @@ class Dispatcher:
         await asyncio.sleep(min(0.1 * 2 ** min(envelope.delivery_count, 10), 5.0))
 
     async def _run_handler(self, route: Route, command: Contract, envelope: Envelope) -> None:
-        uow = UnitOfWork(self._pool, self.service, envelope, self._on_commit)
+        command_id = envelope.message_id if outcomes.is_command(envelope.routing_key) else None
+        uow = UnitOfWork(self._pool, self.service, envelope, self._on_commit, command_id)
         await route.handler(command, uow)
         if not uow.committed:
             raise RuntimeError(f"{route.handler.__name__} returned without committing its unit of work")
@@ -250,7 +251,8 @@ class Dispatcher:
             claimable = replace(usable, message_id=f"refusal:{uuid.uuid4()}", correlation_id=usable.causation_id)
 
         async def write() -> None:
-            async with UnitOfWork(self._pool, self.service, claimable, self._on_commit) as uow:
+            command_id = usable.message_id if outcomes.is_command(usable.routing_key) else None
+            async with UnitOfWork(self._pool, self.service, claimable, self._on_commit, command_id) as uow:
                 uow.emit(event)
                 if is_query:
                     uow.reply(event, routing.COMMAND_REJECTED)

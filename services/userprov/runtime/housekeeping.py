@@ -1,4 +1,5 @@
-"""Keeps the inbox from growing forever: message ids older than the retention are forgotten.
+"""Keeps the inbox from growing forever: message ids older than the retention are forgotten,
+and the commands' outcomes with them.
 
 A message redelivered or republished after that long would take effect again; the retention
 is days, while redeliveries come within minutes."""
@@ -9,6 +10,8 @@ import random
 
 import asyncpg
 import structlog
+
+from userprov.runtime import outcomes
 
 log = structlog.get_logger()
 
@@ -26,7 +29,8 @@ async def prune_inbox(pool: asyncpg.Pool, retention_days: int) -> int:
                 retention_days,
                 BATCH,
             )
-        count = int(status.split()[-1])
+            count = int(status.split()[-1])
+            count += await outcomes.prune(conn, retention_days, BATCH)
         removed += count
         if count < BATCH:
             return removed

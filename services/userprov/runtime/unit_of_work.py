@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 
 from contracts.base import Contract
-from userprov.runtime import outbox
+from userprov.runtime import outbox, outcomes
 from userprov.runtime.envelope import Envelope
 from userprov.runtime.errors import AlreadyProcessed
 
@@ -22,9 +22,17 @@ class UnitOfWork:
     as processed; events emitted inside it are written to the outbox and committed with it."""
 
     def __init__(
-        self, pool: asyncpg.Pool, service: str, envelope: Envelope, on_commit: Callable[[], None] = lambda: None
+        self,
+        pool: asyncpg.Pool,
+        service: str,
+        envelope: Envelope,
+        on_commit: Callable[[], None] = lambda: None,
+        outcome_of: str | None = None,
     ) -> None:
+        """`outcome_of`: the id of the command whose outcome the events committed here are
+        (stored for `commands.get`); None for events and queries."""
         self._pool = pool
+        self._outcome_of = outcome_of
         self._on_commit = on_commit  # after a commit that wrote events: the relay sends them at once
         self._service = service
         self._envelope = envelope
@@ -81,6 +89,8 @@ class UnitOfWork:
             return
         try:
             await outbox.write(self.conn, self._pending)
+            if self._outcome_of is not None:
+                await outcomes.record(self.conn, self._outcome_of, self._envelope.routing_key, self._pending)
         except BaseException:
             await self._finish(commit=False)
             raise

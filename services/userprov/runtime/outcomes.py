@@ -1,0 +1,57 @@
+"""What became of each command (its public events, or its refusal), stored in the transaction
+that handled it, for `commands.get`."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from contracts import routing
+from contracts.registry import COMMAND_MODELS, REPLY_MODELS
+from userprov.runtime.outbox import OutgoingMessage
+
+
+def is_command(routing_key: str) -> bool:
+    """A command has an outcome to remember; a query or an event does not."""
+    return routing_key in COMMAND_MODELS and routing_key not in REPLY_MODELS
+
+
+async def record(conn: asyncpg.Connection, command_id: str, command_type: str, messages: Sequence[OutgoingMessage]) -> None:
+    """The latest handling wins: a command refused after failing and then replayed from the
+    parking queue ends with the outcome of the replay."""
+    public = [m for m in messages if m.exchange in (routing.EVENTS_EXCHANGE, routing.COMMANDS_EXCHANGE)]
+    rejected = any(m.routing_key == routing.COMMAND_REJECTED for m in public)
+    await conn.execute(
+        "INSERT INTO command_outcomes (command_id, command_type, outcome, events) VALUES ($1, $2, $3, $4::jsonb)"
+        " ON CONFLICT (command_id) DO UPDATE SET command_type = EXCLUDED.command_type, outcome = EXCLUDED.outcome,"
+        " events = EXCLUDED.events, recorded_at = now()",
+        command_id,
+        command_type,
+        "rejected" if rejected else "done",
+        "[" + ",".join(f'{{"type": {json.dumps(m.routing_key)}, "body": {m.body.decode()}}}' for m in public) + "]",
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    command_type: str
+    outcome: str
+    events: list[dict[str, Any]]
+
+
+async def find(conn: asyncpg.Connection, command_id: str) -> Outcome | None:
+    row = await conn.fetchrow("SELECT command_type, outcome, events::text FROM command_outcomes WHERE command_id = $1", command_id)
+    return Outcome(row["command_type"], row["outcome"], json.loads(row["events"])) if row else None
+
+
+async def prune(conn: asyncpg.Connection, retention_days: int, batch: int) -> int:
+    status = await conn.execute(
+        "DELETE FROM command_outcomes WHERE command_id = ANY(ARRAY(SELECT command_id FROM command_outcomes"
+        " WHERE recorded_at < now() - make_interval(days => $1) LIMIT $2))",
+        retention_days,
+        batch,
+    )
+    return int(status.split()[-1])
