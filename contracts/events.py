@@ -82,6 +82,9 @@ class InvitationResponseRejected(Contract):
         description="`last_admin`: accepting would leave the account the person is an admin of without an active admin; "
         "the invitation stays open."
     )
+    invitation_id: UUID | None = Field(default=None, description="The token's invitation; null for `unknown_token`.")
+    account_id: str | None = Field(default=None, description="The account that invited; null for `unknown_token`.")
+    user_id: UUID | None = Field(default=None, description="The invited person; null for `unknown_token`.")
 
 
 class UserActivated(Contract):
@@ -119,6 +122,17 @@ class UserRemoved(Contract):
 
 class AccountUpserted(Contract):
     account_id: str
+
+
+class AssetCounted(Contract):
+    """An `asset.recorded` was counted: the asset moves with its owner on a transfer."""
+
+    account_id: str
+    user_id: UUID
+    email: str
+    kind: AssetKind
+    ref: str
+    new: bool = Field(description="False when the same account, kind and ref was recorded before (it is counted once).")
 
 
 class CommandRejected(Contract):

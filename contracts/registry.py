@@ -27,6 +27,7 @@ EVENT_MODELS: dict[str, type[Contract]] = {
     routing.USER_SUSPENDED: events.UserSuspended,
     routing.USER_REMOVED: events.UserRemoved,
     routing.ACCOUNT_UPSERTED: events.AccountUpserted,
+    routing.ASSET_COUNTED: events.AssetCounted,
     routing.COMMAND_REJECTED: events.CommandRejected,
     routing.MEMBERSHIPS_CREATED: events.MembershipsCreated,
     routing.INVITATION_ISSUED: events.InvitationIssued,

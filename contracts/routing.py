@@ -32,6 +32,7 @@ USER_TRANSFERRED = "user.transferred"
 USER_SUSPENDED = "user.suspended"
 USER_REMOVED = "user.removed"
 ACCOUNT_UPSERTED = "account.upserted"
+ASSET_COUNTED = "asset.counted"
 COMMAND_REJECTED = "command.rejected"
 
 # events between userprov's own services (userprov.internal)

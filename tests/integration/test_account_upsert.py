@@ -69,3 +69,17 @@ class TestPartialUpsert:
         account_id = await account()
         refused = await upsert(bus, {"account_id": account_id, "groups": None})
         assert refused.body["reason"] == "schema_invalid" and "groups" in refused.body["errors"][0]["message"]
+
+
+class TestExpiredAccount:
+    async def test_takes_no_new_users_and_keeps_its_members(self, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        account_id = await account()
+        member = address("kept")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Kept", "last_name": "Member", "email": member}]})
+        await upsert(bus, {"account_id": account_id, "status": "expired"})
+        refused = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "New", "last_name": "One", "email": address("new")}]})
+        assert refused.routing_key == routing.COMMAND_REJECTED and refused.body["reason"] == "account_expired"
+        assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", account_id) == 1
+        await upsert(bus, {"account_id": account_id, "status": "active"})
+        again = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "New", "last_name": "One", "email": address("new")}]})
+        assert again.routing_key == routing.USERS_ADD_COMPLETED

@@ -21,9 +21,14 @@ ASSETS = [("session_history", "s1"), ("session_history", "s2"), ("scheduled_sess
 
 
 async def record_assets(bus: BusClient, db: asyncpg.Pool, account_id: str, email: str) -> None:
+    """Records ASSETS, the first twice; each is confirmed by asset.counted, the repeat as not new."""
     for kind, ref in ASSETS + [ASSETS[0]]:  # the repeat is idempotent on (account, kind, ref)
         await bus.publish(routing.ASSET_RECORDED, {"account_id": account_id, "email": email, "kind": kind, "ref": f"{account_id}-{ref}"})
     await eventually(lambda: db.fetchval("SELECT count(*) = 4 FROM assets WHERE account_id = $1", account_id), what="assets")
+    counted = await eventually(lambda: len(bus.find(routing.ASSET_COUNTED, account_id=account_id)) == 5
+                               and bus.find(routing.ASSET_COUNTED, account_id=account_id), what="asset.counted")
+    assert sorted((c.body["kind"], c.body["ref"].rpartition("-")[2], c.body["new"]) for c in counted) == sorted(
+        [(kind, ref, True) for kind, ref in ASSETS] + [(ASSETS[0][0], ASSETS[0][1], False)])
 
 
 class TestTransfer:

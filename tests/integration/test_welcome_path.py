@@ -60,12 +60,13 @@ class TestWelcomePath:
 
         await bus.publish(routing.INVITATION_ACCEPTED, {"token": token}, correlation_id="corr-accept-again")
         again = await eventually(lambda: bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id="corr-accept-again"))
-        assert again[0].body == {"reason": "already_used"}
+        assert again[0].body == {"reason": "already_used", "invitation_id": sent[0].body["invitation_id"],
+                                 "account_id": account_id, "user_id": activated[0].body["user_id"]}
 
     async def test_unknown_and_undeclinable_tokens(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
         await bus.publish(routing.INVITATION_ACCEPTED, {"token": "not-a-real-token"}, correlation_id="corr-unknown")
         unknown = await eventually(lambda: bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id="corr-unknown"))
-        assert unknown[0].body == {"reason": "unknown_token"}
+        assert unknown[0].body == {"reason": "unknown_token", "invitation_id": None, "account_id": None, "user_id": None}
 
         account_id = await account()
         person = address("decliner")
@@ -73,4 +74,4 @@ class TestWelcomePath:
         [email] = await emails_to(smtp, person)
         await bus.publish(routing.INVITATION_DECLINED, {"token": tokens_in(email)["link"]}, correlation_id="corr-decline-welcome")
         refused = await eventually(lambda: bus.find(routing.INVITATION_RESPONSE_REJECTED, correlation_id="corr-decline-welcome"))
-        assert refused[0].body == {"reason": "not_declinable"}
+        assert refused[0].body["reason"] == "not_declinable" and refused[0].body["account_id"] == account_id

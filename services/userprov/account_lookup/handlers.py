@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from contracts.commands import InvitationsResend
-from contracts.events import AssetRecorded, InvitationIssued, IssuedInvitation, MembershipsCreated
+from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, IssuedInvitation, MembershipsCreated
 from contracts.queries import (
     AccountsGet,
     AccountsGetReply,
@@ -65,7 +65,12 @@ async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:
         if not await sql.account_exists(uow.conn, event.account_id):
             raise Rejected("unknown_account", f"No account {event.account_id!r}.")
         membership = await lock_current_membership(uow.conn, event.account_id, event.email)
-        await sql.record_asset(uow.conn, event.account_id, event.kind, event.ref, membership.profile_id)
+        new = await sql.record_asset(uow.conn, event.account_id, event.kind, event.ref, membership.profile_id)
+        uow.emit(
+            AssetCounted(
+                account_id=event.account_id, user_id=membership.profile_id, email=event.email, kind=event.kind, ref=event.ref, new=new
+            )
+        )
 
 
 async def get_user(query: UsersGet, conn: asyncpg.Connection) -> UsersGetReply:

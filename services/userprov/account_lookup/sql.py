@@ -119,14 +119,17 @@ async def latest_invitation(conn: asyncpg.Connection, membership_id: UUID) -> La
     return LatestInvitation(**row) if row else None
 
 
-async def record_asset(conn: asyncpg.Connection, account_id: str, kind: str, ref: str, profile_id: UUID) -> None:
-    await conn.execute(
-        "INSERT INTO assets (account_id, kind, ref, profile_id) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (account_id, kind, ref) DO NOTHING",
-        account_id,
-        kind,
-        ref,
-        profile_id,
+async def record_asset(conn: asyncpg.Connection, account_id: str, kind: str, ref: str, profile_id: UUID) -> bool:
+    """True when the asset is new; an asset recorded before (the same account, kind and ref) is kept as it was."""
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO assets (account_id, kind, ref, profile_id) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (account_id, kind, ref) DO NOTHING RETURNING true",
+            account_id,
+            kind,
+            ref,
+            profile_id,
+        )
     )
 
 

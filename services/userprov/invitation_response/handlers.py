@@ -36,7 +36,7 @@ async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
             await lock_account(uow.conn, home.account_id)
             if await is_last_active_admin(uow.conn, home):
                 # leaving would strand the old account without an admin: the invitation stays open
-                _refuse(uow, "last_admin")
+                _refuse(uow, "last_admin", invitation)
                 return
         moved, from_account = await _leave_home_account(uow.conn, invitation, home)
         await lifecycle.accept(uow.conn, invitation.invitation_id, invitation.membership_id)
@@ -87,13 +87,21 @@ async def _open_invitation(uow: UnitOfWork, token: str, *, declining: bool = Fal
         now=datetime.now(UTC),
     )
     if reason is not None:
-        _refuse(uow, reason)
+        _refuse(uow, reason, invitation)
         return None
     return invitation, email
 
 
-def _refuse(uow: UnitOfWork, reason: ResponseRefusal) -> None:
-    uow.emit(InvitationResponseRejected(reason=reason))
+def _refuse(uow: UnitOfWork, reason: ResponseRefusal, invitation: sql.AnsweredInvitation | None = None) -> None:
+    """Refuses the response; names the invitation, its account and person when the token is known."""
+    if invitation is None:
+        uow.emit(InvitationResponseRejected(reason=reason))
+        return
+    uow.emit(
+        InvitationResponseRejected(
+            reason=reason, invitation_id=invitation.invitation_id, account_id=invitation.account_id, user_id=invitation.profile_id
+        )
+    )
 
 
 async def _leave_home_account(

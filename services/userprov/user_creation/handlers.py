@@ -76,6 +76,9 @@ async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -
         account = await lock_account(conn, cmd.account_id)
         if account is None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+        if account.status == "expired":
+            # an expired account keeps its members but takes no new ones: its billing ended
+            raise Rejected("account_expired", f"Account {cmd.account_id!r} has expired: it takes no new users.")
         await authorize(conn, cmd.account_id, cmd.requested_by, cmd.role)
         if cmd.group is not None and cmd.group not in account.groups:
             raise Rejected("unknown_group", f"The account has no user group {cmd.group!r}.")
