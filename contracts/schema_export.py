@@ -24,16 +24,54 @@ def _messages() -> dict[str, type[Contract]]:
     return registry.COMMAND_MODELS | registry.EVENT_MODELS | replies
 
 
+SCHEMA_BASE = "https://userprov.example.com/schemas/"
+AMQP_BINDING_VERSION = "0.3.0"
+
+
 def message_schemas() -> dict[str, dict[str, Any]]:
-    return {name: model.model_json_schema() for name, model in _messages().items()}
-
-
-def _channel(address: str) -> dict[str, Any]:
+    """Each message's JSON Schema (draft 2020-12), with its `$schema` and `$id`."""
     return {
-        "address": address,
-        "messages": {},
-        "bindings": {"amqp": {"is": "routingKey", "exchange": {"name": address, "type": "topic", "durable": True}}},
+        name: {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{SCHEMA_BASE}{name}.json",
+               **model.model_json_schema()}
+        for name, model in _messages().items()
     }
+
+
+def amqp_properties() -> dict[str, Any]:
+    """The AMQP basic properties every message carries, as AsyncAPI message headers."""
+    text = {"type": "string", "minLength": 1, "maxLength": 255}
+    return {
+        "type": "object",
+        "required": ["message_id"],
+        "properties": {
+            "message_id": {**text, "description": "Required on everything sent to userprov: the idempotency key of a "
+                           "command (use a UUID); set by userprov on everything it publishes."},
+            "correlation_id": {**text, "description": "Copied onto every event a message causes, and onto the answer to "
+                               "a query; the message's own message_id when it has none."},
+            "reply_to": {**text, "description": "Queries only (required there): the queue to answer to."},
+            "type": {"type": "string", "description": "The message name: its routing key, or `<query>.reply` for an "
+                     "answer, or `command.rejected` for a refused query's answer."},
+            "timestamp": {"type": "integer", "description": "When userprov published it: seconds since the Unix epoch "
+                          "(AMQP's timestamp property); optional on messages sent to userprov."},
+            "content_type": {"const": "application/json"},
+            "delivery_mode": {"const": 2, "description": "Persistent."},
+        },
+    }
+
+
+def _channel(address: str | None, description: str, exchange: bool = True) -> dict[str, Any]:
+    channel: dict[str, Any] = {"address": address, "description": description, "messages": {}}
+    if exchange and address is not None:
+        channel["bindings"] = {"amqp": {
+            "is": "routingKey",
+            "exchange": {"name": address, "type": "topic", "durable": True, "autoDelete": False},
+            "bindingVersion": AMQP_BINDING_VERSION,
+        }}
+    return channel
+
+
+def _ref(*parts: str) -> dict[str, str]:
+    return {"$ref": "#/" + "/".join(parts)}
 
 
 def asyncapi_document() -> dict[str, Any]:
@@ -42,8 +80,12 @@ def asyncapi_document() -> dict[str, Any]:
         [(model, "validation") for model in models.values()], ref_template="#/components/schemas/{model}"
     )
     channel_of_exchange = {routing.COMMANDS_EXCHANGE: "commands", routing.EVENTS_EXCHANGE: "events", routing.INTERNAL_EXCHANGE: "internal"}
-    channels = {channel: _channel(exchange) for exchange, channel in channel_of_exchange.items()}
-    channels["internal"]["description"] = "userprov's own hand-offs between its services; not for integrators."
+    channels = {
+        "commands": _channel(routing.COMMANDS_EXCHANGE, "Commands and queries to userprov (topic exchange, routed by name)."),
+        "events": _channel(routing.EVENTS_EXCHANGE, "Events from userprov, and those userprov consumes (topic exchange)."),
+        "internal": _channel(routing.INTERNAL_EXCHANGE, "userprov's own hand-offs between its services; not for integrators."),
+        "replies": _channel(None, "The queue a query named in reply_to, reached through the default exchange.", exchange=False),
+    }
     messages: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for name, model in models.items():
@@ -53,33 +95,51 @@ def asyncapi_document() -> dict[str, Any]:
             "title": model.__name__,
             "summary": (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else name,
             "contentType": "application/json",
+            "headers": _ref("components", "schemas", "AmqpProperties"),
+            "correlationId": _ref("components", "correlationIds", "correlation"),
             "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
-            "bindings": {"amqp": {"messageType": name}},
+            "bindings": {"amqp": {"contentEncoding": "utf-8", "messageType": name, "bindingVersion": AMQP_BINDING_VERSION}},
         }
         if name.endswith(".reply"):
+            channels["replies"]["messages"][key] = _ref("components", "messages", key)
             continue
         channel = channel_of_exchange[registry.exchange_of(name)]
-        channels[channel]["messages"][key] = {"$ref": f"#/components/messages/{key}"}
+        channels[channel]["messages"][key] = _ref("components", "messages", key)
         operations[key] = {
             "action": "receive" if name in USERPROV_CONSUMES else "send",
-            "channel": {"$ref": f"#/channels/{channel}"},
-            "messages": [{"$ref": f"#/channels/{channel}/messages/{key}"}],
-            "bindings": {"amqp": {"cc": [name]}},
+            "channel": _ref("channels", channel),
+            "messages": [_ref("channels", channel, "messages", key)],
+            "bindings": {"amqp": {"cc": [name], "deliveryMode": 2, "bindingVersion": AMQP_BINDING_VERSION}},
         }
+        if name in registry.REPLY_MODELS:
+            operations[key]["reply"] = {
+                "address": {"location": "$message.header#/reply_to", "description": "The query's reply_to."},
+                "channel": _ref("channels", "replies"),
+                "messages": [_ref("channels", "replies", "messages", registry.reply_type(name).replace(".", "_")),
+                             _ref("channels", "replies", "messages", "command_rejected")],
+            }
+    channels["replies"]["messages"]["command_rejected"] = _ref("components", "messages", "command_rejected")
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "userprov",
-            "version": "1.0.0",
-            "description": "Adds users to organisation accounts. Every message carries the AMQP properties "
-            "message_id (idempotency key), correlation_id (copied onto every event it causes), type "
-            "(the routing key) and timestamp. Queries are answered to reply_to.",
+            "version": "1.1.0",
+            "description": "Adds users to organisation accounts. Every message carries the AMQP properties in its "
+            "headers (message_id required: the idempotency key); correlation_id is copied onto every event a message "
+            "causes. Queries are answered to reply_to with the query's correlation_id.",
         },
         "defaultContentType": "application/json",
         "servers": {"local": {"host": "127.0.0.1:5672", "protocol": "amqp", "protocolVersion": "0-9-1"}},
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": definitions["$defs"]},
+        "components": {
+            "messages": messages,
+            "schemas": {**definitions["$defs"], "AmqpProperties": amqp_properties()},
+            "correlationIds": {"correlation": {
+                "description": "The caller's correlation_id, copied onto every event and answer its message causes.",
+                "location": "$message.header#/correlation_id",
+            }},
+        },
     }
 
 
