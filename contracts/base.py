@@ -64,5 +64,20 @@ RequestedBy = Annotated[
 
 class FieldError(Contract):
     field: str = Field(description="Where the error is, e.g. `email`, `first_name`, `products`, `users.3.email`.")
-    code: str = Field(description="A stable machine-readable code (see the README's table).")
+    code: str = Field(description="A stable machine-readable code (see the README's table); for `schema_invalid`, pydantic's error type.")
     message: str = Field(description="A human-readable explanation.")
+
+
+RowErrorCode = Literal[
+    "entry_format", "required", "too_long", "invalid_characters", "invalid_email", "duplicate_in_command", "no_free_seat"
+]
+
+
+class RowError(FieldError):
+    """Why one row of a `users.add` was rejected."""
+
+    code: RowErrorCode = Field(description="See the README's table of row errors.")
+
+
+# The languages the products support, each with built-in invitation emails.
+LANGUAGES = ("en", "fr", "de", "es", "it", "pt", "nl", "ja")

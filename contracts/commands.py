@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from contracts.base import AccountId, AccountStatus, Contract, Product, RequestedBy, Role
+from contracts.base import LANGUAGES, AccountId, AccountStatus, Contract, Product, RequestedBy, Role
 from contracts.email import EmailAddress
 
 PASTED_MAX = 2_000_000
@@ -83,7 +83,10 @@ class NewUser(Contract):
 
     first_name: str = Field(description="1 to 32 characters after trimming.", examples=["Żaneta"])
     last_name: str = Field(description="1 to 32 characters after trimming.", examples=["Kowalska"])
-    email: str = Field(description="At most 128 characters, valid syntax; compared in its normalised form.")
+    email: str = Field(
+        description="At most 128 characters (checked per row: a longer one is the row error `too_long`), valid syntax; "
+        "compared in its normalised form."
+    )
 
 
 class UsersAdd(Contract):
@@ -105,7 +108,11 @@ class UsersAdd(Contract):
     )
     products: list[Product] = Field(default_factory=list, description="Licences to assign to every accepted row.")
     role: Role | None = Field(default=None, description="Omitted for a plain user without privileges.")
-    language: str = Field(default="en", description="Primary language code, e.g. `en`, `fr`.")
+    language: str = Field(
+        default="en",
+        description="Primary language code; another value is refused with `unsupported_language`.",
+        json_schema_extra={"enum": list(LANGUAGES)},
+    )
     group: str | None = Field(default=None, description="A user group that exists in the account.")
     settings_template: str | None = Field(default=None, description="A settings template of the account.")
 

@@ -5,20 +5,23 @@ ways is one profile, one seat and one invitation."""
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StringConstraints
 
 from contracts.text import is_storable
 
 EMAIL_MAX = 128
 
 
+EmailProblemCode = Literal["required", "too_long", "invalid_characters", "invalid_email"]
+
+
 class EmailProblem(ValueError):
     """Why a text is not a usable email address: `code` is a row error code of the README."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: EmailProblemCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -70,3 +73,7 @@ EmailAddress = Annotated[
     ),
     AfterValidator(_normalized),
 ]
+
+
+# An address as userprov stores and publishes it: normalised, at most EMAIL_MAX characters.
+StoredEmail = Annotated[str, StringConstraints(max_length=EMAIL_MAX)]

@@ -7,9 +7,15 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from contracts.base import AccountId, AssetKind, Contract, FieldError, InvitationKind
-from contracts.email import EmailAddress
+from contracts.base import AccountId, AssetKind, Contract, FieldError, InvitationKind, RowError
+from contracts.email import EmailAddress, StoredEmail
 
+RejectionReason = Literal[
+    "malformed_json", "schema_invalid", "invalid_properties", "missing_message_id", "missing_reply_to", "unknown_type",
+    "processing_failed", "unknown_account", "account_expired", "unknown_user", "forbidden", "last_admin", "not_resendable",
+    "resend_cooldown", "unknown_group", "unknown_settings_template", "unknown_product", "unsupported_language", "no_users",
+    "too_many_rows", "name_required", "seats_in_use", "invalid_template",
+]
 TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed"]
 
 # -- in: from link handlers and product services
@@ -35,10 +41,10 @@ class AssetRecorded(Contract):
 
 class RowResult(Contract):
     row: int = Field(ge=1, description="1-based, structured rows first, then pasted entries in order.")
-    email: str = Field(description="The email as stored (trimmed, lower-cased) or as given when invalid.")
+    email: StoredEmail = Field(description="The email as stored (normalised), or as given when invalid: made printable and cut to 128 characters.")
     outcome: Literal["accepted", "already_member", "rejected"]
     user_id: UUID | None = None
-    errors: list[FieldError] = Field(default_factory=list)
+    errors: list[RowError] = Field(default_factory=list)
 
 
 class UsersAddCompleted(Contract):
@@ -51,7 +57,7 @@ class InvitationSent(Contract):
     invitation_id: UUID
     account_id: str
     user_id: UUID
-    email: str
+    email: StoredEmail
     kind: InvitationKind
     expires_at: datetime
     sent_count: int
@@ -70,7 +76,7 @@ class InvitationFailed(Contract):
     invitation_id: UUID
     account_id: str
     user_id: UUID
-    email: str
+    email: StoredEmail
     reason: str
 
 
@@ -90,7 +96,7 @@ class InvitationResponseRejected(Contract):
 class UserActivated(Contract):
     account_id: str
     user_id: UUID
-    email: str
+    email: StoredEmail
 
 
 class MovedAssets(Contract):
@@ -101,7 +107,7 @@ class MovedAssets(Contract):
 
 class UserTransferred(Contract):
     user_id: UUID
-    email: str
+    email: StoredEmail
     from_account_id: str | None
     to_account_id: str
     moved: MovedAssets
@@ -110,13 +116,13 @@ class UserTransferred(Contract):
 class UserSuspended(Contract):
     account_id: str
     user_id: UUID
-    email: str
+    email: StoredEmail
 
 
 class UserRemoved(Contract):
     account_id: str
     user_id: UUID
-    email: str
+    email: StoredEmail
     released: dict[str, int]
 
 
@@ -129,7 +135,7 @@ class AssetCounted(Contract):
 
     account_id: str
     user_id: UUID
-    email: str
+    email: StoredEmail
     kind: AssetKind
     ref: str
     new: bool = Field(description="False when the same account, kind and ref was recorded before (it is counted once).")
@@ -138,7 +144,7 @@ class AssetCounted(Contract):
 class CommandRejected(Contract):
     command_id: str | None = Field(description="The refused message's `message_id`, when it had one.")
     type: str | None = Field(description="The refused message's routing key.")
-    reason: str = Field(description="A stable code, see the README.")
+    reason: RejectionReason = Field(description="A stable code, see the README.")
     message: str
     errors: list[FieldError] = Field(default_factory=list)
 

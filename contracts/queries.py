@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.base import AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role
-from contracts.email import EmailAddress
+from contracts.email import EmailAddress, StoredEmail
 
 
 class UsersGet(Contract):
@@ -26,7 +26,7 @@ class InvitationView(Contract):
 class UsersGetReply(Contract):
     found: bool
     user_id: UUID | None = None
-    email: str | None = None
+    email: StoredEmail | None = None
     first_name: str | None = None
     last_name: str | None = None
     status: MembershipStatus | None = None

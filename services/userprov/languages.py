@@ -1,5 +1,7 @@
-"""Languages the products support, each with built-in invitation emails."""
+"""Languages the products support, each with built-in invitation emails (the list is part of the contracts)."""
 from __future__ import annotations
 
-SUPPORTED_LANGUAGES = ("en", "fr", "de", "es", "it", "pt", "nl", "ja")
+from contracts.base import LANGUAGES
+
+SUPPORTED_LANGUAGES = LANGUAGES
 DEFAULT_LANGUAGE = "en"

@@ -11,7 +11,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 
 from contracts.base import FieldError
-from contracts.events import CommandRejected
+from contracts.events import CommandRejected, RejectionReason
 from contracts.text import printable
 
 MAX_ERRORS_PER_REJECTION = 50
@@ -27,7 +27,7 @@ class AlreadyProcessed(Exception):
 class Rejected(Exception):
     """A well-formed message that userprov refuses as a whole: answered with `command.rejected`."""
 
-    def __init__(self, reason: str, message: str, errors: list[FieldError] | None = None) -> None:
+    def __init__(self, reason: RejectionReason, message: str, errors: list[FieldError] | None = None) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message

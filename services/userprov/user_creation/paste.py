@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from contracts.base import FieldError
+from contracts.base import RowError
 
 # `;` and every line boundary str.splitlines knows: what spreadsheets and word processors paste
 ENTRY = re.compile("[^;\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
@@ -16,7 +16,7 @@ class PastedEntry:
     first_name: str
     last_name: str
     email: str
-    errors: tuple[FieldError, ...] = ()
+    errors: tuple[RowError, ...] = ()
 
 
 def parse_pasted(text: str) -> Iterator[PastedEntry]:
@@ -48,5 +48,5 @@ def _email_guess(parts: list[str]) -> str:
     return next((p for p in reversed(parts) if "@" in p), "")
 
 
-def _format_error(detail: str) -> FieldError:
-    return FieldError(field="pasted", code="entry_format", message=f"Cannot read this entry: {detail}.")
+def _format_error(detail: str) -> RowError:
+    return RowError(field="pasted", code="entry_format", message=f"Cannot read this entry: {detail}.")

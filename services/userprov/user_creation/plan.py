@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from contracts.base import FieldError
+from contracts.base import RowError
 from contracts.commands import UsersAdd
 from contracts.events import RowResult
 from userprov.user_creation.paste import parse_pasted
@@ -21,7 +21,7 @@ class TooManyRows(ValueError):
 def candidates_of(command: UsersAdd) -> list[Candidate]:
     """Structured rows first, then pasted entries, numbered from 1 in input order. Raises
     TooManyRows as soon as row MAX_ROWS + 1 is read: the rest of a long paste is never parsed."""
-    rows: list[tuple[str, str, str, tuple[FieldError, ...]]] = [(u.first_name, u.last_name, u.email, ()) for u in command.users]
+    rows: list[tuple[str, str, str, tuple[RowError, ...]]] = [(u.first_name, u.last_name, u.email, ()) for u in command.users]
     for entry in parse_pasted(command.pasted or ""):
         if len(rows) >= MAX_ROWS:
             raise TooManyRows(f"more than {MAX_ROWS} rows; at most {MAX_ROWS} per command.")
@@ -57,7 +57,7 @@ def plan_rows(
     return Plan(results, accepted)
 
 
-NO_FREE_SEAT = FieldError(
+NO_FREE_SEAT = RowError(
     field="products", code="no_free_seat", message="Not every requested product has a free seat left for this row."
 )
 

@@ -5,12 +5,11 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from contracts.base import FieldError
-from contracts.email import EmailProblem, normalize_email
+from contracts.base import RowError
+from contracts.email import EMAIL_MAX, EmailProblem, normalize_email
 from contracts.text import is_storable, printable
 
 NAME_MAX = 32
-ECHO_MAX = 320
 FORBIDDEN_IN_NAMES = frozenset("<>")
 # control, format (zero-width, bidirectional controls), surrogate, line and paragraph separators
 FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
@@ -26,7 +25,7 @@ class Candidate:
     first_name: str
     last_name: str
     email: str
-    errors: tuple[FieldError, ...] = ()
+    errors: tuple[RowError, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class ValidRow:
 class InvalidRow:
     row: int
     email: str
-    errors: tuple[FieldError, ...]
+    errors: tuple[RowError, ...]
 
 
 def validate_rows(candidates: Iterable[Candidate]) -> list[ValidRow | InvalidRow]:
@@ -55,7 +54,7 @@ def validate_rows(candidates: Iterable[Candidate]) -> list[ValidRow | InvalidRow
                 result = InvalidRow(
                     result.row,
                     result.email,
-                    (FieldError(field="email", code="duplicate_in_command", message="This email appears earlier in the command."),),
+                    (RowError(field="email", code="duplicate_in_command", message="This email appears earlier in the command."),),
                 )
             else:
                 seen.add(result.email)
@@ -75,19 +74,19 @@ def validate_row(candidate: Candidate) -> ValidRow | InvalidRow:
     return ValidRow(candidate.row, first, last, email)
 
 
-def check_name(field: str, value: str) -> tuple[str, list[FieldError]]:
+def check_name(field: str, value: str) -> tuple[str, list[RowError]]:
     name = unicodedata.normalize("NFC", value).strip()
     label = field.replace("_", " ").capitalize()
     if looks_empty(name):
-        return name, [FieldError(field=field, code="required", message=f"{label} is required.")]
+        return name, [RowError(field=field, code="required", message=f"{label} is required.")]
     errors = []
     if len(name) > NAME_MAX:
         errors.append(
-            FieldError(field=field, code="too_long", message=f"{label} has {len(name)} characters; at most {NAME_MAX}.")
+            RowError(field=field, code="too_long", message=f"{label} has {len(name)} characters; at most {NAME_MAX}.")
         )
     if not is_storable(name) or any(c in FORBIDDEN_IN_NAMES or unicodedata.category(c) in FORBIDDEN_CATEGORIES for c in name):
         errors.append(
-            FieldError(
+            RowError(
                 field=field,
                 code="invalid_characters",
                 message=f"{label} contains control, invisible or direction characters, line breaks, < or >.",
@@ -102,14 +101,14 @@ def looks_empty(name: str) -> bool:
     return all(c.isspace() or c in INVISIBLE_LETTERS or unicodedata.category(c) in ("Cf", "Mn", "Me", "Zs") for c in name)
 
 
-def check_email(value: str) -> tuple[str, list[FieldError]]:
+def check_email(value: str) -> tuple[str, list[RowError]]:
     """The normalised address (contracts.email), or the address as given with its error."""
     try:
         return normalize_email(value), []
     except EmailProblem as problem:
-        return echoed_email(value), [FieldError(field="email", code=problem.code, message=problem.message)]
+        return echoed_email(value), [RowError(field="email", code=problem.code, message=problem.message)]
 
 
 def echoed_email(value: str) -> str:
     """An invalid address as it goes back in the row's result: trimmed, printable, bounded."""
-    return printable(value.strip(), ECHO_MAX)
+    return printable(value.strip(), EMAIL_MAX)
