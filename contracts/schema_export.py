@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from contracts import registry, routing
+from contracts import examples, registry, routing
 from contracts.base import Contract
 
 GENERATED = Path(__file__).parent / "generated"
@@ -99,6 +99,7 @@ def asyncapi_document() -> dict[str, Any]:
             "correlationId": _ref("components", "correlationIds", "correlation"),
             "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
             "bindings": {"amqp": {"contentEncoding": "utf-8", "messageType": name, "bindingVersion": AMQP_BINDING_VERSION}},
+            "examples": [{"name": name, "headers": examples.properties(name), "payload": examples.PAYLOADS[name]}],
         }
         if name.endswith(".reply"):
             channels["replies"]["messages"][key] = _ref("components", "messages", key)

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from contracts import registry, routing
+from contracts import examples, registry, routing, schema_export
 from contracts.commands import UsersAdd
 from contracts.events import InvitationIssued
 from contracts.schema_export import rendered_files
@@ -59,6 +59,18 @@ class TestContracts:
         assert (command.email, command.requested_by) == ("ana@bücher.example.com", "boss@example.com")
         with pytest.raises(ValidationError):
             UsersRemove(account_id="a", email="not an address")
+
+
+class TestExamples:
+    """Every message has one example in the AsyncAPI document, and it is valid."""
+
+    def test_one_per_message(self) -> None:
+        assert set(examples.PAYLOADS) == set(schema_export._messages())
+
+    @pytest.mark.parametrize("name", sorted(examples.PAYLOADS))
+    def test_valid(self, name: str) -> None:
+        schema_export._messages()[name].model_validate(examples.PAYLOADS[name])
+        assert examples.properties(name)["type"] == name
 
 
 class TestInvitationIssued:

@@ -1,0 +1,109 @@
+"""One complete example of every message, with its AMQP properties, for the AsyncAPI document.
+A test validates each against its model, so that no example lies."""
+from __future__ import annotations
+
+from typing import Any
+
+ACCOUNT = "acme-emea"
+USER = "3f2d8c1e-6b0a-4c8e-9a57-2f0d4b9e1c11"
+INVITATION = "9b1c7e52-0d4f-4a3b-8e6c-5a2f1d0c9b77"
+COMMAND = "5e0f3b9a-1c2d-4e8f-a7b6-0d9c8e7f6a51"
+CORRELATION = "onboarding-2026-11-25-0001"
+
+PAYLOADS: dict[str, dict[str, Any]] = {
+    "accounts.upsert": {
+        "account_id": ACCOUNT,
+        "name": "Acme EMEA",
+        "licences": {"gotomeeting": 250, "gotowebinar": 20},
+        "groups": ["sales", "support"],
+        "welcome_templates": {"en": {"subject": "Welcome to {{ account_name }}",
+                                     "body": "Hello {{ first_name }},\n\nCreate your password: {{ link }}"}},
+    },
+    "users.add": {
+        "account_id": ACCOUNT,
+        "requested_by": "admin@acme.example.com",
+        "users": [{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.example.com"}],
+        "pasted": "Grace Hopper grace@acme.example.com\nAlan Mathison Turing alan@acme.example.com",
+        "products": ["gotomeeting"],
+        "role": "manager",
+        "language": "en",
+        "group": "sales",
+    },
+    "users.remove": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "requested_by": "admin@acme.example.com"},
+    "invitations.resend": {"account_id": ACCOUNT, "email": "grace@acme.example.com"},
+    "users.get": {"account_id": ACCOUNT, "email": "ada@acme.example.com"},
+    "accounts.get": {"account_id": ACCOUNT},
+    "commands.get": {"command_id": COMMAND},
+    "invitation.accepted": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
+    "invitation.declined": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
+    "asset.recorded": {"account_id": "globex", "email": "ada@acme.example.com", "kind": "session_history", "ref": "meeting-4711"},
+    "users.add.completed": {
+        "command_id": COMMAND,
+        "account_id": ACCOUNT,
+        "results": [
+            {"row": 1, "email": "ada@acme.example.com", "outcome": "accepted", "user_id": USER, "errors": []},
+            {"row": 2, "email": "grace@acme.example.com", "outcome": "already_member",
+             "user_id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d", "errors": []},
+            {"row": 3, "email": "alan@acme", "outcome": "rejected", "user_id": None,
+             "errors": [{"field": "email", "code": "invalid_email", "message": "The part after the @-sign is not valid."}]},
+        ],
+    },
+    "invitation.sent": {
+        "invitation_id": INVITATION, "account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "kind": "welcome",
+        "expires_at": "2026-12-02T09:30:00Z", "sent_count": 1, "template": "account", "template_fallback": None,
+    },
+    "invitation.failed": {
+        "invitation_id": INVITATION, "account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com",
+        "reason": "permanent failure: 550 5.1.1 mailbox unavailable",
+    },
+    "invitation.response_rejected": {"reason": "expired", "invitation_id": INVITATION, "account_id": ACCOUNT, "user_id": USER},
+    "user.activated": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com"},
+    "user.transferred": {
+        "user_id": USER, "email": "ada@acme.example.com", "from_account_id": "globex", "to_account_id": ACCOUNT,
+        "moved": {"session_history": 12, "scheduled_sessions": 2, "upcoming_recordings": 1},
+    },
+    "user.suspended": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com"},
+    "user.removed": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "released": {"gotomeeting": 1}},
+    "account.upserted": {"account_id": ACCOUNT},
+    "asset.counted": {"account_id": "globex", "user_id": USER, "email": "ada@acme.example.com", "kind": "session_history",
+                      "ref": "meeting-4711", "new": True},
+    "command.rejected": {
+        "command_id": COMMAND, "type": "users.add", "reason": "unknown_product",
+        "message": "The account holds no licences for openvoice.", "errors": [],
+    },
+    "memberships.created": {"account_id": ACCOUNT, "membership_ids": ["0c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"]},
+    "invitation.issued": {"invitations": [{"invitation_id": INVITATION, "kind": "welcome"}]},
+    "users.get.reply": {
+        "found": True, "user_id": USER, "email": "ada@acme.example.com", "first_name": "Ada", "last_name": "Lovelace",
+        "status": "invited", "role": "manager", "products": ["gotomeeting"], "language": "en", "group": "sales",
+        "settings_template": None,
+        "invitation": {"kind": "welcome", "status": "sent", "expires_at": "2026-12-02T09:30:00Z", "sent_count": 1},
+    },
+    "accounts.get.reply": {
+        "found": True, "account_id": ACCOUNT, "name": "Acme EMEA", "status": "active",
+        "licences": {"gotomeeting": {"total": 250, "used": 3}}, "members": {"active": 2, "invited": 1},
+    },
+    "commands.get.reply": {
+        "found": True, "command_id": COMMAND, "command_type": "users.add", "outcome": "rejected",
+        "events": [{"type": "command.rejected", "body": {
+            "command_id": COMMAND, "type": "users.add", "reason": "unknown_product",
+            "message": "The account holds no licences for openvoice.", "errors": []}}],
+    },
+}
+
+QUERIES = {"users.get", "accounts.get", "commands.get"}
+
+
+def properties(name: str) -> dict[str, Any]:
+    """The AMQP properties the example travels with."""
+    props: dict[str, Any] = {
+        "message_id": COMMAND if name in ("users.add",) else "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
+        "correlation_id": CORRELATION,
+        "type": name,
+        "content_type": "application/json",
+        "delivery_mode": 2,
+        "timestamp": 1795599000,
+    }
+    if name in QUERIES:
+        props["reply_to"] = "amq.gen-Jzx0hL4d2mQ9vR3tS6wY1A"
+    return props
