@@ -79,5 +79,7 @@ class RowError(FieldError):
     code: RowErrorCode = Field(description="See the README's table of row errors.")
 
 
+NAME_MAX = 32  # first and last names, after trimming
+
 # The languages the products support, each with built-in invitation emails.
 LANGUAGES = ("en", "fr", "de", "es", "it", "pt", "nl", "ja")

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.base import AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role
+from contracts.base import NAME_MAX, AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role
 from contracts.email import EmailAddress, StoredEmail
 
 
@@ -27,8 +27,8 @@ class UsersGetReply(Contract):
     found: bool
     user_id: UUID | None = None
     email: StoredEmail | None = None
-    first_name: str | None = None
-    last_name: str | None = None
+    first_name: str | None = Field(default=None, max_length=NAME_MAX)
+    last_name: str | None = Field(default=None, max_length=NAME_MAX)
     status: MembershipStatus | None = None
     role: Role | None = None
     products: list[str] = Field(default_factory=list)

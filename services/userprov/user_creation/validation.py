@@ -5,11 +5,10 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from contracts.base import RowError
+from contracts.base import NAME_MAX, RowError
 from contracts.email import EMAIL_MAX, EmailProblem, normalize_email
 from contracts.text import is_storable, printable
 
-NAME_MAX = 32
 FORBIDDEN_IN_NAMES = frozenset("<>")
 # control, format (zero-width, bidirectional controls), surrogate, line and paragraph separators
 FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
