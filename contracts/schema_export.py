@@ -124,7 +124,7 @@ def asyncapi_document() -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {
             "title": "userprov",
-            "version": "1.1.0",
+            "version": "2.0.0",
             "description": "Adds users to organisation accounts. Every message carries the AMQP properties in its "
             "headers (message_id required: the idempotency key); correlation_id is copied onto every event a message "
             "causes. Queries are answered to reply_to with the query's correlation_id.",

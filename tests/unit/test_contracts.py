@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
 from contracts import examples, registry, routing, schema_export
+from contracts.base import RowErrorCode
 from contracts.commands import UsersAdd
-from contracts.events import InvitationIssued
+from contracts.events import InvitationIssued, RejectionReason, ResponseRefusal
 from contracts.schema_export import rendered_files
 from userprov.app import SERVICES
 from userprov.settings import Settings
@@ -71,6 +75,19 @@ class TestExamples:
     def test_valid(self, name: str) -> None:
         schema_export._messages()[name].model_validate(examples.PAYLOADS[name])
         assert examples.properties(name)["type"] == name
+
+
+class TestReadme:
+    """Every closed set on the wire is explained in the README, code by code."""
+
+    README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+
+    @pytest.mark.parametrize("code", sorted(
+        set(get_args(RejectionReason)) | set(get_args(RowErrorCode)) | set(get_args(ResponseRefusal))))
+    def test_each_code_has_a_row(self, code: str) -> None:
+        in_a_table = re.search(rf"^\| [^|]*`{code}`", self.README, re.MULTILINE)
+        in_a_list = re.search(rf"`{code}`[ ,(]", self.README)
+        assert in_a_table or in_a_list, f"the README does not explain `{code}`"
 
 
 class TestInvitationIssued:
