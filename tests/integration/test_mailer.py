@@ -75,3 +75,28 @@ class TestDeadline:
         outcomes = await mailer.send_many([OutgoingEmail("a", "nobody@example.com", EMAIL)], time.monotonic() + 30, tries)
         assert not outcomes["a"].delivered and "retries exhausted" in (outcomes["a"].reason or "")
         assert tries["a"] == 3
+
+
+class TestOneAddressNeverFailsTheChunk:
+    async def test_a_mailbox_the_server_cannot_take_fails_alone(self) -> None:
+        server, port = SlowServer(0.0), free_port()
+        controller = Controller(server, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
+        controller.start()
+        try:
+            mailer = mailer_for(port, smtp_connections=2)
+            addresses = ["one@example.com", "jé@example.com", "two@example.com"]
+            outcomes = await mailer.send_many([OutgoingEmail(n, to, EMAIL) for n, to in enumerate(addresses)], time.monotonic() + 30)
+            assert outcomes[0].delivered and outcomes[2].delivered
+            assert not outcomes[1].delivered and "not supported" in (outcomes[1].reason or "")
+            assert sorted(server.received) == ["one@example.com", "two@example.com"]
+            mailer.close()
+        finally:
+            controller.stop()
+
+    async def test_a_server_with_smtputf8_takes_it(self, slow_smtp: tuple[SlowServer, int]) -> None:
+        server, port = slow_smtp
+        server.seconds = 0.0
+        mailer = mailer_for(port)
+        outcomes = await mailer.send_many([OutgoingEmail("a", "jé@example.com", EMAIL)], time.monotonic() + 30)
+        assert outcomes["a"].delivered and server.received == ["jé@example.com"]
+        mailer.close()

@@ -48,7 +48,7 @@ async def send_invitations(
         tokens = {invitation_id: new_token() for invitation_id in pending}
         attempts = {invitation_id: hash_token(token) for invitation_id, token in tokens.items()}
         deadline = time.monotonic() + settings.mailing_claim_seconds - CLAIM_SAFETY_SECONDS
-        claimed, templates = await _claim(uow, attempts, settings)
+        claimed, templates, held_for = await _claim(uow, attempts, settings)
         emails = await asyncio.gather(*(_render(i, tokens[i.invitation_id], templates, sandbox, settings) for i in claimed))
         outcomes = await mailer.send_many(
             [OutgoingEmail(i.invitation_id, i.email, email) for i, email in zip(claimed, emails, strict=True)], deadline, tries
@@ -73,7 +73,7 @@ async def send_invitations(
             failed=sum(not o.delivered for o in outcomes.values()),
             unfinished=len(unfinished),
         )
-        pending = unfinished + await _held_by_other_attempts(uow, others)
+        pending = unfinished + await _wait_for_other_attempts(others, held_for)
     if not uow.committed:
         async with uow:  # every invitation of the chunk is sent, failed, or not ours to send
             pass
@@ -81,7 +81,10 @@ async def send_invitations(
 
 async def _claim(
     uow: UnitOfWork, attempts: dict[UUID, bytes], settings: Settings
-) -> tuple[list[sql.ClaimedInvitation], dict[tuple[str, str], sql.AccountTemplateSource]]:
+) -> tuple[list[sql.ClaimedInvitation], dict[tuple[str, str], sql.AccountTemplateSource], float]:
+    """The invitations claimed, their accounts' templates, and how long other attempts still
+    hold any of the rest. One transaction, so one `now()`: an invitation that was held at the
+    claim is still seen as held, never as lapsed and so wrongly as done."""
     async with uow.separate_transaction() as tx:
         claimed = await sql.claim_for_sending(
             tx.conn,
@@ -90,17 +93,16 @@ async def _claim(
             settings.transfer_token_ttl_seconds,
             settings.mailing_claim_seconds,
         )
-        return claimed, await sql.account_templates(tx.conn, claimed)
+        claimed_ids = {i.invitation_id for i in claimed}
+        others = [invitation_id for invitation_id in attempts if invitation_id not in claimed_ids]
+        held_for = await sql.held_seconds(tx.conn, others) if others else 0.0
+        return claimed, await sql.account_templates(tx.conn, claimed), held_for
 
 
-async def _held_by_other_attempts(uow: UnitOfWork, invitation_ids: Sequence[UUID]) -> list[UUID]:
-    """Those of `invitation_ids` another delivery of them is sending now (after waiting a
-    little for it to finish or lapse); none when they were sent, revoked or ended already."""
-    if not invitation_ids:
-        return []
-    async with uow.separate_transaction() as tx:
-        held_for = await sql.held_seconds(tx.conn, invitation_ids)
-    if held_for <= 0:
+async def _wait_for_other_attempts(invitation_ids: Sequence[UUID], held_for: float) -> list[UUID]:
+    """Those of `invitation_ids` to try again, after waiting a little for another delivery that
+    holds some of them to finish or lapse; none when none is held (sent, revoked or ended)."""
+    if not invitation_ids or held_for <= 0:
         return []
     log.info("invitations_held_by_another_attempt", seconds=round(held_for, 1))
     await asyncio.sleep(min(held_for + 0.05, 0.5))

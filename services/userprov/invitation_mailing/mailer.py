@@ -95,6 +95,16 @@ class Mailer:
         return outcomes
 
     async def _send_with_retries(self, item: OutgoingEmail, deadline: float, tries: Counter[Hashable]) -> SmtpOutcome | None:
+        """Never raises for one email's sake: whatever goes wrong with it is its outcome, so
+        one address can never fail the chunk it came in."""
+        try:
+            return await self._try_until_done(item, deadline, tries)
+        except Exception as error:  # noqa: BLE001 - e.g. an address the SMTP library refuses to put on the wire
+            log.exception("email_unsendable")
+            metrics.EMAILS.labels("failed").inc()
+            return SmtpOutcome(False, f"permanent failure: {type(error).__name__}")
+
+    async def _try_until_done(self, item: OutgoingEmail, deadline: float, tries: Counter[Hashable]) -> SmtpOutcome | None:
         s = self._settings
         recipient = smtp_address(item.to)
         message = build_message(s.smtp_sender, recipient, item.email)
@@ -123,8 +133,10 @@ class Mailer:
 
     async def _send_once(self, message: bytes, recipient: str, latest_start: float) -> None:
         try:
+            # a mailbox that is not ASCII needs the server's SMTPUTF8 (else SMTPNotSupported: permanent)
+            options = [] if recipient.isascii() and self._sender.isascii() else ["SMTPUTF8"]
             async with self._connections.connection(self._settings.smtp_timeout_seconds, latest_start) as client:
-                await client.sendmail(self._sender, [recipient], message)
+                await client.sendmail(self._sender, [recipient], message, mail_options=options)
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [r.code for r in error.recipients]
             raise _by_code(min(codes) if codes else 550, "; ".join(f"{r.code} {r.message}" for r in error.recipients)) from error
@@ -132,6 +144,8 @@ class Mailer:
             raise _by_code(error.code, f"{error.code} {error.message}") from error
         except aiosmtplib.SMTPNotSupported as error:  # e.g. a non-ASCII mailbox and a server without SMTPUTF8
             raise PermanentSmtpFailure(f"not supported by the SMTP server: {error}") from error
+        except ValueError as error:  # an address the SMTP library will not put on a command line
+            raise PermanentSmtpFailure(f"the address cannot be sent: {error}") from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             log.info("smtp_unreachable", error_type=type(error).__name__)
             raise TemporarySmtpFailure(type(error).__name__) from error

@@ -96,13 +96,15 @@ async def account_templates(
 
 
 async def held_seconds(conn: asyncpg.Connection, invitation_ids: Sequence[UUID]) -> float:
-    """How long other attempts still hold any of these invitations (0 when none does)."""
+    """How long other attempts still hold any of these invitations (0 when none does). Run in
+    the claiming transaction: a claim that lapses exactly at `now()` is held by the claim's
+    rule (`claimed_until < now()` takes it) and so counts here as held for a moment more."""
     remaining = await conn.fetchval(
         "SELECT max(extract(epoch FROM claimed_until - now())) FROM invitations"
-        " WHERE invitation_id = ANY($1::uuid[]) AND status = 'sending'",
+        " WHERE invitation_id = ANY($1::uuid[]) AND status = 'sending' AND claimed_until >= now()",
         list(invitation_ids),
     )
-    return max(0.0, float(remaining or 0))
+    return max(0.001, float(remaining)) if remaining is not None else 0.0
 
 
 async def mark_sent(conn: asyncpg.Connection, attempts: dict[UUID, bytes]) -> dict[UUID, int]:
