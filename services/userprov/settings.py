@@ -42,7 +42,7 @@ class Settings(BaseSettings):
 
     prefetch_user_creation: int = Field(default=4, ge=1)
     prefetch_account_lookup: int = Field(default=16, ge=1)
-    prefetch_invitation_mailing: int = Field(default=32, ge=1)
+    prefetch_invitation_mailing: int = Field(default=8, ge=1, description="Each message is a chunk of up to 200 invitations.")
     prefetch_invitation_response: int = Field(default=16, ge=1)
 
     delivery_limit: int = Field(default=20, ge=1, description="Deliveries before a message is parked.")
