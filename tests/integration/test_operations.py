@@ -29,6 +29,7 @@ class TestMetrics:
         done = re.compile(r'userprov_messages_total\{[^}]*outcome="done"[^}]*\} [1-9]')
         text = await eventually(lambda: (t := scrape()) and done.search(t) and t, 20)
         assert "userprov_outbox_relayed_total" in text
+        assert re.search(r"^userprov_outbox_lag_seconds [0-9.e+-]+$", text, re.MULTILINE)
         assert "userprov_broker_connections_total" in text
         assert "userprov_message_handling_seconds_bucket" in text
 

@@ -1,7 +1,7 @@
 """Prometheus metrics of a worker process, served on USERPROV_METRICS_PORT when it is set."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 MESSAGES = Counter(
     "userprov_messages", "Messages handled, by service, routing key and outcome.", ["service", "routing_key", "outcome"]
@@ -13,6 +13,10 @@ HANDLING_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 OUTBOX_RELAYED = Counter("userprov_outbox_relayed", "Outbox messages published with a broker confirm.")
+OUTBOX_LAG = Gauge(
+    "userprov_outbox_lag_seconds",
+    "Age of the oldest outbox row this process's relay found waiting, at its last batch (0 when none was waiting).",
+)
 EMAILS = Counter("userprov_emails", "Invitation emails by result (delivered or failed).", ["result"])
 TEMPLATE_FALLBACKS = Counter(
     "userprov_template_fallbacks",

@@ -97,10 +97,12 @@ class OutboxRelay:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, exchange, routing_key, message_id, correlation_id, body,"
-                " COALESCE(message_type, routing_key) AS message_type FROM outbox"
+                " COALESCE(message_type, routing_key) AS message_type, extract(epoch FROM now() - created_at) AS age"
+                " FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
             )
+            metrics.OUTBOX_LAG.set(max((float(r["age"]) for r in rows), default=0.0))
             if not rows:
                 return 0
             await self._publish(
