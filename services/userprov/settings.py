@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
+    health_port: int | None = Field(default=None, description="Serve /livez and /readyz on this port.")
+    ready_outbox_lag_seconds: float = Field(
+        default=60.0, gt=0, description="Not ready while the oldest event waiting in the outbox is older than this."
+    )
     inbox_retention_days: int = Field(default=14, ge=1, description="How long processed message ids are kept.")
     housekeeping_interval_seconds: float = Field(default=3600, gt=0)
 

@@ -20,6 +20,7 @@ from userprov_devtools.waiting import eventually
 
 pytestmark = pytest.mark.integration
 METRICS_PORT = free_port()
+HEALTH_PORT = free_port()
 UNMASKED_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{2,}@[A-Za-z0-9-]+\.[A-Za-z]")
 
 
@@ -73,7 +74,10 @@ def workers(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     """Two processes running all four services, sharing the queues."""
     log_dir: Path = tmp_path_factory.mktemp("worker-logs")
     processes = [
-        WorkerProcess("a", routing.SERVICES, {**worker_env, "USERPROV_METRICS_PORT": str(METRICS_PORT)}, log_dir),
+        WorkerProcess(
+            "a", routing.SERVICES, {**worker_env, "USERPROV_METRICS_PORT": str(METRICS_PORT), "USERPROV_HEALTH_PORT": str(HEALTH_PORT)},
+            log_dir,
+        ),
         WorkerProcess("b", routing.SERVICES, worker_env, log_dir),
     ]
     for process in processes:

@@ -99,6 +99,11 @@ class BrokerSession:
         self.ready.set()
         log.info("broker_connected", consumers=[s.service for s in self._consumers] if self._consume else [])
 
+    @property
+    def consuming(self) -> bool:
+        """Connected, with every consumer registered, and not stopping (what /readyz reports)."""
+        return self.ready.is_set() and self._consume and not self._closing.is_set()
+
     def _on_lost(self, *_: object) -> None:
         if not self._closing.is_set():
             self._lost.set()

@@ -74,6 +74,7 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
+        self.lag_seconds = 0.0  # the age of the oldest row found waiting at the last batch
 
     async def run(self) -> None:
         failures = 0
@@ -102,7 +103,8 @@ class OutboxRelay:
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
             )
-            metrics.OUTBOX_LAG.set(max((float(r["age"]) for r in rows), default=0.0))
+            self.lag_seconds = max((float(r["age"]) for r in rows), default=0.0)
+            metrics.OUTBOX_LAG.set(self.lag_seconds)
             if not rows:
                 return 0
             await self._publish(

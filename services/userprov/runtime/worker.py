@@ -12,6 +12,7 @@ from userprov.db.connection import create_pool
 from userprov.db.migrate import migrate
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
 from userprov.runtime.dispatch import Dispatcher, Route
+from userprov.runtime.health import Readiness, serve_health
 from userprov.runtime.housekeeping import run_housekeeping
 from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import OutboxRelay, OutgoingMessage
@@ -56,6 +57,10 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     serve_metrics(settings.metrics_port)
+    health = None
+    if settings.health_port:
+        readiness = Readiness(lambda: session.consuming, pool, lambda: relay.lag_seconds, settings.ready_outbox_lag_seconds)
+        health = await serve_health(settings.health_port, readiness)
     session_task = asyncio.create_task(session.run(), name="broker")
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
     housekeeping = asyncio.create_task(
@@ -84,5 +89,7 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     except TimeoutError:
         log.warning("database_pool_close_timed_out")
         pool.terminate()
+    if health is not None:
+        health.close()
     log.info("worker_stopped", drained=drained, outbox_flushed=flushed)
     return 1 if failed else 0

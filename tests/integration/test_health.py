@@ -1,0 +1,73 @@
+"""/livez and /readyz tell the truth: cut a dependency and readiness flips, restore it and it
+comes back."""
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import asyncpg
+
+from tests.integration.conftest import HEALTH_PORT
+from tests.support.infra import Infra, close_connections_named, rabbitmqctl
+from userprov.db.connection import APPLICATION_NAME, database_name
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
+
+
+def probe(path: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}{path}", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+async def readiness() -> tuple[int, dict[str, Any]]:
+    return await asyncio.to_thread(probe, "/readyz")
+
+
+class TestHealth:
+    async def test_live_and_ready(self, bus: BusClient) -> None:
+        assert probe("/livez") == (200, {"live": True})
+        assert await eventually(lambda: _ready_now(), 30) == (200, {"ready": True})
+        assert probe("/nothing")[0] == 404
+
+    async def test_database_gone_and_back(self, bus: BusClient, infra: Infra) -> None:
+        await eventually(lambda: _ready_now(), 30)
+        database = database_name(infra.database_url)
+        admin = await asyncpg.connect(infra.database_url.rsplit("/", 1)[0] + "/postgres")
+        try:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+                database, APPLICATION_NAME)
+            status, body = await eventually(lambda: _not_ready_because("database"), 30, 0.2, what="/readyz to say database")
+            assert status == 503 and "database" in body["problems"]
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+            await admin.close()
+        await eventually(lambda: _ready_now(), 60, 0.2, what="/readyz to come back")
+
+    async def test_broker_refused_and_back(self, bus: BusClient, infra: Infra) -> None:
+        await eventually(lambda: _ready_now(), 30)
+        rabbitmqctl("clear_permissions", "-p", infra.vhost, "guest")
+        try:
+            close_connections_named(infra.vhost, "userprov ")
+            status, body = await eventually(lambda: _not_ready_because("broker"), 30, 0.2, what="/readyz to say broker")
+            assert status == 503
+        finally:
+            rabbitmqctl("set_permissions", "-p", infra.vhost, "guest", ".*", ".*", ".*")
+        await eventually(lambda: _ready_now(), 60, 0.2, what="/readyz to come back")
+
+
+async def _ready_now() -> tuple[int, dict[str, Any]] | None:
+    status, body = await readiness()
+    return (status, body) if status == 200 else None
+
+
+async def _not_ready_because(problem: str) -> tuple[int, dict[str, Any]] | None:
+    status, body = await readiness()
+    return (status, body) if status == 503 and problem in body.get("problems", {}) else None
