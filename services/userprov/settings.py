@@ -58,6 +58,7 @@ class Settings(BaseSettings):
 
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
     health_port: int | None = Field(default=None, description="Serve /livez and /readyz on this port.")
+    queue_watch_seconds: float = Field(default=15.0, gt=0, description="How often queue depths are read for the metrics.")
     ready_outbox_lag_seconds: float = Field(
         default=60.0, gt=0, description="Not ready while the oldest event waiting in the outbox is older than this."
     )

@@ -66,6 +66,7 @@ def worker_env(infra: Infra, smtp: RecordingSmtpServer) -> dict[str, str]:
         "USERPROV_TRANSIENT_RETRY_SECONDS": "60",
         "USERPROV_SHUTDOWN_GRACE_SECONDS": "10",
         "USERPROV_LOG_LEVEL": "INFO",
+        "USERPROV_QUEUE_WATCH_SECONDS": "1",
     }
 
 

@@ -5,6 +5,7 @@ import urllib.request
 
 import asyncpg
 
+from contracts import routing
 from tests.integration.conftest import METRICS_PORT, address
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
@@ -32,6 +33,25 @@ class TestMetrics:
         assert re.search(r"^userprov_outbox_lag_seconds [0-9.e+-]+$", text, re.MULTILINE)
         assert "userprov_broker_connections_total" in text
         assert "userprov_message_handling_seconds_bucket" in text
+
+
+class TestQueueMetrics:
+    """Parked messages per service and consumers per queue are in the metrics."""
+
+    async def test_parked_and_consumers(self, bus: BusClient) -> None:
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
+                return response.read().decode()
+
+        def parked() -> float:
+            found = re.search(r'^userprov_parked_messages\{service="user-creation"\} ([0-9.e+]+)$', scrape(), re.MULTILINE)
+            return float(found.group(1)) if found else -1.0
+
+        before = await eventually(lambda: (value := parked()) >= 0 and value + 1, 30, what="the parked gauge") - 1
+        await bus.publish_raw(routing.USERS_ADD, b"{not json")  # refused as malformed_json: parked
+        await eventually(lambda: parked() >= before + 1, 60, 0.5, what="one more parked message")
+        consumers = re.search(r'^userprov_queue_consumers\{queue="userprov.invitation-mailing"\} ([0-9.e+]+)$', scrape(), re.MULTILINE)
+        assert consumers and float(consumers.group(1)) == 2.0  # the two worker processes
 
 
 class TestInboxRetention:

@@ -132,6 +132,24 @@ class BrokerSession:
                 log.warning("consumer_cancel_failed", error=repr(error))
         self._consuming = []
 
+    async def queue_depths(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(messages, consumers) of each queue, by passive declare on a channel of its own (a
+        missing queue closes that channel, never the publisher's); {} when not connected."""
+        connection = self._connection
+        if connection is None or connection.is_closed:
+            return {}
+        depths = {}
+        channel = await connection.channel()
+        try:
+            for name in names:
+                declared = await channel.declare_queue(name, passive=True)
+                result = declared.declaration_result
+                depths[name] = (int(result.message_count or 0), int(result.consumer_count or 0))
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return depths
+
     async def close(self) -> None:
         self._closing.set()
         self.ready.clear()

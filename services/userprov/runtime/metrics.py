@@ -23,6 +23,9 @@ TEMPLATE_FALLBACKS = Counter(
     "Invitation emails sent with the built-in template because the account's failed, by reason.",
     ["reason"],
 )
+QUEUE_MESSAGES = Gauge("userprov_queue_messages", "Messages in each userprov queue (service and parking queues).", ["queue"])
+QUEUE_CONSUMERS = Gauge("userprov_queue_consumers", "Consumers on each service queue, all processes together.", ["queue"])
+PARKED = Gauge("userprov_parked_messages", "Messages parked for each service (its parking queue's depth).", ["service"])
 BROKER_CONNECTIONS = Counter("userprov_broker_connections", "Connections made to RabbitMQ (1 plus reconnections).")
 
 

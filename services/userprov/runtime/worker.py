@@ -16,6 +16,7 @@ from userprov.runtime.health import Readiness, serve_health
 from userprov.runtime.housekeeping import run_housekeeping
 from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import OutboxRelay, OutgoingMessage
+from userprov.runtime.queue_watch import watch_queues
 from userprov.settings import Settings
 
 log = structlog.get_logger()
@@ -63,6 +64,7 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
         health = await serve_health(settings.health_port, readiness)
     session_task = asyncio.create_task(session.run(), name="broker")
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    queue_watch = asyncio.create_task(watch_queues(session, settings.queue_watch_seconds), name="queue-watch")
     housekeeping = asyncio.create_task(
         run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds), name="housekeeping"
     )
@@ -83,7 +85,8 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     await asyncio.gather(session_task, return_exceptions=True)
     stopper.cancel()
     housekeeping.cancel()
-    await asyncio.gather(housekeeping, return_exceptions=True)
+    queue_watch.cancel()
+    await asyncio.gather(housekeeping, queue_watch, return_exceptions=True)
     try:
         await asyncio.wait_for(pool.close(), 10)
     except TimeoutError:
