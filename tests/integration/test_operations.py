@@ -14,6 +14,12 @@ from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 
 
+def scrape() -> str:
+    """The Prometheus text of worker a."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
 class TestMetrics:
     """A worker serves Prometheus metrics: messages by outcome, emails, relayed events."""
 
@@ -22,10 +28,6 @@ class TestMetrics:
         person = address("metrics")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Me", "last_name": "Trics", "email": person}]})
         await emails_to(smtp, person)
-
-        def scrape() -> str:
-            with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
-                return response.read().decode()
 
         done = re.compile(r'userprov_messages_total\{[^}]*outcome="done"[^}]*\} [1-9]')
         text = await eventually(lambda: (t := scrape()) and done.search(t) and t, 20)
@@ -39,10 +41,6 @@ class TestQueueMetrics:
     """Parked messages per service and consumers per queue are in the metrics."""
 
     async def test_parked_and_consumers(self, bus: BusClient) -> None:
-        def scrape() -> str:
-            with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
-                return response.read().decode()
-
         def parked() -> float:
             found = re.search(r'^userprov_parked_messages\{service="user-creation"\} ([0-9.e+]+)$', scrape(), re.MULTILINE)
             return float(found.group(1)) if found else -1.0
