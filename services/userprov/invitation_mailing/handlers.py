@@ -48,15 +48,13 @@ async def send_invitations(
         tokens = {invitation_id: new_token() for invitation_id in pending}
         attempts = {invitation_id: hash_token(token) for invitation_id, token in tokens.items()}
         deadline = time.monotonic() + settings.mailing_claim_seconds - CLAIM_SAFETY_SECONDS
-        claimed, templates, held_for = await _claim(uow, attempts, settings)
+        claimed, templates, others, held_for = await _claim(uow, attempts, settings)
         emails = await asyncio.gather(*(_render(i, tokens[i.invitation_id], templates, sandbox, settings) for i in claimed))
         outcomes = await mailer.send_many(
             [OutgoingEmail(i.invitation_id, i.email, email) for i, email in zip(claimed, emails, strict=True)], deadline, tries
         )
-        claimed_ids = {i.invitation_id for i in claimed}
-        others = [invitation_id for invitation_id in pending if invitation_id not in claimed_ids]
         unfinished = [i.invitation_id for i in claimed if i.invitation_id not in outcomes]
-        last_round = not others and not unfinished
+        last_round = not unfinished and held_for <= 0  # nothing to try again, nothing to wait for
 
         async def record() -> None:
             if last_round:  # the outcomes and the message's inbox row commit together
@@ -81,9 +79,9 @@ async def send_invitations(
 
 async def _claim(
     uow: UnitOfWork, attempts: dict[UUID, bytes], settings: Settings
-) -> tuple[list[sql.ClaimedInvitation], dict[tuple[str, str], sql.AccountTemplateSource], float]:
-    """The invitations claimed, their accounts' templates, and how long other attempts still
-    hold any of the rest. One transaction, so one `now()`: an invitation that was held at the
+) -> tuple[list[sql.ClaimedInvitation], dict[tuple[str, str], sql.AccountTemplateSource], list[UUID], float]:
+    """The invitations claimed, their accounts' templates, the rest, and how long other
+    attempts still hold any of the rest (0 when none is held: the rest is not ours to send). One transaction, so one `now()`: an invitation that was held at the
     claim is still seen as held, never as lapsed and so wrongly as done."""
     async with uow.separate_transaction() as tx:
         claimed = await sql.claim_for_sending(
@@ -96,7 +94,7 @@ async def _claim(
         claimed_ids = {i.invitation_id for i in claimed}
         others = [invitation_id for invitation_id in attempts if invitation_id not in claimed_ids]
         held_for = await sql.held_seconds(tx.conn, others) if others else 0.0
-        return claimed, await sql.account_templates(tx.conn, claimed), held_for
+        return claimed, await sql.account_templates(tx.conn, claimed), others, held_for
 
 
 async def _wait_for_other_attempts(invitation_ids: Sequence[UUID], held_for: float) -> list[UUID]:
