@@ -71,3 +71,15 @@ async def _ready_now() -> tuple[int, dict[str, Any]] | None:
 async def _not_ready_because(problem: str) -> tuple[int, dict[str, Any]] | None:
     status, body = await readiness()
     return (status, body) if status == 503 and problem in body.get("problems", {}) else None
+
+
+class TestHostileRequests:
+    async def test_garbage_and_oversized_requests_leave_it_answering(self, bus: BusClient) -> None:
+        for payload in (b"\x00\xff\xfe garbage\r\n\r\n", b"GET /" + b"A" * 20_000 + b" HTTP/1.1\r\n\r\n", b"GET /readyz"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", HEALTH_PORT)
+            writer.write(payload)
+            await writer.drain()
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), 10)  # answered or closed, never hung
+            writer.close()
+        assert probe("/livez") == (200, {"live": True})

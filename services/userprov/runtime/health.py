@@ -54,7 +54,7 @@ async def serve_health(port: int, readiness: Readiness) -> asyncio.Server:
                 f"Connection: close\r\n\r\n".encode() + payload
             )
             await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeError, asyncio.IncompleteReadError):
+        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):  # ValueError: a line over the limit
             pass
         finally:
             writer.close()
