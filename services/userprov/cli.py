@@ -76,6 +76,116 @@ def bench(
     typer.echo(result.report())
 
 
+parked_app = typer.Typer(no_args_is_help=True, help="Parked messages: list, show, replay, purge.")
+app.add_typer(parked_app, name="parked")
+
+ServiceOption = Annotated[
+    list[str] | None, typer.Option("--service", "-s", help=f"Only this service's parking queue (repeatable): {', '.join(routing.SERVICES)}.")
+]
+IdsArgument = Annotated[list[str] | None, typer.Argument(help="Ids of parked messages, as `parked list` shows them.")]
+RoutingKeyOption = Annotated[str | None, typer.Option(help="Only messages first published with this routing key.")]
+ReasonOption = Annotated[str | None, typer.Option(help="Only messages parked for this reason (e.g. processing_failed).")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every parked message (of the services chosen).")]
+
+
+def _services(chosen: list[str] | None) -> list[str]:
+    unknown = [s for s in chosen or [] if s not in routing.SERVICES]
+    if unknown:
+        raise typer.BadParameter(f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(routing.SERVICES)}")
+    return list(dict.fromkeys(chosen or routing.SERVICES))
+
+
+def _selection(ids: list[str] | None, routing_key: str | None, reason: str | None, everything: bool):  # noqa: ANN202
+    from userprov.operations.parked import Selection
+
+    selection = Selection(frozenset(ids or ()), routing_key, reason, everything)
+    if not selection.says_which:
+        raise typer.BadParameter("say which messages: ids, --routing-key, --reason, or --all")
+    return selection
+
+
+@parked_app.command("list")
+def parked_list(
+    service: Annotated[str | None, typer.Argument(help="Only this service's parking queue.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Parked messages: id, routing key, reason, first and last failure, attempts, correlation id."""
+    import dataclasses
+    import json
+
+    from userprov.operations.parked import list_parked
+
+    found = asyncio.run(list_parked(Settings().amqp_url, _services([service] if service else None), limit))
+    if as_json:
+        for parked in found:
+            typer.echo(json.dumps(dataclasses.asdict(parked), ensure_ascii=False))
+        return
+    columns = ("id", "service", "routing_key", "reason", "first_failure", "last_failure", "attempts", "correlation_id")
+    rows = [[str(getattr(p, c) if getattr(p, c) is not None else "-") for c in columns] for p in found]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    for row in [[c.upper() for c in columns], *rows]:
+        typer.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+    typer.echo(f"{len(found)} parked message(s)", err=True)
+
+
+@parked_app.command("show")
+def parked_show(message_id: Annotated[str, typer.Argument(help="The id `parked list` shows.")], service: ServiceOption = None) -> None:
+    """A parked message's properties, headers and body, with email addresses masked."""
+    import json
+
+    from userprov.operations.parked import show
+
+    found = asyncio.run(show(Settings().amqp_url, _services(service), message_id))
+    if not found:
+        typer.echo(f"no parked message {message_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(found if len(found) > 1 else found[0], indent=2, ensure_ascii=False))
+
+
+@parked_app.command("replay")
+def parked_replay(
+    ids: IdsArgument = None,
+    service: ServiceOption = None,
+    routing_key: RoutingKeyOption = None,
+    reason: ReasonOption = None,
+    everything: AllOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be replayed; change nothing.")] = False,
+) -> None:
+    """Publish parked messages again where they were first published, with their message ids."""
+    from userprov.operations.parked import replay
+
+    report = asyncio.run(replay(Settings().amqp_url, _services(service), _selection(ids, routing_key, reason, everything), dry_run=dry_run))
+    _print_report(report)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@parked_app.command("purge")
+def parked_purge(
+    ids: IdsArgument = None,
+    service: ServiceOption = None,
+    routing_key: RoutingKeyOption = None,
+    reason: ReasonOption = None,
+    everything: AllOption = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete parked messages for good, after a confirmation."""
+    from userprov.operations.parked import purge
+
+    def confirm(count: int) -> bool:
+        return yes or typer.confirm(f"Delete {count} parked message(s) for good?", default=False)
+
+    report = asyncio.run(purge(Settings().amqp_url, _services(service), _selection(ids, routing_key, reason, everything), confirm))
+    _print_report(report)
+
+
+def _print_report(report) -> None:  # noqa: ANN001
+    for outcome in report.outcomes:
+        parked = outcome.parked
+        typer.echo(f"{outcome.result}\t{parked.service}\t{parked.id}\t{parked.routing_key}\t{parked.reason}")
+    typer.echo(f"{len(report.outcomes)} message(s) selected, {report.failed} failed", err=True)
+
+
 def _devtool(name: str):  # noqa: ANN202
     """A module of the development tools, which the workers' image does not install."""
     import importlib

@@ -5,6 +5,18 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+from userprov.masking import mask_emails_in
+
+
+def mask_emails(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """No address reaches a log line, not even inside an exception's message or traceback (a
+    database error can quote the row it refused)."""
+    for key, value in event.items():
+        if isinstance(value, str) and "@" in value:
+            event[key] = mask_emails_in(value)
+    return event
 
 
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
@@ -17,6 +29,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            mask_emails,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -43,8 +43,9 @@ class TestMalformedMessages:
         dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), db,
                                 delivery_limit=5, transient_retry_seconds=1, transient_backoff_max=0.1)
         envelope = Envelope(routing.ACCOUNTS_GET, b'{"account_id": "x"}', None, "corr-no-id", None, 0)
-        settle, outcome = await dispatcher._decide(envelope)
-        assert (settle, outcome) == (Settle.PARK, "refused:missing_message_id")
+        decision = await dispatcher._decide(envelope)
+        assert (decision.settle, decision.outcome) == (Settle.PARK, "refused:missing_message_id")
+        assert decision.why is not None and decision.why.reason == "missing_message_id"
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, correlation_id="corr-no-id"))
         assert rejected.body["reason"] == "missing_message_id"
         assert rejected.body["command_id"] is None
@@ -58,14 +59,14 @@ class TestMalformedMessages:
         await pool.close()  # every acquire now fails, and not transiently
         dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), pool,
                                 delivery_limit=5, transient_retry_seconds=0.2, transient_backoff_max=0.05)
-        settle, _ = await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-1", None, None, 0))
+        settle = (await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-1", None, None, 0))).settle
         assert settle is Settle.PARK
 
         unreachable = await asyncpg.create_pool("postgresql://postgres@127.0.0.1:1/none", min_size=0, max_size=1)
         dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), unreachable,
                                 delivery_limit=5, transient_retry_seconds=0.2, transient_backoff_max=0.05)
         started = time.monotonic()
-        settle, _ = await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-2", None, None, 3))
+        settle = (await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-2", None, None, 3))).settle
         assert settle is Settle.LATER and time.monotonic() - started >= 0.2 + 0.8  # the retries, then 0.1 * 2**3 s
         await unreachable.close()
 

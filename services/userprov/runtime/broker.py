@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from pamqp.commands import Basic
 
 from contracts import routing
-from userprov.runtime import amqp_decoding, metrics
+from userprov.runtime import amqp_decoding, metrics, parking
 from userprov.runtime.outbox import OutgoingMessage
 from userprov.runtime.topology import declare_topology
 
@@ -168,6 +168,13 @@ class BrokerSession:
         for message, result in zip(messages, results, strict=True):
             if not isinstance(result, Basic.Ack):
                 log.info("message_unroutable", routing_key=message.routing_key, message_id=message.message_id)
+
+    async def park(self, message: AbstractIncomingMessage, service: str, why: parking.Why) -> None:
+        """Publishes the parked copy of `message` on the publisher channel (confirmed)."""
+        channel = self._publisher
+        if channel is None:
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        await parking.park(channel, message, service, why)
 
     async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
         if self._exchanges.get(name, (None,))[0] is not channel:

@@ -20,7 +20,7 @@ from contracts import routing
 from contracts.base import Contract
 from contracts.registry import REPLY_MODELS, model_of, reply_type
 from contracts.text import printable
-from userprov.runtime import metrics, outcomes
+from userprov.runtime import failures, metrics, outcomes
 from userprov.runtime.envelope import Envelope
 from userprov.runtime.errors import (
     AlreadyProcessed,
@@ -31,6 +31,7 @@ from userprov.runtime.errors import (
     schema_rejection,
 )
 from userprov.runtime.outbox import OutgoingMessage, Publish
+from userprov.runtime.parking import Why
 from userprov.runtime.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
@@ -39,6 +40,8 @@ Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
 # A query's handler reads in a read-only snapshot and returns the answer: no inbox, no outbox
 # (a read has no effect to deduplicate; the same query asked again is answered again).
 QueryHandler = Callable[[Any, asyncpg.Connection], Awaitable[Contract]]
+# Publishes a parked copy of the message, with headers saying why, confirmed by the broker.
+Park = Callable[[AbstractIncomingMessage, str, Why], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,16 @@ def read_message(envelope: Envelope, routes: Mapping[str, Route]) -> tuple[Route
 
 class Settle(Enum):
     ACK = "ack"
-    PARK = "park"  # reject without requeue: dead-lettered to the parking queue
+    PARK = "park"  # a copy saying why to the parking queue, then ack (or reject: dead-lettered)
     RETRY = "retry"  # reject with requeue: counts toward the delivery limit
     LATER = "later"  # nack with requeue: a transient fault outlasted the in-process retries
+
+
+@dataclass(frozen=True)
+class Decision:
+    settle: Settle
+    outcome: str
+    why: Why | None = None  # when parked
 
 
 def settle_after_failure(error: Exception) -> tuple[Settle, str]:
@@ -113,10 +123,14 @@ class Dispatcher:
         transient_backoff_max: float,
         on_commit: Callable[[], None] = lambda: None,
         publish: Publish | None = None,
+        park: Park | None = None,
     ) -> None:
         """`on_commit`: called after a handler's transaction committed events (wakes the relay).
-        `publish`: sends answers to queries (with publisher confirms)."""
+        `publish`: sends answers to queries (with publisher confirms). `park`: publishes a parked
+        copy with why-headers; without it (or when it fails) a parked message is rejected and
+        dead-lettered by the broker, with only the broker's `x-death` header."""
         self.service = service
+        self._park = park
         self._on_commit = on_commit
         self._publish = publish
         self._routes = routes
@@ -164,15 +178,17 @@ class Dispatcher:
             correlation_id=printable(envelope.correlation_id or "", 255) or None,
         )
         try:
-            settle, outcome = await self._decide(envelope)
+            decision = await self._decide(envelope)
         except asyncio.CancelledError:
             log.warning("message_interrupted")
             raise
-        except Exception:  # noqa: BLE001 - a fault of the edge itself still ends in one settle decision
+        except Exception as error:  # noqa: BLE001 - a fault of the edge itself still ends in one settle decision
             log.exception("dispatch_failed")
+            await self._remember_failure(envelope, error)
             await self._back_off(envelope)
-            settle, outcome = Settle.RETRY, "dispatch_failed"
-        await self._settle(message, settle, envelope)
+            decision = Decision(Settle.RETRY, "dispatch_failed")
+        settle, outcome = decision.settle, decision.outcome
+        await self._settle(message, decision)
         elapsed = time.perf_counter() - started
         known_key = envelope.routing_key if envelope.routing_key in self._routes else "other"
         metrics.MESSAGES.labels(self.service, known_key, outcome.split(":")[0]).inc()
@@ -185,11 +201,13 @@ class Dispatcher:
             duration_ms=round(elapsed * 1000, 2),
         )
 
-    async def _decide(self, envelope: Envelope) -> tuple[Settle, str]:
+    async def _decide(self, envelope: Envelope) -> Decision:
         if envelope.delivery_count >= self._delivery_limit:
             failed = Rejected("processing_failed", f"handling failed {envelope.delivery_count} times; the message is parked")
-            settle, _ = await self._refuse(envelope, failed, remember=False)
-            return settle, "delivery_limit_reached"
+            decision = await self._refuse(envelope, failed, remember=False)
+            if decision.settle is Settle.PARK:
+                decision = replace(decision, why=await self._why_at_delivery_limit(envelope))
+            return replace(decision, outcome="delivery_limit_reached")
         read = read_message(envelope, self._routes)
         if isinstance(read, Rejected):
             return await self._refuse(envelope, read)
@@ -197,22 +215,45 @@ class Dispatcher:
         try:
             if route.reply_type is not None:
                 await self._with_transient_retries(lambda: self._answer(route, command, envelope))
-                return Settle.ACK, "answered"
+                return Decision(Settle.ACK, "answered")
             await self._with_transient_retries(lambda: self._run_handler(route, command, envelope))
-            return Settle.ACK, "done"
+            return Decision(Settle.ACK, "done")
         except AlreadyProcessed:
-            return Settle.ACK, "duplicate"
+            return Decision(Settle.ACK, "duplicate")
         except Rejected as rejection:
-            settle, _ = await self._refuse(envelope, rejection, park=False)
-            return settle, f"rejected:{rejection.reason}"
+            decision = await self._refuse(envelope, rejection, park=False)
+            return replace(decision, outcome=f"rejected:{rejection.reason}")
         except Exception as error:  # noqa: BLE001 - every fault ends in a settle decision
             settle, outcome = settle_after_failure(error)
             if settle is Settle.LATER:
                 log.warning("transient_fault_outlasted_retries", error=repr(error))
             else:
                 log.exception("handler_failed")
+            await self._remember_failure(envelope, error)
             await self._back_off(envelope)
-            return settle, outcome
+            return Decision(settle, outcome)
+
+    async def _remember_failure(self, envelope: Envelope, error: Exception) -> None:
+        """Records the failure for the parked copy's headers, should the message end parked;
+        best effort (the fault may be the database's)."""
+        if not envelope.message_id or envelope.property_errors():
+            return
+        try:
+            await failures.record(self._pool, self.service, envelope.message_id, error)
+        except Exception as record_error:  # noqa: BLE001
+            log.info("failure_not_recorded", error=repr(record_error))
+
+    async def _why_at_delivery_limit(self, envelope: Envelope) -> Why:
+        failure = None
+        if envelope.message_id and not envelope.property_errors():
+            try:
+                failure = await failures.find(self._pool, self.service, envelope.message_id)
+            except Exception as error:  # noqa: BLE001 - the parked copy then says less, but is parked
+                log.info("failure_not_read", error=repr(error))
+        if failure is None:
+            return Why("processing_failed", "unknown", f"delivered {envelope.delivery_count} times without being settled"
+                       " (a worker stopped or lost its connection while handling it each time)", envelope.delivery_count)
+        return Why("processing_failed", failure.error_type, failure.error_message, envelope.delivery_count, failure.first_failure)
 
     async def _back_off(self, envelope: Envelope) -> None:
         """Before a message goes back to the queue: a fault that repeats at once must not spin."""
@@ -234,7 +275,7 @@ class Dispatcher:
 
     async def _refuse(
         self, envelope: Envelope, rejection: Rejected, *, park: bool = True, remember: bool = True
-    ) -> tuple[Settle, str]:
+    ) -> Decision:
         """Publishes `command.rejected`, recorded in the inbox (so once per message_id) unless
         `remember` is off: a message parked after failing must take effect when replayed.
         A refused query is also answered (to reply_to) with the same event, every time it comes."""
@@ -257,7 +298,8 @@ class Dispatcher:
                 if is_query:
                     uow.reply(event, routing.COMMAND_REJECTED)
 
-        settle = Settle.PARK if park else Settle.ACK
+        outcome = f"refused:{rejection.reason}"
+        why = Why(rejection.reason, "Rejected", rejection.message, envelope.delivery_count + 1)
         try:
             await self._with_transient_retries(write)
         except AlreadyProcessed:
@@ -266,11 +308,13 @@ class Dispatcher:
             if is_transient(error):
                 log.warning("refusal_not_recorded", error=repr(error))
                 await self._back_off(envelope)
-                return Settle.LATER, "transient_fault"
+                return Decision(Settle.LATER, "transient_fault")
             # Nothing about this message will ever record: keep it, parked, rather than spin.
             log.exception("refusal_unrecordable")
-            return Settle.PARK, f"refused:{rejection.reason}"
-        return settle, f"refused:{rejection.reason}"
+            error_type, error_message = failures.describe(error)
+            return Decision(Settle.PARK, outcome, replace(why, error_type=error_type, error_message=f"{rejection.message};"
+                                                          f" the refusal could not be recorded: {error_message}"))
+        return Decision(Settle.PARK, outcome, why) if park else Decision(Settle.ACK, outcome)
 
     async def _with_transient_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
         await retry_transient(
@@ -280,12 +324,13 @@ class Dispatcher:
             give_up=lambda: self._stopping,
         )
 
-    async def _settle(self, message: AbstractIncomingMessage, settle: Settle, envelope: Envelope) -> None:
+    async def _settle(self, message: AbstractIncomingMessage, decision: Decision) -> None:
+        settle = decision.settle
         try:
             if settle is Settle.ACK:
                 await message.ack()
             elif settle is Settle.PARK:
-                await message.reject(requeue=False)
+                await self._park_or_reject(message, decision.why)
             elif settle is Settle.RETRY:
                 await message.reject(requeue=True)
             else:
@@ -293,3 +338,16 @@ class Dispatcher:
         except Exception as error:  # noqa: BLE001
             # The channel this came on is gone: the broker redelivers, and the inbox absorbs it.
             log.info("settle_failed_channel_gone", settle=settle.value, error=repr(error))
+
+    async def _park_or_reject(self, message: AbstractIncomingMessage, why: Why | None) -> None:
+        """The copy with why-headers first, confirmed, then the ack: a crash between the two
+        leaves two parked copies (a replay of both takes effect once), never none."""
+        if self._park is not None and why is not None:
+            try:
+                await self._park(message, self.service, why)
+            except Exception as error:  # noqa: BLE001 - e.g. properties that cannot be re-encoded
+                log.warning("parked_copy_failed", error=repr(error))
+            else:
+                await message.ack()
+                return
+        await message.reject(requeue=False)

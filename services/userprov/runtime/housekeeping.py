@@ -1,5 +1,5 @@
 """Keeps the inbox from growing forever: message ids older than the retention are forgotten,
-and the commands' outcomes with them.
+and the commands' outcomes and recorded delivery failures with them.
 
 A message redelivered or republished after that long would take effect again; the retention
 is days, while redeliveries come within minutes."""
@@ -11,7 +11,7 @@ import random
 import asyncpg
 import structlog
 
-from userprov.runtime import outcomes
+from userprov.runtime import failures, outcomes
 
 log = structlog.get_logger()
 
@@ -31,6 +31,7 @@ async def prune_inbox(pool: asyncpg.Pool, retention_days: int) -> int:
             )
             count = int(status.split()[-1])
             count += await outcomes.prune(conn, retention_days, BATCH)
+            count += await failures.prune(conn, retention_days, BATCH)
         removed += count
         if count < BATCH:
             return removed

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Mapping, Sequence
 
 import structlog
+from aio_pika.abc import AbstractIncomingMessage
 
 from userprov.db.connection import create_pool
 from userprov.db.migrate import migrate
@@ -16,6 +17,7 @@ from userprov.runtime.health import Readiness, serve_health
 from userprov.runtime.housekeeping import run_housekeeping
 from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import OutboxRelay, OutgoingMessage
+from userprov.runtime.parking import Why
 from userprov.runtime.queue_watch import watch_queues
 from userprov.settings import Settings
 
@@ -32,6 +34,10 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
         assert session is not None
         await session.publish(messages)
 
+    async def park(message: AbstractIncomingMessage, service: str, why: Why) -> None:
+        assert session is not None
+        await session.park(message, service, why)
+
     relay = OutboxRelay(pool, publish, settings.outbox_batch_size, settings.outbox_poll_seconds)
     dispatchers = [
         Dispatcher(
@@ -43,6 +49,7 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
             transient_backoff_max=settings.transient_backoff_max_seconds,
             on_commit=relay.wake,
             publish=publish,
+            park=park,
         )
         for name, routes in services.items()
     ]

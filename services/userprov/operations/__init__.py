@@ -1,0 +1,1 @@
+"""Tools for operators, run from the `userprov` command next to the workers."""

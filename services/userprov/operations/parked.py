@@ -1,0 +1,178 @@
+"""Working with parked messages: list, show, replay, purge.
+
+A parking queue is read by basic.get without ack: every message taken stays the tool's until it
+is acked (replayed or purged) or the channel closes, which puts the rest back in order. At most
+as many messages as the queue held at the start are taken, so a replayed message that fails
+and parks again is not taken twice in one run."""
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from contracts import routing
+from contracts.text import printable
+from userprov.masking import mask_emails_deep, mask_emails_in
+from userprov.runtime.parking import ParkedMessage, publish_confirmed, replay_copy
+
+Held = tuple[ParkedMessage, AbstractIncomingMessage]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which parked messages a replay or purge acts on: the ids given, or those matching every
+    filter given, or all of them when `everything` is set."""
+    ids: frozenset[str] = frozenset()
+    routing_key: str | None = None
+    reason: str | None = None
+    everything: bool = False
+
+    @property
+    def says_which(self) -> bool:
+        return bool(self.ids or self.routing_key or self.reason or self.everything)
+
+    def matches(self, parked: ParkedMessage) -> bool:
+        if self.everything:
+            return True
+        return (
+            (not self.ids or parked.id in self.ids)
+            and (self.routing_key is None or parked.routing_key == self.routing_key)
+            and (self.reason is None or parked.reason == self.reason)
+        )
+
+
+@dataclass
+class Outcome:
+    parked: ParkedMessage
+    result: str  # replayed, would replay, purged, would purge, failed: ...
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, result: str) -> int:
+        return sum(o.result == result for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return sum(o.result.startswith("failed") for o in self.outcomes)
+
+
+@asynccontextmanager
+async def _channel(amqp_url: str) -> AsyncIterator[AbstractChannel]:
+    connection = await aio_pika.connect(amqp_url, timeout=10, client_properties={"connection_name": "userprov parked"})
+    try:
+        yield await connection.channel(publisher_confirms=True)
+    finally:
+        await connection.close()  # whatever is still held goes back to its parking queue
+
+
+async def _take_all(channel: AbstractChannel, services: Sequence[str], limit: int | None) -> list[Held]:
+    held: list[Held] = []
+    for service in services:
+        queue = await channel.declare_queue(routing.parking_queue_name(service), passive=True)
+        depth = int(queue.declaration_result.message_count or 0)
+        for _ in range(depth if limit is None else min(depth, max(limit - len(held), 0))):
+            message = await queue.get(no_ack=False, fail=False, timeout=10)
+            if message is None:
+                break
+            held.append((ParkedMessage.of(message, service), message))
+    return held
+
+
+async def list_parked(amqp_url: str, services: Sequence[str], limit: int) -> list[ParkedMessage]:
+    async with _channel(amqp_url) as channel:
+        return [parked for parked, _ in await _take_all(channel, services, limit)]
+
+
+async def show(amqp_url: str, services: Sequence[str], message_id: str) -> list[dict[str, Any]]:
+    """Every parked message with that id (a message can be parked twice), emails masked."""
+    async with _channel(amqp_url) as channel:
+        return [
+            {
+                "service": parked.service,
+                "properties": _masked_properties(message),
+                "headers": mask_emails_deep(_json_safe(message.headers or {})),
+                "body": _masked_body(message.body),
+            }
+            for parked, message in await _take_all(channel, services, None)
+            if parked.id == message_id
+        ]
+
+
+async def replay(amqp_url: str, services: Sequence[str], selection: Selection, *, dry_run: bool) -> Report:
+    """Publishes each selected message to where it was first published, with its message_id (the
+    inbox makes a message that already took effect a duplicate); the parked copy is acked only
+    after the broker confirmed the republished one."""
+    report = Report()
+    async with _channel(amqp_url) as channel:
+        for parked, message in await _take_all(channel, services, None):
+            if not selection.matches(parked):
+                continue
+            if not parked.replayable:
+                report.outcomes.append(Outcome(parked, "failed: where it came from is unknown"))
+            elif dry_run:
+                report.outcomes.append(Outcome(parked, "would replay"))
+            else:
+                try:
+                    await publish_confirmed(channel, parked.exchange, parked.routing_key, replay_copy(message, parked.replays))
+                except Exception as error:  # noqa: BLE001 - the parked copy stays; the report says why
+                    report.outcomes.append(Outcome(parked, f"failed: {printable(str(error), 200)}"))
+                    continue
+                await message.ack()
+                report.outcomes.append(Outcome(parked, "replayed"))
+    return report
+
+
+async def purge(amqp_url: str, services: Sequence[str], selection: Selection, confirm: Callable[[int], bool]) -> Report:
+    """Deletes the selected messages once `confirm` (given how many) agrees; none otherwise."""
+    report = Report()
+    async with _channel(amqp_url) as channel:
+        chosen = [(p, m) for p, m in await _take_all(channel, services, None) if selection.matches(p)]
+        if not chosen or not confirm(len(chosen)):
+            report.outcomes = [Outcome(p, "kept") for p, _ in chosen]
+            return report
+        for parked, message in chosen:
+            await message.ack()
+            report.outcomes.append(Outcome(parked, "purged"))
+    return report
+
+
+def _masked_properties(message: AbstractIncomingMessage) -> dict[str, Any]:
+    properties = {
+        "message_id": message.message_id,
+        "correlation_id": message.correlation_id,
+        "type": message.type,
+        "reply_to": message.reply_to,
+        "content_type": message.content_type,
+        "timestamp": message.timestamp.isoformat() if message.timestamp else None,
+        "app_id": message.app_id,
+    }
+    return {k: mask_emails_in(printable(v, 255)) if isinstance(v, str) else v for k, v in properties.items()}
+
+
+def _masked_body(body: bytes) -> Any:
+    try:
+        return mask_emails_deep(json.loads(body))
+    except (ValueError, RecursionError):
+        return mask_emails_in(printable(body.decode("utf-8", "replace"), 10_000))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return printable(value.decode("utf-8", "replace"), 1000)
+    if isinstance(value, str):
+        return printable(value, 1000)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)

@@ -1,0 +1,179 @@
+"""The parked copy of a message: the original body and properties, plus headers that say why
+it was parked, where it came from, and since when it fails. Written by the dispatcher, read by
+`userprov parked`; the one definition of that header format.
+
+A message RabbitMQ dead-lettered by itself (a worker died on it at every delivery, so the
+queue's delivery limit parked it) has no such headers; its `x-death` header says what the
+broker knows, and `ParkedMessage.of` reads either."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractMessage
+from pamqp.commands import Basic
+
+from contracts import routing
+from contracts.text import printable
+
+PREFIX = "x-userprov-"
+SERVICE = PREFIX + "service"
+REASON = PREFIX + "reason"
+ERROR_TYPE = PREFIX + "error-type"
+ERROR_MESSAGE = PREFIX + "error-message"
+ATTEMPTS = PREFIX + "attempts"
+FIRST_FAILURE = PREFIX + "first-failure"
+LAST_FAILURE = PREFIX + "last-failure"
+EXCHANGE = PREFIX + "exchange"
+ROUTING_KEY = PREFIX + "routing-key"
+REPLAYS = PREFIX + "replays"  # how often this message was replayed from a parking queue before
+
+# What the broker sets and a republished copy must not carry: a stale delivery count would
+# count toward the delivery limit again; the death history belongs to the parked copy.
+_BROKER_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue",
+                   "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason")
+# Kept when a message is replayed, so that it still says when it first failed if it parks again.
+_KEPT_ON_REPLAY = (FIRST_FAILURE, REPLAYS)
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a message is parked."""
+    reason: str  # the command.rejected reason code, e.g. schema_invalid, processing_failed
+    error_type: str  # the exception type, or "Rejected" for a refusal
+    error_message: str
+    attempts: int  # deliveries the handler (or the edge) saw
+    first_failure: datetime | None = None  # from the recorded failures; now when unknown
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime) -> dict[str, Any]:
+    headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS}
+    earlier = headers.get(FIRST_FAILURE)  # a replayed message that failed again keeps its first failure
+    first = earlier if isinstance(earlier, str) else iso(why.first_failure or now)
+    exchange = getattr(message, "exchange", None)
+    headers.update({
+        SERVICE: service,
+        REASON: why.reason,
+        ERROR_TYPE: printable(why.error_type, 200),
+        ERROR_MESSAGE: printable(why.error_message, 1000),
+        ATTEMPTS: why.attempts,
+        FIRST_FAILURE: first,
+        LAST_FAILURE: iso(now),
+        EXCHANGE: exchange if isinstance(exchange, str) else "",
+        ROUTING_KEY: getattr(message, "routing_key", None) or "",
+    })
+    return headers
+
+
+def copy_of(message: AbstractMessage, headers: Mapping[str, Any]) -> aio_pika.Message:
+    """The message with other headers, persistent and without expiry; `user_id` is dropped (the
+    broker refuses one that is not the publishing connection's user)."""
+    return aio_pika.Message(
+        message.body,
+        headers=dict(headers),
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=message.priority,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        app_id=message.app_id,
+    )
+
+
+async def publish_confirmed(channel: AbstractChannel, exchange: str, routing_key: str, message: aio_pika.Message) -> None:
+    """Publishes on a channel with publisher confirms; raises unless the broker confirmed it
+    and routed it to a queue (mandatory)."""
+    target = channel.default_exchange if exchange == "" else await channel.get_exchange(exchange, ensure=False)
+    confirmation = await target.publish(message, routing_key=routing_key, mandatory=True, timeout=30)
+    if not isinstance(confirmation, Basic.Ack):
+        raise RuntimeError(f"the broker did not take the message for {exchange or '(default)'}/{routing_key}")
+
+
+async def park(channel: AbstractChannel, message: AbstractMessage, service: str, why: Why) -> None:
+    """Publishes the parked copy with its why-headers to the service's parking queue (confirmed);
+    the caller acks the original only after this returns."""
+    copy = copy_of(message, park_headers(message, service, why, datetime.now(UTC)))
+    await publish_confirmed(channel, routing.DEAD_LETTER_EXCHANGE, service, copy)
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    """What `userprov parked` shows of a parked message."""
+    id: str  # its message_id, or a digest of its body when it has none
+    service: str
+    exchange: str  # where a replay publishes it
+    routing_key: str
+    reason: str
+    error_type: str
+    error_message: str
+    first_failure: str
+    last_failure: str
+    attempts: int | None
+    correlation_id: str
+    replays: int
+
+    @classmethod
+    def of(cls, message: AbstractMessage, service: str) -> ParkedMessage:
+        headers = message.headers or {}
+        death = _first_death(headers)
+        death_time = death.get("time")
+        broker_time = iso(death_time) if isinstance(death_time, datetime) else ""
+        routing_keys = death.get("routing-keys") or []
+        return cls(
+            id=_text(message.message_id) or "sha256:" + hashlib.sha256(message.body).hexdigest()[:16],
+            service=_text(headers.get(SERVICE)) or service,
+            exchange=_text(headers.get(EXCHANGE)) if EXCHANGE in headers else _text(death.get("exchange")),
+            routing_key=_text(headers.get(ROUTING_KEY)) or (_text(routing_keys[0]) if routing_keys else ""),
+            reason=_text(headers.get(REASON)) or _text(death.get("reason")) or "unknown",
+            error_type=_text(headers.get(ERROR_TYPE)),
+            error_message=_text(headers.get(ERROR_MESSAGE)),
+            first_failure=_text(headers.get(FIRST_FAILURE)) or broker_time,
+            last_failure=_text(headers.get(LAST_FAILURE)) or broker_time,
+            attempts=_int(headers.get(ATTEMPTS)) if ATTEMPTS in headers else _int(death.get("count")),
+            correlation_id=_text(message.correlation_id),
+            replays=_int(headers.get(REPLAYS)) or 0,
+        )
+
+    @property
+    def replayable(self) -> bool:
+        return bool(self.routing_key)
+
+
+def replay_copy(message: AbstractMessage, replays: int) -> aio_pika.Message:
+    """The message as it was first published (same message_id, so the inbox recognises it), with
+    only the first failure and a replay count added."""
+    headers = {
+        k: v for k, v in (message.headers or {}).items()
+        if k not in _BROKER_HEADERS and (not k.startswith(PREFIX) or k in _KEPT_ON_REPLAY)
+    }
+    headers[REPLAYS] = replays + 1
+    return copy_of(message, headers)
+
+
+def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[-1], Mapping):
+        return deaths[-1]  # the oldest death is last
+    return {}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return printable(value, 1000) if isinstance(value, str) else ""
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,188 @@
+"""`userprov parked` against real RabbitMQ and the real workers: every parked copy says why,
+and list, show, replay and purge act on the parking queues without losing anything."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import aio_pika
+import asyncpg
+import pytest
+
+from contracts import routing
+from tests.integration.conftest import address, unique
+from tests.support.infra import Infra
+from tests.support.workers import WorkerProcess
+from userprov.operations.parked import Selection, list_parked, purge, replay, show
+from userprov.runtime import parking
+from userprov.runtime.parking import ParkedMessage
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
+
+CREATION = [routing.USER_CREATION]
+
+
+async def parked_with_id(infra: Infra, message_id: str, count: int = 1) -> list[ParkedMessage]:
+    async def found() -> list[ParkedMessage]:
+        matching = [p for p in await list_parked(infra.amqp_url, CREATION, 100_000) if p.id == message_id]
+        return matching if len(matching) >= count else []
+
+    return await eventually(found, 60, 0.3, what=f"{count} parked message(s) {message_id}")
+
+
+@pytest.fixture
+async def refusing_trigger(db: asyncpg.Pool) -> AsyncIterator[str]:
+    """Makes upserts of one account fail inside PostgreSQL (a handler failure that is no
+    refusal and not transient) until the test deletes the marker row: a bug, then its fix."""
+    account_id = unique("broken")
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS test_broken_accounts (account_id text PRIMARY KEY);"
+        " CREATE OR REPLACE FUNCTION test_refuse_account() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        "   IF EXISTS (SELECT 1 FROM test_broken_accounts WHERE account_id = NEW.account_id) THEN"
+        "     RAISE EXCEPTION 'account % refused by the test trigger for owner@example.com', NEW.account_id;"
+        "   END IF; RETURN NEW; END $$;"
+        " CREATE OR REPLACE TRIGGER test_refuse_account BEFORE INSERT OR UPDATE ON accounts"
+        "   FOR EACH ROW EXECUTE FUNCTION test_refuse_account();"
+    )
+    await db.execute("INSERT INTO test_broken_accounts VALUES ($1)", account_id)
+    yield account_id
+    await db.execute("DELETE FROM test_broken_accounts WHERE account_id = $1", account_id)
+
+
+class TestWhyHeaders:
+    async def test_a_refused_message_says_what_was_wrong(self, infra: Infra, bus: BusClient) -> None:
+        correlation_id = unique("corr")
+        message_id = await bus.publish_raw(routing.USERS_ADD, b"{not json", correlation_id=correlation_id)
+        [parked] = await parked_with_id(infra, message_id)
+        assert (parked.service, parked.reason, parked.error_type) == (routing.USER_CREATION, "malformed_json", "Rejected")
+        assert parked.error_message.startswith("the body is not JSON")
+        assert (parked.exchange, parked.routing_key) == (routing.COMMANDS_EXCHANGE, routing.USERS_ADD)
+        assert parked.attempts == 1 and parked.correlation_id == correlation_id
+        assert parked.first_failure == parked.last_failure and datetime.fromisoformat(parked.first_failure)
+
+    async def test_a_failing_handler_parks_with_its_exception_then_a_replay_takes_effect_once(
+        self, infra: Infra, bus: BusClient, db: asyncpg.Pool, refusing_trigger: str, workers: list[WorkerProcess]
+    ) -> None:
+        account_id = refusing_trigger
+        body = {"account_id": account_id, "name": "Broken Ltd", "licences": {"gotomeeting": 5}}
+        message_id = str(uuid.uuid4())
+        # the same command twice (a client retrying): two parked copies of one message_id
+        for _ in range(2):
+            await bus.publish(routing.ACCOUNTS_UPSERT, body, message_id=message_id)
+        copies = await parked_with_id(infra, message_id, count=2)
+        for parked in copies:
+            assert parked.reason == "processing_failed"
+            assert parked.error_type == "asyncpg.exceptions.RaiseError"
+            assert f"account {account_id} refused by the test trigger" in parked.error_message
+            assert "owner@example.com" not in parked.error_message  # masked
+            assert parked.attempts == 5  # the delivery limit of the test workers
+            assert parked.first_failure < parked.last_failure
+            assert (parked.exchange, parked.routing_key) == (routing.COMMANDS_EXCHANGE, routing.ACCOUNTS_UPSERT)
+        assert await db.fetchval("SELECT count(*) FROM accounts WHERE account_id = $1", account_id) == 0
+
+        dry = await replay(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), dry_run=True)
+        assert [o.result for o in dry.outcomes] == ["would replay", "would replay"]
+        assert len(await parked_with_id(infra, message_id, count=2)) == 2  # a dry run changes nothing
+
+        await db.execute("DELETE FROM test_broken_accounts WHERE account_id = $1", account_id)  # the fix
+        done = await replay(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), dry_run=False)
+        assert [o.result for o in done.outcomes] == ["replayed", "replayed"]
+        await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), what="account.upserted")
+        await eventually(
+            lambda: any(message_id in line and '"duplicate"' in line for w in workers for line in w.lines()),
+            what="the second copy handled as a duplicate",
+        )
+        assert len(bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id)) == 1
+        assert await db.fetchval("SELECT count(*) FROM accounts WHERE account_id = $1", account_id) == 1
+        assert not [p for p in await list_parked(infra.amqp_url, CREATION, 100_000) if p.id == message_id]
+
+    async def test_a_message_the_broker_dead_lettered_is_read_from_x_death(self, infra: Infra) -> None:
+        """No why-headers (a worker died on it at every delivery): the broker's x-death says
+        where it came from, and it can be replayed there."""
+        scratch = unique("userprov.dead-letter-test")
+        connection = await aio_pika.connect(infra.amqp_url)
+        try:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(scratch, arguments={
+                "x-dead-letter-exchange": routing.DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": routing.USER_CREATION})
+            message_id = str(uuid.uuid4())
+            await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id=message_id), routing_key=scratch)
+            delivered = await eventually(lambda: queue.get(no_ack=False, fail=False), 10, what="the message")
+            await delivered.reject(requeue=False)
+            [parked] = await parked_with_id(infra, message_id)
+            assert (parked.reason, parked.exchange, parked.routing_key) == ("rejected", "", scratch)
+            assert parked.error_type == "" and parked.last_failure and parked.attempts == 1
+            report = await replay(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), dry_run=False)
+            assert [o.result for o in report.outcomes] == ["replayed"]
+            back = await eventually(lambda: queue.get(no_ack=False, fail=False), 10, what="the message replayed")
+            assert back.message_id == message_id and back.headers.get(parking.REPLAYS) == 1 and "x-death" not in back.headers
+            await back.ack()
+            await queue.delete()
+        finally:
+            await connection.close()
+
+
+
+class TestShowAndPurge:
+    async def test_show_masks_emails_and_purge_asks_first(self, infra: Infra, bus: BusClient) -> None:
+        person = address("parked.person")
+        body = {"account_id": "acct", "users": [{"email": person}], "unexpected": person}
+        message_id = await bus.publish(routing.USERS_ADD, body)
+        await parked_with_id(infra, message_id)
+
+        [shown] = await show(infra.amqp_url, CREATION, message_id)
+        text = json.dumps(shown)
+        assert person not in text and "p***@example.com" in text
+        assert shown["properties"]["message_id"] == message_id
+        assert shown["headers"][parking.REASON] == "schema_invalid"
+        assert shown["body"]["account_id"] == "acct"
+
+        kept = await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), lambda n: False)
+        assert [o.result for o in kept.outcomes] == ["kept"]
+        await parked_with_id(infra, message_id)
+        asked: list[int] = []
+        gone = await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), lambda n: asked.append(n) or True)
+        assert asked == [1] and [o.result for o in gone.outcomes] == ["purged"]
+        assert not await show(infra.amqp_url, CREATION, message_id)
+
+
+class TestCommandLine:
+    """The verbs as an operator types them."""
+
+    def cli(self, infra: Infra, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "userprov", "parked", *args],
+            env={**os.environ, "USERPROV_AMQP_URL": infra.amqp_url},
+            input=stdin, capture_output=True, text=True, timeout=60,
+        )
+
+    async def test_list_show_replay_purge(self, infra: Infra, bus: BusClient) -> None:
+        message_id = await bus.publish_raw(routing.USERS_ADD, b"[1, 2", correlation_id="cli-corr")
+        await parked_with_id(infra, message_id)
+
+        listed = self.cli(infra, "list", routing.USER_CREATION, "--json")
+        assert listed.returncode == 0, listed.stderr
+        [row] = [json.loads(line) for line in listed.stdout.splitlines() if json.loads(line)["id"] == message_id]
+        assert (row["reason"], row["routing_key"], row["correlation_id"]) == ("malformed_json", routing.USERS_ADD, "cli-corr")
+        table = self.cli(infra, "list")
+        assert table.returncode == 0 and table.stdout.startswith("ID") and message_id in table.stdout
+
+        shown = self.cli(infra, "show", message_id)
+        assert shown.returncode == 0 and json.loads(shown.stdout)["body"] == "[1, 2"
+        assert self.cli(infra, "show", "no-such-id").returncode == 1
+
+        assert self.cli(infra, "replay").returncode == 2  # says which messages, or nothing happens
+        dry = self.cli(infra, "replay", message_id, "--dry-run")
+        assert dry.returncode == 0 and dry.stdout.startswith("would replay")
+
+        refused = self.cli(infra, "purge", message_id, stdin="n\n")
+        assert refused.returncode == 0 and "kept" in refused.stdout
+        await parked_with_id(infra, message_id)
+        purged = self.cli(infra, "purge", message_id, "--yes")
+        assert purged.returncode == 0 and purged.stdout.startswith("purged")
+        assert not await show(infra.amqp_url, CREATION, message_id)

@@ -1,0 +1,93 @@
+"""The parked copy's header format, as the dispatcher writes it and `userprov parked` reads it."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import aio_pika
+import structlog
+
+from userprov.logconfig import mask_emails
+from userprov.masking import mask_emails_deep, mask_emails_in
+from userprov.operations.parked import Selection
+from userprov.runtime import parking
+from userprov.runtime.parking import ParkedMessage, Why, park_headers, replay_copy
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def message(headers: dict | None = None, message_id: str | None = "m-1") -> aio_pika.Message:
+    return aio_pika.Message(b'{"a": 1}', headers=headers or {}, message_id=message_id, correlation_id="c-1")
+
+
+class TestParkHeaders:
+    def test_say_why_where_from_and_since_when(self) -> None:
+        original = message({"traceparent": "00-abc-def-01", "x-delivery-count": 5})
+        headers = park_headers(original, "user-creation", Why("processing_failed", "KeyError", "'x'", 5), NOW)
+        assert headers["traceparent"] == "00-abc-def-01" and "x-delivery-count" not in headers
+        assert headers[parking.REASON] == "processing_failed" and headers[parking.ATTEMPTS] == 5
+        assert headers[parking.FIRST_FAILURE] == headers[parking.LAST_FAILURE] == "2026-11-25T12:00:00.000+00:00"
+
+    def test_a_replayed_message_that_parks_again_keeps_its_first_failure(self) -> None:
+        earlier = "2026-11-01T08:00:00.000+00:00"
+        headers = park_headers(message({parking.FIRST_FAILURE: earlier}), "s", Why("r", "E", "m", 1, NOW), NOW)
+        assert headers[parking.FIRST_FAILURE] == earlier
+
+    def test_control_characters_and_length_are_bounded(self) -> None:
+        headers = park_headers(message(), "s", Why("r", "E\x00", "\u202e" + "x" * 5000, 1), NOW)
+        assert "\x00" not in headers[parking.ERROR_TYPE] and len(headers[parking.ERROR_MESSAGE]) == 1000
+
+
+class TestReading:
+    def test_from_our_headers(self) -> None:
+        headers = park_headers(message(), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW)
+        parked = ParkedMessage.of(message(headers), "user-creation")
+        assert (parked.id, parked.reason, parked.error_type, parked.attempts, parked.correlation_id) == (
+            "m-1", "schema_invalid", "Rejected", 1, "c-1")
+
+    def test_from_the_brokers_x_death(self) -> None:
+        death = {"count": 3, "reason": "delivery_limit", "queue": "userprov.user-creation", "time": NOW,
+                 "exchange": "userprov.commands", "routing-keys": ["users.add"]}
+        parked = ParkedMessage.of(message({"x-death": [death]}), "user-creation")
+        assert (parked.reason, parked.exchange, parked.routing_key, parked.attempts) == (
+            "delivery_limit", "userprov.commands", "users.add", 3)
+        assert parked.first_failure == parked.last_failure == "2026-11-25T12:00:00.000+00:00" and parked.replayable
+
+    def test_without_message_id_or_origin(self) -> None:
+        parked = ParkedMessage.of(message(message_id=None), "s")
+        assert parked.id.startswith("sha256:") and parked.reason == "unknown" and not parked.replayable
+
+    def test_hostile_header_values_read_as_text(self) -> None:
+        parked = ParkedMessage.of(message({parking.REASON: b"\xff\x00", parking.ATTEMPTS: True}), "s")
+        assert "\x00" not in parked.reason and parked.attempts is None
+
+
+class TestReplayCopy:
+    def test_as_first_published_plus_a_replay_count(self) -> None:
+        headers = park_headers(message({"traceparent": "t"}), "s", Why("r", "E", "m", 2), NOW)
+        headers["x-death"] = [{"count": 1}]
+        copy = replay_copy(message(headers), replays=1)
+        assert copy.message_id == "m-1" and copy.correlation_id == "c-1"
+        assert set(copy.headers) == {"traceparent", parking.FIRST_FAILURE, parking.REPLAYS}
+        assert copy.headers[parking.REPLAYS] == 2 and copy.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+
+class TestSelection:
+    parked = ParkedMessage("m-1", "s", "x", "users.add", "schema_invalid", "", "", "", "", 1, "", 0)
+
+    def test_filters_combine_and_nothing_selects_nothing(self) -> None:
+        assert not Selection().says_which
+        assert Selection(ids=frozenset({"m-1"}), reason="schema_invalid").matches(self.parked)
+        assert not Selection(ids=frozenset({"m-1"}), routing_key="users.remove").matches(self.parked)
+        assert Selection(everything=True).matches(self.parked)
+
+
+class TestMasking:
+    def test_addresses_in_text_and_json(self) -> None:
+        assert mask_emails_in("Key (email)=(jane.doe@example.com) exists") == "Key (email)=(j***@example.com) exists"
+        masked = mask_emails_deep({"users": [{"email": "bob@corp.example"}], "bob@corp.example": 1})
+        assert json.dumps(masked) == '{"users": [{"email": "b***@corp.example"}], "b***@corp.example": 1}'
+
+    def test_log_lines_carry_no_address(self) -> None:
+        event = mask_emails(structlog.get_logger(), "error", {"event": "x", "exception": "...(jane@example.com)...", "n": 1})
+        assert event["exception"] == "...(j***@example.com)..." and event["n"] == 1
