@@ -13,6 +13,9 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     database_url: str = "postgresql://postgres:postgres@127.0.0.1:5432/userprov"
     database_pool_size: int = Field(default=10, ge=1)
+    migrate_on_start: bool = Field(
+        default=True, description="Apply pending migrations at start; when off, wait until `userprov migrate` has."
+    )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025

@@ -1,6 +1,7 @@
 """Versioned SQL migrations, applied under an advisory lock so that workers may start together."""
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 
 import asyncpg
@@ -52,3 +53,34 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
         log.info("migration_applied", migration=name)
         done.append(name)
     return done
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    """The migrations this code has that the database has not applied (all, without a database)."""
+    names = [name for _, name, _ in available_migrations()]
+    try:
+        conn = await asyncpg.connect(database_url, timeout=10)
+    except asyncpg.InvalidCatalogNameError:
+        return names
+    try:
+        if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+            return names
+        applied = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+    finally:
+        await conn.close()
+    return [name for version, name, _ in available_migrations() if version not in applied]
+
+
+async def wait_for_schema(database_url: str, poll_seconds: float = 2.0) -> None:
+    """Returns once every migration is applied (by the migration job, where workers do not
+    migrate); a worker does not consume before its schema is there."""
+    while True:
+        try:
+            pending = await pending_migrations(database_url)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("schema_check_failed", error=repr(error))
+        else:
+            if not pending:
+                return
+            log.warning("schema_not_current", pending=pending)
+        await asyncio.sleep(poll_seconds)

@@ -10,7 +10,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from userprov.db.connection import create_pool
-from userprov.db.migrate import migrate
+from userprov.db.migrate import migrate, wait_for_schema
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
 from userprov.runtime.dispatch import Dispatcher, Route
 from userprov.runtime.health import Readiness, serve_health
@@ -23,10 +23,22 @@ from userprov.settings import Settings
 
 log = structlog.get_logger()
 
+# After the drain (settings.shutdown_grace_seconds): the outbox flush, then the pool's close.
+OUTBOX_FLUSH_SECONDS = 10.0
+POOL_CLOSE_SECONDS = 10.0
+
+
+def stop_seconds(settings: Settings) -> float:
+    """The longest a worker takes from SIGTERM to exit: what a container's grace period must allow."""
+    return settings.shutdown_grace_seconds + OUTBOX_FLUSH_SECONDS + POOL_CLOSE_SECONDS
+
 
 async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Route]]) -> int:
     """`services`: each service to run in this process, with its routes by routing key."""
-    await migrate(settings.database_url)
+    if settings.migrate_on_start:
+        await migrate(settings.database_url)
+    else:
+        await wait_for_schema(settings.database_url)
     pool = await create_pool(settings.database_url, settings.database_pool_size)
     session: BrokerSession | None = None
 
@@ -87,7 +99,7 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     drained = all([await d.drain(settings.shutdown_grace_seconds) for d in dispatchers])
     relay.stop()
     await asyncio.gather(relay_task, return_exceptions=True)
-    flushed = await relay.flush(timeout=10)
+    flushed = await relay.flush(timeout=OUTBOX_FLUSH_SECONDS)
     await session.close()
     await asyncio.gather(session_task, return_exceptions=True)
     stopper.cancel()
@@ -95,7 +107,7 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     queue_watch.cancel()
     await asyncio.gather(housekeeping, queue_watch, return_exceptions=True)
     try:
-        await asyncio.wait_for(pool.close(), 10)
+        await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
     except TimeoutError:
         log.warning("database_pool_close_timed_out")
         pool.terminate()

@@ -1,0 +1,253 @@
+"""Writes deploy/k8s/ and deploy/rabbitmq/definitions.json from the code they must agree with:
+the services and their queues (contracts.routing), the topology (userprov.runtime.topology),
+the settings' defaults and the worker's stop budget. A test fails when a committed file is not
+what this writes: run `python -m userprov_devtools.deploy_manifests` after changing any of those."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from contracts import routing
+from userprov.runtime.topology import definitions
+from userprov.runtime.worker import stop_seconds
+from userprov.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "userprov:latest"  # set the registry and tag with kustomize's `images:`
+UID = 10001  # the user deploy/Dockerfile creates
+VHOST = "userprov"
+HEALTH_PORT = 8081
+METRICS_PORT = 9100
+PRE_STOP_SECONDS = 2
+CONFIG = "userprov-config"
+SECRETS = "userprov-secrets"
+TRIGGER_AUTH = "userprov-rabbitmq"
+LABELS = {"app.kubernetes.io/part-of": "userprov"}
+
+
+# Per service: resources, and the queue length per replica KEDA scales toward. A user-creation
+# message is a command of up to 1,000 rows and a mailing message a chunk of up to 200 emails,
+# so their targets are small; a lookup or response message is one small unit of work.
+SIZING: dict[str, dict[str, Any]] = {
+    routing.USER_CREATION: {"cpu": "250m", "memory": "384Mi", "limit": "768Mi", "queue_length": 10, "max": 10},
+    routing.ACCOUNT_LOOKUP: {"cpu": "250m", "memory": "256Mi", "limit": "512Mi", "queue_length": 100, "max": 10},
+    # the template sandbox processes live in this container too
+    routing.INVITATION_MAILING: {"cpu": "500m", "memory": "512Mi", "limit": "1536Mi", "queue_length": 10, "max": 20},
+    routing.INVITATION_RESPONSE: {"cpu": "100m", "memory": "256Mi", "limit": "512Mi", "queue_length": 100, "max": 5},
+}
+
+# Not secret; the URLs with credentials and the SMTP password are in the Secret.
+CONFIG_DATA = {
+    "USERPROV_MIGRATE_ON_START": "false",  # the migration Job migrates; workers wait for it
+    "USERPROV_HEALTH_PORT": str(HEALTH_PORT),
+    "USERPROV_METRICS_PORT": str(METRICS_PORT),
+    "USERPROV_LOG_JSON": "true",
+    "USERPROV_SMTP_HOST": "smtp.example.com",
+    "USERPROV_SMTP_PORT": "587",
+    "USERPROV_SMTP_STARTTLS": "true",
+    "USERPROV_SMTP_USERNAME": "userprov",
+    "USERPROV_LINK_BASE_URL": "https://admin.example.com/invitation",
+}
+SECRET_KEYS = {
+    "USERPROV_AMQP_URL": f"amqp://userprov:CHANGE-ME@rabbitmq.messaging.svc:5672/{VHOST}",
+    "USERPROV_DATABASE_URL": "postgresql://userprov:CHANGE-ME@postgres.databases.svc:5432/userprov",
+    "USERPROV_SMTP_PASSWORD": "CHANGE-ME",
+}
+
+
+def _metadata(name: str, component: str) -> dict[str, Any]:
+    return {"name": name, "labels": {**LABELS, "app.kubernetes.io/name": "userprov", "app.kubernetes.io/component": component}}
+
+
+def _pod_security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _container_security() -> dict[str, Any]:
+    return {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _container(name: str, args: list[str], resources: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": IMAGE,
+        "args": args,
+        "envFrom": [{"configMapRef": {"name": CONFIG}}, {"secretRef": {"name": SECRETS}}],
+        "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+        "resources": resources,
+        "securityContext": _container_security(),
+        # the read-only root leaves /tmp for the template sandbox's process start-up
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _pod(containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": _pod_security(),
+        "containers": containers,
+        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+        **extra,
+    }
+
+
+def deployment(service: str) -> dict[str, Any]:
+    sizing = SIZING[service]
+    container = _container(service, ["run", service], {
+        "requests": {"cpu": sizing["cpu"], "memory": sizing["memory"]},
+        "limits": {"memory": sizing["limit"]},  # no CPU limit: throttling would stall heartbeats
+    })
+    container["ports"] = [{"name": "health", "containerPort": HEALTH_PORT}, {"name": "metrics", "containerPort": METRICS_PORT}]
+    # up while it waits for the migration job and connects; after that, /livez answers at once
+    container["startupProbe"] = _probe("/livez", period=5, failures=120)
+    container["livenessProbe"] = _probe("/livez", period=10, failures=3)
+    container["readinessProbe"] = _probe("/readyz", period=5, failures=2)
+    # SIGTERM stops consuming at once and drains; the pause only lets the endpoints and the
+    # scrapers see the pod go before its metrics do. The grace period covers pause and drain.
+    container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}}
+    selector = {"app.kubernetes.io/name": "userprov", "app.kubernetes.io/component": service}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(service, service),
+        "spec": {
+            # no replicas: KEDA's HPA owns the count (an apply must not reset it)
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {
+                    "labels": {**LABELS, **selector},
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT)},
+                },
+                "spec": _pod([container], terminationGracePeriodSeconds=termination_grace_seconds()),
+            },
+        },
+    }
+
+
+def termination_grace_seconds() -> int:
+    return PRE_STOP_SECONDS + int(stop_seconds(Settings())) + 10
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "health"}, "periodSeconds": period, "timeoutSeconds": 3,
+            "failureThreshold": failures}
+
+
+def disruption_budget(service: str) -> dict[str, Any]:
+    # maxUnavailable, not minAvailable: a one-replica worker must not block a node drain; its
+    # messages wait in the queue and the inbox absorbs a redelivery.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(service, service),
+        "spec": {"maxUnavailable": 1,
+                 "selector": {"matchLabels": {"app.kubernetes.io/name": "userprov", "app.kubernetes.io/component": service}}},
+    }
+
+
+def scaled_object(service: str) -> dict[str, Any]:
+    sizing = SIZING[service]
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _metadata(service, service),
+        "spec": {
+            "scaleTargetRef": {"name": service},
+            "minReplicaCount": 1,  # a consumer always registered: /readyz and the consumer gauge stay meaningful
+            "maxReplicaCount": sizing["max"],
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "triggers": [{
+                "type": "rabbitmq",
+                "metadata": {"protocol": "amqp", "queueName": routing.queue_name(service), "mode": "QueueLength",
+                             "value": str(sizing["queue_length"])},
+                "authenticationRef": {"name": TRIGGER_AUTH},
+            }],
+        },
+    }
+
+
+def trigger_authentication() -> dict[str, Any]:
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": _metadata(TRIGGER_AUTH, "autoscaling"),
+        # the workers' own AMQP URL (with its vhost): KEDA reads the queue depth with it
+        "spec": {"secretTargetRef": [{"parameter": "host", "name": SECRETS, "key": "USERPROV_AMQP_URL"}]},
+    }
+
+
+def migration_job() -> dict[str, Any]:
+    container = _container("migrate", ["migrate"], {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata("userprov-migrate", "migrate"),
+        "spec": {
+            "backoffLimit": 6,
+            "activeDeadlineSeconds": 1800,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {"metadata": {"labels": {**LABELS, "app.kubernetes.io/component": "migrate"}},
+                         "spec": _pod([container], restartPolicy="OnFailure")},
+        },
+    }
+
+
+def config_map() -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(CONFIG, "config"), "data": dict(CONFIG_DATA)}
+
+
+def secret_example() -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(SECRETS, "config"), "type": "Opaque",
+            "stringData": dict(SECRET_KEYS)}
+
+
+def kustomization(files: list[str]) -> dict[str, Any]:
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files,
+            "images": [{"name": "userprov", "newTag": "latest"}]}
+
+
+HEADER = "# Generated by `python -m userprov_devtools.deploy_manifests` from the code; change that, not this.\n"
+
+
+def _yaml(*documents: dict[str, Any]) -> str:
+    return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in documents)
+
+
+def render() -> dict[str, str]:
+    """Every generated file by its path under the repository root."""
+    files = {
+        "configmap.yaml": _yaml(config_map()),
+        "migrate-job.yaml": _yaml(migration_job()),
+        "keda-trigger-authentication.yaml": _yaml(trigger_authentication()),
+    }
+    for service in routing.SERVICES:
+        files[f"{service}.yaml"] = _yaml(deployment(service), disruption_budget(service), scaled_object(service))
+    rendered = {f"deploy/k8s/{name}": text for name, text in files.items()}
+    rendered["deploy/k8s/kustomization.yaml"] = _yaml(kustomization(sorted(files)))
+    # not in the kustomization: the operator creates the Secret (sealed, external, or from this)
+    rendered["deploy/k8s/secret.example.yaml"] = _yaml(secret_example())
+    rendered["deploy/rabbitmq/definitions.json"] = json.dumps(definitions(Settings().delivery_limit, VHOST), indent=2) + "\n"
+    return rendered
+
+
+def stale() -> list[str]:
+    return [path for path, text in render().items() if not (ROOT / path).is_file() or (ROOT / path).read_text() != text]
+
+
+def main() -> None:
+    for path, text in render().items():
+        target = ROOT / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The deployment files against the real things they configure: the RabbitMQ definitions file
+imported into the real broker is the topology the workers declare, and the KEDA objects pass
+KEDA's CRD schema (kubernetes-models, generated from KEDA's CRDs, in Node.js). There is no
+Kubernetes cluster here: the core objects are validated against the API's schemas in
+tests/unit/test_k8s_manifests.py, not applied."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiormq
+import pytest
+import yaml
+
+from contracts import routing
+from tests.support.infra import drop_vhost, rabbitmqctl
+from userprov.runtime.topology import declare_topology, definitions
+from userprov.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+KEDA_SCHEMA = Path(__file__).parents[1] / "keda_schema"
+
+
+class TestRabbitMqDefinitions:
+    async def test_the_definitions_file_is_the_topology_the_workers_declare(self) -> None:
+        committed = json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+        vhost = f"userprov_defs_{uuid.uuid4().hex[:8]}"
+        renamed = json.loads(json.dumps(committed).replace(f'"vhost": "{committed["vhosts"][0]["name"]}"', f'"vhost": "{vhost}"'))
+        renamed["vhosts"] = [{"name": vhost}]
+        assert renamed == definitions(Settings().delivery_limit, vhost)
+        # rabbitmqctl runs as the broker's user: the file must be readable outside pytest's private tmp
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+            json.dump(renamed, file)
+            file.flush()
+            os.chmod(file.name, 0o644)
+            rabbitmqctl("import_definitions", file.name)
+        try:
+            rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+            queues = {q["name"] for q in json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name"))}
+            assert queues == {routing.queue_name(s) for s in routing.SERVICES} | {routing.parking_queue_name(s) for s in routing.SERVICES}
+            connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+            try:
+                # a declaration that differs in any argument would close the channel (406)
+                await declare_topology(await connection.channel(), Settings().delivery_limit)
+                with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+                    await declare_topology(await connection.channel(), Settings().delivery_limit + 1)
+            finally:
+                await connection.close()
+            bindings = json.loads(rabbitmqctl("list_bindings", "-p", vhost, "--formatter", "json",
+                                              "source_name", "destination_name", "routing_key"))
+            declared = {(b["source_name"], b["destination_name"], b["routing_key"]) for b in bindings if b["source_name"]}
+            assert declared == {(b["source"], b["destination"], b["routing_key"]) for b in renamed["bindings"]}
+        finally:
+            drop_vhost(vhost)
+
+
+def keda_objects() -> list[dict[str, Any]]:
+    return [
+        d for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(path.read_text())
+        if d["apiVersion"].startswith("keda.sh/")
+    ]
+
+
+def validate_keda(objects: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        pytest.fail("validating the KEDA objects needs Node.js 20 and npm")
+    if not (KEDA_SCHEMA / "node_modules").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=KEDA_SCHEMA, check=True, timeout=600)
+    return subprocess.run(["node", "validate-keda.mjs"], cwd=KEDA_SCHEMA, input=json.dumps(objects),
+                          capture_output=True, text=True, timeout=120)
+
+
+class TestKedaObjects:
+    def test_valid_against_the_crd_schema(self) -> None:
+        objects = keda_objects()
+        assert sorted(d["kind"] for d in objects) == ["ScaledObject"] * len(routing.SERVICES) + ["TriggerAuthentication"]
+        done = validate_keda(objects)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count("ok ") == len(objects)
+
+    def test_the_schema_check_can_fail(self) -> None:
+        [scaled, *_] = [d for d in keda_objects() if d["kind"] == "ScaledObject"]
+        scaled["spec"]["minReplicaCount"] = "one"
+        del scaled["spec"]["triggers"][0]["type"]
+        done = validate_keda([scaled])
+        assert done.returncode == 1 and "minReplicaCount must be integer" in done.stdout

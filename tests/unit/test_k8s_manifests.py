@@ -1,0 +1,124 @@
+"""deploy/k8s/ and deploy/rabbitmq/: generated from the code, valid for the Kubernetes API, and
+consistent with docker-compose.yml, the image and the workers' settings. (The KEDA objects are
+validated against their CRD schema, and the definitions file imported into the real RabbitMQ,
+in tests/integration/test_deploy_artifacts.py.)"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from contracts import routing
+from userprov.runtime.worker import stop_seconds
+from userprov.settings import Settings
+from userprov_devtools import deploy_manifests
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+# the oldest Kubernetes release still supported upstream when this was written, and the newest
+# the validator knows
+KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
+
+
+def documents() -> list[dict[str, Any]]:
+    return [d for path in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text())]
+
+
+def of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in documents() if d["kind"] == kind}
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def test_the_committed_files_are_what_the_code_generates() -> None:
+    assert not deploy_manifests.stale(), "run: python -m userprov_devtools.deploy_manifests"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_core_object_is_valid_for_the_kubernetes_api(version: str) -> None:
+    core = [d for d in documents() if not d["apiVersion"].startswith(("keda.sh/", "kustomize.config.k8s.io/"))]
+    assert {d["kind"] for d in core} == {"ConfigMap", "Secret", "Job", "Deployment", "PodDisruptionBudget"}
+    for document in core:
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_the_validator_refuses_a_wrong_field() -> None:
+    """So that the test above can fail."""
+    broken = of_kind("Deployment")[routing.USER_CREATION]
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_the_kustomization_lists_every_file_but_the_secret_example() -> None:
+    [kustomization] = yaml.safe_load_all((K8S / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
+
+
+class TestEachWorker:
+    @pytest.mark.parametrize("service", routing.SERVICES)
+    def test_deployment(self, service: str) -> None:
+        deployment = of_kind("Deployment")[service]
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert container["args"] == ["run", service] == compose()[service]["command"]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        health = {p["name"]: p["containerPort"] for p in container["ports"]}["health"]
+        assert str(health) == of_kind("ConfigMap")["userprov-config"]["data"]["USERPROV_HEALTH_PORT"]
+        pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+        assert pod["terminationGracePeriodSeconds"] >= pre_stop + stop_seconds(Settings())
+        assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+        assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
+        assert pod["securityContext"]["runAsUser"] == image_uid()
+        assert "replicas" not in deployment["spec"]  # the autoscaler owns it
+
+    @pytest.mark.parametrize("service", routing.SERVICES)
+    def test_disruption_budget_and_autoscaling(self, service: str) -> None:
+        labels = of_kind("Deployment")[service]["spec"]["selector"]["matchLabels"]
+        assert of_kind("PodDisruptionBudget")[service]["spec"]["selector"]["matchLabels"] == labels
+        scaled = of_kind("ScaledObject")[service]["spec"]
+        assert scaled["scaleTargetRef"]["name"] == service and scaled["minReplicaCount"] >= 1
+        [trigger] = scaled["triggers"]
+        assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength"
+        assert trigger["metadata"]["queueName"] == routing.queue_name(service)
+        assert int(trigger["metadata"]["value"]) > 0
+        auth = of_kind("TriggerAuthentication")[trigger["authenticationRef"]["name"]]
+        [reference] = auth["spec"]["secretTargetRef"]
+        secret = of_kind("Secret")[reference["name"]]
+        assert reference["parameter"] == "host" and reference["key"] in secret["stringData"]
+
+
+class TestComposeAgreesWithKubernetes:
+    def test_every_setting_named_anywhere_exists(self) -> None:
+        known = {f"USERPROV_{name.upper()}" for name in Settings.model_fields}
+        named = set(of_kind("ConfigMap")["userprov-config"]["data"]) | set(of_kind("Secret")["userprov-secrets"]["stringData"])
+        named |= {key for name in routing.SERVICES for key in compose()[name]["environment"]}
+        assert named - {"PYTHONDONTWRITEBYTECODE"} <= known
+
+    def test_grace_periods_cover_the_drain(self) -> None:
+        grace = re.fullmatch(r"(\d+)s", compose()[routing.USER_CREATION]["stop_grace_period"])
+        assert grace and int(grace.group(1)) >= stop_seconds(Settings())
+
+    def test_health_checked_the_same_way(self) -> None:
+        for service in routing.SERVICES:
+            check = " ".join(compose()[service]["healthcheck"]["test"])
+            port = compose()[service]["environment"]["USERPROV_HEALTH_PORT"]
+            assert f"127.0.0.1:{port}/readyz" in check
+
+    def test_one_image(self) -> None:
+        images = {c["image"].split(":")[0] for d in of_kind("Deployment").values() for c in d["spec"]["template"]["spec"]["containers"]}
+        assert images == {compose()[routing.USER_CREATION]["image"].split(":")[0]}
+
+
+def image_uid() -> int:
+    found = re.search(r"--uid (\d+)", (ROOT / "deploy" / "Dockerfile").read_text())
+    assert found
+    return int(found.group(1))
