@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     inbox_retention_days: int = Field(default=14, ge=1, description="How long processed message ids are kept.")
     housekeeping_interval_seconds: float = Field(default=3600, gt=0)
 
+    tracing: bool = Field(
+        default=False, description="Export OpenTelemetry spans over OTLP (OTEL_EXPORTER_OTLP_*); needs the otel extra."
+    )
+
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; by default when stderr is not a TTY.")
 

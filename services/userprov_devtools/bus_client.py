@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -25,6 +25,7 @@ class RecordedEvent:
     body: dict[str, Any]
     message_id: str | None
     correlation_id: str | None
+    headers: dict[str, Any] = field(default_factory=dict)
 
 
 class BusClient:
@@ -78,14 +79,15 @@ class BusClient:
             body = {"_raw": message.body[:1000].decode("utf-8", "replace")}
         if not isinstance(body, dict):
             body = {"_raw": repr(body)[:1000]}
-        event = RecordedEvent(message.routing_key or "", body, message.message_id, message.correlation_id)
+        event = RecordedEvent(message.routing_key or "", body, message.message_id, message.correlation_id, dict(message.headers or {}))
         self.events.append(event)
         self._by_key.setdefault(event.routing_key, []).append(event)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._replies.pop(message.correlation_id or "", None)
         if future is not None and not future.done():
-            future.set_result(RecordedEvent(message.type or "", json.loads(message.body), message.message_id, message.correlation_id))
+            future.set_result(RecordedEvent(message.type or "", json.loads(message.body), message.message_id, message.correlation_id,
+                                            dict(message.headers or {})))
 
     async def publish_raw(
         self,
@@ -96,6 +98,7 @@ class BusClient:
         correlation_id: str | None = None,
         reply_to: str | None = None,
         exchange: str | None = None,
+        headers: dict[str, Any] | None = None,
     ) -> str:
         """Publishes the body as given; returns its message_id (a new one unless given: aiormq
         gives every message an id, so a message without one cannot be sent from here)."""
@@ -112,6 +115,7 @@ class BusClient:
                 reply_to=reply_to,
                 type=routing_key,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers=headers,
             ),
             routing_key=routing_key,
         )

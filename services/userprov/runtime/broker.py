@@ -10,6 +10,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import aio_pika
 import aiormq
@@ -192,6 +193,7 @@ class BrokerSession:
                 correlation_id=message.correlation_id,
                 type=message.type,
                 timestamp=datetime.now(UTC),
+                headers=cast(dict[str, Any], message.trace),
             ),
             routing_key=message.routing_key,
             mandatory=True,

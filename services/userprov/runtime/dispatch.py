@@ -20,7 +20,7 @@ from contracts import routing
 from contracts.base import Contract
 from contracts.registry import REPLY_MODELS, model_of, reply_type
 from contracts.text import printable
-from userprov.runtime import failures, metrics, outcomes
+from userprov.runtime import failures, metrics, outcomes, tracing
 from userprov.runtime.envelope import Envelope
 from userprov.runtime.errors import (
     AlreadyProcessed,
@@ -177,18 +177,20 @@ class Dispatcher:
             message_id=printable(envelope.message_id or "", 255) or None,
             correlation_id=printable(envelope.correlation_id or "", 255) or None,
         )
-        try:
-            decision = await self._decide(envelope)
-        except asyncio.CancelledError:
-            log.warning("message_interrupted")
-            raise
-        except Exception as error:  # noqa: BLE001 - a fault of the edge itself still ends in one settle decision
-            log.exception("dispatch_failed")
-            await self._remember_failure(envelope, error)
-            await self._back_off(envelope)
-            decision = Decision(Settle.RETRY, "dispatch_failed")
-        settle, outcome = decision.settle, decision.outcome
-        await self._settle(message, decision)
+        with tracing.processing(message, self.service, routing.queue_name(self.service)) as span:
+            try:
+                decision = await self._decide(envelope)
+            except asyncio.CancelledError:
+                log.warning("message_interrupted")
+                raise
+            except Exception as error:  # noqa: BLE001 - a fault of the edge itself still ends in one settle decision
+                log.exception("dispatch_failed")
+                await self._remember_failure(envelope, error)
+                await self._back_off(envelope)
+                decision = Decision(Settle.RETRY, "dispatch_failed")
+            settle, outcome = decision.settle, decision.outcome
+            await self._settle(message, decision)
+            span.settled(settle.value, outcome)
         elapsed = time.perf_counter() - started
         known_key = envelope.routing_key if envelope.routing_key in self._routes else "other"
         metrics.MESSAGES.labels(self.service, known_key, outcome.split(":")[0]).inc()

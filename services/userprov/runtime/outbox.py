@@ -16,7 +16,7 @@ import structlog
 
 from contracts.base import Contract
 from contracts.registry import ROUTING_KEY_OF, exchange_of
-from userprov.runtime import metrics
+from userprov.runtime import metrics, trace_context
 
 log = structlog.get_logger()
 
@@ -28,35 +28,49 @@ class OutgoingMessage:
     message_id: str
     correlation_id: str | None
     type: str  # the message name, as the AMQP `type` property
+    trace: trace_context.Carrier | None = None  # W3C trace context headers
 
     @classmethod
     def event(cls, event: Contract, correlation_id: str | None) -> OutgoingMessage:
         routing_key = ROUTING_KEY_OF[type(event)]
         body = event.model_dump_json().encode()
-        return cls(exchange_of(routing_key), routing_key, body, str(uuid.uuid4()), correlation_id, routing_key)
+        return cls(exchange_of(routing_key), routing_key, body, str(uuid.uuid4()), correlation_id, routing_key,
+                   trace_context.current.get())
 
     @classmethod
     def reply(cls, answer: Contract, reply_to: str, correlation_id: str | None, message_type: str) -> OutgoingMessage:
         """To the caller's queue, through the default exchange."""
-        return cls("", reply_to, answer.model_dump_json().encode(), str(uuid.uuid4()), correlation_id, message_type)
+        return cls("", reply_to, answer.model_dump_json().encode(), str(uuid.uuid4()), correlation_id, message_type,
+                   trace_context.current.get())
 
 
 async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> None:
     if not messages:
         return
     await conn.execute(
-        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body, message_type)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])",
+        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body, message_type, traceparent, tracestate)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[])",
         [m.exchange for m in messages],
         [m.routing_key for m in messages],
         [m.message_id for m in messages],
         [m.correlation_id for m in messages],
         [m.body for m in messages],
         [m.type for m in messages],
+        [m.trace.get(trace_context.TRACEPARENT) if m.trace else None for m in messages],
+        [m.trace.get(trace_context.TRACESTATE) if m.trace else None for m in messages],
     )
 
 
 Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
+
+
+def _trace_of(row: asyncpg.Record) -> trace_context.Carrier | None:
+    if row["traceparent"] is None:
+        return None
+    carrier = {trace_context.TRACEPARENT: row["traceparent"]}
+    if row["tracestate"] is not None:
+        carrier[trace_context.TRACESTATE] = row["tracestate"]
+    return carrier
 
 
 class OutboxRelay:
@@ -97,7 +111,7 @@ class OutboxRelay:
     async def relay_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, exchange, routing_key, message_id, correlation_id, body,"
+                "SELECT id, exchange, routing_key, message_id, correlation_id, body, traceparent, tracestate,"
                 " COALESCE(message_type, routing_key) AS message_type, extract(epoch FROM now() - created_at) AS age"
                 " FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -109,7 +123,8 @@ class OutboxRelay:
                 return 0
             await self._publish(
                 [
-                    OutgoingMessage(r["exchange"], r["routing_key"], r["body"], r["message_id"], r["correlation_id"], r["message_type"])
+                    OutgoingMessage(r["exchange"], r["routing_key"], r["body"], r["message_id"], r["correlation_id"],
+                                    r["message_type"], _trace_of(r))
                     for r in rows
                 ]
             )

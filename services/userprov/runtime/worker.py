@@ -11,6 +11,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from userprov.db.connection import create_pool
 from userprov.db.migrate import migrate, wait_for_schema
+from userprov.runtime import tracing
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
 from userprov.runtime.dispatch import Dispatcher, Route
 from userprov.runtime.health import Readiness, serve_health
@@ -35,6 +36,7 @@ def stop_seconds(settings: Settings) -> float:
 
 async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Route]]) -> int:
     """`services`: each service to run in this process, with its routes by routing key."""
+    tracing.setup(settings.tracing, "userprov-" + "-".join(services) if len(services) == 1 else "userprov")
     if settings.migrate_on_start:
         await migrate(settings.database_url)
     else:
@@ -113,5 +115,6 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
         pool.terminate()
     if health is not None:
         health.close()
+    tracing.shutdown()
     log.info("worker_stopped", drained=drained, outbox_flushed=flushed)
     return 1 if failed else 0

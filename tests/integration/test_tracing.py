@@ -1,0 +1,115 @@
+"""W3C trace context from a command to every event it causes, through the outbox and every
+hand-off between the workers; and, with USERPROV_TRACING=true and the otel extra, one
+CONSUMER span per message, exported over OTLP to a real HTTP receiver, chained
+user-creation -> account-lookup -> invitation-mailing."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts import routing
+from tests.integration.conftest import address, unique
+from tests.support.flows import add_users, emails_to
+from tests.support.infra import create_infra, drop_vhost
+from tests.support.otlp import OtlpReceiver
+from tests.support.smtp import RecordingSmtpServer
+from tests.support.workers import WorkerProcess
+from userprov.db.connection import drop_database
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
+
+CONSUMER = 5  # SpanKind.SPAN_KIND_CONSUMER in OTLP
+ERROR = 2
+
+
+def new_traceparent() -> tuple[str, str, str]:
+    trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+    return f"00-{trace_id}-{parent_id}-01", trace_id, parent_id
+
+
+class TestTraceContextPassesThrough:
+    """The session's workers run without tracing: the caller's context reaches every event."""
+
+    async def test_from_the_command_to_the_invitation_sent(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account()
+        person = address("traced")
+        traceparent, trace_id, _ = new_traceparent()
+        completed = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Trace", "last_name": "Able", "email": person}]},
+                                    headers={"traceparent": traceparent, "tracestate": "vendor=abc"})
+        assert completed.headers["traceparent"] == traceparent and completed.headers["tracestate"] == "vendor=abc"
+        await emails_to(smtp, person)
+        [sent] = await eventually(lambda: bus.find(routing.INVITATION_SENT, email=person), what="invitation.sent")
+        assert sent.headers["traceparent"] == traceparent  # through lookup, internal events and mailing
+        for key in (routing.MEMBERSHIPS_CREATED, routing.INVITATION_ISSUED):
+            assert any(e.headers.get("traceparent") == traceparent for e in bus.find(key))
+
+    async def test_a_malformed_context_is_not_passed_on(self, bus: BusClient, account) -> None:
+        account_id = await account()
+        completed = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "No", "last_name": "Trace", "email": address("untraced")}]},
+                                    headers={"traceparent": "00-" + "z" * 32 + "-00f067aa0ba902b7-01\x00"})
+        assert completed.routing_key == routing.USERS_ADD_COMPLETED and "traceparent" not in completed.headers
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+class TestOpenTelemetry:
+    async def test_one_span_per_message_chained_across_the_workers(
+        self, otlp: OtlpReceiver, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        infra = create_infra()  # a broker and database of its own: the session's workers must not take these messages
+        env = {**worker_env, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url,
+               "USERPROV_TRACING": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        worker = WorkerProcess("traced", routing.SERVICES, env, tmp_path)
+        bus = BusClient(infra.amqp_url)
+        try:
+            await asyncio.to_thread(worker.start)
+            await bus.start()
+            account_id = unique("acct")
+            await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": "Traced", "licences": {"gotomeeting": 5}})
+            await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), what="account.upserted")
+            person = address("spanned")
+            traceparent, trace_id, caller_span = new_traceparent()
+            completed = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Trace", "last_name": "Able", "email": person}]},
+                                        headers={"traceparent": traceparent})
+            await emails_to(smtp, person)
+
+            def chain() -> dict[str, object] | None:
+                by_service = {s.attributes.get("userprov.service"): s for s in otlp.in_trace(trace_id)}
+                wanted = (routing.USER_CREATION, routing.ACCOUNT_LOOKUP, routing.INVITATION_MAILING)
+                return by_service if all(name in by_service for name in wanted) else None
+
+            spans = await eventually(chain, 30, 0.1, what="spans of the three workers in the caller's trace")
+            creation, lookup, mailing = (spans[s] for s in (routing.USER_CREATION, routing.ACCOUNT_LOOKUP, routing.INVITATION_MAILING))
+            assert creation.parent_span_id == caller_span
+            assert lookup.parent_span_id == creation.span_id and mailing.parent_span_id == lookup.span_id
+            assert completed.headers["traceparent"] == f"00-{trace_id}-{creation.span_id}-01"
+            assert creation.kind == CONSUMER and creation.name == f"process {routing.COMMANDS_EXCHANGE}"
+            assert creation.schema_url == "https://opentelemetry.io/schemas/1.27.0" and creation.service == "userprov"
+            assert creation.attributes["messaging.system"] == "rabbitmq"
+            assert creation.attributes["messaging.operation.type"] == "process"
+            assert creation.attributes["messaging.destination.name"] == routing.COMMANDS_EXCHANGE
+            assert creation.attributes["messaging.rabbitmq.destination.routing_key"] == routing.USERS_ADD
+            assert creation.attributes["messaging.consumer.group.name"] == routing.queue_name(routing.USER_CREATION)
+            assert creation.attributes["userprov.outcome"] == "done" and creation.status_code != ERROR
+
+            refused_id = await bus.publish_raw(routing.USERS_ADD, b"{nope", headers={"traceparent": new_traceparent()[0]})
+            refused = await eventually(lambda: [s for s in otlp.spans if s.attributes.get("messaging.message.id") == refused_id],
+                                       what="the refused message's span")
+            assert refused[0].status_code == ERROR and refused[0].attributes["error.type"] == "malformed_json"
+            assert worker.terminate() == 0
+        finally:
+            if worker.running:
+                worker.kill()
+            await bus.stop()
+            drop_vhost(infra.vhost)
+            await drop_database(infra.database_url)
