@@ -16,6 +16,7 @@ import pytest
 
 from contracts import routing
 from tests.integration.conftest import address, unique
+from tests.support.hostile import publish_hostile
 from tests.support.infra import Infra
 from tests.support.workers import WorkerProcess
 from userprov.operations.parked import Selection, list_parked, purge, replay, show
@@ -126,6 +127,25 @@ class TestWhyHeaders:
         finally:
             await connection.close()
 
+
+
+class TestHostileParkedMessages:
+    async def test_properties_that_are_not_utf8_are_listed_shown_and_purged(self, infra: Infra, bus: BusClient) -> None:
+        """The tool reads what the workers park, including what a hostile publisher sent."""
+        marker = unique("corr")
+        await publish_hostile(infra.amqp_url, routing.USERS_ADD, b"{}", message_id="bad-\udcff-id", correlation_id=marker)
+
+        async def parked() -> list[ParkedMessage]:
+            return [p for p in await list_parked(infra.amqp_url, CREATION, 100_000) if p.correlation_id == marker]
+
+        [found] = await eventually(parked, 60, 0.3, what="the hostile message parked")
+        assert found.id == "bad-\ufffd-id" and found.reason in {"invalid_properties", "rejected"}
+        [shown] = await show(infra.amqp_url, CREATION, found.id)
+        json.dumps(shown, ensure_ascii=False).encode()  # printable: no lone surrogate left
+        report = await replay(infra.amqp_url, CREATION, Selection(ids=frozenset({found.id})), dry_run=False)
+        assert [o.result.split(":")[0] for o in report.outcomes] == ["failed"]  # cannot be re-encoded: stays parked
+        gone = await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({found.id})), lambda n: True)
+        assert [o.result for o in gone.outcomes] == ["purged"]
 
 
 class TestShowAndPurge:

@@ -18,7 +18,10 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from contracts import routing
 from contracts.text import printable
 from userprov.masking import mask_emails_deep, mask_emails_in
+from userprov.runtime import amqp_decoding
 from userprov.runtime.parking import ParkedMessage, publish_confirmed, replay_copy
+
+amqp_decoding.install()  # parked messages include those whose properties are not UTF-8
 
 Held = tuple[ParkedMessage, AbstractIncomingMessage]
 
@@ -166,7 +169,7 @@ def _masked_body(body: bytes) -> Any:
 
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {printable(str(k), 255): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     if isinstance(value, bytes):

@@ -1,0 +1,48 @@
+"""The Grafana dashboard and the alerting rules query only metrics the workers export, and
+every alert points to its runbook section in the README."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from prometheus_client import REGISTRY
+
+import userprov.runtime.metrics  # noqa: F401 - registers the metrics
+from userprov.invitation_mailing import mailer  # noqa: F401 - the email counters' labels
+
+ROOT = Path(__file__).resolve().parents[2]
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+
+
+def exported() -> set[str]:
+    return {family.name + suffix for family in REGISTRY.collect() if family.name.startswith("userprov_")
+            for suffix in SUFFIXES.get(family.type, ("",))}
+
+
+def named_in(expression: str) -> set[str]:
+    return set(re.findall(r"\buserprov_[a-z_]+", expression))
+
+
+def alert_rules() -> list[dict]:
+    return yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())["groups"][0]["rules"]
+
+
+def test_the_dashboard_queries_exported_metrics() -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "userprov-dashboard.json").read_text())
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = set().union(*map(named_in, expressions))
+    assert used and used <= exported(), used - exported()
+    for wanted in ("userprov_outbox_lag_seconds", "userprov_parked_messages", "userprov_emails_total",
+                   "userprov_message_handling_seconds_bucket", "userprov_queue_consumers"):
+        assert wanted in used
+
+
+def test_every_alert_queries_exported_metrics_and_has_a_runbook() -> None:
+    readme = (ROOT / "README.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", readme, re.MULTILINE)}
+    for rule in alert_rules():
+        assert named_in(rule["expr"]) <= exported(), rule["alert"]
+        assert rule["labels"]["severity"] in {"info", "warning", "critical"}
+        assert rule["annotations"]["runbook_url"].split("#")[1] in anchors, rule["alert"]
