@@ -60,6 +60,11 @@ class TestInboxRetention:
             "INSERT INTO inbox (service, message_id, processed_at) VALUES"
             " ('test', 'old-1', now() - interval '20 days'), ('test', 'old-2', now() - interval '15 days'),"
             " ('test', 'recent', now() - interval '13 days')")
-        assert await prune_inbox(db, retention_days=14) >= 2
+        await db.execute(
+            "INSERT INTO delivery_failures (service, message_id, error_type, error_message, first_failure, last_failure) VALUES"
+            " ('test', 'old-f', 'E', 'm', now() - interval '20 days', now() - interval '20 days'), ('test', 'recent-f', 'E', 'm', now(), now())")
+        assert await prune_inbox(db, retention_days=14) >= 3
         left = {r["message_id"] for r in await db.fetch("SELECT message_id FROM inbox WHERE service = 'test'")}
         assert left == {"recent"}
+        failures_left = {r["message_id"] for r in await db.fetch("SELECT message_id FROM delivery_failures WHERE service = 'test'")}
+        assert failures_left == {"recent-f"}

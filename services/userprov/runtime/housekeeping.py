@@ -11,30 +11,33 @@ import random
 import asyncpg
 import structlog
 
-from userprov.runtime import failures, outcomes
-
 log = structlog.get_logger()
 
 BATCH = 10_000
 
 
+# What is kept only for the retention: each table with the column that dates a row.
+RETAINED = (("inbox", "processed_at"), ("command_outcomes", "recorded_at"), ("delivery_failures", "last_failure"))
+
+
 async def prune_inbox(pool: asyncpg.Pool, retention_days: int) -> int:
-    """Deletes processed message ids older than the retention, in batches; returns how many."""
+    """Deletes rows older than the retention from every table in RETAINED, in batches; returns how many."""
     removed = 0
-    while True:
-        async with pool.acquire() as conn:
-            status = await conn.execute(
-                "DELETE FROM inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM inbox"
-                " WHERE processed_at < now() - make_interval(days => $1) LIMIT $2))",
-                retention_days,
-                BATCH,
-            )
+    for table, dated_by in RETAINED:
+        while True:
+            async with pool.acquire() as conn:
+                # table and column are the constants above; the values are parameters
+                status = await conn.execute(
+                    f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table}"
+                    f" WHERE {dated_by} < now() - make_interval(days => $1) LIMIT $2))",
+                    retention_days,
+                    BATCH,
+                )
             count = int(status.split()[-1])
-            count += await outcomes.prune(conn, retention_days, BATCH)
-            count += await failures.prune(conn, retention_days, BATCH)
-        removed += count
-        if count < BATCH:
-            return removed
+            removed += count
+            if count < BATCH:
+                break
+    return removed
 
 
 async def run_housekeeping(pool: asyncpg.Pool, retention_days: int, interval: float) -> None:

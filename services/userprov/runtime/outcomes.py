@@ -46,12 +46,3 @@ async def find(conn: asyncpg.Connection, command_id: str) -> Outcome | None:
     row = await conn.fetchrow("SELECT command_type, outcome, events::text FROM command_outcomes WHERE command_id = $1", command_id)
     return Outcome(row["command_type"], row["outcome"], json.loads(row["events"])) if row else None
 
-
-async def prune(conn: asyncpg.Connection, retention_days: int, batch: int) -> int:
-    status = await conn.execute(
-        "DELETE FROM command_outcomes WHERE command_id = ANY(ARRAY(SELECT command_id FROM command_outcomes"
-        " WHERE recorded_at < now() - make_interval(days => $1) LIMIT $2))",
-        retention_days,
-        batch,
-    )
-    return int(status.split()[-1])
