@@ -88,6 +88,17 @@ ReasonOption = Annotated[str | None, typer.Option(help="Only messages parked for
 AllOption = Annotated[bool, typer.Option("--all", help="Every parked message (of the services chosen).")]
 
 
+def _run_parked(operation):  # noqa: ANN001, ANN202
+    """Runs one parked-messages operation; a missing parking queue is a usage error, not a traceback."""
+    from userprov.operations.parked import NoParkingQueue
+
+    try:
+        return asyncio.run(operation)
+    except NoParkingQueue as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from error
+
+
 def _services(chosen: list[str] | None) -> list[str]:
     unknown = [s for s in chosen or [] if s not in routing.SERVICES]
     if unknown:
@@ -116,7 +127,7 @@ def parked_list(
 
     from userprov.operations.parked import list_parked
 
-    found = asyncio.run(list_parked(Settings().amqp_url, _services([service] if service else None), limit))
+    found = _run_parked(list_parked(Settings().amqp_url, _services([service] if service else None), limit))
     if as_json:
         for parked in found:
             typer.echo(json.dumps(dataclasses.asdict(parked), ensure_ascii=False))
@@ -136,7 +147,7 @@ def parked_show(message_id: Annotated[str, typer.Argument(help="The id `parked l
 
     from userprov.operations.parked import show
 
-    found = asyncio.run(show(Settings().amqp_url, _services(service), message_id))
+    found = _run_parked(show(Settings().amqp_url, _services(service), message_id))
     if not found:
         typer.echo(f"no parked message {message_id!r}", err=True)
         raise typer.Exit(1)
@@ -155,7 +166,7 @@ def parked_replay(
     """Publish parked messages again where they were first published, with their message ids."""
     from userprov.operations.parked import replay
 
-    report = asyncio.run(replay(Settings().amqp_url, _services(service), _selection(ids, routing_key, reason, everything), dry_run=dry_run))
+    report = _run_parked(replay(Settings().amqp_url, _services(service), _selection(ids, routing_key, reason, everything), dry_run=dry_run))
     _print_report(report)
     raise typer.Exit(1 if report.failed else 0)
 
@@ -175,7 +186,7 @@ def parked_purge(
     def confirm(count: int) -> bool:
         return yes or typer.confirm(f"Delete {count} parked message(s) for good?", default=False)
 
-    report = asyncio.run(purge(Settings().amqp_url, _services(service), _selection(ids, routing_key, reason, everything), confirm))
+    report = _run_parked(purge(Settings().amqp_url, _services(service), _selection(ids, routing_key, reason, everything), confirm))
     _print_report(report)
 
 

@@ -17,7 +17,7 @@ import pytest
 from contracts import routing
 from tests.integration.conftest import address, unique
 from tests.support.hostile import publish_hostile
-from tests.support.infra import Infra
+from tests.support.infra import Infra, drop_vhost, rabbitmqctl
 from tests.support.workers import WorkerProcess
 from userprov.operations.parked import Selection, list_parked, purge, replay, show
 from userprov.runtime import parking
@@ -174,12 +174,22 @@ class TestShowAndPurge:
 class TestCommandLine:
     """The verbs as an operator types them."""
 
-    def cli(self, infra: Infra, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    def cli(self, infra: Infra, *args: str, stdin: str = "", url: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "userprov", "parked", *args],
-            env={**os.environ, "USERPROV_AMQP_URL": infra.amqp_url},
+            env={**os.environ, "USERPROV_AMQP_URL": url or infra.amqp_url},
             input=stdin, capture_output=True, text=True, timeout=60,
         )
+
+    def test_a_vhost_without_userprov_says_so(self, infra: Infra) -> None:
+        vhost = unique("userprov_empty")
+        rabbitmqctl("add_vhost", vhost)
+        try:
+            rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+            done = self.cli(infra, "list", url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+            assert done.returncode == 2 and "there is no queue userprov." in done.stderr and "Traceback" not in done.stderr
+        finally:
+            drop_vhost(vhost)
 
     async def test_list_show_replay_purge(self, infra: Infra, bus: BusClient) -> None:
         message_id = await bus.publish_raw(routing.USERS_ADD, b"[1, 2", correlation_id="cli-corr")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from contracts import routing
@@ -24,6 +25,10 @@ from userprov.runtime.parking import ParkedMessage, publish_confirmed, replay_co
 amqp_decoding.install()  # parked messages include those whose properties are not UTF-8
 
 Held = tuple[ParkedMessage, AbstractIncomingMessage]
+
+
+class NoParkingQueue(LookupError):
+    """The broker has no such parking queue: most likely the wrong vhost."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,11 @@ async def _channel(amqp_url: str) -> AsyncIterator[AbstractChannel]:
 async def _take_all(channel: AbstractChannel, services: Sequence[str], limit: int | None) -> list[Held]:
     held: list[Held] = []
     for service in services:
-        queue = await channel.declare_queue(routing.parking_queue_name(service), passive=True)
+        name = routing.parking_queue_name(service)
+        try:
+            queue = await channel.declare_queue(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity as error:
+            raise NoParkingQueue(f"there is no queue {name}: is USERPROV_AMQP_URL the workers' (with their vhost)?") from error
         depth = int(queue.declaration_result.message_count or 0)
         for _ in range(depth if limit is None else min(depth, max(limit - len(held), 0))):
             message = await queue.get(no_ack=False, fail=False, timeout=10)
