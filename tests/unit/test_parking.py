@@ -33,6 +33,14 @@ class TestParkHeaders:
         headers = park_headers(message({parking.FIRST_FAILURE: earlier}), "s", Why("r", "E", "m", 1, NOW), NOW)
         assert headers[parking.FIRST_FAILURE] == earlier
 
+    def test_a_first_failure_header_that_is_no_time_is_replaced(self) -> None:
+        headers = park_headers(message({parking.FIRST_FAILURE: "\u202eyesterday"}), "s", Why("r", "E", "m", 1), NOW)
+        assert headers[parking.FIRST_FAILURE] == "2026-11-25T12:00:00.000+00:00"
+
+    def test_addresses_in_the_error_are_masked(self) -> None:
+        headers = park_headers(message(), "s", Why("r", "E", "duplicate key (email)=(jane@example.com)", 1), NOW)
+        assert headers[parking.ERROR_MESSAGE] == "duplicate key (email)=(j***@example.com)"
+
     def test_control_characters_and_length_are_bounded(self) -> None:
         headers = park_headers(message(), "s", Why("r", "E\x00", "\u202e" + "x" * 5000, 1), NOW)
         assert "\x00" not in headers[parking.ERROR_TYPE] and len(headers[parking.ERROR_MESSAGE]) == 1000

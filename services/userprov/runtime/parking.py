@@ -19,6 +19,7 @@ from pamqp.commands import Basic
 
 from contracts import routing
 from contracts.text import printable
+from userprov.masking import mask_emails_in
 
 PREFIX = "x-userprov-"
 SERVICE = PREFIX + "service"
@@ -56,14 +57,14 @@ def iso(moment: datetime) -> str:
 
 def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime) -> dict[str, Any]:
     headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS}
-    earlier = headers.get(FIRST_FAILURE)  # a replayed message that failed again keeps its first failure
-    first = earlier if isinstance(earlier, str) else iso(why.first_failure or now)
+    # a replayed message that failed again keeps its first failure (if that header is a time)
+    first = _time(headers.get(FIRST_FAILURE)) or iso(why.first_failure or now)
     exchange = getattr(message, "exchange", None)
     headers.update({
         SERVICE: service,
         REASON: why.reason,
         ERROR_TYPE: printable(why.error_type, 200),
-        ERROR_MESSAGE: printable(why.error_message, 1000),
+        ERROR_MESSAGE: mask_emails_in(printable(why.error_message, 1000)),
         ATTEMPTS: why.attempts,
         FIRST_FAILURE: first,
         LAST_FAILURE: iso(now),
@@ -160,6 +161,13 @@ def replay_copy(message: AbstractMessage, replays: int) -> aio_pika.Message:
     }
     headers[REPLAYS] = replays + 1
     return copy_of(message, headers)
+
+
+def _time(value: object) -> str | None:
+    try:
+        return iso(datetime.fromisoformat(value)) if isinstance(value, str) and len(value) <= 64 else None
+    except ValueError:
+        return None
 
 
 def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
