@@ -59,8 +59,12 @@ SECRET_KEYS = {
 }
 
 
+def _selector(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "userprov", "app.kubernetes.io/component": component}
+
+
 def _metadata(name: str, component: str) -> dict[str, Any]:
-    return {"name": name, "labels": {**LABELS, "app.kubernetes.io/name": "userprov", "app.kubernetes.io/component": component}}
+    return {"name": name, "labels": {**LABELS, **_selector(component)}}
 
 
 def _pod_security() -> dict[str, Any]:
@@ -110,7 +114,7 @@ def deployment(service: str) -> dict[str, Any]:
     # SIGTERM stops consuming at once and drains; the pause only lets the endpoints and the
     # scrapers see the pod go before its metrics do. The grace period covers pause and drain.
     container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}}
-    selector = {"app.kubernetes.io/name": "userprov", "app.kubernetes.io/component": service}
+    selector = _selector(service)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -147,7 +151,7 @@ def disruption_budget(service: str) -> dict[str, Any]:
         "kind": "PodDisruptionBudget",
         "metadata": _metadata(service, service),
         "spec": {"maxUnavailable": 1,
-                 "selector": {"matchLabels": {"app.kubernetes.io/name": "userprov", "app.kubernetes.io/component": service}}},
+                 "selector": {"matchLabels": _selector(service)}},
     }
 
 
