@@ -55,6 +55,13 @@ def amqp_properties() -> dict[str, Any]:
                           "(AMQP's timestamp property); optional on messages sent to userprov."},
             "content_type": {"const": "application/json"},
             "delivery_mode": {"const": 2, "description": "Persistent."},
+            "traceparent": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                            "description": "Optional, in the AMQP headers table: W3C trace context. userprov copies it "
+                            "(or, with tracing on, its own span's) onto every event and answer the message causes; a "
+                            "malformed one is ignored."},
+            "tracestate": {"type": "string", "maxLength": 512,
+                           "description": "Optional, in the AMQP headers table, only beside a traceparent: W3C trace "
+                           "state, passed on with it."},
         },
     }
 
