@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -104,6 +105,12 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=4)
     yield pool
     await pool.close()
+
+
+def scrape() -> str:
+    """The Prometheus text of worker a."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
+        return response.read().decode()
 
 
 def unique(prefix: str) -> str:

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.error
 import urllib.request
 from typing import Any
 
 import asyncpg
 
-from tests.integration.conftest import HEALTH_PORT
+from tests.integration.conftest import HEALTH_PORT, scrape
 from tests.support.infra import Infra, close_connections_named, rabbitmqctl
 from userprov.db.connection import APPLICATION_NAME, database_name
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
+
+READY_METRIC = re.compile(r"^userprov_ready ([0-9.]+)$", re.MULTILINE)
+
+
+def ready_metric() -> str | None:
+    found = READY_METRIC.search(scrape())
+    return found.group(1) if found else None
 
 
 def probe(path: str) -> tuple[int, dict[str, Any]]:
@@ -58,9 +66,11 @@ class TestHealth:
             close_connections_named(infra.vhost, "userprov ")
             status, body = await eventually(lambda: _not_ready_because("broker"), 30, 0.2, what="/readyz to say broker")
             assert status == 503
+            await eventually(lambda: ready_metric() == "0.0", 30, 0.2, what="userprov_ready 0")
         finally:
             rabbitmqctl("set_permissions", "-p", infra.vhost, "guest", ".*", ".*", ".*")
         await eventually(lambda: _ready_now(), 60, 0.2, what="/readyz to come back")
+        await eventually(lambda: ready_metric() == "1.0", 30, 0.2, what="userprov_ready 1")
 
 
 async def _ready_now() -> tuple[int, dict[str, Any]] | None:

@@ -1,23 +1,16 @@
 from __future__ import annotations
 
 import re
-import urllib.request
 
 import asyncpg
 
 from contracts import routing
-from tests.integration.conftest import METRICS_PORT, address
+from tests.integration.conftest import address, scrape
 from tests.support.flows import add_users, emails_to
 from tests.support.smtp import RecordingSmtpServer
 from userprov.runtime.housekeeping import prune_inbox
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
-
-
-def scrape() -> str:
-    """The Prometheus text of worker a."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
-        return response.read().decode()
 
 
 class TestMetrics:

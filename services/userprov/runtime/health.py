@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
+from userprov.runtime import metrics
+
 log = structlog.get_logger()
 
 DATABASE_PROBE_SECONDS = 2.0
@@ -38,6 +40,18 @@ class Readiness:
         if lag > self.outbox_lag_bound:
             found["outbox"] = f"the oldest event waiting to be relayed is {lag:.0f} s old"
         return found
+
+
+async def watch_readiness(readiness: Readiness, interval: float) -> None:
+    """Keeps `userprov_ready` current, with or without anyone probing /readyz: an alert on it
+    works where no kubelet probes (compose, a bare process)."""
+    while True:
+        try:
+            found = await readiness.problems()
+        except Exception as error:  # noqa: BLE001 - the metric must not stop a worker
+            found = {"check": repr(error)}
+        metrics.READY.set(0 if found else 1)
+        await asyncio.sleep(interval)
 
 
 async def serve_health(port: int, readiness: Readiness) -> asyncio.Server:

@@ -14,7 +14,7 @@ from userprov.db.migrate import migrate, wait_for_schema
 from userprov.runtime import tracing
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
 from userprov.runtime.dispatch import Dispatcher, Route
-from userprov.runtime.health import Readiness, serve_health
+from userprov.runtime.health import Readiness, serve_health, watch_readiness
 from userprov.runtime.housekeeping import run_housekeeping
 from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import OutboxRelay, OutgoingMessage
@@ -79,13 +79,12 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     serve_metrics(settings.metrics_port)
-    health = None
-    if settings.health_port:
-        readiness = Readiness(lambda: session.consuming, pool, lambda: relay.lag_seconds, settings.ready_outbox_lag_seconds)
-        health = await serve_health(settings.health_port, readiness)
+    readiness = Readiness(lambda: session.consuming, pool, lambda: relay.lag_seconds, settings.ready_outbox_lag_seconds)
+    health = await serve_health(settings.health_port, readiness) if settings.health_port else None
     session_task = asyncio.create_task(session.run(), name="broker")
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
     queue_watch = asyncio.create_task(watch_queues(session, settings.queue_watch_seconds), name="queue-watch")
+    ready_watch = asyncio.create_task(watch_readiness(readiness, settings.queue_watch_seconds), name="ready-watch")
     housekeeping = asyncio.create_task(
         run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds), name="housekeeping"
     )
@@ -107,7 +106,8 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     stopper.cancel()
     housekeeping.cancel()
     queue_watch.cancel()
-    await asyncio.gather(housekeeping, queue_watch, return_exceptions=True)
+    ready_watch.cancel()
+    await asyncio.gather(housekeeping, queue_watch, ready_watch, return_exceptions=True)
     try:
         await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
     except TimeoutError:
