@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 # Anything shaped like an address, in any text (an exception message, a body that is not JSON).
 _EMAIL_IN_TEXT = re.compile(r"([^\s@<>()\[\]:;,\"'=]{1,64})@([^\s@<>()\[\]:;,\"'=]{1,255})")
@@ -18,13 +17,3 @@ def mask_email(email: str) -> str:
 def mask_emails_in(text: str) -> str:
     return _EMAIL_IN_TEXT.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text)
 
-
-def mask_emails_deep(value: Any) -> Any:
-    """A JSON value with every address in every string masked (keys included)."""
-    if isinstance(value, str):
-        return mask_emails_in(value)
-    if isinstance(value, list):
-        return [mask_emails_deep(v) for v in value]
-    if isinstance(value, dict):
-        return {mask_emails_in(str(k)): mask_emails_deep(v) for k, v in value.items()}
-    return value

@@ -204,6 +204,11 @@ class TestCommandLine:
 
         shown = self.cli(infra, "show", message_id)
         assert shown.returncode == 0 and json.loads(shown.stdout)["body"] == "[1, 2"
+        surrogate = await bus.publish_raw(routing.USERS_ADD, b'{"account_id": "\\ud800", "pasted": "x"}')
+        await parked_with_id(infra, surrogate)
+        printed = self.cli(infra, "show", surrogate)  # a lone surrogate in the body cannot be printed as it is
+        assert printed.returncode == 0 and json.loads(printed.stdout)["body"]["account_id"] == "\ufffd"
+        assert self.cli(infra, "purge", surrogate, "--yes").returncode == 0
         assert self.cli(infra, "show", "no-such-id").returncode == 1
 
         assert self.cli(infra, "replay").returncode == 2  # says which messages, or nothing happens

@@ -8,8 +8,8 @@ import aio_pika
 import structlog
 
 from userprov.logconfig import mask_emails
-from userprov.masking import mask_emails_deep, mask_emails_in
-from userprov.operations.parked import Selection
+from userprov.masking import mask_emails_in
+from userprov.operations.parked import Selection, _shown
 from userprov.runtime import parking
 from userprov.runtime.parking import ParkedMessage, Why, park_headers, replay_copy
 
@@ -93,8 +93,9 @@ class TestSelection:
 class TestMasking:
     def test_addresses_in_text_and_json(self) -> None:
         assert mask_emails_in("Key (email)=(jane.doe@example.com) exists") == "Key (email)=(j***@example.com) exists"
-        masked = mask_emails_deep({"users": [{"email": "bob@corp.example"}], "bob@corp.example": 1})
-        assert json.dumps(masked) == '{"users": [{"email": "b***@corp.example"}], "b***@corp.example": 1}'
+        shown = _shown({"users": [{"email": "bob@corp.example"}], "bob@corp.example": 1, "s": "\ud800\x00", "b": b"\xff"})
+        assert json.dumps(shown, ensure_ascii=False).encode() == (
+            '{"users": [{"email": "b***@corp.example"}], "b***@corp.example": 1, "s": "\ufffd\ufffd", "b": "\ufffd"}'.encode())
 
     def test_log_lines_carry_no_address(self) -> None:
         event = mask_emails(structlog.get_logger(), "error", {"event": "x", "exception": "...(jane@example.com)...", "n": 1})

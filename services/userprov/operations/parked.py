@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from contracts import routing
 from contracts.text import printable
-from userprov.masking import mask_emails_deep, mask_emails_in
+from userprov.masking import mask_emails_in
 from userprov.runtime import amqp_decoding
 from userprov.runtime.parking import ParkedMessage, publish_confirmed, replay_copy
 
@@ -110,7 +110,7 @@ async def show(amqp_url: str, services: Sequence[str], message_id: str) -> list[
             {
                 "service": parked.service,
                 "properties": _masked_properties(message),
-                "headers": mask_emails_deep(_json_safe(message.headers or {})),
+                "headers": _shown(message.headers or {}),
                 "body": _masked_body(message.body),
             }
             for parked, message in await _take_all(channel, services, None)
@@ -157,7 +157,7 @@ async def purge(amqp_url: str, services: Sequence[str], selection: Selection, co
 
 
 def _masked_properties(message: AbstractIncomingMessage) -> dict[str, Any]:
-    properties = {
+    return _shown({
         "message_id": message.message_id,
         "correlation_id": message.correlation_id,
         "type": message.type,
@@ -165,26 +165,27 @@ def _masked_properties(message: AbstractIncomingMessage) -> dict[str, Any]:
         "content_type": message.content_type,
         "timestamp": message.timestamp.isoformat() if message.timestamp else None,
         "app_id": message.app_id,
-    }
-    return {k: mask_emails_in(printable(v, 255)) if isinstance(v, str) else v for k, v in properties.items()}
+    })
 
 
 def _masked_body(body: bytes) -> Any:
     try:
-        return mask_emails_deep(json.loads(body))
+        return _shown(json.loads(body))
     except (ValueError, RecursionError):
-        return mask_emails_in(printable(body.decode("utf-8", "replace"), 10_000))
+        return _shown(body)
 
 
-def _json_safe(value: Any) -> Any:
+def _shown(value: Any) -> Any:
+    """A value as `show` prints it: JSON types only, every text printable (a body can hold lone
+    surrogates, which no terminal encoding takes), bounded, with addresses masked."""
     if isinstance(value, dict):
-        return {printable(str(k), 255): _json_safe(v) for k, v in value.items()}
+        return {_shown(str(k)): _shown(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [_shown(v) for v in value]
     if isinstance(value, bytes):
-        return printable(value.decode("utf-8", "replace"), 1000)
+        value = value.decode("utf-8", "replace")
     if isinstance(value, str):
-        return printable(value, 1000)
+        return mask_emails_in(printable(value, 10_000))
     if value is None or isinstance(value, bool | int | float):
         return value
-    return str(value)
+    return _shown(str(value))
