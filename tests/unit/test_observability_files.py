@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import promql_parser
+import pytest
 import yaml
 from prometheus_client import REGISTRY
 
@@ -29,9 +31,21 @@ def alert_rules() -> list[dict]:
     return yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())["groups"][0]["rules"]
 
 
-def test_the_dashboard_queries_exported_metrics() -> None:
+def dashboard_expressions() -> list[str]:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "userprov-dashboard.json").read_text())
-    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_every_query_is_valid_promql() -> None:
+    queries = [e.replace("$__rate_interval", "5m") for e in dashboard_expressions()] + [r["expr"] for r in alert_rules()]
+    for query in queries:
+        promql_parser.parse(query)
+    with pytest.raises(ValueError):  # so that the check above can fail
+        promql_parser.parse("max by (service (userprov_ready)")
+
+
+def test_the_dashboard_queries_exported_metrics() -> None:
+    expressions = dashboard_expressions()
     used = set().union(*map(named_in, expressions))
     assert used and used <= exported(), used - exported()
     for wanted in ("userprov_outbox_lag_seconds", "userprov_parked_messages", "userprov_emails_total",
