@@ -22,7 +22,7 @@ from userprov.db.connection import drop_database
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 
-CONSUMER = 5  # SpanKind.SPAN_KIND_CONSUMER in OTLP
+PRODUCER, CONSUMER = 4, 5  # SpanKind.SPAN_KIND_PRODUCER and _CONSUMER in OTLP
 ERROR = 2
 
 
@@ -90,9 +90,18 @@ class TestOpenTelemetry:
 
             spans = await eventually(chain, 30, 0.1, what="spans of the three workers in the caller's trace")
             creation, lookup, mailing = (spans[s] for s in (routing.USER_CREATION, routing.ACCOUNT_LOOKUP, routing.INVITATION_MAILING))
+            sends = {s.span_id: s for s in otlp.in_trace(trace_id) if s.kind == PRODUCER}
             assert creation.parent_span_id == caller_span
-            assert lookup.parent_span_id == creation.span_id and mailing.parent_span_id == lookup.span_id
-            assert completed.headers["traceparent"] == f"00-{trace_id}-{creation.span_id}-01"
+            # each hand-off: the consumer's span is a child of the relay's send span, a child of the producer's process span
+            handed_to_lookup = sends[lookup.parent_span_id]
+            handed_to_mailing = sends[mailing.parent_span_id]
+            assert handed_to_lookup.parent_span_id == creation.span_id and handed_to_mailing.parent_span_id == lookup.span_id
+            assert handed_to_lookup.name == f"send {routing.INTERNAL_EXCHANGE}"
+            assert handed_to_lookup.attributes["messaging.operation.type"] == "send"
+            assert handed_to_lookup.attributes["messaging.rabbitmq.destination.routing_key"] == routing.MEMBERSHIPS_CREATED
+            completed_send = sends[completed.headers["traceparent"].split("-")[2]]
+            assert completed_send.parent_span_id == creation.span_id
+            assert completed_send.attributes["messaging.message.id"] == completed.message_id
             assert creation.kind == CONSUMER and creation.name == f"process {routing.COMMANDS_EXCHANGE}"
             assert creation.schema_url == "https://opentelemetry.io/schemas/1.27.0" and creation.service == "userprov"
             assert creation.attributes["messaging.system"] == "rabbitmq"

@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from pamqp.commands import Basic
 
 from contracts import routing
-from userprov.runtime import amqp_decoding, metrics, parking
+from userprov.runtime import amqp_decoding, metrics, parking, tracing
 from userprov.runtime.outbox import OutgoingMessage
 from userprov.runtime.topology import declare_topology
 
@@ -184,21 +184,22 @@ class BrokerSession:
 
     async def _publish_one(self, channel: AbstractChannel, message: OutgoingMessage) -> object:
         exchange = channel.default_exchange if message.exchange == "" else await self._exchange(channel, message.exchange)
-        return await exchange.publish(
-            aio_pika.Message(
-                message.body,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=message.message_id,
-                correlation_id=message.correlation_id,
-                type=message.type,
-                timestamp=datetime.now(UTC),
-                headers=cast(dict[str, Any], message.trace),
-            ),
-            routing_key=message.routing_key,
-            mandatory=True,
-            timeout=30,
-        )
+        with tracing.sending(message) as trace_headers:
+            return await exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message.message_id,
+                    correlation_id=message.correlation_id,
+                    type=message.type,
+                    timestamp=datetime.now(UTC),
+                    headers=cast(dict[str, Any], trace_headers),
+                ),
+                routing_key=message.routing_key,
+                mandatory=True,
+                timeout=30,
+            )
 
 
 async def _first_of(*awaitables: Awaitable[object]) -> None:

@@ -1,8 +1,9 @@
 """OpenTelemetry traces, with the optional extra (`pip install 'userprov[otel]'`) and
 USERPROV_TRACING=true: a CONSUMER span per message processed, child of the trace context the
-message carried, exported over OTLP/HTTP (configured by the standard OTEL_EXPORTER_OTLP_*
-variables). Its attributes follow the messaging semantic conventions for RabbitMQ of one
-version, SEMCONV_VERSION; the events the message causes carry the span's context onward.
+message carried, and a PRODUCER span per message published (events relayed from the outbox,
+answers), child of the context stored with it, whose context the published message carries.
+Exported over OTLP/HTTP (configured by the standard OTEL_EXPORTER_OTLP_* variables); the
+attributes follow the messaging semantic conventions for RabbitMQ of one version, SEMCONV_VERSION.
 
 Without the extra or the setting, only the trace context passes through (trace_context)."""
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts.text import printable
 from userprov.runtime import trace_context
+
+if TYPE_CHECKING:
+    from userprov.runtime.outbox import OutgoingMessage
 
 SEMCONV_VERSION = "1.27.0"
 SEMCONV_SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
@@ -114,6 +118,36 @@ def processing(message: AbstractIncomingMessage, service: str, queue: str) -> It
             yield SpanOutcome(span)
         finally:
             trace_context.current.reset(token)
+
+
+@contextmanager
+def sending(message: OutgoingMessage) -> Iterator[trace_context.Carrier | None]:
+    """Around one publish: the trace headers the message goes out with."""
+    if _tracer is None:
+        yield message.trace
+        return
+
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    propagator = TraceContextTextMapPropagator()
+    attributes = {
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": message.exchange,
+        "messaging.rabbitmq.destination.routing_key": message.routing_key,
+        "messaging.message.id": message.message_id,
+        "messaging.message.conversation_id": message.correlation_id or "",
+        "messaging.message.body.size": len(message.body),
+    }
+    with _tracer.start_as_current_span(
+        f"send {message.exchange or 'reply'}", context=propagator.extract(message.trace or {}), kind=SpanKind.PRODUCER,
+        attributes={k: v for k, v in attributes.items() if v != ""},
+    ):
+        own: dict[str, str] = {}
+        propagator.inject(own)
+        yield trace_context.incoming(own)
 
 
 def _text(value: object) -> str:
