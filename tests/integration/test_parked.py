@@ -102,7 +102,7 @@ class TestWhyHeaders:
         assert await db.fetchval("SELECT count(*) FROM accounts WHERE account_id = $1", account_id) == 1
         assert not [p for p in await list_parked(infra.amqp_url, CREATION, 100_000) if p.id == message_id]
 
-    async def test_a_message_the_broker_dead_lettered_is_read_from_x_death(self, infra: Infra) -> None:
+    async def test_a_message_the_broker_dead_lettered_is_read_from_x_death(self, infra: Infra, bus: BusClient) -> None:
         """No why-headers (a worker died on it at every delivery): the broker's x-death says
         where it came from, and it can be replayed there."""
         scratch = unique("userprov.dead-letter-test")
@@ -118,8 +118,22 @@ class TestWhyHeaders:
             [parked] = await parked_with_id(infra, message_id)
             assert (parked.reason, parked.exchange, parked.routing_key) == ("rejected", "", scratch)
             assert parked.error_type == "" and parked.last_failure and parked.attempts == 1
-            report = await replay(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), dry_run=False)
-            assert [o.result for o in report.outcomes] == ["replayed"]
+            # a second one, first published to an exchange deleted since: it cannot go back there
+            gone = await channel.declare_exchange(unique("userprov.gone"), aio_pika.ExchangeType.DIRECT)
+            await queue.bind(gone, "k")
+            orphan_id = str(uuid.uuid4())
+            await gone.publish(aio_pika.Message(b"{}", message_id=orphan_id), routing_key="k")
+            orphan = await eventually(lambda: queue.get(no_ack=False, fail=False), 10, what="the second message")
+            await orphan.reject(requeue=False)
+            await parked_with_id(infra, orphan_id)
+            await gone.delete()
+
+            both = Selection(ids=frozenset({orphan_id, message_id}))
+            report = await replay(infra.amqp_url, CREATION, both, dry_run=False)
+            results = {o.parked.id: o.result for o in report.outcomes}
+            assert results == {message_id: "replayed", orphan_id: f"failed: there is no exchange {gone.name!r}"}
+            assert await parked_with_id(infra, orphan_id)  # still parked
+            await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({orphan_id})), lambda n: True)
             back = await eventually(lambda: queue.get(no_ack=False, fail=False), 10, what="the message replayed")
             assert back.message_id == message_id and back.headers.get(parking.REPLAYS) == 1 and "x-death" not in back.headers
             await back.ack()

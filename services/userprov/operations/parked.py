@@ -14,7 +14,7 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from contracts import routing
 from contracts.text import printable
@@ -73,10 +73,10 @@ class Report:
 
 
 @asynccontextmanager
-async def _channel(amqp_url: str) -> AsyncIterator[AbstractChannel]:
+async def _channel(amqp_url: str) -> AsyncIterator[tuple[AbstractConnection, AbstractChannel]]:
     connection = await aio_pika.connect(amqp_url, timeout=10, client_properties={"connection_name": "userprov parked"})
     try:
-        yield await connection.channel(publisher_confirms=True)
+        yield connection, await connection.channel(publisher_confirms=True)
     finally:
         await connection.close()  # whatever is still held goes back to its parking queue
 
@@ -99,13 +99,13 @@ async def _take_all(channel: AbstractChannel, services: Sequence[str], limit: in
 
 
 async def list_parked(amqp_url: str, services: Sequence[str], limit: int) -> list[ParkedMessage]:
-    async with _channel(amqp_url) as channel:
+    async with _channel(amqp_url) as (_, channel):
         return [parked for parked, _ in await _take_all(channel, services, limit)]
 
 
 async def show(amqp_url: str, services: Sequence[str], message_id: str) -> list[dict[str, Any]]:
     """Every parked message with that id (a message can be parked twice), emails masked."""
-    async with _channel(amqp_url) as channel:
+    async with _channel(amqp_url) as (_, channel):
         return [
             {
                 "service": parked.service,
@@ -123,12 +123,18 @@ async def replay(amqp_url: str, services: Sequence[str], selection: Selection, *
     inbox makes a message that already took effect a duplicate); the parked copy is acked only
     after the broker confirmed the republished one."""
     report = Report()
-    async with _channel(amqp_url) as channel:
+    async with _channel(amqp_url) as (connection, channel):
+        exchanges: dict[str, bool] = {"": True}
         for parked, message in await _take_all(channel, services, None):
             if not selection.matches(parked):
                 continue
+            if parked.exchange not in exchanges:
+                exchanges[parked.exchange] = await _exchange_exists(connection, parked.exchange)
             if not parked.replayable:
                 report.outcomes.append(Outcome(parked, "failed: where it came from is unknown"))
+            elif not exchanges[parked.exchange]:
+                # publishing to it would close the channel, and give back every message held on it
+                report.outcomes.append(Outcome(parked, f"failed: there is no exchange {parked.exchange!r}"))
             elif dry_run:
                 report.outcomes.append(Outcome(parked, "would replay"))
             else:
@@ -142,10 +148,22 @@ async def replay(amqp_url: str, services: Sequence[str], selection: Selection, *
     return report
 
 
+async def _exchange_exists(connection: AbstractConnection, name: str) -> bool:
+    channel = await connection.channel()
+    try:
+        await channel.get_exchange(name, ensure=True)  # a passive declare
+        return True
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
 async def purge(amqp_url: str, services: Sequence[str], selection: Selection, confirm: Callable[[int], bool]) -> Report:
     """Deletes the selected messages once `confirm` (given how many) agrees; none otherwise."""
     report = Report()
-    async with _channel(amqp_url) as channel:
+    async with _channel(amqp_url) as (_, channel):
         chosen = [(p, m) for p, m in await _take_all(channel, services, None) if selection.matches(p)]
         if not chosen or not confirm(len(chosen)):
             report.outcomes = [Outcome(p, "kept") for p, _ in chosen]
