@@ -88,6 +88,11 @@ def read_message(envelope: Envelope, routes: Mapping[str, Route]) -> tuple[Route
         return Rejected("schema_invalid", "the body is nested too deeply")
 
 
+def _failure_key(envelope: Envelope) -> str | None:
+    """The message_id a failure is recorded under; None when it has none that can be stored."""
+    return envelope.message_id if envelope.message_id and not envelope.property_errors() else None
+
+
 class Settle(Enum):
     ACK = "ack"
     PARK = "park"  # a copy saying why to the parking queue, then ack (or reject: dead-lettered)
@@ -238,18 +243,19 @@ class Dispatcher:
     async def _remember_failure(self, envelope: Envelope, error: Exception) -> None:
         """Records the failure for the parked copy's headers, should the message end parked;
         best effort (the fault may be the database's)."""
-        if not envelope.message_id or envelope.property_errors():
+        message_id = _failure_key(envelope)
+        if message_id is None:
             return
         try:
-            await failures.record(self._pool, self.service, envelope.message_id, error)
+            await failures.record(self._pool, self.service, message_id, error)
         except Exception as record_error:  # noqa: BLE001
             log.info("failure_not_recorded", error=repr(record_error))
 
     async def _why_at_delivery_limit(self, envelope: Envelope) -> Why:
-        failure = None
-        if envelope.message_id and not envelope.property_errors():
+        failure, message_id = None, _failure_key(envelope)
+        if message_id is not None:
             try:
-                failure = await failures.find(self._pool, self.service, envelope.message_id)
+                failure = await failures.find(self._pool, self.service, message_id)
             except Exception as error:  # noqa: BLE001 - the parked copy then says less, but is parked
                 log.info("failure_not_read", error=repr(error))
         if failure is None:

@@ -86,19 +86,12 @@ def processing(message: AbstractIncomingMessage, service: str, queue: str) -> It
         finally:
             trace_context.current.reset(token)
         return
-
-    from opentelemetry.trace import SpanKind
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    propagator = TraceContextTextMapPropagator()
     exchange = _text(getattr(message, "exchange", ""))
-    routing_key = _text(message.routing_key)
     attributes = {
-        "messaging.system": "rabbitmq",
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
         "messaging.destination.name": exchange,
-        "messaging.rabbitmq.destination.routing_key": routing_key,
+        "messaging.rabbitmq.destination.routing_key": _text(message.routing_key),
         "messaging.consumer.group.name": queue,
         "messaging.message.id": _text(message.message_id),
         "messaging.message.conversation_id": _text(message.correlation_id),
@@ -106,14 +99,8 @@ def processing(message: AbstractIncomingMessage, service: str, queue: str) -> It
         "messaging.rabbitmq.message.delivery_tag": message.delivery_tag or 0,
         "userprov.service": service,
     }
-    name = f"process {exchange or queue}"
-    with _tracer.start_as_current_span(
-        name, context=propagator.extract(carrier or {}), kind=SpanKind.CONSUMER,
-        attributes={k: v for k, v in attributes.items() if v != ""},
-    ) as span:
-        own: dict[str, str] = {}
-        propagator.inject(own)
-        token = trace_context.current.set(trace_context.incoming(own))
+    with _span(f"process {exchange or queue}", "CONSUMER", carrier, attributes) as (span, own):
+        token = trace_context.current.set(own)
         try:
             yield SpanOutcome(span)
         finally:
@@ -126,13 +113,7 @@ def sending(message: OutgoingMessage) -> Iterator[trace_context.Carrier | None]:
     if _tracer is None:
         yield message.trace
         return
-
-    from opentelemetry.trace import SpanKind
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    propagator = TraceContextTextMapPropagator()
     attributes = {
-        "messaging.system": "rabbitmq",
         "messaging.operation.type": "send",
         "messaging.operation.name": "publish",
         "messaging.destination.name": message.exchange,
@@ -141,13 +122,26 @@ def sending(message: OutgoingMessage) -> Iterator[trace_context.Carrier | None]:
         "messaging.message.conversation_id": message.correlation_id or "",
         "messaging.message.body.size": len(message.body),
     }
+    with _span(f"send {message.exchange or 'reply'}", "PRODUCER", message.trace, attributes) as (_, own):
+        yield own
+
+
+@contextmanager
+def _span(
+    name: str, kind: str, parent: trace_context.Carrier | None, attributes: dict[str, Any]
+) -> Iterator[tuple[Any, trace_context.Carrier | None]]:
+    """A current span, child of `parent`, and the trace context that names it."""
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    propagator = TraceContextTextMapPropagator()
     with _tracer.start_as_current_span(
-        f"send {message.exchange or 'reply'}", context=propagator.extract(message.trace or {}), kind=SpanKind.PRODUCER,
-        attributes={k: v for k, v in attributes.items() if v != ""},
-    ):
+        name, context=propagator.extract(parent or {}), kind=SpanKind[kind],
+        attributes={"messaging.system": "rabbitmq", **{k: v for k, v in attributes.items() if v != ""}},
+    ) as span:
         own: dict[str, str] = {}
         propagator.inject(own)
-        yield trace_context.incoming(own)
+        yield span, trace_context.incoming(own)
 
 
 def _text(value: object) -> str:
