@@ -57,15 +57,12 @@ class Selection:
 @dataclass
 class Outcome:
     parked: ParkedMessage
-    result: str  # replayed, would replay, purged, would purge, failed: ...
+    result: str  # replayed, would replay, purged, kept, failed: ...
 
 
 @dataclass
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
-
-    def count(self, result: str) -> int:
-        return sum(o.result == result for o in self.outcomes)
 
     @property
     def failed(self) -> int:
@@ -81,8 +78,10 @@ async def _channel(amqp_url: str) -> AsyncIterator[tuple[AbstractConnection, Abs
         await connection.close()  # whatever is still held goes back to its parking queue
 
 
-async def _take_all(channel: AbstractChannel, services: Sequence[str], limit: int | None) -> list[Held]:
-    held: list[Held] = []
+async def _take(channel: AbstractChannel, services: Sequence[str], limit: int | None = None) -> AsyncIterator[Held]:
+    """Each parked message, taken and held unacked until the channel closes. A caller keeps only
+    what it still needs: a message it drops stays held on the broker's side, not in memory."""
+    taken = 0
     for service in services:
         name = routing.parking_queue_name(service)
         try:
@@ -90,17 +89,17 @@ async def _take_all(channel: AbstractChannel, services: Sequence[str], limit: in
         except aiormq.exceptions.ChannelNotFoundEntity as error:
             raise NoParkingQueue(f"there is no queue {name}: is USERPROV_AMQP_URL the workers' (with their vhost)?") from error
         depth = int(queue.declaration_result.message_count or 0)
-        for _ in range(depth if limit is None else min(depth, max(limit - len(held), 0))):
+        for _ in range(depth if limit is None else min(depth, max(limit - taken, 0))):
             message = await queue.get(no_ack=False, fail=False, timeout=10)
             if message is None:
                 break
-            held.append((ParkedMessage.of(message, service), message))
-    return held
+            taken += 1
+            yield ParkedMessage.of(message, service), message
 
 
 async def list_parked(amqp_url: str, services: Sequence[str], limit: int) -> list[ParkedMessage]:
     async with _channel(amqp_url) as (_, channel):
-        return [parked for parked, _ in await _take_all(channel, services, limit)]
+        return [parked async for parked, _ in _take(channel, services, limit)]
 
 
 async def show(amqp_url: str, services: Sequence[str], message_id: str) -> list[dict[str, Any]]:
@@ -113,7 +112,7 @@ async def show(amqp_url: str, services: Sequence[str], message_id: str) -> list[
                 "headers": _shown(message.headers or {}),
                 "body": _masked_body(message.body),
             }
-            for parked, message in await _take_all(channel, services, None)
+            async for parked, message in _take(channel, services)
             if parked.id == message_id
         ]
 
@@ -125,7 +124,7 @@ async def replay(amqp_url: str, services: Sequence[str], selection: Selection, *
     report = Report()
     async with _channel(amqp_url) as (connection, channel):
         exchanges: dict[str, bool] = {"": True}
-        for parked, message in await _take_all(channel, services, None):
+        async for parked, message in _take(channel, services):
             if not selection.matches(parked):
                 continue
             if parked.exchange not in exchanges:
@@ -164,7 +163,7 @@ async def purge(amqp_url: str, services: Sequence[str], selection: Selection, co
     """Deletes the selected messages once `confirm` (given how many) agrees; none otherwise."""
     report = Report()
     async with _channel(amqp_url) as (_, channel):
-        chosen = [(p, m) for p, m in await _take_all(channel, services, None) if selection.matches(p)]
+        chosen = [(p, m) async for p, m in _take(channel, services) if selection.matches(p)]
         if not chosen or not confirm(len(chosen)):
             report.outcomes = [Outcome(p, "kept") for p, _ in chosen]
             return report
