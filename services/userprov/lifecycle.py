@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -30,6 +31,8 @@ import asyncpg
 from contracts.base import InvitationKind
 from contracts.events import ResponseRefusal
 from userprov import seats
+from userprov.runtime.origin import Origin
+from userprov.turns import turns_cte
 
 PENDING = "pending"
 # the status a member waits in for each kind of invitation
@@ -82,32 +85,37 @@ def response_refusal(
 # -- the arrows
 
 
-async def decide(
-    conn: asyncpg.Connection, decisions: Sequence[tuple[UUID, InvitationKind, str | None]]
-) -> list[tuple[UUID, InvitationKind]]:
-    """pending -> invited | transfer_pending, each with a new invitation to send.
-    `decisions`: (membership_id, kind, from_account_id); returns (invitation_id, kind)."""
-    membership_ids = [d[0] for d in decisions]
-    kinds = [d[1] for d in decisions]
+@dataclass(frozen=True)
+class Decision:
+    membership_id: UUID
+    account_id: str
+    kind: InvitationKind
+    from_account_id: str | None
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Issued:
+    invitation_id: UUID
+    kind: InvitationKind
+    origin: Origin
+
+
+async def decide(conn: asyncpg.Connection, decisions: Sequence[Decision]) -> list[Issued]:
+    """pending -> invited | transfer_pending, each with a new invitation waiting to be sent."""
     await conn.execute(
         "UPDATE memberships m SET status = CASE t.kind WHEN 'welcome' THEN 'invited' ELSE 'transfer_pending' END,"
         " status_changed_at = now() FROM unnest($1::uuid[], $2::text[]) AS t(id, kind) WHERE m.membership_id = t.id",
-        membership_ids,
-        kinds,
+        [d.membership_id for d in decisions],
+        [d.kind for d in decisions],
     )
-    invitation_ids = [uuid.uuid4() for _ in decisions]
-    await conn.execute(
-        "INSERT INTO invitations (invitation_id, membership_id, kind, status, from_account_id)"
-        " SELECT i, m, k, 'issued', f FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(i, m, k, f)",
-        invitation_ids,
-        membership_ids,
-        kinds,
-        [d[2] for d in decisions],
-    )
-    return list(zip(invitation_ids, kinds, strict=True))
+    return await _issue(conn, decisions, [0] * len(decisions))
 
 
-async def resend(conn: asyncpg.Connection, membership_id: UUID, kind: str, sent_count: int, from_account_id: str | None) -> UUID:
+async def resend(
+    conn: asyncpg.Connection, membership_id: UUID, account_id: str, kind: InvitationKind, sent_count: int,
+    from_account_id: str | None, origin: Origin,
+) -> UUID:
     """invited | transfer_pending | suspended -> (the same, suspended back to transfer_pending):
     the open invitation is revoked and a new one issued, carrying the count of emails sent."""
     await revoke_open_invitations(conn, membership_id)
@@ -116,17 +124,41 @@ async def resend(conn: asyncpg.Connection, membership_id: UUID, kind: str, sent_
         " status_changed_at = now() WHERE membership_id = $1",
         membership_id,
     )
-    invitation_id = uuid.uuid4()
+    [issued] = await _issue(conn, [Decision(membership_id, account_id, kind, from_account_id, origin)], [sent_count])
+    return issued.invitation_id
+
+
+ISSUE = f"""
+WITH new AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[])
+        WITH ORDINALITY AS t(invitation_id, membership_id, account_id, kind, from_account_id, sent_count,
+                             correlation_id, traceparent, tracestate, n)
+), {turns_cte("invitations", "new")}
+INSERT INTO invitations (invitation_id, membership_id, account_id, kind, status, from_account_id, sent_count, turn,
+                         correlation_id, traceparent, tracestate)
+SELECT new.invitation_id, new.membership_id, new.account_id, new.kind, 'issued', new.from_account_id, new.sent_count,
+       turns.start + row_number() OVER (PARTITION BY new.account_id ORDER BY new.n),
+       new.correlation_id, new.traceparent, new.tracestate
+FROM new JOIN turns USING (account_id)
+"""
+
+
+async def _issue(conn: asyncpg.Connection, decisions: Sequence[Decision], sent_counts: Sequence[int]) -> list[Issued]:
+    """New invitations waiting to be sent, each account's after its own waiting ones (userprov.turns)."""
+    issued = [Issued(uuid.uuid4(), d.kind, d.origin) for d in decisions]
     await conn.execute(
-        "INSERT INTO invitations (invitation_id, membership_id, kind, status, sent_count, from_account_id)"
-        " VALUES ($1, $2, $3, 'issued', $4, $5)",
-        invitation_id,
-        membership_id,
-        kind,
-        sent_count,
-        from_account_id,
+        ISSUE,
+        [i.invitation_id for i in issued],
+        [d.membership_id for d in decisions],
+        [d.account_id for d in decisions],
+        [d.kind for d in decisions],
+        [d.from_account_id for d in decisions],
+        list(sent_counts),
+        [d.origin.correlation_id for d in decisions],
+        [d.origin.traceparent for d in decisions],
+        [d.origin.tracestate for d in decisions],
     )
-    return invitation_id
+    return issued
 
 
 async def accept(conn: asyncpg.Connection, invitation_id: UUID, membership_id: UUID) -> None:

@@ -10,17 +10,14 @@ import asyncpg
 async def assign(conn: asyncpg.Connection, account_id: str, membership_ids: Sequence[UUID], products: Sequence[str]) -> None:
     """Gives every membership one seat of every product; the CHECK on the counter refuses an oversell."""
     await conn.execute(
-        "INSERT INTO seat_assignments (membership_id, account_id, product)"
-        " SELECT m, $1, p FROM unnest($2::uuid[]) AS m CROSS JOIN unnest($3::text[]) AS p",
+        "WITH assigned AS (INSERT INTO seat_assignments (membership_id, account_id, product)"
+        "  SELECT m, $1, p FROM unnest($2::uuid[]) AS m CROSS JOIN unnest($3::text[]) AS p RETURNING product)"
+        " UPDATE account_licences l SET seats_used = l.seats_used + a.n"
+        " FROM (SELECT product, count(*) AS n FROM assigned GROUP BY product) a"
+        " WHERE l.account_id = $1 AND l.product = a.product",
         account_id,
         list(membership_ids),
         list(products),
-    )
-    await conn.execute(
-        "UPDATE account_licences SET seats_used = seats_used + $3 WHERE account_id = $1 AND product = ANY($2::text[])",
-        account_id,
-        list(products),
-        len(membership_ids),
     )
 
 

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
 
     prefetch_user_creation: int = Field(default=4, ge=1)
     prefetch_account_lookup: int = Field(default=16, ge=1)
-    prefetch_invitation_mailing: int = Field(default=8, ge=1, description="Each message is a chunk of up to 200 invitations.")
+    prefetch_invitation_mailing: int = Field(default=16, ge=1)
     prefetch_invitation_response: int = Field(default=16, ge=1)
 
     delivery_limit: int = Field(default=20, ge=1, description="Deliveries before a message is parked.")
@@ -56,7 +56,14 @@ class Settings(BaseSettings):
     reconnect_backoff_max_seconds: float = Field(default=5.0, ge=0)
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
-    lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships per account-lookup message.")
+    outbox_handover_seconds: float = Field(
+        default=5.0, ge=0, description="Events a process committed and has not published within this long are relayed by any process."
+    )
+    lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships named per memberships.created message.")
+    lookup_batch_size: int = Field(default=50, ge=1, description="Memberships decided per account-lookup transaction.")
+    scheduler_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often account lookup and mailing look for waiting work that no message announced."
+    )
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
@@ -74,12 +81,6 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; by default when stderr is not a TTY.")
-
-    @property
-    def mailing_claim_seconds(self) -> float:
-        """How long one mailing attempt may hold an invitation: every SMTP try and backoff, plus slack."""
-        tries = self.smtp_timeout_seconds * self.smtp_attempts
-        return tries + self.smtp_backoff_max_seconds * (self.smtp_attempts - 1) + 5.0
 
     def sandbox_limits(self) -> SandboxLimits:
         return SandboxLimits(

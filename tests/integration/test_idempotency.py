@@ -10,7 +10,6 @@ from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, message_counts
 from tests.support.smtp import RecordingSmtpServer
-from userprov.invitation_mailing import sql as mailing_sql
 from userprov_devtools.bus_client import BusClient, RecordedEvent
 from userprov_devtools.waiting import eventually
 
@@ -83,29 +82,3 @@ def names(issued: RecordedEvent, invitation_id: uuid.UUID) -> bool:
     """Whether an invitation.issued (as recorded: other tests publish hostile ones) holds the invitation."""
     chunk = issued.body.get("invitations")
     return isinstance(chunk, list) and any(isinstance(i, dict) and i.get("invitation_id") == str(invitation_id) for i in chunk)
-
-
-class TestClaimBoundary:
-    """A delivery that finds an invitation held by another attempt waits for it; it must never
-    see the claim as still held when claiming and as lapsed a moment later (and so drop the
-    invitation unsent). Both are judged in one transaction, with one `now()`."""
-
-    async def test_a_claim_lapsing_at_now_counts_as_held(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
-        account_id = await account()
-        person = address("lapse")
-        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "La", "last_name": "Pse", "email": person}]})
-        await emails_to(smtp, person)
-        invitation_id = await db.fetchval(
-            "SELECT i.invitation_id FROM invitations i JOIN memberships m USING (membership_id)"
-            " JOIN profiles p USING (profile_id) WHERE p.email = $1", person)
-        async with db.acquire() as conn:
-            transaction = conn.transaction()
-            await transaction.start()
-            try:
-                await conn.execute("UPDATE invitations SET status = 'sending', claimed_until = now() WHERE invitation_id = $1",
-                                   invitation_id)
-                claimed = await mailing_sql.claim_for_sending(conn, {invitation_id: b"\x01" * 32}, 60, 60, 10.0)
-                held = await mailing_sql.held_seconds(conn, [invitation_id])
-            finally:
-                await transaction.rollback()
-        assert claimed == [] and held > 0

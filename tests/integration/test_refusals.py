@@ -9,7 +9,7 @@ from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users
 from tests.support.infra import Infra, message_counts
-from userprov.app import routes
+from userprov.app import service_run
 from userprov.runtime.dispatch import Dispatcher, Settle
 from userprov.runtime.envelope import Envelope
 from userprov.settings import Settings
@@ -40,7 +40,7 @@ class TestMalformedMessages:
 
     async def test_missing_message_id(self, db: asyncpg.Pool, bus: BusClient) -> None:
         """aio-pika always sets a message_id, so this drives the shared edge directly, on the real database."""
-        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), db,
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, service_run(Settings(), routing.ACCOUNT_LOOKUP).routes, db,
                                 delivery_limit=5, transient_retry_seconds=1, transient_backoff_max=0.1)
         envelope = Envelope(routing.ACCOUNTS_GET, b'{"account_id": "x"}', None, "corr-no-id", None, 0)
         decision = await dispatcher._decide(envelope)
@@ -57,13 +57,13 @@ class TestMalformedMessages:
         backs off first."""
         pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=1)
         await pool.close()  # every acquire now fails, and not transiently
-        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), pool,
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, service_run(Settings(), routing.ACCOUNT_LOOKUP).routes, pool,
                                 delivery_limit=5, transient_retry_seconds=0.2, transient_backoff_max=0.05)
         settle = (await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-1", None, None, 0))).settle
         assert settle is Settle.PARK
 
         unreachable = await asyncpg.create_pool("postgresql://postgres@127.0.0.1:1/none", min_size=0, max_size=1)
-        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, routes(Settings(), routing.ACCOUNT_LOOKUP), unreachable,
+        dispatcher = Dispatcher(routing.ACCOUNT_LOOKUP, service_run(Settings(), routing.ACCOUNT_LOOKUP).routes, unreachable,
                                 delivery_limit=5, transient_retry_seconds=0.2, transient_backoff_max=0.05)
         started = time.monotonic()
         settle = (await dispatcher._decide(Envelope(routing.ACCOUNTS_GET, b"{not json", "id-2", None, None, 3))).settle

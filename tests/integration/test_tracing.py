@@ -15,14 +15,14 @@ from contracts import routing
 from tests.integration.conftest import address, unique
 from tests.support.flows import add_users, emails_to
 from tests.support.infra import create_infra, drop_vhost
-from tests.support.otlp import OtlpReceiver
+from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import drop_database
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 
-PRODUCER, CONSUMER = 4, 5  # SpanKind.SPAN_KIND_PRODUCER and _CONSUMER in OTLP
+INTERNAL, PRODUCER, CONSUMER = 1, 4, 5  # SpanKind.SPAN_KIND_INTERNAL, _PRODUCER and _CONSUMER in OTLP
 ERROR = 2
 
 
@@ -83,22 +83,31 @@ class TestOpenTelemetry:
                                         headers={"traceparent": traceparent})
             await emails_to(smtp, person)
 
-            def chain() -> dict[str, object] | None:
-                by_service = {s.attributes.get("userprov.service"): s for s in otlp.in_trace(trace_id)}
-                wanted = (routing.USER_CREATION, routing.ACCOUNT_LOOKUP, routing.INVITATION_MAILING)
-                return by_service if all(name in by_service for name in wanted) else None
+            def chain() -> dict[tuple[object, int], ReceivedSpan] | None:
+                found = {(s.attributes.get("userprov.service"), s.kind): s for s in otlp.in_trace(trace_id)}
+                wanted = [(routing.USER_CREATION, CONSUMER), (routing.ACCOUNT_LOOKUP, CONSUMER), (routing.ACCOUNT_LOOKUP, INTERNAL),
+                          (routing.INVITATION_MAILING, CONSUMER), (routing.INVITATION_MAILING, INTERNAL)]
+                return found if all(key in found for key in wanted) else None
 
             spans = await eventually(chain, 30, 0.1, what="spans of the three workers in the caller's trace")
-            creation, lookup, mailing = (spans[s] for s in (routing.USER_CREATION, routing.ACCOUNT_LOOKUP, routing.INVITATION_MAILING))
+            creation = spans[(routing.USER_CREATION, CONSUMER)]
+            lookup_signal, deciding = spans[(routing.ACCOUNT_LOOKUP, CONSUMER)], spans[(routing.ACCOUNT_LOOKUP, INTERNAL)]
+            mailing_signal, mailing = spans[(routing.INVITATION_MAILING, CONSUMER)], spans[(routing.INVITATION_MAILING, INTERNAL)]
             sends = {s.span_id: s for s in otlp.in_trace(trace_id) if s.kind == PRODUCER}
             assert creation.parent_span_id == caller_span
-            # each hand-off: the consumer's span is a child of the relay's send span, a child of the producer's process span
-            handed_to_lookup = sends[lookup.parent_span_id]
-            handed_to_mailing = sends[mailing.parent_span_id]
-            assert handed_to_lookup.parent_span_id == creation.span_id and handed_to_mailing.parent_span_id == lookup.span_id
+            # the work waits in PostgreSQL with the context of the span that made it: each scheduler's span is its child
+            assert deciding.parent_span_id == creation.span_id and deciding.name == "decide invitations"
+            assert mailing.parent_span_id == deciding.span_id and mailing.name == "send invitation"
+            # each signal's consumer span is a child of the relay's send span, a child of the span that committed it
+            handed_to_lookup = sends[lookup_signal.parent_span_id]
+            handed_to_mailing = sends[mailing_signal.parent_span_id]
+            assert handed_to_lookup.parent_span_id == creation.span_id and handed_to_mailing.parent_span_id == deciding.span_id
             assert handed_to_lookup.name == f"send {routing.INTERNAL_EXCHANGE}"
             assert handed_to_lookup.attributes["messaging.operation.type"] == "send"
             assert handed_to_lookup.attributes["messaging.rabbitmq.destination.routing_key"] == routing.MEMBERSHIPS_CREATED
+            assert lookup_signal.attributes["userprov.outcome"] == "noted"
+            sent = await eventually(lambda: bus.find(routing.INVITATION_SENT, email=person), what="invitation.sent")
+            assert sends[sent[0].headers["traceparent"].split("-")[2]].parent_span_id == mailing.span_id
             completed_send = sends[completed.headers["traceparent"].split("-")[2]]
             assert completed_send.parent_span_id == creation.span_id
             assert completed_send.attributes["messaging.message.id"] == completed.message_id

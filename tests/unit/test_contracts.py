@@ -36,7 +36,7 @@ class TestContracts:
     def test_every_bound_routing_key_has_a_handler_and_back(self) -> None:
         settings = Settings()
         for service in routing.SERVICES:
-            assert {key for _, key in registry.subscriptions(service)} == set(SERVICES[service](settings)), service
+            assert {key for _, key in registry.subscriptions(service)} == set(SERVICES[service](settings).handlers), service
 
     def test_every_routing_key_has_a_model_on_its_exchange(self) -> None:
         for service in routing.SERVICES:

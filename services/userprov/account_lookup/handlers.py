@@ -1,4 +1,5 @@
-"""Handlers of the account-lookup service: welcome or transfer for each new membership, and the queries."""
+"""Handlers of the account-lookup service: resends, assets and the queries (the welcome-or-transfer
+decisions are taken from PostgreSQL by userprov.account_lookup.decisions)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -6,7 +7,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from contracts.commands import InvitationsResend
-from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, IssuedInvitation, MembershipsCreated
+from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, IssuedInvitation
 from contracts.queries import (
     AccountsGet,
     AccountsGetReply,
@@ -24,17 +25,8 @@ from userprov.memberships import home_membership, lock_current_membership
 from userprov.permissions import acting, permit
 from userprov.runtime import outcomes
 from userprov.runtime.errors import Rejected
+from userprov.runtime.origin import Origin
 from userprov.runtime.unit_of_work import UnitOfWork
-
-
-async def decide_invitations(event: MembershipsCreated, uow: UnitOfWork) -> None:
-    """A person active in another account is invited to transfer; anyone else gets a welcome."""
-    async with uow:
-        pending = await sql.pending_memberships(uow.conn, event.membership_ids)
-        decisions = [(m.membership_id, lifecycle.invitation_kind(m.home_account_id), m.home_account_id) for m in pending]
-        issued = await lifecycle.decide(uow.conn, decisions) if decisions else []
-        if issued:
-            uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=i, kind=kind) for i, kind in issued]))
 
 
 async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
@@ -54,7 +46,8 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
             home = await home_membership(uow.conn, membership.profile_id, cmd.account_id)
             from_account = home.account_id if home else (previous.from_account_id if previous else None)
         invitation_id = await lifecycle.resend(
-            uow.conn, membership.membership_id, kind, previous.sent_count if previous else 0, from_account
+            uow.conn, membership.membership_id, cmd.account_id, kind, previous.sent_count if previous else 0, from_account,
+            Origin.now(uow.correlation_id),
         )
         uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=invitation_id, kind=kind)]))
 

@@ -9,16 +9,19 @@ from uuid import UUID
 import asyncpg
 
 from contracts.base import AccountStatus, InvitationKind, MembershipStatus, Role
+from userprov.runtime.origin import Origin
 
-DECIDE = """
-SELECT m.membership_id, m.profile_id, m.account_id,
+# SKIP LOCKED: processes take batches side by side; never waiting on a row lock, they cannot deadlock.
+TAKE_WAITING = """
+SELECT m.membership_id, m.profile_id, m.account_id, m.correlation_id, m.traceparent, m.tracestate,
        (SELECT o.account_id FROM memberships o
          WHERE o.profile_id = m.profile_id AND o.account_id <> m.account_id AND o.status = 'active'
          ORDER BY o.status_changed_at DESC LIMIT 1) AS home_account_id
 FROM memberships m
-WHERE m.membership_id = ANY($1::uuid[]) AND m.status = 'pending'
-ORDER BY m.membership_id
-FOR UPDATE OF m
+WHERE m.status = 'pending' AND m.membership_id <> ALL($2::uuid[])
+ORDER BY m.turn
+LIMIT $1
+FOR UPDATE OF m SKIP LOCKED
 """
 
 
@@ -28,6 +31,7 @@ class PendingMembership:
     profile_id: UUID
     account_id: str
     home_account_id: str | None  # where the person is active now, if anywhere else
+    origin: Origin
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,17 @@ class AccountView:
     members: dict[str, int]  # by status
 
 
-async def pending_memberships(conn: asyncpg.Connection, membership_ids: Sequence[UUID]) -> list[PendingMembership]:
-    """Memberships still waiting for the decision, each with the account the person is active in elsewhere."""
-    return [PendingMembership(**row) for row in await conn.fetch(DECIDE, list(membership_ids))]
+async def take_waiting(conn: asyncpg.Connection, limit: int, skip: Sequence[UUID] = ()) -> list[PendingMembership]:
+    """Up to `limit` memberships waiting for the decision, in turn order, locked for this
+    transaction (those another transaction holds are left to it), each with the account the
+    person is active in elsewhere."""
+    return [
+        PendingMembership(
+            r["membership_id"], r["profile_id"], r["account_id"], r["home_account_id"],
+            Origin(r["correlation_id"], r["traceparent"], r["tracestate"]),
+        )
+        for r in await conn.fetch(TAKE_WAITING, limit, list(skip))
+    ]
 
 
 async def account_view(conn: asyncpg.Connection, account_id: str) -> AccountView | None:

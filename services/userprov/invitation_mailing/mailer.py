@@ -1,18 +1,13 @@
-"""Sends a chunk of emails over pooled SMTP connections, with a result per address.
+"""Sends one email over pooled SMTP connections, one try at a time, and says what came of it.
 
-A temporary failure (no connection, a timeout, a dropped connection, 4xx) is tried again with
-backoff, up to `smtp_attempts` tries per email; a permanent one (5xx, an address the server
-cannot take) ends the email at once. Every try starts early enough to end before the
-caller's deadline (the claim on the invitations): an email that could not be tried to the
-end in time is left out of the results, and the caller hands it to a later round."""
+A temporary failure (no connection, a timeout, a dropped connection, 4xx) is for the caller to
+try again later; a permanent one (5xx, an address the server cannot take) ends the email. A try
+starts only if it can end before the caller's latest start plus the SMTP timeout (the claim on
+the invitation): otherwise nothing is sent."""
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-from collections import Counter
-from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import aiosmtplib
 import structlog
@@ -21,7 +16,6 @@ from contracts.email import smtp_address
 from userprov.invitation_mailing.mime import build_message, envelope_sender
 from userprov.invitation_mailing.rendering import RenderedEmail
 from userprov.invitation_mailing.smtp_pool import SmtpConnections, SmtpServer, TooLate
-from userprov.runtime import metrics
 from userprov.settings import Settings
 
 log = structlog.get_logger()
@@ -37,15 +31,12 @@ class PermanentSmtpFailure(Exception):
 
 @dataclass(frozen=True)
 class SmtpOutcome:
-    delivered: bool
+    result: Literal["delivered", "temporary", "permanent", "not_tried"]
     reason: str | None = None
 
-
-@dataclass(frozen=True)
-class OutgoingEmail:
-    key: Hashable  # the caller's name for it (an invitation id)
-    to: str
-    email: RenderedEmail
+    @property
+    def delivered(self) -> bool:
+        return self.result == "delivered"
 
 
 class Mailer:
@@ -73,63 +64,22 @@ class Mailer:
     def close(self) -> None:
         self._connections.close()
 
-    async def send_many(
-        self, emails: Sequence[OutgoingEmail], deadline: float, tries: Counter[Hashable] | None = None
-    ) -> dict[Hashable, SmtpOutcome]:
-        """The outcome of each email that ended before `deadline` (monotonic): delivered once the
-        SMTP server accepted it; not delivered after a permanent failure or once its tries ran
-        out. `tries` counts each email's tries across calls, so that rounds add up to one bound."""
-        tries = tries if tries is not None else Counter()
-        waiting = list(reversed(emails))
-        outcomes: dict[Hashable, SmtpOutcome] = {}
-
-        async def work() -> None:
-            while waiting:
-                item = waiting.pop()
-                outcome = await self._send_with_retries(item, deadline, tries)
-                if outcome is not None:
-                    outcomes[item.key] = outcome
-
-        workers = min(len(emails), self._settings.smtp_connections)
-        await asyncio.gather(*(work() for _ in range(workers)))
-        return outcomes
-
-    async def _send_with_retries(self, item: OutgoingEmail, deadline: float, tries: Counter[Hashable]) -> SmtpOutcome | None:
-        """Never raises for one email's sake: whatever goes wrong with it is its outcome, so
-        one address can never fail the chunk it came in."""
+    async def send(self, to: str, email: RenderedEmail, latest_start: float) -> SmtpOutcome:
+        """One try. Never raises for the email's sake: whatever goes wrong with it is its outcome,
+        so that one address can never fail anything else."""
         try:
-            return await self._try_until_done(item, deadline, tries)
+            recipient = smtp_address(to)
+            await self._send_once(build_message(self._settings.smtp_sender, recipient, email), recipient, latest_start)
+        except TooLate:
+            return SmtpOutcome("not_tried", "no SMTP connection was free in time")
+        except PermanentSmtpFailure as error:
+            return SmtpOutcome("permanent", f"permanent failure: {error}")
+        except TemporarySmtpFailure as error:
+            return SmtpOutcome("temporary", f"temporary failure: {error}")
         except Exception as error:  # noqa: BLE001 - e.g. an address the SMTP library refuses to put on the wire
             log.exception("email_unsendable")
-            metrics.EMAILS.labels("failed").inc()
-            return SmtpOutcome(False, f"permanent failure: {type(error).__name__}")
-
-    async def _try_until_done(self, item: OutgoingEmail, deadline: float, tries: Counter[Hashable]) -> SmtpOutcome | None:
-        s = self._settings
-        recipient = smtp_address(item.to)
-        message = build_message(s.smtp_sender, recipient, item.email)
-        while True:
-            tries[item.key] += 1
-            try:
-                await self._send_once(message, recipient, latest_start=deadline - s.smtp_timeout_seconds)
-            except TooLate:
-                tries[item.key] -= 1
-                return None
-            except PermanentSmtpFailure as error:
-                metrics.EMAILS.labels("failed").inc()
-                return SmtpOutcome(False, f"permanent failure: {error}")
-            except TemporarySmtpFailure as error:
-                if tries[item.key] >= s.smtp_attempts:
-                    metrics.EMAILS.labels("failed").inc()
-                    return SmtpOutcome(False, f"temporary failure, retries exhausted: {error}")
-                pause = min(s.smtp_backoff_max_seconds, s.smtp_backoff_seconds * 2 ** (tries[item.key] - 1))
-                pause += random.uniform(0, s.smtp_backoff_seconds)
-                if time.monotonic() + pause + s.smtp_timeout_seconds > deadline:
-                    return None
-                await asyncio.sleep(pause)
-                continue
-            metrics.EMAILS.labels("delivered").inc()
-            return SmtpOutcome(True)
+            return SmtpOutcome("permanent", f"permanent failure: {type(error).__name__}")
+        return SmtpOutcome("delivered")
 
     async def _send_once(self, message: bytes, recipient: str, latest_start: float) -> None:
         try:

@@ -1,4 +1,6 @@
-"""The SQL of the invitation-mailing service. Every statement takes a chunk of invitations."""
+"""The SQL of the invitation-mailing service: invitations are claimed in turn order across
+accounts (userprov.turns), a few at a time, and each email's outcome is recorded as soon as it
+is known."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,31 +11,41 @@ from uuid import UUID
 import asyncpg
 
 from contracts.base import InvitationKind
+from userprov.runtime.origin import Origin
 
-# Each attempt's token joins the invitation's valid tokens; `token_hash` names the attempt that
-# holds the claim. The expiry is set by the first attempt: a repeated one keeps it.
+# One statement, so one implicit transaction: the claim and the token hashes it stores commit
+# before any email leaves, and every link sent works. Each claim's token joins the invitation's
+# valid tokens; `token_hash` names the claim that holds it. The expiry is set by the first claim.
+# `attempts` counts claims, so that an invitation whose sender keeps dying is tried a bounded
+# number of times. SKIP LOCKED: processes claim side by side without waiting on each other.
 CLAIM = """
-WITH attempt AS (
-    SELECT * FROM unnest($1::uuid[], $2::bytea[]) AS a(invitation_id, token_hash)
+WITH due AS (
+    SELECT i.invitation_id, row_number() OVER () AS n
+    FROM (SELECT invitation_id FROM invitations
+          WHERE status = 'issued' AND (not_before IS NULL OR not_before <= now())
+          ORDER BY turn LIMIT $2 FOR UPDATE SKIP LOCKED) i
+), hashes AS (
+    SELECT * FROM unnest($1::bytea[]) WITH ORDINALITY AS h(token_hash, n)
 ), claimed AS (
-    UPDATE invitations i SET status = 'sending', token_hash = a.token_hash,
+    UPDATE invitations i SET status = 'sending', token_hash = hashes.token_hash, attempts = i.attempts + 1,
            expires_at = COALESCE(i.expires_at,
                now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3::float8 ELSE $4::float8 END)),
            claimed_until = now() + make_interval(secs => $5::float8)
-    FROM attempt a, memberships m
-    WHERE i.invitation_id = a.invitation_id
-      AND (i.status = 'issued' OR (i.status = 'sending' AND i.claimed_until < now()))
-      AND m.membership_id = i.membership_id AND m.status IN ('invited', 'transfer_pending')
-    RETURNING i.invitation_id, i.token_hash, i.kind, i.expires_at, i.sent_count, i.from_account_id, m.account_id,
-              m.profile_id, m.first_name, m.last_name, m.language
+    FROM due JOIN hashes USING (n)
+    WHERE i.invitation_id = due.invitation_id
+    RETURNING i.invitation_id, i.token_hash, i.kind, i.expires_at, i.sent_count, i.attempts, i.from_account_id,
+              i.account_id, i.membership_id, i.correlation_id, i.traceparent, i.tracestate
 ), minted AS (
     INSERT INTO invitation_tokens (token_hash, invitation_id) SELECT token_hash, invitation_id FROM claimed
 )
-SELECT c.*, a.name AS account_name, f.name AS from_account_name, p.email
+SELECT c.*, m.profile_id, m.first_name, m.last_name, m.language, a.name AS account_name, f.name AS from_account_name,
+       p.email, t.subject AS template_subject, t.body AS template_body
 FROM claimed c
+JOIN memberships m ON m.membership_id = c.membership_id
 JOIN accounts a ON a.account_id = c.account_id
-JOIN profiles p ON p.profile_id = c.profile_id
+JOIN profiles p ON p.profile_id = m.profile_id
 LEFT JOIN accounts f ON f.account_id = c.from_account_id
+LEFT JOIN welcome_templates t ON c.kind = 'welcome' AND t.account_id = c.account_id AND t.language = m.language
 """
 
 
@@ -44,6 +56,7 @@ class ClaimedInvitation:
     kind: InvitationKind
     expires_at: datetime
     sent_count: int
+    attempts: int  # claims so far, this one included
     from_account_id: str | None
     account_id: str
     profile_id: UUID
@@ -53,97 +66,117 @@ class ClaimedInvitation:
     account_name: str
     from_account_name: str | None
     email: str
+    template_subject: str | None  # the account's own welcome template for the language, if any
+    template_body: str | None
+    origin: Origin
 
 
-@dataclass(frozen=True)
-class AccountTemplateSource:
-    subject: str
-    body: str
-
-
-async def claim_for_sending(
-    conn: asyncpg.Connection,
-    attempts: dict[UUID, bytes],
-    welcome_ttl: int,
-    transfer_ttl: int,
-    lease: float,
+async def claim(
+    conn: asyncpg.Connection, token_hashes: Sequence[bytes], welcome_ttl: int, transfer_ttl: int, lease: float
 ) -> list[ClaimedInvitation]:
-    """Stores a fresh token hash (`attempts`: invitation id -> hash) and the expiry on each
-    invitation that was not sent yet, and holds it for `lease` seconds. Leaves out those that
-    were sent, revoked or are held by another attempt, and those whose membership no longer
-    waits for them."""
+    """Claims up to one invitation per token hash, in turn order, for `lease` seconds."""
+    rows = await conn.fetch(CLAIM, list(token_hashes), len(token_hashes), float(welcome_ttl), float(transfer_ttl), lease)
+    return [
+        ClaimedInvitation(
+            **{k: r[k] for k in ClaimedInvitation.__dataclass_fields__ if k != "origin"},
+            origin=Origin(r["correlation_id"], r["traceparent"], r["tracestate"]),
+        )
+        for r in rows
+    ]
+
+
+async def still_open(conn: asyncpg.Connection, claims: dict[UUID, bytes]) -> set[UUID]:
+    """Those of the claimed invitations (id: the claim's token hash) that this claim still holds
+    and whose person still waits for them: not revoked by a removal or a resend meanwhile."""
     rows = await conn.fetch(
-        CLAIM, list(attempts), list(attempts.values()), float(welcome_ttl), float(transfer_ttl), lease
-    )
-    return [ClaimedInvitation(**row) for row in rows]
-
-
-async def account_templates(
-    conn: asyncpg.Connection, invitations: Sequence[ClaimedInvitation]
-) -> dict[tuple[str, str], AccountTemplateSource]:
-    """The accounts' own welcome templates, by (account, language), for the claimed welcomes."""
-    wanted = {(i.account_id, i.language) for i in invitations if i.kind == "welcome"}
-    if not wanted:
-        return {}
-    rows = await conn.fetch(
-        "SELECT t.account_id, t.language, t.subject, t.body FROM welcome_templates t"
-        " JOIN unnest($1::text[], $2::text[]) AS w(account_id, language)"
-        " ON t.account_id = w.account_id AND t.language = w.language",
-        [account for account, _ in wanted],
-        [language for _, language in wanted],
-    )
-    return {(r["account_id"], r["language"]): AccountTemplateSource(r["subject"], r["body"]) for r in rows}
-
-
-async def held_seconds(conn: asyncpg.Connection, invitation_ids: Sequence[UUID]) -> float:
-    """How long other attempts still hold any of these invitations (0 when none does). Run in
-    the claiming transaction: a claim that lapses exactly at `now()` is held by the claim's
-    rule (`claimed_until < now()` takes it) and so counts here as held for a moment more."""
-    remaining = await conn.fetchval(
-        "SELECT max(extract(epoch FROM claimed_until - now())) FROM invitations"
-        " WHERE invitation_id = ANY($1::uuid[]) AND status = 'sending' AND claimed_until >= now()",
-        list(invitation_ids),
-    )
-    return max(0.001, float(remaining)) if remaining is not None else 0.0
-
-
-async def mark_sent(conn: asyncpg.Connection, attempts: dict[UUID, bytes]) -> dict[UUID, int]:
-    """The new sent_count of each invitation this attempt still held; one that changed meanwhile
-    (revoked by a resend or a removal) is left out."""
-    rows = await conn.fetch(
-        "UPDATE invitations i SET status = 'sent', sent_count = i.sent_count + 1, sent_at = now()"
-        " FROM unnest($1::uuid[], $2::bytea[]) AS a(invitation_id, token_hash)"
-        " WHERE i.invitation_id = a.invitation_id AND i.status = 'sending' AND i.token_hash = a.token_hash"
-        " RETURNING i.invitation_id, i.sent_count",
-        list(attempts),
-        list(attempts.values()),
-    )
-    return {r["invitation_id"]: r["sent_count"] for r in rows}
-
-
-async def mark_failed(conn: asyncpg.Connection, attempts: dict[UUID, tuple[bytes, str]]) -> set[UUID]:
-    """Those this attempt still held, now failed with the reason given."""
-    rows = await conn.fetch(
-        "UPDATE invitations i SET status = 'failed', failure_reason = a.reason"
-        " FROM unnest($1::uuid[], $2::bytea[], $3::text[]) AS a(invitation_id, token_hash, reason)"
-        " WHERE i.invitation_id = a.invitation_id AND i.status = 'sending' AND i.token_hash = a.token_hash"
-        " RETURNING i.invitation_id",
-        list(attempts),
-        [hash_ for hash_, _ in attempts.values()],
-        [reason for _, reason in attempts.values()],
+        "SELECT i.invitation_id FROM invitations i"
+        " JOIN unnest($1::uuid[], $2::bytea[]) AS c(invitation_id, token_hash) USING (invitation_id)"
+        " JOIN memberships m ON m.membership_id = i.membership_id"
+        " WHERE i.status = 'sending' AND i.token_hash = c.token_hash AND m.status IN ('invited', 'transfer_pending')",
+        list(claims),
+        list(claims.values()),
     )
     return {r["invitation_id"] for r in rows}
 
 
-async def release(conn: asyncpg.Connection, attempts: dict[UUID, bytes]) -> None:
-    """Gives back the claims this attempt did not get to the end of in time, for its next round."""
-    await conn.execute(
-        "UPDATE invitations i SET status = 'issued', claimed_until = NULL, token_hash = NULL"
-        " FROM unnest($1::uuid[], $2::bytea[]) AS a(invitation_id, token_hash)"
-        " WHERE i.invitation_id = a.invitation_id AND i.status = 'sending' AND i.token_hash = a.token_hash",
-        list(attempts),
-        list(attempts.values()),
+async def mark_sent(conn: asyncpg.Connection, claims: dict[UUID, bytes]) -> dict[UUID, int]:
+    """The new sent_count of each invitation its claim still held; one that changed meanwhile
+    (revoked by a resend or a removal) is left out."""
+    rows = await conn.fetch(
+        "UPDATE invitations i SET status = 'sent', sent_count = i.sent_count + 1, sent_at = now(), claimed_until = NULL"
+        " FROM unnest($1::uuid[], $2::bytea[]) AS c(invitation_id, token_hash)"
+        " WHERE i.invitation_id = c.invitation_id AND i.status = 'sending' AND i.token_hash = c.token_hash"
+        " RETURNING i.invitation_id, i.sent_count",
+        list(claims),
+        list(claims.values()),
     )
+    return {r["invitation_id"]: r["sent_count"] for r in rows}
+
+
+async def mark_failed(conn: asyncpg.Connection, claims: dict[UUID, tuple[bytes, str]]) -> set[UUID]:
+    """Those its claim still held, now failed with the reason given."""
+    rows = await conn.fetch(
+        "UPDATE invitations i SET status = 'failed', failure_reason = c.reason, claimed_until = NULL"
+        " FROM unnest($1::uuid[], $2::bytea[], $3::text[]) AS c(invitation_id, token_hash, reason)"
+        " WHERE i.invitation_id = c.invitation_id AND i.status = 'sending' AND i.token_hash = c.token_hash"
+        " RETURNING i.invitation_id",
+        list(claims),
+        [hash_ for hash_, _ in claims.values()],
+        [reason for _, reason in claims.values()],
+    )
+    return {r["invitation_id"] for r in rows}
+
+
+async def give_back(conn: asyncpg.Connection, claims: dict[UUID, tuple[bytes, float, bool]]) -> None:
+    """Puts claimed invitations back in the queue, each due in the given seconds: after a
+    temporary failure (the try counts), or unsent (`True`: the claim does not count as a try).
+    Their turn is kept: they go before their account's later invitations."""
+    await conn.execute(
+        "UPDATE invitations i SET status = 'issued', token_hash = NULL, claimed_until = NULL,"
+        " not_before = CASE WHEN c.delay > 0 THEN now() + make_interval(secs => c.delay) END,"
+        " attempts = i.attempts - CASE WHEN c.untried THEN 1 ELSE 0 END"
+        " FROM unnest($1::uuid[], $2::bytea[], $3::float8[], $4::bool[]) AS c(invitation_id, token_hash, delay, untried)"
+        " WHERE i.invitation_id = c.invitation_id AND i.status = 'sending' AND i.token_hash = c.token_hash",
+        list(claims),
+        [c[0] for c in claims.values()],
+        [c[1] for c in claims.values()],
+        [c[2] for c in claims.values()],
+    )
+
+
+@dataclass(frozen=True)
+class LapsedClaim:
+    invitation_id: UUID
+    account_id: str
+    profile_id: UUID
+    email: str
+    origin: Origin
+
+
+WORKER_STOPPED = "retries exhausted: the worker sending it stopped each time"
+
+
+async def end_lapsed_claims(conn: asyncpg.Connection, max_attempts: int) -> list[LapsedClaim]:
+    """Claims whose lease ran out (their holder died or lost its database) go back in the queue;
+    those already claimed `max_attempts` times fail instead, and are returned."""
+    await conn.execute(
+        "UPDATE invitations SET status = 'issued', token_hash = NULL, claimed_until = NULL"
+        " WHERE status = 'sending' AND claimed_until < now() AND attempts < $1",
+        max_attempts,
+    )
+    rows = await conn.fetch(
+        "UPDATE invitations i SET status = 'failed', claimed_until = NULL, failure_reason = $2"
+        " FROM memberships m JOIN profiles p USING (profile_id)"
+        " WHERE i.status = 'sending' AND i.claimed_until < now() AND i.attempts >= $1 AND m.membership_id = i.membership_id"
+        " RETURNING i.invitation_id, i.account_id, m.profile_id, p.email, i.correlation_id, i.traceparent, i.tracestate",
+        max_attempts,
+        WORKER_STOPPED,
+    )
+    return [
+        LapsedClaim(r["invitation_id"], r["account_id"], r["profile_id"], r["email"],
+                    Origin(r["correlation_id"], r["traceparent"], r["tracestate"]))
+        for r in rows
+    ]
 
 
 def expiry_text(expires_at: datetime) -> str:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from contracts import routing
 from userprov.invitation_response import handlers
-from userprov.runtime.dispatch import Handler
+from userprov.runtime.scheduling import Service
 from userprov.settings import Settings
 
 
-def handlers_for(settings: Settings) -> dict[str, Handler]:
-    return {
+def service(settings: Settings) -> Service:
+    return Service(handlers={
         routing.INVITATION_ACCEPTED: handlers.accept,
         routing.INVITATION_DECLINED: handlers.decline,
-    }
+    })

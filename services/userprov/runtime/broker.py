@@ -20,6 +20,7 @@ from pamqp.commands import Basic
 
 from contracts import routing
 from userprov.runtime import amqp_decoding, metrics, parking, tracing
+from userprov.runtime.aio import first_of
 from userprov.runtime.outbox import OutgoingMessage
 from userprov.runtime.topology import declare_topology
 
@@ -62,7 +63,7 @@ class BrokerSession:
             try:
                 await self._connect()
                 attempt = 0
-                await _first_of(self._lost.wait(), self._closing.wait())
+                await first_of(self._lost.wait(), self._closing.wait())
                 if self._lost.is_set():
                     log.warning("broker_connection_lost")
             except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError) as error:
@@ -72,7 +73,7 @@ class BrokerSession:
                 await self._drop_connection()
             if not self._closing.is_set():
                 attempt += 1
-                await _first_of(asyncio.sleep(min(0.2 * 2**attempt, self._backoff_max)), self._closing.wait())
+                await first_of(asyncio.sleep(min(0.2 * 2**attempt, self._backoff_max)), self._closing.wait())
 
     async def _connect(self) -> None:
         self._lost.clear()
@@ -201,12 +202,3 @@ class BrokerSession:
                 timeout=30,
             )
 
-
-async def _first_of(*awaitables: Awaitable[object]) -> None:
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

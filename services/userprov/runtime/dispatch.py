@@ -32,7 +32,7 @@ from userprov.runtime.errors import (
 )
 from userprov.runtime.outbox import OutgoingMessage, Publish
 from userprov.runtime.parking import Why
-from userprov.runtime.unit_of_work import UnitOfWork
+from userprov.runtime.unit_of_work import OnCommit, UnitOfWork, publish_nothing
 
 log = structlog.get_logger()
 
@@ -45,13 +45,23 @@ Park = Callable[[AbstractIncomingMessage, str, Why], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class Signal:
+    """The handler of a message that only says that work is waiting in PostgreSQL (committed
+    before the message was published) for a scheduler that takes it from there: `notify` is
+    called without a unit of work, and the message is acked once it returns. The work is not
+    lost if the message is: the scheduler also polls."""
+
+    notify: Callable[[Any], None]
+
+
+@dataclass(frozen=True)
 class Route:
     model: type[Contract]
-    handler: Any  # a Handler, or a QueryHandler when reply_type is set
+    handler: Any  # a Handler, a QueryHandler when reply_type is set, or a Signal
     reply_type: str | None = None  # the answer's message name, for a query
 
 
-def route_table(handlers: Mapping[str, Handler | QueryHandler]) -> dict[str, Route]:
+def route_table(handlers: Mapping[str, Handler | QueryHandler | Signal]) -> dict[str, Route]:
     """Routes for handlers by routing key; each message's model is the one the contracts name."""
     table = {}
     for routing_key, handler in handlers.items():
@@ -126,11 +136,11 @@ class Dispatcher:
         delivery_limit: int,
         transient_retry_seconds: float,
         transient_backoff_max: float,
-        on_commit: Callable[[], None] = lambda: None,
+        on_commit: OnCommit = publish_nothing,
         publish: Publish | None = None,
         park: Park | None = None,
     ) -> None:
-        """`on_commit`: called after a handler's transaction committed events (wakes the relay).
+        """`on_commit`: called with the outbox rows a handler's transaction committed (publishes them).
         `publish`: sends answers to queries (with publisher confirms). `park`: publishes a parked
         copy with why-headers; without it (or when it fails) a parked message is rejected and
         dead-lettered by the broker, with only the broker's `x-death` header."""
@@ -219,6 +229,9 @@ class Dispatcher:
         if isinstance(read, Rejected):
             return await self._refuse(envelope, read)
         route, command = read
+        if isinstance(route.handler, Signal):
+            route.handler.notify(command)
+            return Decision(Settle.ACK, "noted")
         try:
             if route.reply_type is not None:
                 await self._with_transient_retries(lambda: self._answer(route, command, envelope))

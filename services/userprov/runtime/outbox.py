@@ -1,9 +1,9 @@
 """The outbox: rows written in the handler's transaction, relayed to RabbitMQ after commit.
 
-The relay of the process that committed is woken at once (`OutboxRelay.wake`, called by the
-unit of work after its commit); every relay also polls, so that rows a process left behind
-when it died are relayed by the others. No LISTEN/NOTIFY: a NOTIFY serialises every commit
-that carries one on a cluster-wide lock, and wakes every process to race for the same rows."""
+The process that committed publishes its rows at once, from memory (`OutboxRelay.committed`,
+called after the commit); every relay also polls, so that rows a process left behind when it
+died are relayed by the others. No LISTEN/NOTIFY: a NOTIFY serialises every commit that
+carries one on a cluster-wide lock, and wakes every process to race for the same rows."""
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +17,11 @@ import structlog
 from contracts.base import Contract
 from contracts.registry import ROUTING_KEY_OF, exchange_of
 from userprov.runtime import metrics, trace_context
+from userprov.runtime.origin import Origin
 
 log = structlog.get_logger()
+
+DELETE_BATCH_SECONDS = 0.05  # published rows are deleted together, this long after the first
 
 @dataclass(frozen=True)
 class OutgoingMessage:
@@ -31,11 +34,12 @@ class OutgoingMessage:
     trace: trace_context.Carrier | None = None  # W3C trace context headers
 
     @classmethod
-    def event(cls, event: Contract, correlation_id: str | None) -> OutgoingMessage:
+    def event(cls, event: Contract, correlation_id: str | None, trace: trace_context.Carrier | None = None) -> OutgoingMessage:
+        """`trace`: the W3C context the event belongs to; by default the one being processed now."""
         routing_key = ROUTING_KEY_OF[type(event)]
         body = event.model_dump_json().encode()
         return cls(exchange_of(routing_key), routing_key, body, str(uuid.uuid4()), correlation_id, routing_key,
-                   trace_context.current.get())
+                   trace if trace is not None else trace_context.current.get())
 
     @classmethod
     def reply(cls, answer: Contract, reply_to: str, correlation_id: str | None, message_type: str) -> OutgoingMessage:
@@ -44,12 +48,15 @@ class OutgoingMessage:
                    trace_context.current.get())
 
 
-async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> None:
+async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> list[Committed]:
+    """Writes the rows in the caller's transaction; once it commits, hand the result to
+    `OutboxRelay.committed` to publish them at once."""
     if not messages:
-        return
-    await conn.execute(
+        return []
+    rows = await conn.fetch(
         "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body, message_type, traceparent, tracestate)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[])",
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[])"
+        " RETURNING id, message_id",
         [m.exchange for m in messages],
         [m.routing_key for m in messages],
         [m.message_id for m in messages],
@@ -59,42 +66,83 @@ async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -
         [m.trace.get(trace_context.TRACEPARENT) if m.trace else None for m in messages],
         [m.trace.get(trace_context.TRACESTATE) if m.trace else None for m in messages],
     )
+    ids = {r["message_id"]: r["id"] for r in rows}
+    return [Committed(ids[m.message_id], m) for m in messages]
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An outbox row, with the message it holds, written by this process."""
+
+    id: int
+    message: OutgoingMessage
 
 
 Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
 
 
-def _trace_of(row: asyncpg.Record) -> trace_context.Carrier | None:
-    if row["traceparent"] is None:
-        return None
-    carrier = {trace_context.TRACEPARENT: row["traceparent"]}
-    if row["tracestate"] is not None:
-        carrier[trace_context.TRACESTATE] = row["tracestate"]
-    return carrier
-
-
 class OutboxRelay:
     """Publishes committed outbox rows with confirms, then deletes them.
 
-    Rows are claimed with SKIP LOCKED, so several processes relay side by side; a row is
-    deleted only after the broker confirmed it, so a crash in between publishes it again
-    with the same message_id, which the consumers' inbox absorbs.
+    What this process commits is published from memory at once (`committed`): no read of the
+    rows stands between a commit and the next service. The confirmed rows are deleted a batch
+    at a time. Rows that nobody published (their process died, or the broker was away) are
+    taken by every process's poller once they are older than `handover_seconds`, with SKIP
+    LOCKED, so several processes relay side by side. A crash between the publish and the delete
+    publishes a row again with the same message_id, which the consumers' inbox absorbs.
     """
 
-    def __init__(self, pool: asyncpg.Pool, publish: Publish, batch_size: int, poll_seconds: float):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publish: Publish,
+        batch_size: int,
+        poll_seconds: float,
+        handover_seconds: float = 5.0,
+        in_flight_limit: int = 10_000,
+    ):
         self._pool = pool
         self._publish = publish
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
+        self._handover_seconds = handover_seconds
+        self._in_flight_limit = in_flight_limit
+        self._in_flight = 0
+        self._publishing: set[asyncio.Task[None]] = set()
+        self._published: list[int] = []  # confirmed, not deleted yet
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
-        self.lag_seconds = 0.0  # the age of the oldest row found waiting at the last batch
+        self.lag_seconds = 0.0  # the age of the oldest row the poller found waiting at its last batch
+
+    def committed(self, rows: Sequence[Committed]) -> None:
+        """Rows this process has just committed: published now. Beyond the in-flight bound (the
+        broker is slow or away) they are left to the poller."""
+        if not rows or self._stopping.is_set() or self._in_flight + len(rows) > self._in_flight_limit:
+            return
+        self._in_flight += len(rows)
+        task = asyncio.get_running_loop().create_task(self._publish_committed(rows))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish_committed(self, rows: Sequence[Committed]) -> None:
+        try:
+            await self._publish([r.message for r in rows])
+        except Exception as error:  # noqa: BLE001 - the rows stay in the outbox for the poller
+            log.info("outbox_publish_deferred", error=repr(error), messages=len(rows))
+        else:
+            metrics.OUTBOX_RELAYED.inc(len(rows))
+            if not self._published:  # the first since the last delete: delete them together shortly
+                asyncio.get_running_loop().call_later(DELETE_BATCH_SECONDS, self._wakeup.set)
+            self._published.extend(r.id for r in rows)
+        finally:
+            self._in_flight -= len(rows)
 
     async def run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             try:
-                relayed = await self.relay_batch()
+                await self._delete_published()
+                relayed = await self.relay_batch(self._handover_seconds)
                 failures = 0
             except Exception as error:  # noqa: BLE001 - the relay must outlive any fault
                 failures += 1
@@ -104,18 +152,26 @@ class OutboxRelay:
             if relayed < self._batch_size:
                 await self._sleep(self._poll_seconds)
 
-    def wake(self) -> None:
-        """Rows were committed in this process: relay them now rather than at the next poll."""
-        self._wakeup.set()
+    async def _delete_published(self) -> None:
+        if not self._published:
+            return
+        ids, self._published = self._published, []
+        try:
+            await self._pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        except BaseException:
+            self._published.extend(ids)
+            raise
 
-    async def relay_batch(self) -> int:
+    async def relay_batch(self, older_than: float = 0.0) -> int:
+        """Publishes and deletes up to a batch of rows older than `older_than` seconds."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, exchange, routing_key, message_id, correlation_id, body, traceparent, tracestate,"
                 " COALESCE(message_type, routing_key) AS message_type, extract(epoch FROM now() - created_at) AS age"
-                " FROM outbox"
+                " FROM outbox WHERE created_at <= now() - make_interval(secs => $2)"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
+                older_than,
             )
             self.lag_seconds = max((float(r["age"]) for r in rows), default=0.0)
             metrics.OUTBOX_LAG.set(self.lag_seconds)
@@ -124,7 +180,7 @@ class OutboxRelay:
             await self._publish(
                 [
                     OutgoingMessage(r["exchange"], r["routing_key"], r["body"], r["message_id"], r["correlation_id"],
-                                    r["message_type"], _trace_of(r))
+                                    r["message_type"], Origin(None, r["traceparent"], r["tracestate"]).trace)
                     for r in rows
                 ]
             )
@@ -133,9 +189,12 @@ class OutboxRelay:
         return len(rows)
 
     async def flush(self, timeout: float) -> bool:
-        """Relays until the outbox is empty; False when time ran out or a dependency failed first."""
+        """Waits for the publishes in flight, then relays until the outbox is empty; False when
+        time ran out or a dependency failed first."""
         try:
             async with asyncio.timeout(timeout):
+                await asyncio.gather(*self._publishing, return_exceptions=True)
+                await self._delete_published()
                 while await self.relay_batch():
                     pass
             return True

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 SEMCONV_VERSION = "1.27.0"
 SEMCONV_SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
-SUCCEEDED = ("done", "answered", "duplicate")
+SUCCEEDED = ("done", "answered", "duplicate", "noted")
 
 _tracer: Any = None
 _provider: Any = None
@@ -108,6 +108,17 @@ def processing(message: AbstractIncomingMessage, service: str, queue: str) -> It
 
 
 @contextmanager
+def working(service: str, name: str, origin: trace_context.Carrier | None) -> Iterator[trace_context.Carrier | None]:
+    """Around work a scheduler took from PostgreSQL (no message stands for it): an INTERNAL span,
+    child of the context stored with the work; yields the context its events carry."""
+    if _tracer is None:
+        yield origin
+        return
+    with _span(name, "INTERNAL", origin, {"userprov.service": service}, messaging=False) as (_, own):
+        yield own
+
+
+@contextmanager
 def sending(message: OutgoingMessage) -> Iterator[trace_context.Carrier | None]:
     """Around one publish: the trace headers the message goes out with."""
     if _tracer is None:
@@ -128,7 +139,7 @@ def sending(message: OutgoingMessage) -> Iterator[trace_context.Carrier | None]:
 
 @contextmanager
 def _span(
-    name: str, kind: str, parent: trace_context.Carrier | None, attributes: dict[str, Any]
+    name: str, kind: str, parent: trace_context.Carrier | None, attributes: dict[str, Any], messaging: bool = True
 ) -> Iterator[tuple[Any, trace_context.Carrier | None]]:
     """A current span, child of `parent`, and the trace context that names it."""
     from opentelemetry.trace import SpanKind
@@ -137,7 +148,7 @@ def _span(
     propagator = TraceContextTextMapPropagator()
     with _tracer.start_as_current_span(
         name, context=propagator.extract(parent or {}), kind=SpanKind[kind],
-        attributes={"messaging.system": "rabbitmq", **{k: v for k, v in attributes.items() if v != ""}},
+        attributes={**({"messaging.system": "rabbitmq"} if messaging else {}), **{k: v for k, v in attributes.items() if v != ""}},
     ) as span:
         own: dict[str, str] = {}
         propagator.inject(own)

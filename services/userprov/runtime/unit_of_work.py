@@ -1,7 +1,7 @@
 """One handler transaction: the inbox claim, the handler's writes and its events commit together."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Self
@@ -10,11 +10,17 @@ import asyncpg
 import structlog
 
 from contracts.base import Contract
-from userprov.runtime import outbox, outcomes
+from userprov.runtime import outbox, outcomes, trace_context
 from userprov.runtime.envelope import Envelope
 from userprov.runtime.errors import AlreadyProcessed
 
 log = structlog.get_logger()
+
+OnCommit = Callable[[Sequence[outbox.Committed]], None]  # the outbox rows a commit wrote: publish them now
+
+
+def publish_nothing(_: Sequence[outbox.Committed]) -> None:
+    pass
 
 
 class UnitOfWork:
@@ -26,7 +32,7 @@ class UnitOfWork:
         pool: asyncpg.Pool,
         service: str,
         envelope: Envelope,
-        on_commit: Callable[[], None] = lambda: None,
+        on_commit: OnCommit = publish_nothing,
         outcome_of: str | None = None,
     ) -> None:
         """`outcome_of`: the id of the command whose outcome the events committed here are
@@ -50,6 +56,11 @@ class UnitOfWork:
     @property
     def message_id(self) -> str:
         return self._envelope.message_id or ""
+
+    @property
+    def correlation_id(self) -> str | None:
+        """What the events this message causes carry as their correlation id."""
+        return self._envelope.causation_id
 
     def emit(self, event: Contract) -> None:
         self._pending.append(outbox.OutgoingMessage.event(event, self._envelope.causation_id))
@@ -88,17 +99,15 @@ class UnitOfWork:
             await self._finish(commit=False)
             return
         try:
-            await outbox.write(self.conn, self._pending)
+            written = await outbox.write(self.conn, self._pending)
             if self._outcome_of is not None:
                 await outcomes.record(self.conn, self._outcome_of, self._envelope.routing_key, self._pending)
         except BaseException:
             await self._finish(commit=False)
             raise
-        wrote_events = bool(self._pending)
         await self._finish(commit=True)
         self.committed = True
-        if wrote_events:
-            self._on_commit()
+        self._on_commit(written)
 
     async def _finish(self, *, commit: bool) -> None:
         conn, transaction = self._conn, self._transaction
@@ -115,32 +124,43 @@ class UnitOfWork:
             await self._pool.release(conn)
 
     @asynccontextmanager
-    async def separate_transaction(self) -> AsyncIterator[SeparateTransaction]:
+    async def separate_transaction(self) -> AsyncIterator[Transaction]:
         """A transaction of its own, committed at once, before the unit of work opens, with the
         events emitted in it.
 
-        For work that must be durable before or after a side effect outside the database (the
-        token hash before the email that carries it; the email's outcome right after it). It
+        For work that must be durable before or after a side effect outside the database. It
         records nothing in the inbox: the handler's work must be safe to repeat up to there."""
         if self._conn is not None:
             raise RuntimeError("open a separate transaction before the unit of work, never inside it")
-        async with self._pool.acquire() as conn:
-            async with conn.transaction():
-                separate = SeparateTransaction(conn, self._envelope.causation_id)
-                yield separate
-                await outbox.write(conn, separate.pending)
-            if separate.pending:
-                self._on_commit()
+        async with transaction(self._pool, self._on_commit, self._envelope.causation_id) as tx:
+            yield tx
 
 
-class SeparateTransaction:
-    def __init__(self, conn: asyncpg.Connection, causation_id: str | None) -> None:
+class Transaction:
+    """A transaction's connection, and the events to commit with it."""
+
+    def __init__(self, conn: asyncpg.Connection, correlation_id: str | None) -> None:
         self.conn = conn
-        self._causation_id = causation_id
+        self._correlation_id = correlation_id
         self.pending: list[outbox.OutgoingMessage] = []
 
-    def emit(self, event: Contract) -> None:
-        self.pending.append(outbox.OutgoingMessage.event(event, self._causation_id))
+    def emit(self, event: Contract, correlation_id: str | None = None, trace: trace_context.Carrier | None = None) -> None:
+        """`correlation_id` and `trace`: those of the work the event is about, when it was not
+        caused by the message being processed now."""
+        self.pending.append(outbox.OutgoingMessage.event(event, correlation_id or self._correlation_id, trace))
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: str | None = None) -> AsyncIterator[Transaction]:
+    """A transaction whose emitted events are written to the outbox and commit with it, then are
+    published at once: for work that no one message stands for (what a scheduler takes from
+    PostgreSQL), or that must commit apart from the message's unit of work."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            tx = Transaction(conn, correlation_id)
+            yield tx
+            written = await outbox.write(conn, tx.pending)
+        on_commit(written)
 
 
 async def _roll_back(conn: asyncpg.Connection, transaction: asyncpg.transaction.Transaction) -> None:

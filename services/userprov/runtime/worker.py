@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -20,6 +21,7 @@ from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import OutboxRelay, OutgoingMessage
 from userprov.runtime.parking import Why
 from userprov.runtime.queue_watch import watch_queues
+from userprov.runtime.scheduling import Scheduler
 from userprov.settings import Settings
 
 log = structlog.get_logger()
@@ -34,8 +36,28 @@ def stop_seconds(settings: Settings) -> float:
     return settings.shutdown_grace_seconds + OUTBOX_FLUSH_SECONDS + POOL_CLOSE_SECONDS
 
 
-async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Route]]) -> int:
-    """`services`: each service to run in this process, with its routes by routing key."""
+@dataclass(frozen=True)
+class ServiceRun:
+    """What a process runs of one service: its routes by routing key and its schedulers."""
+
+    routes: Mapping[str, Route]
+    schedulers: Sequence[Scheduler] = ()
+
+
+async def _finish(tasks: Sequence[asyncio.Task[None]], timeout: float) -> bool:
+    """Waits for the schedulers to finish what they hold; cancels them after `timeout` (their
+    claims then lapse and other processes take the work)."""
+    if not tasks:
+        return True
+    _, not_done = await asyncio.wait(tasks, timeout=timeout)
+    for task in not_done:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return not not_done
+
+
+async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> int:
+    """`services`: each service to run in this process."""
     tracing.setup(settings.tracing, "userprov-" + "-".join(services) if len(services) == 1 else "userprov")
     if settings.migrate_on_start:
         await migrate(settings.database_url)
@@ -52,21 +74,22 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
         assert session is not None
         await session.park(message, service, why)
 
-    relay = OutboxRelay(pool, publish, settings.outbox_batch_size, settings.outbox_poll_seconds)
+    relay = OutboxRelay(pool, publish, settings.outbox_batch_size, settings.outbox_poll_seconds, settings.outbox_handover_seconds)
     dispatchers = [
         Dispatcher(
             name,
-            routes,
+            service.routes,
             pool,
             delivery_limit=settings.delivery_limit,
             transient_retry_seconds=settings.transient_retry_seconds,
             transient_backoff_max=settings.transient_backoff_max_seconds,
-            on_commit=relay.wake,
+            on_commit=relay.committed,
             publish=publish,
             park=park,
         )
-        for name, routes in services.items()
+        for name, service in services.items()
     ]
+    schedulers = [scheduler for service in services.values() for scheduler in service.schedulers]
     session = BrokerSession(
         settings.amqp_url,
         [ConsumerSpec(d.service, settings.prefetch(d.service), d.on_message) for d in dispatchers],
@@ -85,19 +108,23 @@ async def run_worker(settings: Settings, services: Mapping[str, Mapping[str, Rou
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
     queue_watch = asyncio.create_task(watch_queues(session, settings.queue_watch_seconds), name="queue-watch")
     ready_watch = asyncio.create_task(watch_readiness(readiness, settings.queue_watch_seconds), name="ready-watch")
+    scheduling = [asyncio.create_task(s.run(pool, relay.committed), name=s.name) for s in schedulers]
     housekeeping = asyncio.create_task(
         run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds), name="housekeeping"
     )
     log.info("worker_started", services=list(services))
     stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({stopper, session_task, relay_task}, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait({stopper, session_task, relay_task, *scheduling}, return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in done if t is not stopper]
     for task in failed:
         log.error("worker_component_stopped", component=task.get_name(), error=repr(task.exception()))
 
     log.info("worker_stopping")
     await session.stop_consuming()
+    for scheduler in schedulers:
+        scheduler.stop()
     drained = all([await d.drain(settings.shutdown_grace_seconds) for d in dispatchers])
+    drained = await _finish(scheduling, settings.shutdown_grace_seconds) and drained
     relay.stop()
     await asyncio.gather(relay_task, return_exceptions=True)
     flushed = await relay.flush(timeout=OUTBOX_FLUSH_SECONDS)

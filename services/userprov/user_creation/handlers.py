@@ -10,6 +10,7 @@ from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.memberships import is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit
 from userprov.runtime.errors import Rejected
+from userprov.runtime.origin import Origin
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.sandbox.trial import AccountTemplate, trial_errors
@@ -91,7 +92,7 @@ async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -
             raise Rejected("unknown_product", f"The account holds no licences for {', '.join(unknown)}.")
         members = await sql.current_members(conn, cmd.account_id, [r.email for r in checked if isinstance(r, ValidRow)])
         plan = plan_rows(checked, members, min(free.values()) if free else None)
-        user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id)
+        user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
         uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
         for start in range(0, len(membership_ids), lookup_chunk_size):
             chunk = membership_ids[start : start + lookup_chunk_size]

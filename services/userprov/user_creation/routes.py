@@ -4,16 +4,16 @@ from __future__ import annotations
 from functools import partial
 
 from contracts import routing
-from userprov.runtime.dispatch import Handler
+from userprov.runtime.scheduling import Service
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.settings import Settings
 from userprov.user_creation import handlers
 
 
-def handlers_for(settings: Settings) -> dict[str, Handler]:
+def service(settings: Settings) -> Service:
     sandbox = TemplateSandbox(settings.sandbox_limits())
-    return {
+    return Service(handlers={
         routing.ACCOUNTS_UPSERT: partial(handlers.upsert_account, sandbox=sandbox),
         routing.USERS_ADD: partial(handlers.add_users, lookup_chunk_size=settings.lookup_chunk_size),
         routing.USERS_REMOVE: handlers.remove_user,
-    }
+    })

@@ -8,7 +8,9 @@ from uuid import UUID
 import asyncpg
 
 from contracts.commands import AccountsUpsert, UsersAdd
-from userprov import lifecycle, seats
+from userprov import seats
+from userprov.runtime.origin import Origin
+from userprov.turns import turns_cte
 from userprov.user_creation.validation import ValidRow
 
 
@@ -82,31 +84,48 @@ async def current_members(conn: asyncpg.Connection, account_id: str, emails: Seq
     return {r["email"]: r["profile_id"] for r in rows}
 
 
+PROFILES = """
+WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS t(profile_id, email, first_name, last_name)),
+created AS (INSERT INTO profiles (profile_id, email, first_name, last_name) SELECT * FROM new
+            ON CONFLICT (email) DO NOTHING RETURNING email, profile_id)
+SELECT email, profile_id FROM created
+UNION ALL
+SELECT p.email, p.profile_id FROM profiles p JOIN new USING (email)
+"""
+
+MEMBERSHIPS = f"""
+WITH new AS (
+    SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) WITH ORDINALITY AS t(membership_id, profile_id, first_name, last_name, n),
+         (VALUES ($1::text)) AS a(account_id)
+), {turns_cte("memberships", "new")}
+INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language, user_group,
+                         settings_template, status, added_by_command, turn, correlation_id, traceparent, tracestate)
+SELECT new.membership_id, new.account_id, new.profile_id, new.first_name, new.last_name, $2, $3, $4, $5, 'pending', $6,
+       turns.start + new.n, $11, $12, $13
+FROM new JOIN turns USING (account_id)
+"""
+
+
 async def create_memberships(
-    conn: asyncpg.Connection, cmd: UsersAdd, rows: Sequence[ValidRow], command_id: str
+    conn: asyncpg.Connection, cmd: UsersAdd, rows: Sequence[ValidRow], command_id: str, origin: Origin
 ) -> tuple[dict[str, UUID], list[UUID]]:
-    """Creates missing profiles, a `pending` membership per row and its seats; returns the user
-    id per email and the new membership ids."""
+    """Creates missing profiles, a `pending` membership per row (waiting for account lookup, in
+    the account's turn: userprov.turns) and its seats; returns the user id per email and the new
+    membership ids."""
     ordered = sorted(rows, key=lambda r: r.email)  # one lock order for concurrent commands
     emails = [r.email for r in ordered]
-    await conn.execute(
-        "INSERT INTO profiles (profile_id, email, first_name, last_name)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) ON CONFLICT (email) DO NOTHING",
-        [uuid.uuid4() for _ in ordered],
-        emails,
-        [r.first_name for r in ordered],
-        [r.last_name for r in ordered],
+    found = await conn.fetch(
+        PROFILES, [uuid.uuid4() for _ in ordered], emails, [r.first_name for r in ordered], [r.last_name for r in ordered]
     )
-    profile_ids = {
-        r["email"]: r["profile_id"]
-        for r in await conn.fetch("SELECT email, profile_id FROM profiles WHERE email = ANY($1::text[])", emails)
-    }
+    profile_ids = {r["email"]: r["profile_id"] for r in found}
+    if len(profile_ids) < len(emails):  # created by a transaction that committed after this statement began
+        profile_ids.update(
+            (r["email"], r["profile_id"])
+            for r in await conn.fetch("SELECT email, profile_id FROM profiles WHERE email = ANY($1::text[])", emails)
+        )
     membership_ids = [uuid.uuid4() for _ in ordered]
     await conn.execute(
-        "INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language,"
-        " user_group, settings_template, status, added_by_command)"
-        " SELECT m, $1, p, f, l, $2, $3, $4, $5, $11, $6"
-        " FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) AS t(m, p, f, l)",
+        MEMBERSHIPS,
         cmd.account_id,
         cmd.role,
         cmd.language,
@@ -117,7 +136,9 @@ async def create_memberships(
         [profile_ids[e] for e in emails],
         [r.first_name for r in ordered],
         [r.last_name for r in ordered],
-        lifecycle.PENDING,
+        origin.correlation_id,
+        origin.traceparent,
+        origin.tracestate,
     )
     products = sorted(set(cmd.products))
     if products and membership_ids:

@@ -1,0 +1,56 @@
+"""Welcome or transfer for the memberships waiting in PostgreSQL, a batch per transaction, in
+turn order across accounts (userprov.turns): a large paste never holds back another account."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from itertools import groupby
+from uuid import UUID
+
+import asyncpg
+
+from contracts import routing
+from contracts.events import InvitationIssued, IssuedInvitation
+from userprov import lifecycle
+from userprov.account_lookup import sql
+from userprov.runtime import tracing
+from userprov.runtime.unit_of_work import Transaction
+
+
+class Decisions:
+    """A Batch (userprov.runtime.scheduling) of memberships waiting for their decision."""
+
+    async def take(self, conn: asyncpg.Connection, limit: int, skip: Sequence[UUID]) -> list[sql.PendingMembership]:
+        return await sql.take_waiting(conn, limit, skip)
+
+    def key(self, item: sql.PendingMembership) -> UUID:
+        return item.membership_id
+
+    async def act(self, tx: Transaction, pending: Sequence[sql.PendingMembership]) -> None:
+        """A person active in another account is invited to transfer; anyone else gets a welcome.
+        One invitation.issued per origin: each carries the correlation id and trace context of
+        the command that added its people."""
+        with ExitStack() as spans:
+            traces = {
+                o: spans.enter_context(tracing.working(routing.ACCOUNT_LOOKUP, "decide invitations", o.trace))
+                for o in {m.origin for m in pending}
+            }
+            issued = await lifecycle.decide(
+                tx.conn,
+                [
+                    lifecycle.Decision(m.membership_id, m.account_id, lifecycle.invitation_kind(m.home_account_id), m.home_account_id,
+                                       m.origin.traced(traces[m.origin]))
+                    for m in pending
+                ],
+            )
+            for origin, same_origin in groupby(sorted(issued, key=_origin_order), key=lambda i: i.origin):
+                tx.emit(
+                    InvitationIssued(invitations=[IssuedInvitation(invitation_id=i.invitation_id, kind=i.kind) for i in same_origin]),
+                    origin.correlation_id,
+                    origin.trace,
+                )
+
+
+def _origin_order(issued: lifecycle.Issued) -> tuple[str, str, str]:
+    o = issued.origin
+    return (o.correlation_id or "", o.traceparent or "", o.tracestate or "")

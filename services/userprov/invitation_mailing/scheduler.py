@@ -1,0 +1,176 @@
+"""The invitation-mailing scheduler: takes invitations waiting in PostgreSQL in turn order across
+accounts (userprov.turns), a few at a time, and emails each on its own pooled SMTP connection.
+
+Each process keeps at most two emails per SMTP connection in hand: those being sent and those
+claimed to follow. It claims again once it holds no more than one per connection, so a claim
+takes a few invitations, and another account's invitation waits for at most a couple of emails
+per connection, however large the backlog. An invitation is checked still open just before its
+email leaves when its claim is more than a moment old (a removal or a resend revokes it), and
+each outcome is recorded as soon as it is known (userprov.invitation_mailing.outcomes)."""
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from contracts import routing
+from contracts.events import InvitationIssued
+from userprov.invitation_mailing import sql
+from userprov.invitation_mailing.compose import compose
+from userprov.invitation_mailing.mailer import Mailer, SmtpOutcome
+from userprov.invitation_mailing.outcomes import Outcome, Recorder, emit_failed
+from userprov.runtime import metrics, tracing
+from userprov.runtime.aio import first_of
+from userprov.runtime.errors import is_transient
+from userprov.runtime.scheduling import Wakeup
+from userprov.runtime.unit_of_work import OnCommit, transaction
+from userprov.sandbox.pool import TemplateSandbox
+from userprov.settings import Settings
+from userprov.tokens import hash_token, new_token
+
+log = structlog.get_logger()
+
+RECHECK_AFTER_SECONDS = 0.1  # a claim older than this is checked still open right before its email leaves
+LEASE_SAFETY_SECONDS = 1.0  # between a try's latest end and the lease's, for clocks and commits
+
+
+@dataclass(frozen=True)
+class Claim:
+    invitation: sql.ClaimedInvitation
+    token: str
+    at: float  # monotonic time of the claim
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long a claim holds an invitation: the wait for a renderer and the render of each
+    email a process holds, one SMTP try, and a margin."""
+    renders = math.ceil(2 * settings.smtp_connections / settings.template_renderers)
+    return settings.template_timeout_seconds * renders + settings.smtp_timeout_seconds + 5.0
+
+
+class MailingScheduler:
+    name = "invitation-mailing"
+
+    def __init__(self, settings: Settings, mailer: Mailer, sandbox: TemplateSandbox) -> None:
+        self._settings = settings
+        self._mailer = mailer
+        self._sandbox = sandbox
+        self._lease = lease_seconds(settings)
+        self._slots = settings.smtp_connections
+        self._ready: deque[Claim] = deque()  # claimed, waiting for a connection
+        self._sending: set[asyncio.Task[None]] = set()
+        self._recorder = Recorder(settings)
+        self._hand_freed = asyncio.Event()
+        self._stopping = False
+        self._next_sweep = 0.0
+        self.wakeup = Wakeup(settings.scheduler_poll_seconds)
+
+    def notify(self, _: InvitationIssued | None = None) -> None:
+        self.wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wakeup.set()
+        self._hand_freed.set()
+
+    @property
+    def _in_hand(self) -> int:
+        return len(self._ready) + len(self._sending)
+
+    async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
+        recording = asyncio.create_task(self._recorder.run(pool, on_commit), name="email-outcomes")
+        try:
+            await self._claim_and_send(pool, on_commit)
+        finally:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+            while self._ready:  # claimed, never tried: due again at once for the other processes
+                claim = self._ready.popleft()
+                self._recorder.add(Outcome(claim.invitation, SmtpOutcome("not_tried", "the worker is stopping")))
+            self._recorder.close()
+            await recording
+
+    async def _claim_and_send(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
+        more_waiting, failures = True, 0
+        while not self._stopping:
+            if time.monotonic() >= self._next_sweep:
+                await self._sweep(pool, on_commit)
+            if more_waiting and self._in_hand <= self._slots:
+                wanted = 2 * self._slots - self._in_hand
+                try:
+                    claims = await self._claim(pool, wanted)
+                except Exception as error:  # noqa: BLE001 - the scheduler outlives any fault
+                    failures += 1
+                    log.warning("invitation_claim_failed", error=repr(error), transient=is_transient(error), failures=failures)
+                    await self.wakeup.wait(min(0.1 * 2**failures, self._settings.transient_backoff_max_seconds))
+                    continue
+                failures = 0
+                self._ready.extend(claims)
+                self._start_sends(pool)
+                more_waiting = len(claims) == wanted
+                continue
+            self._hand_freed.clear()
+            if more_waiting:
+                await first_of(self._hand_freed.wait(), self.wakeup.wait())
+            else:
+                await self.wakeup.wait()
+                more_waiting = True
+
+    async def _claim(self, pool: asyncpg.Pool, wanted: int) -> list[Claim]:
+        s = self._settings
+        tokens = [new_token() for _ in range(wanted)]
+        by_hash = {hash_token(t): t for t in tokens}
+        async with pool.acquire() as conn:
+            claimed = await sql.claim(conn, list(by_hash), s.welcome_token_ttl_seconds, s.transfer_token_ttl_seconds, self._lease)
+        now = time.monotonic()
+        return [Claim(i, by_hash[i.token_hash], now) for i in claimed]
+
+    def _start_sends(self, pool: asyncpg.Pool) -> None:
+        while self._ready and len(self._sending) < self._slots and not self._stopping:
+            task = asyncio.create_task(self._send(pool, self._ready.popleft()))
+            self._sending.add(task)
+            task.add_done_callback(lambda done: self._sent(pool, done))
+
+    def _sent(self, pool: asyncpg.Pool, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._start_sends(pool)
+        if self._in_hand <= self._slots:
+            self._hand_freed.set()
+
+    async def _send(self, pool: asyncpg.Pool, claim: Claim) -> None:
+        invitation, email = claim.invitation, None
+        with tracing.working(routing.INVITATION_MAILING, "send invitation", invitation.origin.trace) as trace:
+            try:
+                email = await compose(invitation, claim.token, self._settings.link_base_url, self._sandbox)
+                if time.monotonic() - claim.at > RECHECK_AFTER_SECONDS and not await self._still_open(pool, claim):
+                    log.info("invitation_revoked_before_sending")
+                    return  # revoked meanwhile: the revocation already took it from the claim
+                latest_start = claim.at + self._lease - self._settings.smtp_timeout_seconds - LEASE_SAFETY_SECONDS
+                outcome = await self._mailer.send(invitation.email, email, latest_start)
+            except Exception as error:  # noqa: BLE001 - whatever it was, the invitation goes again
+                log.exception("email_not_sent")
+                outcome = SmtpOutcome("not_tried", repr(error))
+        if outcome.delivered:
+            metrics.EMAILS.labels("delivered").inc()
+        self._recorder.add(Outcome(invitation, outcome, email, trace))
+
+    async def _still_open(self, pool: asyncpg.Pool, claim: Claim) -> bool:
+        async with pool.acquire() as conn:
+            return bool(await sql.still_open(conn, {claim.invitation.invitation_id: claim.invitation.token_hash}))
+
+    async def _sweep(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
+        """Claims whose holder died go back in the queue (or fail, tried too often)."""
+        self._next_sweep = time.monotonic() + min(self._lease / 4, 5.0)
+        try:
+            async with transaction(pool, on_commit) as tx:
+                for lapsed in await sql.end_lapsed_claims(tx.conn, self._settings.smtp_attempts):
+                    metrics.EMAILS.labels("failed").inc()
+                    emit_failed(tx, lapsed.invitation_id, lapsed.account_id, lapsed.profile_id, lapsed.email,
+                                sql.WORKER_STOPPED, lapsed.origin)
+        except Exception as error:  # noqa: BLE001 - tried again at the next sweep
+            log.warning("lapsed_claims_not_swept", error=repr(error))
+

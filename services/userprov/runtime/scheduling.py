@@ -1,0 +1,129 @@
+"""Services whose work waits in PostgreSQL: a scheduler per such service takes it from there in
+a fair order, woken by a Signal message or by its own polling."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from userprov.runtime.errors import is_transient
+from userprov.runtime.unit_of_work import OnCommit, Transaction, transaction
+
+log = structlog.get_logger()
+
+
+class Scheduler(Protocol):
+    name: str
+
+    async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
+        """Takes and does work until `stop`; returns once what it holds is finished or given back."""
+
+    def stop(self) -> None:
+        """Takes no more work."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """What one service runs in a process: its handlers by routing key, and its schedulers."""
+
+    handlers: Mapping[str, Any]  # Handler | QueryHandler | Signal (userprov.runtime.dispatch)
+    schedulers: Sequence[Scheduler] = field(default_factory=tuple)
+
+
+class Wakeup:
+    """Wakes a scheduler when work was announced, or after `poll_seconds` at the latest (work
+    whose announcement was lost, or left by a process that died)."""
+
+    def __init__(self, poll_seconds: float) -> None:
+        self._poll_seconds = poll_seconds
+        self._event = asyncio.Event()
+
+    def set(self, *_: object) -> None:
+        self._event.set()
+
+    async def wait(self, seconds: float | None = None) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), self._poll_seconds if seconds is None else seconds)
+        except TimeoutError:
+            pass
+        self._event.clear()
+
+
+class Batch(Protocol):
+    """One kind of work a BatchScheduler does, a transaction per batch."""
+
+    async def take(self, conn: asyncpg.Connection, limit: int, skip: Sequence[Any]) -> Sequence[Any]:
+        """Up to `limit` waiting items, in the order they are due, locked for this transaction;
+        none of `skip` (items that failed alone)."""
+
+    def key(self, item: Any) -> Any:
+        """What names the item in `skip`."""
+
+    async def act(self, tx: Transaction, items: Sequence[Any]) -> None:
+        """Does the items' work in `tx`, emitting the events it causes."""
+
+
+class BatchScheduler:
+    """Takes waiting work from PostgreSQL a batch per transaction until none is left, then waits
+    for a Signal or its poll. A transient fault is retried with backoff. Any other fault halves
+    the batch until it is one item, and an item that fails alone is set aside for a while (and
+    logged), so that one bad row never stops the work behind it."""
+
+    def __init__(self, name: str, batch: Batch, size: int, poll_seconds: float, backoff_max: float, set_aside_seconds: float = 60.0):
+        self.name = name
+        self._batch = batch
+        self._size = size
+        self._backoff_max = backoff_max
+        self._set_aside_seconds = set_aside_seconds
+        self._set_aside: dict[Any, float] = {}  # key: until (monotonic)
+        self._stopping = False
+        self.wakeup = Wakeup(poll_seconds)
+
+    def notify(self, _: object = None) -> None:
+        self.wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wakeup.set()
+
+    async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
+        limit, failures = self._size, 0
+        while not self._stopping:
+            taken: Sequence[Any] = ()
+            asked = limit
+            try:
+                async with transaction(pool, on_commit) as tx:
+                    taken = await self._batch.take(tx.conn, limit, self._skipped())
+                    if taken:
+                        await self._batch.act(tx, taken)
+            except Exception as error:  # noqa: BLE001 - the scheduler outlives any fault
+                failures += 1
+                if is_transient(error):
+                    log.warning("scheduler_transient_fault", scheduler=self.name, error=repr(error), failures=failures)
+                elif len(taken) > 1:
+                    limit = max(1, len(taken) // 2)
+                    log.warning("scheduler_batch_failed", scheduler=self.name, error=repr(error), next_batch=limit)
+                    continue
+                elif taken:
+                    self._set_aside[self._batch.key(taken[0])] = time.monotonic() + self._set_aside_seconds
+                    log.error("work_item_failed", scheduler=self.name, item=str(self._batch.key(taken[0])), error=repr(error),
+                              retry_in_seconds=self._set_aside_seconds)
+                    limit = self._size
+                    continue
+                else:
+                    log.error("scheduler_take_failed", scheduler=self.name, error=repr(error))
+                await self.wakeup.wait(min(0.1 * 2**failures, self._backoff_max))
+                continue
+            failures, limit = 0, self._size
+            if len(taken) < asked:
+                await self.wakeup.wait()
+
+    def _skipped(self) -> list[Any]:
+        now = time.monotonic()
+        self._set_aside = {key: until for key, until in self._set_aside.items() if until > now}
+        return list(self._set_aside)
