@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     smtp_attempts: int = Field(default=5, ge=1, description="Tries on a temporary SMTP failure before giving up.")
     smtp_backoff_seconds: float = Field(default=0.5, ge=0)
     smtp_backoff_max_seconds: float = Field(default=8.0, ge=0)
-    smtp_connections: int = Field(default=4, ge=1, description="SMTP connections kept open and used at once, per process.")
+    smtp_connections: int = Field(default=8, ge=1, description="SMTP connections kept open and used at once, per process.")
     smtp_idle_seconds: float = Field(default=30.0, ge=0, description="An SMTP connection idle this long is closed, not reused.")
 
     template_renderers: int = Field(default=2, ge=1, description="Sandbox processes rendering account templates, per service.")
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="Events a process committed and has not published within this long are relayed by any process."
     )
     lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships named per memberships.created message.")
-    lookup_batch_size: int = Field(default=50, ge=1, description="Memberships decided per account-lookup transaction.")
+    lookup_batch_size: int = Field(default=200, ge=1, description="Memberships decided per account-lookup transaction.")
     scheduler_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often account lookup and mailing look for waiting work that no message announced."
     )

@@ -19,7 +19,7 @@ def turns_cte(table: WaitingTable, new_rows: str) -> str:
     Number the new rows of each account from start + 1."""
     waiting = f"{table} w WHERE w.status = '{WAITING_STATUS[table]}'"
     return (
-        f"turns AS (SELECT a.account_id, greatest("
+        f"turns AS MATERIALIZED (SELECT a.account_id, greatest("
         f"(SELECT COALESCE(min(w.turn), 0) FROM {waiting}),"
         f" (SELECT COALESCE(max(w.turn), 0) FROM {waiting} AND w.account_id = a.account_id)) AS start"
         f" FROM (SELECT DISTINCT account_id FROM {new_rows}) a)"

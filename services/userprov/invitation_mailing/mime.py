@@ -5,6 +5,7 @@ import base64
 import secrets
 from email.header import Header
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from functools import lru_cache
 
 from userprov.invitation_mailing.rendering import RenderedEmail
 
@@ -44,6 +45,7 @@ def envelope_sender(sender: str) -> str:
     return parseaddr(sender)[1]
 
 
+@lru_cache(maxsize=8)
 def _address_header(value: str) -> str:
     """`Name <address>` with a non-ASCII name RFC 2047-encoded (the address itself stays as is)."""
     name, address = parseaddr(_one_line(value))

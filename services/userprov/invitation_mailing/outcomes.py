@@ -1,5 +1,5 @@
 """Records what came of each email as soon as it is known: the outcomes that arrive while one
-transaction commits go together in the next (group commit), so a crash re-sends at most the
+statement commits go together in the next (group commit), so a crash re-sends at most the
 emails whose SMTP exchange was open or whose outcome was not yet committed, a few per process."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from contracts.base import Contract
 from contracts.events import InvitationFailed, InvitationSent
 from userprov.invitation_mailing import sql
 from userprov.invitation_mailing.mailer import SmtpOutcome
@@ -19,11 +20,14 @@ from userprov.invitation_mailing.rendering import RenderedEmail
 from userprov.runtime import metrics
 from userprov.runtime.errors import retry_transient
 from userprov.runtime.origin import Origin
+from userprov.runtime.outbox import OutgoingMessage
 from userprov.runtime.trace_context import Carrier
-from userprov.runtime.unit_of_work import OnCommit, Transaction, transaction
+from userprov.runtime.unit_of_work import OnCommit, Transaction
 from userprov.settings import Settings
 
 log = structlog.get_logger()
+
+GROUP_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Recorder:
         self._waiting: list[Outcome] = []
         self._arrived = asyncio.Event()
         self._closing = False
+        self._group = 2 * settings.smtp_connections  # recorded at once when this many are waiting
 
     def add(self, outcome: Outcome) -> None:
         self._waiting.append(outcome)
@@ -55,6 +60,8 @@ class Recorder:
         while not (self._closing and not self._waiting):
             await self._arrived.wait()
             self._arrived.clear()
+            if len(self._waiting) < self._group and not self._closing:
+                await asyncio.sleep(GROUP_SECONDS)  # the outcomes of the next few milliseconds commit together
             batch, self._waiting = self._waiting, []
             if not batch:
                 continue
@@ -65,45 +72,37 @@ class Recorder:
                 log.exception("email_outcomes_not_recorded", emails=len(batch))
 
     async def _record(self, pool: asyncpg.Pool, on_commit: OnCommit, batch: Sequence[Outcome]) -> None:
-        async with transaction(pool, on_commit) as tx:
-            await record(tx, batch, self._settings)
+        async with pool.acquire() as conn:
+            on_commit(await sql.record(conn, [recorded(o, self._settings) for o in batch]))
+        for o in batch:
+            if _ends_failed(o, self._settings):
+                metrics.EMAILS.labels("failed").inc()
 
 
-async def record(tx: Transaction, batch: Sequence[Outcome], settings: Settings) -> None:
-    """Sent, failed, or back in the queue (a temporary failure waits its backoff; an email not
-    tried waits for nothing), each with its event. Safe to repeat: each change is conditional
-    on the claim still holding its invitation."""
-    delivered = {o.invitation.invitation_id: o.invitation.token_hash for o in batch if o.smtp.result == "delivered"}
-    failed = {o.invitation.invitation_id: (o.invitation.token_hash, _failure(o, settings)) for o in batch if _ends_failed(o, settings)}
-    again = {
-        o.invitation.invitation_id: (
-            o.invitation.token_hash,
-            0.0 if o.smtp.result == "not_tried" else backoff(o.invitation.attempts, settings),
-            o.smtp.result == "not_tried",
+def recorded(outcome: Outcome, settings: Settings) -> sql.Recorded:
+    """What an email's outcome makes of its invitation: sent, failed, or back in the queue (after
+    a temporary failure, due again after its backoff; not tried, due at once), with its event."""
+    i, smtp = outcome.invitation, outcome.smtp
+    if smtp.result == "delivered" and outcome.email is not None:
+        sent = InvitationSent(
+            invitation_id=i.invitation_id, account_id=i.account_id, user_id=i.profile_id, email=i.email, kind=i.kind,
+            expires_at=i.expires_at, sent_count=i.sent_count + 1, template=outcome.email.template,
+            template_fallback=outcome.email.fallback,
         )
-        for o in batch
-        if o.smtp.result == "not_tried" or (o.smtp.result == "temporary" and not _ends_failed(o, settings))
-    }
-    sent_counts = await sql.mark_sent(tx.conn, delivered) if delivered else {}
-    now_failed = await sql.mark_failed(tx.conn, failed) if failed else set()
-    if again:
-        await sql.give_back(tx.conn, again)
-    for o in batch:
-        i = o.invitation
-        if i.invitation_id in sent_counts and o.email is not None:
-            tx.emit(
-                InvitationSent(
-                    invitation_id=i.invitation_id, account_id=i.account_id, user_id=i.profile_id, email=i.email, kind=i.kind,
-                    expires_at=i.expires_at, sent_count=sent_counts[i.invitation_id], template=o.email.template,
-                    template_fallback=o.email.fallback,
-                ),
-                i.origin.correlation_id,
-                o.trace or i.origin.trace,
-            )
-        elif i.invitation_id in now_failed:
-            metrics.EMAILS.labels("failed").inc()
-            origin = i.origin.traced(o.trace) if o.trace else i.origin
-            emit_failed(tx, i.invitation_id, i.account_id, i.profile_id, i.email, failed[i.invitation_id][1], origin)
+        return sql.Recorded(i.invitation_id, i.token_hash, "sent", event=_event(sent, outcome))
+    if _ends_failed(outcome, settings):
+        reason = _failure(outcome, settings)
+        failed = InvitationFailed(invitation_id=i.invitation_id, account_id=i.account_id, user_id=i.profile_id, email=i.email,
+                                  reason=reason)
+        return sql.Recorded(i.invitation_id, i.token_hash, "failed", reason, event=_event(failed, outcome))
+    if smtp.result == "temporary":
+        return sql.Recorded(i.invitation_id, i.token_hash, "again", delay=backoff(i.attempts, settings))
+    return sql.Recorded(i.invitation_id, i.token_hash, "untried")
+
+
+def _event(event: Contract, outcome: Outcome) -> OutgoingMessage:
+    origin = outcome.invitation.origin
+    return OutgoingMessage.event(event, origin.correlation_id, outcome.trace or origin.trace)
 
 
 def emit_failed(tx: Transaction, invitation_id: UUID, account_id: str, user_id: UUID, email: str, reason: str, origin: Origin) -> None:

@@ -35,6 +35,8 @@ from userprov.tokens import hash_token, new_token
 
 log = structlog.get_logger()
 
+
+HAND_LOW, HAND_HIGH = 2, 4  # emails in hand per SMTP connection
 RECHECK_AFTER_SECONDS = 0.1  # a claim older than this is checked still open right before its email leaves
 LEASE_SAFETY_SECONDS = 1.0  # between a try's latest end and the lease's, for clocks and commits
 
@@ -62,6 +64,7 @@ class MailingScheduler:
         self._sandbox = sandbox
         self._lease = lease_seconds(settings)
         self._slots = settings.smtp_connections
+        self._low, self._high = HAND_LOW * self._slots, HAND_HIGH * self._slots  # claim when at most low are in hand, up to high
         self._ready: deque[Claim] = deque()  # claimed, waiting for a connection
         self._sending: set[asyncio.Task[None]] = set()
         self._recorder = Recorder(settings)
@@ -99,8 +102,8 @@ class MailingScheduler:
         while not self._stopping:
             if time.monotonic() >= self._next_sweep:
                 await self._sweep(pool, on_commit)
-            if more_waiting and self._in_hand <= self._slots:
-                wanted = 2 * self._slots - self._in_hand
+            if more_waiting and self._in_hand <= self._low:
+                wanted = self._high - self._in_hand
                 try:
                     claims = await self._claim(pool, wanted)
                 except Exception as error:  # noqa: BLE001 - the scheduler outlives any fault
@@ -111,7 +114,7 @@ class MailingScheduler:
                 failures = 0
                 self._ready.extend(claims)
                 self._start_sends(pool)
-                more_waiting = len(claims) == wanted
+                more_waiting = bool(claims)  # fewer than wanted may only mean that another process took them
                 continue
             self._hand_freed.clear()
             if more_waiting:
@@ -138,7 +141,7 @@ class MailingScheduler:
     def _sent(self, pool: asyncpg.Pool, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
         self._start_sends(pool)
-        if self._in_hand <= self._slots:
+        if self._in_hand <= self._low:
             self._hand_freed.set()
 
     async def _send(self, pool: asyncpg.Pool, claim: Claim) -> None:

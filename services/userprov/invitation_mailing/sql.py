@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
 
 from contracts.base import InvitationKind
+from userprov.runtime import outbox
 from userprov.runtime.origin import Origin
+from userprov.runtime.outbox import Committed, OutgoingMessage
 
 # One statement, so one implicit transaction: the claim and the token hashes it stores commit
 # before any email leaves, and every link sent works. Each claim's token joins the invitation's
@@ -99,49 +102,58 @@ async def still_open(conn: asyncpg.Connection, claims: dict[UUID, bytes]) -> set
     return {r["invitation_id"] for r in rows}
 
 
-async def mark_sent(conn: asyncpg.Connection, claims: dict[UUID, bytes]) -> dict[UUID, int]:
-    """The new sent_count of each invitation its claim still held; one that changed meanwhile
-    (revoked by a resend or a removal) is left out."""
+Result = Literal["sent", "failed", "again", "untried"]
+
+# One statement, so one implicit transaction: each invitation's new state and its event commit
+# together, and only where the claim still held the invitation (a resend or a removal may have
+# revoked it meanwhile: then neither changes).
+RECORD = f"""
+WITH outcome AS (
+    SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[], $5::float8[])
+        AS o(invitation_id, token_hash, result, reason, delay)
+), changed AS (
+    UPDATE invitations i SET
+        status = CASE o.result WHEN 'sent' THEN 'sent' WHEN 'failed' THEN 'failed' ELSE 'issued' END,
+        sent_count = i.sent_count + CASE o.result WHEN 'sent' THEN 1 ELSE 0 END,
+        sent_at = CASE o.result WHEN 'sent' THEN now() ELSE i.sent_at END,
+        failure_reason = CASE o.result WHEN 'failed' THEN o.reason ELSE i.failure_reason END,
+        token_hash = CASE WHEN o.result IN ('again', 'untried') THEN NULL ELSE i.token_hash END,
+        not_before = CASE o.result WHEN 'again' THEN now() + make_interval(secs => o.delay) END,
+        attempts = i.attempts - CASE o.result WHEN 'untried' THEN 1 ELSE 0 END,
+        claimed_until = NULL
+    FROM outcome o
+    WHERE i.invitation_id = o.invitation_id AND i.status = 'sending' AND i.token_hash = o.token_hash
+    RETURNING i.invitation_id AS key
+)
+{outbox.insert_sql(6, keyed_by="changed")}
+"""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    invitation_id: UUID
+    token_hash: bytes
+    result: Result
+    reason: str | None = None  # why it failed
+    delay: float = 0.0  # seconds before it is due again
+    event: OutgoingMessage | None = None  # written only if the claim still held the invitation
+
+
+async def record(conn: asyncpg.Connection, outcomes: Sequence[Recorded]) -> list[Committed]:
+    """Sent, failed, or back in the queue: due again after `delay` (the try counts) or at once,
+    untried (it does not); returns the outbox rows written, to publish."""
+    events = [o.event for o in outcomes if o.event is not None]
     rows = await conn.fetch(
-        "UPDATE invitations i SET status = 'sent', sent_count = i.sent_count + 1, sent_at = now(), claimed_until = NULL"
-        " FROM unnest($1::uuid[], $2::bytea[]) AS c(invitation_id, token_hash)"
-        " WHERE i.invitation_id = c.invitation_id AND i.status = 'sending' AND i.token_hash = c.token_hash"
-        " RETURNING i.invitation_id, i.sent_count",
-        list(claims),
-        list(claims.values()),
+        RECORD,
+        [o.invitation_id for o in outcomes],
+        [o.token_hash for o in outcomes],
+        [o.result for o in outcomes],
+        [o.reason for o in outcomes],
+        [o.delay for o in outcomes],
+        *outbox.parameters(events),
+        [o.invitation_id for o in outcomes if o.event is not None],
     )
-    return {r["invitation_id"]: r["sent_count"] for r in rows}
-
-
-async def mark_failed(conn: asyncpg.Connection, claims: dict[UUID, tuple[bytes, str]]) -> set[UUID]:
-    """Those its claim still held, now failed with the reason given."""
-    rows = await conn.fetch(
-        "UPDATE invitations i SET status = 'failed', failure_reason = c.reason, claimed_until = NULL"
-        " FROM unnest($1::uuid[], $2::bytea[], $3::text[]) AS c(invitation_id, token_hash, reason)"
-        " WHERE i.invitation_id = c.invitation_id AND i.status = 'sending' AND i.token_hash = c.token_hash"
-        " RETURNING i.invitation_id",
-        list(claims),
-        [hash_ for hash_, _ in claims.values()],
-        [reason for _, reason in claims.values()],
-    )
-    return {r["invitation_id"] for r in rows}
-
-
-async def give_back(conn: asyncpg.Connection, claims: dict[UUID, tuple[bytes, float, bool]]) -> None:
-    """Puts claimed invitations back in the queue, each due in the given seconds: after a
-    temporary failure (the try counts), or unsent (`True`: the claim does not count as a try).
-    Their turn is kept: they go before their account's later invitations."""
-    await conn.execute(
-        "UPDATE invitations i SET status = 'issued', token_hash = NULL, claimed_until = NULL,"
-        " not_before = CASE WHEN c.delay > 0 THEN now() + make_interval(secs => c.delay) END,"
-        " attempts = i.attempts - CASE WHEN c.untried THEN 1 ELSE 0 END"
-        " FROM unnest($1::uuid[], $2::bytea[], $3::float8[], $4::bool[]) AS c(invitation_id, token_hash, delay, untried)"
-        " WHERE i.invitation_id = c.invitation_id AND i.status = 'sending' AND i.token_hash = c.token_hash",
-        list(claims),
-        [c[0] for c in claims.values()],
-        [c[1] for c in claims.values()],
-        [c[2] for c in claims.values()],
-    )
+    return outbox.written(rows, events)
 
 
 @dataclass(frozen=True)

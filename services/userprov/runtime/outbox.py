@@ -48,15 +48,29 @@ class OutgoingMessage:
                    trace_context.current.get())
 
 
-async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> list[Committed]:
-    """Writes the rows in the caller's transaction; once it commits, hand the result to
-    `OutboxRelay.committed` to publish them at once."""
-    if not messages:
-        return []
-    rows = await conn.fetch(
-        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body, message_type, traceparent, tracestate)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[])"
-        " RETURNING id, message_id",
+COLUMNS = "exchange, routing_key, message_id, correlation_id, body, message_type, traceparent, tracestate"
+_TYPES = ("text", "text", "text", "text", "bytea", "text", "text", "text")
+
+
+def insert_sql(first_parameter: int = 1, keyed_by: str | None = None) -> str:
+    """An INSERT of outbox rows from the arrays of `parameters` (numbered from `first_parameter`),
+    returning `id, message_id`. With `keyed_by`, the name of a CTE with a `key` column of type
+    uuid, the rows take one more array, of keys, and only those whose key is in the CTE are
+    written: the events of the state changes that a statement made, in the same statement."""
+    arrays = [f"${first_parameter + n}::{t}[]" for n, t in enumerate(_TYPES)]
+    if keyed_by is None:
+        return f"INSERT INTO outbox ({COLUMNS}) SELECT * FROM unnest({', '.join(arrays)}) RETURNING id, message_id"
+    keys = f"${first_parameter + len(_TYPES)}::uuid[]"
+    return (
+        f"INSERT INTO outbox ({COLUMNS}) SELECT {', '.join('e.' + c for c in COLUMNS.split(', '))}"
+        f" FROM unnest({', '.join(arrays)}, {keys}) AS e({COLUMNS}, key) JOIN {keyed_by} USING (key)"
+        f" RETURNING id, message_id"
+    )
+
+
+def parameters(messages: Sequence[OutgoingMessage]) -> list[list[object]]:
+    """The arrays `insert_sql` takes, in its order."""
+    return [
         [m.exchange for m in messages],
         [m.routing_key for m in messages],
         [m.message_id for m in messages],
@@ -65,9 +79,21 @@ async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -
         [m.type for m in messages],
         [m.trace.get(trace_context.TRACEPARENT) if m.trace else None for m in messages],
         [m.trace.get(trace_context.TRACESTATE) if m.trace else None for m in messages],
-    )
-    ids = {r["message_id"]: r["id"] for r in rows}
-    return [Committed(ids[m.message_id], m) for m in messages]
+    ]
+
+
+def written(rows: Sequence[asyncpg.Record], messages: Sequence[OutgoingMessage]) -> list[Committed]:
+    """The outbox rows an `insert_sql` statement returned, with their messages."""
+    by_id = {m.message_id: m for m in messages}
+    return [Committed(r["id"], by_id[r["message_id"]]) for r in rows]
+
+
+async def write(conn: asyncpg.Connection, messages: Sequence[OutgoingMessage]) -> list[Committed]:
+    """Writes the rows in the caller's transaction; once it commits, hand the result to
+    `OutboxRelay.committed` to publish them at once."""
+    if not messages:
+        return []
+    return written(await conn.fetch(insert_sql(), *parameters(messages)), messages)
 
 
 @dataclass(frozen=True)

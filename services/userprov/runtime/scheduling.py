@@ -95,7 +95,6 @@ class BatchScheduler:
         limit, failures = self._size, 0
         while not self._stopping:
             taken: Sequence[Any] = ()
-            asked = limit
             try:
                 async with transaction(pool, on_commit) as tx:
                     taken = await self._batch.take(tx.conn, limit, self._skipped())
@@ -120,7 +119,7 @@ class BatchScheduler:
                 await self.wakeup.wait(min(0.1 * 2**failures, self._backoff_max))
                 continue
             failures, limit = 0, self._size
-            if len(taken) < asked:
+            if not taken:  # fewer than asked may only mean that another process holds the rest
                 await self.wakeup.wait()
 
     def _skipped(self) -> list[Any]:

@@ -26,6 +26,8 @@ UPDATE invitations i SET account_id = m.account_id FROM memberships m WHERE m.me
 ALTER TABLE invitations ALTER COLUMN account_id SET NOT NULL;
 CREATE INDEX invitations_waiting ON invitations (turn) WHERE status = 'issued';
 CREATE INDEX invitations_waiting_by_account ON invitations (account_id, turn) WHERE status = 'issued';
--- claims whose holder may have died: found when their lease runs out
-CREATE INDEX invitations_claimed ON invitations (claimed_until) WHERE status = 'sending';
+-- claims whose holder may have died: found when their lease runs out. The predicate names
+-- claimed_until so that only a query about leases can use it: a scan of every 'sending' row
+-- (and its dead entries) would otherwise look cheap to the planner for any query on that status.
+CREATE INDEX invitations_claimed ON invitations (claimed_until) WHERE status = 'sending' AND claimed_until IS NOT NULL;
 
