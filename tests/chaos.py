@@ -3,6 +3,7 @@ restart RabbitMQ, terminate and restart PostgreSQL, and stop the SMTP server for
 check every promise and print the figures.
 
     python -m tests.chaos --users 3000 --seconds 150
+    python -m tests.chaos --users 3000 --seconds 60 --kill-every 10   # only: SIGKILL a random worker every 10 s
 
 It needs this machine's RabbitMQ and PostgreSQL (it restarts both: run nothing else against
 them meanwhile) and root for `rabbitmqctl` and `pg_ctlcluster`. Exit status 0 when every check
@@ -118,7 +119,7 @@ async def retry_through_outage(action, timeout: float = 120.0):  # noqa: ANN001,
             await asyncio.sleep(1)
 
 
-async def run(users: int, batch: int, seconds: float, seed: int) -> int:
+async def run(users: int, batch: int, seconds: float, seed: int, kill_every: float | None = None) -> int:
     rng = random.Random(seed)
     infra = create_infra()
     await migrate(infra.database_url)
@@ -148,12 +149,15 @@ async def run(users: int, batch: int, seconds: float, seed: int) -> int:
         await eventually(lambda: all(bus.find(routing.ACCOUNT_UPSERTED, account_id=a) for a in accounts), 30)
 
         flow = asyncio.create_task(publish_commands(bus, accounts, users, batch, seconds * 0.8))
-        faults = chaos.faults()
-        rng.shuffle(faults)
-        pause = seconds / (len(faults) + 1)
-        for fault in faults:
-            await asyncio.sleep(pause * rng.uniform(0.6, 1.2))
-            await fault()
+        if kill_every:
+            await kill_until_done(chaos, flow, smtp, kill_every)
+        else:
+            faults = chaos.faults()
+            rng.shuffle(faults)
+            pause = seconds / (len(faults) + 1)
+            for fault in faults:
+                await asyncio.sleep(pause * rng.uniform(0.6, 1.2))
+                await fault()
         commands = await flow
         chaos.note("faults over; waiting for the work to finish")
         people = [e for emails in commands.values() for e in emails]
@@ -175,6 +179,17 @@ async def run(users: int, batch: int, seconds: float, seed: int) -> int:
         drop_vhost(infra.vhost)
         await drop_database(infra.database_url)
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+async def kill_until_done(chaos: Chaos, flow: asyncio.Task, smtp: RecordingSmtpServer, every: float) -> None:  # type: ignore[type-arg]
+    """SIGKILLs a random worker every `every` seconds while commands are published and until the
+    emails stop arriving (each kill then lands among emails in flight)."""
+    while True:
+        await asyncio.sleep(every)
+        before = len(smtp.handler.received)
+        await chaos.kill_worker()
+        if flow.done() and len(smtp.handler.received) == before:
+            return
 
 
 async def reconnect_pool(db: asyncpg.Pool, infra: Infra) -> asyncpg.Pool:
@@ -252,9 +267,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="rows per users.add")
     parser.add_argument("--seconds", type=float, default=150, help="how long the faults go on")
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--kill-every", type=float, default=None, help="only SIGKILL a random worker, every this many seconds")
     args = parser.parse_args()
     print(f"chaos: seed {args.seed}", flush=True)
-    sys.exit(asyncio.run(run(args.users, args.batch, args.seconds, args.seed)))
+    sys.exit(asyncio.run(run(args.users, args.batch, args.seconds, args.seed, args.kill_every)))
 
 
 if __name__ == "__main__":

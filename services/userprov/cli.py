@@ -76,6 +76,34 @@ def bench(
     typer.echo(result.report())
 
 
+@app.command("bench-neighbours")
+def bench_neighbours(
+    batch: Annotated[int, typer.Option(help="Account A's batch (in commands of at most 10,000 rows).")] = 20_000,
+    interval: Annotated[float, typer.Option(help="Seconds between account B's one-person commands.")] = 0.2,
+    processes: Annotated[int, typer.Option(help="Worker processes to start (0: use workers already running).")] = 2,
+) -> None:
+    """Account B's single adds alone and beside account A's batch, and A's throughput with and without B."""
+    neighbours = _devtool("neighbours")
+
+    settings = Settings()
+    configure_logging("WARNING", settings.log_json)
+    typer.echo(asyncio.run(neighbours.run_neighbours(settings, batch, processes, interval)).report())
+
+
+@app.command("bench-hops")
+def bench_hops(
+    adds: Annotated[int, typer.Option(help="One-person commands, one at a time.")] = 100,
+    beside: Annotated[int, typer.Option(help="Another account's batch being mailed meanwhile (0: none).")] = 0,
+    processes: Annotated[int, typer.Option(help="Worker processes to start.")] = 2,
+) -> None:
+    """Where a single add's time goes, hop by hop, from the workers' OpenTelemetry spans (needs the otel extra)."""
+    hops = _devtool("hops")
+
+    settings = Settings()
+    configure_logging("WARNING", settings.log_json)
+    typer.echo(asyncio.run(hops.run_hops(settings, adds, processes, beside)))
+
+
 parked_app = typer.Typer(no_args_is_help=True, help="Parked messages: list, show, replay, purge.")
 app.add_typer(parked_app, name="parked")
 

@@ -54,39 +54,93 @@ class Load:
     in_flight: int | None = None
 
 
+class Rig:
+    """Worker processes, a mail catcher that notes when each email arrived, and a bus client."""
+
+    def __init__(self, settings: Settings, processes: int, env: dict[str, str] | None = None) -> None:
+        """`processes`: how many processes run all four services; with USERPROV_BENCH_SERVICES set
+        (e.g. "user-creation,account-lookup,invitation-mailing,invitation-mailing"), one process per
+        name instead."""
+        self._settings = settings
+        self._processes = processes
+        self._env = env or {}
+        self._lock = threading.Lock()
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self.arrivals: dict[str, float] = {}
+        self.bus = BusClient(settings.amqp_url, record=(routing.ACCOUNT_UPSERTED,))  # not every event: the bench measures the workers
+
+    async def __aenter__(self) -> Rig:
+        await migrate(self._settings.database_url)
+        loop = asyncio.get_running_loop()
+
+        def arrived(address: str, at: float) -> None:  # in the SMTP server's thread
+            with self._lock:
+                self.arrivals.setdefault(address, at)
+                waiter = self._waiters.pop(address, None)
+            if waiter is not None:
+                loop.call_soon_threadsafe(_settle, waiter)
+
+        self._controller = start_mail_catcher(self._settings.smtp_host, self._settings.smtp_port, CatchingHandler(on_email=arrived))
+        env = {**os.environ, "USERPROV_LOG_LEVEL": "WARNING", **self._env}
+        services = [[name] for name in os.environ.get("USERPROV_BENCH_SERVICES", "").split(",") if name]
+        self._workers = [
+            subprocess.Popen([sys.executable, "-m", "userprov", "run", *names], env=env) for names in services or [[]] * self._processes
+        ]
+        await self.bus.start()
+        await self.bus.wait_for_workers()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.bus.stop()
+        for worker in self._workers:
+            worker.terminate()
+        for worker in self._workers:
+            worker.wait(60)
+        self._controller.stop()
+
+    async def account(self, name: str, seats: int) -> str:
+        account_id = f"{name}-{int(time.time() * 1000)}"
+        await self.bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": name, "licences": {"gotomeeting": seats}})
+        await eventually(lambda: self.bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), 30, what="account.upserted")
+        return account_id
+
+    def arrival(self, address: str) -> asyncio.Future[None]:
+        """Done when an email to the address has arrived (at once if one has)."""
+        future = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if address in self.arrivals:
+                future.set_result(None)
+            else:
+                self._waiters[address] = future
+        return future
+
+    async def add(self, account_id: str, people: list[str], first: int = 0, headers: dict[str, str] | None = None) -> float:
+        """One users.add of these people; the time it was published."""
+        await self.bus.publish(routing.USERS_ADD, {
+            "account_id": account_id, "products": ["gotomeeting"],
+            "pasted": "\n".join(f"Bench User{n} {email}" for n, email in enumerate(people, first))}, headers=headers)
+        return time.time()
+
+    async def all_emailed(self, people: list[str]) -> float:
+        """The arrival time of the last of their emails, once every one has arrived."""
+        await eventually(lambda: all(p in self.arrivals for p in people), max(120, len(people) / 20), 0.2, what="every email")
+        return max(self.arrivals[p] for p in people)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def run_bench(settings: Settings, load: Load, processes: int) -> BenchResult:
-    await migrate(settings.database_url)
-    loop = asyncio.get_running_loop()
-    arrivals: dict[str, float] = {}
-    waiters: dict[str, asyncio.Future[None]] = {}
-    lock = threading.Lock()
-
-    def arrived(address: str, at: float) -> None:  # in the SMTP server's thread
-        with lock:
-            arrivals.setdefault(address, at)
-            waiter = waiters.pop(address, None)
-        if waiter is not None:
-            loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
-
-    controller = start_mail_catcher(settings.smtp_host, settings.smtp_port, CatchingHandler(on_email=arrived))
-    env = {**os.environ, "USERPROV_LOG_LEVEL": "WARNING"}
-    workers = [subprocess.Popen([sys.executable, "-m", "userprov", "run"], env=env) for _ in range(processes)]
-    bus = BusClient(settings.amqp_url, record=(routing.ACCOUNT_UPSERTED,))  # not every event: the bench measures the workers
-    try:
-        await bus.start()
-        await bus.wait_for_workers()
-        run = f"bench-{int(time.time())}"
-        await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": run, "name": "Benchmark", "licences": {"gotomeeting": load.users}})
-        await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=run), 30, what="account.upserted")
+    async with Rig(settings, processes) as rig:
+        run = await rig.account("bench", load.users)
         people = [f"user{n}.{run}@bench.example.com" for n in range(load.users)]
         published: dict[str, float] = {}
 
         async def add(chunk: list[str], first: int) -> None:
-            await bus.publish(routing.USERS_ADD, {
-                "account_id": run, "products": ["gotomeeting"],
-                "pasted": "\n".join(f"Bench User{n} {email}" for n, email in enumerate(chunk, first))})
-            now = time.time()
-            published.update((email, now) for email in chunk)
+            at = await rig.add(run, chunk, first)
+            published.update((email, at) for email in chunk)
 
         started = time.time()
         if load.single and load.in_flight:
@@ -95,8 +149,7 @@ async def run_bench(settings: Settings, load: Load, processes: int) -> BenchResu
             async def one_at_a_time() -> None:
                 while queue:
                     number, person = queue.pop()
-                    with lock:
-                        arrival = waiters[person] = loop.create_future()
+                    arrival = rig.arrival(person)
                     await add([person], number)
                     await asyncio.wait_for(arrival, 60)
 
@@ -107,14 +160,5 @@ async def run_bench(settings: Settings, load: Load, processes: int) -> BenchResu
                 if load.single:
                     await asyncio.sleep(max(0.0, started + number / load.rate - time.time()))
                 await add(people[start : start + size], start)
-        await eventually(lambda: len(arrivals) >= load.users and all(p in arrivals for p in people), max(120, load.users / 20), 0.2,
-                         what="every email")
-        last = max(arrivals[p] for p in people)
-        return BenchResult(load.users, last - started, [arrivals[p] - published[p] for p in people])
-    finally:
-        await bus.stop()
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(60)
-        controller.stop()
+        last = await rig.all_emailed(people)
+        return BenchResult(load.users, last - started, [rig.arrivals[p] - published[p] for p in people])

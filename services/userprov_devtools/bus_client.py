@@ -26,6 +26,7 @@ class RecordedEvent:
     message_id: str | None
     correlation_id: str | None
     headers: dict[str, Any] = field(default_factory=dict)
+    received_at: float = field(default_factory=time.time)  # when this client received it
 
 
 class BusClient:

@@ -15,11 +15,11 @@ from contracts import routing
 from tests.integration.conftest import address, unique
 from tests.support.flows import add_users, emails_to
 from tests.support.infra import create_infra, drop_vhost
-from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import drop_database
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.otlp import OtlpReceiver, ReceivedSpan
 from userprov_devtools.waiting import eventually
 
 INTERNAL, PRODUCER, CONSUMER = 1, 4, 5  # SpanKind.SPAN_KIND_INTERNAL, _PRODUCER and _CONSUMER in OTLP

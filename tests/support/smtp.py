@@ -3,13 +3,19 @@
 Recipients steer its answers: a local part starting with `tempfail` is answered 451 on the
 first try and accepted after; `busy421` is answered 421 (the server closing the connection) on
 the first try; `dropconn` has its connection dropped in the middle of the first envelope;
-`reject` is answered 550 every time. Each email notes the connection it came over."""
+`reject` is answered 550 every time; `slowrcpt` is accepted after about SLOW_RCPT_SECONDS (as a server
+that checks each recipient would), so that a batch lasts long enough to kill workers during it
+without widening the moment when an email is accepted but not yet recorded. Each email notes
+the connection it came over and when it arrived."""
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
+import random
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -17,12 +23,15 @@ from email.message import EmailMessage
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+SLOW_RCPT_SECONDS = 0.1
+
 
 @dataclass(frozen=True)
 class ReceivedEmail:
     to: str
     message: EmailMessage
     connection: tuple[str, int]  # the client's address and port
+    received_at: float = 0.0  # time.time() when its DATA arrived, before the answer
 
     @property
     def subject(self) -> str:
@@ -50,6 +59,8 @@ class RecordingHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
         local = address.split("@", 1)[0].lower()
+        if local.startswith("slowrcpt"):
+            await asyncio.sleep(random.uniform(0.5, 1.5) * SLOW_RCPT_SECONDS)
         with self._lock:
             if local.startswith("reject"):
                 self.refusals.append((address, 550))
@@ -69,6 +80,7 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        arrived = time.time()
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         for rcpt in envelope.rcpt_tos:
             hook = self.before_accepting.pop(rcpt.lower(), None)
@@ -76,7 +88,7 @@ class RecordingHandler:
                 await hook()
         with self._lock:
             for rcpt in envelope.rcpt_tos:
-                received = ReceivedEmail(rcpt.lower(), message, tuple(session.peer[:2]))  # type: ignore[arg-type]
+                received = ReceivedEmail(rcpt.lower(), message, tuple(session.peer[:2]), arrived)  # type: ignore[arg-type]
                 self.received.append(received)
                 self._by_recipient.setdefault(received.to, []).append(received)
         return "250 Message accepted for delivery"

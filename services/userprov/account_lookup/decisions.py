@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts import routing
-from contracts.events import InvitationIssued, IssuedInvitation
+from contracts.events import InvitationIssued, IssuedInvitation, MembershipsCreated
 from userprov import lifecycle
 from userprov.account_lookup import sql
 from userprov.runtime import tracing
@@ -25,6 +25,12 @@ class Decisions:
 
     def key(self, item: sql.PendingMembership) -> UUID:
         return item.membership_id
+
+    def announced(self, signal: MembershipsCreated) -> list[UUID]:
+        return signal.membership_ids
+
+    async def take_these(self, conn: asyncpg.Connection, keys: Sequence[UUID]) -> list[sql.PendingMembership]:
+        return await sql.take_these(conn, keys)
 
     async def act(self, tx: Transaction, pending: Sequence[sql.PendingMembership]) -> None:
         """A person active in another account is invited to transfer; anyone else gets a welcome.

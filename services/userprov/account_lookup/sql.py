@@ -12,17 +12,17 @@ from contracts.base import AccountStatus, InvitationKind, MembershipStatus, Role
 from userprov.runtime.origin import Origin
 
 # SKIP LOCKED: processes take batches side by side; never waiting on a row lock, they cannot deadlock.
-TAKE_WAITING = """
+_TAKE = """
 SELECT m.membership_id, m.profile_id, m.account_id, m.correlation_id, m.traceparent, m.tracestate,
        (SELECT o.account_id FROM memberships o
          WHERE o.profile_id = m.profile_id AND o.account_id <> m.account_id AND o.status = 'active'
          ORDER BY o.status_changed_at DESC LIMIT 1) AS home_account_id
 FROM memberships m
-WHERE m.status = 'pending' AND m.membership_id <> ALL($2::uuid[])
-ORDER BY m.turn
-LIMIT $1
+WHERE m.status = 'pending' AND {which}
 FOR UPDATE OF m SKIP LOCKED
 """
+TAKE_WAITING = _TAKE.format(which="m.membership_id <> ALL($2::uuid[]) ORDER BY m.turn LIMIT $1")
+TAKE_THESE = _TAKE.format(which="m.membership_id = ANY($1::uuid[])")
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,22 @@ async def take_waiting(conn: asyncpg.Connection, limit: int, skip: Sequence[UUID
     """Up to `limit` memberships waiting for the decision, in turn order, locked for this
     transaction (those another transaction holds are left to it), each with the account the
     person is active in elsewhere."""
+    return _pending(await conn.fetch(TAKE_WAITING, limit, list(skip)))
+
+
+async def take_these(conn: asyncpg.Connection, membership_ids: Sequence[UUID]) -> list[PendingMembership]:
+    """Those of the memberships that still wait for the decision, locked for this transaction
+    (those another transaction holds are left to it)."""
+    return _pending(await conn.fetch(TAKE_THESE, list(membership_ids)))
+
+
+def _pending(rows: Sequence[asyncpg.Record]) -> list[PendingMembership]:
     return [
         PendingMembership(
             r["membership_id"], r["profile_id"], r["account_id"], r["home_account_id"],
             Origin(r["correlation_id"], r["traceparent"], r["tracestate"]),
         )
-        for r in await conn.fetch(TAKE_WAITING, limit, list(skip))
+        for r in rows
     ]
 
 

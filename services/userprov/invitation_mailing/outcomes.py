@@ -1,10 +1,12 @@
-"""Records what came of each email as soon as it is known: the outcomes that arrive while one
-statement commits go together in the next (group commit), so a crash re-sends at most the
-emails whose SMTP exchange was open or whose outcome was not yet committed, a few per process."""
+"""Records what came of each email as soon as it is known: one statement at a time, with the
+outcomes that arrived while the last one committed, and at most one statement per GROUP_SECONDS
+(group commit), so a crash re-sends at most the emails whose SMTP exchange was open or whose
+outcome was not yet committed: about the SMTP connections of one process."""
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -57,11 +59,14 @@ class Recorder:
 
     async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
         s = self._settings
+        last = 0.0
         while not (self._closing and not self._waiting):
             await self._arrived.wait()
             self._arrived.clear()
-            if len(self._waiting) < self._group and not self._closing:
-                await asyncio.sleep(GROUP_SECONDS)  # the outcomes of the next few milliseconds commit together
+            pause = last + GROUP_SECONDS - time.monotonic()
+            if pause > 0 and len(self._waiting) < self._group and not self._closing:
+                await asyncio.sleep(pause)  # outcomes come fast: those of the next few milliseconds commit together
+            last = time.monotonic()
             batch, self._waiting = self._waiting, []
             if not batch:
                 continue

@@ -10,10 +10,11 @@ each outcome is recorded as soon as it is known (userprov.invitation_mailing.out
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -27,7 +28,7 @@ from userprov.invitation_mailing.outcomes import Outcome, Recorder, emit_failed
 from userprov.runtime import metrics, tracing
 from userprov.runtime.aio import first_of
 from userprov.runtime.errors import is_transient
-from userprov.runtime.scheduling import Wakeup
+from userprov.runtime.scheduling import EXPRESS_MAX, Wakeup
 from userprov.runtime.unit_of_work import OnCommit, transaction
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.settings import Settings
@@ -46,13 +47,14 @@ class Claim:
     invitation: sql.ClaimedInvitation
     token: str
     at: float  # monotonic time of the claim
+    express: bool = False
 
 
 def lease_seconds(settings: Settings) -> float:
-    """How long a claim holds an invitation: the wait for a renderer and the render of each
-    email a process holds, one SMTP try, and a margin."""
-    renders = math.ceil(2 * settings.smtp_connections / settings.template_renderers)
-    return settings.template_timeout_seconds * renders + settings.smtp_timeout_seconds + 5.0
+    """How long a claim holds an invitation: one render, one SMTP try and a margin. An email
+    that waited in hand so long that its try could end after the lease is given back untried
+    (`latest_start`), so a crashed process's claims lapse soon and are sent by another."""
+    return settings.template_timeout_seconds + settings.smtp_timeout_seconds + 5.0
 
 
 class MailingScheduler:
@@ -71,9 +73,13 @@ class MailingScheduler:
         self._hand_freed = asyncio.Event()
         self._stopping = False
         self._next_sweep = 0.0
+        self._express: list[UUID] = []  # announced by small signals: claimed by id, sent next
+        self._express_in_hand = 0
         self.wakeup = Wakeup(settings.scheduler_poll_seconds)
 
-    def notify(self, _: InvitationIssued | None = None) -> None:
+    def notify(self, signal: InvitationIssued | None = None) -> None:
+        if signal is not None and len(signal.invitations) <= EXPRESS_MAX and len(self._express) < EXPRESS_MAX * 10:
+            self._express.extend(i.invitation_id for i in signal.invitations)
         self.wakeup.set()
 
     def stop(self) -> None:
@@ -102,6 +108,9 @@ class MailingScheduler:
         while not self._stopping:
             if time.monotonic() >= self._next_sweep:
                 await self._sweep(pool, on_commit)
+            if self._express and self._express_in_hand < self._slots:
+                await self._claim_express(pool)
+                continue
             if more_waiting and self._in_hand <= self._low:
                 wanted = self._high - self._in_hand
                 try:
@@ -123,23 +132,41 @@ class MailingScheduler:
                 await self.wakeup.wait()
                 more_waiting = True
 
-    async def _claim(self, pool: asyncpg.Pool, wanted: int) -> list[Claim]:
+    async def _claim_express(self, pool: asyncpg.Pool) -> None:
+        """The invitations of small signals, claimed by id and sent before the rest of the hand:
+        someone who added a few people never waits behind another account's batch. At most one
+        per connection at a time, so a flood of small adds leaves the batches their share; what
+        is not claimed here waits its turn in the queue."""
+        room = self._slots - self._express_in_hand
+        these, self._express = self._express[:room], self._express[room:]
+        try:
+            claims = await self._claim(pool, len(these), these, express=True)
+        except Exception as error:  # noqa: BLE001 - the regular claims take them in turn
+            log.warning("express_claim_failed", error=repr(error))
+            return
+        self._express_in_hand += len(claims)
+        self._ready.extendleft(reversed(claims))
+        self._start_sends(pool)
+
+    async def _claim(self, pool: asyncpg.Pool, wanted: int, these: list[UUID] | None = None, express: bool = False) -> list[Claim]:
         s = self._settings
         tokens = [new_token() for _ in range(wanted)]
         by_hash = {hash_token(t): t for t in tokens}
         async with pool.acquire() as conn:
-            claimed = await sql.claim(conn, list(by_hash), s.welcome_token_ttl_seconds, s.transfer_token_ttl_seconds, self._lease)
+            claimed = await sql.claim(conn, list(by_hash), s.welcome_token_ttl_seconds, s.transfer_token_ttl_seconds, self._lease, these)
         now = time.monotonic()
-        return [Claim(i, by_hash[i.token_hash], now) for i in claimed]
+        return [Claim(i, by_hash[i.token_hash], now, express) for i in claimed]
 
     def _start_sends(self, pool: asyncpg.Pool) -> None:
         while self._ready and len(self._sending) < self._slots and not self._stopping:
-            task = asyncio.create_task(self._send(pool, self._ready.popleft()))
+            claim = self._ready.popleft()
+            task = asyncio.create_task(self._send(pool, claim))
             self._sending.add(task)
-            task.add_done_callback(lambda done: self._sent(pool, done))
+            task.add_done_callback(partial(self._sent, pool, claim.express))
 
-    def _sent(self, pool: asyncpg.Pool, task: asyncio.Task[None]) -> None:
+    def _sent(self, pool: asyncpg.Pool, express: bool, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
+        self._express_in_hand -= express
         self._start_sends(pool)
         if self._in_hand <= self._low:
             self._hand_freed.set()

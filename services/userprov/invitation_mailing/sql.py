@@ -21,12 +21,12 @@ from userprov.runtime.outbox import Committed, OutgoingMessage
 # valid tokens; `token_hash` names the claim that holds it. The expiry is set by the first claim.
 # `attempts` counts claims, so that an invitation whose sender keeps dying is tried a bounded
 # number of times. SKIP LOCKED: processes claim side by side without waiting on each other.
-CLAIM = """
+_CLAIM = """
 WITH due AS (
     SELECT i.invitation_id, row_number() OVER () AS n
     FROM (SELECT invitation_id FROM invitations
-          WHERE status = 'issued' AND (not_before IS NULL OR not_before <= now())
-          ORDER BY turn LIMIT $2 FOR UPDATE SKIP LOCKED) i
+          WHERE status = 'issued' AND (not_before IS NULL OR not_before <= now()) {which}
+          LIMIT $2 FOR UPDATE SKIP LOCKED) i
 ), hashes AS (
     SELECT * FROM unnest($1::bytea[]) WITH ORDINALITY AS h(token_hash, n)
 ), claimed AS (
@@ -50,6 +50,8 @@ JOIN profiles p ON p.profile_id = m.profile_id
 LEFT JOIN accounts f ON f.account_id = c.from_account_id
 LEFT JOIN welcome_templates t ON c.kind = 'welcome' AND t.account_id = c.account_id AND t.language = m.language
 """
+CLAIM = _CLAIM.format(which="ORDER BY turn")
+CLAIM_THESE = _CLAIM.format(which="AND invitation_id = ANY($6::uuid[])")
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,20 @@ class ClaimedInvitation:
 
 
 async def claim(
-    conn: asyncpg.Connection, token_hashes: Sequence[bytes], welcome_ttl: int, transfer_ttl: int, lease: float
+    conn: asyncpg.Connection,
+    token_hashes: Sequence[bytes],
+    welcome_ttl: int,
+    transfer_ttl: int,
+    lease: float,
+    these: Sequence[UUID] | None = None,
 ) -> list[ClaimedInvitation]:
-    """Claims up to one invitation per token hash, in turn order, for `lease` seconds."""
-    rows = await conn.fetch(CLAIM, list(token_hashes), len(token_hashes), float(welcome_ttl), float(transfer_ttl), lease)
+    """Claims up to one invitation per token hash for `lease` seconds: the next in turn order, or
+    those of `these` that wait to be sent."""
+    ttls = (float(welcome_ttl), float(transfer_ttl), lease)
+    if these is None:
+        rows = await conn.fetch(CLAIM, list(token_hashes), len(token_hashes), *ttls)
+    else:
+        rows = await conn.fetch(CLAIM_THESE, list(token_hashes), len(token_hashes), *ttls, list(these))
     return [
         ClaimedInvitation(
             **{k: r[k] for k in ClaimedInvitation.__dataclass_fields__ if k != "origin"},

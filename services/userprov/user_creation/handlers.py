@@ -9,6 +9,7 @@ from userprov import lifecycle
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.memberships import is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit
+from userprov.runtime.aio import map_in_slices
 from userprov.runtime.errors import Rejected
 from userprov.runtime.origin import Origin
 from userprov.runtime.unit_of_work import UnitOfWork
@@ -16,7 +17,7 @@ from userprov.sandbox.pool import TemplateSandbox
 from userprov.sandbox.trial import AccountTemplate, trial_errors
 from userprov.user_creation import sql
 from userprov.user_creation.plan import TooManyRows, candidates_of, plan_rows, with_user_ids
-from userprov.user_creation.validation import ValidRow, validate_rows
+from userprov.user_creation.validation import ValidRow, reject_repeated_emails, validate_row
 
 
 async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox) -> None:
@@ -71,7 +72,7 @@ async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -
         raise Rejected("no_users", "The command names no one to add.")
     if cmd.language not in SUPPORTED_LANGUAGES:
         raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
-    checked = validate_rows(candidates)
+    checked = reject_repeated_emails(await map_in_slices(validate_row, candidates))
     async with uow:
         conn = uow.conn
         account = await lock_account(conn, cmd.account_id)

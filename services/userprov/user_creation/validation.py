@@ -44,10 +44,14 @@ class InvalidRow:
 
 def validate_rows(candidates: Iterable[Candidate]) -> list[ValidRow | InvalidRow]:
     """Checks every row; the second row with an email already seen in the command is rejected."""
+    return reject_repeated_emails([validate_row(c) for c in candidates])
+
+
+def reject_repeated_emails(rows: Iterable[ValidRow | InvalidRow]) -> list[ValidRow | InvalidRow]:
+    """The rows, with each valid row whose email an earlier row has rejected as a duplicate."""
     seen: set[str] = set()
     results: list[ValidRow | InvalidRow] = []
-    for candidate in candidates:
-        result = validate_row(candidate)
+    for result in rows:
         if isinstance(result, ValidRow):
             if result.email in seen:
                 result = InvalidRow(

@@ -1,4 +1,5 @@
-"""An OTLP/HTTP trace receiver for the tests: what a collector would be sent, decoded."""
+"""An OTLP/HTTP trace receiver for the tests and the hop-by-hop profile: what a collector would be
+sent, decoded."""
 from __future__ import annotations
 
 import threading
@@ -20,6 +21,8 @@ class ReceivedSpan:
     schema_url: str
     attributes: dict[str, Any]
     status_code: int
+    start: float = 0.0  # seconds since the epoch
+    end: float = 0.0
 
 
 class OtlpReceiver:
@@ -53,6 +56,7 @@ class OtlpReceiver:
                         span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), span.name, span.kind,
                         str(resource.get("service.name")), scope_spans.schema_url,
                         {a.key: _value(a.value) for a in span.attributes}, span.status.code,
+                        span.start_time_unix_nano / 1e9, span.end_time_unix_nano / 1e9,
                     ))
 
     def in_trace(self, trace_id: str) -> list[ReceivedSpan]:

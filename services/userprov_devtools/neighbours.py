@@ -1,0 +1,87 @@
+"""`userprov bench-neighbours`: what one account's large batch costs another account's single adds.
+
+Three phases against the same workers: account B adds people one at a time alone; account A
+adds a batch alone; then A adds the same batch again while B adds one person every `interval`
+seconds until A's last email arrives. B's latency is from the publish of its one-person command
+to its email's arrival; A's throughput from its first publish to its last email."""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+
+from userprov.settings import Settings
+from userprov_devtools.bench import Rig
+
+MAX_ROWS = 10_000  # per users.add
+
+
+@dataclass(frozen=True)
+class NeighbourResult:
+    batch: int
+    b_alone: list[float]
+    b_beside: list[float]
+    a_alone: float  # users/s
+    a_beside: float
+
+    def report(self) -> str:
+        def pcts(values: list[float]) -> str:
+            q = statistics.quantiles(values, n=100) if len(values) > 1 else values * 99
+            return f"p50 {q[49] * 1000:.0f} ms  p99 {q[98] * 1000:.0f} ms  max {max(values) * 1000:.0f} ms  (n={len(values)})"
+
+        return (
+            f"B alone:                {pcts(self.b_alone)}\n"
+            f"B beside A's {self.batch}: {pcts(self.b_beside)}\n"
+            f"A alone: {self.a_alone:.0f} users/s   A beside B: {self.a_beside:.0f} users/s"
+            f"   ({100 * self.a_beside / self.a_alone:.0f} % of alone)"
+        )
+
+
+async def run_neighbours(settings: Settings, batch: int, processes: int, interval: float, singles_alone: int = 40) -> NeighbourResult:
+    async with Rig(settings, processes) as rig:
+        b = await rig.account("neighbour-b", singles_alone + int(300 / interval) + 1000)
+        numbers = iter(range(10**9))
+
+        async def one_b() -> float:
+            person = f"b{next(numbers)}.{b}@bench.example.com"
+            arrival = rig.arrival(person)
+            published = await rig.add(b, [person])
+            await asyncio.wait_for(arrival, 120)
+            return rig.arrivals[person] - published
+
+        await one_b()  # warm-up
+        b_alone = [await one_b() for _ in range(singles_alone)]
+        a_alone = await _batch(rig, batch)
+
+        a_done = asyncio.Event()
+        b_beside: list[float] = []
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def b_meanwhile() -> None:
+            while not a_done.is_set():
+                task = asyncio.create_task(_note(one_b(), b_beside))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                await asyncio.sleep(interval)
+
+        adding = asyncio.create_task(b_meanwhile())
+        a_beside = await _batch(rig, batch)
+        a_done.set()
+        await adding
+        await asyncio.gather(*in_flight)
+        return NeighbourResult(batch, b_alone, b_beside, a_alone, a_beside)
+
+
+async def _note(latency: object, into: list[float]) -> None:
+    into.append(await latency)  # type: ignore[misc]
+
+
+async def _batch(rig: Rig, size: int) -> float:
+    """Adds `size` people to a new account in commands of at most MAX_ROWS; users/s."""
+    account = await rig.account("neighbour-a", size)
+    people = [f"a{n}.{account}@bench.example.com" for n in range(size)]
+    started = time.time()
+    for start in range(0, size, MAX_ROWS):
+        await rig.add(account, people[start : start + MAX_ROWS], start)
+    return size / (await rig.all_emailed(people) - started)

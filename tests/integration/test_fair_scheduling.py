@@ -1,0 +1,88 @@
+"""Fair across accounts: one account's large paste never holds back another account's small add,
+in any stage; and a person removed while their batch is being mailed is not emailed."""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import asyncpg
+
+from contracts import routing
+from tests.integration.conftest import address
+from tests.support.flows import assert_seats_consistent, emailed, emails_to, publish_batch
+from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
+
+
+async def one_person_add(bus: BusClient, smtp: RecordingSmtpServer, account_id: str) -> float:
+    """Seconds from the publish of a one-person users.add to the arrival of that person's email."""
+    person = address("neighbour")
+    published = time.time()
+    await bus.publish(routing.USERS_ADD, {"account_id": account_id, "products": ["gotomeeting"],
+                                          "users": [{"first_name": "Near", "last_name": "By", "email": person}]})
+    [email] = await emails_to(smtp, person, timeout=60)
+    return email.received_at - published
+
+
+async def statuses(db: asyncpg.Pool, account_id: str) -> dict[str, int]:
+    return dict(await db.fetch("SELECT status, count(*) FROM memberships WHERE account_id = $1 GROUP BY status", account_id))
+
+
+class TestNoisyNeighbour:
+    """While account A's 6,000 people are being created, decided and mailed, account B adds one
+    person at each stage: each of B's emails arrives within 1 s and within 3x B's latency alone."""
+
+    async def test_one_person_beside_a_6000_person_paste(
+        self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        a, b = await account({"gotomeeting": 6000}), await account({"gotomeeting": 50})
+        for _ in range(3):
+            await one_person_add(bus, smtp, b)  # warm-up
+        alone = statistics.median([await one_person_add(bus, smtp, b) for _ in range(7)])
+
+        _, people = await publish_batch(bus, a, "noisy", 6000)
+        beside = {"creation": await one_person_add(bus, smtp, b)}
+        stage_at_lookup = await eventually(lambda: _in_lookup(db, a), 60, 0.01, what="A's memberships being decided")
+        beside["lookup"] = await one_person_add(bus, smtp, b)
+        await eventually(lambda: emailed(smtp, people) >= 300, 60, 0.01, what="A's emails under way")
+        at_mailing = emailed(smtp, people)
+        beside["mailing"] = await one_person_add(bus, smtp, b)
+
+        await eventually(lambda: emailed(smtp, people) == 6000, 180, 0.5, what="every one of A's emails")
+        assert at_mailing < 5000, "A's mailing ended too soon to measure B beside it"
+        report = f"B alone {alone * 1000:.0f} ms; beside A: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in beside.items())
+        report += f"; A when B was added at lookup: {stage_at_lookup}"
+        for stage, latency in beside.items():
+            assert latency < 1.0 and latency < 3 * alone, f"{stage}: {report}"
+        assert all(len(smtp.handler.to(p)) == 1 for p in people)
+
+
+async def _in_lookup(db: asyncpg.Pool, account_id: str) -> dict[str, int] | None:
+    found = await statuses(db, account_id)
+    return found if found.get("pending", 0) >= 500 and found.get("invited", 0) > 0 else None
+
+
+class TestRemovalRace:
+    """People removed while their batch is being mailed get no email after their removal: each
+    email is checked still open just before it leaves (a claim holds it only moments before)."""
+
+    async def test_50_removed_while_1500_are_mailed(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        account_id = await account({"gotomeeting": 1500})
+        _, people = await publish_batch(bus, account_id, "race", 1500)
+        await eventually(lambda: emailed(smtp, people) >= 100, 60, 0.01, what="the batch's emails under way")
+        removed = [p for p in reversed(people) if not smtp.handler.to(p)][:50]
+        await asyncio.gather(*(bus.publish(routing.USERS_REMOVE, {"account_id": account_id, "email": p}) for p in removed))
+        events = await eventually(lambda: len(found := [e for p in removed for e in bus.find(routing.USER_REMOVED, email=p)]) == 50
+                                  and found, 60, what="50 removals")
+        await eventually(lambda: emailed(smtp, people) >= 1450, 120, 0.2, what="the others' emails")
+
+        removed_at = {e.body["email"]: e.received_at for e in events}
+        late = {p: round(email.received_at - removed_at[p], 3) for p in removed for email in smtp.handler.to(p)
+                if email.received_at > removed_at[p] + 1.0}
+        assert not late, f"emailed more than 1 s after their user.removed: {late}"
+        assert all(e.body["released"] == {"gotomeeting": 1} for e in events)
+        await assert_seats_consistent(db, account_id)
+        assert await db.fetchval("SELECT seats_used FROM account_licences WHERE account_id = $1", account_id) == 1450
+        assert emailed(smtp, [p for p in people if p not in removed]) == 1450
