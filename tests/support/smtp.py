@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import cached_property
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -29,9 +30,15 @@ SLOW_RCPT_SECONDS = 0.1
 @dataclass(frozen=True)
 class ReceivedEmail:
     to: str
-    message: EmailMessage
+    raw: bytes
     connection: tuple[str, int]  # the client's address and port
     received_at: float = 0.0  # time.time() when its DATA arrived, before the answer
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        """Parsed when first asked for: parsing every email as it arrives would make the test
+        process a large consumer of the CPU that the workers under test share."""
+        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
 
     @property
     def subject(self) -> str:
@@ -81,14 +88,14 @@ class RecordingHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         arrived = time.time()
-        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        raw = envelope.original_content or envelope.content
         for rcpt in envelope.rcpt_tos:
             hook = self.before_accepting.pop(rcpt.lower(), None)
             if hook is not None:
                 await hook()
         with self._lock:
             for rcpt in envelope.rcpt_tos:
-                received = ReceivedEmail(rcpt.lower(), message, tuple(session.peer[:2]), arrived)  # type: ignore[arg-type]
+                received = ReceivedEmail(rcpt.lower(), raw, tuple(session.peer[:2]), arrived)  # type: ignore[arg-type]
                 self.received.append(received)
                 self._by_recipient.setdefault(received.to, []).append(received)
         return "250 Message accepted for delivery"

@@ -1,17 +1,18 @@
 """The invitation-mailing scheduler: takes invitations waiting in PostgreSQL in turn order across
 accounts (userprov.turns), a few at a time, and emails each on its own pooled SMTP connection.
 
-Each process keeps at most two emails per SMTP connection in hand: those being sent and those
-claimed to follow. It claims again once it holds no more than one per connection, so a claim
-takes a few invitations, and another account's invitation waits for at most a couple of emails
-per connection, however large the backlog. An invitation is checked still open just before its
+Each process keeps a few emails per SMTP connection in hand (HAND_HIGH): those being sent and
+those claimed to follow, which leave round-robin across accounts (userprov.invitation_mailing.hand).
+It claims again once it holds HAND_LOW per connection, so a claim takes several invitations, and
+another account's invitation waits for at most one email of each other account in hand, however
+large their backlog. An invitation is checked still open just before its
 email leaves when its claim is more than a moment old (a removal or a resend revokes it), and
 each outcome is recorded as soon as it is known (userprov.invitation_mailing.outcomes)."""
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from uuid import UUID
@@ -23,12 +24,14 @@ from contracts import routing
 from contracts.events import InvitationIssued
 from userprov.invitation_mailing import sql
 from userprov.invitation_mailing.compose import compose
+from userprov.invitation_mailing.hand import Hand
 from userprov.invitation_mailing.mailer import Mailer, SmtpOutcome
 from userprov.invitation_mailing.outcomes import Outcome, Recorder, emit_failed
 from userprov.runtime import metrics, tracing
 from userprov.runtime.aio import first_of
 from userprov.runtime.errors import is_transient
-from userprov.runtime.scheduling import EXPRESS_MAX, Wakeup
+from userprov.runtime.priority import priority
+from userprov.runtime.scheduling import EXPRESS_MAX, ExpressQueue, Wakeup
 from userprov.runtime.unit_of_work import OnCommit, transaction
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.settings import Settings
@@ -49,6 +52,10 @@ class Claim:
     at: float  # monotonic time of the claim
     express: bool = False
 
+    @property
+    def account_id(self) -> str:
+        return self.invitation.account_id
+
 
 def lease_seconds(settings: Settings) -> float:
     """How long a claim holds an invitation: one render, one SMTP try and a margin. An email
@@ -67,19 +74,25 @@ class MailingScheduler:
         self._lease = lease_seconds(settings)
         self._slots = settings.smtp_connections
         self._low, self._high = HAND_LOW * self._slots, HAND_HIGH * self._slots  # claim when at most low are in hand, up to high
-        self._ready: deque[Claim] = deque()  # claimed, waiting for a connection
+        self._ready: Hand[Claim] = Hand()  # claimed, waiting for a connection
         self._sending: set[asyncio.Task[None]] = set()
         self._recorder = Recorder(settings)
         self._hand_freed = asyncio.Event()
         self._stopping = False
         self._next_sweep = 0.0
-        self._express: list[UUID] = []  # announced by small signals: claimed by id, sent next
+        self._express = ExpressQueue()  # announced by small signals: claimed by id, sent next
         self._express_in_hand = 0
+        self._express_event = asyncio.Event()
+        self._waiting_for_priority = False
         self.wakeup = Wakeup(settings.scheduler_poll_seconds)
 
     def notify(self, signal: InvitationIssued | None = None) -> None:
-        if signal is not None and len(signal.invitations) <= EXPRESS_MAX and len(self._express) < EXPRESS_MAX * 10:
-            self._express.extend(i.invitation_id for i in signal.invitations)
+        """Small work goes to the express lane only (it wakes the regular claims if it fails)."""
+        ids = [i.invitation_id for i in signal.invitations] if signal is not None else []
+        if 0 < len(ids) <= EXPRESS_MAX:
+            if self._express.offer(ids):
+                self._express_event.set()
+            return
         self.wakeup.set()
 
     def stop(self) -> None:
@@ -97,8 +110,7 @@ class MailingScheduler:
             await self._claim_and_send(pool, on_commit)
         finally:
             await asyncio.gather(*self._sending, return_exceptions=True)
-            while self._ready:  # claimed, never tried: due again at once for the other processes
-                claim = self._ready.popleft()
+            for claim in self._ready.drain():  # claimed, never tried: due again at once for the other processes
                 self._recorder.add(Outcome(claim.invitation, SmtpOutcome("not_tried", "the worker is stopping")))
             self._recorder.close()
             await recording
@@ -112,6 +124,7 @@ class MailingScheduler:
                 await self._claim_express(pool)
                 continue
             if more_waiting and self._in_hand <= self._low:
+                await priority.bulk_step()
                 wanted = self._high - self._in_hand
                 try:
                     claims = await self._claim(pool, wanted)
@@ -121,31 +134,45 @@ class MailingScheduler:
                     await self.wakeup.wait(min(0.1 * 2**failures, self._settings.transient_backoff_max_seconds))
                     continue
                 failures = 0
-                self._ready.extend(claims)
+                self._ready.add(claims)
                 self._start_sends(pool)
                 more_waiting = bool(claims)  # fewer than wanted may only mean that another process took them
                 continue
             self._hand_freed.clear()
+            self._express_event.clear()
             if more_waiting:
-                await first_of(self._hand_freed.wait(), self.wakeup.wait())
+                await first_of(self._hand_freed.wait(), self.wakeup.wait(), self._express_event.wait())
             else:
-                await self.wakeup.wait()
-                more_waiting = True
+                more_waiting = await self._idle()
+
+    async def _idle(self) -> bool:
+        """Waits for work; True when there may be work in turn order (a signal of more than small
+        work, or the poll), False when only small work was announced (the express lane takes it)."""
+        regular = asyncio.ensure_future(self.wakeup.wait())
+        express = asyncio.ensure_future(self._express_event.wait())
+        try:
+            await asyncio.wait({regular, express}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (regular, express):
+                waiting.cancel()
+        return regular.done() and not regular.cancelled()
 
     async def _claim_express(self, pool: asyncpg.Pool) -> None:
         """The invitations of small signals, claimed by id and sent before the rest of the hand:
         someone who added a few people never waits behind another account's batch. At most one
         per connection at a time, so a flood of small adds leaves the batches their share; what
         is not claimed here waits its turn in the queue."""
-        room = self._slots - self._express_in_hand
-        these, self._express = self._express[:room], self._express[room:]
+        these = self._express.take(self._slots - self._express_in_hand)
         try:
-            claims = await self._claim(pool, len(these), these, express=True)
+            with priority.interactive():
+                claims = await self._claim(pool, len(these), these, express=True)
         except Exception as error:  # noqa: BLE001 - the regular claims take them in turn
             log.warning("express_claim_failed", error=repr(error))
+            self.wakeup.set()
             return
+        # one not claimed is sent or held by another claim already, or not due yet (the poll finds it then)
         self._express_in_hand += len(claims)
-        self._ready.extendleft(reversed(claims))
+        self._ready.add(claims, first=True)
         self._start_sends(pool)
 
     async def _claim(self, pool: asyncpg.Pool, wanted: int, these: list[UUID] | None = None, express: bool = False) -> list[Claim]:
@@ -159,10 +186,19 @@ class MailingScheduler:
 
     def _start_sends(self, pool: asyncpg.Pool) -> None:
         while self._ready and len(self._sending) < self._slots and not self._stopping:
-            claim = self._ready.popleft()
+            if priority.busy and not self._ready.peek().express:
+                if not self._waiting_for_priority:
+                    self._waiting_for_priority = True
+                    priority.when_clear(partial(self._resume_sends, pool))
+                return
+            claim = self._ready.take()
             task = asyncio.create_task(self._send(pool, claim))
             self._sending.add(task)
             task.add_done_callback(partial(self._sent, pool, claim.express))
+
+    def _resume_sends(self, pool: asyncpg.Pool) -> None:
+        self._waiting_for_priority = False
+        self._start_sends(pool)
 
     def _sent(self, pool: asyncpg.Pool, express: bool, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
@@ -173,7 +209,10 @@ class MailingScheduler:
 
     async def _send(self, pool: asyncpg.Pool, claim: Claim) -> None:
         invitation, email = claim.invitation, None
-        with tracing.working(routing.INVITATION_MAILING, "send invitation", invitation.origin.trace) as trace:
+        with (
+            priority.interactive() if claim.express else nullcontext(),
+            tracing.working(routing.INVITATION_MAILING, "send invitation", invitation.origin.trace) as trace,
+        ):
             try:
                 email = await compose(invitation, claim.token, self._settings.link_base_url, self._sandbox)
                 if time.monotonic() - claim.at > RECHECK_AFTER_SECONDS and not await self._still_open(pool, claim):

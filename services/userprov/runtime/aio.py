@@ -20,12 +20,14 @@ async def first_of(*awaitables: Awaitable[object]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def map_in_slices(function: Callable[[T], R], items: Sequence[T], slice_size: int = 100) -> list[R]:
-    """`function` of each item, letting other tasks run after each slice: CPU work on a 10,000-row
-    command must not hold the event loop (and every other account's messages) for a third of a second."""
+async def map_in_slices(
+    function: Callable[[T], R], items: Sequence[T], pause: Callable[[], Awaitable[None]], slice_size: int = 100
+) -> list[R]:
+    """`function` of each item, awaiting `pause` after each slice: CPU work on a 10,000-row command
+    must not hold the event loop (and every other account's messages) for a third of a second."""
     results: list[R] = []
     for start in range(0, len(items), slice_size):
         results += [function(item) for item in items[start : start + slice_size]]
         if start + slice_size < len(items):
-            await asyncio.sleep(0)
+            await pause()
     return results

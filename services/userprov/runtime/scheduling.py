@@ -12,6 +12,7 @@ import asyncpg
 import structlog
 
 from userprov.runtime.errors import is_transient
+from userprov.runtime.priority import priority
 from userprov.runtime.unit_of_work import OnCommit, Transaction, transaction
 
 log = structlog.get_logger()
@@ -77,6 +78,35 @@ class Batch(Protocol):
 EXPRESS_MAX = 10  # a signal announcing at most this many items is small work: done at once, beside the batches
 
 
+class ExpressQueue:
+    """Items announced by small signals, each once: a signal comes twice when the process that
+    committed it also runs its consumer (handed over in process, then through RabbitMQ)."""
+
+    def __init__(self, remember: int = 10_000) -> None:
+        self._waiting: list[Any] = []
+        self._seen: dict[Any, None] = {}  # insertion-ordered: the oldest are forgotten first
+        self._remember = remember
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def offer(self, keys: Sequence[Any]) -> bool:
+        """Queues the keys of a small signal not seen before; False when it was not small work."""
+        if not 0 < len(keys) <= EXPRESS_MAX or len(self._waiting) >= EXPRESS_MAX * 10:
+            return False
+        new = [key for key in keys if key not in self._seen]
+        for key in new:
+            self._seen[key] = None
+        while len(self._seen) > self._remember:
+            del self._seen[next(iter(self._seen))]
+        self._waiting.extend(new)
+        return bool(new)
+
+    def take(self, at_most: int) -> list[Any]:
+        taken, self._waiting = self._waiting[:at_most], self._waiting[at_most:]
+        return taken
+
+
 class BatchScheduler:
     """Takes waiting work from PostgreSQL a batch per transaction until none is left, then waits
     for a Signal or its poll. A transient fault is retried with backoff. Any other fault halves
@@ -96,15 +126,17 @@ class BatchScheduler:
         self._set_aside_seconds = set_aside_seconds
         self._set_aside: dict[Any, float] = {}  # key: until (monotonic)
         self._stopping = False
-        self._express: list[Any] = []
+        self._express = ExpressQueue()
         self._express_wakeup = asyncio.Event()
         self.wakeup = Wakeup(poll_seconds)
 
     def notify(self, signal: object = None) -> None:
+        """Small work goes to the express lane only (it wakes the batches if it fails)."""
         keys = self._batch.announced(signal) if signal is not None else ()
-        if 0 < len(keys) <= EXPRESS_MAX and len(self._express) < EXPRESS_MAX * 10:
-            self._express.extend(keys)
-            self._express_wakeup.set()
+        if 0 < len(keys) <= EXPRESS_MAX:
+            if self._express.offer(keys):
+                self._express_wakeup.set()
+            return
         self.wakeup.set()
 
     def stop(self) -> None:
@@ -123,21 +155,25 @@ class BatchScheduler:
         while not self._stopping:
             await self._express_wakeup.wait()
             self._express_wakeup.clear()
-            keys, self._express = self._express, []
+            keys = self._express.take(EXPRESS_MAX * 10)
             if not keys or self._stopping:
                 continue
             try:
-                async with transaction(pool, on_commit) as tx:
-                    taken = await self._batch.take_these(tx.conn, keys)
-                    if taken:
-                        await self._batch.act(tx, taken)
+                with priority.interactive():
+                    async with transaction(pool, on_commit) as tx:
+                        taken = await self._batch.take_these(tx.conn, keys)
+                        if taken:
+                            await self._batch.act(tx, taken)
             except Exception as error:  # noqa: BLE001 - the batches take what the express lane could not
                 log.warning("express_work_failed", scheduler=self.name, error=repr(error))
+                self.wakeup.set()
+            # an item not taken is done already, or held (so being done) by another transaction
 
     async def _run_batches(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
         limit, failures = self._size, 0
         while not self._stopping:
             taken: Sequence[Any] = ()
+            await priority.bulk_step()
             try:
                 async with transaction(pool, on_commit) as tx:
                     taken = await self._batch.take(tx.conn, limit, self._skipped())

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from contracts import routing
 from userprov.db.connection import create_pool
 from userprov.db.migrate import migrate, wait_for_schema
 from userprov.runtime import tracing
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
-from userprov.runtime.dispatch import Dispatcher, Route
+from userprov.runtime.dispatch import Dispatcher, Route, Signal
 from userprov.runtime.health import Readiness, serve_health, watch_readiness
 from userprov.runtime.housekeeping import run_housekeeping
 from userprov.runtime.metrics import serve_metrics
-from userprov.runtime.outbox import OutboxRelay, OutgoingMessage
+from userprov.runtime.outbox import Committed, OutboxRelay, OutgoingMessage
 from userprov.runtime.parking import Why
 from userprov.runtime.queue_watch import watch_queues
 from userprov.runtime.scheduling import Scheduler
@@ -42,6 +43,25 @@ class ServiceRun:
 
     routes: Mapping[str, Route]
     schedulers: Sequence[Scheduler] = ()
+
+
+def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committed]], None]:
+    """Hands each committed signal for a service of this process to it at once, beside its
+    publication: work one service commits for another in the same process starts without a
+    round trip through RabbitMQ (the published copy still wakes the other processes; a signal
+    seen twice only announces the same work twice)."""
+    handlers = {key: route for service in services for key, route in service.routes.items() if isinstance(route.handler, Signal)}
+
+    def deliver(rows: Sequence[Committed]) -> None:
+        for row in rows:
+            route = handlers.get(row.message.routing_key)
+            if route is not None and row.message.exchange == routing.INTERNAL_EXCHANGE:
+                try:
+                    route.handler.notify(route.model.model_validate_json(row.message.body))
+                except Exception as error:  # noqa: BLE001 - the published copy still announces it
+                    log.warning("local_signal_failed", routing_key=row.message.routing_key, error=repr(error))
+
+    return deliver
 
 
 async def _finish(tasks: Sequence[asyncio.Task[None]], timeout: float) -> bool:
@@ -75,6 +95,11 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
         await session.park(message, service, why)
 
     relay = OutboxRelay(pool, publish, settings.outbox_batch_size, settings.outbox_poll_seconds, settings.outbox_handover_seconds)
+    signals_here = local_signals(services.values())
+
+    def committed(rows: Sequence[Committed]) -> None:
+        signals_here(rows)
+        relay.committed(rows)
     dispatchers = [
         Dispatcher(
             name,
@@ -83,7 +108,7 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
             delivery_limit=settings.delivery_limit,
             transient_retry_seconds=settings.transient_retry_seconds,
             transient_backoff_max=settings.transient_backoff_max_seconds,
-            on_commit=relay.committed,
+            on_commit=committed,
             publish=publish,
             park=park,
         )
@@ -108,7 +133,7 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
     queue_watch = asyncio.create_task(watch_queues(session, settings.queue_watch_seconds), name="queue-watch")
     ready_watch = asyncio.create_task(watch_readiness(readiness, settings.queue_watch_seconds), name="ready-watch")
-    scheduling = [asyncio.create_task(s.run(pool, relay.committed), name=s.name) for s in schedulers]
+    scheduling = [asyncio.create_task(s.run(pool, committed), name=s.name) for s in schedulers]
     housekeeping = asyncio.create_task(
         run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds), name="housekeeping"
     )

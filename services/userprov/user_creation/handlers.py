@@ -1,6 +1,9 @@
 """Handlers of the user-creation service: accounts.upsert, users.add, users.remove."""
 from __future__ import annotations
 
+import asyncio
+from contextlib import nullcontext
+
 from contracts.base import FieldError
 from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
 from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, UsersAddCompleted
@@ -12,12 +15,14 @@ from userprov.permissions import acting, authorize, permit
 from userprov.runtime.aio import map_in_slices
 from userprov.runtime.errors import Rejected
 from userprov.runtime.origin import Origin
+from userprov.runtime.priority import priority
+from userprov.runtime.scheduling import EXPRESS_MAX
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.sandbox.trial import AccountTemplate, trial_errors
 from userprov.user_creation import sql
 from userprov.user_creation.plan import TooManyRows, candidates_of, plan_rows, with_user_ids
-from userprov.user_creation.validation import ValidRow, reject_repeated_emails, validate_row
+from userprov.user_creation.validation import Candidate, ValidRow, reject_repeated_emails, validate_row
 
 
 async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox) -> None:
@@ -64,15 +69,22 @@ async def _refuse_below_seats_in_use(uow: UnitOfWork, account_id: str, licences:
 
 
 async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -> None:
+    """A command for a few people is interactive work: bulk work in this process holds for it
+    (userprov.runtime.priority); a large one yields between slices of its validation."""
     try:
         candidates = candidates_of(cmd)
     except TooManyRows as error:
         raise Rejected("too_many_rows", str(error)) from error
     if not candidates:
         raise Rejected("no_users", "The command names no one to add.")
+    with priority.interactive() if len(candidates) <= EXPRESS_MAX else nullcontext():
+        await _add_users(cmd, uow, candidates, lookup_chunk_size)
+
+
+async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate], lookup_chunk_size: int) -> None:
     if cmd.language not in SUPPORTED_LANGUAGES:
         raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
-    checked = reject_repeated_emails(await map_in_slices(validate_row, candidates))
+    checked = reject_repeated_emails(await map_in_slices(validate_row, candidates, _between_slices))
     async with uow:
         conn = uow.conn
         account = await lock_account(conn, cmd.account_id)
@@ -119,3 +131,8 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
                 released=released,
             )
         )
+
+
+async def _between_slices() -> None:
+    await priority.bulk_step()
+    await asyncio.sleep(0)
