@@ -103,13 +103,7 @@ class Issued:
 
 async def decide(conn: asyncpg.Connection, decisions: Sequence[Decision]) -> list[Issued]:
     """pending -> invited | transfer_pending, each with a new invitation waiting to be sent."""
-    await conn.execute(
-        "UPDATE memberships m SET status = CASE t.kind WHEN 'welcome' THEN 'invited' ELSE 'transfer_pending' END,"
-        " status_changed_at = now() FROM unnest($1::uuid[], $2::text[]) AS t(id, kind) WHERE m.membership_id = t.id",
-        [d.membership_id for d in decisions],
-        [d.kind for d in decisions],
-    )
-    return await _issue(conn, decisions, [0] * len(decisions))
+    return await _issue(conn, decisions, [0] * len(decisions), DECIDE)
 
 
 async def resend(
@@ -128,12 +122,12 @@ async def resend(
     return issued.invitation_id
 
 
-ISSUE = f"""
-WITH new AS (
+_ISSUE = """
+WITH {decided} new AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[])
         WITH ORDINALITY AS t(invitation_id, membership_id, account_id, kind, from_account_id, sent_count,
                              correlation_id, traceparent, tracestate, n)
-), {turns_cte("invitations", "new")}
+), {turns}
 INSERT INTO invitations (invitation_id, membership_id, account_id, kind, status, from_account_id, sent_count, turn,
                          correlation_id, traceparent, tracestate)
 SELECT new.invitation_id, new.membership_id, new.account_id, new.kind, 'issued', new.from_account_id, new.sent_count,
@@ -141,13 +135,20 @@ SELECT new.invitation_id, new.membership_id, new.account_id, new.kind, 'issued',
        new.correlation_id, new.traceparent, new.tracestate
 FROM new JOIN turns USING (account_id)
 """
+ISSUE = _ISSUE.format(decided="", turns=turns_cte("invitations", "new"))
+# the memberships' decision and their invitations in one statement
+DECIDE = _ISSUE.format(
+    decided="decided AS (UPDATE memberships m SET status = CASE t.kind WHEN 'welcome' THEN 'invited' ELSE 'transfer_pending' END,"
+    " status_changed_at = now() FROM unnest($2::uuid[], $4::text[]) AS t(id, kind) WHERE m.membership_id = t.id),",
+    turns=turns_cte("invitations", "new"),
+)
 
 
-async def _issue(conn: asyncpg.Connection, decisions: Sequence[Decision], sent_counts: Sequence[int]) -> list[Issued]:
+async def _issue(conn: asyncpg.Connection, decisions: Sequence[Decision], sent_counts: Sequence[int], statement: str = ISSUE) -> list[Issued]:
     """New invitations waiting to be sent, each account's after its own waiting ones (userprov.turns)."""
     issued = [Issued(uuid.uuid4(), d.kind, d.origin) for d in decisions]
     await conn.execute(
-        ISSUE,
+        statement,
         [i.invitation_id for i in issued],
         [d.membership_id for d in decisions],
         [d.account_id for d in decisions],

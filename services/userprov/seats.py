@@ -1,23 +1,21 @@
 """Seat assignments and the per-licence counters kept beside them (one place changes both)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
 
 
-async def assign(conn: asyncpg.Connection, account_id: str, membership_ids: Sequence[UUID], products: Sequence[str]) -> None:
-    """Gives every membership one seat of every product; the CHECK on the counter refuses an oversell."""
-    await conn.execute(
-        "WITH assigned AS (INSERT INTO seat_assignments (membership_id, account_id, product)"
-        "  SELECT m, $1, p FROM unnest($2::uuid[]) AS m CROSS JOIN unnest($3::text[]) AS p RETURNING product)"
-        " UPDATE account_licences l SET seats_used = l.seats_used + a.n"
-        " FROM (SELECT product, count(*) AS n FROM assigned GROUP BY product) a"
-        " WHERE l.account_id = $1 AND l.product = a.product",
-        account_id,
-        list(membership_ids),
-        list(products),
+def assign_cte(account_id: str, membership_ids: str, products: str) -> str:
+    """SQL of CTEs that give every membership of `membership_ids` (a uuid[] expression) one seat
+    of every product of `products` (a text[] expression) in the account, with the counters: for a
+    statement that creates the memberships too. The CHECK on the counter refuses an oversell."""
+    return (
+        f"seats_assigned AS (INSERT INTO seat_assignments (membership_id, account_id, product)"
+        f" SELECT m, {account_id}, p FROM unnest({membership_ids}) AS m CROSS JOIN unnest({products}) AS p RETURNING product),"
+        f" seats_counted AS (UPDATE account_licences l SET seats_used = l.seats_used + a.n"
+        f" FROM (SELECT product, count(*) AS n FROM seats_assigned GROUP BY product) a"
+        f" WHERE l.account_id = {account_id} AND l.product = a.product)"
     )
 
 

@@ -99,9 +99,10 @@ class UnitOfWork:
             await self._finish(commit=False)
             return
         try:
-            written = await outbox.write(self.conn, self._pending)
             if self._outcome_of is not None:
-                await outcomes.record(self.conn, self._outcome_of, self._envelope.routing_key, self._pending)
+                written = await outcomes.record_with_events(self.conn, self._outcome_of, self._envelope.routing_key, self._pending)
+            else:
+                written = await outbox.write(self.conn, self._pending)
         except BaseException:
             await self._finish(commit=False)
             raise

@@ -85,11 +85,13 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
     if cmd.language not in SUPPORTED_LANGUAGES:
         raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
     checked = reject_repeated_emails(await map_in_slices(validate_row, candidates, _between_slices))
+    products = sorted(set(cmd.products))
     async with uow:
         conn = uow.conn
-        account = await lock_account(conn, cmd.account_id)
-        if account is None:
+        adding = await sql.lock_for_adding(conn, cmd.account_id, products, [r.email for r in checked if isinstance(r, ValidRow)])
+        if adding is None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+        account, free = adding.account, adding.free
         if account.status == "expired":
             # an expired account keeps its members but takes no new ones: its billing ended
             raise Rejected("account_expired", f"Account {cmd.account_id!r} has expired: it takes no new users.")
@@ -98,13 +100,10 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
             raise Rejected("unknown_group", f"The account has no user group {cmd.group!r}.")
         if cmd.settings_template is not None and cmd.settings_template not in account.settings_templates:
             raise Rejected("unknown_settings_template", f"The account has no settings template {cmd.settings_template!r}.")
-        products = sorted(set(cmd.products))
-        free = await sql.free_seats(conn, cmd.account_id, products)
         unknown = [p for p in products if p not in free]
         if unknown:
             raise Rejected("unknown_product", f"The account holds no licences for {', '.join(unknown)}.")
-        members = await sql.current_members(conn, cmd.account_id, [r.email for r in checked if isinstance(r, ValidRow)])
-        plan = plan_rows(checked, members, min(free.values()) if free else None)
+        plan = plan_rows(checked, adding.members, min(free.values()) if free else None)
         user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
         uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
         for start in range(0, len(membership_ids), lookup_chunk_size):

@@ -1,14 +1,17 @@
 """The SQL of the user-creation service."""
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 
 from contracts.commands import AccountsUpsert, UsersAdd
 from userprov import seats
+from userprov.memberships import Account
 from userprov.runtime.origin import Origin
 from userprov.turns import turns_cte
 from userprov.user_creation.validation import ValidRow
@@ -64,24 +67,42 @@ async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert, *, exist
         )
 
 
-async def free_seats(conn: asyncpg.Connection, account_id: str, products: Sequence[str]) -> dict[str, int]:
-    rows = await conn.fetch(
-        "SELECT product, seats_total - seats_used AS free FROM account_licences"
-        " WHERE account_id = $1 AND product = ANY($2::text[]) ORDER BY product FOR UPDATE",
-        account_id,
-        list(products),
-    )
-    return {r["product"]: r["free"] for r in rows}
+# One round trip for what adding users reads, in the lock order of every change to an account's
+# members or seats: the account, then its licences (the select list is evaluated in order).
+LOCK_FOR_ADDING = """
+WITH account AS (
+    SELECT account_id, name, status, groups, settings_templates FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE
+), licences AS (
+    SELECT product, seats_total - seats_used AS free FROM account_licences
+    WHERE account_id = $1 AND product = ANY($2::text[]) AND EXISTS (SELECT FROM account) ORDER BY product FOR UPDATE
+), members AS (
+    SELECT p.email, p.profile_id FROM memberships m JOIN profiles p USING (profile_id)
+    WHERE m.account_id = $1 AND m.status <> 'removed' AND p.email = ANY($3::text[])
+)
+SELECT (SELECT row_to_json(account) FROM account) AS account,
+       (SELECT COALESCE(json_object_agg(product, free), '{}') FROM licences) AS free,
+       (SELECT COALESCE(json_object_agg(email, profile_id), '{}') FROM members) AS members
+"""
 
 
-async def current_members(conn: asyncpg.Connection, account_id: str, emails: Sequence[str]) -> dict[str, UUID]:
-    rows = await conn.fetch(
-        "SELECT p.email, p.profile_id FROM memberships m JOIN profiles p USING (profile_id)"
-        " WHERE m.account_id = $1 AND m.status <> 'removed' AND p.email = ANY($2::text[])",
-        account_id,
-        list(emails),
+@dataclass(frozen=True)
+class Adding:
+    account: Account
+    free: dict[str, int]  # free seats of each requested product the account holds
+    members: dict[str, UUID]  # the emails already members (any status but removed), with their user id
+
+
+async def lock_for_adding(conn: asyncpg.Connection, account_id: str, products: Sequence[str], emails: Sequence[str]) -> Adding | None:
+    """The account and its requested licences, locked, and which of the emails are members
+    already; None when there is no such account."""
+    row = await conn.fetchrow(LOCK_FOR_ADDING, account_id, list(products), list(emails))
+    if row["account"] is None:
+        return None
+    return Adding(
+        Account(**json.loads(row["account"])),
+        json.loads(row["free"]),
+        {email: UUID(profile_id) for email, profile_id in json.loads(row["members"]).items()},
     )
-    return {r["email"]: r["profile_id"] for r in rows}
 
 
 PROFILES = """
@@ -93,16 +114,20 @@ UNION ALL
 SELECT p.email, p.profile_id FROM profiles p JOIN new USING (email)
 """
 
+# The memberships and their seats in one statement (the seats' foreign keys are checked at its end).
 MEMBERSHIPS = f"""
 WITH new AS (
     SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) WITH ORDINALITY AS t(membership_id, profile_id, first_name, last_name, n),
          (VALUES ($1::text)) AS a(account_id)
-), {turns_cte("memberships", "new")}
-INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language, user_group,
-                         settings_template, status, added_by_command, turn, correlation_id, traceparent, tracestate)
-SELECT new.membership_id, new.account_id, new.profile_id, new.first_name, new.last_name, $2, $3, $4, $5, 'pending', $6,
-       turns.start + new.n, $11, $12, $13
-FROM new JOIN turns USING (account_id)
+), {turns_cte("memberships", "new")},
+created AS (
+    INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language, user_group,
+                             settings_template, status, added_by_command, turn, correlation_id, traceparent, tracestate)
+    SELECT new.membership_id, new.account_id, new.profile_id, new.first_name, new.last_name, $2, $3, $4, $5, 'pending', $6,
+           turns.start + new.n, $11, $12, $13
+    FROM new JOIN turns USING (account_id)
+), {seats.assign_cte("$1", "$7::uuid[]", "$14::text[]")}
+SELECT
 """
 
 
@@ -139,8 +164,6 @@ async def create_memberships(
         origin.correlation_id,
         origin.traceparent,
         origin.tracestate,
+        sorted(set(cmd.products)),
     )
-    products = sorted(set(cmd.products))
-    if products and membership_ids:
-        await seats.assign(conn, cmd.account_id, membership_ids, products)
     return profile_ids, membership_ids
