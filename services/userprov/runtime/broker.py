@@ -158,7 +158,10 @@ class BrokerSession:
         await self._drop_connection()
 
     async def publish(self, messages: Sequence[OutgoingMessage], wait_seconds: float = 10.0) -> None:
-        """Publishes with publisher confirms and the mandatory flag; raises unless every message is confirmed."""
+        """Publishes with publisher confirms; raises unless every message is confirmed. Signals and
+        answers are mandatory (one that no queue takes is logged: the topology or the caller's
+        queue is gone); public events are not: an event nobody subscribed to is no fault, and each
+        return would cost both ends a frame."""
         try:
             await asyncio.wait_for(self.ready.wait(), wait_seconds)
         except TimeoutError as error:
@@ -198,7 +201,7 @@ class BrokerSession:
                     headers=cast(dict[str, Any], trace_headers),
                 ),
                 routing_key=message.routing_key,
-                mandatory=True,
+                mandatory=message.exchange != routing.EVENTS_EXCHANGE,
                 timeout=30,
             )
 
