@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="Events a process committed and has not published within this long are relayed by any process."
     )
     lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships named per memberships.created message.")
-    lookup_batch_size: int = Field(default=50, ge=1, description="Memberships decided per account-lookup transaction.")
+    lookup_batch_size: int = Field(default=200, ge=1, description="Memberships decided per account-lookup transaction.")
     scheduler_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often account lookup and mailing look for waiting work that no message announced."
     )

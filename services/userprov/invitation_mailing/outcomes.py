@@ -29,7 +29,7 @@ from userprov.settings import Settings
 
 log = structlog.get_logger()
 
-GROUP_SECONDS = 0.01
+GROUP_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Recorder:
         self._waiting: list[Outcome] = []
         self._arrived = asyncio.Event()
         self._closing = False
-        self._group = 2 * settings.smtp_connections  # recorded at once when this many are waiting
+        self._group = settings.smtp_connections  # recorded at once when this many are waiting
 
     def add(self, outcome: Outcome) -> None:
         self._waiting.append(outcome)
