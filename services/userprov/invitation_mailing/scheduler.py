@@ -40,8 +40,8 @@ from userprov.tokens import hash_token, new_token
 log = structlog.get_logger()
 
 
-HAND_LOW, HAND_HIGH = 2, 4  # emails in hand per SMTP connection
-RECHECK_AFTER_SECONDS = 0.1  # a claim older than this is checked still open right before its email leaves
+HAND_LOW, HAND_HIGH = 2, 6  # emails in hand per SMTP connection
+RECHECK_AFTER_SECONDS = 0.25  # a claim older than this is checked still open right before its email leaves
 LEASE_SAFETY_SECONDS = 1.0  # between a try's latest end and the lease's, for clocks and commits
 
 
