@@ -83,6 +83,7 @@ class MailingScheduler:
         self._express = ExpressQueue()  # announced by small signals: claimed by id, sent next
         self._express_in_hand = 0
         self._express_event = asyncio.Event()
+        self._express_announced = False
         self._waiting_for_priority = False
         self.wakeup = Wakeup(settings.scheduler_poll_seconds)
 
@@ -92,6 +93,9 @@ class MailingScheduler:
         if 0 < len(ids) <= EXPRESS_MAX:
             if self._express.offer(ids):
                 self._express_event.set()
+                if not self._express_announced:  # bulk work in this process holds until the express claim is made
+                    self._express_announced = True
+                    priority.announce()
             return
         self.wakeup.set()
 
@@ -124,7 +128,11 @@ class MailingScheduler:
                 await self._claim_express(pool)
                 continue
             if more_waiting and self._in_hand <= self._low:
-                await priority.bulk_step()
+                if priority.busy:  # interactive work first, and this process's own small work at once
+                    self._express_event.clear()
+                    await first_of(priority.bulk_step(), self._express_event.wait())
+                    if self._express:
+                        continue
                 wanted = self._high - self._in_hand
                 try:
                     claims = await self._claim(pool, wanted)
@@ -164,12 +172,15 @@ class MailingScheduler:
         is not claimed here waits its turn in the queue."""
         these = self._express.take(self._slots - self._express_in_hand)
         try:
-            with priority.interactive():
-                claims = await self._claim(pool, len(these), these, express=True)
+            claims = await self._claim(pool, len(these), these, express=True)
         except Exception as error:  # noqa: BLE001 - the regular claims take them in turn
             log.warning("express_claim_failed", error=repr(error))
             self.wakeup.set()
             return
+        finally:
+            if not len(self._express) and self._express_announced:
+                self._express_announced = False
+                priority.done()
         # one not claimed is sent or held by another claim already, or not due yet (the poll finds it then)
         self._express_in_hand += len(claims)
         self._ready.add(claims, first=True)

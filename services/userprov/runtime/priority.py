@@ -25,17 +25,25 @@ class Priority:
 
     @contextmanager
     def interactive(self) -> Iterator[None]:
-        self._interactive += 1
+        self.announce()
         try:
             yield
         finally:
-            self._interactive -= 1
-            if not self._interactive:
-                if self._clear is not None:
-                    self._clear.set()
-                callbacks, self._on_clear = self._on_clear, []
-                for callback in callbacks:
-                    callback()
+            self.done()
+
+    def announce(self) -> None:
+        """Interactive work is coming (announced, not yet started): bulk work holds from now."""
+        self._interactive += 1
+
+    def done(self) -> None:
+        """An announced piece of interactive work is finished (or given up)."""
+        self._interactive -= 1
+        if not self._interactive:
+            if self._clear is not None:
+                self._clear.set()
+            callbacks, self._on_clear = self._on_clear, []
+            for callback in callbacks:
+                callback()
 
     async def bulk_step(self) -> None:
         """Returns at once when no interactive work is in hand, else when there is none, or after

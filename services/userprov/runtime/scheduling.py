@@ -128,6 +128,7 @@ class BatchScheduler:
         self._stopping = False
         self._express = ExpressQueue()
         self._express_wakeup = asyncio.Event()
+        self._express_announced = False
         self.wakeup = Wakeup(poll_seconds)
 
     def notify(self, signal: object = None) -> None:
@@ -135,6 +136,9 @@ class BatchScheduler:
         keys = self._batch.announced(signal) if signal is not None else ()
         if 0 < len(keys) <= EXPRESS_MAX:
             if self._express.offer(keys):
+                if not self._express_announced:  # bulk work in this process holds until the express lane is done
+                    self._express_announced = True
+                    priority.announce()
                 self._express_wakeup.set()
             return
         self.wakeup.set()
@@ -152,21 +156,30 @@ class BatchScheduler:
             await express
 
     async def _run_express(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
-        while not self._stopping:
-            await self._express_wakeup.wait()
-            self._express_wakeup.clear()
-            keys = self._express.take(EXPRESS_MAX * 10)
-            if not keys or self._stopping:
-                continue
-            try:
-                with priority.interactive():
-                    async with transaction(pool, on_commit) as tx:
-                        taken = await self._batch.take_these(tx.conn, keys)
-                        if taken:
-                            await self._batch.act(tx, taken)
-            except Exception as error:  # noqa: BLE001 - the batches take what the express lane could not
-                log.warning("express_work_failed", scheduler=self.name, error=repr(error))
-                self.wakeup.set()
+        try:
+            while not self._stopping:
+                await self._express_wakeup.wait()
+                self._express_wakeup.clear()
+                keys = self._express.take(EXPRESS_MAX * 10)
+                if keys and not self._stopping:
+                    await self._express_transaction(pool, on_commit, keys)
+                if not len(self._express) and self._express_announced:
+                    self._express_announced = False
+                    priority.done()
+        finally:
+            if self._express_announced:
+                self._express_announced = False
+                priority.done()
+
+    async def _express_transaction(self, pool: asyncpg.Pool, on_commit: OnCommit, keys: Sequence[Any]) -> None:
+        try:
+            async with transaction(pool, on_commit) as tx:
+                taken = await self._batch.take_these(tx.conn, keys)
+                if taken:
+                    await self._batch.act(tx, taken)
+        except Exception as error:  # noqa: BLE001 - the batches take what the express lane could not
+            log.warning("express_work_failed", scheduler=self.name, error=repr(error))
+            self.wakeup.set()
             # an item not taken is done already, or held (so being done) by another transaction
 
     async def _run_batches(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
