@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-MAX_HOLD_SECONDS = 0.1
+MAX_HOLD_SECONDS = 0.02
 
 
 class Priority:
