@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -18,6 +18,19 @@ async def first_of(*awaitables: Awaitable[object]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def finish_or_cancel(tasks: Iterable[asyncio.Task[Any]], timeout: float) -> bool:
+    """Waits up to `timeout` for the tasks, then cancels those still running; True when all
+    finished in time."""
+    pending = set(tasks)
+    if not pending:
+        return True
+    _, not_done = await asyncio.wait(pending, timeout=timeout)
+    for task in not_done:
+        task.cancel()
+    await asyncio.gather(*not_done, return_exceptions=True)
+    return not not_done
 
 
 async def map_in_slices(

@@ -21,6 +21,7 @@ from contracts.base import Contract
 from contracts.registry import REPLY_MODELS, model_of, reply_type
 from contracts.text import printable
 from userprov.runtime import failures, metrics, outcomes, tracing
+from userprov.runtime.aio import finish_or_cancel
 from userprov.runtime.envelope import Envelope
 from userprov.runtime.errors import (
     AlreadyProcessed,
@@ -169,14 +170,7 @@ class Dispatcher:
         """Waits for the messages in hand, then cancels what is left (unacked, so the broker
         redelivers it); True when all finished in time. Retries of transient faults stop."""
         self._stopping = True
-        pending = set(self._in_hand)
-        if not pending:
-            return True
-        _, not_done = await asyncio.wait(pending, timeout=timeout)
-        for task in not_done:
-            task.cancel()
-        await asyncio.gather(*not_done, return_exceptions=True)
-        return not not_done
+        return await finish_or_cancel(self._in_hand, timeout)
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()

@@ -14,6 +14,7 @@ from contracts import routing
 from userprov.db.connection import create_pool
 from userprov.db.migrate import migrate, wait_for_schema
 from userprov.runtime import tracing
+from userprov.runtime.aio import finish_or_cancel
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
 from userprov.runtime.dispatch import Dispatcher, Route, Signal
 from userprov.runtime.health import Readiness, serve_health, watch_readiness
@@ -62,18 +63,6 @@ def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committe
                     log.warning("local_signal_failed", routing_key=row.message.routing_key, error=repr(error))
 
     return deliver
-
-
-async def _finish(tasks: Sequence[asyncio.Task[None]], timeout: float) -> bool:
-    """Waits for the schedulers to finish what they hold; cancels them after `timeout` (their
-    claims then lapse and other processes take the work)."""
-    if not tasks:
-        return True
-    _, not_done = await asyncio.wait(tasks, timeout=timeout)
-    for task in not_done:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return not not_done
 
 
 async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> int:
@@ -149,7 +138,8 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     for scheduler in schedulers:
         scheduler.stop()
     drained = all([await d.drain(settings.shutdown_grace_seconds) for d in dispatchers])
-    drained = await _finish(scheduling, settings.shutdown_grace_seconds) and drained
+    # what the schedulers do not finish in time lapses and is taken by other processes
+    drained = await finish_or_cancel(scheduling, settings.shutdown_grace_seconds) and drained
     relay.stop()
     await asyncio.gather(relay_task, return_exceptions=True)
     flushed = await relay.flush(timeout=OUTBOX_FLUSH_SECONDS)
