@@ -81,6 +81,13 @@ async def retry_transient(
 ) -> None:
     """Runs `attempt` until it succeeds, retrying transient faults with backoff for up to
     `seconds` (or until `give_up()`); any other fault, or the last transient one, is raised."""
+    try:
+        await attempt()  # the first try without the retry machinery: almost every message needs no other
+        return
+    except Exception as error:
+        if not is_transient(error) or seconds <= 0 or give_up():
+            raise
+    await asyncio.sleep(0.1)  # the backoff's first step
     async for retry in AsyncRetrying(
         retry=retry_if_exception(is_transient),
         stop=stop_any(stop_after_delay(seconds), _StopWhen(give_up)),

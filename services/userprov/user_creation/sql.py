@@ -12,6 +12,7 @@ import asyncpg
 from contracts.commands import AccountsUpsert, UsersAdd
 from userprov import seats
 from userprov.memberships import Account
+from userprov.runtime.errors import TransientError
 from userprov.runtime.origin import Origin
 from userprov.turns import turns_cte
 from userprov.user_creation.validation import ValidRow
@@ -105,29 +106,31 @@ async def lock_for_adding(conn: asyncpg.Connection, account_id: str, products: S
     )
 
 
-PROFILES = """
-WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS t(profile_id, email, first_name, last_name)),
-created AS (INSERT INTO profiles (profile_id, email, first_name, last_name) SELECT * FROM new
-            ON CONFLICT (email) DO NOTHING RETURNING email, profile_id)
-SELECT email, profile_id FROM created
-UNION ALL
-SELECT p.email, p.profile_id FROM profiles p JOIN new USING (email)
-"""
-
-# The memberships and their seats in one statement (the seats' foreign keys are checked at its end).
+# The profiles that are missing, the memberships and their seats, in one statement (the seats'
+# foreign keys are checked at its end). A profile that a concurrent transaction created after this
+# statement began is not seen: its row is left out, and the caller tries again.
 MEMBERSHIPS = f"""
 WITH new AS (
-    SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) WITH ORDINALITY AS t(membership_id, profile_id, first_name, last_name, n),
+    SELECT * FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $15::uuid[])
+             WITH ORDINALITY AS t(membership_id, email, first_name, last_name, new_profile_id, n),
          (VALUES ($1::text)) AS a(account_id)
+), created_profiles AS (
+    INSERT INTO profiles (profile_id, email, first_name, last_name) SELECT new_profile_id, email, first_name, last_name FROM new
+    ON CONFLICT (email) DO NOTHING RETURNING email, profile_id
+), profile AS (
+    SELECT email, profile_id FROM created_profiles
+    UNION ALL
+    SELECT p.email, p.profile_id FROM profiles p JOIN new USING (email)
 ), {turns_cte("memberships", "new")},
 created AS (
     INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language, user_group,
                              settings_template, status, added_by_command, turn, correlation_id, traceparent, tracestate)
-    SELECT new.membership_id, new.account_id, new.profile_id, new.first_name, new.last_name, $2, $3, $4, $5, 'pending', $6,
+    SELECT new.membership_id, new.account_id, profile.profile_id, new.first_name, new.last_name, $2, $3, $4, $5, 'pending', $6,
            turns.start + new.n, $11, $12, $13
-    FROM new JOIN turns USING (account_id)
-), {seats.assign_cte("$1", "$7::uuid[]", "$14::text[]")}
-SELECT
+    FROM new JOIN profile USING (email) JOIN turns USING (account_id)
+    RETURNING membership_id
+), {seats.assign_cte("$1", "(SELECT array_agg(membership_id) FROM created)", "$14::text[]")}
+SELECT email, profile_id FROM profile
 """
 
 
@@ -136,20 +139,12 @@ async def create_memberships(
 ) -> tuple[dict[str, UUID], list[UUID]]:
     """Creates missing profiles, a `pending` membership per row (waiting for account lookup, in
     the account's turn: userprov.turns) and its seats; returns the user id per email and the new
-    membership ids."""
+    membership ids. Raises TransientError when a concurrent command created one of the people at
+    the same moment (the handler runs again, and then sees them)."""
     ordered = sorted(rows, key=lambda r: r.email)  # one lock order for concurrent commands
     emails = [r.email for r in ordered]
-    found = await conn.fetch(
-        PROFILES, [uuid.uuid4() for _ in ordered], emails, [r.first_name for r in ordered], [r.last_name for r in ordered]
-    )
-    profile_ids = {r["email"]: r["profile_id"] for r in found}
-    if len(profile_ids) < len(emails):  # created by a transaction that committed after this statement began
-        profile_ids.update(
-            (r["email"], r["profile_id"])
-            for r in await conn.fetch("SELECT email, profile_id FROM profiles WHERE email = ANY($1::text[])", emails)
-        )
     membership_ids = [uuid.uuid4() for _ in ordered]
-    await conn.execute(
+    found = await conn.fetch(
         MEMBERSHIPS,
         cmd.account_id,
         cmd.role,
@@ -158,12 +153,16 @@ async def create_memberships(
         cmd.settings_template,
         command_id,
         membership_ids,
-        [profile_ids[e] for e in emails],
+        emails,
         [r.first_name for r in ordered],
         [r.last_name for r in ordered],
         origin.correlation_id,
         origin.traceparent,
         origin.tracestate,
         sorted(set(cmd.products)),
+        [uuid.uuid4() for _ in ordered],
     )
+    profile_ids = {r["email"]: r["profile_id"] for r in found}
+    if len(profile_ids) < len(emails):
+        raise TransientError("a person was added by another command at the same moment")
     return profile_ids, membership_ids
