@@ -11,7 +11,6 @@ import asyncpg
 
 from contracts import routing
 from contracts.registry import COMMAND_MODELS, REPLY_MODELS
-from userprov.runtime import outbox
 from userprov.runtime.outbox import OutgoingMessage
 
 
@@ -20,34 +19,29 @@ def is_command(routing_key: str) -> bool:
     return routing_key in COMMAND_MODELS and routing_key not in REPLY_MODELS
 
 
-# The latest handling wins: a command refused after failing and then replayed from the parking
-# queue ends with the outcome of the replay. One statement writes the outcome and the events.
-RECORD_WITH_EVENTS = f"""
-WITH outcome AS (
-    INSERT INTO command_outcomes (command_id, command_type, outcome, events) VALUES ($1, $2, $3, $4::jsonb)
-    ON CONFLICT (command_id) DO UPDATE SET command_type = EXCLUDED.command_type, outcome = EXCLUDED.outcome,
-        events = EXCLUDED.events, recorded_at = now()
-)
-{outbox.insert_sql(5)}
-"""
+def record_cte(first_parameter: int) -> str:
+    """SQL of a CTE `outcome` that records a command's outcome from 4 parameters (`parameters`),
+    for the statement that commits the command's work. The latest handling wins: a command refused
+    after failing and then replayed from the parking queue ends with the outcome of the replay."""
+    p = [f"${first_parameter + n}" for n in range(4)]
+    return (
+        f"outcome AS (INSERT INTO command_outcomes (command_id, command_type, outcome, events)"
+        f" VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb)"
+        f" ON CONFLICT (command_id) DO UPDATE SET command_type = EXCLUDED.command_type, outcome = EXCLUDED.outcome,"
+        f" events = EXCLUDED.events, recorded_at = now())"
+    )
 
 
-async def record_with_events(
-    conn: asyncpg.Connection, command_id: str, command_type: str, messages: Sequence[OutgoingMessage]
-) -> list[outbox.Committed]:
-    """The command's outcome (its public events, or its refusal) and every message it emits, in
-    the caller's transaction; returns the outbox rows written, as `outbox.write` does."""
+def parameters(command_id: str, command_type: str, messages: Sequence[OutgoingMessage]) -> list[object]:
+    """The command's outcome: its public events, or its refusal."""
     public = [m for m in messages if m.exchange in (routing.EVENTS_EXCHANGE, routing.COMMANDS_EXCHANGE)]
     rejected = any(m.routing_key == routing.COMMAND_REJECTED for m in public)
-    rows = await conn.fetch(
-        RECORD_WITH_EVENTS,
+    return [
         command_id,
         command_type,
         "rejected" if rejected else "done",
         "[" + ",".join(f'{{"type": {json.dumps(m.routing_key)}, "body": {m.body.decode()}}}' for m in public) + "]",
-        *outbox.parameters(messages),
-    )
-    return outbox.written(rows, messages)
+    ]
 
 
 @dataclass(frozen=True)
