@@ -87,8 +87,8 @@ class MailingScheduler:
         self._waiting_for_priority = False
         self.wakeup = Wakeup(settings.scheduler_poll_seconds)
 
-    def notify(self, signal: InvitationIssued | None = None) -> None:
-        """Small work goes to the express lane only (it wakes the regular claims if it fails)."""
+    def notify(self, signal: InvitationIssued | None = None) -> bool:
+        """Small work goes to the express lane only (it wakes the regular claims if it fails): True."""
         ids = [i.invitation_id for i in signal.invitations] if signal is not None else []
         if 0 < len(ids) <= EXPRESS_MAX:
             if self._express.offer(ids):
@@ -96,8 +96,9 @@ class MailingScheduler:
                 if not self._express_announced:  # bulk work in this process holds until the express claim is made
                     self._express_announced = True
                     priority.announce()
-            return
+            return True
         self.wakeup.set()
+        return False
 
     def stop(self) -> None:
         self._stopping = True

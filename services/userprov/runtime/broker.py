@@ -10,7 +10,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -21,6 +21,7 @@ from pamqp.commands import Basic
 from contracts import routing
 from userprov.runtime import amqp_decoding, metrics, parking, tracing
 from userprov.runtime.aio import first_of
+from userprov.runtime.envelope import TAKEN_IN_PROCESS
 from userprov.runtime.outbox import OutgoingMessage
 from userprov.runtime.topology import declare_topology
 
@@ -189,6 +190,9 @@ class BrokerSession:
     async def _publish_one(self, channel: AbstractChannel, message: OutgoingMessage) -> object:
         exchange = channel.default_exchange if message.exchange == "" else await self._exchange(channel, message.exchange)
         with tracing.sending(message) as trace_headers:
+            headers: dict[str, Any] = dict(trace_headers or {})
+            if message.taken_in_process:
+                headers[TAKEN_IN_PROCESS] = True
             return await exchange.publish(
                 aio_pika.Message(
                     message.body,
@@ -198,7 +202,7 @@ class BrokerSession:
                     correlation_id=message.correlation_id,
                     type=message.type,
                     timestamp=datetime.now(UTC),
-                    headers=cast(dict[str, Any], trace_headers),
+                    headers=headers,
                 ),
                 routing_key=message.routing_key,
                 mandatory=message.exchange != routing.EVENTS_EXCHANGE,

@@ -52,7 +52,7 @@ class Signal:
     called without a unit of work, and the message is acked once it returns. The work is not
     lost if the message is: the scheduler also polls."""
 
-    notify: Callable[[Any], None]
+    notify: Callable[[Any], bool]  # True when it took the work at once (small work: the express lane)
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,8 @@ class Dispatcher:
             return await self._refuse(envelope, read)
         route, command = read
         if isinstance(route.handler, Signal):
-            route.handler.notify(command)
+            if not envelope.taken_in_process:  # else the process that committed the work took it at once
+                route.handler.notify(command)
             return Decision(Settle.ACK, "noted")
         try:
             if route.reply_type is not None:

@@ -8,6 +8,8 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from contracts.base import FieldError
 
+TAKEN_IN_PROCESS = "x-userprov-taken-in-process"  # see userprov.runtime.worker.local_signals
+
 # An id or queue name that userprov stores, copies onto events and routes by: printable,
 # without NUL, controls or lone surrogates (bytes that were not UTF-8 arrive as surrogates).
 _PROPERTY_CHARACTERS = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
@@ -21,10 +23,12 @@ class Envelope:
     correlation_id: str | None
     reply_to: str | None
     delivery_count: int
+    taken_in_process: bool = False  # a signal whose work its publisher took already (header set by userprov)
 
     @classmethod
     def of(cls, message: AbstractIncomingMessage) -> Envelope:
-        count = (message.headers or {}).get("x-delivery-count", 0)
+        headers = message.headers or {}
+        count = headers.get("x-delivery-count", 0)
         return cls(
             routing_key=_text(message.routing_key),
             body=message.body if isinstance(message.body, bytes) else b"",
@@ -32,6 +36,7 @@ class Envelope:
             correlation_id=_text(message.correlation_id) or None,
             reply_to=_text(message.reply_to) or None,
             delivery_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
+            taken_in_process=headers.get(TAKEN_IN_PROCESS) is True,
         )
 
     @property

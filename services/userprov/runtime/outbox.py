@@ -32,6 +32,7 @@ class OutgoingMessage:
     correlation_id: str | None
     type: str  # the message name, as the AMQP `type` property
     trace: trace_context.Carrier | None = None  # W3C trace context headers
+    taken_in_process: bool = False  # a signal whose work the publishing process has taken already
 
     @classmethod
     def event(cls, event: Contract, correlation_id: str | None, trace: trace_context.Carrier | None = None) -> OutgoingMessage:

@@ -131,8 +131,8 @@ class BatchScheduler:
         self._express_announced = False
         self.wakeup = Wakeup(poll_seconds)
 
-    def notify(self, signal: object = None) -> None:
-        """Small work goes to the express lane only (it wakes the batches if it fails)."""
+    def notify(self, signal: object = None) -> bool:
+        """Small work goes to the express lane only (it wakes the batches if it fails): True."""
         keys = self._batch.announced(signal) if signal is not None else ()
         if 0 < len(keys) <= EXPRESS_MAX:
             if self._express.offer(keys):
@@ -140,8 +140,9 @@ class BatchScheduler:
                     self._express_announced = True
                     priority.announce()
                 self._express_wakeup.set()
-            return
+            return True
         self.wakeup.set()
+        return False
 
     def stop(self) -> None:
         self._stopping = True

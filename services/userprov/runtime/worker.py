@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -46,21 +46,26 @@ class ServiceRun:
     schedulers: Sequence[Scheduler] = ()
 
 
-def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committed]], None]:
+def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committed]], Sequence[Committed]]:
     """Hands each committed signal for a service of this process to it at once, beside its
     publication: work one service commits for another in the same process starts without a
-    round trip through RabbitMQ (the published copy still wakes the other processes; a signal
-    seen twice only announces the same work twice)."""
+    round trip through RabbitMQ. The published copy still wakes the other processes; when this
+    process took the work at once (small work), the copy says so and they leave it (should this
+    process die first, they find it at their next poll)."""
     handlers = {key: route for service in services for key, route in service.routes.items() if isinstance(route.handler, Signal)}
 
-    def deliver(rows: Sequence[Committed]) -> None:
+    def deliver(rows: Sequence[Committed]) -> Sequence[Committed]:
+        delivered = []
         for row in rows:
             route = handlers.get(row.message.routing_key)
             if route is not None and row.message.exchange == routing.INTERNAL_EXCHANGE:
                 try:
-                    route.handler.notify(route.model.model_validate_json(row.message.body))
+                    if route.handler.notify(route.model.model_validate_json(row.message.body)):
+                        row = replace(row, message=replace(row.message, taken_in_process=True))
                 except Exception as error:  # noqa: BLE001 - the published copy still announces it
                     log.warning("local_signal_failed", routing_key=row.message.routing_key, error=repr(error))
+            delivered.append(row)
+        return delivered
 
     return deliver
 
@@ -87,8 +92,7 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     signals_here = local_signals(services.values())
 
     def committed(rows: Sequence[Committed]) -> None:
-        signals_here(rows)
-        relay.committed(rows)
+        relay.committed(signals_here(rows))
     dispatchers = [
         Dispatcher(
             name,
