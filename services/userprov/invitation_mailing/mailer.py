@@ -31,7 +31,7 @@ class PermanentSmtpFailure(Exception):
 
 @dataclass(frozen=True)
 class SmtpOutcome:
-    result: Literal["delivered", "temporary", "permanent", "not_tried"]
+    result: Literal["delivered", "temporary", "permanent", "not_tried"]  # not_tried: given back, the try not counted
     reason: str | None = None
 
     @property
@@ -71,7 +71,7 @@ class Mailer:
             recipient = smtp_address(to)
             await self._send_once(build_message(self._settings.smtp_sender, recipient, email), recipient, latest_start)
         except TooLate:
-            return SmtpOutcome("not_tried", "no SMTP connection was free in time")
+            return SmtpOutcome("temporary", "temporary failure: no SMTP connection was free in time")
         except PermanentSmtpFailure as error:
             return SmtpOutcome("permanent", f"permanent failure: {error}")
         except TemporarySmtpFailure as error:

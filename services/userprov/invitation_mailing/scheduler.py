@@ -232,9 +232,9 @@ class MailingScheduler:
                     return  # revoked meanwhile: the revocation already took it from the claim
                 latest_start = claim.at + self._lease - self._settings.smtp_timeout_seconds - LEASE_SAFETY_SECONDS
                 outcome = await self._mailer.send(invitation.email, email, latest_start)
-            except Exception as error:  # noqa: BLE001 - whatever it was, the invitation goes again
+            except Exception as error:  # noqa: BLE001 - whatever it was, the invitation goes again, as a try that counts
                 log.exception("email_not_sent")
-                outcome = SmtpOutcome("not_tried", repr(error))
+                outcome = SmtpOutcome("temporary", f"temporary failure: {type(error).__name__}")
         if outcome.delivered:
             metrics.EMAILS.labels("delivered").inc()
         self._recorder.add(Outcome(invitation, outcome, email, trace))

@@ -1,0 +1,140 @@
+"""The pure parts of the schedulers: the mailing hand, the express lane, priority, and what an
+email's outcome makes of its invitation."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from userprov.invitation_mailing import sql
+from userprov.invitation_mailing.hand import Hand
+from userprov.invitation_mailing.mailer import SmtpOutcome
+from userprov.invitation_mailing.outcomes import Outcome, backoff, recorded
+from userprov.invitation_mailing.rendering import RenderedEmail
+from userprov.runtime.origin import Origin
+from userprov.runtime.priority import MAX_HOLD_SECONDS, Priority
+from userprov.runtime.scheduling import EXPRESS_MAX, ExpressQueue
+from userprov.settings import Settings
+
+
+@dataclass(frozen=True)
+class Held:
+    account_id: str
+    n: int
+
+
+class TestHand:
+    """Claimed emails leave round-robin across accounts."""
+
+    def test_an_account_with_one_email_waits_for_one_email_of_each_other(self) -> None:
+        hand: Hand[Held] = Hand()
+        hand.add([Held("a", n) for n in range(5)])
+        hand.add([Held("b", 0)])
+        assert [hand.take() for _ in range(3)] == [Held("a", 0), Held("b", 0), Held("a", 1)]
+        assert len(hand) == 3 and [h.n for h in hand.drain()] == [2, 3, 4] and not hand
+
+    def test_small_work_goes_first(self) -> None:
+        hand: Hand[Held] = Hand()
+        hand.add([Held("a", n) for n in range(3)])
+        hand.add([Held("b", 0)], first=True)
+        assert hand.peek() == Held("b", 0) and hand.take() == Held("b", 0) and hand.take() == Held("a", 0)
+
+    def test_first_moves_an_account_already_in_hand_to_the_front(self) -> None:
+        hand: Hand[Held] = Hand()
+        hand.add([Held("a", 0), Held("b", 0), Held("b", 1)])
+        hand.add([Held("b", 2)], first=True)
+        assert [hand.take() for _ in range(4)] == [Held("b", 0), Held("a", 0), Held("b", 1), Held("b", 2)]
+
+
+class TestExpressQueue:
+    """Small signals only, each item once, and never more than a bounded backlog."""
+
+    def test_each_item_once(self) -> None:
+        queue = ExpressQueue()
+        assert queue.offer(["x", "y"]) and not queue.offer(["x"]) and queue.offer(["x", "z"])
+        assert queue.take(10) == ["x", "y", "z"] and queue.take(10) == []
+
+    def test_large_signals_and_overflow_are_refused(self) -> None:
+        queue = ExpressQueue()
+        assert not queue.offer([str(n) for n in range(EXPRESS_MAX + 1)]) and not queue.offer([])
+        for n in range(10):
+            assert queue.offer([f"{n}-{k}" for k in range(EXPRESS_MAX)])
+        assert not queue.offer(["one more"]) and len(queue) == EXPRESS_MAX * 10
+
+    def test_forgets_the_oldest(self) -> None:
+        queue = ExpressQueue(remember=3)
+        for key in "abcd":
+            queue.offer([key])
+        queue.take(10)
+        assert queue.offer(["a"]) and not queue.offer(["d"])
+
+
+class TestPriority:
+    """Bulk work holds while interactive work is in hand, for a bounded time."""
+
+    async def test_bulk_holds_until_interactive_work_is_done(self) -> None:
+        priority = Priority()
+        priority.announce()
+        released: list[str] = []
+        priority.when_clear(lambda: released.append("resumed"))
+
+        async def finish_soon() -> None:
+            await asyncio.sleep(0.005)
+            priority.done()
+
+        started = time.monotonic()
+        await asyncio.gather(priority.bulk_step(), finish_soon())
+        assert time.monotonic() - started < MAX_HOLD_SECONDS and released == ["resumed"] and not priority.busy
+
+    async def test_bulk_is_slowed_never_stopped(self) -> None:
+        priority = Priority()
+        with priority.interactive():
+            started = time.monotonic()
+            await priority.bulk_step()
+            assert MAX_HOLD_SECONDS * 0.9 <= time.monotonic() - started < MAX_HOLD_SECONDS * 5
+        started = time.monotonic()
+        await priority.bulk_step()
+        assert time.monotonic() - started < 0.01
+
+
+SETTINGS = Settings(smtp_attempts=3, smtp_backoff_seconds=1.0, smtp_backoff_max_seconds=3.0)
+EMAIL = RenderedEmail(subject="s", text="t", html="h")
+
+
+def claimed(attempts: int = 1) -> sql.ClaimedInvitation:
+    return sql.ClaimedInvitation(
+        invitation_id=uuid.uuid4(), token_hash=b"h" * 32, kind="welcome", expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+        sent_count=2, attempts=attempts, from_account_id=None, account_id="acct", profile_id=uuid.uuid4(), first_name="A",
+        last_name="B", language="en", account_name="Acct", from_account_name=None, email="a@example.com",
+        template_subject=None, template_body=None, origin=Origin("corr", None, None),
+    )
+
+
+class TestOutcomes:
+    """What an email's outcome makes of its invitation, and the event it writes."""
+
+    def test_delivered_is_sent_with_the_next_count(self) -> None:
+        record = recorded(Outcome(claimed(), SmtpOutcome("delivered"), EMAIL), SETTINGS)
+        assert record.result == "sent" and record.event is not None and record.event.routing_key == "invitation.sent"
+        assert b'"sent_count":3' in record.event.body and record.event.correlation_id == "corr"
+
+    def test_a_temporary_failure_goes_back_with_backoff_until_the_last_try(self) -> None:
+        again = recorded(Outcome(claimed(attempts=2), SmtpOutcome("temporary", "temporary failure: 451 later")), SETTINGS)
+        assert again.result == "again" and again.event is None and 2.0 <= again.delay <= 3.0
+        last = recorded(Outcome(claimed(attempts=3), SmtpOutcome("temporary", "temporary failure: 451 later")), SETTINGS)
+        assert last.result == "failed" and last.reason == "temporary failure, retries exhausted (3 tries): 451 later"
+        assert last.event is not None and last.event.routing_key == "invitation.failed"
+
+    def test_a_permanent_failure_fails_at_once(self) -> None:
+        record = recorded(Outcome(claimed(), SmtpOutcome("permanent", "permanent failure: 550 no such user")), SETTINGS)
+        assert record.result == "failed" and record.reason == "permanent failure: 550 no such user"
+
+    def test_an_email_given_back_untried_is_due_at_once_and_not_counted(self) -> None:
+        record = recorded(Outcome(claimed(attempts=3), SmtpOutcome("not_tried", "the worker is stopping")), SETTINGS)
+        assert record.result == "untried" and record.delay == 0.0 and record.event is None
+
+    def test_backoff_grows_to_its_bound(self) -> None:
+        assert [round(backoff(n, Settings(smtp_backoff_seconds=1.0, smtp_backoff_max_seconds=3.0)) // 1) for n in (1, 2, 3, 9)] == [
+            1, 2, 3, 3]
