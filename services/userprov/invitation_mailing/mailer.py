@@ -53,7 +53,7 @@ class Mailer:
                 timeout_seconds=settings.smtp_timeout_seconds,
                 local_hostname=settings.smtp_local_hostname,
             ),
-            size=settings.smtp_connections,
+            size=settings.smtp_connections + 1,  # the one beyond is kept for small work (the mailing scheduler)
             idle_seconds=settings.smtp_idle_seconds,
         )
 

@@ -104,6 +104,7 @@ class MailingScheduler:
         self._stopping = True
         self.wakeup.set()
         self._hand_freed.set()
+        self._express_event.set()
 
     @property
     def _in_hand(self) -> int:
@@ -111,9 +112,11 @@ class MailingScheduler:
 
     async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
         recording = asyncio.create_task(self._recorder.run(pool, on_commit), name="email-outcomes")
+        express = asyncio.create_task(self._claim_express_until_stopped(pool), name="express-claims")
         try:
             await self._claim_and_send(pool, on_commit)
         finally:
+            await asyncio.gather(express, return_exceptions=True)
             await asyncio.gather(*self._sending, return_exceptions=True)
             for claim in self._ready.drain():  # claimed, never tried: due again at once for the other processes
                 self._recorder.add(Outcome(claim.invitation, SmtpOutcome("not_tried", "the worker is stopping")))
@@ -125,15 +128,8 @@ class MailingScheduler:
         while not self._stopping:
             if time.monotonic() >= self._next_sweep:
                 await self._sweep(pool, on_commit)
-            if self._express and self._express_in_hand < self._slots:
-                await self._claim_express(pool)
-                continue
             if more_waiting and self._in_hand <= self._low:
-                if priority.busy:  # interactive work first, and this process's own small work at once
-                    self._express_event.clear()
-                    await first_of(priority.bulk_step(), self._express_event.wait())
-                    if self._express:
-                        continue
+                await priority.bulk_step()
                 wanted = self._high - self._in_hand
                 try:
                     claims = await self._claim(pool, wanted)
@@ -148,23 +144,24 @@ class MailingScheduler:
                 more_waiting = bool(claims)  # fewer than wanted may only mean that another process took them
                 continue
             self._hand_freed.clear()
-            self._express_event.clear()
             if more_waiting:
-                await first_of(self._hand_freed.wait(), self.wakeup.wait(), self._express_event.wait())
+                await first_of(self._hand_freed.wait(), self.wakeup.wait())
             else:
-                more_waiting = await self._idle()
+                await self.wakeup.wait()
+                more_waiting = True
 
-    async def _idle(self) -> bool:
-        """Waits for work; True when there may be work in turn order (a signal of more than small
-        work, or the poll), False when only small work was announced (the express lane takes it)."""
-        regular = asyncio.ensure_future(self.wakeup.wait())
-        express = asyncio.ensure_future(self._express_event.wait())
+    async def _claim_express_until_stopped(self, pool: asyncpg.Pool) -> None:
+        """The express lane, beside the regular claims (never waiting for one in progress)."""
         try:
-            await asyncio.wait({regular, express}, return_when=asyncio.FIRST_COMPLETED)
+            while not self._stopping:
+                await self._express_event.wait()
+                self._express_event.clear()
+                while self._express and self._express_in_hand < self._slots and not self._stopping:
+                    await self._claim_express(pool)
         finally:
-            for waiting in (regular, express):
-                waiting.cancel()
-        return regular.done() and not regular.cancelled()
+            if self._express_announced:
+                self._express_announced = False
+                priority.done()
 
     async def _claim_express(self, pool: asyncpg.Pool) -> None:
         """The invitations of small signals, claimed by id and sent before the rest of the hand:
@@ -197,8 +194,13 @@ class MailingScheduler:
         return [Claim(i, by_hash[i.token_hash], now, express) for i in claimed]
 
     def _start_sends(self, pool: asyncpg.Pool) -> None:
-        while self._ready and len(self._sending) < self._slots and not self._stopping:
-            if priority.busy and not self._ready.peek().express:
+        """Starts sends while connections are free: one connection beyond USERPROV_SMTP_CONNECTIONS
+        is kept for small work, so that it never waits for a batch's email to finish."""
+        while self._ready and not self._stopping:
+            express = self._ready.peek().express
+            if len(self._sending) >= self._slots + express:
+                return
+            if priority.busy and not express:
                 if not self._waiting_for_priority:
                     self._waiting_for_priority = True
                     priority.when_clear(partial(self._resume_sends, pool))
