@@ -96,3 +96,13 @@ class TestRemovalRace:
         await assert_seats_consistent(db, account_id)
         assert await db.fetchval("SELECT seats_used FROM account_licences WHERE account_id = $1", account_id) == 1450
         assert emailed(smtp, [p for p in people if p not in removed]) == 1450
+
+
+class TestManySmallAdds:
+    """A stream of small adds is all interactive work: batch work held for it must still move
+    (held briefly, never until the stream ends), and none of the adds waits for a poll or a lease."""
+
+    async def test_60_one_person_adds_at_once(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
+        accounts = [await account({"gotomeeting": 30}) for _ in range(3)]
+        latencies = await asyncio.gather(*(one_person_add(bus, smtp, accounts[n % 3]) for n in range(60)))
+        assert max(latencies) < 5.0, sorted(round(x, 2) for x in latencies)[-5:]

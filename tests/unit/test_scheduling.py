@@ -41,11 +41,11 @@ class TestHand:
         hand.add([Held("b", 0)], first=True)
         assert hand.peek() == Held("b", 0) and hand.take() == Held("b", 0) and hand.take() == Held("a", 0)
 
-    def test_first_moves_an_account_already_in_hand_to_the_front(self) -> None:
+    def test_small_work_goes_before_its_own_accounts_batch(self) -> None:
         hand: Hand[Held] = Hand()
         hand.add([Held("a", 0), Held("b", 0), Held("b", 1)])
-        hand.add([Held("b", 2)], first=True)
-        assert [hand.take() for _ in range(4)] == [Held("b", 0), Held("a", 0), Held("b", 1), Held("b", 2)]
+        hand.add([Held("b", 2), Held("b", 3)], first=True)
+        assert [hand.take() for _ in range(5)] == [Held("b", 2), Held("a", 0), Held("b", 3), Held("b", 0), Held("b", 1)]
 
 
 class TestExpressQueue:

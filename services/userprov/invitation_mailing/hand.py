@@ -28,8 +28,8 @@ class Hand(Generic[C]):
         return bool(self._turns)
 
     def add(self, claims: Iterable[C], first: bool = False) -> None:
-        """`first`: their accounts are served before the others (small work, announced by name)."""
-        for claim in claims:
+        """`first`: they are served before every other (small work, announced by name)."""
+        for claim in reversed(list(claims)) if first else claims:
             waiting = self._by_account.get(claim.account_id)
             if waiting is None:
                 waiting = self._by_account[claim.account_id] = deque()
@@ -37,7 +37,7 @@ class Hand(Generic[C]):
             elif first:
                 self._turns.remove(claim.account_id)
                 self._turns.appendleft(claim.account_id)
-            waiting.append(claim)
+            waiting.appendleft(claim) if first else waiting.append(claim)
 
     def peek(self) -> C:
         """The claim `take` would return."""

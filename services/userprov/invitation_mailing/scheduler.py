@@ -193,14 +193,15 @@ class MailingScheduler:
         now = time.monotonic()
         return [Claim(i, by_hash[i.token_hash], now, express) for i in claimed]
 
-    def _start_sends(self, pool: asyncpg.Pool) -> None:
+    def _start_sends(self, pool: asyncpg.Pool, held: bool = False) -> None:
         """Starts sends while connections are free: one connection beyond USERPROV_SMTP_CONNECTIONS
-        is kept for small work, so that it never waits for a batch's email to finish."""
+        is kept for small work, so that it never waits for a batch's email to finish. A batch's
+        email waits for interactive work in this process, once and briefly (`held`: it has)."""
         while self._ready and not self._stopping:
             express = self._ready.peek().express
             if len(self._sending) >= self._slots + express:
                 return
-            if priority.busy and not express:
+            if priority.busy and not express and not held:
                 if not self._waiting_for_priority:
                     self._waiting_for_priority = True
                     priority.when_clear(partial(self._resume_sends, pool))
@@ -212,11 +213,13 @@ class MailingScheduler:
 
     def _resume_sends(self, pool: asyncpg.Pool) -> None:
         self._waiting_for_priority = False
-        self._start_sends(pool)
+        self._start_sends(pool, held=True)
 
     def _sent(self, pool: asyncpg.Pool, express: bool, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
         self._express_in_hand -= express
+        if express and self._express:  # room again in the express lane for what waits there
+            self._express_event.set()
         self._start_sends(pool)
         if self._in_hand <= self._low:
             self._hand_freed.set()
