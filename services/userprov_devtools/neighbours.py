@@ -27,7 +27,7 @@ class NeighbourResult:
 
     def report(self) -> str:
         def pcts(values: list[float]) -> str:
-            q = statistics.quantiles(values, n=100) if len(values) > 1 else values * 99
+            q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
             return f"p50 {q[49] * 1000:.0f} ms  p99 {q[98] * 1000:.0f} ms  max {max(values) * 1000:.0f} ms  (n={len(values)})"
 
         return (
