@@ -93,22 +93,28 @@ class TestOpenTelemetry:
             creation = spans[(routing.USER_CREATION, CONSUMER)]
             lookup_signal, deciding = spans[(routing.ACCOUNT_LOOKUP, CONSUMER)], spans[(routing.ACCOUNT_LOOKUP, INTERNAL)]
             mailing_signal, mailing = spans[(routing.INVITATION_MAILING, CONSUMER)], spans[(routing.INVITATION_MAILING, INTERNAL)]
-            sends = {s.span_id: s for s in otlp.in_trace(trace_id) if s.kind == PRODUCER}
+
+            async def send(span_id: str) -> ReceivedSpan:
+                # a send span is exported in its own batch, possibly after the consumer spans that follow it
+                found = await eventually(lambda: [s for s in otlp.in_trace(trace_id) if s.kind == PRODUCER and s.span_id == span_id],
+                                         what=f"send span {span_id}")
+                return found[0]
+
             assert creation.parent_span_id == caller_span
             # the work waits in PostgreSQL with the context of the span that made it: each scheduler's span is its child
             assert deciding.parent_span_id == creation.span_id and deciding.name == "decide invitations"
             assert mailing.parent_span_id == deciding.span_id and mailing.name == "send invitation"
             # each signal's consumer span is a child of the relay's send span, a child of the span that committed it
-            handed_to_lookup = sends[lookup_signal.parent_span_id]
-            handed_to_mailing = sends[mailing_signal.parent_span_id]
+            handed_to_lookup = await send(lookup_signal.parent_span_id)
+            handed_to_mailing = await send(mailing_signal.parent_span_id)
             assert handed_to_lookup.parent_span_id == creation.span_id and handed_to_mailing.parent_span_id == deciding.span_id
             assert handed_to_lookup.name == f"send {routing.INTERNAL_EXCHANGE}"
             assert handed_to_lookup.attributes["messaging.operation.type"] == "send"
             assert handed_to_lookup.attributes["messaging.rabbitmq.destination.routing_key"] == routing.MEMBERSHIPS_CREATED
             assert lookup_signal.attributes["userprov.outcome"] == "noted"
             sent = await eventually(lambda: bus.find(routing.INVITATION_SENT, email=person), what="invitation.sent")
-            assert sends[sent[0].headers["traceparent"].split("-")[2]].parent_span_id == mailing.span_id
-            completed_send = sends[completed.headers["traceparent"].split("-")[2]]
+            assert (await send(sent[0].headers["traceparent"].split("-")[2])).parent_span_id == mailing.span_id
+            completed_send = await send(completed.headers["traceparent"].split("-")[2])
             assert completed_send.parent_span_id == creation.span_id
             assert completed_send.attributes["messaging.message.id"] == completed.message_id
             assert creation.kind == CONSUMER and creation.name == f"process {routing.COMMANDS_EXCHANGE}"
