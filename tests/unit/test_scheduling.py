@@ -72,22 +72,21 @@ class TestExpressQueue:
 
 
 class TestPriority:
-    """A large command's next slice holds while a small one is in hand, for a bounded time."""
+    """Bulk work holds while interactive work is in hand, for a bounded time."""
 
     async def test_bulk_holds_until_interactive_work_is_done(self) -> None:
         priority = Priority()
+        priority.announce()
+        released: list[str] = []
+        priority.when_clear(lambda: released.append("resumed"))
 
-        async def small_command() -> None:
-            with priority.interactive():
-                await asyncio.sleep(0.005)
+        async def finish_soon() -> None:
+            await asyncio.sleep(0.005)
+            priority.done()
 
-        small = asyncio.create_task(small_command())
-        await asyncio.sleep(0)
-        assert priority.busy
         started = time.monotonic()
-        await priority.bulk_step()
-        assert 0.004 <= time.monotonic() - started < MAX_HOLD_SECONDS and not priority.busy
-        await small
+        await asyncio.gather(priority.bulk_step(), finish_soon())
+        assert time.monotonic() - started < MAX_HOLD_SECONDS and released == ["resumed"] and not priority.busy
 
     async def test_bulk_is_slowed_never_stopped(self) -> None:
         priority = Priority()

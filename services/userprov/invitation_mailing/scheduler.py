@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from uuid import UUID
@@ -29,6 +30,7 @@ from userprov.invitation_mailing.outcomes import Outcome, Recorder, emit_failed
 from userprov.runtime import metrics, tracing
 from userprov.runtime.aio import first_of
 from userprov.runtime.errors import is_transient
+from userprov.runtime.priority import priority
 from userprov.runtime.scheduling import EXPRESS_MAX, ExpressQueue, Wakeup
 from userprov.runtime.unit_of_work import OnCommit, transaction
 from userprov.sandbox.pool import TemplateSandbox
@@ -81,6 +83,8 @@ class MailingScheduler:
         self._express = ExpressQueue()  # announced by small signals: claimed by id, sent next
         self._express_in_hand = 0
         self._express_event = asyncio.Event()
+        self._express_announced = False
+        self._waiting_for_priority = False
         self.wakeup = Wakeup(settings.scheduler_poll_seconds)
 
     def notify(self, signal: InvitationIssued | None = None) -> bool:
@@ -89,6 +93,9 @@ class MailingScheduler:
         if 0 < len(ids) <= EXPRESS_MAX:
             if self._express.offer(ids):
                 self._express_event.set()
+                if not self._express_announced:  # bulk work in this process holds until the express claim is made
+                    self._express_announced = True
+                    priority.announce()
             return True
         self.wakeup.set()
         return False
@@ -122,6 +129,7 @@ class MailingScheduler:
             if time.monotonic() >= self._next_sweep:
                 await self._sweep(pool, on_commit)
             if more_waiting and self._in_hand <= self._low:
+                await priority.bulk_step()
                 wanted = self._high - self._in_hand
                 try:
                     claims = await self._claim(pool, wanted)
@@ -144,11 +152,16 @@ class MailingScheduler:
 
     async def _claim_express_until_stopped(self, pool: asyncpg.Pool) -> None:
         """The express lane, beside the regular claims (never waiting for one in progress)."""
-        while not self._stopping:
-            await self._express_event.wait()
-            self._express_event.clear()
-            while self._express and self._express_in_hand < self._slots and not self._stopping:
-                await self._claim_express(pool)
+        try:
+            while not self._stopping:
+                await self._express_event.wait()
+                self._express_event.clear()
+                while self._express and self._express_in_hand < self._slots and not self._stopping:
+                    await self._claim_express(pool)
+        finally:
+            if self._express_announced:
+                self._express_announced = False
+                priority.done()
 
     async def _claim_express(self, pool: asyncpg.Pool) -> None:
         """The invitations of small signals, claimed by id and sent before the rest of the hand:
@@ -162,6 +175,10 @@ class MailingScheduler:
             log.warning("express_claim_failed", error=repr(error))
             self.wakeup.set()
             return
+        finally:
+            if not len(self._express) and self._express_announced:
+                self._express_announced = False
+                priority.done()
         # one not claimed is sent or held by another claim already, or not due yet (the poll finds it then)
         self._express_in_hand += len(claims)
         self._ready.add(claims, first=True)
@@ -176,17 +193,27 @@ class MailingScheduler:
         now = time.monotonic()
         return [Claim(i, by_hash[i.token_hash], now, express) for i in claimed]
 
-    def _start_sends(self, pool: asyncpg.Pool) -> None:
+    def _start_sends(self, pool: asyncpg.Pool, held: bool = False) -> None:
         """Starts sends while connections are free: one connection beyond USERPROV_SMTP_CONNECTIONS
-        is kept for small work, so that it never waits for a batch's email to finish (and the
-        batch's emails never wait for it)."""
+        is kept for small work, so that it never waits for a batch's email to finish. A batch's
+        email waits for interactive work in this process, once and briefly (`held`: it has)."""
         while self._ready and not self._stopping:
-            if len(self._sending) >= self._slots + self._ready.peek().express:
+            express = self._ready.peek().express
+            if len(self._sending) >= self._slots + express:
+                return
+            if priority.busy and not express and not held:
+                if not self._waiting_for_priority:
+                    self._waiting_for_priority = True
+                    priority.when_clear(partial(self._resume_sends, pool))
                 return
             claim = self._ready.take()
             task = asyncio.create_task(self._send(pool, claim))
             self._sending.add(task)
             task.add_done_callback(partial(self._sent, pool, claim.express))
+
+    def _resume_sends(self, pool: asyncpg.Pool) -> None:
+        self._waiting_for_priority = False
+        self._start_sends(pool, held=True)
 
     def _sent(self, pool: asyncpg.Pool, express: bool, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
@@ -199,7 +226,10 @@ class MailingScheduler:
 
     async def _send(self, pool: asyncpg.Pool, claim: Claim) -> None:
         invitation, email = claim.invitation, None
-        with tracing.working(routing.INVITATION_MAILING, "send invitation", invitation.origin.trace) as trace:
+        with (
+            priority.interactive() if claim.express else nullcontext(),
+            tracing.working(routing.INVITATION_MAILING, "send invitation", invitation.origin.trace) as trace,
+        ):
             try:
                 email = await compose(invitation, claim.token, self._settings.link_base_url, self._sandbox)
                 if time.monotonic() - claim.at > RECHECK_AFTER_SECONDS and not await self._still_open(pool, claim):

@@ -1,13 +1,12 @@
 """Small work first, within a process. Someone who adds a few people waits for the result; a
-paste of thousands is measured in minutes. While a small command is in hand in this process, a
-large one holds before its next slice of CPU work (at most MAX_HOLD_SECONDS at a time), so that
-the small one has the event loop first. (The schedulers do not hold their batches: measured,
-it cost a batch 5-10 % of its throughput beside a stream of small adds for no gain the express
-lane did not already give.)"""
+paste of thousands is measured in minutes. While any interactive work is in hand in this
+process, bulk work holds before its next step (at most MAX_HOLD_SECONDS at a time), so that the
+interactive work has the event loop, the database pool and the SMTP connections first. Work in
+progress is never interrupted, only the next step of bulk work waits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 MAX_HOLD_SECONDS = 0.02
@@ -17,6 +16,7 @@ class Priority:
     def __init__(self) -> None:
         self._interactive = 0
         self._clear: asyncio.Event | None = None
+        self._on_clear: list[Callable[[], None]] = []
 
     @property
     def busy(self) -> bool:
@@ -25,16 +25,25 @@ class Priority:
 
     @contextmanager
     def interactive(self) -> Iterator[None]:
-        self._interactive += 1
+        self.announce()
         try:
             yield
         finally:
             self.done()
 
+    def announce(self) -> None:
+        """Interactive work is coming (announced, not yet started): bulk work holds from now."""
+        self._interactive += 1
+
     def done(self) -> None:
+        """An announced piece of interactive work is finished (or given up)."""
         self._interactive -= 1
-        if not self._interactive and self._clear is not None:
-            self._clear.set()
+        if not self._interactive:
+            if self._clear is not None:
+                self._clear.set()
+            callbacks, self._on_clear = self._on_clear, []
+            for callback in callbacks:
+                callback()
 
     async def bulk_step(self) -> None:
         """Returns at once when no interactive work is in hand, else when there is none, or after
@@ -47,6 +56,16 @@ class Priority:
             await asyncio.wait_for(self._clear.wait(), MAX_HOLD_SECONDS)
         except TimeoutError:
             pass
+
+    def when_clear(self, callback: Callable[[], None], hold: float = MAX_HOLD_SECONDS) -> None:
+        """Calls `callback` once no interactive work is in hand, or after `hold` seconds."""
+        self._on_clear.append(callback)
+        asyncio.get_running_loop().call_later(hold, self._release, callback)
+
+    def _release(self, callback: Callable[[], None]) -> None:
+        if callback in self._on_clear:
+            self._on_clear.remove(callback)
+            callback()
 
 
 priority = Priority()  # one per process: the event loop it guards is the process's

@@ -12,6 +12,7 @@ import asyncpg
 import structlog
 
 from userprov.runtime.errors import is_transient
+from userprov.runtime.priority import priority
 from userprov.runtime.unit_of_work import OnCommit, Transaction, transaction
 
 log = structlog.get_logger()
@@ -127,6 +128,7 @@ class BatchScheduler:
         self._stopping = False
         self._express = ExpressQueue()
         self._express_wakeup = asyncio.Event()
+        self._express_announced = False
         self.wakeup = Wakeup(poll_seconds)
 
     def notify(self, signal: object = None) -> bool:
@@ -134,6 +136,9 @@ class BatchScheduler:
         keys = self._batch.announced(signal) if signal is not None else ()
         if 0 < len(keys) <= EXPRESS_MAX:
             if self._express.offer(keys):
+                if not self._express_announced:  # bulk work in this process holds until the express lane is done
+                    self._express_announced = True
+                    priority.announce()
                 self._express_wakeup.set()
             return True
         self.wakeup.set()
@@ -152,12 +157,20 @@ class BatchScheduler:
             await express
 
     async def _run_express(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
-        while not self._stopping:
-            await self._express_wakeup.wait()
-            self._express_wakeup.clear()
-            keys = self._express.take(EXPRESS_MAX * 10)
-            if keys and not self._stopping:
-                await self._express_transaction(pool, on_commit, keys)
+        try:
+            while not self._stopping:
+                await self._express_wakeup.wait()
+                self._express_wakeup.clear()
+                keys = self._express.take(EXPRESS_MAX * 10)
+                if keys and not self._stopping:
+                    await self._express_transaction(pool, on_commit, keys)
+                if not len(self._express) and self._express_announced:
+                    self._express_announced = False
+                    priority.done()
+        finally:
+            if self._express_announced:
+                self._express_announced = False
+                priority.done()
 
     async def _express_transaction(self, pool: asyncpg.Pool, on_commit: OnCommit, keys: Sequence[Any]) -> None:
         try:
@@ -174,6 +187,7 @@ class BatchScheduler:
         limit, failures = self._size, 0
         while not self._stopping:
             taken: Sequence[Any] = ()
+            await priority.bulk_step()
             try:
                 async with transaction(pool, on_commit) as tx:
                     taken = await self._batch.take(tx.conn, limit, self._skipped())
