@@ -110,3 +110,25 @@ class TestBodiesThatCannotBeRead:
         done = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Still", "last_name": "Here", "email": address("good")}]},
                                timeout=SETTLE_SECONDS * 2)
         assert done.body["results"][0]["outcome"] == "accepted"
+
+
+class TestForgedDeliveryCount:
+    """`x-delivery-count` is a header any publisher can set: only a redelivery's count is the
+    broker's (a quorum queue passes a publisher's value through on the first delivery)."""
+
+    async def test_a_forged_count_does_not_rewrite_a_finished_commands_outcome(self, bus: BusClient, infra: Infra, account) -> None:
+        account_id = await account()
+        body = {"account_id": account_id, "users": [{"first_name": "For", "last_name": "Ged", "email": address("forged-count")}]}
+        completed = await add_users(bus, body)
+        command_id = completed.body["command_id"]
+        await bus.publish(routing.USERS_ADD, body, message_id=command_id, headers={"x-delivery-count": 99})
+        await assert_settled(infra, routing.USER_CREATION)
+        answer = await bus.query(routing.COMMANDS_GET, {"command_id": command_id})
+        assert answer["outcome"] == "done", answer
+        assert not bus.find(routing.COMMAND_REJECTED, command_id=command_id)
+
+    async def test_a_fresh_command_with_a_forged_count_is_handled(self, bus: BusClient, account) -> None:
+        account_id = await account()
+        body = {"account_id": account_id, "users": [{"first_name": "Fresh", "last_name": "Forged", "email": address("forged-fresh")}]}
+        completed = await add_users(bus, body, headers={"x-delivery-count": 99})
+        assert completed.routing_key == routing.USERS_ADD_COMPLETED, completed.body

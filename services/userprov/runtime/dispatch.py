@@ -214,6 +214,8 @@ class Dispatcher:
 
     async def _decide(self, envelope: Envelope) -> Decision:
         if envelope.delivery_count >= self._delivery_limit:
+            if await self._processed_already(envelope):  # e.g. a crash between the commit and the ack, again and again
+                return Decision(Settle.ACK, "duplicate")
             failed = Rejected("processing_failed", f"handling failed {envelope.delivery_count} times; the message is parked")
             decision = await self._refuse(envelope, failed, remember=False)
             if decision.settle is Settle.PARK:
@@ -247,6 +249,13 @@ class Dispatcher:
             await self._remember_failure(envelope, error)
             await self._back_off(envelope)
             return Decision(settle, outcome)
+
+    async def _processed_already(self, envelope: Envelope) -> bool:
+        message_id = _failure_key(envelope)
+        if message_id is None:
+            return False
+        return bool(await self._pool.fetchval("SELECT EXISTS (SELECT FROM inbox WHERE service = $1 AND message_id = $2)",
+                                              self.service, message_id))
 
     async def _remember_failure(self, envelope: Envelope, error: Exception) -> None:
         """Records the failure for the parked copy's headers, should the message end parked;

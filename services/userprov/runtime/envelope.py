@@ -28,7 +28,9 @@ class Envelope:
     @classmethod
     def of(cls, message: AbstractIncomingMessage) -> Envelope:
         headers = message.headers or {}
-        count = headers.get("x-delivery-count", 0)
+        # Any publisher can set x-delivery-count, and a quorum queue passes it through on a first
+        # delivery (RabbitMQ 3.10, basic.consume): only a redelivery carries the broker's count.
+        count = headers.get("x-delivery-count", 0) if message.redelivered else 0
         return cls(
             routing_key=_text(message.routing_key),
             body=message.body if isinstance(message.body, bytes) else b"",

@@ -21,14 +21,15 @@ def is_command(routing_key: str) -> bool:
 
 def record_cte(first_parameter: int) -> str:
     """SQL of a CTE `outcome` that records a command's outcome from 4 parameters (`parameters`),
-    for the statement that commits the command's work. The latest handling wins: a command refused
-    after failing and then replayed from the parking queue ends with the outcome of the replay."""
+    for the statement that commits the command's work. A refusal is replaced by a later handling
+    (a command parked after failing, then replayed, ends with the replay's outcome); `done` is
+    never replaced."""
     p = [f"${first_parameter + n}" for n in range(4)]
     return (
         f"outcome AS (INSERT INTO command_outcomes (command_id, command_type, outcome, events)"
         f" VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb)"
         f" ON CONFLICT (command_id) DO UPDATE SET command_type = EXCLUDED.command_type, outcome = EXCLUDED.outcome,"
-        f" events = EXCLUDED.events, recorded_at = now())"
+        f" events = EXCLUDED.events, recorded_at = now() WHERE command_outcomes.outcome <> 'done')"
     )
 
 
