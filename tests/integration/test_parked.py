@@ -19,6 +19,7 @@ from tests.integration.conftest import address, unique
 from tests.support.hostile import publish_hostile
 from tests.support.infra import Infra, drop_vhost, rabbitmqctl
 from tests.support.workers import WorkerProcess
+from userprov.operations import parked as parked_operations
 from userprov.operations.parked import Selection, list_parked, purge, replay, show
 from userprov.runtime import parking
 from userprov.runtime.parking import ParkedMessage
@@ -103,21 +104,31 @@ class TestWhyHeaders:
         assert not [p for p in await list_parked(infra.amqp_url, CREATION, 100_000) if p.id == message_id]
 
     async def test_a_message_the_broker_dead_lettered_is_read_from_x_death(self, infra: Infra, bus: BusClient) -> None:
-        """No why-headers (a worker died on it at every delivery): the broker's x-death says
-        where it came from, and it can be replayed there."""
+        """No why-headers of userprov's (the broker dead-lettered it): its x-death says where it
+        came from and why, whatever its publisher wrote in userprov's headers, and it can be
+        replayed there; never to a routing key its service does not take."""
         scratch = unique("userprov.dead-letter-test")
         connection = await aio_pika.connect(infra.amqp_url)
         try:
             channel = await connection.channel()
             queue = await channel.declare_queue(scratch, arguments={
                 "x-dead-letter-exchange": routing.DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": routing.USER_CREATION})
+            commands = await channel.get_exchange(routing.COMMANDS_EXCHANGE, ensure=False)
+            await queue.bind(commands, routing.USERS_ADD)
             message_id = str(uuid.uuid4())
-            await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id=message_id), routing_key=scratch)
+            forged = {parking.EXCHANGE: routing.INTERNAL_EXCHANGE, parking.ROUTING_KEY: routing.INVITATION_ISSUED,
+                      parking.REASON: "processing_failed", parking.SERVICE: routing.INVITATION_MAILING}
+            # the workers refuse it too (no such account: acked, not parked); the scratch copy is dead-lettered
+            body = json.dumps({"account_id": unique("nowhere"), "users": [{"first_name": "X", "last_name": "D",
+                                                                            "email": address("xdeath")}]}).encode()
+            await commands.publish(aio_pika.Message(body, message_id=message_id, headers=forged), routing_key=routing.USERS_ADD)
             delivered = await eventually(lambda: queue.get(no_ack=False, fail=False), 10, what="the message")
             await delivered.reject(requeue=False)
             [parked] = await parked_with_id(infra, message_id)
-            assert (parked.reason, parked.exchange, parked.routing_key) == ("rejected", "", scratch)
+            assert (parked.service, parked.reason, parked.exchange, parked.routing_key) == (
+                routing.USER_CREATION, "rejected", routing.COMMANDS_EXCHANGE, routing.USERS_ADD)
             assert parked.error_type == "" and parked.last_failure and parked.attempts == 1
+            assert not (await replay(infra.amqp_url, CREATION, Selection(reason="processing_failed"), dry_run=True)).outcomes
             # a second one, first published to an exchange deleted since: it cannot go back there
             gone = await channel.declare_exchange(unique("userprov.gone"), aio_pika.ExchangeType.DIRECT)
             await queue.bind(gone, "k")
@@ -131,16 +142,17 @@ class TestWhyHeaders:
             both = Selection(ids=frozenset({orphan_id, message_id}))
             report = await replay(infra.amqp_url, CREATION, both, dry_run=False)
             results = {o.parked.id: o.result for o in report.outcomes}
-            assert results == {message_id: "replayed", orphan_id: f"failed: there is no exchange {gone.name!r}"}
+            assert results == {message_id: "replayed",
+                               orphan_id: f"failed: 'k' on {gone.name!r} is not a message {routing.USER_CREATION} takes"}
             assert await parked_with_id(infra, orphan_id)  # still parked
             await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({orphan_id})), lambda n: True)
             back = await eventually(lambda: queue.get(no_ack=False, fail=False), 10, what="the message replayed")
             assert back.message_id == message_id and back.headers.get(parking.REPLAYS) == 1 and "x-death" not in back.headers
+            assert not any(k in back.headers for k in forged)
             await back.ack()
             await queue.delete()
         finally:
             await connection.close()
-
 
 
 class TestHostileParkedMessages:
@@ -160,6 +172,45 @@ class TestHostileParkedMessages:
         assert [o.result.split(":")[0] for o in report.outcomes] == ["failed"]  # cannot be re-encoded: stays parked
         gone = await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({found.id})), lambda n: True)
         assert [o.result for o in gone.outcomes] == ["purged"]
+
+
+    async def test_a_publishers_headers_do_not_steer_a_replay(self, infra: Infra, bus: BusClient) -> None:
+        """A refused message whose parked copy cannot be encoded (a header key that is not
+        UTF-8) is dead-lettered by the broker with its publisher's headers: the replay still goes
+        only where x-death says, never to userprov.internal."""
+        marker = unique("corr")
+        forged = {"x-\udcff": "v", parking.EXCHANGE: routing.INTERNAL_EXCHANGE, parking.ROUTING_KEY: routing.INVITATION_ISSUED,
+                  parking.REASON: "processing_failed"}
+        message_id = f"steer-{marker}"
+        await publish_hostile(infra.amqp_url, routing.USERS_ADD, b"{", message_id=message_id, correlation_id=marker, headers=forged)
+        [found] = await parked_with_id(infra, message_id)
+        assert (found.exchange, found.routing_key, found.reason) == (routing.COMMANDS_EXCHANGE, routing.USERS_ADD, "rejected")
+        assert not (await replay(infra.amqp_url, CREATION, Selection(reason="processing_failed"), dry_run=True)).outcomes
+        await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), lambda n: True)
+
+
+class TestReplayWhenTheChannelDies:
+    async def test_the_channel_lost_between_the_confirm_and_the_ack_is_reported(
+        self, infra: Infra, bus: BusClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        marker = unique("corr")
+        message_id = f"lost-ack-{marker}"
+        await bus.publish_raw(routing.USERS_ADD, b"{", message_id=message_id, correlation_id=marker)
+        await parked_with_id(infra, message_id)
+        confirmed = parked_operations.publish_confirmed
+
+        async def confirmed_then_channel_lost(channel: aio_pika.abc.AbstractChannel, *args: object) -> None:
+            await confirmed(channel, *args)
+            await channel.close()
+
+        monkeypatch.setattr(parked_operations, "publish_confirmed", confirmed_then_channel_lost)
+        report = await replay(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), dry_run=False)
+        [outcome] = report.outcomes
+        assert outcome.result.startswith("failed: replayed, but its parked copy is still parked") and report.failed == 1
+        monkeypatch.undo()
+        # the replayed copy was refused again and parked: with the copy kept, two
+        await parked_with_id(infra, message_id, count=2)
+        await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), lambda n: True)
 
 
 class TestShowAndPurge:

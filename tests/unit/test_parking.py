@@ -46,6 +46,16 @@ class TestParkHeaders:
         assert "\x00" not in headers[parking.ERROR_TYPE] and len(headers[parking.ERROR_MESSAGE]) == 1000
 
 
+    def test_a_publishers_userprov_headers_are_dropped(self) -> None:
+        forged = {parking.EXCHANGE: "userprov.internal", parking.ROUTING_KEY: "invitation.issued", parking.REASON: "x",
+                  parking.SERVICE: "account-lookup", "x-userprov-taken-in-process": True, "x-userprov-anything": "y"}
+        headers = park_headers(message(forged), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW)
+        assert {k for k in headers if k.startswith(parking.PREFIX)} == {
+            parking.SERVICE, parking.REASON, parking.ERROR_TYPE, parking.ERROR_MESSAGE, parking.ATTEMPTS,
+            parking.FIRST_FAILURE, parking.LAST_FAILURE, parking.EXCHANGE, parking.ROUTING_KEY}
+        assert headers[parking.SERVICE] == "user-creation" and headers[parking.EXCHANGE] == ""
+
+
 class TestReading:
     def test_from_our_headers(self) -> None:
         headers = park_headers(message(), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW)
@@ -59,11 +69,32 @@ class TestReading:
         parked = ParkedMessage.of(message({"x-death": [death]}), "user-creation")
         assert (parked.reason, parked.exchange, parked.routing_key, parked.attempts) == (
             "delivery_limit", "userprov.commands", "users.add", 3)
-        assert parked.first_failure == parked.last_failure == "2026-11-25T12:00:00.000+00:00" and parked.replayable
+        assert parked.first_failure == parked.last_failure == "2026-11-25T12:00:00.000+00:00" and parked.replay_refusal() is None
+
+    def test_the_brokers_x_death_wins_over_a_publishers_headers(self) -> None:
+        """The broker dead-lettered the original: its userprov headers are the publisher's."""
+        death = {"count": 1, "reason": "rejected", "queue": "userprov.user-creation", "time": NOW,
+                 "exchange": "userprov.commands", "routing-keys": ["users.add"]}
+        forged = {parking.EXCHANGE: "userprov.internal", parking.ROUTING_KEY: "invitation.issued",
+                  parking.REASON: "processing_failed", parking.SERVICE: "invitation-mailing", "x-death": [death]}
+        parked = ParkedMessage.of(message(forged), "user-creation")
+        assert (parked.service, parked.reason, parked.exchange, parked.routing_key) == (
+            "user-creation", "rejected", "userprov.commands", "users.add")
+        assert parked.replay_refusal() is None
+
+    def test_replayed_only_to_what_its_service_takes(self) -> None:
+        headers = park_headers(message(), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW)
+        headers.update({parking.EXCHANGE: "userprov.internal", parking.ROUTING_KEY: "invitation.issued"})
+        assert ParkedMessage.of(message(headers), "user-creation").replay_refusal() == (
+            "'invitation.issued' on 'userprov.internal' is not a message user-creation takes")
+        assert ParkedMessage.of(message(headers), "invitation-mailing").replay_refusal() is None
+        headers.update({parking.EXCHANGE: "", parking.ROUTING_KEY: "userprov.user-creation"})
+        assert ParkedMessage.of(message(headers), "user-creation").replay_refusal() is not None
 
     def test_without_message_id_or_origin(self) -> None:
         parked = ParkedMessage.of(message(message_id=None), "s")
-        assert parked.id.startswith("sha256:") and parked.reason == "unknown" and not parked.replayable
+        assert parked.id.startswith("sha256:") and parked.reason == "unknown"
+        assert parked.replay_refusal() == "where it came from is unknown"
 
     def test_hostile_header_values_read_as_text(self) -> None:
         parked = ParkedMessage.of(message({parking.REASON: b"\xff\x00", parking.ATTEMPTS: True}), "s")

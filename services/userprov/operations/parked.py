@@ -127,10 +127,11 @@ async def replay(amqp_url: str, services: Sequence[str], selection: Selection, *
         async for parked, message in _take(channel, services):
             if not selection.matches(parked):
                 continue
-            if parked.exchange not in exchanges:
+            refusal = parked.replay_refusal()
+            if refusal is None and parked.exchange not in exchanges:
                 exchanges[parked.exchange] = await _exchange_exists(connection, parked.exchange)
-            if not parked.replayable:
-                report.outcomes.append(Outcome(parked, "failed: where it came from is unknown"))
+            if refusal is not None:
+                report.outcomes.append(Outcome(parked, f"failed: {refusal}"))
             elif not exchanges[parked.exchange]:
                 # publishing to it would close the channel, and give back every message held on it
                 report.outcomes.append(Outcome(parked, f"failed: there is no exchange {parked.exchange!r}"))
@@ -142,7 +143,13 @@ async def replay(amqp_url: str, services: Sequence[str], selection: Selection, *
                 except Exception as error:  # noqa: BLE001 - the parked copy stays; the report says why
                     report.outcomes.append(Outcome(parked, f"failed: {printable(str(error), 200)}"))
                     continue
-                await message.ack()
+                try:
+                    await message.ack()
+                except Exception as error:  # noqa: BLE001 - the channel died between the confirm and the ack
+                    report.outcomes.append(Outcome(parked, f"failed: replayed, but its parked copy is still parked"
+                                                           f" ({printable(str(error) or type(error).__name__, 200)});"
+                                                           " replaying it again takes no second effect"))
+                    break  # the channel is gone, and with it what this run held: all of it is back in its queue
                 report.outcomes.append(Outcome(parked, "replayed"))
     return report
 

@@ -85,7 +85,7 @@ class BrokerSession:
         connection.close_callbacks.add(self._on_lost)
         self._publisher = await connection.channel(publisher_confirms=True)
         self._publisher.close_callbacks.add(self._on_lost)
-        await declare_topology(self._publisher, self._delivery_limit)
+        await declare_topology(connection, self._delivery_limit)
         self._consuming = []
         if self._consume:
             for spec in self._consumers:

@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractMessage
 from pamqp.commands import Basic
 
 from contracts import routing
+from contracts.registry import subscriptions
 from contracts.text import printable
 from userprov.masking import mask_emails_in
 
@@ -56,7 +57,9 @@ def iso(moment: datetime) -> str:
 
 
 def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime) -> dict[str, Any]:
-    headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS}
+    """The headers of the parked copy. What a publisher wrote under userprov's prefix is dropped
+    (but for what a replay carries, which only informs): only userprov says why and where from."""
+    headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS and _kept_from_publisher(k)}
     # a replayed message that failed again keeps its first failure (if that header is a time)
     first = _time(headers.get(FIRST_FAILURE)) or iso(why.first_failure or now)
     exchange = getattr(message, "exchange", None)
@@ -127,14 +130,19 @@ class ParkedMessage:
 
     @classmethod
     def of(cls, message: AbstractMessage, service: str) -> ParkedMessage:
-        headers = message.headers or {}
+        """`service`: the one whose parking queue held the message. A message the broker
+        dead-lettered (x-death) carries its publisher's headers, not userprov's: then only the
+        broker says where it came from and why."""
+        headers = dict(message.headers or {})
         death = _first_death(headers)
+        if death:
+            headers = {k: v for k, v in headers.items() if _kept_from_publisher(k)}
         death_time = death.get("time")
         broker_time = iso(death_time) if isinstance(death_time, datetime) else ""
         routing_keys = death.get("routing-keys") or []
         return cls(
             id=_text(message.message_id) or "sha256:" + hashlib.sha256(message.body).hexdigest()[:16],
-            service=_text(headers.get(SERVICE)) or service,
+            service=service,
             exchange=_text(headers.get(EXCHANGE)) if EXCHANGE in headers else _text(death.get("exchange")),
             routing_key=_text(headers.get(ROUTING_KEY)) or (_text(routing_keys[0]) if routing_keys else ""),
             reason=_text(headers.get(REASON)) or _text(death.get("reason")) or "unknown",
@@ -147,20 +155,27 @@ class ParkedMessage:
             replays=_int(headers.get(REPLAYS)) or 0,
         )
 
-    @property
-    def replayable(self) -> bool:
-        return bool(self.routing_key)
+    def replay_refusal(self) -> str | None:
+        """Why this message cannot be replayed where it says it came from; None if it can: only
+        to a routing key its service's queue is bound to (never, say, to userprov.internal from
+        user-creation's parking queue, whatever a publisher wrote in its headers)."""
+        if not self.routing_key:
+            return "where it came from is unknown"
+        if (self.exchange, self.routing_key) not in subscriptions(self.service):
+            return f"{self.routing_key!r} on {self.exchange or '(default)'!r} is not a message {self.service} takes"
+        return None
 
 
 def replay_copy(message: AbstractMessage, replays: int) -> aio_pika.Message:
     """The message as it was first published (same message_id, so the inbox recognises it), with
     only the first failure and a replay count added."""
-    headers = {
-        k: v for k, v in (message.headers or {}).items()
-        if k not in _BROKER_HEADERS and (not k.startswith(PREFIX) or k in _KEPT_ON_REPLAY)
-    }
+    headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS and _kept_from_publisher(k)}
     headers[REPLAYS] = replays + 1
     return copy_of(message, headers)
+
+
+def _kept_from_publisher(key: str) -> bool:
+    return not key.startswith(PREFIX) or key in _KEPT_ON_REPLAY
 
 
 def _time(value: object) -> str | None:

@@ -6,10 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import aiormq
+import structlog
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractConnection
 
 from contracts import registry, routing
+
+log = structlog.get_logger()
+
+# Nothing leaves a parking queue except by replay or purge. RabbitMQ 4 gives a quorum queue
+# declared without a delivery limit a limit of 20, and `userprov parked` gives back what it read
+# by closing its channel, which counts as a delivery: so a parking queue is declared with the
+# highest limit, which no parked message reaches. (-1, RabbitMQ 4's "no limit", drops a
+# message at its first return on RabbitMQ 3.10: checked.)
+PARKING_DELIVERY_LIMIT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -58,22 +69,47 @@ def topology(delivery_limit: int) -> Topology:
         bindings += [Binding(exchange, queue, key) for exchange, key in registry.subscriptions(service)]
         # The parking queue has no TTL and no length limit: nothing parked expires.
         parking = routing.parking_queue_name(service)
-        queues.append(Queue(parking, {"x-queue-type": "quorum"}))
+        queues.append(Queue(parking, {"x-queue-type": "quorum", "x-delivery-limit": PARKING_DELIVERY_LIMIT}))
         bindings.append(Binding(routing.DEAD_LETTER_EXCHANGE, parking, service))
     return Topology(tuple(exchanges), tuple(queues), tuple(bindings))
 
 
-async def declare_topology(channel: AbstractChannel, delivery_limit: int) -> None:
+async def declare_topology(connection: AbstractConnection, delivery_limit: int) -> None:
     wanted = topology(delivery_limit)
-    exchanges = {e.name: await channel.declare_exchange(e.name, e.type, durable=True) for e in wanted.exchanges}
-    queues = {q.name: await channel.declare_queue(q.name, durable=True, arguments=q.arguments) for q in wanted.queues}
-    for binding in wanted.bindings:
-        await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
-    for service in routing.SERVICES:
-        for routing_key in registry.INTERNAL_EVENTS:
-            # versions before the internal exchange bound these on the public one: a door for
-            # anyone who may publish events (RabbitMQ accepts unbinding what is not bound)
-            await queues[routing.queue_name(service)].unbind(exchanges[routing.EVENTS_EXCHANGE], routing_key)
+    async with connection.channel() as channel:
+        exchanges = {e.name: await channel.declare_exchange(e.name, e.type, durable=True) for e in wanted.exchanges}
+        for q in wanted.queues:
+            if q.name in _PARKING_QUEUES:
+                await _declare_parking_queue(connection, q)
+            else:
+                await channel.declare_queue(q.name, durable=True, arguments=q.arguments)
+        queues = {q.name: await channel.get_queue(q.name, ensure=False) for q in wanted.queues}
+        for binding in wanted.bindings:
+            await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
+        for service in routing.SERVICES:
+            for routing_key in registry.INTERNAL_EVENTS:
+                # versions before the internal exchange bound these on the public one: a door for
+                # anyone who may publish events (RabbitMQ accepts unbinding what is not bound)
+                await queues[routing.queue_name(service)].unbind(exchanges[routing.EVENTS_EXCHANGE], routing_key)
+
+
+_PARKING_QUEUES = frozenset(routing.parking_queue_name(s) for s in routing.SERVICES)
+
+
+async def _declare_parking_queue(connection: AbstractConnection, queue: Queue) -> None:
+    """A parking queue declared by a version before PARKING_DELIVERY_LIMIT differs in its
+    arguments (RabbitMQ refuses the declaration with 406): it is used as it is, and the log says
+    what to do about it (the README's "Parking queues")."""
+    async with connection.channel() as channel:
+        try:
+            await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+            return
+        except aiormq.exceptions.ChannelPreconditionFailed as error:
+            log.warning("parking_queue_without_delivery_limit", queue=queue.name, error=str(error),
+                        fix="on RabbitMQ 4 apply a policy with delivery-limit to it, or re-create it after replaying or moving"
+                            " what it holds")
+    async with connection.channel() as channel:
+        await channel.declare_queue(queue.name, passive=True)
 
 
 def definitions(delivery_limit: int, vhost: str) -> dict[str, Any]:
