@@ -189,6 +189,35 @@ class TestHostileParkedMessages:
         await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), lambda n: True)
 
 
+class EmptyButPresent(str):
+    """A message_id property sent empty: the client library fills in only one that is falsy."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class TestRefusalsAreNeverReplayedIntoEffect:
+    async def test_a_message_without_message_id_stays_parked(self, infra: Infra, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        account_id = await account()
+        marker = unique("corr")
+        body = json.dumps({"account_id": account_id, "users": [{"first_name": "No", "last_name": "Id", "email": address("noid")}]})
+        await publish_hostile(infra.amqp_url, routing.USERS_ADD, body.encode(), message_id=EmptyButPresent(""), correlation_id=marker)
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, correlation_id=marker))
+        assert rejected.body["reason"] == "missing_message_id"
+
+        async def parked() -> list[ParkedMessage]:
+            return [p for p in await list_parked(infra.amqp_url, CREATION, 100_000) if p.correlation_id == marker]
+
+        [found] = await eventually(parked, 60, 0.3, what="the message parked")
+        assert found.id.startswith("sha256:")
+        report = await replay(infra.amqp_url, CREATION, Selection(ids=frozenset({found.id})), dry_run=False)
+        assert [o.result for o in report.outcomes] == [
+            "failed: it had no message_id, so a replay could not be recognised as a duplicate: purge it"]
+        assert await parked()
+        assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", account_id) == 0
+        await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({found.id})), lambda n: True)
+
+
 class TestReplayWhenTheChannelDies:
     async def test_the_channel_lost_between_the_confirm_and_the_ack_is_reported(
         self, infra: Infra, bus: BusClient, monkeypatch: pytest.MonkeyPatch

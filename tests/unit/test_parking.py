@@ -91,6 +91,13 @@ class TestReading:
         headers.update({parking.EXCHANGE: "", parking.ROUTING_KEY: "userprov.user-creation"})
         assert ParkedMessage.of(message(headers), "user-creation").replay_refusal() is not None
 
+    def test_a_copy_of_a_message_without_message_id_is_never_replayed(self) -> None:
+        headers = park_headers(message(message_id=None), "user-creation", Why("missing_message_id", "Rejected", "m", 1), NOW)
+        headers[parking.ROUTING_KEY], headers[parking.EXCHANGE] = "users.add", "userprov.commands"
+        parked = ParkedMessage.of(message(headers, message_id="0123456789abcdef"), "user-creation")  # the id the client library gave it
+        assert parked.id.startswith("sha256:") and not parked.had_message_id
+        assert parked.replay_refusal() == "it had no message_id, so a replay could not be recognised as a duplicate: purge it"
+
     def test_without_message_id_or_origin(self) -> None:
         parked = ParkedMessage.of(message(message_id=None), "s")
         assert parked.id.startswith("sha256:") and parked.reason == "unknown"

@@ -33,6 +33,9 @@ LAST_FAILURE = PREFIX + "last-failure"
 EXCHANGE = PREFIX + "exchange"
 ROUTING_KEY = PREFIX + "routing-key"
 REPLAYS = PREFIX + "replays"  # how often this message was replayed from a parking queue before
+# The original had no message_id (the client library gives the parked copy a random one):
+# a replay of it could not be recognised, so it would take effect. It is never replayed.
+NO_MESSAGE_ID = PREFIX + "no-message-id"
 
 # What the broker sets and a republished copy must not carry: a stale delivery count would
 # count toward the delivery limit again; the death history belongs to the parked copy.
@@ -74,6 +77,8 @@ def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime
         EXCHANGE: exchange if isinstance(exchange, str) else "",
         ROUTING_KEY: getattr(message, "routing_key", None) or "",
     })
+    if not message.message_id:
+        headers[NO_MESSAGE_ID] = True
     return headers
 
 
@@ -127,6 +132,7 @@ class ParkedMessage:
     attempts: int | None
     correlation_id: str
     replays: int
+    had_message_id: bool = True
 
     @classmethod
     def of(cls, message: AbstractMessage, service: str) -> ParkedMessage:
@@ -140,8 +146,9 @@ class ParkedMessage:
         death_time = death.get("time")
         broker_time = iso(death_time) if isinstance(death_time, datetime) else ""
         routing_keys = death.get("routing-keys") or []
+        had_message_id = bool(_text(message.message_id)) and headers.get(NO_MESSAGE_ID) is not True
         return cls(
-            id=_text(message.message_id) or "sha256:" + hashlib.sha256(message.body).hexdigest()[:16],
+            id=_text(message.message_id) if had_message_id else "sha256:" + hashlib.sha256(message.body).hexdigest()[:16],
             service=service,
             exchange=_text(headers.get(EXCHANGE)) if EXCHANGE in headers else _text(death.get("exchange")),
             routing_key=_text(headers.get(ROUTING_KEY)) or (_text(routing_keys[0]) if routing_keys else ""),
@@ -153,6 +160,7 @@ class ParkedMessage:
             attempts=_int(headers.get(ATTEMPTS)) if ATTEMPTS in headers else _int(death.get("count")),
             correlation_id=_text(message.correlation_id),
             replays=_int(headers.get(REPLAYS)) or 0,
+            had_message_id=had_message_id,
         )
 
     def replay_refusal(self) -> str | None:
@@ -161,6 +169,8 @@ class ParkedMessage:
         user-creation's parking queue, whatever a publisher wrote in its headers)."""
         if not self.routing_key:
             return "where it came from is unknown"
+        if not self.had_message_id:
+            return "it had no message_id, so a replay could not be recognised as a duplicate: purge it"
         if (self.exchange, self.routing_key) not in subscriptions(self.service):
             return f"{self.routing_key!r} on {self.exchange or '(default)'!r} is not a message {self.service} takes"
         return None
