@@ -60,8 +60,9 @@ class AccountsUpsert(Contract):
         description="Settings templates that exist in the account (the whole list).",
     )
     welcome_templates: dict[str, WelcomeTemplate] | None = Field(
-        default=None, json_schema_extra=_omit_rather_than_null,
-        description="The account's own welcome email per language code (the whole map).",
+        default=None, max_length=len(LANGUAGES), json_schema_extra=_omit_rather_than_null,
+        description="The account's own welcome email per supported language code (the whole map); another code is refused"
+        " with `unsupported_language` before any template is tried.",
     )
 
     @model_validator(mode="before")

@@ -24,7 +24,7 @@ SERVICES: dict[str, Callable[[Settings], Service]] = {
 
 def service_run(settings: Settings, name: str) -> ServiceRun:
     service = SERVICES[name](settings)
-    return ServiceRun(route_table(service.handlers), service.schedulers)
+    return ServiceRun(route_table(service.handlers), service.schedulers, service.circuits)
 
 
 async def run(settings: Settings, services: Iterable[str]) -> int:

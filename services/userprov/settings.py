@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
     health_port: int | None = Field(default=None, description="Serve /livez and /readyz on this port.")
     queue_watch_seconds: float = Field(default=15.0, gt=0, description="How often queue depths are read for the metrics.")
+    ready_check_seconds: float = Field(
+        default=2.0, gt=0, description="How often readiness is checked in the background (/readyz answers from the last check)."
+    )
+    circuit_probe_seconds: float = Field(
+        default=2.0, gt=0, description="While a dependency is down (no new work taken), how often it is tried again."
+    )
     ready_outbox_lag_seconds: float = Field(
         default=60.0, gt=0, description="Not ready while the oldest event waiting in the outbox is older than this."
     )

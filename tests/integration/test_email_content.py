@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import time
+
 from contracts import routing
+from contracts.base import LANGUAGES
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.smtp import RecordingSmtpServer
@@ -58,6 +61,31 @@ class TestEmailLanguageAndTemplates:
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
         assert rejected.body["reason"] == "invalid_template"
         assert rejected.body["errors"][0]["field"] == "welcome_templates.en.body"
+
+    async def test_languages_are_checked_before_any_template_is_tried(self, bus: BusClient) -> None:
+        slow = {"subject": "ok", "body": "{% for a in link * 1000 %}{% for b in link * 1000 %}{% endfor %}{% endfor %}{{ link }}"}
+        many = await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": "many-languages", "name": "x",
+                                                           "welcome_templates": {f"l{n}": slow for n in range(10_000)}})
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=many), 10)
+        assert rejected.body["reason"] == "schema_invalid" and rejected.body["errors"][0]["field"] == "welcome_templates"
+        started = time.monotonic()
+        unsupported = await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": "unsupported-languages", "name": "x",
+                                                                  "welcome_templates": {"xx": slow, "yy": slow, "en": slow}})
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=unsupported), 10)
+        assert {e["field"]: e["code"] for e in rejected.body["errors"]} == {
+            "welcome_templates.xx": "unsupported_language", "welcome_templates.yy": "unsupported_language"}
+        assert time.monotonic() - started < 1.0  # no template was tried (each of these takes the whole 1 s bound)
+
+    async def test_an_upserts_templates_are_tried_within_one_budget(self, bus: BusClient) -> None:
+        slow = {"subject": "ok", "body": "{% for a in link * 1000 %}{% for b in link * 1000 %}{% endfor %}{% endfor %}{{ link }}"}
+        started = time.monotonic()
+        message_id = await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": "slow-templates", "name": "x",
+                                                                 "welcome_templates": {lang: slow for lang in LANGUAGES}})
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id), 30)
+        elapsed = time.monotonic() - started
+        codes = [e["code"] for e in rejected.body["errors"]]
+        assert set(codes) == {"timeout", "render_budget_exceeded"} and codes.count("timeout") <= 4, codes
+        assert elapsed < 6, elapsed  # three times the 1 s bound, and the last try under way; not eight of them
 
     async def test_templates_that_reach_for_internals_or_exceed_the_bounds_are_refused_at_upsert(self, bus: BusClient) -> None:
         message_id = await bus.publish(routing.ACCOUNTS_UPSERT, {

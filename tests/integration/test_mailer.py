@@ -40,6 +40,11 @@ def slow_smtp() -> Iterator[tuple[SlowServer, int]]:
     controller.stop()
 
 
+async def mailer_circuit_open(mailer: Mailer) -> None:
+    while not mailer.circuit.is_open:
+        await asyncio.sleep(0.01)
+
+
 def mailer_for(port: int, **settings: object) -> Mailer:
     return Mailer(Settings(smtp_port=port, smtp_local_hostname="client.example.com", **settings))  # type: ignore[arg-type]
 
@@ -69,6 +74,24 @@ class TestLatestStart:
         outcome = await mailer.send("nobody@example.com", EMAIL, time.monotonic() + 30)
         assert outcome.result == "temporary" and "SMTPConnectError" in (outcome.reason or ""), outcome
         mailer.close()
+
+    async def test_a_server_down_opens_the_circuit_and_tries_then_do_not_count(self) -> None:
+        port = free_port()
+        mailer = mailer_for(port, circuit_probe_seconds=0.05)
+        first = await mailer.send("first@example.com", EMAIL, time.monotonic() + 30)
+        assert first.result == "temporary"  # before the probe confirmed it, a try like any other
+        await asyncio.wait_for(mailer_circuit_open(mailer), 5)
+        later = await mailer.send("later@example.com", EMAIL, time.monotonic() + 30)
+        assert later.result == "not_tried", later
+        handler = SlowServer(0)
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            await asyncio.wait_for(mailer.circuit.wait_closed(), 5)
+            assert (await mailer.send("back@example.com", EMAIL, time.monotonic() + 30)).delivered
+        finally:
+            controller.stop()
+            mailer.close()
 
 
 class TestOneAddressNeverFailsAnother:

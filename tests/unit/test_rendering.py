@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from userprov.invitation_mailing.rendering import builtin_template, render_invitation
 from userprov.languages import SUPPORTED_LANGUAGES
+from userprov.sandbox import pool
 from userprov.sandbox.pool import RenderFailed, SandboxLimits, TemplateSandbox
 from userprov.sandbox.trial import AccountTemplate, trial_errors
 
@@ -47,6 +51,30 @@ class TestBuiltInTemplates:
     def test_unknown_language_falls_back_to_english(self) -> None:
         assert builtin_template("welcome", "sv") == builtin_template("welcome", "en")
         assert builtin_template("welcome", "../../etc") == builtin_template("welcome", "en")
+
+
+class TestHtmlLinks:
+    """Only the invitation's own links become anchors in the HTML part, exactly as sent: text
+    around a link never joins its href, and no URL a person typed becomes a live link."""
+
+    @pytest.mark.parametrize("body", ["click {{ link }}. Then sign in.", "{{ link }}と", "({{ link }})", "<{{ link }}>",
+                                      "{{ link }}!!", "{{ link }}&x=1"])
+    async def test_the_href_is_the_link_whatever_follows_it(self, body: str, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("welcome", "en", CONTEXT, AccountTemplate("S", body), sandbox)
+        assert email.template == "account"
+        assert re.findall(r'href="([^"]*)"', email.html) == ["https://l.example.com/i?token=T1"]
+
+    async def test_a_url_typed_as_a_name_is_no_link(self, sandbox: TemplateSandbox) -> None:
+        context = {**CONTEXT, "first_name": "https://evil.example.com/login"}
+        for template in (None, AccountTemplate("S", "Hi {{ first_name }}, {{ link }}")):
+            email = await render_invitation("welcome", "en", context, template, sandbox)
+            assert "evil.example.com" in email.html
+            assert all("evil" not in href for href in re.findall(r'href="([^"]*)"', email.html))
+
+    async def test_transfer_links_are_each_their_own_anchor(self, sandbox: TemplateSandbox) -> None:
+        email = await render_invitation("transfer", "en", CONTEXT, None, sandbox)
+        assert set(re.findall(r'href="([^"]*)"', email.html)) == {
+            "https://l.example.com/i?token=T1&amp;action=accept", "https://l.example.com/i?token=T1&amp;action=decline"}
 
 
 class TestAccountTemplates:
@@ -123,6 +151,46 @@ class TestBounds:
         with pytest.raises(RenderFailed) as failed:
             await sandbox.render({"body": "{% for a in link %}{% for b in link %}{{ link * 100 }}{% endfor %}{% endfor %}"}, CONTEXT)
         assert failed.value.code == "too_large"
+
+    async def test_non_ascii_output_within_the_bound_renders(self, sandbox: TemplateSandbox) -> None:
+        parts = await sandbox.render({"subject": "{{ 'Ŵ' * 90000 }}", "body": "{{ '😀' * 9000 }}"}, CONTEXT)
+        assert len(parts["subject"]) == 90000 and len(parts["body"]) == 9000
+
+    async def test_non_ascii_output_past_the_bound_is_too_large_not_a_crash(self, sandbox: TemplateSandbox) -> None:
+        for template in ({"body": "{{ '😀' * 150000 }}"}, {"subject": "{{ 'Ŵ' * 60000 }}", "body": "{{ 'Ŵ' * 60000 }}"}):
+            with pytest.raises(RenderFailed) as failed:
+                await sandbox.render(template, CONTEXT)
+            assert failed.value.code == "too_large", failed.value
+
+    async def test_the_renderers_inherit_no_secret(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("USERPROV_DATABASE_URL", "postgresql://u:secret@db.example.com/x")
+        own = TemplateSandbox(SandboxLimits(renderers=1))
+        try:
+            await own.render({"body": "hi"}, CONTEXT)
+            [child] = own._idle
+            environ = Path(f"/proc/{child.process.pid}/environ").read_bytes().split(b"\0")
+            assert not [v for v in environ if b"USERPROV" in v or b"secret" in v]
+        finally:
+            await own.close()
+
+    @pytest.mark.parametrize("interpreter", ["missing", "silent"])
+    async def test_a_renderer_that_cannot_start_is_a_render_failure(
+        self, interpreter: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        silent = tmp_path / "silent"
+        silent.write_text("#!/bin/sh\nexec sleep 30\n")
+        silent.chmod(0o755)
+        monkeypatch.setattr(sys, "executable", str(silent) if interpreter == "silent" else str(tmp_path / "missing"))
+        monkeypatch.setattr(pool, "START_SECONDS", 0.5)
+        own = TemplateSandbox(SandboxLimits(renderers=1))
+        try:
+            started = time.monotonic()
+            with pytest.raises(RenderFailed) as failed:
+                await own.render({"body": "hi"}, CONTEXT)
+            assert failed.value.code == "crashed" and "did not start" in failed.value.message
+            assert time.monotonic() - started < 3
+        finally:
+            await own.close()
 
     async def test_a_template_that_hit_a_bound_fails_at_once_next_time(self, sandbox: TemplateSandbox) -> None:
         bomb = {"body": CPU_BOMB + "{# quarantine #}"}

@@ -74,3 +74,30 @@ async def create_pool(url: str, size: int) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+class DatabaseProbe:
+    """Answers whether PostgreSQL takes queries, on a connection of its own (never one of the
+    handlers' pool: a busy pool is no outage), opened again after any failure."""
+
+    def __init__(self, url: str, timeout: float = 2.0) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> None:
+        async with self._lock:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    if self._conn is None or self._conn.is_closed():
+                        self._conn = await asyncpg.connect(self._url, server_settings={"application_name": APPLICATION_NAME})
+                    await self._conn.fetchval("SELECT 1")
+            except BaseException:
+                await self.close()
+                raise
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()

@@ -15,7 +15,8 @@ import structlog
 from contracts.email import smtp_address
 from userprov.invitation_mailing.mime import build_message, envelope_sender
 from userprov.invitation_mailing.rendering import RenderedEmail
-from userprov.invitation_mailing.smtp_pool import SmtpConnections, SmtpServer, TooLate
+from userprov.invitation_mailing.smtp_pool import SmtpConnections, SmtpServer, TooLate, Unreachable
+from userprov.runtime.circuit import Circuit
 from userprov.settings import Settings
 
 log = structlog.get_logger()
@@ -56,6 +57,8 @@ class Mailer:
             size=settings.smtp_connections + 1,  # the one beyond is kept for small work (the mailing scheduler)
             idle_seconds=settings.smtp_idle_seconds,
         )
+        # while it is open the scheduler claims nothing, and a try that found no server does not count
+        self.circuit = Circuit("smtp", self._connections.probe, settings.circuit_probe_seconds, settings.smtp_timeout_seconds)
 
     @property
     def connections_opened(self) -> int:
@@ -72,6 +75,12 @@ class Mailer:
             await self._send_once(build_message(self._settings.smtp_sender, recipient, email), recipient, latest_start)
         except TooLate:
             return SmtpOutcome("temporary", "temporary failure: no SMTP connection was free in time")
+        except Unreachable as error:
+            log.info("smtp_unreachable", error_type=str(error))
+            self.circuit.report(error)
+            if self.circuit.is_open:  # known down: the email waits for the server, its tries untouched
+                return SmtpOutcome("not_tried", "the SMTP server is down")
+            return SmtpOutcome("temporary", f"temporary failure: the SMTP server could not be reached ({error})")
         except PermanentSmtpFailure as error:
             return SmtpOutcome("permanent", f"permanent failure: {error}")
         except TemporarySmtpFailure as error:

@@ -3,7 +3,6 @@ one for the language, else English. Account templates are tenant code: they rend
 bounded sandbox (userprov.sandbox), and one that fails falls back to the built-in, saying so."""
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
@@ -14,6 +13,7 @@ import structlog
 from jinja2 import Template
 
 from contracts.events import TemplateFallback
+from userprov.invitation_mailing.html_part import text_to_html
 from userprov.languages import DEFAULT_LANGUAGE
 from userprov.runtime import metrics
 from userprov.sandbox.environment import sandboxed_environment
@@ -23,7 +23,6 @@ from userprov.sandbox.trial import AccountTemplate
 log = structlog.get_logger()
 
 _environment = sandboxed_environment()  # built-in templates: trusted, rendered in process
-_URL = re.compile(r"https?://[^\s<>\"]+")
 
 
 @dataclass(frozen=True)
@@ -45,14 +44,14 @@ async def render_invitation(
         try:
             parts = await sandbox.render({"subject": account_template.subject, "body": account_template.body}, context)
             if context["link"] in parts["body"]:
-                return replace(_assemble(parts["subject"], parts["body"]), template="account")
+                return replace(_assemble(parts["subject"], parts["body"], context), template="account")
             fallback = "link_missing"
         except RenderFailed as failure:
             fallback = cast(TemplateFallback, failure.code)
         log.warning("account_template_unusable", reason=fallback)
         metrics.TEMPLATE_FALLBACKS.labels(fallback).inc()
     subject, body = builtin_template(kind, language)
-    return replace(_assemble(_render(subject, context), _render(body, context)), fallback=fallback)
+    return replace(_assemble(_render(subject, context), _render(body, context), context), fallback=fallback)
 
 
 def builtin_template(kind: str, language: str) -> tuple[str, str]:
@@ -85,27 +84,12 @@ def _compiled(source: str) -> Template:
     return _environment.from_string(source)
 
 
-def _assemble(subject: str, text: str) -> RenderedEmail:
+def _assemble(subject: str, text: str, context: dict[str, Any]) -> RenderedEmail:
     subject = " ".join(subject.split())[:200]  # one line: nothing reaches other headers
     text = text.strip() + "\n"
-    return RenderedEmail(subject=subject, text=text, html=text_to_html(subject, text))
+    return RenderedEmail(subject=subject, text=text, html=text_to_html(subject, text, invitation_links(context)))
 
 
-def text_to_html(title: str, text: str) -> str:
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    rendered = "\n".join(f"<p>{_linkify(p)}</p>" for p in paragraphs)
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n'
-        f'<body style="font-family: sans-serif; line-height: 1.5">\n{rendered}\n</body></html>\n'
-    )
-
-
-def _linkify(paragraph: str) -> str:
-    out, last = [], 0
-    for match in _URL.finditer(paragraph):
-        out.append(html.escape(paragraph[last : match.start()]).replace("\n", "<br>\n"))
-        url = html.escape(match.group(0))
-        out.append(f'<a href="{url}">{url}</a>')
-        last = match.end()
-    out.append(html.escape(paragraph[last:]).replace("\n", "<br>\n"))
-    return "".join(out)
+def invitation_links(context: dict[str, Any]) -> list[str]:
+    """The links of the invitation: the only text its HTML part makes anchors of."""
+    return [context[key] for key in ("link", "accept_link", "decline_link") if isinstance(context.get(key), str)]

@@ -11,5 +11,6 @@ from userprov.settings import Settings
 
 
 def service(settings: Settings) -> Service:
-    mailing = MailingScheduler(settings, Mailer(settings), TemplateSandbox(settings.sandbox_limits()))
-    return Service(handlers={routing.INVITATION_ISSUED: Signal(mailing.notify)}, schedulers=[mailing])
+    mailer = Mailer(settings)
+    mailing = MailingScheduler(settings, mailer, TemplateSandbox(settings.sandbox_limits()))
+    return Service(handlers={routing.INVITATION_ISSUED: Signal(mailing.notify)}, schedulers=[mailing], circuits=[mailer.circuit])

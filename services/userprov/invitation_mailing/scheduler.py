@@ -125,9 +125,13 @@ class MailingScheduler:
 
     async def _claim_and_send(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
         more_waiting, failures = True, 0
+        smtp = self._mailer.circuit
         while not self._stopping:
             if time.monotonic() >= self._next_sweep:
                 await self._sweep(pool, on_commit)
+            if smtp.is_open:  # the server is down: what waits, waits in PostgreSQL, its tries untouched
+                await first_of(smtp.wait_closed(), self.wakeup.wait())
+                continue
             if more_waiting and self._in_hand <= self._low:
                 await priority.bulk_step()
                 wanted = self._high - self._in_hand
@@ -157,6 +161,10 @@ class MailingScheduler:
                 await self._express_event.wait()
                 self._express_event.clear()
                 while self._express and self._express_in_hand < self._slots and not self._stopping:
+                    if self._mailer.circuit.is_open:
+                        self._express_event.clear()  # what is announced meanwhile stays in the express queue
+                        await first_of(self._mailer.circuit.wait_closed(), self._express_event.wait())
+                        continue
                     await self._claim_express(pool)
         finally:
             if self._express_announced:

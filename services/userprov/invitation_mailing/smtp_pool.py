@@ -32,6 +32,10 @@ class TooLate(Exception):
     """No connection was free in time to start a try."""
 
 
+class Unreachable(Exception):
+    """No connection could be opened: the SMTP server is down or out of reach, not this email's fault."""
+
+
 class SmtpConnections:
     def __init__(self, server: SmtpServer, size: int, idle_seconds: float) -> None:
         self._server = server
@@ -54,7 +58,7 @@ class SmtpConnections:
             reusable = False
             try:
                 async with asyncio.timeout(timeout):
-                    client = self._take_idle() or await self._connect()
+                    client = self._take_idle() or await self._connect_or_unreachable()
                     yield client
                 reusable = True
             except aiosmtplib.SMTPResponseException as refusal:
@@ -83,6 +87,20 @@ class SmtpConnections:
                 return client
             client.close()  # the server may have dropped it meanwhile: never risk a try on it
         return None
+
+    async def probe(self) -> None:
+        """Raises unless the server takes a connection (greeting, EHLO, QUIT)."""
+        client = await self._connect()
+        try:
+            await client.quit()
+        finally:
+            client.close()
+
+    async def _connect_or_unreachable(self) -> aiosmtplib.SMTP:
+        try:
+            return await self._connect()
+        except (aiosmtplib.SMTPException, OSError) as error:  # a timeout is an OSError too
+            raise Unreachable(type(error).__name__) from error
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self._server

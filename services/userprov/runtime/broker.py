@@ -51,7 +51,10 @@ class BrokerSession:
         self._backoff_max = backoff_max
         self._connection: AbstractConnection | None = None
         self._publisher: AbstractChannel | None = None
+        self._queues: list[tuple[ConsumerSpec, AbstractQueue]] = []  # of this connection
         self._consuming: list[tuple[AbstractQueue, str]] = []
+        self._paused: set[str] = set()  # dependencies down (userprov.runtime.circuit): no new deliveries meanwhile
+        self._reconciling = asyncio.Lock()
         self._exchanges: dict[str, tuple[AbstractChannel, AbstractExchange]] = {}
         self._lost = asyncio.Event()
         self._closing = asyncio.Event()
@@ -86,7 +89,7 @@ class BrokerSession:
         self._publisher = await connection.channel(publisher_confirms=True)
         self._publisher.close_callbacks.add(self._on_lost)
         await declare_topology(connection, self._delivery_limit)
-        self._consuming = []
+        self._consuming, self._queues = [], []
         if self._consume:
             for spec in self._consumers:
                 channel = await connection.channel()
@@ -95,12 +98,47 @@ class BrokerSession:
                 # connection that consumes nothing: treat it as a lost connection and rebuild.
                 (await channel.get_underlay_channel()).on_consumer_cancel_callbacks.add(self._on_consumer_cancelled)
                 await channel.set_qos(prefetch_count=spec.prefetch)
-                queue = await channel.get_queue(routing.queue_name(spec.service), ensure=False)
-                tag = await queue.consume(spec.on_message)
-                self._consuming.append((queue, tag))
+                self._queues.append((spec, await channel.get_queue(routing.queue_name(spec.service), ensure=False)))
+            async with self._reconciling:
+                if not self._paused:
+                    await self._start_consumers()
         metrics.BROKER_CONNECTIONS.inc()
         self.ready.set()
         log.info("broker_connected", consumers=[s.service for s in self._consumers] if self._consume else [])
+
+    async def _start_consumers(self) -> None:
+        for spec, queue in self._queues:
+            self._consuming.append((queue, await queue.consume(spec.on_message)))
+
+    async def _cancel_consumers(self) -> None:
+        consuming, self._consuming = self._consuming, []
+        for queue, tag in consuming:
+            try:
+                await queue.cancel(tag)
+            except Exception as error:  # noqa: BLE001
+                log.warning("consumer_cancel_failed", error=repr(error))
+
+    def pause(self, dependency: str, paused: bool) -> None:
+        """No new deliveries while `dependency` is down (paused), again once it is back; what is
+        in hand is finished either way."""
+        if paused:
+            self._paused.add(dependency)
+        else:
+            self._paused.discard(dependency)
+        asyncio.get_running_loop().create_task(self._reconcile(), name="consumers")
+
+    async def _reconcile(self) -> None:
+        async with self._reconciling:
+            try:
+                if self._paused and self._consuming:
+                    await self._cancel_consumers()
+                    log.warning("consuming_paused", dependencies=sorted(self._paused))
+                elif not self._paused and not self._consuming and self._queues and self.ready.is_set() and self._consume:
+                    await self._start_consumers()
+                    log.info("consuming_resumed")
+            except Exception as error:  # noqa: BLE001 - the channel is lost: the reconnect consumes (or not) as paused
+                log.warning("consumers_not_changed", error=repr(error))
+                self._on_lost()
 
     @property
     def consuming(self) -> bool:
@@ -118,7 +156,7 @@ class BrokerSession:
 
     async def _drop_connection(self) -> None:
         connection, self._connection, self._publisher = self._connection, None, None
-        self._consuming = []
+        self._consuming, self._queues = [], []
         if connection is not None and not connection.is_closed:
             try:
                 await connection.close()
@@ -128,12 +166,8 @@ class BrokerSession:
     async def stop_consuming(self) -> None:
         """basic.cancel on every consumer: no new deliveries; those in hand can still be acked."""
         self._consume = False
-        for queue, tag in self._consuming:
-            try:
-                await queue.cancel(tag)
-            except Exception as error:  # noqa: BLE001
-                log.warning("consumer_cancel_failed", error=repr(error))
-        self._consuming = []
+        async with self._reconciling:
+            await self._cancel_consumers()
 
     async def queue_depths(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
         """(messages, consumers) of each queue, by passive declare on a channel of its own (a

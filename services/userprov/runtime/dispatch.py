@@ -21,7 +21,8 @@ from contracts.base import Contract
 from contracts.registry import REPLY_MODELS, model_of, reply_type
 from contracts.text import printable
 from userprov.runtime import failures, metrics, outcomes, tracing
-from userprov.runtime.aio import finish_or_cancel
+from userprov.runtime.aio import finish_or_cancel, first_of
+from userprov.runtime.circuit import Circuit
 from userprov.runtime.envelope import Envelope
 from userprov.runtime.errors import (
     AlreadyProcessed,
@@ -140,12 +141,15 @@ class Dispatcher:
         on_commit: OnCommit = publish_nothing,
         publish: Publish | None = None,
         park: Park | None = None,
+        database: Circuit | None = None,
     ) -> None:
         """`on_commit`: called with the outbox rows a handler's transaction committed (publishes them).
         `publish`: sends answers to queries (with publisher confirms). `park`: publishes a parked
         copy with why-headers; without it (or when it fails) a parked message is rejected and
-        dead-lettered by the broker, with only the broker's `x-death` header."""
+        dead-lettered by the broker, with only the broker's `x-death` header. `database`: told of
+        every transient fault, it pauses this process's consumers while PostgreSQL is down."""
         self.service = service
+        self._database = database
         self._park = park
         self._on_commit = on_commit
         self._publish = publish
@@ -156,6 +160,7 @@ class Dispatcher:
         self._transient_backoff_max = transient_backoff_max
         self._in_hand: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
@@ -170,6 +175,7 @@ class Dispatcher:
         """Waits for the messages in hand, then cancels what is left (unacked, so the broker
         redelivers it); True when all finished in time. Retries of transient faults stop."""
         self._stopping = True
+        self._stopped.set()
         return await finish_or_cancel(self._in_hand, timeout)
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
@@ -187,16 +193,20 @@ class Dispatcher:
             correlation_id=printable(envelope.correlation_id or "", 255) or None,
         )
         with tracing.processing(message, self.service, routing.queue_name(self.service)) as span:
-            try:
-                decision = await self._decide(envelope)
-            except asyncio.CancelledError:
-                log.warning("message_interrupted")
-                raise
-            except Exception as error:  # noqa: BLE001 - a fault of the edge itself still ends in one settle decision
-                log.exception("dispatch_failed")
-                await self._remember_failure(envelope, error)
-                await self._back_off(envelope)
-                decision = Decision(Settle.RETRY, "dispatch_failed")
+            while True:
+                try:
+                    decision = await self._decide(envelope)
+                except asyncio.CancelledError:
+                    log.warning("message_interrupted")
+                    raise
+                except Exception as error:  # noqa: BLE001 - a fault of the edge itself still ends in one settle decision
+                    if await self._held_while_database_down(error):
+                        continue
+                    log.exception("dispatch_failed")
+                    await self._remember_failure(envelope, error)
+                    await self._back_off(envelope)
+                    decision = Decision(Settle.RETRY, "dispatch_failed")
+                break
             settle, outcome = decision.settle, decision.outcome
             await self._settle(message, decision)
             span.settled(settle.value, outcome)
@@ -229,26 +239,42 @@ class Dispatcher:
             if not envelope.taken_in_process:  # else the process that committed the work took it at once
                 route.handler.notify(command)
             return Decision(Settle.ACK, "noted")
-        try:
-            if route.reply_type is not None:
-                await self._with_transient_retries(lambda: self._answer(route, command, envelope))
-                return Decision(Settle.ACK, "answered")
-            await self._with_transient_retries(lambda: self._run_handler(route, command, envelope))
-            return Decision(Settle.ACK, "done")
-        except AlreadyProcessed:
-            return Decision(Settle.ACK, "duplicate")
-        except Rejected as rejection:
-            decision = await self._refuse(envelope, rejection, park=False)
-            return replace(decision, outcome=f"rejected:{rejection.reason}")
-        except Exception as error:  # noqa: BLE001 - every fault ends in a settle decision
-            settle, outcome = settle_after_failure(error)
-            if settle is Settle.LATER:
-                log.warning("transient_fault_outlasted_retries", error=repr(error))
-            else:
-                log.exception("handler_failed")
-            await self._remember_failure(envelope, error)
-            await self._back_off(envelope)
-            return Decision(settle, outcome)
+        while True:
+            try:
+                if route.reply_type is not None:
+                    await self._with_transient_retries(lambda: self._answer(route, command, envelope))  # noqa: B023
+                    return Decision(Settle.ACK, "answered")
+                await self._with_transient_retries(lambda: self._run_handler(route, command, envelope))  # noqa: B023
+                return Decision(Settle.ACK, "done")
+            except AlreadyProcessed:
+                return Decision(Settle.ACK, "duplicate")
+            except Rejected as rejection:
+                decision = await self._refuse(envelope, rejection, park=False)
+                return replace(decision, outcome=f"rejected:{rejection.reason}")
+            except Exception as error:  # noqa: BLE001 - every fault ends in a settle decision
+                if await self._held_while_database_down(error):
+                    continue
+                return await self._after_failure(envelope, error)
+
+    async def _after_failure(self, envelope: Envelope, error: Exception) -> Decision:
+        settle, outcome = settle_after_failure(error)
+        if settle is Settle.LATER:
+            log.warning("transient_fault_outlasted_retries", error=repr(error))
+        else:
+            log.exception("handler_failed")
+        await self._remember_failure(envelope, error)
+        await self._back_off(envelope)
+        return Decision(settle, outcome)
+
+    async def _held_while_database_down(self, error: BaseException) -> bool:
+        """When the fault was PostgreSQL being down (its probe says so), the message stays in hand,
+        unsettled (a settle would use up one of its deliveries), until the database is back: True,
+        then try it again. False when the database answers, or when the worker is stopping."""
+        if self._database is None or self._stopping or not await self._database.down(error):
+            return False
+        log.warning("message_held_while_database_down", error=repr(error))
+        await first_of(self._database.wait_closed(), self._stopped.wait())
+        return not self._stopping
 
     async def _processed_already(self, envelope: Envelope) -> bool:
         message_id = _failure_key(envelope)
@@ -326,7 +352,7 @@ class Dispatcher:
         outcome = f"refused:{rejection.reason}"
         why = Why(rejection.reason, "Rejected", rejection.message, envelope.delivery_count + 1)
         try:
-            await self._with_transient_retries(write)
+            await self._recorded_unless_database_down(write)
         except AlreadyProcessed:
             pass
         except Exception as error:  # noqa: BLE001
@@ -341,12 +367,24 @@ class Dispatcher:
                                                           f" the refusal could not be recorded: {error_message}"))
         return Decision(Settle.PARK, outcome, why) if park else Decision(Settle.ACK, outcome)
 
+    async def _recorded_unless_database_down(self, write: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await self._with_transient_retries(write)
+                return
+            except AlreadyProcessed:
+                raise
+            except Exception as error:
+                if not await self._held_while_database_down(error):
+                    raise
+
     async def _with_transient_retries(self, attempt: Callable[[], Awaitable[None]]) -> None:
         await retry_transient(
             attempt,
             seconds=self._transient_retry_seconds,
             backoff_max=self._transient_backoff_max,
             give_up=lambda: self._stopping,
+            on_fault=self._database.report if self._database is not None else lambda _: None,
         )
 
     async def _settle(self, message: AbstractIncomingMessage, decision: Decision) -> None:

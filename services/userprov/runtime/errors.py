@@ -77,21 +77,38 @@ class _StopWhen(stop_base):
 
 
 async def retry_transient(
-    attempt: Callable[[], Awaitable[None]], *, seconds: float, backoff_max: float, give_up: Callable[[], bool] = lambda: False
+    attempt: Callable[[], Awaitable[None]],
+    *,
+    seconds: float,
+    backoff_max: float,
+    give_up: Callable[[], bool] = lambda: False,
+    on_fault: Callable[[BaseException], None] = lambda _: None,
 ) -> None:
     """Runs `attempt` until it succeeds, retrying transient faults with backoff for up to
-    `seconds` (or until `give_up()`); any other fault, or the last transient one, is raised."""
+    `seconds` (or until `give_up()`); any other fault, or the last transient one, is raised.
+    `on_fault` is told of each transient fault (a circuit breaker's report)."""
     try:
         await attempt()  # the first try without the retry machinery: almost every message needs no other
         return
     except Exception as error:
-        if not is_transient(error) or seconds <= 0 or give_up():
+        if not is_transient(error):
+            raise
+        on_fault(error)
+        if seconds <= 0 or give_up():
             raise
     await asyncio.sleep(0.1)  # the backoff's first step
+
+    def told(state: RetryCallState) -> None:
+        if state.outcome is not None and state.outcome.failed:
+            failure = state.outcome.exception()
+            if failure is not None and is_transient(failure):
+                on_fault(failure)
+
     async for retry in AsyncRetrying(
         retry=retry_if_exception(is_transient),
         stop=stop_any(stop_after_delay(seconds), _StopWhen(give_up)),
         wait=wait_exponential_jitter(multiplier=0.1, max=backoff_max, jitter=0.1),
+        after=told,
         reraise=True,
     ):
         with retry:

@@ -1,53 +1,73 @@
 """HTTP health endpoints of a worker process, on USERPROV_HEALTH_PORT when it is set.
 
 `/livez`: the event loop answers (a wedged loop cannot). `/readyz`: connected to RabbitMQ with
-every consumer registered, the database pool usable, and the outbox relay keeping up; 503 with
-the reasons otherwise. A worker that is draining after SIGTERM is not ready."""
+every consumer registered, PostgreSQL answering, no dependency down (its circuit open), and the
+outbox relay keeping up; 503 with the reasons otherwise. A worker that is draining after
+SIGTERM is not ready."""
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
-import asyncpg
 import structlog
 
 from userprov.runtime import metrics
+from userprov.runtime.circuit import Circuit
 
 log = structlog.get_logger()
 
-DATABASE_PROBE_SECONDS = 2.0
-
-
 @dataclass
 class Readiness:
+    """Checked in the background every few seconds (`watch_readiness`); /readyz answers from the
+    last check, so that a burst of probes costs nothing and waits for nothing."""
+
     consuming: Callable[[], bool]  # connected, every consumer registered, not draining
-    pool: asyncpg.Pool
+    database: Callable[[], Awaitable[None]]  # raises unless PostgreSQL answers (userprov.db.connection.DatabaseProbe)
     outbox_lag: Callable[[], float]
     outbox_lag_bound: float
+    circuits: Sequence[Circuit] = ()
+    stale_after: float = 10.0  # a last check older than this is no answer
+    _checked: dict[str, str] | None = field(default=None, init=False)
+    _checked_at: float = field(default=0.0, init=False)
 
-    async def problems(self) -> dict[str, str]:
+    async def check(self) -> dict[str, str]:
         found = {}
-        if not self.consuming():
-            found["broker"] = "not connected to RabbitMQ with every consumer registered"
         try:
-            async with asyncio.timeout(DATABASE_PROBE_SECONDS):
-                await self.pool.fetchval("SELECT 1")
+            await self.database()
         except Exception as error:  # noqa: BLE001 - any failure of the probe means not ready
-            found["database"] = f"the database pool is not usable: {type(error).__name__}"
+            found["database"] = f"the database cannot be reached: {type(error).__name__}"
+        for circuit in self.circuits:
+            if circuit.is_open:
+                found[circuit.name] = f"{circuit.name} is down ({circuit.last_error}): no new work is taken until it is back"
         lag = self.outbox_lag()
         if lag > self.outbox_lag_bound:
             found["outbox"] = f"the oldest event waiting to be relayed is {lag:.0f} s old"
+        self._checked, self._checked_at = found, time.monotonic()
+        return found
+
+    def problems(self) -> dict[str, str]:
+        """What /readyz answers: the last check, and whether the process consumes now."""
+        if self._checked is None:
+            found = {"check": "no readiness check has finished yet"}
+        elif time.monotonic() - self._checked_at > self.stale_after:
+            found = {"check": f"the last readiness check is {time.monotonic() - self._checked_at:.0f} s old"}
+        else:
+            found = dict(self._checked)
+        if not self.consuming():
+            found["broker"] = "not connected to RabbitMQ with every consumer registered"
         return found
 
 
 async def watch_readiness(readiness: Readiness, interval: float) -> None:
-    """Keeps `userprov_ready` current, with or without anyone probing /readyz: an alert on it
-    works where no kubelet probes (compose, a bare process)."""
+    """Keeps the readiness check and `userprov_ready` current, with or without anyone probing
+    /readyz: an alert on the metric works where no kubelet probes (compose, a bare process)."""
     while True:
         try:
-            found = await readiness.problems()
+            await readiness.check()
+            found = readiness.problems()
         except Exception as error:  # noqa: BLE001 - the metric must not stop a worker
             found = {"check": repr(error)}
         metrics.READY.set(0 if found else 1)
@@ -78,11 +98,11 @@ async def serve_health(port: int, readiness: Readiness) -> asyncio.Server:
     return server
 
 
-async def _route(request_line: list[str], problems: Callable[[], Awaitable[dict[str, str]]]) -> tuple[str, dict[str, object]]:
+async def _route(request_line: list[str], problems: Callable[[], dict[str, str]]) -> tuple[str, dict[str, object]]:
     path = request_line[1] if len(request_line) > 1 else ""
     if path == "/livez":
         return "200 OK", {"live": True}
     if path == "/readyz":
-        found = await problems()
+        found = problems()
         return ("503 Service Unavailable", {"ready": False, "problems": found}) if found else ("200 OK", {"ready": True})
     return "404 Not Found", {"error": "try /livez or /readyz"}

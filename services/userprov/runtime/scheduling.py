@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
+from userprov.runtime.circuit import Circuit
 from userprov.runtime.errors import is_transient
 from userprov.runtime.priority import priority
 from userprov.runtime.unit_of_work import OnCommit, Transaction, transaction
@@ -34,6 +35,7 @@ class Service:
 
     handlers: Mapping[str, Any]  # Handler | QueryHandler | Signal (userprov.runtime.dispatch)
     schedulers: Sequence[Scheduler] = field(default_factory=tuple)
+    circuits: Sequence[Circuit] = field(default_factory=tuple)  # dependencies of its own (SMTP), for readiness
 
 
 class Wakeup:

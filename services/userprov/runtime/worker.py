@@ -6,16 +6,18 @@ import asyncio
 import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import routing
-from userprov.db.connection import create_pool
+from userprov.db.connection import DatabaseProbe, create_pool
 from userprov.db.migrate import migrate, wait_for_schema
 from userprov.runtime import tracing
 from userprov.runtime.aio import finish_or_cancel
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
+from userprov.runtime.circuit import Circuit
 from userprov.runtime.dispatch import Dispatcher, Route, Signal
 from userprov.runtime.health import Readiness, serve_health, watch_readiness
 from userprov.runtime.housekeeping import run_housekeeping
@@ -44,6 +46,7 @@ class ServiceRun:
 
     routes: Mapping[str, Route]
     schedulers: Sequence[Scheduler] = ()
+    circuits: Sequence[Circuit] = ()
 
 
 def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committed]], Sequence[Committed]]:
@@ -88,6 +91,8 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
         assert session is not None
         await session.park(message, service, why)
 
+    database = DatabaseProbe(settings.database_url)
+    database_circuit = Circuit("database", database, settings.circuit_probe_seconds)
     relay = OutboxRelay(pool, publish, settings.outbox_batch_size, settings.outbox_poll_seconds, settings.outbox_handover_seconds)
     signals_here = local_signals(services.values())
 
@@ -104,6 +109,7 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
             on_commit=committed,
             publish=publish,
             park=park,
+            database=database_circuit,
         )
         for name, service in services.items()
     ]
@@ -115,17 +121,21 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
         settings.reconnect_backoff_max_seconds,
     )
 
+    circuits = [database_circuit, *(c for service in services.values() for c in service.circuits)]
+    for circuit in circuits:
+        circuit.on_change(partial(session.pause, circuit.name))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     serve_metrics(settings.metrics_port)
-    readiness = Readiness(lambda: session.consuming, pool, lambda: relay.lag_seconds, settings.ready_outbox_lag_seconds)
+    readiness = Readiness(lambda: session.consuming, database, lambda: relay.lag_seconds, settings.ready_outbox_lag_seconds,
+                          circuits, stale_after=settings.ready_check_seconds * 3 + 5)
     health = await serve_health(settings.health_port, readiness) if settings.health_port else None
     session_task = asyncio.create_task(session.run(), name="broker")
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
     queue_watch = asyncio.create_task(watch_queues(session, settings.queue_watch_seconds), name="queue-watch")
-    ready_watch = asyncio.create_task(watch_readiness(readiness, settings.queue_watch_seconds), name="ready-watch")
+    ready_watch = asyncio.create_task(watch_readiness(readiness, settings.ready_check_seconds), name="ready-watch")
     scheduling = [asyncio.create_task(s.run(pool, committed), name=s.name) for s in schedulers]
     housekeeping = asyncio.create_task(
         run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds), name="housekeeping"
@@ -154,6 +164,9 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     queue_watch.cancel()
     ready_watch.cancel()
     await asyncio.gather(housekeeping, queue_watch, ready_watch, return_exceptions=True)
+    for circuit in circuits:
+        circuit.stop()
+    await database.close()
     try:
         await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
     except TimeoutError:

@@ -27,14 +27,19 @@ class Renderer:
         self._compiled: OrderedDict[str, Template] = OrderedDict()
         self._max_output = max_output_chars
 
-    def render(self, source: str, context: dict[str, Any]) -> str:
+    def render(self, source: str, context: dict[str, Any], budget: int) -> str:
+        """At most `budget` characters (what is left of the request's output bound)."""
         pieces, size = [], 0
         for piece in self._template(source).generate(context):
             size += len(piece)
-            if size > self._max_output:
-                raise OutputTooLarge(f"the template renders more than {self._max_output} characters")
+            if size > budget:
+                raise OutputTooLarge(f"the templates render more than {self._max_output} characters together")
             pieces.append(piece)
         return "".join(pieces)
+
+    @property
+    def max_output(self) -> int:
+        return self._max_output
 
     def _template(self, source: str) -> Template:
         template = self._compiled.get(source)
@@ -50,10 +55,11 @@ class Renderer:
 
 def answer(renderer: Renderer, request: dict[str, Any]) -> dict[str, Any]:
     """{"parts": {name: text}} or {"code": ..., "message": ..., "part": name}."""
-    rendered = {}
+    rendered, left = {}, renderer.max_output  # the bound holds for all parts together: the parent reads one bounded line
     for part, source in request["templates"].items():
         try:
-            rendered[part] = renderer.render(source, request["context"])
+            rendered[part] = renderer.render(source, request["context"], left)
+            left -= len(rendered[part])
         except TemplateSyntaxError as error:
             return {"part": part, "code": "syntax", "message": f"line {error.lineno}: {error.message}"}
         except SecurityError as error:

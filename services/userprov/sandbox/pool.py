@@ -25,6 +25,10 @@ log = structlog.get_logger()
 
 QUARANTINE_SIZE = 1024
 LIMIT_CODES = frozenset({"timeout", "memory", "crashed"})
+START_SECONDS = 10.0  # an interpreter's start and imports, on a busy machine
+# A rendered character is at most 12 bytes of the child's ASCII-only JSON (an astral character
+# is two \uXXXX escapes); the rest of the line is a little JSON.
+BYTES_PER_CHARACTER = 12
 
 
 class RenderFailed(Exception):
@@ -127,25 +131,36 @@ class TemplateSandbox:
         raise RenderFailed(str(reply["code"]), str(reply["message"]), str(reply.get("part")))
 
     async def _spawn(self) -> _Child:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "userprov.sandbox.child",
-            str(self.limits.memory_mb),
-            str(self.limits.max_output_chars),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONHASHSEED": "random"},
-            limit=4 * self.limits.max_output_chars + 65536,
-        )
-        child = _Child(process)
-        # a cold interpreter takes a while to import; let that not count against the first template
-        warm = await child.ask({"id": 0, "templates": {}, "context": {}})
-        if "parts" not in warm:
-            child.kill()
-            raise RenderFailed("crashed", "the renderer did not start")
-        return child
+        """A child that answered a first, empty request (a cold interpreter takes a while to
+        import: that does not count against the first template), or RenderFailed."""
+        child: _Child | None = None
+        try:
+            async with asyncio.timeout(START_SECONDS):
+                child = _Child(await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "userprov.sandbox.child",
+                    str(self.limits.memory_mb),
+                    str(self.limits.max_output_chars),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=child_environment(),
+                    limit=BYTES_PER_CHARACTER * self.limits.max_output_chars + 65536,
+                ))
+                warm = await child.ask({"id": 0, "templates": {}, "context": {}})
+            if "parts" not in warm:
+                raise ValueError(f"it answered {warm!r}")
+            return child
+        except (OSError, EOFError, ValueError, TimeoutError) as error:
+            if child is not None:
+                child.kill()
+                await child.process.wait()
+            raise RenderFailed("crashed", f"the renderer did not start: {type(error).__name__}") from None
+        except BaseException:
+            if child is not None:
+                child.kill()
+            raise
 
     def _known_failure(self, key: str) -> RenderFailed | None:
         entry = self._quarantine.get(key)
@@ -162,6 +177,12 @@ class TemplateSandbox:
         self._quarantine[key] = (time.monotonic() + self.limits.quarantine_seconds, failure)
         while len(self._quarantine) > QUARANTINE_SIZE:
             self._quarantine.popitem(last=False)
+
+
+def child_environment() -> dict[str, str]:
+    """Nothing of the worker's environment (its database, AMQP and SMTP secrets among it): only
+    where to find the code, and hash randomisation."""
+    return {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONHASHSEED": "random", "PYTHONUTF8": "1"}
 
 
 def _key(templates: Mapping[str, str]) -> str:

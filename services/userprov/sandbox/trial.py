@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from userprov.invitation_mailing.html_part import anchor, text_to_html
 from userprov.sandbox.pool import RenderFailed, TemplateSandbox
 
 
@@ -23,6 +24,8 @@ async def trial_errors(sandbox: TemplateSandbox, template: AccountTemplate, acco
         return {failure.part or "body": (failure.code, failure.message)}
     if sample["link"] not in parts["body"]:
         return {"body": ("link_missing", "the body must contain {{ link }}")}
+    if anchor(sample["link"]) not in text_to_html(parts["subject"], parts["body"], [sample["link"]]):
+        return {"body": ("link_missing", "the link does not become a working link in the email's HTML part")}
     return {}
 
 

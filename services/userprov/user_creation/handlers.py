@@ -25,21 +25,9 @@ from userprov.user_creation.plan import TooManyRows, candidates_of, plan_rows, w
 from userprov.user_creation.validation import Candidate, ValidRow, reject_repeated_emails, validate_row
 
 
-async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox) -> None:
+async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox, render_budget: float) -> None:
     """Each field given replaces that field; each omitted keeps its value (see AccountsUpsert)."""
-    templates = cmd.welcome_templates or {}
-    errors = [
-        FieldError(field=f"welcome_templates.{language}.{part}", code=code, message=printable(problem))
-        for language, template in templates.items()
-        for part, (code, problem) in (
-            await trial_errors(sandbox, AccountTemplate(template.subject, template.body), cmd.name or cmd.account_id)
-        ).items()
-    ]
-    errors += [
-        FieldError(field=f"welcome_templates.{language}", code="unsupported_language", message=f"{language!r} is not supported.")
-        for language in templates
-        if language not in SUPPORTED_LANGUAGES
-    ]
+    errors = await _template_errors(cmd, sandbox, render_budget)
     if errors:
         raise Rejected("invalid_template", "Some welcome templates cannot be used.", errors)
     async with uow:
@@ -51,6 +39,32 @@ async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: Templ
             await _refuse_below_seats_in_use(uow, cmd.account_id, cmd.licences)
         await sql.upsert_account(uow.conn, cmd, exists=existing is not None)
         uow.emit(AccountUpserted(account_id=cmd.account_id))
+
+
+async def _template_errors(cmd: AccountsUpsert, sandbox: TemplateSandbox, render_budget: float) -> list[FieldError]:
+    """The languages first (no template is tried while one is not supported), then each template
+    tried in the sandbox, all of them within `render_budget` seconds: a template left untried
+    when it is spent is refused too, so an upsert never holds the renderers for long."""
+    templates = cmd.welcome_templates or {}
+    unsupported = [
+        FieldError(field=f"welcome_templates.{printable(language, 50)}", code="unsupported_language",
+                   message=f"{printable(language, 50)!r} is not supported.")
+        for language in templates
+        if language not in SUPPORTED_LANGUAGES
+    ]
+    if unsupported:
+        return unsupported
+    errors, deadline = [], asyncio.get_running_loop().time() + render_budget
+    for language, template in sorted(templates.items()):
+        if asyncio.get_running_loop().time() > deadline:
+            errors.append(FieldError(field=f"welcome_templates.{language}", code="render_budget_exceeded",
+                                     message=f"The templates of one upsert must render within {render_budget:g} s together;"
+                                             " this one was not tried."))
+            continue
+        found = await trial_errors(sandbox, AccountTemplate(template.subject, template.body), cmd.name or cmd.account_id)
+        errors += [FieldError(field=f"welcome_templates.{language}.{part}", code=code, message=printable(problem))
+                   for part, (code, problem) in found.items()]
+    return errors
 
 
 async def _refuse_below_seats_in_use(uow: UnitOfWork, account_id: str, licences: dict[str, int]) -> None:

@@ -13,7 +13,8 @@ from userprov.user_creation import handlers
 def service(settings: Settings) -> Service:
     sandbox = TemplateSandbox(settings.sandbox_limits())
     return Service(handlers={
-        routing.ACCOUNTS_UPSERT: partial(handlers.upsert_account, sandbox=sandbox),
+        # an upsert tries all its templates within three times one template's bound
+        routing.ACCOUNTS_UPSERT: partial(handlers.upsert_account, sandbox=sandbox, render_budget=3 * settings.template_timeout_seconds),
         routing.USERS_ADD: partial(handlers.add_users, lookup_chunk_size=settings.lookup_chunk_size),
         routing.USERS_REMOVE: handlers.remove_user,
     })

@@ -1,0 +1,158 @@
+"""A dependency down for longer than the delivery limit's retries last parks nothing and loses
+nothing: while PostgreSQL (or, for mailing, the SMTP server) is down the worker takes no new
+work (its circuit is open, and /readyz says so), and takes it again once it is back."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contracts import routing
+from tests.integration.conftest import address, unique
+from tests.support.flows import emails_to
+from tests.support.infra import Infra, create_infra, drop_vhost, message_counts
+from tests.support.smtp import RecordingSmtpServer, free_port
+from tests.support.workers import WorkerProcess
+from userprov.db.connection import APPLICATION_NAME, database_name, drop_database
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
+
+# Shortened so that today's retries would be used up within seconds: 2 deliveries, each retried
+# in process for half a second.
+SHORT_LIMITS = {
+    "USERPROV_DELIVERY_LIMIT": "2",
+    "USERPROV_TRANSIENT_RETRY_SECONDS": "0.5",
+    "USERPROV_TRANSIENT_BACKOFF_MAX_SECONDS": "0.2",
+    "USERPROV_SMTP_ATTEMPTS": "2",
+    "USERPROV_SMTP_BACKOFF_SECONDS": "0.05",
+    "USERPROV_SMTP_BACKOFF_MAX_SECONDS": "0.1",
+    "USERPROV_CIRCUIT_PROBE_SECONDS": "0.5",
+    "USERPROV_READY_CHECK_SECONDS": "0.5",
+}
+OUTAGE_SECONDS = 8.0  # an outage is held this long: well past what the limits above allow
+
+
+@pytest.fixture
+def own_smtp() -> Iterator[RecordingSmtpServer]:
+    server = RecordingSmtpServer()
+    server.start()
+    yield server
+    try:
+        server.stop()
+    except Exception:  # noqa: BLE001 - stopped by the test already
+        pass
+
+
+@pytest.fixture
+async def outage_worker(worker_env: dict[str, str], own_smtp: RecordingSmtpServer, tmp_path: Path) -> AsyncIterator[tuple[Infra, WorkerProcess, BusClient, int]]:
+    infra = create_infra()  # a broker vhost and database of their own: the session's workers must not see the outage
+    port = free_port()
+    env = {**worker_env, **SHORT_LIMITS, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url,
+           "USERPROV_SMTP_PORT": str(own_smtp.port), "USERPROV_HEALTH_PORT": str(port)}
+    worker = WorkerProcess("outage", routing.SERVICES, env, tmp_path)
+    bus = BusClient(infra.amqp_url)
+    await asyncio.to_thread(worker.start)
+    await bus.start()
+    try:
+        yield infra, worker, bus, port
+        assert worker.terminate() == 0
+    finally:
+        if worker.running:
+            worker.kill()
+        await bus.stop()
+        drop_vhost(infra.vhost)
+        await drop_database(infra.database_url)
+
+
+def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+async def not_ready_because(port: int, dependency: str) -> dict[str, Any] | None:
+    status, body = await asyncio.to_thread(readyz, port)
+    return body if status == 503 and dependency in body.get("problems", {}) else None
+
+
+async def create_account(bus: BusClient) -> str:
+    account_id = unique("acct")
+    await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": "Outage", "licences": {"gotomeeting": 50}})
+    await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), what="account.upserted")
+    return account_id
+
+
+def parked(infra: Infra) -> int:
+    return sum(n for name, n in message_counts(infra.vhost).items() if name.endswith(".parked"))
+
+
+class TestDatabaseOutage:
+    async def test_longer_than_the_delivery_limit_allows(self, outage_worker: tuple[Infra, WorkerProcess, BusClient, int],
+                                                         own_smtp: RecordingSmtpServer) -> None:
+        infra, worker, bus, port = outage_worker
+        account_id = await create_account(bus)
+        database = database_name(infra.database_url)
+        admin = await asyncpg.connect(infra.database_url.rsplit("/", 1)[0] + "/postgres")
+        people = [address(f"db-outage{n}") for n in range(12)]
+        try:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+                                database, APPLICATION_NAME)
+            commands = [await bus.publish(routing.USERS_ADD, {"account_id": account_id, "users": [
+                {"first_name": "Out", "last_name": f"Age{n}", "email": person}]}) for n, person in enumerate(people)]
+            held_until = time.monotonic() + OUTAGE_SECONDS
+            while time.monotonic() < held_until:  # the outage lasts; nothing may park meanwhile
+                assert parked(infra) == 0
+                await asyncio.sleep(0.5)
+            await asyncio.to_thread(worker.wait_for_log, '"circuit_open"', 10)
+            body = await eventually(lambda: not_ready_because(port, "database"), 10, 0.2, what="/readyz to say the database is down")
+            assert "no new work is taken" in body["problems"]["database"]
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+            await admin.close()
+        for command_id in commands:
+            await eventually(lambda c=command_id: bus.find(routing.USERS_ADD_COMPLETED, command_id=c), 60,
+                             what="every command completed after the outage")
+        for person in people:
+            await emails_to(own_smtp, person)
+        await asyncio.to_thread(worker.wait_for_log, '"circuit_closed"', 30)
+        await eventually(lambda: asyncio.to_thread(lambda: readyz(port)[0] == 200), 30, 0.2, what="ready again")
+        assert parked(infra) == 0
+        assert not bus.find(routing.COMMAND_REJECTED)
+
+
+class TestSmtpOutage:
+    async def test_longer_than_the_smtp_attempts_allow(self, outage_worker: tuple[Infra, WorkerProcess, BusClient, int],
+                                                       own_smtp: RecordingSmtpServer) -> None:
+        infra, worker, bus, port = outage_worker
+        account_id = await create_account(bus)
+        own_smtp.stop()
+        people = [address(f"smtp-outage{n}") for n in range(8)]
+        try:
+            for n, person in enumerate(people):
+                await bus.publish(routing.USERS_ADD, {"account_id": account_id, "users": [
+                    {"first_name": "Mail", "last_name": f"Down{n}", "email": person}]})
+            held_until = time.monotonic() + OUTAGE_SECONDS
+            while time.monotonic() < held_until:  # no invitation may fail meanwhile
+                assert not bus.find(routing.INVITATION_FAILED, account_id=account_id)
+                await asyncio.sleep(0.5)
+            body = await eventually(lambda: not_ready_because(port, "smtp"), 10, 0.2, what="/readyz to say SMTP is down")
+            assert "no new work is taken" in body["problems"]["smtp"]
+        finally:
+            own_smtp.restart()
+        for person in people:
+            await emails_to(own_smtp, person)
+        await eventually(lambda: asyncio.to_thread(lambda: readyz(port)[0] == 200), 30, 0.2, what="ready again")
+        assert not bus.find(routing.INVITATION_FAILED, account_id=account_id)
+        assert len(bus.find(routing.INVITATION_SENT, account_id=account_id)) == len(people)
+        assert parked(infra) == 0
