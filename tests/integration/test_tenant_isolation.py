@@ -55,3 +55,31 @@ class TestTenantIsolation:
         assert {e.body["template_fallback"] for e in sent} <= {"timeout", "memory", "crashed"}
         assert "timeout" in {e.body["template_fallback"] for e in sent}
         assert "memory" in {e.body["template_fallback"] for e in sent}
+
+
+SLOW_BUT_WITHIN_BOUND = "{% for a in link * 40 %}{% for b in link * 40 %}{% endfor %}{% endfor %}{{ link }}"  # ~0.3 s here
+
+
+class TestSlowTemplate:
+    """A template that renders slowly but within the bound, used by a 200-person paste: every
+    email goes exactly once (nothing loops, no token is minted again and again), and another
+    tenant's email is not held up meanwhile."""
+
+    async def test_a_paste_with_a_slow_template_makes_progress(self, bus: BusClient, smtp: RecordingSmtpServer, db, account) -> None:
+        slow = await account(welcome_templates={"en": {"subject": "Hi {{ first_name }}", "body": SLOW_BUT_WITHIN_BOUND}})
+        other = await account()
+        pasted = people("slow", 200)
+        started = time.monotonic()
+        await add_users(bus, {"account_id": slow, "pasted": "\n".join(f"Slow Person {e}" for e in pasted)})
+        neighbour = people("beside", 1)
+        await add_users(bus, {"account_id": other, "users": [{"first_name": "B", "last_name": "Side", "email": neighbour[0]}]})
+        await emails_to(smtp, neighbour[0], timeout=10)
+        assert time.monotonic() - started < 10
+        for email in pasted:
+            await emails_to(smtp, email, timeout=120)
+        assert all(len(smtp.handler.to(e)) == 1 for e in pasted)
+        assert not bus.find(routing.INVITATION_FAILED, account_id=slow)
+        minted = await db.fetchval(
+            "SELECT count(*) FROM invitation_tokens t JOIN invitations i USING (invitation_id)"
+            " JOIN memberships m USING (membership_id) WHERE m.account_id = $1", slow)
+        assert minted <= len(pasted) + 10, minted
