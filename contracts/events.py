@@ -16,7 +16,7 @@ RejectionReason = Literal[
     "resend_cooldown", "unknown_group", "unknown_settings_template", "unknown_product", "unsupported_language", "no_users",
     "too_many_rows", "name_required", "seats_in_use", "invalid_template",
 ]
-TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed"]
+TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed", "too_slow"]
 
 # -- in: from link handlers and product services
 
@@ -68,7 +68,8 @@ class InvitationSent(Contract):
         default=None,
         description="Why the account's own welcome template was not used although it has one for the language: "
         "`timeout` or `memory` (it exceeded the rendering bounds), `too_large` (its output), `unsafe` (it reached "
-        "for internals), `error` (it failed), `link_missing` (it rendered without the link), `syntax`, `crashed`.",
+        "for internals), `error` (it failed), `link_missing` (it rendered without the link), `syntax`, `crashed`, "
+        "`too_slow` (its renders kept taking more than half the time bound: it fell back for a while).",
     )
 
 

@@ -94,6 +94,7 @@ class Settings(BaseSettings):
             timeout_seconds=self.template_timeout_seconds,
             memory_mb=self.template_memory_mb,
             quarantine_seconds=self.template_quarantine_seconds,
+            slow_seconds=self.template_timeout_seconds / 2,
         )
 
     def prefetch(self, service: str) -> int:

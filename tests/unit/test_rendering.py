@@ -192,6 +192,21 @@ class TestBounds:
         finally:
             await own.close()
 
+    async def test_a_template_slow_in_practice_falls_back_after_a_few_renders(self) -> None:
+        own = TemplateSandbox(SandboxLimits(renderers=1, slow_seconds=0.02, slow_renders=3))
+        slow = {"subject": "S", "body": "{% for a in link * 60 %}{% for b in link * 60 %}{% endfor %}{% endfor %}{{ link }}"}  # ~70 ms
+        try:
+            for _ in range(3):
+                await own.render(slow, CONTEXT)
+            with pytest.raises(RenderFailed) as failed:
+                await own.render(slow, CONTEXT)
+            assert failed.value.code == "too_slow"
+            assert await own.render({"body": "{{ link }}"}, CONTEXT)  # others render as before
+            email = await render_invitation("welcome", "en", CONTEXT, AccountTemplate("S", slow["body"]), own)
+            assert email.template == "builtin" and email.fallback == "too_slow"
+        finally:
+            await own.close()
+
     async def test_a_template_that_hit_a_bound_fails_at_once_next_time(self, sandbox: TemplateSandbox) -> None:
         bomb = {"body": CPU_BOMB + "{# quarantine #}"}
         with pytest.raises(RenderFailed):

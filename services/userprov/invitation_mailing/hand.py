@@ -54,6 +54,10 @@ class Hand(Generic[C]):
             del self._by_account[account]
         return claim
 
+    def items(self) -> list[C]:
+        """Every claim in hand, in no particular order."""
+        return [claim for claims in self._by_account.values() for claim in claims]
+
     def drain(self) -> Iterator[C]:
         while self:
             yield self.take()

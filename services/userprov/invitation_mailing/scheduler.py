@@ -85,6 +85,8 @@ class MailingScheduler:
         self._express_event = asyncio.Event()
         self._express_announced = False
         self._waiting_for_priority = False
+        self._in_flight: dict[UUID, Claim] = {}  # taken from the hand: rendering or sending
+        self._renewed: dict[UUID, float] = {}  # when a claim's lease was last extended (monotonic)
         self.wakeup = Wakeup(settings.scheduler_poll_seconds)
 
     def notify(self, signal: InvitationIssued | None = None) -> bool:
@@ -113,10 +115,12 @@ class MailingScheduler:
     async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
         recording = asyncio.create_task(self._recorder.run(pool, on_commit), name="email-outcomes")
         express = asyncio.create_task(self._claim_express_until_stopped(pool), name="express-claims")
+        renewing = asyncio.create_task(self._renew_leases_until_stopped(pool), name="claim-leases")
         try:
             await self._claim_and_send(pool, on_commit)
         finally:
-            await asyncio.gather(express, return_exceptions=True)
+            renewing.cancel()
+            await asyncio.gather(express, renewing, return_exceptions=True)
             await asyncio.gather(*self._sending, return_exceptions=True)
             for claim in self._ready.drain():  # claimed, never tried: due again at once for the other processes
                 self._recorder.add(Outcome(claim.invitation, SmtpOutcome("not_tried", "the worker is stopping")))
@@ -153,6 +157,26 @@ class MailingScheduler:
             else:
                 await self.wakeup.wait()
                 more_waiting = True
+
+    async def _renew_leases_until_stopped(self, pool: asyncpg.Pool) -> None:
+        """While this process lives, the claims it holds do not lapse, however long they wait for
+        a renderer or a connection (a slow template): every quarter lease their leases are
+        extended. A process that dies stops renewing, and its claims lapse after one lease."""
+        interval = max(self._lease / 4, 0.5)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            held = {**{c.invitation.invitation_id: c for c in self._ready.items()}, **self._in_flight}
+            if not held:
+                continue
+            renewed_at = time.monotonic()  # before the statement: the lease runs from no later than this
+            try:
+                async with pool.acquire() as conn:
+                    await sql.renew_claims(conn, {i: c.invitation.token_hash for i, c in held.items()}, self._lease)
+            except Exception as error:  # noqa: BLE001 - the claims may lapse then, and go again (counted)
+                log.warning("claim_leases_not_renewed", error=repr(error), claims=len(held))
+                continue
+            for invitation_id in held:
+                self._renewed[invitation_id] = renewed_at
 
     async def _claim_express_until_stopped(self, pool: asyncpg.Pool) -> None:
         """The express lane, beside the regular claims (never waiting for one in progress)."""
@@ -215,16 +239,20 @@ class MailingScheduler:
                     priority.when_clear(partial(self._resume_sends, pool))
                 return
             claim = self._ready.take()
+            self._in_flight[claim.invitation.invitation_id] = claim
             task = asyncio.create_task(self._send(pool, claim))
             self._sending.add(task)
-            task.add_done_callback(partial(self._sent, pool, claim.express))
+            task.add_done_callback(partial(self._sent, pool, claim))
 
     def _resume_sends(self, pool: asyncpg.Pool) -> None:
         self._waiting_for_priority = False
         self._start_sends(pool, held=True)
 
-    def _sent(self, pool: asyncpg.Pool, express: bool, task: asyncio.Task[None]) -> None:
+    def _sent(self, pool: asyncpg.Pool, claim: Claim, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
+        express = claim.express
+        self._in_flight.pop(claim.invitation.invitation_id, None)
+        self._renewed.pop(claim.invitation.invitation_id, None)
         self._express_in_hand -= express
         if express and self._express:  # room again in the express lane for what waits there
             self._express_event.set()
@@ -243,7 +271,8 @@ class MailingScheduler:
                 if time.monotonic() - claim.at > RECHECK_AFTER_SECONDS and not await self._still_open(pool, claim):
                     log.info("invitation_revoked_before_sending")
                     return  # revoked meanwhile: the revocation already took it from the claim
-                latest_start = claim.at + self._lease - self._settings.smtp_timeout_seconds - LEASE_SAFETY_SECONDS
+                leased_at = max(claim.at, self._renewed.get(invitation.invitation_id, claim.at))
+                latest_start = leased_at + self._lease - self._settings.smtp_timeout_seconds - LEASE_SAFETY_SECONDS
                 outcome = await self._mailer.send(invitation.email, email, latest_start)
             except Exception as error:  # noqa: BLE001 - whatever it was, the invitation goes again, as a try that counts
                 log.exception("email_not_sent")

@@ -177,6 +177,18 @@ class LapsedClaim:
     origin: Origin
 
 
+async def renew_claims(conn: asyncpg.Connection, claims: dict[UUID, bytes], lease: float) -> None:
+    """Extends the leases of the claims a living process holds (id: the claim's token hash)."""
+    await conn.execute(
+        "UPDATE invitations i SET claimed_until = now() + make_interval(secs => $3::float8)"
+        " FROM unnest($1::uuid[], $2::bytea[]) AS c(invitation_id, token_hash)"
+        " WHERE i.invitation_id = c.invitation_id AND i.token_hash = c.token_hash AND i.status = 'sending'",
+        list(claims),
+        list(claims.values()),
+        lease,
+    )
+
+
 WORKER_STOPPED = "retries exhausted: the worker sending it stopped each time"
 
 

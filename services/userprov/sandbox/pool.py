@@ -32,7 +32,7 @@ BYTES_PER_CHARACTER = 12
 
 
 class RenderFailed(Exception):
-    """`code`: syntax, unsafe, error, too_large, timeout, memory or crashed; `part`: which template."""
+    """`code`: syntax, unsafe, error, too_large, timeout, memory, crashed or too_slow; `part`: which template."""
 
     def __init__(self, code: str, message: str, part: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
@@ -48,6 +48,8 @@ class SandboxLimits:
     memory_mb: int = 256
     max_output_chars: int = 100_000
     quarantine_seconds: float = 600.0
+    slow_seconds: float = 0.5  # a template whose renders take longer than this SLOW_RENDERS times falls back
+    slow_renders: int = 3
 
 
 class _Child:
@@ -75,6 +77,7 @@ class TemplateSandbox:
         self._idle: list[_Child] = []
         self._slots = asyncio.Semaphore(limits.renderers)
         self._quarantine: OrderedDict[str, tuple[float, RenderFailed]] = OrderedDict()
+        self._slow: dict[str, int] = {}  # slow renders so far, by template
         self._next_id = 0
         self._closed = False
 
@@ -88,12 +91,16 @@ class TemplateSandbox:
             known = self._known_failure(key)  # another render may have hit the bound meanwhile
             if known is not None:
                 raise known
+            started = time.monotonic()
             try:
-                return await self._render_in_child(templates, context)
+                rendered = await self._render_in_child(templates, context)
             except RenderFailed as failure:
                 if failure.code in LIMIT_CODES:
                     self._remember(key, failure)
                 raise
+            if time.monotonic() - started > self.limits.slow_seconds:
+                self._note_slow(key)
+            return rendered
 
     async def close(self) -> None:
         self._closed = True
@@ -171,6 +178,17 @@ class TemplateSandbox:
             del self._quarantine[key]
             return None
         return failure
+
+    def _note_slow(self, key: str) -> None:
+        """A template within the time bound but slow in practice holds the renderers that every
+        tenant shares: after a few slow renders it is quarantined like one that hit the bound."""
+        self._slow[key] = self._slow.pop(key, 0) + 1
+        while len(self._slow) > QUARANTINE_SIZE:
+            del self._slow[next(iter(self._slow))]
+        if self._slow[key] >= self.limits.slow_renders:
+            del self._slow[key]
+            self._remember(key, RenderFailed(
+                "too_slow", f"{self.limits.slow_renders} renders took longer than {self.limits.slow_seconds} s each"))
 
     def _remember(self, key: str, failure: RenderFailed) -> None:
         log.warning("template_quarantined", code=failure.code, seconds=self.limits.quarantine_seconds)
