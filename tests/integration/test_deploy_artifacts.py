@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import aio_pika
 import aiormq
 import pytest
 import yaml
+from aio_pika.abc import AbstractConnection
 from structlog.testing import capture_logs
 
 from contracts import routing
@@ -96,55 +98,56 @@ class TestKedaObjects:
         assert done.returncode == 1 and "minReplicaCount must be integer" in done.stdout
 
 
+@pytest.fixture
+async def empty_vhost() -> AsyncIterator[tuple[str, AbstractConnection]]:
+    """A vhost of its own, with nothing declared yet, and a connection to it."""
+    vhost = f"userprov_parking_{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+        try:
+            yield vhost, connection
+        finally:
+            await connection.close()
+    finally:
+        drop_vhost(vhost)
+
+
 class TestParkingQueues:
     """Nothing leaves a parking queue except by replay or purge: each is declared with a delivery
     limit no parked message reaches (RabbitMQ 4 would give it 20, and `parked list` gives back
     what it read by closing its channel, which counts as a delivery)."""
 
-    async def test_declared_with_the_highest_delivery_limit_and_a_message_outlives_many_reads(self) -> None:
-        vhost = f"userprov_parking_{uuid.uuid4().hex[:8]}"
-        rabbitmqctl("add_vhost", vhost)
-        try:
-            rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-            connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
-            try:
-                await declare_topology(connection, Settings().delivery_limit)
-                queues = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "arguments"))
-                arguments = {q["name"]: {a[0]: a[-1] for a in q["arguments"]} for q in queues}  # [key, type, value]
-                for service in routing.SERVICES:
-                    assert arguments[routing.parking_queue_name(service)]["x-delivery-limit"] == 2**31 - 1
-                parking = routing.parking_queue_name(routing.USER_CREATION)
-                channel = await connection.channel()
-                await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id="parked-forever"), routing_key=parking)
-                for _ in range(25):  # as `parked list` reads: basic.get, then the channel closes
-                    reader = await connection.channel()
-                    queue = await reader.get_queue(parking, ensure=False)
-                    assert (await eventually(lambda q=queue: q.get(no_ack=False, fail=False), 10)).message_id == "parked-forever"
-                    await reader.close()
-                queue = await channel.get_queue(parking, ensure=False)
-                assert (await eventually(lambda: queue.get(no_ack=True, fail=False), 10)).message_id == "parked-forever"
-            finally:
-                await connection.close()
-        finally:
-            drop_vhost(vhost)
+    async def test_declared_with_the_highest_delivery_limit_and_a_message_outlives_many_reads(
+        self, empty_vhost: tuple[str, AbstractConnection]
+    ) -> None:
+        vhost, connection = empty_vhost
+        await declare_topology(connection, Settings().delivery_limit)
+        queues = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "arguments"))
+        arguments = {q["name"]: {a[0]: a[-1] for a in q["arguments"]} for q in queues}  # [key, type, value]
+        for service in routing.SERVICES:
+            assert arguments[routing.parking_queue_name(service)]["x-delivery-limit"] == 2**31 - 1
+        parking = routing.parking_queue_name(routing.USER_CREATION)
+        channel = await connection.channel()
+        await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id="parked-forever"), routing_key=parking)
+        for _ in range(25):  # as `parked list` reads: basic.get, then the channel closes
+            reader = await connection.channel()
+            queue = await reader.get_queue(parking, ensure=False)
+            assert (await eventually(lambda q=queue: q.get(no_ack=False, fail=False), 10)).message_id == "parked-forever"
+            await reader.close()
+        queue = await channel.get_queue(parking, ensure=False)
+        assert (await eventually(lambda: queue.get(no_ack=True, fail=False), 10)).message_id == "parked-forever"
 
-    async def test_a_parking_queue_declared_by_an_earlier_version_is_used_as_it_is(self) -> None:
-        vhost = f"userprov_parking_{uuid.uuid4().hex[:8]}"
-        rabbitmqctl("add_vhost", vhost)
-        try:
-            rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-            connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
-            try:
-                old = await connection.channel()
-                await old.declare_queue(routing.parking_queue_name(routing.USER_CREATION), durable=True,
-                                        arguments={"x-queue-type": "quorum"})
-                with capture_logs() as logs:
-                    await declare_topology(connection, Settings().delivery_limit)
-                assert [e["queue"] for e in logs if e["event"] == "parking_queue_without_delivery_limit"] == [
-                    routing.parking_queue_name(routing.USER_CREATION)]
-                bindings = rabbitmqctl("list_bindings", "-p", vhost, "destination_name", "routing_key")
-                assert routing.parking_queue_name(routing.USER_CREATION) in bindings
-            finally:
-                await connection.close()
-        finally:
-            drop_vhost(vhost)
+    async def test_a_parking_queue_declared_by_an_earlier_version_is_used_as_it_is(
+        self, empty_vhost: tuple[str, AbstractConnection]
+    ) -> None:
+        vhost, connection = empty_vhost
+        old = await connection.channel()
+        await old.declare_queue(routing.parking_queue_name(routing.USER_CREATION), durable=True, arguments={"x-queue-type": "quorum"})
+        with capture_logs() as logs:
+            await declare_topology(connection, Settings().delivery_limit)
+        assert [e["queue"] for e in logs if e["event"] == "parking_queue_without_delivery_limit"] == [
+            routing.parking_queue_name(routing.USER_CREATION)]
+        bindings = rabbitmqctl("list_bindings", "-p", vhost, "destination_name", "routing_key")
+        assert routing.parking_queue_name(routing.USER_CREATION) in bindings

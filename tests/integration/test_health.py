@@ -3,15 +3,13 @@ comes back."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import urllib.error
-import urllib.request
 from typing import Any
 
 import asyncpg
 
 from tests.integration.conftest import HEALTH_PORT, scrape
+from tests.support.health import probe as probe_port
 from tests.support.infra import Infra, close_connections_named, rabbitmqctl
 from userprov.db.connection import APPLICATION_NAME, database_name
 from userprov_devtools.bus_client import BusClient
@@ -26,11 +24,7 @@ def ready_metric() -> str | None:
 
 
 def probe(path: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}{path}", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return probe_port(HEALTH_PORT, path)
 
 
 async def readiness() -> tuple[int, dict[str, Any]]:

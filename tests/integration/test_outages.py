@@ -4,10 +4,7 @@ work (its circuit is open, and /readyz says so), and takes it again once it is b
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +15,12 @@ import pytest
 from contracts import routing
 from tests.integration.conftest import address, unique
 from tests.support.flows import emails_to
-from tests.support.infra import Infra, create_infra, drop_vhost, message_counts
+from tests.support.health import probe
+from tests.support.infra import Infra, message_counts
+from tests.support.isolated import isolated_worker
 from tests.support.smtp import RecordingSmtpServer, free_port
 from tests.support.workers import WorkerProcess
-from userprov.db.connection import APPLICATION_NAME, database_name, drop_database
+from userprov.db.connection import APPLICATION_NAME, database_name
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 
@@ -53,31 +52,14 @@ def own_smtp() -> Iterator[RecordingSmtpServer]:
 
 @pytest.fixture
 async def outage_worker(worker_env: dict[str, str], own_smtp: RecordingSmtpServer, tmp_path: Path) -> AsyncIterator[tuple[Infra, WorkerProcess, BusClient, int]]:
-    infra = create_infra()  # a broker vhost and database of their own: the session's workers must not see the outage
-    port = free_port()
-    env = {**worker_env, **SHORT_LIMITS, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url,
-           "USERPROV_SMTP_PORT": str(own_smtp.port), "USERPROV_HEALTH_PORT": str(port)}
-    worker = WorkerProcess("outage", routing.SERVICES, env, tmp_path)
-    bus = BusClient(infra.amqp_url)
-    await asyncio.to_thread(worker.start)
-    await bus.start()
-    try:
+    port = free_port()  # a broker vhost and database of their own: the session's workers must not see the outage
+    async with isolated_worker("outage", worker_env, tmp_path, **SHORT_LIMITS, USERPROV_SMTP_PORT=str(own_smtp.port),
+                               USERPROV_HEALTH_PORT=str(port)) as (infra, worker, bus):
         yield infra, worker, bus, port
-        assert worker.terminate() == 0
-    finally:
-        if worker.running:
-            worker.kill()
-        await bus.stop()
-        drop_vhost(infra.vhost)
-        await drop_database(infra.database_url)
 
 
 def readyz(port: int) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return probe(port, "/readyz")
 
 
 async def not_ready_because(port: int, dependency: str) -> dict[str, Any] | None:

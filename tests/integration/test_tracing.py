@@ -4,7 +4,6 @@ CONSUMER span per message, exported over OTLP to a real HTTP receiver, chained
 user-creation -> account-lookup -> invitation-mailing."""
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +13,8 @@ import pytest
 from contracts import routing
 from tests.integration.conftest import address, unique
 from tests.support.flows import add_users, emails_to
-from tests.support.infra import create_infra, drop_vhost
+from tests.support.isolated import isolated_worker
 from tests.support.smtp import RecordingSmtpServer
-from tests.support.workers import WorkerProcess
-from userprov.db.connection import drop_database
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.otlp import OtlpReceiver, ReceivedSpan
 from userprov_devtools.waiting import eventually
@@ -66,14 +63,9 @@ class TestOpenTelemetry:
     async def test_one_span_per_message_chained_across_the_workers(
         self, otlp: OtlpReceiver, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
     ) -> None:
-        infra = create_infra()  # a broker and database of its own: the session's workers must not take these messages
-        env = {**worker_env, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url,
-               "USERPROV_TRACING": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-        worker = WorkerProcess("traced", routing.SERVICES, env, tmp_path)
-        bus = BusClient(infra.amqp_url)
-        try:
-            await asyncio.to_thread(worker.start)
-            await bus.start()
+        env = {"USERPROV_TRACING": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        # a broker and database of its own: the session's workers must not take these messages
+        async with isolated_worker("traced", worker_env, tmp_path, **env) as (_, _, bus):
             account_id = unique("acct")
             await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": "Traced", "licences": {"gotomeeting": 5}})
             await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), what="account.upserted")
@@ -130,10 +122,3 @@ class TestOpenTelemetry:
             refused = await eventually(lambda: [s for s in otlp.spans if s.attributes.get("messaging.message.id") == refused_id],
                                        what="the refused message's span")
             assert refused[0].status_code == ERROR and refused[0].attributes["error.type"] == "malformed_json"
-            assert worker.terminate() == 0
-        finally:
-            if worker.running:
-                worker.kill()
-            await bus.stop()
-            drop_vhost(infra.vhost)
-            await drop_database(infra.database_url)

@@ -1,0 +1,39 @@
+"""A worker process on a broker vhost and a database of its own: for tests whose messages or
+faults the session's workers must not see."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from contracts import routing
+from tests.support.infra import Infra, create_infra, drop_vhost
+from tests.support.workers import WorkerProcess
+from userprov.db.connection import drop_database
+from userprov_devtools.bus_client import BusClient
+
+
+@asynccontextmanager
+async def isolated_worker(
+    name: str, worker_env: Mapping[str, str], log_dir: Path, **env: str
+) -> AsyncIterator[tuple[Infra, WorkerProcess, BusClient]]:
+    """One process running the four services with `worker_env` and `env`, and a bus client on
+    its vhost; the worker must stop cleanly on SIGTERM at the end; vhost and database are
+    dropped."""
+    infra = create_infra()
+    worker = WorkerProcess(name, routing.SERVICES,
+                           {**worker_env, **env, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url},
+                           log_dir)
+    bus = BusClient(infra.amqp_url)
+    try:
+        await asyncio.to_thread(worker.start)
+        await bus.start()
+        yield infra, worker, bus
+        assert worker.terminate() == 0
+    finally:
+        if worker.running:
+            worker.kill()
+        await bus.stop()
+        drop_vhost(infra.vhost)
+        await drop_database(infra.database_url)
