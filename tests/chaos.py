@@ -122,7 +122,7 @@ async def retry_through_outage(action, timeout: float = 120.0):  # noqa: ANN001,
 async def run(users: int, batch: int, seconds: float, seed: int, kill_every: float | None = None) -> int:
     rng = random.Random(seed)
     infra = create_infra()
-    await migrate(infra.database_url)
+    await migrate(infra.database_url, create_database=True)
     smtp = RecordingSmtpServer()
     smtp.start()
     log_dir = Path(tempfile.mkdtemp(prefix="userprov-chaos-"))

@@ -31,7 +31,7 @@ ALLOWED_GROWTH = 0.10
 
 async def soak(minutes: float, rate: float, every: float) -> bool:
     infra = create_infra()
-    await migrate(infra.database_url)
+    await migrate(infra.database_url, create_database=True)
     arrived = 0
     lock = threading.Lock()
 

@@ -14,13 +14,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="userprov: ad
 
 
 @app.command()
-def migrate() -> None:
-    """Create or upgrade the database schema (creating the database when missing)."""
+def migrate(
+    create_database: Annotated[
+        bool, typer.Option("--create-database", help="Create the database first when it does not exist (never done otherwise).")
+    ] = False,
+) -> None:
+    """Create or upgrade the database schema."""
+    from userprov.db.migrate import DatabaseMissing
     from userprov.db.migrate import migrate as apply
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    applied = asyncio.run(apply(settings.database_url))
+    try:
+        applied = asyncio.run(apply(settings.database_url, create_database=create_database))
+    except DatabaseMissing as error:
+        typer.echo(f"userprov migrate: {error}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
 
 

@@ -70,7 +70,7 @@ class Rig:
         self.bus = BusClient(settings.amqp_url, record=(routing.ACCOUNT_UPSERTED,))  # not every event: the bench measures the workers
 
     async def __aenter__(self) -> Rig:
-        await migrate(self._settings.database_url)
+        await migrate(self._settings.database_url, create_database=True)
         loop = asyncio.get_running_loop()
 
         def arrived(address: str, at: float) -> None:  # in the SMTP server's thread

@@ -26,7 +26,7 @@ Ada Again ADA@example.com; Nobody broken-address; Émilie du Châtelet emilie@ex
 
 
 async def run_demo(settings: Settings, mail_folder: Path) -> int:
-    await migrate(settings.database_url)
+    await migrate(settings.database_url, create_database=True)
     for old in mail_folder.glob("*.eml"):
         old.unlink()
     catcher = CatchingHandler(folder=mail_folder)

@@ -42,7 +42,7 @@ def smtp() -> Iterator[RecordingSmtpServer]:
 @pytest.fixture(scope="session")
 async def infra() -> AsyncIterator[Infra]:
     infra = create_infra()
-    await migrate(infra.database_url)
+    await migrate(infra.database_url, create_database=True)
     yield infra
     drop_vhost(infra.vhost)
     await drop_database(infra.database_url)

@@ -11,6 +11,7 @@ from contracts import routing
 from tests.support.infra import Infra, create_infra, drop_vhost
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import drop_database
+from userprov.db.migrate import migrate
 from userprov_devtools.bus_client import BusClient
 
 
@@ -22,6 +23,7 @@ async def isolated_worker(
     its vhost; the worker must stop cleanly on SIGTERM at the end; vhost and database are
     dropped."""
     infra = create_infra()
+    await migrate(infra.database_url, create_database=True)
     worker = WorkerProcess(name, routing.SERVICES,
                            {**worker_env, **env, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url},
                            log_dir)

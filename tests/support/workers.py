@@ -80,6 +80,11 @@ class WorkerProcess:
         self._process.kill()
         self._process.wait(10)
 
+    def wait_for_exit(self, timeout: float) -> int:
+        """The exit status of a process expected to exit by itself."""
+        assert self._process is not None
+        return self._process.wait(timeout)
+
     def terminate(self, timeout: float = 60.0) -> int:
         assert self._process is not None
         if self._process.poll() is None:

@@ -16,6 +16,12 @@ def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/") or "postgres"
 
 
+def host_of(url: str) -> str:
+    """host:port of the URL, never its credentials."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+
 async def connect_creating_database(url: str) -> asyncpg.Connection:
     """Connects, first creating the database when it does not exist yet."""
     try:

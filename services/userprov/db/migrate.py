@@ -7,7 +7,7 @@ from importlib import resources
 import asyncpg
 import structlog
 
-from userprov.db.connection import connect_creating_database
+from userprov.db.connection import connect_creating_database, database_name, host_of
 
 log = structlog.get_logger()
 
@@ -24,9 +24,27 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(database_url: str) -> list[str]:
-    """Applies the migrations not yet applied; returns their names."""
-    conn = await connect_creating_database(database_url)
+class DatabaseMissing(RuntimeError):
+    """The database the URL names does not exist (a typo, most often): nothing creates it but an
+    explicit `userprov migrate --create-database`."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(
+            f"there is no database {database_name(database_url)!r} on {host_of(database_url)}: check USERPROV_DATABASE_URL,"
+            " or create it (`userprov migrate --create-database`)"
+        )
+
+
+async def migrate(database_url: str, *, create_database: bool = False) -> list[str]:
+    """Applies the migrations not yet applied; returns their names. A missing database is
+    created only when asked: else DatabaseMissing."""
+    if create_database:
+        conn = await connect_creating_database(database_url)
+    else:
+        try:
+            conn = await asyncpg.connect(database_url, timeout=10)
+        except asyncpg.InvalidCatalogNameError as error:
+            raise DatabaseMissing(database_url) from error
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
@@ -58,10 +76,7 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
 async def pending_migrations(database_url: str) -> list[str]:
     """The migrations this code has that the database has not applied (all, without a database)."""
     names = [name for _, name, _ in available_migrations()]
-    try:
-        conn = await asyncpg.connect(database_url, timeout=10)
-    except asyncpg.InvalidCatalogNameError:
-        return names
+    conn = await asyncpg.connect(database_url, timeout=10)
     try:
         if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
             return names
@@ -77,6 +92,8 @@ async def wait_for_schema(database_url: str, poll_seconds: float = 2.0) -> None:
     while True:
         try:
             pending = await pending_migrations(database_url)
+        except asyncpg.InvalidCatalogNameError:
+            log.warning("database_missing", error=str(DatabaseMissing(database_url)))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("schema_check_failed", error=repr(error))
         else:

@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import routing
 from userprov.db.connection import DatabaseProbe, create_pool
-from userprov.db.migrate import migrate, wait_for_schema
+from userprov.db.migrate import DatabaseMissing, migrate, wait_for_schema
 from userprov.runtime import tracing
 from userprov.runtime.aio import finish_or_cancel
 from userprov.runtime.broker import BrokerSession, ConsumerSpec
@@ -77,7 +77,11 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     """`services`: each service to run in this process."""
     tracing.setup(settings.tracing, "userprov-" + "-".join(services) if len(services) == 1 else "userprov")
     if settings.migrate_on_start:
-        await migrate(settings.database_url)
+        try:
+            await migrate(settings.database_url)  # never creates the database: a typo must not start on an empty one
+        except DatabaseMissing as error:
+            log.error("database_missing", error=str(error))
+            return 2
     else:
         await wait_for_schema(settings.database_url)
     pool = await create_pool(settings.database_url, settings.database_pool_size)
