@@ -4,6 +4,9 @@ from __future__ import annotations
 COMMANDS_EXCHANGE = "userprov.commands"
 EVENTS_EXCHANGE = "userprov.events"
 DEAD_LETTER_EXCHANGE = "userprov.dead-letter"
+# the alternate exchange of userprov.commands: a command no queue is bound for (a mistyped
+# routing key) goes there, and from there to user-creation, which refuses it as unknown_type
+UNROUTED_COMMANDS_EXCHANGE = "userprov.commands.unrouted"
 # userprov's own hand-offs between its services: declared by the workers, and only they
 # should be granted write or read on it (see the README's RabbitMQ permissions)
 INTERNAL_EXCHANGE = "userprov.internal"

@@ -88,7 +88,10 @@ def asyncapi_document() -> dict[str, Any]:
     )
     channel_of_exchange = {routing.COMMANDS_EXCHANGE: "commands", routing.EVENTS_EXCHANGE: "events", routing.INTERNAL_EXCHANGE: "internal"}
     channels = {
-        "commands": _channel(routing.COMMANDS_EXCHANGE, "Commands and queries to userprov (topic exchange, routed by name)."),
+        "commands": _channel(routing.COMMANDS_EXCHANGE, "Commands and queries to userprov (topic exchange, routed by name). Its"
+                             f" alternate exchange is {routing.UNROUTED_COMMANDS_EXCHANGE} (declared with the argument"
+                             " alternate-exchange): a message of an unknown routing key is refused with command.rejected"
+                             " (unknown_type), also on reply_to when it names one, and parked. Publish with confirms."),
         "events": _channel(routing.EVENTS_EXCHANGE, "Events from userprov, and those userprov consumes (topic exchange)."),
         "internal": _channel(routing.INTERNAL_EXCHANGE, "userprov's own hand-offs between its services; not for integrators."),
         "replies": _channel(None, "The queue a query named in reply_to, reached through the default exchange.", exchange=False),

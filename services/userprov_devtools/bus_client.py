@@ -46,7 +46,8 @@ class BusClient:
         self._connection.close_callbacks.add(self._on_lost)
         self._channel = await self._connection.channel()
         events = await self._channel.declare_exchange(routing.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-        await self._channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        await self._channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True,
+                                             arguments={"alternate-exchange": routing.UNROUTED_COMMANDS_EXCHANGE})
         internal = await self._channel.declare_exchange(routing.INTERNAL_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         recorder = await self._channel.declare_queue(exclusive=True)
         for key in self._record_keys:

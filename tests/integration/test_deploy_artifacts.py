@@ -147,7 +147,7 @@ class TestParkingQueues:
         await old.declare_queue(routing.parking_queue_name(routing.USER_CREATION), durable=True, arguments={"x-queue-type": "quorum"})
         with capture_logs() as logs:
             await declare_topology(connection, Settings().delivery_limit)
-        assert [e["queue"] for e in logs if e["event"] == "parking_queue_without_delivery_limit"] == [
+        assert [e["name"] for e in logs if e["event"] == "declared_differently_by_an_earlier_version"] == [
             routing.parking_queue_name(routing.USER_CREATION)]
         bindings = rabbitmqctl("list_bindings", "-p", vhost, "destination_name", "routing_key")
         assert routing.parking_queue_name(routing.USER_CREATION) in bindings

@@ -126,3 +126,19 @@ class TestCommandLevelFaults:
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
         assert rejected.body["reason"] == "seats_in_use"
         assert rejected.body["errors"][0]["field"] == "licences.gotomeeting"
+
+
+class TestMistypedRoutingKeys:
+    """A command published to a routing key nothing is bound to does not vanish: userprov.commands'
+    alternate exchange takes it to user-creation, which refuses it as unknown_type."""
+
+    async def test_a_mistyped_command_is_refused_and_parked(self, bus: BusClient, infra: Infra) -> None:
+        message_id = await bus.publish_raw("users.ad", b'{"account_id": "x"}', exchange=routing.COMMANDS_EXCHANGE)
+        [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
+        assert rejected.body["reason"] == "unknown_type" and rejected.body["type"] == "users.ad"
+        parked = routing.parking_queue_name(routing.USER_CREATION)
+        await eventually(lambda: message_counts(infra.vhost).get(parked, 0) >= 1, what="the mistyped command parked")
+
+    async def test_a_mistyped_query_is_answered(self, bus: BusClient) -> None:
+        answer = await bus.ask("accounts.gett", b'{"account_id": "x"}', exchange=routing.COMMANDS_EXCHANGE)
+        assert answer.routing_key == routing.COMMAND_REJECTED and answer.body["reason"] == "unknown_type"

@@ -333,6 +333,9 @@ class Dispatcher:
         route = self._routes.get(envelope.routing_key)
         is_query = route is not None and route.reply_type is not None
         remember = remember and not is_query
+        # a message of no known type (a mistyped routing key) that names a queue to answer to is
+        # answered there too: its sender may be waiting for an answer to a query
+        answer = is_query or (route is None and bool(envelope.reply_to))
         usable = envelope.without_unusable_properties()
         event = rejection_event(usable, rejection)
         log.info("message_refused", reason=rejection.reason)
@@ -346,7 +349,7 @@ class Dispatcher:
             command_id = usable.message_id if outcomes.is_command(usable.routing_key) else None
             async with UnitOfWork(self._pool, self.service, claimable, self._on_commit, command_id) as uow:
                 uow.emit(event)
-                if is_query:
+                if answer:
                     uow.reply(event, routing.COMMAND_REJECTED)
 
         outcome = f"refused:{rejection.reason}"

@@ -3,13 +3,15 @@
 out as a RabbitMQ definitions file for operators who create the topology at broker boot."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiormq
 import structlog
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from contracts import registry, routing
 
@@ -27,6 +29,7 @@ PARKING_DELIVERY_LIMIT = 2**31 - 1
 class Exchange:
     name: str
     type: ExchangeType
+    arguments: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,14 @@ def service_queue_arguments(service: str, delivery_limit: int) -> dict[str, Any]
 
 
 def topology(delivery_limit: int) -> Topology:
-    exchanges = [Exchange(name, ExchangeType.TOPIC)
-                 for name in (routing.COMMANDS_EXCHANGE, routing.EVENTS_EXCHANGE, routing.INTERNAL_EXCHANGE)]
-    exchanges.append(Exchange(routing.DEAD_LETTER_EXCHANGE, ExchangeType.DIRECT))
-    queues, bindings = [], []
+    exchanges = [
+        Exchange(routing.UNROUTED_COMMANDS_EXCHANGE, ExchangeType.FANOUT),
+        Exchange(routing.COMMANDS_EXCHANGE, ExchangeType.TOPIC, {"alternate-exchange": routing.UNROUTED_COMMANDS_EXCHANGE}),
+        Exchange(routing.EVENTS_EXCHANGE, ExchangeType.TOPIC),
+        Exchange(routing.INTERNAL_EXCHANGE, ExchangeType.TOPIC),
+        Exchange(routing.DEAD_LETTER_EXCHANGE, ExchangeType.DIRECT),
+    ]
+    queues, bindings = [], [Binding(routing.UNROUTED_COMMANDS_EXCHANGE, routing.queue_name(routing.USER_CREATION), "")]
     for service in routing.SERVICES:
         queue = routing.queue_name(service)
         queues.append(Queue(queue, service_queue_arguments(service, delivery_limit)))
@@ -76,13 +83,12 @@ def topology(delivery_limit: int) -> Topology:
 
 async def declare_topology(connection: AbstractConnection, delivery_limit: int) -> None:
     wanted = topology(delivery_limit)
+    for e in wanted.exchanges:
+        await _declared_unless_older(connection, e.name, partial(_declare_exchange, e))
+    for q in wanted.queues:
+        await _declared_unless_older(connection, q.name, partial(_declare_queue, q))
     async with connection.channel() as channel:
-        exchanges = {e.name: await channel.declare_exchange(e.name, e.type, durable=True) for e in wanted.exchanges}
-        for q in wanted.queues:
-            if q.name in _PARKING_QUEUES:
-                await _declare_parking_queue(connection, q)
-            else:
-                await channel.declare_queue(q.name, durable=True, arguments=q.arguments)
+        exchanges = {e.name: await channel.get_exchange(e.name, ensure=False) for e in wanted.exchanges}
         queues = {q.name: await channel.get_queue(q.name, ensure=False) for q in wanted.queues}
         for binding in wanted.bindings:
             await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
@@ -93,23 +99,31 @@ async def declare_topology(connection: AbstractConnection, delivery_limit: int) 
                 await queues[routing.queue_name(service)].unbind(exchanges[routing.EVENTS_EXCHANGE], routing_key)
 
 
-_PARKING_QUEUES = frozenset(routing.parking_queue_name(s) for s in routing.SERVICES)
-
-
-async def _declare_parking_queue(connection: AbstractConnection, queue: Queue) -> None:
-    """A parking queue declared by a version before PARKING_DELIVERY_LIMIT differs in its
-    arguments (RabbitMQ refuses the declaration with 406): it is used as it is, and the log says
-    what to do about it (the README's "Parking queues")."""
+async def _declared_unless_older(connection: AbstractConnection, name: str, declare: Callable[[AbstractChannel], Awaitable[object]]) -> None:
+    """Declares on a channel of its own. One that an earlier version declared with other
+    arguments (a parking queue without its delivery limit, userprov.commands without its
+    alternate exchange) is refused by RabbitMQ (406): it is used as it is, and the log says so
+    (the README's "Upgrading" says what to do about it). A difference in the service queues'
+    delivery limit is an operator's mistake, and stops the worker."""
     async with connection.channel() as channel:
         try:
-            await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+            await declare(channel)
             return
         except aiormq.exceptions.ChannelPreconditionFailed as error:
-            log.warning("parking_queue_without_delivery_limit", queue=queue.name, error=str(error),
-                        fix="on RabbitMQ 4 apply a policy with delivery-limit to it, or re-create it after replaying or moving"
-                            " what it holds")
-    async with connection.channel() as channel:
-        await channel.declare_queue(queue.name, passive=True)
+            if name in _SERVICE_QUEUES:
+                raise
+            log.warning("declared_differently_by_an_earlier_version", name=name, error=str(error))
+
+
+_SERVICE_QUEUES = frozenset(routing.queue_name(s) for s in routing.SERVICES)
+
+
+async def _declare_exchange(exchange: Exchange, channel: AbstractChannel) -> None:
+    await channel.declare_exchange(exchange.name, exchange.type, durable=True, arguments=exchange.arguments)
+
+
+async def _declare_queue(queue: Queue, channel: AbstractChannel) -> None:
+    await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
 
 
 def definitions(delivery_limit: int, vhost: str) -> dict[str, Any]:
@@ -120,7 +134,7 @@ def definitions(delivery_limit: int, vhost: str) -> dict[str, Any]:
         "vhosts": [{"name": vhost}],
         "exchanges": [
             {"name": e.name, "vhost": vhost, "type": e.type.value, "durable": True, "auto_delete": False,
-             "internal": False, "arguments": {}}
+             "internal": False, "arguments": e.arguments}
             for e in wanted.exchanges
         ],
         "queues": [
