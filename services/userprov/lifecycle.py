@@ -54,9 +54,11 @@ def resend_kind(status: str) -> InvitationKind | None:
     return RESEND_KIND.get(status)
 
 
-def resend_wait_seconds(previous_age_seconds: float | None, cooldown_seconds: float) -> int | None:
-    """How long until the member may be sent another invitation (None: now)."""
-    if previous_age_seconds is None or previous_age_seconds >= cooldown_seconds:
+def resend_wait_seconds(previous_age_seconds: float | None, cooldown_seconds: float, delivered: bool = True) -> int | None:
+    """How long until the member may be sent another invitation (None: now). The cooldown keeps
+    a person from being flooded with emails: it does not apply when the last invitation's email
+    never reached them (it failed, or still waits for the SMTP server)."""
+    if previous_age_seconds is None or previous_age_seconds >= cooldown_seconds or not delivered:
         return None
     return int(cooldown_seconds - previous_age_seconds) + 1
 

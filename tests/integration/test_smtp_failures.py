@@ -38,6 +38,17 @@ class TestSmtpFailures:
             " JOIN invitations i USING (membership_id) WHERE p.email = $1", person)
         assert dict(row) == {"status": "invited", "invitation": "failed"}
 
+    async def test_a_failed_invitation_can_be_resent_at_once(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
+        """The resend cooldown keeps a person from being flooded: it does not hold back a resend
+        for someone whose last email never reached them."""
+        account_id = await account()
+        person = address("reject-then-resend")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Re", "last_name": "Send", "email": person}]})
+        await eventually(lambda: bus.find(routing.INVITATION_FAILED, email=person))
+        message_id = await bus.publish(routing.INVITATIONS_RESEND, {"account_id": account_id, "email": person})
+        await eventually(lambda: len(bus.find(routing.INVITATION_FAILED, email=person)) == 2, what="the resend tried (550 again)")
+        assert not bus.find(routing.COMMAND_REJECTED, command_id=message_id)
+
 
 class TestPooledConnections:
     """Emails go over a few reused connections; a connection that drops or is closed with a 421

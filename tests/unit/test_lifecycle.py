@@ -57,6 +57,9 @@ class TestCooldownAndLastAdmin:
     def test_resend_cooldown(self, age: float | None, wait: int | None) -> None:
         assert lifecycle.resend_wait_seconds(age, 60) == wait
 
+    def test_no_cooldown_when_the_last_email_never_reached_them(self) -> None:
+        assert lifecycle.resend_wait_seconds(1.0, 60, delivered=False) is None
+
     @pytest.mark.parametrize(("role", "status", "others", "leaves_none"), [
         ("admin", "active", 0, True), ("admin", "active", 1, False), ("admin", "invited", 0, False),
         ("manager", "active", 0, False), (None, "active", 0, False),

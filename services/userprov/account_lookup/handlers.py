@@ -38,7 +38,8 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
         if kind is None:
             raise Rejected("not_resendable", f"A {membership.status} user has no invitation to resend.")
         previous = await sql.latest_invitation(uow.conn, membership.membership_id)
-        wait = lifecycle.resend_wait_seconds(previous.age_seconds if previous else None, cooldown_seconds)
+        wait = lifecycle.resend_wait_seconds(previous.age_seconds if previous else None, cooldown_seconds,
+                                             previous.delivered if previous else False)
         if wait is not None:
             raise Rejected("resend_cooldown", f"An invitation was issued moments ago; resend again in {wait} s.")
         from_account = None

@@ -41,6 +41,7 @@ class LatestInvitation:
     sent_count: int
     from_account_id: str | None
     age_seconds: float
+    delivered: bool  # an SMTP server accepted its email
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> Us
 async def latest_invitation(conn: asyncpg.Connection, membership_id: UUID) -> LatestInvitation | None:
     row = await conn.fetchrow(
         "SELECT invitation_id, kind, sent_count, from_account_id,"
-        " extract(epoch FROM now() - created_at)::float8 AS age_seconds"
+        " extract(epoch FROM now() - created_at)::float8 AS age_seconds, sent_at IS NOT NULL AS delivered"
         " FROM invitations WHERE membership_id = $1 ORDER BY created_at DESC LIMIT 1",
         membership_id,
     )
