@@ -13,6 +13,22 @@ from userprov.settings import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="userprov: adds users to organisation accounts.")
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from userprov import __version__
+
+        typer.echo(f"userprov {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version,
+                                          is_eager=True)] = False,
+) -> None:
+    """userprov: adds users to organisation accounts."""
+
+
 @app.command()
 def migrate(
     create_database: Annotated[

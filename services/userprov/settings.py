@@ -1,6 +1,8 @@
 """Settings from the environment (`USERPROV_*`), with working local defaults."""
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -8,7 +10,8 @@ from userprov.sandbox.pool import SandboxLimits
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="USERPROV_", frozen=True)
+    # an empty variable means unset (compose and Kubernetes often set `VAR=`): the default applies
+    model_config = SettingsConfigDict(env_prefix="USERPROV_", frozen=True, env_ignore_empty=True)
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     database_url: str = "postgresql://postgres:postgres@127.0.0.1:5432/userprov"
@@ -96,6 +99,18 @@ class Settings(BaseSettings):
             quarantine_seconds=self.template_quarantine_seconds,
             slow_seconds=self.template_timeout_seconds / 2,
         )
+
+    def endpoints(self) -> dict[str, str]:
+        """Where this process connects, for its first log line: hosts, vhost and database, never
+        a user name or password."""
+        amqp = urlsplit(self.amqp_url)
+        vhost = unquote(amqp.path[1:]) if amqp.path not in ("", "/") else "/"
+        database = urlsplit(self.database_url)
+        return {
+            "broker": f"{amqp.hostname or 'localhost'}:{amqp.port or 5672} vhost {vhost}",
+            "database": f"{database.hostname or 'localhost'}:{database.port or 5432}/{database.path.lstrip('/') or 'postgres'}",
+            "smtp": f"{self.smtp_host}:{self.smtp_port}" + (" (STARTTLS)" if self.smtp_starttls else ""),
+        }
 
     def prefetch(self, service: str) -> int:
         return int(getattr(self, "prefetch_" + service.replace("-", "_")))

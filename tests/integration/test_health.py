@@ -3,6 +3,7 @@ comes back."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -11,6 +12,8 @@ import asyncpg
 from tests.integration.conftest import HEALTH_PORT, scrape
 from tests.support.health import probe as probe_port
 from tests.support.infra import Infra, close_connections_named, rabbitmqctl
+from tests.support.workers import WorkerProcess
+from userprov import __version__
 from userprov.db.connection import APPLICATION_NAME, database_name
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
@@ -36,6 +39,13 @@ class TestHealth:
         assert probe("/livez") == (200, {"live": True})
         assert await eventually(lambda: _ready_now(), 30) == (200, {"ready": True})
         assert probe("/nothing")[0] == 404
+        assert f'userprov_build_info{{version="{__version__}"}} 1.0' in scrape()
+
+    def test_the_first_line_says_where_the_worker_connects(self, workers: list[WorkerProcess], infra: Infra) -> None:
+        first = json.loads(workers[0].lines()[0])
+        assert first["event"] == "worker_starting" and first["version"] == __version__
+        assert first["broker"] == f"127.0.0.1:5672 vhost {infra.vhost}" and first["database"].endswith("/" + infra.vhost)
+        assert "smtp" in first and "guest" not in json.dumps(first) and "postgres:postgres" not in json.dumps(first)
 
     async def test_database_gone_and_back(self, bus: BusClient, infra: Infra) -> None:
         await eventually(lambda: _ready_now(), 30)

@@ -30,9 +30,13 @@ READY = Gauge("userprov_ready", "1 while this process is ready (what /readyz wou
 CIRCUIT_OPEN = Gauge(
     "userprov_circuit_open", "1 while a dependency is down and this process takes no new work that needs it.", ["dependency"]
 )
+BUILD_INFO = Gauge("userprov_build_info", "1, labelled with the version of userprov this process runs.", ["version"])
 BROKER_CONNECTIONS = Counter("userprov_broker_connections", "Connections made to RabbitMQ (1 plus reconnections).")
 
 
 def serve_metrics(port: int | None) -> None:
+    from userprov import __version__
+
+    BUILD_INFO.labels(__version__).set(1)
     if port:
         start_http_server(port, addr="0.0.0.0")

@@ -12,6 +12,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import routing
+from userprov import __version__
 from userprov.db.connection import DatabaseProbe, create_pool
 from userprov.db.migrate import DatabaseMissing, migrate, wait_for_schema
 from userprov.runtime import tracing
@@ -75,6 +76,7 @@ def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committe
 
 async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> int:
     """`services`: each service to run in this process."""
+    log.info("worker_starting", version=__version__, services=list(services), **settings.endpoints())
     tracing.setup(settings.tracing, "userprov-" + "-".join(services) if len(services) == 1 else "userprov")
     if settings.migrate_on_start:
         try:

@@ -1,0 +1,32 @@
+"""Settings: an empty variable is unset, and what a process logs of where it connects holds no secret."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from userprov import __version__
+from userprov.settings import Settings
+
+
+def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("USERPROV_HEALTH_PORT", "USERPROV_SMTP_PORT", "USERPROV_SMTP_USERNAME", "USERPROV_DELIVERY_LIMIT"):
+        monkeypatch.setenv(name, "")
+    settings = Settings()
+    assert settings.health_port is None and settings.smtp_port == 8025 and settings.smtp_username is None
+    assert settings.delivery_limit == 20
+
+
+def test_endpoints_name_hosts_vhost_and_database_without_credentials() -> None:
+    settings = Settings(amqp_url="amqp://rabbituser9:s3cret@rabbit.example.com:5673/prod%2Fusers",
+                        database_url="postgresql://dbuser7:pa55@db.example.com/userprov_prod", smtp_host="smtp.example.com")
+    endpoints = settings.endpoints()
+    assert endpoints == {"broker": "rabbit.example.com:5673 vhost prod/users", "database": "db.example.com:5432/userprov_prod",
+                         "smtp": "smtp.example.com:8025"}
+    assert not any(secret in str(endpoints) for secret in ("s3cret", "pa55", "rabbituser9", "dbuser7"))
+
+
+def test_version() -> None:
+    done = subprocess.run([sys.executable, "-m", "userprov", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == f"userprov {__version__}\n"
