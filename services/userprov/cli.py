@@ -142,14 +142,21 @@ AllOption = Annotated[bool, typer.Option("--all", help="Every parked message (of
 
 
 def _run_parked(operation):  # noqa: ANN001, ANN202
-    """Runs one parked-messages operation; a missing parking queue is a usage error, not a traceback."""
+    """Runs one parked-messages operation; a missing parking queue or an unreachable broker is
+    one line and exit status 2, not a traceback."""
+    import aiormq
+
     from userprov.operations.parked import NoParkingQueue
+    from userprov.runtime.broker import broker_failure
 
     try:
         return asyncio.run(operation)
     except NoParkingQueue as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from error
+    except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as error:
+        typer.echo(f"userprov parked: {broker_failure(error, Settings().amqp_url)}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _services(chosen: list[str] | None) -> list[str]:

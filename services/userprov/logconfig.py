@@ -37,3 +37,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # the AMQP client logs each failed connect and each lost connection itself, as text, on every
+    # retry; the broker session says the same once, in JSON, with the reason (broker_connect_failed)
+    for name in ("aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+import pytest
+
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, close_connections_named, consumer_counts, delete_queue, restart_broker
-from tests.support.smtp import RecordingSmtpServer
+from tests.support.smtp import RecordingSmtpServer, free_port
 from tests.support.workers import WorkerProcess
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
@@ -73,3 +78,26 @@ class TestQueueDeleted:
         person = address("after-delete")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Af", "last_name": "Ter", "email": person}]})
         await emails_to(smtp, person)
+
+
+class TestBrokerMisconfigured:
+    """A vhost that does not exist, a wrong password, nothing listening: one clear line with the
+    reason, not a line per retry."""
+
+    @pytest.mark.parametrize(("url", "said"), [
+        ("amqp://guest:guest@127.0.0.1:5672/userprov-no-such-vhost", "refused to open vhost 'userprov-no-such-vhost'"),
+        ("amqp://guest:not-the-password@127.0.0.1:5672/", "refused the login"),
+        (f"amqp://guest:guest@127.0.0.1:{free_port()}/", "nothing takes connections"),
+    ])
+    async def test_one_line_that_says_why(self, worker_env: dict[str, str], tmp_path: Path, url: str, said: str) -> None:
+        env = {**worker_env, "USERPROV_AMQP_URL": url, "USERPROV_RECONNECT_BACKOFF_MAX_SECONDS": "0.2", "USERPROV_LOG_LEVEL": "DEBUG"}
+        worker = WorkerProcess("misconfigured", [routing.ACCOUNT_LOOKUP], env, tmp_path)
+        worker.start(wait_ready=False)
+        try:
+            # five tries, each at debug level: only the first says it at a level an operator sees
+            await asyncio.to_thread(worker.wait_for_log, '"broker_connect_failed"', 30, 5)
+            seen = [line for line in worker.lines() if '"level": "debug"' not in line and '"level": "info"' not in line]
+            assert len(seen) == 1 and '"broker_connect_failed"' in seen[0] and said in seen[0], seen
+            assert "not-the-password" not in "".join(worker.lines())
+        finally:
+            worker.kill()

@@ -285,6 +285,15 @@ class TestCommandLine:
         finally:
             drop_vhost(vhost)
 
+    @pytest.mark.parametrize(("url", "said"), [
+        ("amqp://guest:guest@127.0.0.1:5672/userprov-no-such-vhost", "refused to open vhost"),
+        ("amqp://guest:wrong-password@127.0.0.1:5672/", "refused the login"),
+    ])
+    def test_a_broker_it_cannot_use_is_one_line(self, infra: Infra, url: str, said: str) -> None:
+        done = self.cli(infra, "list", url=url)
+        assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "wrong-password" not in done.stderr
+
     async def test_list_show_replay_purge(self, infra: Infra, bus: BusClient) -> None:
         message_id = await bus.publish_raw(routing.USERS_ADD, b"[1, 2", correlation_id="cli-corr")
         await parked_with_id(infra, message_id)

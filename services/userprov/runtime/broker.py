@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq
@@ -29,6 +30,25 @@ log = structlog.get_logger()
 amqp_decoding.install()
 
 OnMessage = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+def broker_failure(error: BaseException, url: str) -> str:
+    """What a failure to connect to RabbitMQ means, in one line, without credentials."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
+    vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
+    if isinstance(error, aiormq.exceptions.ProbableAuthenticationError):
+        return f"RabbitMQ at {where} refused the login: check the user name and password in USERPROV_AMQP_URL"
+    if isinstance(error, aiormq.exceptions.InvalidFrameError) and "Connection.Close" in str(error):
+        # the broker closed the connection it was asked to open on the vhost (aiormq loses its reply text here)
+        return f"RabbitMQ at {where} refused to open vhost {vhost!r}: it does not exist, or the user has no permissions on it"
+    if isinstance(error, aiormq.exceptions.ConnectionClosed):
+        return f"RabbitMQ at {where} closed the connection: {error}"
+    if isinstance(error, aiormq.exceptions.AMQPConnectionError | ConnectionError | OSError) and not isinstance(error, TimeoutError):
+        return f"nothing takes connections at {where} (is RabbitMQ running there?): {error}"
+    if isinstance(error, TimeoutError):
+        return f"RabbitMQ at {where} did not answer in time"
+    return f"RabbitMQ at {where}: {type(error).__name__}: {error}"
 
 
 class BrokerUnavailable(ConnectionError):
@@ -62,16 +82,21 @@ class BrokerSession:
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
-        attempt = 0
+        attempt, last_failure = 0, ""
         while not self._closing.is_set():
             try:
                 await self._connect()
-                attempt = 0
+                attempt, last_failure = 0, ""
                 await first_of(self._lost.wait(), self._closing.wait())
                 if self._lost.is_set():
                     log.warning("broker_connection_lost")
             except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError) as error:
-                log.warning("broker_connect_failed", error=repr(error), attempt=attempt)
+                reason = broker_failure(error, self._url)
+                if reason != last_failure:  # one line per cause, not one per retry
+                    log.error("broker_connect_failed", reason=reason, error_type=type(error).__name__, attempt=attempt)
+                    last_failure = reason
+                else:
+                    log.debug("broker_connect_failed", reason=reason, attempt=attempt)
             finally:
                 self.ready.clear()
                 await self._drop_connection()
