@@ -11,8 +11,9 @@ from collections.abc import Iterable
 
 def text_to_html(title: str, text: str, links: Iterable[str]) -> str:
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    pattern = _links_pattern(links)
-    rendered = "\n".join(f"<p>{_with_anchors(p, pattern)}</p>" for p in paragraphs)
+    # the longest first: an accept link starts with the plain link
+    wanted = sorted({link for link in links if link}, key=len, reverse=True)
+    rendered = "\n".join(f"<p>{_with_anchors(p, wanted)}</p>" for p in paragraphs)
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n'
         f'<body style="font-family: sans-serif; line-height: 1.5">\n{rendered}\n</body></html>\n'
@@ -25,19 +26,19 @@ def anchor(link: str) -> str:
     return f'<a href="{url}">{url}</a>'
 
 
-def _links_pattern(links: Iterable[str]) -> re.Pattern[str] | None:
-    # the longest first: an accept link starts with the plain link
-    wanted = sorted({link for link in links if link}, key=len, reverse=True)
-    return re.compile("|".join(re.escape(link) for link in wanted)) if wanted else None
-
-
-def _with_anchors(paragraph: str, pattern: re.Pattern[str] | None) -> str:
-    out, last = [], 0
-    for match in pattern.finditer(paragraph) if pattern is not None else ():
-        out.append(_escaped(paragraph[last : match.start()]))
-        out.append(anchor(match.group(0)))
-        last = match.end()
-    out.append(_escaped(paragraph[last:]))
+def _with_anchors(paragraph: str, links: list[str]) -> str:
+    """The paragraph escaped, each occurrence of a link an anchor (plain string search: a
+    regular expression compiled per email, each with its own token, cost more than the rest of
+    the email)."""
+    out, at = [], 0
+    while links:
+        found = [(i, link) for link in links if (i := paragraph.find(link, at)) >= 0]
+        if not found:
+            break
+        start, link = min(found, key=lambda f: (f[0], -len(f[1])))
+        out += [_escaped(paragraph[at:start]), anchor(link)]
+        at = start + len(link)
+    out.append(_escaped(paragraph[at:]))
     return "".join(out)
 
 
