@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import asyncpg
+import structlog
 
 from contracts.events import (
     InvitationAccepted,
@@ -18,31 +19,47 @@ from contracts.events import (
 from userprov import lifecycle
 from userprov.invitation_response import sql
 from userprov.memberships import Membership, home_membership, is_last_active_admin, lock_account
+from userprov.runtime import metrics
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.tokens import hash_token, token_matches
 
 
 async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
+    _responded("accept", await _accept(event, uow))
+
+
+async def decline(event: InvitationDeclined, uow: UnitOfWork) -> None:
+    _responded("decline", await _decline(event, uow))
+
+
+def _responded(response: str, refused: ResponseRefusal | None) -> None:
+    """After the commit: the metric, and the reason on the message's log line (its outcome is
+    `done` either way: a refusal is an answer, not a failure)."""
+    metrics.RESPONSES.labels(response, "refused" if refused else "taken", refused or "").inc()
+    if refused is not None:
+        structlog.contextvars.bind_contextvars(refused=refused)
+
+
+async def _accept(event: InvitationAccepted, uow: UnitOfWork) -> ResponseRefusal | None:
     """Activates the member. A person is active in one account at a time, so whoever is active
     elsewhere by now leaves that account, taking their assets: also when a welcome invitation
-    was issued before they became active there."""
+    was issued before they became active there. The refusal, if it was refused."""
     async with uow:
         opened = await _open_invitation(uow, event.token)
-        if opened is None:
-            return
+        if isinstance(opened, str):
+            return opened
         invitation, email = opened
         home = await home_membership(uow.conn, invitation.profile_id, invitation.account_id)
         if home is not None:
             await lock_account(uow.conn, home.account_id)
             if await is_last_active_admin(uow.conn, home):
                 # leaving would strand the old account without an admin: the invitation stays open
-                _refuse(uow, "last_admin", invitation)
-                return
+                return _refuse(uow, "last_admin", invitation)
         moved, from_account = await _leave_home_account(uow.conn, invitation, home)
         await lifecycle.accept(uow.conn, invitation.invitation_id, invitation.membership_id)
         if invitation.kind == "welcome" and from_account is None:
             uow.emit(UserActivated(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
-            return
+            return None
         uow.emit(
             UserTransferred(
                 user_id=invitation.profile_id,
@@ -56,26 +73,29 @@ async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
                 ),
             )
         )
+    return None
 
 
-async def decline(event: InvitationDeclined, uow: UnitOfWork) -> None:
+async def _decline(event: InvitationDeclined, uow: UnitOfWork) -> ResponseRefusal | None:
     async with uow:
         opened = await _open_invitation(uow, event.token, declining=True)
-        if opened is None:
-            return
+        if isinstance(opened, str):
+            return opened
         invitation, email = opened
         await lifecycle.decline(uow.conn, invitation.invitation_id, invitation.membership_id)
         uow.emit(UserSuspended(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
+    return None
 
 
-async def _open_invitation(uow: UnitOfWork, token: str, *, declining: bool = False) -> tuple[sql.AnsweredInvitation, str] | None:
-    """The invitation behind the token, locked, when it can still be answered; otherwise emits
-    `invitation.response_rejected` with the reason and returns None. With the person's email."""
+async def _open_invitation(
+    uow: UnitOfWork, token: str, *, declining: bool = False
+) -> tuple[sql.AnsweredInvitation, str] | ResponseRefusal:
+    """The invitation behind the token, locked, when it can still be answered, with the
+    person's email; otherwise emits `invitation.response_rejected` and returns the reason."""
     token_hash = hash_token(token)
     found = await sql.find_by_token_hash(uow.conn, token_hash)
     if found is None or not token_matches(token, found.token_hash):
-        _refuse(uow, "unknown_token")
-        return None
+        return _refuse(uow, "unknown_token")
     email = await sql.lock_profile(uow.conn, found.profile_id)
     invitation = await sql.lock_invitation(uow.conn, found.invitation_id)
     reason = lifecycle.response_refusal(
@@ -87,21 +107,21 @@ async def _open_invitation(uow: UnitOfWork, token: str, *, declining: bool = Fal
         now=datetime.now(UTC),
     )
     if reason is not None:
-        _refuse(uow, reason, invitation)
-        return None
+        return _refuse(uow, reason, invitation)
     return invitation, email
 
 
-def _refuse(uow: UnitOfWork, reason: ResponseRefusal, invitation: sql.AnsweredInvitation | None = None) -> None:
+def _refuse(uow: UnitOfWork, reason: ResponseRefusal, invitation: sql.AnsweredInvitation | None = None) -> ResponseRefusal:
     """Refuses the response; names the invitation, its account and person when the token is known."""
     if invitation is None:
         uow.emit(InvitationResponseRejected(reason=reason))
-        return
+        return reason
     uow.emit(
         InvitationResponseRejected(
             reason=reason, invitation_id=invitation.invitation_id, account_id=invitation.account_id, user_id=invitation.profile_id
         )
     )
+    return reason
 
 
 async def _leave_home_account(

@@ -30,6 +30,11 @@ READY = Gauge("userprov_ready", "1 while this process is ready (what /readyz wou
 CIRCUIT_OPEN = Gauge(
     "userprov_circuit_open", "1 while a dependency is down and this process takes no new work that needs it.", ["dependency"]
 )
+RESPONSES = Counter(
+    "userprov_responses",
+    "Invitation responses handled, by response (accept or decline), outcome (taken or refused) and refusal reason.",
+    ["response", "outcome", "reason"],
+)
 BUILD_INFO = Gauge("userprov_build_info", "1, labelled with the version of userprov this process runs.", ["version"])
 BROKER_CONNECTIONS = Counter("userprov_broker_connections", "Connections made to RabbitMQ (1 plus reconnections).")
 

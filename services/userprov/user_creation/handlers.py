@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from contextlib import nullcontext
+
+import structlog
 
 from contracts.base import FieldError
 from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
@@ -118,6 +121,10 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
         if unknown:
             raise Rejected("unknown_product", f"The account holds no licences for {', '.join(unknown)}.")
         plan = plan_rows(checked, adding.members, min(free.values()) if free else None)
+        outcomes = Counter(r.outcome for r in plan.results)
+        structlog.contextvars.bind_contextvars(  # on the message's log line
+            account_id=cmd.account_id, accepted=outcomes["accepted"], already_members=outcomes["already_member"],
+            rejected_rows=outcomes["rejected"])
         user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
         uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
         for start in range(0, len(membership_ids), lookup_chunk_size):
