@@ -80,6 +80,27 @@ def demo(
     raise typer.Exit(asyncio.run(run_demo(settings, Path(mail_folder))))
 
 
+@app.command("mail-catcher")
+def mail_catcher(
+    folder: Annotated[str, typer.Option(help="Where each email is written (one .eml file each).")] = "demo-mail",
+) -> None:
+    """A development SMTP server that accepts every email and writes it to a folder, on
+    USERPROV_SMTP_HOST and USERPROV_SMTP_PORT (what the workers send to): until Ctrl-C."""
+    import signal
+    from pathlib import Path
+
+    catcher = _devtool("mail_catcher")
+    settings = Settings()
+    controller = catcher.start_mail_catcher(settings.smtp_host, settings.smtp_port, catcher.CatchingHandler(folder=Path(folder)))
+    typer.echo(f"catching emails on {settings.smtp_host}:{settings.smtp_port}, writing them to {Path(folder).resolve()}")
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    try:
+        signal.sigwait(stop)
+    finally:
+        controller.stop()
+
+
 @app.command()
 def bench(
     users: Annotated[int, typer.Option(help="New users to add.")] = 10_000,

@@ -11,9 +11,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from contracts import routing
+from userprov.db.connection import database_name, drop_database
 from userprov.db.migrate import migrate
 from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
@@ -26,12 +27,18 @@ Ada Again ADA@example.com; Nobody broken-address; Émilie du Châtelet emilie@ex
 
 
 async def run_demo(settings: Settings, mail_folder: Path) -> int:
-    await migrate(settings.database_url, create_database=True)
+    """Each run has a database of its own (`<database>_demo`, made anew): people of an earlier
+    run must not turn this run's welcome into a transfer."""
+    database_url = demo_database_url(settings.database_url)
+    await drop_database(database_url)
+    await migrate(database_url, create_database=True)
+    settings = settings.model_copy(update={"database_url": database_url})
     for old in mail_folder.glob("*.eml"):
         old.unlink()
     catcher = CatchingHandler(folder=mail_folder)
     controller = start_mail_catcher(settings.smtp_host, settings.smtp_port, catcher)
-    workers = subprocess.Popen([sys.executable, "-m", "userprov", "run"], env={**os.environ, "USERPROV_LOG_LEVEL": "WARNING"})
+    workers = subprocess.Popen([sys.executable, "-m", "userprov", "run"],
+                               env={**os.environ, "USERPROV_LOG_LEVEL": "WARNING", "USERPROV_DATABASE_URL": database_url})
     bus = BusClient(settings.amqp_url)
     try:
         await bus.start()
@@ -71,13 +78,18 @@ async def run_demo(settings: Settings, mail_folder: Path) -> int:
         account = await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id})
         print("\n== accounts.get")
         print(f"   licences: {account['licences']}\n   members:  {account['members']}")
-        print(f"\nEvery email of this run is in {mail_folder.resolve()}")
+        print(f"\nEvery email of this run is in {mail_folder.resolve()}; its data in database {database_name(database_url)!r}")
         return 0
     finally:
         await bus.stop()
         workers.terminate()
         workers.wait(60)
         controller.stop()
+
+
+def demo_database_url(database_url: str) -> str:
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(path="/" + database_name(database_url) + "_demo"))
 
 
 def _token(text: str) -> str:

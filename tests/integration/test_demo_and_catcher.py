@@ -1,0 +1,60 @@
+"""The development tools a newcomer starts with: the mail catcher, and a demo that runs the
+same way twice."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from tests.support.infra import create_infra, drop_vhost
+from tests.support.smtp import free_port
+from userprov.db.connection import drop_database
+from userprov_devtools.demo import demo_database_url
+from userprov_devtools.waiting import eventually
+
+
+class TestMailCatcher:
+    async def test_writes_each_email_and_stops_on_sigterm(self, tmp_path: Path) -> None:
+        port = free_port()
+        catcher = subprocess.Popen([sys.executable, "-m", "userprov", "mail-catcher", "--folder", str(tmp_path)],
+                                   env={**os.environ, "USERPROV_SMTP_PORT": str(port)}, stdout=subprocess.PIPE, text=True)
+        try:
+            assert "catching emails on 127.0.0.1:" in (catcher.stdout.readline() if catcher.stdout else "")
+            message = EmailMessage()
+            message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "Hi"
+            message.set_content("hello")
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.send_message(message)
+            [written] = await eventually(lambda: list(tmp_path.glob("*.eml")), 10, what="the email written")
+            assert b"hello" in written.read_bytes()
+            catcher.send_signal(signal.SIGTERM)
+            assert catcher.wait(10) == 0
+        finally:
+            if catcher.poll() is None:
+                catcher.kill()
+
+
+class TestDemo:
+    def test_runs_twice_the_same_way(self, tmp_path: Path) -> None:
+        """A second run once gave a transfer invitation from the first run's account: each run
+        has a database of its own, made anew."""
+        infra = create_infra()  # a vhost of its own: the session's workers must not take the demo's messages
+        env = {**os.environ, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url,
+               "USERPROV_SMTP_PORT": str(free_port()), "USERPROV_LOG_JSON": "true"}
+        try:
+            for _ in range(2):
+                started = time.monotonic()
+                done = subprocess.run([sys.executable, "-m", "userprov", "demo", "--mail-folder", str(tmp_path)],
+                                      env=env, capture_output=True, text=True, timeout=180)
+                assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+                assert "transfer" not in done.stdout and done.stdout.count("welcome  to") == 4, done.stdout
+                assert time.monotonic() - started < 120
+        finally:
+            drop_vhost(infra.vhost)
+            asyncio.run(drop_database(demo_database_url(infra.database_url)))
