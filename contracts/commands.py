@@ -141,3 +141,13 @@ class InvitationsResend(Contract):
     account_id: AccountId
     email: EmailAddress
     requested_by: RequestedBy
+
+
+class InvitationsRetryFailed(Contract):
+    """Sends a fresh invitation to everyone whose latest invitation failed (a permanent SMTP answer,
+    or temporary ones for the whole retry window) and who still waits for one: in one account, or,
+    for a platform service (no `requested_by`), in every account. Answered by
+    `invitations.retried`."""
+
+    account_id: AccountId | None = Field(default=None, description="Omitted: every account (a platform service only).")
+    requested_by: RequestedBy

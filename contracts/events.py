@@ -81,6 +81,13 @@ class InvitationFailed(Contract):
     reason: str
 
 
+class InvitationsRetried(Contract):
+    command_id: str = Field(description="The `message_id` of the `invitations.retry_failed` command.")
+    account_id: str | None = Field(description="The account, or null for every account.")
+    retried: int = Field(description="Failed invitations issued again; each is mailed and announced by its own "
+                         "`invitation.sent` or `invitation.failed`.")
+
+
 ResponseRefusal = Literal["unknown_token", "expired", "already_used", "revoked", "not_declinable", "last_admin"]
 
 

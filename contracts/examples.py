@@ -31,9 +31,11 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     },
     "users.remove": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "requested_by": "admin@acme.example.com"},
     "invitations.resend": {"account_id": ACCOUNT, "email": "grace@acme.example.com"},
+    "invitations.retry_failed": {"account_id": ACCOUNT},
     "users.get": {"account_id": ACCOUNT, "email": "ada@acme.example.com"},
     "accounts.get": {"account_id": ACCOUNT},
     "commands.get": {"command_id": COMMAND},
+    "invitations.failed": {"account_id": ACCOUNT, "limit": 100},
     "invitation.accepted": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
     "invitation.declined": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
     "asset.recorded": {"account_id": "globex", "email": "ada@acme.example.com", "kind": "session_history", "ref": "meeting-4711"},
@@ -56,6 +58,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "invitation_id": INVITATION, "account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com",
         "reason": "permanent failure: 550 5.1.1 mailbox unavailable",
     },
+    "invitations.retried": {"command_id": COMMAND, "account_id": ACCOUNT, "retried": 3},
     "invitation.response_rejected": {"reason": "expired", "invitation_id": INVITATION, "account_id": ACCOUNT, "user_id": USER},
     "user.activated": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com"},
     "user.transferred": {
@@ -89,9 +92,17 @@ PAYLOADS: dict[str, dict[str, Any]] = {
             "command_id": COMMAND, "type": "users.add", "reason": "unknown_product",
             "message": "The account holds no licences for openvoice.", "errors": []}}],
     },
+    "invitations.failed.reply": {
+        "invitations": [{
+            "invitation_id": INVITATION, "account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "kind": "welcome",
+            "reason": "temporary failure, retries exhausted (212 tries in 5 d): 451 4.7.1 try again later",
+            "failed_at": "2026-11-30T09:30:00Z",
+        }],
+        "next_after": None,
+    },
 }
 
-QUERIES = {"users.get", "accounts.get", "commands.get"}
+QUERIES = {"users.get", "accounts.get", "commands.get", "invitations.failed"}
 
 
 def properties(name: str) -> dict[str, Any]:

@@ -75,3 +75,28 @@ class CommandsGetReply(Contract):
     events: list[OutcomeEvent] = Field(
         default_factory=list, description="The public events its handling published (`command.rejected` when refused)."
     )
+
+
+class InvitationsFailed(Contract):
+    """The people whose latest invitation failed and who still wait for one (`invited` or
+    `transfer_pending`), oldest failure first: of an account, or of every account. Page with
+    `after`."""
+
+    account_id: AccountId | None = Field(default=None, description="Omitted: every account.")
+    after: UUID | None = Field(default=None, description="The `next_after` of the previous page.")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class FailedInvitation(Contract):
+    invitation_id: UUID
+    account_id: str
+    user_id: UUID
+    email: StoredEmail
+    kind: InvitationKind
+    reason: str
+    failed_at: datetime
+
+
+class InvitationsFailedReply(Contract):
+    invitations: list[FailedInvitation]
+    next_after: UUID | None = Field(default=None, description="Pass as `after` for the next page; null on the last page.")

@@ -9,9 +9,11 @@ COMMAND_MODELS: dict[str, type[Contract]] = {
     routing.USERS_ADD: commands.UsersAdd,
     routing.USERS_REMOVE: commands.UsersRemove,
     routing.INVITATIONS_RESEND: commands.InvitationsResend,
+    routing.INVITATIONS_RETRY_FAILED: commands.InvitationsRetryFailed,
     routing.USERS_GET: queries.UsersGet,
     routing.ACCOUNTS_GET: queries.AccountsGet,
     routing.COMMANDS_GET: queries.CommandsGet,
+    routing.INVITATIONS_FAILED: queries.InvitationsFailed,
 }
 
 EVENT_MODELS: dict[str, type[Contract]] = {
@@ -21,6 +23,7 @@ EVENT_MODELS: dict[str, type[Contract]] = {
     routing.USERS_ADD_COMPLETED: events.UsersAddCompleted,
     routing.INVITATION_SENT: events.InvitationSent,
     routing.INVITATION_FAILED: events.InvitationFailed,
+    routing.INVITATIONS_RETRIED: events.InvitationsRetried,
     routing.INVITATION_RESPONSE_REJECTED: events.InvitationResponseRejected,
     routing.USER_ACTIVATED: events.UserActivated,
     routing.USER_TRANSFERRED: events.UserTransferred,
@@ -37,6 +40,7 @@ REPLY_MODELS: dict[str, type[Contract]] = {
     routing.USERS_GET: queries.UsersGetReply,
     routing.ACCOUNTS_GET: queries.AccountsGetReply,
     routing.COMMANDS_GET: queries.CommandsGetReply,
+    routing.INVITATIONS_FAILED: queries.InvitationsFailedReply,
 }
 
 
@@ -56,6 +60,8 @@ CONSUMER_OF: dict[str, str] = {
     routing.ACCOUNTS_GET: routing.ACCOUNT_LOOKUP,
     routing.COMMANDS_GET: routing.ACCOUNT_LOOKUP,
     routing.INVITATIONS_RESEND: routing.ACCOUNT_LOOKUP,
+    routing.INVITATIONS_RETRY_FAILED: routing.ACCOUNT_LOOKUP,
+    routing.INVITATIONS_FAILED: routing.ACCOUNT_LOOKUP,
     routing.ASSET_RECORDED: routing.ACCOUNT_LOOKUP,
     routing.INVITATION_ISSUED: routing.INVITATION_MAILING,
     routing.INVITATION_ACCEPTED: routing.INVITATION_RESPONSE,

@@ -278,6 +278,70 @@ def _print_report(report) -> None:  # noqa: ANN001
     typer.echo(f"{len(report.outcomes)} message(s) selected, {report.failed} failed", err=True)
 
 
+invitations_app = typer.Typer(no_args_is_help=True, help="Failed invitations: list them, send them again.")
+app.add_typer(invitations_app, name="invitations")
+AccountOption = Annotated[str | None, typer.Option("--account", "-a", help="Only this account.")]
+
+
+def _run_bus(operation):  # noqa: ANN001, ANN202
+    """Runs one operation over the bus; an unreachable broker or no answer is one line and exit 2."""
+    import aiormq
+
+    from userprov.operations.invitations import NoAnswer
+    from userprov.runtime.broker import broker_failure
+
+    try:
+        return asyncio.run(operation)
+    except NoAnswer as error:
+        typer.echo(f"userprov invitations: {error}", err=True)
+        raise typer.Exit(2) from None
+    except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as error:
+        typer.echo(f"userprov invitations: {broker_failure(error, Settings().amqp_url)}", err=True)
+        raise typer.Exit(2) from None
+
+
+@invitations_app.command("failed")
+def invitations_failed(
+    account: AccountOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """People whose latest invitation failed and who still wait for one, oldest failure first."""
+    from userprov.operations.invitations import failed
+
+    found = _run_bus(failed(Settings().amqp_url, account, limit))
+    if as_json:
+        for invitation in found:
+            typer.echo(invitation.model_dump_json())
+    else:
+        columns = ("failed_at", "account_id", "email", "kind", "reason")
+        rows = [[str(getattr(i, c)) for c in columns] for i in found]
+        widths = [max([len(c)] + [len(r[n]) for r in rows]) for n, c in enumerate(columns)]
+        for row in [[c.upper() for c in columns], *rows]:
+            typer.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+    typer.echo(f"{len(found)} failed invitation(s)", err=True)
+
+
+@invitations_app.command("retry-failed")
+def invitations_retry_failed(
+    account: AccountOption = None,
+    every_account: Annotated[bool, typer.Option("--every-account", help="The failed invitations of every account.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (with --every-account).")] = False,
+) -> None:
+    """Send a fresh invitation to everyone whose latest one failed, in an account or in every account."""
+    from userprov.operations.invitations import retry_failed
+
+    if (account is None) == (not every_account):
+        raise typer.BadParameter("say which: --account ACCOUNT or --every-account")
+    if every_account and not yes and not typer.confirm("Send fresh invitations to everyone whose invitation failed, in every account?"):
+        raise typer.Exit(1)
+    outcome = _run_bus(retry_failed(Settings().amqp_url, account))
+    if outcome.retried is None:
+        typer.echo(f"refused ({outcome.command_id}): {outcome.refusal}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{outcome.retried} invitation(s) issued again ({outcome.command_id}); each is announced by invitation.sent or .failed")
+
+
 def _devtool(name: str):  # noqa: ANN202
     """A module of the development tools, which the workers' image does not install."""
     import importlib

@@ -124,6 +124,12 @@ async def resend(
     return issued.invitation_id
 
 
+async def reissue(conn: asyncpg.Connection, failed: Sequence[tuple[Decision, int]]) -> list[Issued]:
+    """invited | transfer_pending (the latest invitation failed) -> the same, with a new invitation
+    of the failed one's kind, carrying its count of emails sent. (decision, sent_count) each."""
+    return await _issue(conn, [d for d, _ in failed], [n for _, n in failed])
+
+
 _ISSUE = """
 WITH {decided} new AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[])

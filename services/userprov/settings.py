@@ -28,9 +28,16 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 10.0
     smtp_local_hostname: str | None = Field(default=None, description="The name given in EHLO; the machine's FQDN by default.")
     smtp_sender: str = "GoTo Admin <no-reply@userprov.example.com>"
-    smtp_attempts: int = Field(default=5, ge=1, description="Tries on a temporary SMTP failure before giving up.")
+    smtp_retry_seconds: float = Field(
+        default=5 * 24 * 3600, ge=0,
+        description="How long an email is retried after temporary SMTP failures (4xx, timeouts), from its first try, before"
+        " the invitation fails: a mail relay's queue lifetime (Postfix keeps a message 5 days).",
+    )
     smtp_backoff_seconds: float = Field(default=0.5, ge=0)
-    smtp_backoff_max_seconds: float = Field(default=8.0, ge=0)
+    smtp_backoff_max_seconds: float = Field(default=900.0, ge=0)
+    smtp_attempts: int = Field(
+        default=5, ge=1, description="Sends of one invitation cut off by its worker stopping (a claim that lapsed) before it fails."
+    )
     smtp_connections: int = Field(default=8, ge=1, description="SMTP connections kept open and used at once, per process.")
     smtp_idle_seconds: float = Field(default=30.0, ge=0, description="An SMTP connection idle this long is closed, not reused.")
 

@@ -31,6 +31,7 @@ SHORT_LIMITS = {
     "USERPROV_TRANSIENT_RETRY_SECONDS": "0.5",
     "USERPROV_TRANSIENT_BACKOFF_MAX_SECONDS": "0.2",
     "USERPROV_SMTP_ATTEMPTS": "2",
+    "USERPROV_SMTP_RETRY_SECONDS": "2",
     "USERPROV_SMTP_BACKOFF_SECONDS": "0.05",
     "USERPROV_SMTP_BACKOFF_MAX_SECONDS": "0.1",
     "USERPROV_CIRCUIT_PROBE_SECONDS": "0.5",
@@ -114,7 +115,7 @@ class TestDatabaseOutage:
 
 
 class TestSmtpOutage:
-    async def test_longer_than_the_smtp_attempts_allow(self, outage_worker: tuple[Infra, WorkerProcess, BusClient, int],
+    async def test_longer_than_the_smtp_retry_window(self, outage_worker: tuple[Infra, WorkerProcess, BusClient, int],
                                                        own_smtp: RecordingSmtpServer) -> None:
         infra, worker, bus, port = outage_worker
         account_id = await create_account(bus)

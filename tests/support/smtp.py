@@ -1,9 +1,9 @@
 """A real SMTP server for tests (aiosmtpd), recording what it accepts.
 
 Recipients steer its answers: a local part starting with `tempfail` is answered 451 on the
-first try and accepted after; `busy421` is answered 421 (the server closing the connection) on
+first try and accepted after (`tempfail6x` on the first 6 tries); `busy421` is answered 421 (the server closing the connection) on
 the first try; `dropconn` has its connection dropped in the middle of the first envelope;
-`reject` is answered 550 every time; `slowrcpt` is accepted after about SLOW_RCPT_SECONDS (as a server
+`reject` is answered 550 every time, `permfail` 550 on the first try only (a mailbox fixed later); `slowrcpt` is accepted after about SLOW_RCPT_SECONDS (as a server
 that checks each recipient would), so that a batch lasts long enough to kill workers during it
 without widening the moment when an email is accepted but not yet recorded. Each email notes
 the connection it came over and when it arrived."""
@@ -13,6 +13,7 @@ import asyncio
 import email
 import email.policy
 import random
+import re
 import socket
 import threading
 import time
@@ -60,6 +61,7 @@ class RecordingHandler:
         self._by_recipient: dict[str, list[ReceivedEmail]] = {}
         self.refusals: list[tuple[str, int]] = []
         self._first_try_done: set[tuple[str, str]] = set()
+        self._refused: dict[str, int] = {}  # address: 451s answered so far (tempfail<k>x)
         self._lock = threading.Lock()
         # run (in the server's loop) when an email to the address has arrived, before it is answered 250
         self.before_accepting: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -69,11 +71,20 @@ class RecordingHandler:
         if local.startswith("slowrcpt"):
             await asyncio.sleep(random.uniform(0.5, 1.5) * SLOW_RCPT_SECONDS)
         with self._lock:
+            if local.startswith("permfail") and ("permfail", address) not in self._first_try_done:
+                self._first_try_done.add(("permfail", address))
+                self.refusals.append((address, 550))
+                return "550 5.2.1 mailbox disabled"
             if local.startswith("reject"):
                 self.refusals.append((address, 550))
                 return "550 5.1.1 mailbox unavailable"
+            times = re.match(r"tempfail(\d+)x", local)
+            if times and self._refused.get(address, 0) < int(times.group(1)):
+                self._refused[address] = self._refused.get(address, 0) + 1
+                self.refusals.append((address, 451))
+                return "451 4.3.0 try again later"
             for prefix, code in (("tempfail", 451), ("busy421", 421), ("dropconn", 0)):
-                if local.startswith(prefix) and (prefix, address) not in self._first_try_done:
+                if local.startswith(prefix) and not times and (prefix, address) not in self._first_try_done:
                     self._first_try_done.add((prefix, address))
                     self.refusals.append((address, code))
                     if code == 0:

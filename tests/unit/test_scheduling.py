@@ -99,14 +99,14 @@ class TestPriority:
         assert time.monotonic() - started < 0.01
 
 
-SETTINGS = Settings(smtp_attempts=3, smtp_backoff_seconds=1.0, smtp_backoff_max_seconds=3.0)
+SETTINGS = Settings(smtp_retry_seconds=3600, smtp_backoff_seconds=1.0, smtp_backoff_max_seconds=3.0)
 EMAIL = RenderedEmail(subject="s", text="t", html="h")
 
 
-def claimed(attempts: int = 1) -> sql.ClaimedInvitation:
+def claimed(attempts: int = 1, retried_for: float | None = None) -> sql.ClaimedInvitation:
     return sql.ClaimedInvitation(
         invitation_id=uuid.uuid4(), token_hash=b"h" * 32, kind="welcome", expires_at=datetime(2030, 1, 1, tzinfo=UTC),
-        sent_count=2, attempts=attempts, from_account_id=None, account_id="acct", profile_id=uuid.uuid4(), first_name="A",
+        sent_count=2, attempts=attempts, retried_for=retried_for, from_account_id=None, account_id="acct", profile_id=uuid.uuid4(), first_name="A",
         last_name="B", language="en", account_name="Acct", from_account_name=None, email="a@example.com",
         template_subject=None, template_body=None, origin=Origin("corr", None, None),
     )
@@ -120,12 +120,22 @@ class TestOutcomes:
         assert record.result == "sent" and record.event is not None and record.event.routing_key == "invitation.sent"
         assert b'"sent_count":3' in record.event.body and record.event.correlation_id == "corr"
 
-    def test_a_temporary_failure_goes_back_with_backoff_until_the_last_try(self) -> None:
-        again = recorded(Outcome(claimed(attempts=2), SmtpOutcome("temporary", "temporary failure: 451 later")), SETTINGS)
-        assert again.result == "again" and again.event is None and 2.0 <= again.delay <= 3.0
-        last = recorded(Outcome(claimed(attempts=3), SmtpOutcome("temporary", "temporary failure: 451 later")), SETTINGS)
-        assert last.result == "failed" and last.reason == "temporary failure, retries exhausted (3 tries): 451 later"
+    def test_a_temporary_failure_goes_back_with_backoff_until_the_retry_window_is_over(self) -> None:
+        later = SmtpOutcome("temporary", "temporary failure: 451 later")
+        first = recorded(Outcome(claimed(attempts=1), later), SETTINGS)
+        assert first.result == "again" and first.event is None and 1.0 <= first.delay <= 2.0
+        many = recorded(Outcome(claimed(attempts=40, retried_for=1800.0), later), SETTINGS)  # tries do not end it, time does
+        assert many.result == "again" and 3.0 <= many.delay <= 4.0
+        near_the_end = recorded(Outcome(claimed(attempts=41, retried_for=3599.5), later), SETTINGS)
+        assert near_the_end.result == "again" and near_the_end.delay == 0.5  # the last try falls at the window's end
+        last = recorded(Outcome(claimed(attempts=42, retried_for=3600.0), later), SETTINGS)
+        assert last.result == "failed" and last.reason == "temporary failure, retries exhausted (42 tries in 1 h): 451 later"
         assert last.event is not None and last.event.routing_key == "invitation.failed"
+
+    def test_without_a_retry_window_a_temporary_failure_ends_the_first_try(self) -> None:
+        record = recorded(Outcome(claimed(), SmtpOutcome("temporary", "temporary failure: 451 later")),
+                          Settings(smtp_retry_seconds=0))
+        assert record.result == "failed" and record.reason == "temporary failure, retries exhausted (1 try in 0 s): 451 later"
 
     def test_a_permanent_failure_fails_at_once(self) -> None:
         record = recorded(Outcome(claimed(), SmtpOutcome("permanent", "permanent failure: 550 no such user")), SETTINGS)

@@ -6,13 +6,16 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from contracts.commands import InvitationsResend
-from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, IssuedInvitation
+from contracts.commands import InvitationsResend, InvitationsRetryFailed
+from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, InvitationsRetried, IssuedInvitation
 from contracts.queries import (
     AccountsGet,
     AccountsGetReply,
     CommandsGet,
     CommandsGetReply,
+    FailedInvitation,
+    InvitationsFailed,
+    InvitationsFailedReply,
     InvitationView,
     LicenceUse,
     OutcomeEvent,
@@ -22,7 +25,7 @@ from contracts.queries import (
 from userprov import lifecycle
 from userprov.account_lookup import sql
 from userprov.memberships import home_membership, lock_current_membership
-from userprov.permissions import acting, permit
+from userprov.permissions import Actor, acting, may_manage, permit
 from userprov.runtime import outcomes
 from userprov.runtime.errors import Rejected
 from userprov.runtime.origin import Origin
@@ -51,6 +54,38 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
             Origin.now(uow.correlation_id),
         )
         uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=invitation_id, kind=kind)]))
+
+
+async def retry_failed_invitations(cmd: InvitationsRetryFailed, uow: UnitOfWork) -> None:
+    """A fresh invitation for everyone whose latest one failed: in an account, those the acting
+    user may manage; in every account, for a platform service only."""
+    async with uow:
+        if cmd.account_id is None:
+            if cmd.requested_by is not None:
+                raise Rejected("forbidden", "Only a platform service may retry the failed invitations of every account.")
+            actor: Actor = "platform"
+        else:
+            actor = await acting(uow.conn, cmd.account_id, cmd.requested_by)
+        failed = [f for f in await sql.lock_failed_invitations(uow.conn, cmd.account_id) if may_manage(actor, f.role)]
+        origin = Origin.now(uow.correlation_id)
+        issued = await lifecycle.reissue(
+            uow.conn, [(lifecycle.Decision(f.membership_id, f.account_id, f.kind, f.from_account_id, origin), f.sent_count) for f in failed]
+        )
+        if issued:
+            uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=i.invitation_id, kind=i.kind) for i in issued]))
+        uow.emit(InvitationsRetried(command_id=uow.message_id, account_id=cmd.account_id, retried=len(issued)))
+
+
+async def list_failed_invitations(query: InvitationsFailed, conn: asyncpg.Connection) -> InvitationsFailedReply:
+    page = await sql.failed_invitations(conn, query.account_id, query.after, query.limit)
+    return InvitationsFailedReply(
+        invitations=[
+            FailedInvitation(invitation_id=f.invitation_id, account_id=f.account_id, user_id=f.user_id, email=f.email, kind=f.kind,
+                             reason=f.reason, failed_at=f.failed_at)
+            for f in page
+        ],
+        next_after=page[-1].invitation_id if len(page) == query.limit else None,
+    )
 
 
 async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:

@@ -22,6 +22,8 @@ def service(settings: Settings) -> Service:
             routing.ACCOUNTS_GET: handlers.get_account,
             routing.COMMANDS_GET: handlers.get_command,
             routing.INVITATIONS_RESEND: partial(handlers.resend_invitation, cooldown_seconds=settings.resend_cooldown_seconds),
+            routing.INVITATIONS_RETRY_FAILED: handlers.retry_failed_invitations,
+            routing.INVITATIONS_FAILED: handlers.list_failed_invitations,
             routing.ASSET_RECORDED: handlers.record_asset,
         },
         schedulers=[decisions],

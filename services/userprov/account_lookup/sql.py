@@ -25,6 +25,41 @@ TAKE_WAITING = _TAKE.format(which="m.membership_id <> ALL($2::uuid[]) ORDER BY m
 TAKE_THESE = _TAKE.format(which="m.membership_id = ANY($1::uuid[])")
 
 
+# The people whose latest invitation failed and who still wait for one; a resend since then
+# (open, or failed again) is the latest instead. Oldest failure first, paged on (failed_at, id).
+_FAILED = """
+SELECT i.invitation_id, i.account_id, m.profile_id AS user_id, p.email, i.kind, i.failure_reason AS reason, i.failed_at,
+       i.membership_id, i.from_account_id, i.sent_count, m.role
+FROM invitations i
+JOIN memberships m USING (membership_id)
+JOIN profiles p ON p.profile_id = m.profile_id
+WHERE i.status = 'failed' AND m.status IN ('invited', 'transfer_pending') AND ($1::text IS NULL OR i.account_id = $1)
+  AND NOT EXISTS (SELECT 1 FROM invitations later WHERE later.membership_id = i.membership_id AND later.created_at > i.created_at)
+  {which}
+"""
+FAILED_PAGE = _FAILED.format(
+    which="AND ($2::uuid IS NULL OR (i.failed_at, i.invitation_id) >"
+    " (SELECT f.failed_at, f.invitation_id FROM invitations f WHERE f.invitation_id = $2))"
+    " ORDER BY i.failed_at, i.invitation_id LIMIT $3"
+)
+FAILED_TO_RETRY = _FAILED.format(which="ORDER BY i.failed_at, i.invitation_id FOR UPDATE OF m")
+
+
+@dataclass(frozen=True)
+class FailedInvitation:
+    invitation_id: UUID
+    account_id: str
+    user_id: UUID
+    email: str
+    kind: InvitationKind
+    reason: str
+    failed_at: datetime
+    membership_id: UUID
+    from_account_id: str | None
+    sent_count: int
+    role: Role | None
+
+
 @dataclass(frozen=True)
 class PendingMembership:
     membership_id: UUID
@@ -158,3 +193,14 @@ async def record_asset(conn: asyncpg.Connection, account_id: str, kind: str, ref
 
 async def account_exists(conn: asyncpg.Connection, account_id: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM accounts WHERE account_id = $1", account_id))
+
+
+async def failed_invitations(
+    conn: asyncpg.Connection, account_id: str | None, after: UUID | None, limit: int
+) -> list[FailedInvitation]:
+    return [FailedInvitation(**r) for r in await conn.fetch(FAILED_PAGE, account_id, after, limit)]
+
+
+async def lock_failed_invitations(conn: asyncpg.Connection, account_id: str | None) -> list[FailedInvitation]:
+    """All of them, their memberships locked for this transaction (a resend or removal waits)."""
+    return [FailedInvitation(**r) for r in await conn.fetch(FAILED_TO_RETRY, account_id)]

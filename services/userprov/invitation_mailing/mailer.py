@@ -77,8 +77,7 @@ class Mailer:
             return SmtpOutcome("temporary", "temporary failure: no SMTP connection was free in time")
         except Unreachable as error:
             log.info("smtp_unreachable", error_type=str(error))
-            self.circuit.report(error)
-            if self.circuit.is_open:  # known down: the email waits for the server, its tries untouched
+            if await self.circuit.down(error):  # the probe found it down too: the email waits for the server, its tries untouched
                 return SmtpOutcome("not_tried", "the SMTP server is down")
             return SmtpOutcome("temporary", f"temporary failure: the SMTP server could not be reached ({error})")
         except PermanentSmtpFailure as error:

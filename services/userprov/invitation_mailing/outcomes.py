@@ -109,7 +109,8 @@ def recorded(outcome: Outcome, settings: Settings) -> sql.Recorded:
                                   reason=reason)
         return sql.Recorded(i.invitation_id, i.token_hash, "failed", reason, event=_event(failed, outcome))
     if smtp.result == "temporary":
-        return sql.Recorded(i.invitation_id, i.token_hash, "again", delay=backoff(i.attempts, settings))
+        left = settings.smtp_retry_seconds - (i.retried_for or 0.0)  # the last try falls at the window's end
+        return sql.Recorded(i.invitation_id, i.token_hash, "again", delay=max(0.0, min(backoff(i.attempts, settings), left)))
     return sql.Recorded(i.invitation_id, i.token_hash, "untried")
 
 
@@ -127,16 +128,26 @@ def emit_failed(tx: Transaction, invitation_id: UUID, account_id: str, user_id: 
 
 
 def _ends_failed(outcome: Outcome, settings: Settings) -> bool:
+    """A permanent answer, or a temporary one once the retry window since the first try is over."""
     return outcome.smtp.result == "permanent" or (
-        outcome.smtp.result == "temporary" and outcome.invitation.attempts >= settings.smtp_attempts
+        outcome.smtp.result == "temporary" and (outcome.invitation.retried_for or 0.0) >= settings.smtp_retry_seconds
     )
 
 
 def _failure(outcome: Outcome, settings: Settings) -> str:
     reason = outcome.smtp.reason or "undeliverable"
     if outcome.smtp.result == "temporary":
-        return f"temporary failure, retries exhausted ({settings.smtp_attempts} tries): " + reason.removeprefix("temporary failure: ")
+        n = outcome.invitation.attempts
+        tried = f"{n} {'try' if n == 1 else 'tries'} in {_duration(outcome.invitation.retried_for or 0.0)}"
+        return f"temporary failure, retries exhausted ({tried}): " + reason.removeprefix("temporary failure: ")
     return reason
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{seconds:.0f} s"
 
 
 def backoff(attempts: int, settings: Settings) -> float:

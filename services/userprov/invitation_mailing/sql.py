@@ -19,8 +19,9 @@ from userprov.runtime.outbox import Committed, OutgoingMessage
 # One statement, so one implicit transaction: the claim and the token hashes it stores commit
 # before any email leaves, and every link sent works. Each claim's token joins the invitation's
 # valid tokens; `token_hash` names the claim that holds it. The expiry is set by the first claim.
-# `attempts` counts claims, so that an invitation whose sender keeps dying is tried a bounded
-# number of times. SKIP LOCKED: processes claim side by side without waiting on each other.
+# `attempts` counts tries, for the backoff; a claim whose holder died counts as a lapse
+# (userprov.invitation_mailing.sql.end_lapsed_claims), which bounds an email that kills its worker.
+# SKIP LOCKED: processes claim side by side without waiting on each other.
 _CLAIM = """
 WITH due AS (
     SELECT i.invitation_id, row_number() OVER () AS n
@@ -37,7 +38,8 @@ WITH due AS (
     FROM due JOIN hashes USING (n)
     WHERE i.invitation_id = due.invitation_id
     RETURNING i.invitation_id, i.token_hash, i.kind, i.expires_at, i.sent_count, i.attempts, i.from_account_id,
-              i.account_id, i.membership_id, i.correlation_id, i.traceparent, i.tracestate
+              i.account_id, i.membership_id, i.correlation_id, i.traceparent, i.tracestate,
+              extract(epoch FROM now() - i.first_tried_at)::float8 AS retried_for
 ), minted AS (
     INSERT INTO invitation_tokens (token_hash, invitation_id) SELECT token_hash, invitation_id FROM claimed
 )
@@ -61,7 +63,8 @@ class ClaimedInvitation:
     kind: InvitationKind
     expires_at: datetime
     sent_count: int
-    attempts: int  # claims so far, this one included
+    attempts: int  # tries so far, this one included
+    retried_for: float | None  # seconds since its first try that reached the server, at the claim; None before it
     from_account_id: str | None
     account_id: str
     profile_id: UUID
@@ -129,6 +132,8 @@ WITH outcome AS (
         sent_count = i.sent_count + CASE o.result WHEN 'sent' THEN 1 ELSE 0 END,
         sent_at = CASE o.result WHEN 'sent' THEN now() ELSE i.sent_at END,
         failure_reason = CASE o.result WHEN 'failed' THEN o.reason ELSE i.failure_reason END,
+        failed_at = CASE o.result WHEN 'failed' THEN now() ELSE i.failed_at END,
+        first_tried_at = CASE WHEN o.result = 'untried' THEN i.first_tried_at ELSE COALESCE(i.first_tried_at, now()) END,
         token_hash = CASE WHEN o.result IN ('again', 'untried') THEN NULL ELSE i.token_hash END,
         not_before = CASE o.result WHEN 'again' THEN now() + make_interval(secs => o.delay) END,
         attempts = i.attempts - CASE o.result WHEN 'untried' THEN 1 ELSE 0 END,
@@ -192,20 +197,22 @@ async def renew_claims(conn: asyncpg.Connection, claims: dict[UUID, bytes], leas
 WORKER_STOPPED = "retries exhausted: the worker sending it stopped each time"
 
 
-async def end_lapsed_claims(conn: asyncpg.Connection, max_attempts: int) -> list[LapsedClaim]:
+async def end_lapsed_claims(conn: asyncpg.Connection, max_lapses: int) -> list[LapsedClaim]:
     """Claims whose lease ran out (their holder died or lost its database) go back in the queue;
-    those already claimed `max_attempts` times fail instead, and are returned."""
+    an invitation whose claims lapsed `max_lapses` times (an email that kills its worker) fails
+    instead, and is returned."""
     await conn.execute(
-        "UPDATE invitations SET status = 'issued', token_hash = NULL, claimed_until = NULL"
-        " WHERE status = 'sending' AND claimed_until < now() AND attempts < $1",
-        max_attempts,
+        "UPDATE invitations SET status = 'issued', token_hash = NULL, claimed_until = NULL, lapses = lapses + 1"
+        " WHERE status = 'sending' AND claimed_until < now() AND lapses + 1 < $1",
+        max_lapses,
     )
     rows = await conn.fetch(
-        "UPDATE invitations i SET status = 'failed', claimed_until = NULL, failure_reason = $2"
+        "UPDATE invitations i SET status = 'failed', claimed_until = NULL, failure_reason = $2, failed_at = now(),"
+        " lapses = i.lapses + 1"
         " FROM memberships m JOIN profiles p USING (profile_id)"
-        " WHERE i.status = 'sending' AND i.claimed_until < now() AND i.attempts >= $1 AND m.membership_id = i.membership_id"
+        " WHERE i.status = 'sending' AND i.claimed_until < now() AND i.lapses + 1 >= $1 AND m.membership_id = i.membership_id"
         " RETURNING i.invitation_id, i.account_id, m.profile_id, p.email, i.correlation_id, i.traceparent, i.tracestate",
-        max_attempts,
+        max_lapses,
         WORKER_STOPPED,
     )
     return [
