@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 
 import asyncpg
 
 from contracts import routing
-from tests.support.flows import emailed, invitation_statuses, publish_batch, tokens_in
+from tests.integration.conftest import address
+from tests.support.flows import add_users, emailed, invitation_statuses, publish_batch, tokens_in
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
+from userprov.invitation_mailing import sql as mailing_sql
 from userprov.tokens import hash_token
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
@@ -68,3 +71,35 @@ class TestWorkerStoppedMidBatch:
         await eventually(lambda: all(smtp.handler.to(p) for p in people), 120, what="an email to every person")
         assert all(len(smtp.handler.to(p)) == 1 for p in people)  # a clean stop sends nothing twice
         await eventually(lambda: _all_sent(invitation_statuses(db, account_id), 200), 30, what="every invitation recorded as sent")
+
+
+class TestLapsedClaims:
+    """A claim whose worker died lapses and the invitation goes back in the queue; after
+    USERPROV_SMTP_ATTEMPTS lapses (an email that kills its worker) it fails. Tries answered by
+    the SMTP server do not count as lapses: they have the retry window."""
+
+    async def test_the_last_lapse_fails_the_invitation(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        account_id = await account()
+        person = address("lapsing")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Lap", "last_name": "Sing", "email": person}]})
+        [sent] = await eventually(lambda: bus.find(routing.INVITATION_SENT, email=person))
+        invitation_id = uuid.UUID(sent.body["invitation_id"])
+        lapse = ("UPDATE invitations SET status = 'sending', token_hash = $2, claimed_until = now() - interval '1 second',"
+                 " attempts = attempts + 1 WHERE invitation_id = $1")
+        async with db.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            try:  # rolled back: the session's workers never see it
+                await conn.execute("UPDATE invitations SET attempts = 40 WHERE invitation_id = $1", invitation_id)  # many SMTP tries
+                await conn.execute(lapse, invitation_id, b"a" * 32)
+                assert await mailing_sql.end_lapsed_claims(conn, 2) == []
+                row = await conn.fetchrow("SELECT status, lapses, token_hash FROM invitations WHERE invitation_id = $1", invitation_id)
+                assert dict(row) == {"status": "issued", "lapses": 1, "token_hash": None}
+                await conn.execute(lapse, invitation_id, b"b" * 32)
+                [failed] = await mailing_sql.end_lapsed_claims(conn, 2)
+                assert failed.invitation_id == invitation_id and failed.email == person
+                row = await conn.fetchrow("SELECT status, lapses, failure_reason, failed_at IS NOT NULL AS stamped FROM invitations"
+                                          " WHERE invitation_id = $1", invitation_id)
+                assert dict(row) == {"status": "failed", "lapses": 2, "failure_reason": mailing_sql.WORKER_STOPPED, "stamped": True}
+            finally:
+                await tx.rollback()
