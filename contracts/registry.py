@@ -77,9 +77,17 @@ ROUTING_KEY_OF: dict[type[Contract], str] = {
 INTERNAL_EVENTS = frozenset({routing.MEMBERSHIPS_CREATED, routing.INVITATION_ISSUED})
 
 
+# the link handlers' responses, each with a token: published on their own exchange
+RESPONSES = frozenset({routing.INVITATION_ACCEPTED, routing.INVITATION_DECLINED})
+# where a message was published before its exchange of today; still consumed there, for one version
+DEPRECATED_EXCHANGE: dict[str, str] = {key: routing.EVENTS_EXCHANGE for key in RESPONSES}
+
+
 def exchange_of(routing_key: str) -> str:
     if routing_key in COMMAND_MODELS:
         return routing.COMMANDS_EXCHANGE
+    if routing_key in RESPONSES:
+        return routing.RESPONSES_EXCHANGE
     return routing.INTERNAL_EXCHANGE if routing_key in INTERNAL_EVENTS else routing.EVENTS_EXCHANGE
 
 
@@ -89,4 +97,5 @@ def model_of(routing_key: str) -> type[Contract] | None:
 
 def subscriptions(service: str) -> tuple[tuple[str, str], ...]:
     """The (exchange, routing key) pairs the service's queue is bound to."""
-    return tuple((exchange_of(key), key) for key, consumer in CONSUMER_OF.items() if consumer == service)
+    keys = [key for key, consumer in CONSUMER_OF.items() if consumer == service]
+    return (*((exchange_of(key), key) for key in keys), *((DEPRECATED_EXCHANGE[key], key) for key in keys if key in DEPRECATED_EXCHANGE))

@@ -10,6 +10,10 @@ UNROUTED_COMMANDS_EXCHANGE = "userprov.commands.unrouted"
 # userprov's own hand-offs between its services: declared by the workers, and only they
 # should be granted write or read on it (see the README's RabbitMQ permissions)
 INTERNAL_EXCHANGE = "userprov.internal"
+# accepts and declines, token included, from the link handlers: only they should be granted write
+# on it and only the workers read (see the README's RabbitMQ permissions), so that no integrator
+# reading userprov.events sees a token. Their old path, userprov.events, still works (deprecated).
+RESPONSES_EXCHANGE = "userprov.responses"
 
 # commands and queries (userprov.commands)
 ACCOUNTS_UPSERT = "accounts.upsert"

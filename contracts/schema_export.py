@@ -86,7 +86,8 @@ def asyncapi_document() -> dict[str, Any]:
     _, definitions = models_json_schema(
         [(model, "validation") for model in models.values()], ref_template="#/components/schemas/{model}"
     )
-    channel_of_exchange = {routing.COMMANDS_EXCHANGE: "commands", routing.EVENTS_EXCHANGE: "events", routing.INTERNAL_EXCHANGE: "internal"}
+    channel_of_exchange = {routing.COMMANDS_EXCHANGE: "commands", routing.EVENTS_EXCHANGE: "events", routing.INTERNAL_EXCHANGE: "internal",
+                           routing.RESPONSES_EXCHANGE: "responses"}
     channels = {
         "commands": _channel(routing.COMMANDS_EXCHANGE, "Commands and queries to userprov (topic exchange, routed by name). Its"
                              f" alternate exchange is {routing.UNROUTED_COMMANDS_EXCHANGE} (declared with the argument"
@@ -94,6 +95,8 @@ def asyncapi_document() -> dict[str, Any]:
                              " (unknown_type), also on reply_to when it names one, and parked. Publish with confirms."),
         "events": _channel(routing.EVENTS_EXCHANGE, "Events from userprov, and those userprov consumes (topic exchange)."),
         "internal": _channel(routing.INTERNAL_EXCHANGE, "userprov's own hand-offs between its services; not for integrators."),
+        "responses": _channel(routing.RESPONSES_EXCHANGE, "Accepts and declines from the link handlers, each with its token"
+                              " (topic exchange): only link handlers may write to it and only userprov reads it."),
         "replies": _channel(None, "The queue a query named in reply_to, reached through the default exchange.", exchange=False),
     }
     messages: dict[str, Any] = {}
@@ -122,6 +125,18 @@ def asyncapi_document() -> dict[str, Any]:
             "messages": [_ref("channels", channel, "messages", key)],
             "bindings": {"amqp": {"cc": [name], "deliveryMode": 2, "bindingVersion": AMQP_BINDING_VERSION}},
         }
+        deprecated = registry.DEPRECATED_EXCHANGE.get(name)
+        if deprecated is not None:
+            old = channel_of_exchange[deprecated]
+            channels[old]["messages"][key] = _ref("components", "messages", key)
+            operations[f"{key}_deprecated"] = {
+                **operations[key],
+                "channel": _ref("channels", old),
+                "messages": [_ref("channels", old, "messages", key)],
+                "description": f"Deprecated: publish {name} on {registry.exchange_of(name)} instead. userprov still consumes it"
+                f" from {deprecated} in this version, where every integrator bound to it could read its token.",
+                "x-deprecated": True,
+            }
         if name in registry.REPLY_MODELS:
             operations[key]["reply"] = {
                 "address": {"location": "$message.header#/reply_to", "description": "The query's reply_to."},

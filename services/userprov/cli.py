@@ -198,27 +198,35 @@ def _selection(ids: list[str] | None, routing_key: str | None, reason: str | Non
 
 @parked_app.command("list")
 def parked_list(
-    service: Annotated[str | None, typer.Argument(help="Only this service's parking queue.")] = None,
+    service: ServiceOption = None,
+    routing_key: RoutingKeyOption = None,
+    reason: ReasonOption = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Parked messages: id, routing key, reason, first and last failure, attempts, correlation id."""
+    """Parked messages: id, routing key, reason, first and last failure, attempts, correlation id;
+    then how many, by reason."""
     import dataclasses
     import json
+    import sys
+    from collections import Counter
 
-    from userprov.operations.parked import list_parked
+    from userprov.operations.parked import Selection, list_parked
 
-    found = _run_parked(list_parked(Settings().amqp_url, _services([service] if service else None), limit))
+    selection = Selection(routing_key=routing_key, reason=reason)
+    found = _run_parked(list_parked(Settings().amqp_url, _services(service), limit, selection))
     if as_json:
         for parked in found:
             typer.echo(json.dumps(dataclasses.asdict(parked), ensure_ascii=False))
-        return
-    columns = ("id", "service", "routing_key", "reason", "first_failure", "last_failure", "attempts", "correlation_id")
-    rows = [[str(getattr(p, c) if getattr(p, c) is not None else "-") for c in columns] for p in found]
-    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-    for row in [[c.upper() for c in columns], *rows]:
-        typer.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
-    typer.echo(f"{len(found)} parked message(s)", err=True)
+    else:
+        columns = ("id", "service", "routing_key", "reason", "first_failure", "last_failure", "attempts", "correlation_id")
+        rows = [[str(getattr(p, c) if getattr(p, c) is not None else "-") for c in columns] for p in found]
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+        for row in [[c.upper() for c in columns], *rows]:
+            typer.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+    sys.stdout.flush()  # the summary follows the whole table, never inside it
+    by_reason = Counter(p.reason for p in found).most_common()
+    typer.echo(f"{len(found)} parked message(s)" + (": " + ", ".join(f"{r} {n}" for r, n in by_reason) if by_reason else ""), err=True)
 
 
 @parked_app.command("show")
@@ -272,9 +280,12 @@ def parked_purge(
 
 
 def _print_report(report) -> None:  # noqa: ANN001
+    import sys
+
     for outcome in report.outcomes:
         parked = outcome.parked
         typer.echo(f"{outcome.result}\t{parked.service}\t{parked.id}\t{parked.routing_key}\t{parked.reason}")
+    sys.stdout.flush()
     typer.echo(f"{len(report.outcomes)} message(s) selected, {report.failed} failed", err=True)
 
 

@@ -49,6 +49,7 @@ class BusClient:
         await self._channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True,
                                              arguments={"alternate-exchange": routing.UNROUTED_COMMANDS_EXCHANGE})
         internal = await self._channel.declare_exchange(routing.INTERNAL_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        await self._channel.declare_exchange(routing.RESPONSES_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         recorder = await self._channel.declare_queue(exclusive=True)
         for key in self._record_keys:
             await recorder.bind(events, key)

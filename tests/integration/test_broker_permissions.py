@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
@@ -13,7 +14,11 @@ import pytest
 
 from contracts import routing
 from tests.integration.conftest import address
+from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, rabbitmqctl
+from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 # the README's table, for an integrator whose own queues are server-named (amq.gen-...)
 CONFIGURE = r"^amq\.gen-.*$"
@@ -21,16 +26,33 @@ WRITE = r"^(userprov\.(commands|events)|amq\.gen-.*)$"
 READ = r"^(userprov\.events|amq\.gen-.*)$"
 
 
-@pytest.fixture
-def integrator_url(infra: Infra, bus: object) -> Iterator[str]:  # bus: the workers have declared the topology
-    user, password = f"integrator-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+# the README's row for a link handler: it publishes accepts and declines (and queries), and reads
+# the outcome events
+LINK_HANDLER_WRITE = r"^(userprov\.(responses|commands)|amq\.gen-.*)$"
+
+
+@contextmanager
+def broker_user(infra: Infra, name: str, write: str) -> Iterator[str]:
+    user, password = f"{name}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     rabbitmqctl("add_user", user, password)
     try:
-        rabbitmqctl("set_permissions", "-p", infra.vhost, user, CONFIGURE, WRITE, READ)
+        rabbitmqctl("set_permissions", "-p", infra.vhost, user, CONFIGURE, write, READ)
         parts = urlsplit(infra.amqp_url)
         yield urlunsplit(parts._replace(netloc=f"{quote(user)}:{password}@{parts.hostname}:{parts.port}"))
     finally:
         rabbitmqctl("delete_user", user)
+
+
+@pytest.fixture
+def integrator_url(infra: Infra, bus: object) -> Iterator[str]:  # bus: the workers have declared the topology
+    with broker_user(infra, "integrator", WRITE) as url:
+        yield url
+
+
+@pytest.fixture
+def link_handler_url(infra: Infra, bus: object) -> Iterator[str]:
+    with broker_user(infra, "links", LINK_HANDLER_WRITE) as url:
+        yield url
 
 
 async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, key: str, body: dict, **properties: str) -> None:
@@ -81,6 +103,41 @@ class TestIntegratorPermissions:
                 await channel.declare_queue(exclusive=True)  # the refusal closes the channel: seen on the next call
         finally:
             await connection.close()
+
+
+class TestResponses:
+    """Accepts and declines carry a token: link handlers write them to userprov.responses, which an
+    integrator can neither read nor write; the old path on userprov.events works for one version."""
+
+    async def test_an_integrator_can_neither_read_nor_write_responses(self, integrator_url: str) -> None:
+        connection = await aio_pika.connect(integrator_url)
+        try:
+            channel = await connection.channel(publisher_confirms=False)
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                queue = await channel.declare_queue(exclusive=True)
+                await queue.bind(routing.RESPONSES_EXCHANGE, "#")
+            channel = await connection.channel(publisher_confirms=False)
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                await publish(channel, routing.RESPONSES_EXCHANGE, routing.INVITATION_ACCEPTED, {"token": "x" * 43})
+                await channel.declare_queue(exclusive=True)
+        finally:
+            await connection.close()
+
+    @pytest.mark.parametrize("exchange", [routing.RESPONSES_EXCHANGE, routing.EVENTS_EXCHANGE])
+    async def test_a_link_handler_accepts(self, exchange: str, link_handler_url: str, integrator_url: str, bus: BusClient,
+                                          smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account()
+        person = address("responds")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Link", "last_name": "Handled", "email": person}]})
+        [email] = await emails_to(smtp, person)
+        url = link_handler_url if exchange == routing.RESPONSES_EXCHANGE else integrator_url  # the deprecated path: as before
+        connection = await aio_pika.connect(url)
+        try:
+            channel = await connection.channel()
+            await publish(channel, exchange, routing.INVITATION_ACCEPTED, {"token": tokens_in(email)["link"]})
+        finally:
+            await connection.close()
+        await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=person), what="user.activated")
 
 
 async def _next(queue: aio_pika.abc.AbstractQueue, timeout: float = 10.0) -> aio_pika.abc.AbstractIncomingMessage:

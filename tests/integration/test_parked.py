@@ -298,12 +298,21 @@ class TestCommandLine:
         message_id = await bus.publish_raw(routing.USERS_ADD, b"[1, 2", correlation_id="cli-corr")
         await parked_with_id(infra, message_id)
 
-        listed = self.cli(infra, "list", routing.USER_CREATION, "--json")
+        listed = self.cli(infra, "list", "--service", routing.USER_CREATION, "--json")
         assert listed.returncode == 0, listed.stderr
         [row] = [json.loads(line) for line in listed.stdout.splitlines() if json.loads(line)["id"] == message_id]
         assert (row["reason"], row["routing_key"], row["correlation_id"]) == ("malformed_json", routing.USERS_ADD, "cli-corr")
         table = self.cli(infra, "list")
         assert table.returncode == 0 and table.stdout.startswith("ID") and message_id in table.stdout
+        # the summary (on stderr) counts by reason; --reason and --routing-key choose as in replay and purge
+        count = int(table.stderr.split(" parked message(s)")[0])
+        assert f"malformed_json {sum(1 for line in table.stdout.splitlines()[1:] if '  malformed_json  ' in line)}" in table.stderr
+        assert count == len(table.stdout.splitlines()) - 1
+        chosen = self.cli(infra, "list", "--reason", "malformed_json", "--routing-key", routing.USERS_ADD, "--json")
+        rows = [json.loads(line) for line in chosen.stdout.splitlines()]
+        assert message_id in {r["id"] for r in rows} and {(r["reason"], r["routing_key"]) for r in rows} == {
+            ("malformed_json", routing.USERS_ADD)}
+        assert self.cli(infra, "list", "--service", "no-such-service").returncode == 2
 
         shown = self.cli(infra, "show", message_id)
         assert shown.returncode == 0 and json.loads(shown.stdout)["body"] == "[1, 2"
@@ -317,6 +326,7 @@ class TestCommandLine:
         assert self.cli(infra, "replay").returncode == 2  # says which messages, or nothing happens
         dry = self.cli(infra, "replay", message_id, "--dry-run")
         assert dry.returncode == 0 and dry.stdout.startswith("would replay")
+        assert "warning: it was refused as malformed_json; unchanged, it would be refused again" in dry.stdout
 
         refused = self.cli(infra, "purge", message_id, stdin="n\n")
         assert refused.returncode == 0 and "kept" in refused.stdout

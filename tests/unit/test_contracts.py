@@ -12,9 +12,11 @@ from contracts import examples, registry, routing, schema_export
 from contracts.base import RowErrorCode
 from contracts.commands import UsersAdd
 from contracts.events import InvitationIssued, RejectionReason, ResponseRefusal
+from contracts.registry import COMMAND_MODELS, EVENT_MODELS, INTERNAL_EVENTS, REPLY_MODELS, reply_type
 from contracts.schema_export import rendered_files
 from userprov.app import SERVICES
 from userprov.settings import Settings
+from userprov_devtools import readme_examples
 
 
 class TestContracts:
@@ -23,6 +25,13 @@ class TestContracts:
     def test_generated_files_are_current(self) -> None:
         stale = [str(p) for p, text in rendered_files().items() if not p.exists() or p.read_text(encoding="utf-8") != text]
         assert not stale, f"run `python -m contracts.schema_export`: stale {stale}"
+
+    def test_the_readme_shows_every_example_message_as_the_contracts_have_it(self) -> None:
+        readme = readme_examples.README.read_text(encoding="utf-8")
+        assert readme_examples.with_section(readme) == readme, "run `python -m userprov_devtools.readme_examples`"
+        shown = {name for _, names in readme_examples.groups() for name in names}
+        public = {*COMMAND_MODELS, *(reply_type(k) for k in REPLY_MODELS), *EVENT_MODELS} - INTERNAL_EVENTS
+        assert shown == public
 
     def test_unknown_fields_are_refused(self) -> None:
         with pytest.raises(ValidationError):
@@ -42,7 +51,11 @@ class TestContracts:
         for service in routing.SERVICES:
             for exchange, key in registry.subscriptions(service):
                 assert registry.model_of(key) is not None
-                assert registry.exchange_of(key) == exchange
+                assert exchange in (registry.exchange_of(key), registry.DEPRECATED_EXCHANGE.get(key))
+        # accepts and declines (tokens) come on their own exchange, and on the old path for one version
+        assert set(registry.subscriptions(routing.INVITATION_RESPONSE)) == {
+            (routing.RESPONSES_EXCHANGE, routing.INVITATION_ACCEPTED), (routing.RESPONSES_EXCHANGE, routing.INVITATION_DECLINED),
+            (routing.EVENTS_EXCHANGE, routing.INVITATION_ACCEPTED), (routing.EVENTS_EXCHANGE, routing.INVITATION_DECLINED)}
 
     @pytest.mark.parametrize("bad", ["pro\x00duct", "pro\ud800duct"])
     def test_unstorable_text_is_refused_anywhere_but_in_rows(self, bad: str) -> None:

@@ -97,9 +97,20 @@ async def _take(channel: AbstractChannel, services: Sequence[str], limit: int | 
             yield ParkedMessage.of(message, service), message
 
 
-async def list_parked(amqp_url: str, services: Sequence[str], limit: int) -> list[ParkedMessage]:
+# refusals of the message as it was sent: replayed unchanged, it is refused and parked again
+REFUSED_AS_SENT = frozenset({"malformed_json", "schema_invalid", "invalid_properties", "missing_message_id", "missing_reply_to"})
+
+
+async def list_parked(amqp_url: str, services: Sequence[str], limit: int, selection: Selection | None = None) -> list[ParkedMessage]:
+    """Up to `limit` parked messages (of those `selection` matches, when given)."""
+    found: list[ParkedMessage] = []
     async with _channel(amqp_url) as (_, channel):
-        return [parked async for parked, _ in _take(channel, services, limit)]
+        async for parked, _ in _take(channel, services):
+            if selection is None or selection.matches(parked):
+                found.append(parked)
+                if len(found) >= limit:
+                    break
+    return found
 
 
 async def show(amqp_url: str, services: Sequence[str], message_id: str) -> list[dict[str, Any]]:
@@ -136,7 +147,8 @@ async def replay(amqp_url: str, services: Sequence[str], selection: Selection, *
                 # publishing to it would close the channel, and give back every message held on it
                 report.outcomes.append(Outcome(parked, f"failed: there is no exchange {parked.exchange!r}"))
             elif dry_run:
-                report.outcomes.append(Outcome(parked, "would replay"))
+                again = f" (warning: it was refused as {parked.reason}; unchanged, it would be refused again)"
+                report.outcomes.append(Outcome(parked, "would replay" + (again if parked.reason in REFUSED_AS_SENT else "")))
             else:
                 try:
                     await publish_confirmed(channel, parked.exchange, parked.routing_key, replay_copy(message, parked.replays))

@@ -66,6 +66,7 @@ def topology(delivery_limit: int) -> Topology:
         Exchange(routing.UNROUTED_COMMANDS_EXCHANGE, ExchangeType.FANOUT),
         Exchange(routing.COMMANDS_EXCHANGE, ExchangeType.TOPIC, {"alternate-exchange": routing.UNROUTED_COMMANDS_EXCHANGE}),
         Exchange(routing.EVENTS_EXCHANGE, ExchangeType.TOPIC),
+        Exchange(routing.RESPONSES_EXCHANGE, ExchangeType.TOPIC),
         Exchange(routing.INTERNAL_EXCHANGE, ExchangeType.TOPIC),
         Exchange(routing.DEAD_LETTER_EXCHANGE, ExchangeType.DIRECT),
     ]
