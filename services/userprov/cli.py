@@ -220,10 +220,7 @@ def parked_list(
             typer.echo(json.dumps(dataclasses.asdict(parked), ensure_ascii=False))
     else:
         columns = ("id", "service", "routing_key", "reason", "first_failure", "last_failure", "attempts", "correlation_id")
-        rows = [[str(getattr(p, c) if getattr(p, c) is not None else "-") for c in columns] for p in found]
-        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-        for row in [[c.upper() for c in columns], *rows]:
-            typer.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+        _print_table(columns, [[getattr(p, c) for c in columns] for p in found])
     sys.stdout.flush()  # the summary follows the whole table, never inside it
     by_reason = Counter(p.reason for p in found).most_common()
     typer.echo(f"{len(found)} parked message(s)" + (": " + ", ".join(f"{r} {n}" for r, n in by_reason) if by_reason else ""), err=True)
@@ -279,6 +276,16 @@ def parked_purge(
     _print_report(report)
 
 
+def _print_table(columns: tuple[str, ...], rows: list[list[object]]) -> None:
+    """One line per row, whatever its values hold (a parked message's properties may hold newlines)."""
+    from contracts.text import printable
+
+    cells = [[printable(str(v), 200).replace("\n", "\\n").replace("\t", " ") if v is not None else "-" for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[n]) for r in cells]) for n, c in enumerate(columns)]
+    for row in [[c.upper() for c in columns], *cells]:
+        typer.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+
+
 def _print_report(report) -> None:  # noqa: ANN001
     import sys
 
@@ -326,10 +333,7 @@ def invitations_failed(
             typer.echo(invitation.model_dump_json())
     else:
         columns = ("failed_at", "account_id", "email", "kind", "reason")
-        rows = [[str(getattr(i, c)) for c in columns] for i in found]
-        widths = [max([len(c)] + [len(r[n]) for r in rows]) for n, c in enumerate(columns)]
-        for row in [[c.upper() for c in columns], *rows]:
-            typer.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+        _print_table(columns, [[getattr(i, c) for c in columns] for i in found])
     typer.echo(f"{len(found)} failed invitation(s)", err=True)
 
 
