@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from contracts import routing
 from userprov.account_lookup.routes import service as account_lookup
 from userprov.invitation_mailing.routes import service as invitation_mailing
+from userprov.invitation_mailing.scheduler import MailingScheduler
 from userprov.invitation_response.routes import service as invitation_response
 from userprov.runtime.dispatch import route_table
 from userprov.runtime.scheduling import Service
@@ -23,10 +24,25 @@ SERVICES: dict[str, Callable[[Settings], Service]] = {
 
 
 def service_run(settings: Settings, name: str) -> ServiceRun:
-    service = SERVICES[name](settings)
+    return _run_of(SERVICES[name](settings))
+
+
+def _run_of(service: Service) -> ServiceRun:
     return ServiceRun(route_table(service.handlers), service.schedulers, service.circuits)
+
+
+def services_of_a_process(settings: Settings, names: Iterable[str]) -> dict[str, Service]:
+    """The named services, each built once; account-lookup hands small work straight to the
+    mailing scheduler when this process runs both."""
+    built = {name: SERVICES[name](settings) for name in names if name != routing.ACCOUNT_LOOKUP}
+    if routing.ACCOUNT_LOOKUP in names:
+        mailing = built.get(routing.INVITATION_MAILING)
+        local = next((s for s in mailing.schedulers if isinstance(s, MailingScheduler)), None) if mailing else None
+        built[routing.ACCOUNT_LOOKUP] = account_lookup(settings, local)
+    return {name: built[name] for name in names}
 
 
 async def run(settings: Settings, services: Iterable[str]) -> int:
     """Runs the named services in this process until SIGTERM; the exit status."""
-    return await run_worker(settings, {name: service_run(settings, name) for name in services})
+    names = list(services)
+    return await run_worker(settings, {name: _run_of(s) for name, s in services_of_a_process(settings, names).items()})

@@ -3,6 +3,7 @@ in any stage; and a person removed while their batch is being mailed is not emai
 from __future__ import annotations
 
 import asyncio
+import datetime
 import statistics
 import time
 
@@ -12,6 +13,7 @@ from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import assert_seats_consistent, emailed, emails_to, publish_batch
 from tests.support.smtp import RecordingSmtpServer
+from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 
@@ -112,3 +114,20 @@ class TestManySmallAdds:
         accounts = [await account({"gotomeeting": 30}) for _ in range(3)]
         latencies = await asyncio.gather(*(one_person_add(bus, smtp, accounts[n % 3]) for n in range(60)))
         assert max(latencies) < 5.0, sorted(round(x, 2) for x in latencies)[-5:]
+
+
+class TestSmallWorkHandedOver:
+    """A process that runs account-lookup and invitation-mailing (as `userprov run` does) claims a
+    small add's invitation in the transaction that decides it: its email leaves one commit sooner.
+    The claim's expiry is set from that transaction's clock, so it is exactly the token's lifetime
+    after the invitation was created; a claim made later, in a transaction of its own, is not."""
+
+    async def test_a_one_person_add_is_claimed_where_it_is_decided(self, bus: BusClient, smtp: RecordingSmtpServer,
+                                                                   db: asyncpg.Pool, account) -> None:
+        account_id = await account()
+        person, = people = [address("handed-over")]
+        await bus.publish(routing.USERS_ADD, {"account_id": account_id, "users": [{"first_name": "Hand", "last_name": "Over", "email": person}]})
+        await emails_to(smtp, person)
+        assert emailed(smtp, people) == 1
+        lifetime = await db.fetchval("SELECT expires_at - created_at FROM invitations WHERE account_id = $1", account_id)
+        assert lifetime == datetime.timedelta(seconds=Settings().welcome_token_ttl_seconds)

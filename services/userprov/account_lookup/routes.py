@@ -5,15 +5,16 @@ from functools import partial
 
 from contracts import routing
 from userprov.account_lookup import handlers
-from userprov.account_lookup.decisions import Decisions
+from userprov.account_lookup.decisions import Decisions, LocalMailing
 from userprov.runtime.dispatch import Signal
 from userprov.runtime.scheduling import BatchScheduler, Service
 from userprov.settings import Settings
 
 
-def service(settings: Settings) -> Service:
+def service(settings: Settings, mailing: LocalMailing | None = None) -> Service:
+    """`mailing`: the invitation-mailing scheduler, when this process runs it too."""
     decisions = BatchScheduler(
-        "account-lookup", Decisions(), settings.lookup_batch_size, settings.scheduler_poll_seconds, settings.transient_backoff_max_seconds
+        "account-lookup", Decisions(mailing), settings.lookup_batch_size, settings.scheduler_poll_seconds, settings.transient_backoff_max_seconds
     )
     return Service(
         handlers={

@@ -87,6 +87,7 @@ class MailingScheduler:
         self._waiting_for_priority = False
         self._in_flight: dict[UUID, Claim] = {}  # taken from the hand: rendering or sending
         self._renewed: dict[UUID, float] = {}  # when a claim's lease was last extended (monotonic)
+        self._pool: asyncpg.Pool | None = None  # while running
         self.wakeup = Wakeup(settings.scheduler_poll_seconds)
 
     def notify(self, signal: InvitationIssued | None = None) -> bool:
@@ -113,6 +114,7 @@ class MailingScheduler:
         return len(self._ready) + len(self._sending)
 
     async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
+        self._pool = pool
         recording = asyncio.create_task(self._recorder.run(pool, on_commit), name="email-outcomes")
         express = asyncio.create_task(self._claim_express_until_stopped(pool), name="express-claims")
         renewing = asyncio.create_task(self._renew_leases_until_stopped(pool), name="claim-leases")
@@ -216,12 +218,36 @@ class MailingScheduler:
         self._ready.add(claims, first=True)
         self._start_sends(pool)
 
+    async def claim_in(self, conn: asyncpg.Connection, invitation_ids: list[UUID]) -> list[Claim] | None:
+        """Small work decided in this process: its invitations claimed in the transaction that
+        issued them (one commit less before the email), to be handed over by `hand` once it
+        commits. None when they should wait their turn instead (the express lane is full, the SMTP
+        server down, or the scheduler not running)."""
+        if self._pool is None or self._stopping or self._mailer.circuit.is_open:
+            return None
+        if not 0 < len(invitation_ids) <= self._slots - self._express_in_hand:
+            return None
+        return await self._claim_on(conn, len(invitation_ids), invitation_ids, express=True)
+
+    def hand(self, claims: list[Claim]) -> None:
+        """Claims committed by `claim_in`'s transaction: sent before the rest of the hand. Their
+        signal, delivered after this, finds them taken."""
+        self._express.seen([c.invitation.invitation_id for c in claims])
+        if self._pool is None or self._stopping:
+            return  # the claims lapse, and the invitations go again
+        self._express_in_hand += len(claims)
+        self._ready.add(claims, first=True)
+        self._start_sends(self._pool)
+
     async def _claim(self, pool: asyncpg.Pool, wanted: int, these: list[UUID] | None = None, express: bool = False) -> list[Claim]:
+        async with pool.acquire() as conn:
+            return await self._claim_on(conn, wanted, these, express)
+
+    async def _claim_on(self, conn: asyncpg.Connection, wanted: int, these: list[UUID] | None, express: bool) -> list[Claim]:
         s = self._settings
         tokens = [new_token() for _ in range(wanted)]
         by_hash = {hash_token(t): t for t in tokens}
-        async with pool.acquire() as conn:
-            claimed = await sql.claim(conn, list(by_hash), s.welcome_token_ttl_seconds, s.transfer_token_ttl_seconds, self._lease, these)
+        claimed = await sql.claim(conn, list(by_hash), s.welcome_token_ttl_seconds, s.transfer_token_ttl_seconds, self._lease, these)
         now = time.monotonic()
         return [Claim(i, by_hash[i.token_hash], now, express) for i in claimed]
 

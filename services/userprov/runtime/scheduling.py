@@ -73,8 +73,8 @@ class Batch(Protocol):
     async def take_these(self, conn: asyncpg.Connection, keys: Sequence[Any]) -> Sequence[Any]:
         """Those of the items named that still wait, locked for this transaction."""
 
-    async def act(self, tx: Transaction, items: Sequence[Any]) -> None:
-        """Does the items' work in `tx`, emitting the events it causes."""
+    async def act(self, tx: Transaction, items: Sequence[Any], express: bool = False) -> None:
+        """Does the items' work in `tx`, emitting the events it causes; `express`: small work."""
 
 
 EXPRESS_MAX = 10  # a signal announcing at most this many items is small work: done at once, beside the batches
@@ -87,7 +87,7 @@ class ExpressQueue:
     def __init__(self, remember: int = 10_000) -> None:
         self._waiting: list[Any] = []
         self._seen: dict[Any, None] = {}  # insertion-ordered: the oldest are forgotten first
-        self._remember = remember
+        self._limit = remember
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -97,16 +97,25 @@ class ExpressQueue:
         if not 0 < len(keys) <= EXPRESS_MAX or len(self._waiting) >= EXPRESS_MAX * 10:
             return False
         new = [key for key in keys if key not in self._seen]
-        for key in new:
-            self._seen[key] = None
-        while len(self._seen) > self._remember:
-            del self._seen[next(iter(self._seen))]
+        self._remember(new)
         self._waiting.extend(new)
         return bool(new)
 
     def take(self, at_most: int) -> list[Any]:
         taken, self._waiting = self._waiting[:at_most], self._waiting[at_most:]
         return taken
+
+    def seen(self, keys: Sequence[Any]) -> None:
+        """Keys taken by other means: a signal that announces them later is not queued."""
+        self._remember(keys)
+        gone = set(keys)
+        self._waiting = [key for key in self._waiting if key not in gone]
+
+    def _remember(self, keys: Sequence[Any]) -> None:
+        for key in keys:
+            self._seen[key] = None
+        while len(self._seen) > self._limit:
+            del self._seen[next(iter(self._seen))]
 
 
 class BatchScheduler:
@@ -179,7 +188,7 @@ class BatchScheduler:
             async with transaction(pool, on_commit) as tx:
                 taken = await self._batch.take_these(tx.conn, keys)
                 if taken:
-                    await self._batch.act(tx, taken)
+                    await self._batch.act(tx, taken, express=True)
         except Exception as error:  # noqa: BLE001 - the batches take what the express lane could not
             log.warning("express_work_failed", scheduler=self.name, error=repr(error))
             self.wakeup.set()

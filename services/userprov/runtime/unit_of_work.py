@@ -145,6 +145,7 @@ class Transaction:
         self.conn = conn
         self._correlation_id = correlation_id
         self.pending: list[outbox.OutgoingMessage] = []
+        self.committed: list[Callable[[], None]] = []  # called once it commits, before its events are published
 
     def emit(self, event: Contract, correlation_id: str | None = None, trace: trace_context.Carrier | None = None) -> None:
         """`correlation_id` and `trace`: those of the work the event is about, when it was not
@@ -162,6 +163,8 @@ async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: s
             tx = Transaction(conn, correlation_id)
             yield tx
             written = await outbox.write(conn, tx.pending)
+        for then in tx.committed:
+            then()
         on_commit(written)
 
 
