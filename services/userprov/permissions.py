@@ -6,14 +6,23 @@ from typing import Literal
 import asyncpg
 
 from userprov.runtime.errors import Rejected
+from userprov.runtime.publisher import trusted_publisher
 
 Actor = Literal["platform", "admin", "manager", "nobody"]
+
+
+def platform() -> Actor:
+    """The actor of a command that names no acting user: a trusted platform service, or refused."""
+    if not trusted_publisher.get():
+        raise Rejected("forbidden", "Only a trusted platform service may act without requested_by: name the acting user, or"
+                                    " publish as a RabbitMQ user in USERPROV_TRUSTED_PUBLISHERS with the user_id property set.")
+    return "platform"
 
 
 async def actor_in(conn: asyncpg.Connection, account_id: str, requested_by: str | None) -> Actor:
     """A trusted platform service when no one is named; else the named user's active role."""
     if requested_by is None:
-        return "platform"
+        return platform()
     row = await conn.fetchrow(
         "SELECT m.role FROM memberships m JOIN profiles p USING (profile_id)"
         " WHERE m.account_id = $1 AND p.email = $2 AND m.status = 'active'",

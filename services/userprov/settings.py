@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         default=600, ge=0, description="How long a template that hit the time or memory bound falls back at once."
     )
 
+    trusted_publishers: str | None = Field(
+        default=None,
+        description="RabbitMQ users (comma-separated) whose commands may omit requested_by, as trusted platform services;"
+        " they must set the AMQP user_id property. Unset: every publisher is trusted (logged at start).",
+    )
+
     link_base_url: str = "http://127.0.0.1:8080/invitation"
     welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     transfer_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
@@ -106,6 +112,12 @@ class Settings(BaseSettings):
             quarantine_seconds=self.template_quarantine_seconds,
             slow_seconds=self.template_timeout_seconds / 2,
         )
+
+    def trusted(self) -> frozenset[str] | None:
+        """The RabbitMQ users trusted as platform services; None: every publisher."""
+        if self.trusted_publishers is None:
+            return None
+        return frozenset(u.strip() for u in self.trusted_publishers.split(",") if u.strip())
 
     def endpoints(self) -> dict[str, str]:
         """Where this process connects, for its first log line: hosts, vhost and database, never

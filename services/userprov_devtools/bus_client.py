@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from contracts import routing
 from contracts.registry import exchange_of
 from userprov.runtime import amqp_decoding
+from userprov.runtime.broker import amqp_user
 
 amqp_decoding.install()  # it records every event, including those a hostile publisher sent
 
@@ -33,6 +34,7 @@ class BusClient:
     def __init__(self, url: str, record: tuple[str, ...] = ("#",)) -> None:
         """`record`: the binding keys of the events to record (all by default)."""
         self._url = url
+        self._user = amqp_user(url)
         self._record_keys = record
         self.events: list[RecordedEvent] = []
         self._by_key: dict[str, list[RecordedEvent]] = {}
@@ -119,6 +121,7 @@ class BusClient:
                 type=routing_key,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 headers=headers,
+                user_id=self._user,  # RabbitMQ checks it: userprov may trust it (USERPROV_TRUSTED_PUBLISHERS)
             ),
             routing_key=routing_key,
         )

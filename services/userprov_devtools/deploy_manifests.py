@@ -51,6 +51,9 @@ CONFIG_DATA = {
     "USERPROV_SMTP_STARTTLS": "true",
     "USERPROV_SMTP_USERNAME": "userprov",
     "USERPROV_LINK_BASE_URL": "https://admin.example.com/invitation",
+    "USERPROV_SMTP_SENDER": "GoTo Admin <no-reply@example.com>",
+    # the RabbitMQ users of the platform services that may act without requested_by (they set user_id)
+    "USERPROV_TRUSTED_PUBLISHERS": "platform-services,userprov",
 }
 SECRET_KEYS = {
     "USERPROV_AMQP_URL": f"amqp://userprov:CHANGE-ME@rabbitmq.messaging.svc:5672/{VHOST}",

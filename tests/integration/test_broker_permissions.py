@@ -6,18 +6,20 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import quote, urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
 import pytest
 
 from contracts import routing
-from tests.integration.conftest import address
+from tests.integration.conftest import address, unique
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, rabbitmqctl
+from tests.support.isolated import isolated_worker
 from tests.support.smtp import RecordingSmtpServer
-from userprov_devtools.bus_client import BusClient
+from userprov_devtools.bus_client import BusClient, RecordedEvent
 from userprov_devtools.waiting import eventually
 
 # the README's table, for an integrator whose own queues are server-named (amq.gen-...)
@@ -32,8 +34,8 @@ LINK_HANDLER_WRITE = r"^(userprov\.(responses|commands)|amq\.gen-.*)$"
 
 
 @contextmanager
-def broker_user(infra: Infra, name: str, write: str) -> Iterator[str]:
-    user, password = f"{name}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+def broker_user(infra: Infra, name: str, write: str, user: str | None = None) -> Iterator[str]:
+    user, password = user or f"{name}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     rabbitmqctl("add_user", user, password)
     try:
         rabbitmqctl("set_permissions", "-p", infra.vhost, user, CONFIGURE, write, READ)
@@ -55,9 +57,10 @@ def link_handler_url(infra: Infra, bus: object) -> Iterator[str]:
         yield url
 
 
-async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, key: str, body: dict, **properties: str) -> None:
+async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, key: str, body: dict, **properties: str | None) -> None:
     target = await channel.get_exchange(exchange, ensure=False)
-    await target.publish(aio_pika.Message(json.dumps(body).encode(), message_id=str(uuid.uuid4()), **properties), routing_key=key)
+    properties.setdefault("message_id", str(uuid.uuid4()))
+    await target.publish(aio_pika.Message(json.dumps(body).encode(), **properties), routing_key=key)  # type: ignore[arg-type]
 
 
 class TestInternalHops:
@@ -146,3 +149,56 @@ async def _next(queue: aio_pika.abc.AbstractQueue, timeout: float = 10.0) -> aio
             await message.ack()
             return message
     raise AssertionError("no message")
+
+
+class TestTrustedPublishers:
+    """A command without requested_by acts as a trusted platform service: with
+    USERPROV_TRUSTED_PUBLISHERS set, only from those RabbitMQ users, known by the AMQP user_id
+    property (which RabbitMQ refuses unless it is the connection's own user)."""
+
+    async def test_only_listed_users_may_omit_requested_by(self, worker_env: dict[str, str], smtp: RecordingSmtpServer,
+                                                           tmp_path: Path) -> None:
+        platform_user = f"platform-{uuid.uuid4().hex[:8]}"
+        async with isolated_worker("trust", worker_env, tmp_path, USERPROV_TRUSTED_PUBLISHERS=f"guest, {platform_user}") as (infra, _, bus):
+            account_id = unique("trust")  # the test's own client is guest: trusted, and it says so in user_id
+            await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": "Trust", "licences": {"gotomeeting": 9}})
+            await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), what="account.upserted")
+            admin = address("trust-admin")
+            await add_users(bus, {"account_id": account_id, "role": "admin", "users": [{"first_name": "Ad", "last_name": "Min", "email": admin}]})
+            [email] = await emails_to(smtp, admin)
+            await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(email)["link"]})
+            await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=admin), what="the admin active")
+
+            async def add(url: str, local: str, user_id: str | None, **extra: str) -> RecordedEvent:
+                message_id = str(uuid.uuid4())
+                body = {"account_id": account_id, "users": [{"first_name": "Tr", "last_name": "Ust", "email": address(local)}], **extra}
+                connection = await aio_pika.connect(url)
+                try:
+                    channel = await connection.channel()
+                    await publish(channel, routing.COMMANDS_EXCHANGE, routing.USERS_ADD, body, message_id=message_id, user_id=user_id)
+                finally:
+                    await connection.close()
+                found = await eventually(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=message_id)
+                                         or bus.find(routing.COMMAND_REJECTED, command_id=message_id), what="the outcome")
+                return found[0]
+
+            with broker_user(infra, "platform", WRITE, user=platform_user) as platform_url, \
+                    broker_user(infra, "integrator", WRITE) as integrator_url:
+                integrator = unquote(urlsplit(integrator_url).username or "")
+                assert (await add(platform_url, "by-platform", platform_user)).routing_key == routing.USERS_ADD_COMPLETED
+                for user_id in (integrator, None):  # not listed; or not saying who it is
+                    refused = await add(integrator_url, "by-integrator", user_id)
+                    assert refused.routing_key == routing.COMMAND_REJECTED and refused.body["reason"] == "forbidden"
+                    assert "USERPROV_TRUSTED_PUBLISHERS" in refused.body["message"]
+                # naming an admin, the integrator acts under the permission rules as before
+                named = await add(integrator_url, "for-admin", integrator, requested_by=admin)
+                assert named.routing_key == routing.USERS_ADD_COMPLETED
+                # it cannot pass itself off as the platform: RabbitMQ refuses a user_id that is not the connection's
+                connection = await aio_pika.connect(integrator_url)
+                try:
+                    channel = await connection.channel()
+                    with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+                        await publish(channel, routing.COMMANDS_EXCHANGE, routing.USERS_ADD, {}, user_id=platform_user)
+                        await channel.declare_queue(exclusive=True)
+                finally:
+                    await connection.close()

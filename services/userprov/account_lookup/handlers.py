@@ -25,7 +25,7 @@ from contracts.queries import (
 from userprov import lifecycle
 from userprov.account_lookup import sql
 from userprov.memberships import home_membership, lock_current_membership
-from userprov.permissions import Actor, acting, may_manage, permit
+from userprov.permissions import Actor, acting, may_manage, permit, platform
 from userprov.runtime import outcomes
 from userprov.runtime.errors import Rejected
 from userprov.runtime.origin import Origin
@@ -63,7 +63,7 @@ async def retry_failed_invitations(cmd: InvitationsRetryFailed, uow: UnitOfWork)
         if cmd.account_id is None:
             if cmd.requested_by is not None:
                 raise Rejected("forbidden", "Only a platform service may retry the failed invitations of every account.")
-            actor: Actor = "platform"
+            actor: Actor = platform()
         else:
             actor = await acting(uow.conn, cmd.account_id, cmd.requested_by)
         failed = [f for f in await sql.lock_failed_invitations(uow.conn, cmd.account_id) if may_manage(actor, f.role)]

@@ -17,6 +17,7 @@ from contracts import routing
 from contracts.base import Contract
 from contracts.commands import InvitationsRetryFailed
 from contracts.queries import CommandsGet, CommandsGetReply, FailedInvitation, InvitationsFailed, InvitationsFailedReply
+from userprov.runtime.broker import amqp_user
 
 
 class NoAnswer(Exception):
@@ -31,8 +32,9 @@ class Retried:
 
 
 class _Bus:
-    def __init__(self, channel: AbstractChannel, replies: AbstractQueue) -> None:
+    def __init__(self, channel: AbstractChannel, replies: AbstractQueue, user: str) -> None:
         self._channel = channel
+        self._user = user  # set as user_id: an operator in USERPROV_TRUSTED_PUBLISHERS acts as the platform
         self._replies = replies
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
 
@@ -51,7 +53,7 @@ class _Bus:
         await exchange.publish(
             aio_pika.Message(message.model_dump_json(exclude_none=True).encode(), message_id=message_id, correlation_id=message_id,
                              type=routing_key, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                             reply_to=self._replies.name if reply else None),
+                             reply_to=self._replies.name if reply else None, user_id=self._user),
             routing_key, mandatory=True,
         )
         return message_id
@@ -73,7 +75,7 @@ async def _bus(amqp_url: str) -> AsyncIterator[_Bus]:
     connection = await aio_pika.connect(amqp_url, timeout=10, client_properties={"connection_name": "userprov invitations"})
     try:
         channel = await connection.channel(publisher_confirms=True)
-        bus = _Bus(channel, await channel.declare_queue(exclusive=True, auto_delete=True))
+        bus = _Bus(channel, await channel.declare_queue(exclusive=True, auto_delete=True), amqp_user(amqp_url))
         await bus.start()
         yield bus
     finally:

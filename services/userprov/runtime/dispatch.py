@@ -34,6 +34,7 @@ from userprov.runtime.errors import (
 )
 from userprov.runtime.outbox import OutgoingMessage, Publish
 from userprov.runtime.parking import Why
+from userprov.runtime.publisher import is_trusted, trusted_publisher
 from userprov.runtime.unit_of_work import OnCommit, UnitOfWork, publish_nothing
 
 log = structlog.get_logger()
@@ -142,12 +143,15 @@ class Dispatcher:
         publish: Publish | None = None,
         park: Park | None = None,
         database: Circuit | None = None,
+        trusted: frozenset[str] | None = None,
     ) -> None:
         """`on_commit`: called with the outbox rows a handler's transaction committed (publishes them).
         `publish`: sends answers to queries (with publisher confirms). `park`: publishes a parked
         copy with why-headers; without it (or when it fails) a parked message is rejected and
         dead-lettered by the broker, with only the broker's `x-death` header. `database`: told of
-        every transient fault, it pauses this process's consumers while PostgreSQL is down."""
+        every transient fault, it pauses this process's consumers while PostgreSQL is down.
+        `trusted`: the RabbitMQ users whose messages may act as a platform service (None: all)."""
+        self._trusted = trusted
         self.service = service
         self._database = database
         self._park = park
@@ -185,6 +189,7 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - the properties as aio-pika decoded them are unusable
             log.exception("envelope_unreadable")
             envelope = Envelope("", b"", None, None, None, 0)
+        trusted_publisher.set(is_trusted(envelope.user_id, self._trusted))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             service=self.service,

@@ -24,6 +24,7 @@ class Envelope:
     reply_to: str | None
     delivery_count: int
     taken_in_process: bool = False  # a signal whose work its publisher took already (header set by userprov)
+    user_id: str | None = None  # the publisher's RabbitMQ user, when it said so (the broker checks it is the connection's)
 
     @classmethod
     def of(cls, message: AbstractIncomingMessage) -> Envelope:
@@ -39,6 +40,7 @@ class Envelope:
             reply_to=_text(message.reply_to) or None,
             delivery_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
             taken_in_process=headers.get(TAKEN_IN_PROCESS) is True,
+            user_id=_text(message.user_id) or None,
         )
 
     @property
@@ -69,6 +71,7 @@ class Envelope:
             None if "correlation_id" in bad else self.correlation_id,
             None if "reply_to" in bad else self.reply_to,
             self.delivery_count,
+            user_id=self.user_id,
         )
 
 

@@ -82,9 +82,10 @@ def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime
     return headers
 
 
-def copy_of(message: AbstractMessage, headers: Mapping[str, Any]) -> aio_pika.Message:
-    """The message with other headers, persistent and without expiry; `user_id` is dropped (the
-    broker refuses one that is not the publishing connection's user)."""
+def copy_of(message: AbstractMessage, headers: Mapping[str, Any], user_id: str | None = None) -> aio_pika.Message:
+    """The message with other headers, persistent and without expiry; its `user_id` is dropped
+    (the broker refuses one that is not the publishing connection's user): `user_id` is that
+    connection's user, when the copy should say who publishes it."""
     return aio_pika.Message(
         message.body,
         headers=dict(headers),
@@ -98,6 +99,7 @@ def copy_of(message: AbstractMessage, headers: Mapping[str, Any]) -> aio_pika.Me
         timestamp=message.timestamp,
         type=message.type,
         app_id=message.app_id,
+        user_id=user_id,
     )
 
 
@@ -176,12 +178,13 @@ class ParkedMessage:
         return None
 
 
-def replay_copy(message: AbstractMessage, replays: int) -> aio_pika.Message:
+def replay_copy(message: AbstractMessage, replays: int, user_id: str | None = None) -> aio_pika.Message:
     """The message as it was first published (same message_id, so the inbox recognises it), with
-    only the first failure and a replay count added."""
+    only the first failure and a replay count added; published by `user_id` (the operator's
+    RabbitMQ user: a command without requested_by is then as trusted as the operator)."""
     headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS and _kept_from_publisher(k)}
     headers[REPLAYS] = replays + 1
-    return copy_of(message, headers)
+    return copy_of(message, headers, user_id)
 
 
 def _kept_from_publisher(key: str) -> bool:

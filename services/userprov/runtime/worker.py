@@ -77,6 +77,9 @@ def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committe
 async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> int:
     """`services`: each service to run in this process."""
     log.info("worker_starting", version=__version__, services=list(services), **settings.endpoints())
+    if settings.trusted() is None:
+        log.warning("every_publisher_trusted", hint="commands without requested_by are taken from any publisher;"
+                    " set USERPROV_TRUSTED_PUBLISHERS to the RabbitMQ users of the platform services")
     tracing.setup(settings.tracing, "userprov-" + "-".join(services) if len(services) == 1 else "userprov")
     if settings.migrate_on_start:
         try:
@@ -116,6 +119,7 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
             publish=publish,
             park=park,
             database=database_circuit,
+            trusted=settings.trusted(),
         )
         for name, service in services.items()
     ]

@@ -14,7 +14,7 @@ from contracts.text import printable
 from userprov import lifecycle
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.memberships import is_last_active_admin, lock_account, lock_current_membership
-from userprov.permissions import acting, authorize, permit
+from userprov.permissions import acting, authorize, permit, platform
 from userprov.runtime.aio import map_in_slices
 from userprov.runtime.errors import Rejected
 from userprov.runtime.origin import Origin
@@ -29,7 +29,9 @@ from userprov.user_creation.validation import Candidate, ValidRow, reject_repeat
 
 
 async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox, render_budget: float) -> None:
-    """Each field given replaces that field; each omitted keeps its value (see AccountsUpsert)."""
+    """Each field given replaces that field; each omitted keeps its value (see AccountsUpsert).
+    Accounts are the platform's to manage."""
+    platform()
     errors = await _template_errors(cmd, sandbox, render_budget)
     if errors:
         raise Rejected("invalid_template", "Some welcome templates cannot be used.", errors)
