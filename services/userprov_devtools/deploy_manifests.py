@@ -4,7 +4,9 @@ the settings' defaults and the worker's stop budget. A test fails when a committ
 what this writes: run `python -m userprov_devtools.deploy_manifests` after changing any of those."""
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import yaml
 
 from contracts import routing
+from userprov import __version__
 from userprov.runtime.topology import definitions
 from userprov.runtime.worker import stop_seconds
 from userprov.settings import Settings
@@ -190,12 +193,22 @@ def trigger_authentication() -> dict[str, Any]:
     }
 
 
+def migration_job_name() -> str:
+    """One Job per version: a Job's spec cannot change, so a new version applies a new Job (the
+    finished one of the last version is deleted after ttlSecondsAfterFinished)."""
+    return "userprov-migrate-" + re.sub(r"[^a-z0-9]+", "-", __version__.lower()).strip("-")
+
+
 def migration_job() -> dict[str, Any]:
     container = _container("migrate", ["migrate"], {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}})
+    metadata = _metadata(migration_job_name(), "migrate")
+    # Argo CD runs it as a hook before each sync (and replaces the last one); without Argo CD the
+    # versioned name does the same: the workers wait for the schema until it has run
+    metadata["annotations"] = {"argocd.argoproj.io/hook": "PreSync", "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation"}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _metadata("userprov-migrate", "migrate"),
+        "metadata": metadata,
         "spec": {
             "backoffLimit": 6,
             "activeDeadlineSeconds": 1800,
@@ -227,8 +240,9 @@ def _yaml(*documents: dict[str, Any]) -> str:
     return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in documents)
 
 
-def render() -> dict[str, str]:
-    """Every generated file by its path under the repository root."""
+def render(vhost: str = VHOST) -> dict[str, str]:
+    """Every generated file by its path under the repository root; `vhost`: the one
+    definitions.json declares (the committed file has VHOST)."""
     files = {
         "configmap.yaml": _yaml(config_map()),
         "migrate-job.yaml": _yaml(migration_job()),
@@ -240,7 +254,7 @@ def render() -> dict[str, str]:
     rendered["deploy/k8s/kustomization.yaml"] = _yaml(kustomization(sorted(files)))
     # not in the kustomization: the operator creates the Secret (sealed, external, or from this)
     rendered["deploy/k8s/secret.example.yaml"] = _yaml(secret_example())
-    rendered["deploy/rabbitmq/definitions.json"] = json.dumps(definitions(Settings().delivery_limit, VHOST), indent=2) + "\n"
+    rendered["deploy/rabbitmq/definitions.json"] = json.dumps(definitions(Settings().delivery_limit, vhost), indent=2) + "\n"
     return rendered
 
 
@@ -249,7 +263,10 @@ def stale() -> list[str]:
 
 
 def main() -> None:
-    for path, text in render().items():
+    parser = argparse.ArgumentParser(description="Writes deploy/k8s/ and deploy/rabbitmq/definitions.json from the code.")
+    parser.add_argument("--vhost", default=VHOST, help=f"the vhost definitions.json declares (default {VHOST}; the tests"
+                        " expect the committed file to have it)")
+    for path, text in render(parser.parse_args().vhost).items():
         target = ROOT / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
