@@ -76,10 +76,10 @@ def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committe
 
 async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> int:
     """`services`: each service to run in this process."""
-    log.info("worker_starting", version=__version__, services=list(services), **settings.endpoints())
-    if settings.trusted() is None:
-        log.warning("every_publisher_trusted", hint="commands without requested_by are taken from any publisher;"
-                    " set USERPROV_TRUSTED_PUBLISHERS to the RabbitMQ users of the platform services")
+    trusted = settings.trusted()
+    log.info("worker_starting", version=__version__, services=list(services), **settings.endpoints(),
+             # who may act without requested_by: unset trusts every publisher (set USERPROV_TRUSTED_PUBLISHERS)
+             trusted_publishers=sorted(trusted) if trusted is not None else "every publisher")
     tracing.setup(settings.tracing, "userprov-" + "-".join(services) if len(services) == 1 else "userprov")
     if settings.migrate_on_start:
         try:
