@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from contracts import routing
 from userprov.account_lookup.routes import service as account_lookup
+from userprov.account_lookup.routes import service_and_decisions as account_lookup_and_decisions
 from userprov.invitation_mailing.routes import service as invitation_mailing
 from userprov.invitation_mailing.scheduler import MailingScheduler
 from userprov.invitation_response.routes import service as invitation_response
@@ -34,11 +35,15 @@ def _run_of(service: Service) -> ServiceRun:
 def services_of_a_process(settings: Settings, names: Iterable[str]) -> dict[str, Service]:
     """The named services, each built once; account-lookup hands small work straight to the
     mailing scheduler when this process runs both."""
-    built = {name: SERVICES[name](settings) for name in names if name != routing.ACCOUNT_LOOKUP}
+    wired = (routing.ACCOUNT_LOOKUP, routing.USER_CREATION)
+    built = {name: SERVICES[name](settings) for name in names if name not in wired}
+    decide_here = None
     if routing.ACCOUNT_LOOKUP in names:
         mailing = built.get(routing.INVITATION_MAILING)
         local = next((s for s in mailing.schedulers if isinstance(s, MailingScheduler)), None) if mailing else None
-        built[routing.ACCOUNT_LOOKUP] = account_lookup(settings, local)
+        built[routing.ACCOUNT_LOOKUP], decide_here = account_lookup_and_decisions(settings, local)
+    if routing.USER_CREATION in names:
+        built[routing.USER_CREATION] = user_creation(settings, decide_here)
     return {name: built[name] for name in names}
 
 

@@ -11,7 +11,7 @@ import asyncpg
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.flows import assert_seats_consistent, emailed, emails_to, publish_batch
+from tests.support.flows import add_users, assert_seats_consistent, emailed, emails_to, publish_batch
 from tests.support.smtp import RecordingSmtpServer
 from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
@@ -131,3 +131,30 @@ class TestSmallWorkHandedOver:
         assert emailed(smtp, people) == 1
         lifetime = await db.fetchval("SELECT expires_at - created_at FROM invitations WHERE account_id = $1", account_id)
         assert lifetime == datetime.timedelta(seconds=Settings().welcome_token_ttl_seconds)
+
+    async def test_a_decision_that_fails_beside_the_creation_leaves_it_to_the_lookup(
+            self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        """The decision runs in a savepoint of the creation's transaction: if it fails there, the
+        memberships still commit as pending, announced by memberships.created, and account-lookup
+        decides them on its own path. (Without the savepoint the whole users.add would fail, again
+        at every delivery.)"""
+        account_id = await account()
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS test_no_decision_beside_creation (account_id text PRIMARY KEY);"
+            " CREATE OR REPLACE FUNCTION test_no_decision_beside_creation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            "   IF EXISTS (SELECT 1 FROM test_no_decision_beside_creation WHERE account_id = NEW.account_id)"
+            "      AND EXISTS (SELECT 1 FROM memberships m WHERE m.membership_id = NEW.membership_id AND m.xmin = pg_current_xact_id()::xid) THEN"
+            "     RAISE EXCEPTION 'no decision in the transaction that created the membership';"
+            "   END IF; RETURN NEW; END $$;"
+            " CREATE OR REPLACE TRIGGER test_no_decision_beside_creation BEFORE INSERT ON invitations"
+            "   FOR EACH ROW EXECUTE FUNCTION test_no_decision_beside_creation();"
+        )
+        await db.execute("INSERT INTO test_no_decision_beside_creation VALUES ($1)", account_id)
+        try:
+            person = address("decided-later")
+            completed = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Dec", "last_name": "Ided", "email": person}]})
+            assert completed.body["results"][0]["outcome"] == "accepted"
+            await emails_to(smtp, person)
+            assert bus.find(routing.MEMBERSHIPS_CREATED, account_id=account_id)  # the lookup's own path took it
+        finally:
+            await db.execute("DELETE FROM test_no_decision_beside_creation WHERE account_id = $1", account_id)

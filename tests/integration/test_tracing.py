@@ -41,8 +41,8 @@ class TestTraceContextPassesThrough:
         await emails_to(smtp, person)
         [sent] = await eventually(lambda: bus.find(routing.INVITATION_SENT, email=person), what="invitation.sent")
         assert sent.headers["traceparent"] == traceparent  # through lookup, internal events and mailing
-        for key in (routing.MEMBERSHIPS_CREATED, routing.INVITATION_ISSUED):
-            assert any(e.headers.get("traceparent") == traceparent for e in bus.find(key))
+        # a one-person add is decided beside its creation (each session worker runs both): no memberships.created
+        assert any(e.headers.get("traceparent") == traceparent for e in bus.find(routing.INVITATION_ISSUED))
 
     async def test_a_malformed_context_is_not_passed_on(self, bus: BusClient, account) -> None:
         account_id = await account()
@@ -77,13 +77,13 @@ class TestOpenTelemetry:
 
             def chain() -> dict[tuple[object, int], ReceivedSpan] | None:
                 found = {(s.attributes.get("userprov.service"), s.kind): s for s in otlp.in_trace(trace_id)}
-                wanted = [(routing.USER_CREATION, CONSUMER), (routing.ACCOUNT_LOOKUP, CONSUMER), (routing.ACCOUNT_LOOKUP, INTERNAL),
+                wanted = [(routing.USER_CREATION, CONSUMER), (routing.ACCOUNT_LOOKUP, INTERNAL),
                           (routing.INVITATION_MAILING, CONSUMER), (routing.INVITATION_MAILING, INTERNAL)]
                 return found if all(key in found for key in wanted) else None
 
             spans = await eventually(chain, 30, 0.1, what="spans of the three workers in the caller's trace")
             creation = spans[(routing.USER_CREATION, CONSUMER)]
-            lookup_signal, deciding = spans[(routing.ACCOUNT_LOOKUP, CONSUMER)], spans[(routing.ACCOUNT_LOOKUP, INTERNAL)]
+            deciding = spans[(routing.ACCOUNT_LOOKUP, INTERNAL)]
             mailing_signal, mailing = spans[(routing.INVITATION_MAILING, CONSUMER)], spans[(routing.INVITATION_MAILING, INTERNAL)]
 
             async def send(span_id: str) -> ReceivedSpan:
@@ -96,14 +96,16 @@ class TestOpenTelemetry:
             # the work waits in PostgreSQL with the context of the span that made it: each scheduler's span is its child
             assert deciding.parent_span_id == creation.span_id and deciding.name == "decide invitations"
             assert mailing.parent_span_id == deciding.span_id and mailing.name == "send invitation"
-            # each signal's consumer span is a child of the relay's send span, a child of the span that committed it
-            handed_to_lookup = await send(lookup_signal.parent_span_id)
+            # a one-person add is decided in the creation's transaction (this process runs both): no
+            # memberships.created; the signal's consumer span is a child of the relay's send span, a
+            # child of the span that committed it
             handed_to_mailing = await send(mailing_signal.parent_span_id)
-            assert handed_to_lookup.parent_span_id == creation.span_id and handed_to_mailing.parent_span_id == deciding.span_id
-            assert handed_to_lookup.name == f"send {routing.INTERNAL_EXCHANGE}"
-            assert handed_to_lookup.attributes["messaging.operation.type"] == "send"
-            assert handed_to_lookup.attributes["messaging.rabbitmq.destination.routing_key"] == routing.MEMBERSHIPS_CREATED
-            assert lookup_signal.attributes["userprov.outcome"] == "noted"
+            assert handed_to_mailing.parent_span_id == deciding.span_id
+            assert handed_to_mailing.name == f"send {routing.INTERNAL_EXCHANGE}"
+            assert handed_to_mailing.attributes["messaging.operation.type"] == "send"
+            assert handed_to_mailing.attributes["messaging.rabbitmq.destination.routing_key"] == routing.INVITATION_ISSUED
+            assert not [s for s in otlp.in_trace(trace_id) if s.attributes.get("messaging.rabbitmq.destination.routing_key")
+                        == routing.MEMBERSHIPS_CREATED]
             sent = await eventually(lambda: bus.find(routing.INVITATION_SENT, email=person), what="invitation.sent")
             assert (await send(sent[0].headers["traceparent"].split("-")[2])).parent_span_id == mailing.span_id
             completed_send = await send(completed.headers["traceparent"].split("-")[2])

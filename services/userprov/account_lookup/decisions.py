@@ -10,13 +10,16 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
+import structlog
 
 from contracts import routing
 from contracts.events import InvitationIssued, IssuedInvitation, MembershipsCreated
 from userprov import lifecycle
 from userprov.account_lookup import sql
 from userprov.runtime import tracing
-from userprov.runtime.unit_of_work import Transaction
+from userprov.runtime.unit_of_work import Transaction, UnitOfWork
+
+log = structlog.get_logger()
 
 
 class LocalMailing(Protocol):
@@ -74,6 +77,29 @@ class Decisions:
                     origin.correlation_id,
                     origin.trace,
                 )
+
+
+class DecideHere:
+    """The decision of small work, taken in the transaction that created the memberships, when
+    this process runs user-creation and account-lookup (as `userprov run` does): one commit and
+    one hand-off less before the email. In a savepoint: should it fail, the memberships still
+    commit as pending, and the lookup's own path decides them."""
+
+    def __init__(self, decisions: Decisions) -> None:
+        self._decisions = decisions
+
+    async def __call__(self, uow: UnitOfWork, membership_ids: Sequence[UUID]) -> bool:
+        tx = Transaction(uow.conn, uow.correlation_id)
+        try:
+            async with uow.conn.transaction():
+                taken = await sql.take_these(uow.conn, membership_ids)
+                if taken:
+                    await self._decisions.act(tx, taken, express=True)
+        except Exception as error:  # noqa: BLE001 - the memberships wait for the lookup's own path instead
+            log.warning("decision_beside_creation_failed", error=repr(error))
+            return False
+        uow.carry(tx)
+        return len(taken) == len(membership_ids)
 
 
 def _origin_order(issued: lifecycle.Issued) -> tuple[str, str, str]:

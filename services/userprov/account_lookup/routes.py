@@ -5,7 +5,7 @@ from functools import partial
 
 from contracts import routing
 from userprov.account_lookup import handlers
-from userprov.account_lookup.decisions import Decisions, LocalMailing
+from userprov.account_lookup.decisions import DecideHere, Decisions, LocalMailing
 from userprov.runtime.dispatch import Signal
 from userprov.runtime.scheduling import BatchScheduler, Service
 from userprov.settings import Settings
@@ -13,8 +13,14 @@ from userprov.settings import Settings
 
 def service(settings: Settings, mailing: LocalMailing | None = None) -> Service:
     """`mailing`: the invitation-mailing scheduler, when this process runs it too."""
+    return service_and_decisions(settings, mailing)[0]
+
+
+def service_and_decisions(settings: Settings, mailing: LocalMailing | None = None) -> tuple[Service, DecideHere]:
+    """The service, and its decision of small work for a user-creation in the same process."""
+    deciding = Decisions(mailing)
     decisions = BatchScheduler(
-        "account-lookup", Decisions(mailing), settings.lookup_batch_size, settings.scheduler_poll_seconds, settings.transient_backoff_max_seconds
+        "account-lookup", deciding, settings.lookup_batch_size, settings.scheduler_poll_seconds, settings.transient_backoff_max_seconds
     )
     return Service(
         handlers={
@@ -28,4 +34,4 @@ def service(settings: Settings, mailing: LocalMailing | None = None) -> Service:
             routing.ASSET_RECORDED: handlers.record_asset,
         },
         schedulers=[decisions],
-    )
+    ), DecideHere(deciding)

@@ -57,6 +57,7 @@ class UnitOfWork:
         self._conn: asyncpg.Connection | None = None
         self._transaction: asyncpg.transaction.Transaction | None = None
         self._pending: list[outbox.OutgoingMessage] = []
+        self._then: list[Callable[[], None]] = []
         self.committed = False
 
     @property
@@ -76,6 +77,12 @@ class UnitOfWork:
 
     def emit(self, event: Contract) -> None:
         self._pending.append(outbox.OutgoingMessage.event(event, self._envelope.causation_id))
+
+    def carry(self, tx: Transaction) -> None:
+        """Work done on this unit's connection as a Transaction (another service's step, in this
+        process): its events commit with this unit, and its callbacks run once it has."""
+        self._pending.extend(tx.pending)
+        self._then.extend(tx.committed)
 
     def reply(self, answer: Contract, message_type: str) -> None:
         """Answers the message's caller, when it named a queue in reply_to."""
@@ -110,9 +117,11 @@ class UnitOfWork:
         if not any(r["claimed"] for r in rows):
             await self._finish(commit=False)
             raise AlreadyProcessed(self.message_id)
-        pending = self._pending
+        pending, then = self._pending, self._then
         await self._finish(commit=True)
         self.committed = True
+        for callback in then:
+            callback()
         self._on_commit(outbox.written([r for r in rows if r["id"] is not None], pending))
 
     async def _close(self) -> list[asyncpg.Record]:
@@ -126,7 +135,7 @@ class UnitOfWork:
     async def _finish(self, *, commit: bool) -> None:
         conn, transaction = self._conn, self._transaction
         self._conn = self._transaction = None
-        self._pending = []
+        self._pending, self._then = [], []
         if conn is None or transaction is None:
             return
         try:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
+from uuid import UUID
 
 import structlog
 
@@ -87,7 +89,10 @@ async def _refuse_below_seats_in_use(uow: UnitOfWork, account_id: str, licences:
         raise Rejected("seats_in_use", "Licences cannot go below the seats in use.", too_low)
 
 
-async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -> None:
+DecideHere = Callable[[UnitOfWork, Sequence[UUID]], Awaitable[bool]]  # account-lookup's decision, in this process
+
+
+async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int, decide_here: DecideHere | None = None) -> None:
     """A command for a few people is interactive work: bulk work in this process holds for it
     (userprov.runtime.priority); a large one yields between slices of its validation."""
     try:
@@ -97,10 +102,11 @@ async def add_users(cmd: UsersAdd, uow: UnitOfWork, *, lookup_chunk_size: int) -
     if not candidates:
         raise Rejected("no_users", "The command names no one to add.")
     with priority.interactive() if len(candidates) <= EXPRESS_MAX else nullcontext():
-        await _add_users(cmd, uow, candidates, lookup_chunk_size)
+        await _add_users(cmd, uow, candidates, lookup_chunk_size, decide_here if len(candidates) <= EXPRESS_MAX else None)
 
 
-async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate], lookup_chunk_size: int) -> None:
+async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate], lookup_chunk_size: int,
+                     decide_here: DecideHere | None) -> None:
     if cmd.language not in SUPPORTED_LANGUAGES:
         raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
     checked = reject_repeated_emails(await map_in_slices(validate_row, candidates, _between_slices))
@@ -129,6 +135,8 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
             rejected_rows=outcomes["rejected"])
         user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
         uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
+        if membership_ids and decide_here is not None and await decide_here(uow, membership_ids):
+            return  # decided already: no signal for account-lookup
         for start in range(0, len(membership_ids), lookup_chunk_size):
             chunk = membership_ids[start : start + lookup_chunk_size]
             uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))

@@ -8,13 +8,15 @@ from userprov.runtime.scheduling import Service
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.settings import Settings
 from userprov.user_creation import handlers
+from userprov.user_creation.handlers import DecideHere
 
 
-def service(settings: Settings) -> Service:
+def service(settings: Settings, decide_here: DecideHere | None = None) -> Service:
+    """`decide_here`: account-lookup's decision of small work, when this process runs it too."""
     sandbox = TemplateSandbox(settings.sandbox_limits())
     return Service(handlers={
         # an upsert tries all its templates within three times one template's bound
         routing.ACCOUNTS_UPSERT: partial(handlers.upsert_account, sandbox=sandbox, render_budget=3 * settings.template_timeout_seconds),
-        routing.USERS_ADD: partial(handlers.add_users, lookup_chunk_size=settings.lookup_chunk_size),
+        routing.USERS_ADD: partial(handlers.add_users, lookup_chunk_size=settings.lookup_chunk_size, decide_here=decide_here),
         routing.USERS_REMOVE: handlers.remove_user,
     })
