@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from userprov.sandbox.pool import SandboxLimits
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    smtp_tls: bool = Field(default=False, description="Implicit TLS from the first byte (SMTPS, usually port 465), instead of STARTTLS.")
+    smtp_ca_file: str | None = Field(default=None, description="CA certificates (PEM) the SMTP server's certificate must chain to;"
+                                     " the system's when unset.")
     smtp_timeout_seconds: float = 10.0
     smtp_local_hostname: str | None = Field(default=None, description="The name given in EHLO; the machine's FQDN by default.")
     smtp_sender: str = "GoTo Admin <no-reply@userprov.example.com>"
@@ -112,6 +115,12 @@ class Settings(BaseSettings):
             quarantine_seconds=self.template_quarantine_seconds,
             slow_seconds=self.template_timeout_seconds / 2,
         )
+
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> Settings:
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError("USERPROV_SMTP_TLS (implicit TLS, port 465) and USERPROV_SMTP_STARTTLS (port 587) exclude each other")
+        return self
 
     def trusted(self) -> frozenset[str] | None:
         """The RabbitMQ users trusted as platform services; None: every publisher."""

@@ -76,7 +76,8 @@ def validate_keda(objects: list[dict[str, Any]]) -> subprocess.CompletedProcess[
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         pytest.fail("validating the KEDA objects needs Node.js 20 and npm")
-    if not (KEDA_SCHEMA / "node_modules").is_dir():
+    wanted = json.loads((KEDA_SCHEMA / "package.json").read_text())["dependencies"]
+    if not all((KEDA_SCHEMA / "node_modules" / name).is_dir() for name in wanted):  # none yet, or an older install
         subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=KEDA_SCHEMA, check=True, timeout=600)
     return subprocess.run(["node", "validate-keda.mjs"], cwd=KEDA_SCHEMA, input=json.dumps(objects),
                           capture_output=True, text=True, timeout=120)
@@ -96,6 +97,31 @@ class TestKedaObjects:
         del scaled["spec"]["triggers"][0]["type"]
         done = validate_keda([scaled])
         assert done.returncode == 1 and "minReplicaCount must be integer" in done.stdout
+
+
+class TestMonitoringObjects:
+    """The PodMonitor and PrometheusRule for prometheus-operator, against its CRD schemas."""
+
+    def objects(self) -> list[dict[str, Any]]:
+        return [d for path in sorted((ROOT / "deploy" / "k8s" / "monitoring").glob("*.yaml"))
+                for d in yaml.safe_load_all(path.read_text()) if d["apiVersion"] == "monitoring.coreos.com/v1"]
+
+    def test_valid_against_the_crd_schema_with_absolute_runbook_links(self) -> None:
+        objects = self.objects()
+        assert sorted(d["kind"] for d in objects) == ["PodMonitor", "PrometheusRule"]
+        done = validate_keda(objects)
+        assert done.returncode == 0 and done.stdout.count("ok ") == 2, done.stdout + done.stderr
+        [rule] = [d for d in objects if d["kind"] == "PrometheusRule"]
+        links = [r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"]]
+        assert links and all(link.startswith("https://") and "#" in link for link in links)
+        [monitor] = [d for d in objects if d["kind"] == "PodMonitor"]
+        assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"  # the port the Deployments name
+
+    def test_the_schema_check_can_fail(self) -> None:
+        [monitor] = [d for d in self.objects() if d["kind"] == "PodMonitor"]
+        monitor["spec"]["podMetricsEndpoints"] = "metrics"
+        done = validate_keda([monitor])
+        assert done.returncode == 1 and "FAIL PodMonitor/userprov" in done.stdout
 
 
 @pytest.fixture

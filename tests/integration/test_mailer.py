@@ -3,6 +3,8 @@ try inside its claim, reused connections, and one outcome per address."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -113,3 +115,40 @@ class TestOneAddressNeverFailsAnother:
         outcome = await mailer.send("jé@example.com", EMAIL, time.monotonic() + 30)
         assert outcome.delivered and server.received == ["jé@example.com"]
         mailer.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (its own CA), made with openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+class TestImplicitTls:
+    """SMTPS (port 465): TLS from the first byte, the server's certificate checked."""
+
+    async def test_delivered_over_implicit_tls_to_a_server_the_ca_file_vouches_for(self, certificate: tuple[str, str]) -> None:
+        cert, key = certificate
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        handler, port = SlowServer(0), free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=context)
+        controller.start()
+        try:
+            mailer = mailer_for(port, smtp_tls=True, smtp_ca_file=cert)
+            assert (await mailer.send("secure@example.com", EMAIL, time.monotonic() + 30)).delivered
+            assert handler.received == ["secure@example.com"]
+            mailer.close()
+            unvouched = mailer_for(port, smtp_tls=True)  # the system's CAs do not know this certificate
+            outcome = await unvouched.send("refused@example.com", EMAIL, time.monotonic() + 30)
+            assert not outcome.delivered and handler.received == ["secure@example.com"]
+            unvouched.close()
+        finally:
+            controller.stop()
+
+    def test_implicit_tls_and_starttls_exclude_each_other(self) -> None:
+        with pytest.raises(ValueError, match="exclude each other"):
+            Settings(smtp_tls=True, smtp_starttls=True)

@@ -1,16 +1,21 @@
-// Reads a JSON array of KEDA objects on stdin and validates each against its CRD schema
-// (kubernetes-models, generated from KEDA's CRDs). Prints one line per object; exits 1 if any fails.
+// Reads a JSON array of custom resources on stdin (KEDA's, prometheus-operator's) and validates
+// each against its CRD schema (kubernetes-models, generated from the projects' CRDs). Prints one
+// line per object; exits 1 if any fails.
 import { ScaledObject, TriggerAuthentication } from "@kubernetes-models/keda/keda.sh/v1alpha1";
+import { PodMonitor, PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 
-const kinds = { ScaledObject, TriggerAuthentication };
+const kinds = {
+  "keda.sh/v1alpha1": { ScaledObject, TriggerAuthentication },
+  "monitoring.coreos.com/v1": { PodMonitor, PrometheusRule },
+};
 let input = "";
 for await (const chunk of process.stdin) input += chunk;
 let failed = 0;
 for (const doc of JSON.parse(input)) {
-  const Model = kinds[doc.kind];
+  const Model = kinds[doc.apiVersion]?.[doc.kind];
   const name = `${doc.kind}/${doc.metadata?.name}`;
-  if (!Model || doc.apiVersion !== "keda.sh/v1alpha1") {
-    console.log(`FAIL ${name}: not a KEDA v1alpha1 kind this validator knows`);
+  if (!Model) {
+    console.log(`FAIL ${name}: not a kind this validator knows (${doc.apiVersion})`);
     failed += 1;
     continue;
   }

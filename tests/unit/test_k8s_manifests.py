@@ -5,6 +5,8 @@ in tests/integration/test_deploy_artifacts.py.)"""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +124,30 @@ def image_uid() -> int:
     found = re.search(r"--uid (\d+)", (ROOT / "deploy" / "Dockerfile").read_text())
     assert found
     return int(found.group(1))
+
+
+class TestWithoutKeda:
+    """deploy/k8s-cpu-autoscaling: the same workers, autoscaled on CPU by plain HPAs."""
+
+    OVERLAY = ROOT / "deploy" / "k8s-cpu-autoscaling"
+
+    @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+    def test_an_autoscaler_per_deployment_valid_for_the_kubernetes_api(self, version: str) -> None:
+        autoscalers = list(yaml.safe_load_all((self.OVERLAY / "autoscalers.yaml").read_text()))
+        assert sorted(a["spec"]["scaleTargetRef"]["name"] for a in autoscalers) == sorted(of_kind("Deployment"))
+        for autoscaler in autoscalers:
+            kubernetes_validate.validate(autoscaler, version, strict=True)
+
+    def test_the_overlay_deletes_every_keda_object_of_the_base(self) -> None:
+        [overlay] = yaml.safe_load_all((self.OVERLAY / "kustomization.yaml").read_text())
+        deleted = {(p["kind"], p["metadata"]["name"]) for p in (yaml.safe_load(x["patch"]) for x in overlay["patches"])
+                   if p.get("$patch") == "delete"}
+        assert deleted == {(d["kind"], d["metadata"]["name"]) for d in documents() if d["apiVersion"].startswith("keda.sh/")}
+
+    def test_kustomize_builds_it_without_keda(self) -> None:
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            pytest.skip("kubectl (with its kustomize) is not installed")
+        built = subprocess.run([kubectl, "kustomize", str(self.OVERLAY)], capture_output=True, text=True, timeout=60, check=True)
+        kinds = sorted(d["kind"] for d in yaml.safe_load_all(built.stdout))
+        assert kinds == sorted(["ConfigMap", "Job"] + ["Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"] * len(routing.SERVICES))

@@ -51,6 +51,8 @@ class Mailer:
                 username=settings.smtp_username,
                 password=settings.smtp_password,
                 start_tls=settings.smtp_starttls,
+                use_tls=settings.smtp_tls,
+                ca_file=settings.smtp_ca_file,
                 timeout_seconds=settings.smtp_timeout_seconds,
                 local_hostname=settings.smtp_local_hostname,
             ),

@@ -26,6 +26,8 @@ class SmtpServer:
     start_tls: bool
     timeout_seconds: float
     local_hostname: str | None  # the EHLO name; the machine's FQDN when None
+    use_tls: bool = False  # implicit TLS from the first byte (SMTPS, port 465)
+    ca_file: str | None = None  # CA certificates that sign the server's certificate; the system's when None
 
 
 class TooLate(Exception):
@@ -110,6 +112,8 @@ class SmtpConnections:
             username=s.username,
             password=s.password,
             start_tls=s.start_tls,
+            use_tls=s.use_tls,
+            cert_bundle=s.ca_file,
             timeout=s.timeout_seconds,
             local_hostname=await self._ehlo_name(),
         )
