@@ -93,19 +93,24 @@ class TestIntegratorPermissions:
             await connection.close()
 
     async def test_the_internal_exchange_is_closed(self, integrator_url: str) -> None:
-        connection = await aio_pika.connect(integrator_url)
-        try:
-            channel = await connection.channel(publisher_confirms=False)
-            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
-                queue = await channel.declare_queue(exclusive=True)
-                await queue.bind(routing.INTERNAL_EXCHANGE, routing.INVITATION_ISSUED)
-            channel = await connection.channel(publisher_confirms=False)
-            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
-                await publish(channel, routing.INTERNAL_EXCHANGE, routing.INVITATION_ISSUED,
-                              {"invitations": [{"invitation_id": str(uuid.uuid4()), "kind": "welcome"}]})
-                await channel.declare_queue(exclusive=True)  # the refusal closes the channel: seen on the next call
-        finally:
-            await connection.close()
+        await assert_closed(integrator_url, routing.INTERNAL_EXCHANGE, routing.INVITATION_ISSUED,
+                            {"invitations": [{"invitation_id": str(uuid.uuid4()), "kind": "welcome"}]})
+
+
+async def assert_closed(url: str, exchange: str, routing_key: str, body: dict) -> None:
+    """The user of `url` can neither bind a queue to the exchange nor publish to it."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel(publisher_confirms=False)
+        with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+            queue = await channel.declare_queue(exclusive=True)
+            await queue.bind(exchange, routing_key)
+        channel = await connection.channel(publisher_confirms=False)
+        with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+            await publish(channel, exchange, routing_key, body)
+            await channel.declare_queue(exclusive=True)  # the refusal closes the channel: seen on the next call
+    finally:
+        await connection.close()
 
 
 class TestResponses:
@@ -113,18 +118,7 @@ class TestResponses:
     integrator can neither read nor write; the old path on userprov.events works for one version."""
 
     async def test_an_integrator_can_neither_read_nor_write_responses(self, integrator_url: str) -> None:
-        connection = await aio_pika.connect(integrator_url)
-        try:
-            channel = await connection.channel(publisher_confirms=False)
-            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
-                queue = await channel.declare_queue(exclusive=True)
-                await queue.bind(routing.RESPONSES_EXCHANGE, "#")
-            channel = await connection.channel(publisher_confirms=False)
-            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
-                await publish(channel, routing.RESPONSES_EXCHANGE, routing.INVITATION_ACCEPTED, {"token": "x" * 43})
-                await channel.declare_queue(exclusive=True)
-        finally:
-            await connection.close()
+        await assert_closed(integrator_url, routing.RESPONSES_EXCHANGE, routing.INVITATION_ACCEPTED, {"token": "x" * 43})
 
     @pytest.mark.parametrize("exchange", [routing.RESPONSES_EXCHANGE, routing.EVENTS_EXCHANGE])
     async def test_a_link_handler_accepts(self, exchange: str, link_handler_url: str, integrator_url: str, bus: BusClient,
