@@ -14,10 +14,13 @@ from userprov_devtools.waiting import eventually
 
 
 def handled(workers: list[WorkerProcess], message_id: str) -> dict | None:
+    """The line of that message itself (a message it caused carries its id as correlation_id)."""
     for worker in workers:
         for line in worker.lines():
             if '"message_handled"' in line and message_id in line:
-                return json.loads(line)
+                parsed = json.loads(line)
+                if parsed.get("message_id") == message_id:
+                    return parsed
     return None
 
 
