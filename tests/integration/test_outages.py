@@ -14,7 +14,7 @@ import pytest
 
 from contracts import routing
 from tests.integration.conftest import address, unique
-from tests.support.flows import emails_to
+from tests.support.flows import add_users, emails_to
 from tests.support.health import probe
 from tests.support.infra import Infra, message_counts
 from tests.support.isolated import isolated_worker
@@ -131,6 +131,12 @@ class TestSmtpOutage:
                 await asyncio.sleep(0.5)
             body = await eventually(lambda: not_ready_because(port, "smtp"), 10, 0.2, what="/readyz to say SMTP is down")
             assert "no new work is taken" in body["problems"]["smtp"]
+            # the other services of the process go on: users are added, queries answered
+            late = address("smtp-outage-late")
+            completed = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Late", "last_name": "Comer", "email": late}]})
+            assert completed.body["results"][0]["outcome"] == "accepted"
+            assert (await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id}, timeout=10))["found"]
+            people.append(late)
         finally:
             own_smtp.restart()
         for person in people:

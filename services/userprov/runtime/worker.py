@@ -132,8 +132,10 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     )
 
     circuits = [database_circuit, *(c for service in services.values() for c in service.circuits)]
-    for circuit in circuits:
-        circuit.on_change(partial(session.pause, circuit.name))
+    # Every handler needs PostgreSQL: while it is down the process takes no delivery. A service's
+    # own dependency (SMTP, for mailing) is its scheduler's to wait for: the other services of the
+    # process, and their queries, go on (readiness still says it is down).
+    database_circuit.on_change(partial(session.pause, database_circuit.name))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
