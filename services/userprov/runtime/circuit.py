@@ -7,6 +7,7 @@ the probe tries again every few seconds and closes the circuit when the dependen
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 
@@ -46,7 +47,8 @@ class Circuit:
         if self._checking is None or self._checking.done():
             self.last_error = type(error).__name__
             self._verdict = asyncio.Event()
-            self._checking = asyncio.create_task(self._check(self._verdict), name=f"{self.name} circuit")
+            # a context of its own: the probe's log lines are not about the message whose fault started it
+            self._checking = asyncio.create_task(self._check(self._verdict), name=f"{self.name} circuit", context=contextvars.Context())
 
     async def down(self, error: BaseException) -> bool:
         """Reports the fault and waits for the probe's verdict: True when the dependency is down."""
