@@ -70,7 +70,7 @@ class Decisions:
             if express and self._mailing is not None:
                 claims = await self._mailing.claim_in(tx.conn, [i.invitation_id for i in issued])
                 if claims:
-                    tx.committed.append(partial(self._mailing.hand, claims))
+                    tx.after_commit.append(partial(self._mailing.hand, claims))
             for origin, same_origin in groupby(sorted(issued, key=_origin_order), key=lambda i: i.origin):
                 tx.emit(
                     InvitationIssued(invitations=[IssuedInvitation(invitation_id=i.invitation_id, kind=i.kind) for i in same_origin]),

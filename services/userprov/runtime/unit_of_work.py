@@ -57,7 +57,7 @@ class UnitOfWork:
         self._conn: asyncpg.Connection | None = None
         self._transaction: asyncpg.transaction.Transaction | None = None
         self._pending: list[outbox.OutgoingMessage] = []
-        self._then: list[Callable[[], None]] = []
+        self._after_commit: list[Callable[[], None]] = []
         self.committed = False
 
     @property
@@ -82,7 +82,7 @@ class UnitOfWork:
         """Work done on this unit's connection as a Transaction (another service's step, in this
         process): its events commit with this unit, and its callbacks run once it has."""
         self._pending.extend(tx.pending)
-        self._then.extend(tx.committed)
+        self._after_commit.extend(tx.after_commit)
 
     def reply(self, answer: Contract, message_type: str) -> None:
         """Answers the message's caller, when it named a queue in reply_to."""
@@ -117,7 +117,7 @@ class UnitOfWork:
         if not any(r["claimed"] for r in rows):
             await self._finish(commit=False)
             raise AlreadyProcessed(self.message_id)
-        pending, then = self._pending, self._then
+        pending, then = self._pending, self._after_commit
         await self._finish(commit=True)
         self.committed = True
         for callback in then:
@@ -135,7 +135,7 @@ class UnitOfWork:
     async def _finish(self, *, commit: bool) -> None:
         conn, transaction = self._conn, self._transaction
         self._conn = self._transaction = None
-        self._pending, self._then = [], []
+        self._pending, self._after_commit = [], []
         if conn is None or transaction is None:
             return
         try:
@@ -154,7 +154,7 @@ class Transaction:
         self.conn = conn
         self._correlation_id = correlation_id
         self.pending: list[outbox.OutgoingMessage] = []
-        self.committed: list[Callable[[], None]] = []  # called once it commits, before its events are published
+        self.after_commit: list[Callable[[], None]] = []  # called once it commits, before its events are published
 
     def emit(self, event: Contract, correlation_id: str | None = None, trace: trace_context.Carrier | None = None) -> None:
         """`correlation_id` and `trace`: those of the work the event is about, when it was not
@@ -172,7 +172,7 @@ async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: s
             tx = Transaction(conn, correlation_id)
             yield tx
             written = await outbox.write(conn, tx.pending)
-        for then in tx.committed:
+        for then in tx.after_commit:
             then()
         on_commit(written)
 
