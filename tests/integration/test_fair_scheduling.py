@@ -41,6 +41,11 @@ async def statuses(db: asyncpg.Pool, account_id: str) -> dict[str, int]:
 # What this bounds is what matters most: B never waits for A's backlog (6.3 s of it before, over
 # 300x B alone).
 BESIDE_A_AT_MOST = 15
+# Since small adds are decided and claimed in their creation's transaction, B alone takes about
+# 20 ms, and beside A's lookup batches its one transaction waits for the cores those batches keep
+# busy (one full run saw a median of 362 ms, against 15 x 20 ms): the relative bound is not taken
+# below this, which is still far from waiting for A's backlog.
+BESIDE_A_FLOOR_SECONDS = 0.5
 
 
 class TestNoisyNeighbour:
@@ -73,7 +78,7 @@ class TestNoisyNeighbour:
             f"{k} {'/'.join(f'{x * 1000:.0f}' for x in v)} ms" for k, v in beside.items())
         report += f"; A when B was added at lookup: {stage_at_lookup}"
         for stage, latencies in beside.items():
-            assert max(latencies) < 1.0 and statistics.median(latencies) < BESIDE_A_AT_MOST * alone, f"{stage}: {report}"
+            assert max(latencies) < 1.0 and statistics.median(latencies) < max(BESIDE_A_AT_MOST * alone, BESIDE_A_FLOOR_SECONDS), f"{stage}: {report}"
         assert all(len(smtp.handler.to(p)) == 1 for p in people)
 
 
