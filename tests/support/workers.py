@@ -7,7 +7,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -90,3 +91,22 @@ class WorkerProcess:
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
         return self._process.wait(timeout)
+
+
+@contextmanager
+def restarted_with(processes: Sequence[WorkerProcess], **overrides: str) -> Iterator[None]:
+    """Runs the processes with some settings changed (stopped cleanly, started again), then as before."""
+    def restart(env: Mapping[str, str], process: WorkerProcess) -> None:
+        if process.running:
+            assert process.terminate() == 0, f"worker {process.name} did not exit cleanly on SIGTERM"
+        process._env = dict(env)
+        process.start()
+
+    before = [dict(p._env) for p in processes]
+    for process in processes:
+        restart({**process._env, **overrides}, process)
+    try:
+        yield
+    finally:
+        for env, process in zip(before, processes, strict=True):
+            restart(env, process)
