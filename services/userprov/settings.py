@@ -16,6 +16,12 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     database_url: str = "postgresql://postgres:postgres@127.0.0.1:5432/userprov"
     database_pool_size: int = Field(default=10, ge=1)
+    database_statement_cache_size: int = Field(
+        default=100, ge=0,
+        description="Prepared statements each pooled connection keeps (asyncpg's cache). 0 behind a pooler in transaction"
+                    " mode (PgBouncer before 1.21, or without max_prepared_statements), where a named statement"
+                    " prepared on one server connection is missing on the next.",
+    )
     migrate_on_start: bool = Field(
         default=True, description="Apply pending migrations at start; when off, wait until `userprov migrate` has."
     )

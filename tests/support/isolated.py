@@ -3,7 +3,7 @@ faults the session's workers must not see."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,15 +17,15 @@ from userprov_devtools.bus_client import BusClient
 
 @asynccontextmanager
 async def isolated_worker(
-    name: str, worker_env: Mapping[str, str], log_dir: Path, **env: str
+    name: str, worker_env: Mapping[str, str], log_dir: Path, reach: Callable[[str], str] = str, **env: str
 ) -> AsyncIterator[tuple[Infra, WorkerProcess, BusClient]]:
     """One process running the four services with `worker_env` and `env`, and a bus client on
-    its vhost; the worker must stop cleanly on SIGTERM at the end; vhost and database are
-    dropped."""
+    its vhost; the worker reaches its database at `reach(url)` (through a pooler, say); it must
+    stop cleanly on SIGTERM at the end; vhost and database are dropped."""
     infra = create_infra()
     await migrate(infra.database_url, create_database=True)
     worker = WorkerProcess(name, routing.SERVICES,
-                           {**worker_env, **env, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url},
+                           {**worker_env, **env, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": reach(infra.database_url)},
                            log_dir)
     bus = BusClient(infra.amqp_url)
     try:

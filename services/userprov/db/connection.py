@@ -22,18 +22,34 @@ def host_of(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
 
 
+async def connect_once(url: str, timeout: float = 10) -> asyncpg.Connection:
+    """A connection of its own for a few statements (migrations, probes): it prepares no named
+    statement, so it works directly and through a pooler in transaction mode alike."""
+    return await asyncpg.connect(url, timeout=timeout, statement_cache_size=0,
+                                 server_settings={"application_name": APPLICATION_NAME})
+
+
+def is_missing_database(error: BaseException) -> bool:
+    """PostgreSQL says so with its own code; PgBouncer as a protocol violation."""
+    return isinstance(error, asyncpg.InvalidCatalogNameError) or (
+        isinstance(error, asyncpg.ProtocolViolationError) and str(error).startswith("database ") and str(error).endswith("does not exist")
+    )
+
+
 async def connect_creating_database(url: str) -> asyncpg.Connection:
     """Connects, first creating the database when it does not exist yet."""
     try:
-        return await asyncpg.connect(url)
-    except asyncpg.InvalidCatalogNameError:
+        return await connect_once(url)
+    except asyncpg.PostgresError as error:
+        if not is_missing_database(error):
+            raise
         await _create_database(url)
-        return await asyncpg.connect(url)
+        return await connect_once(url)
 
 
 async def _create_database(url: str, attempts: int = 20) -> None:
     quoted = '"' + database_name(url).replace('"', '""') + '"'
-    admin = await asyncpg.connect(_with_database(url, "postgres"))
+    admin = await connect_once(_with_database(url, "postgres"))
     try:
         for attempt in range(attempts):
             try:
@@ -69,12 +85,13 @@ class PooledConnection(asyncpg.Connection):
         return ""
 
 
-async def create_pool(url: str, size: int) -> asyncpg.Pool:
+async def create_pool(url: str, size: int, statement_cache_size: int = 100) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         url,
         min_size=1,
         max_size=size,
         command_timeout=60,
+        statement_cache_size=statement_cache_size,
         server_settings={"application_name": APPLICATION_NAME},
         connection_class=PooledConnection,
     )
@@ -97,7 +114,7 @@ class DatabaseProbe:
             try:
                 async with asyncio.timeout(self._timeout):
                     if self._conn is None or self._conn.is_closed():
-                        self._conn = await asyncpg.connect(self._url, server_settings={"application_name": APPLICATION_NAME})
+                        self._conn = await connect_once(self._url, self._timeout)
                     await self._conn.fetchval("SELECT 1")
             except BaseException:
                 await self.close()

@@ -1,4 +1,6 @@
-"""Versioned SQL migrations, applied under an advisory lock so that workers may start together."""
+"""Versioned SQL migrations, each applied in a transaction of its own that holds an advisory
+lock, so that workers may start together, directly or through a pooler in transaction mode
+(a session-level lock there is taken on one server connection and released on another)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +9,7 @@ from importlib import resources
 import asyncpg
 import structlog
 
-from userprov.db.connection import connect_creating_database, database_name, host_of
+from userprov.db.connection import connect_creating_database, connect_once, database_name, host_of, is_missing_database
 
 log = structlog.get_logger()
 
@@ -42,30 +44,33 @@ async def migrate(database_url: str, *, create_database: bool = False) -> list[s
         conn = await connect_creating_database(database_url)
     else:
         try:
-            conn = await asyncpg.connect(database_url, timeout=10)
-        except asyncpg.InvalidCatalogNameError as error:
-            raise DatabaseMissing(database_url) from error
+            conn = await connect_once(database_url)
+        except asyncpg.PostgresError as error:
+            if is_missing_database(error):
+                raise DatabaseMissing(database_url) from error
+            raise
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-        try:
-            return await _apply_pending(conn)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        return await _apply_pending(conn)
     finally:
         await conn.close()
 
 
 async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-    )
-    applied = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
     done = []
     for version, name, sql in available_migrations():
         if version in applied:
             continue
         async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+            if await conn.fetchval("SELECT EXISTS (SELECT FROM schema_migrations WHERE version = $1)", version):
+                continue  # applied by another process while this one waited for the lock
             await conn.execute(sql)
             await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
         log.info("migration_applied", migration=name)
@@ -76,7 +81,7 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
 async def pending_migrations(database_url: str) -> list[str]:
     """The migrations this code has that the database has not applied (all, without a database)."""
     names = [name for _, name, _ in available_migrations()]
-    conn = await asyncpg.connect(database_url, timeout=10)
+    conn = await connect_once(database_url)
     try:
         if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
             return names
@@ -92,10 +97,11 @@ async def wait_for_schema(database_url: str, poll_seconds: float = 2.0) -> None:
     while True:
         try:
             pending = await pending_migrations(database_url)
-        except asyncpg.InvalidCatalogNameError:
-            log.warning("database_missing", error=str(DatabaseMissing(database_url)))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("schema_check_failed", error=repr(error))
+            if is_missing_database(error):
+                log.warning("database_missing", error=str(DatabaseMissing(database_url)))
+            else:
+                log.warning("schema_check_failed", error=repr(error))
         else:
             if not pending:
                 return

@@ -89,7 +89,7 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
             return 2
     else:
         await wait_for_schema(settings.database_url)
-    pool = await create_pool(settings.database_url, settings.database_pool_size)
+    pool = await create_pool(settings.database_url, settings.database_pool_size, settings.database_statement_cache_size)
     session: BrokerSession | None = None
 
     async def publish(messages: Sequence[OutgoingMessage]) -> None:
