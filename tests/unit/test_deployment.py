@@ -22,6 +22,12 @@ class TestDockerCompose:
         assert services["migrate"]["command"] == ["migrate"]
         assert {"rabbitmq", "postgres", "mailcatcher"} <= set(services)
 
+    def test_every_image_of_others_is_pinned(self) -> None:
+        """A `latest` image changes under the demo without notice; userprov's own image is built here."""
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        images = {s["image"] for s in compose["services"].values() if "image" in s and not s["image"].startswith("userprov:")}
+        assert images and all(":" in i and not i.endswith(":latest") for i in images), images
+
     def test_dockerfile_runs_the_console_script(self) -> None:
         dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
         assert 'ENTRYPOINT ["userprov"]' in dockerfile
