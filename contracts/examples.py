@@ -36,6 +36,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "accounts.get": {"account_id": ACCOUNT},
     "commands.get": {"command_id": COMMAND},
     "invitations.failed": {"account_id": ACCOUNT, "limit": 100},
+    "invitations.peek": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
     "invitation.accepted": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
     "invitation.declined": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
     "asset.recorded": {"account_id": "globex", "email": "ada@acme.example.com", "kind": "session_history", "ref": "meeting-4711"},
@@ -100,9 +101,15 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         }],
         "next_after": None,
     },
+    "invitations.peek.reply": {
+        "status": "open", "kind": "transfer", "account_name": "Acme EMEA", "language": "en", "email": "ada@acme.example.com",
+        "first_name": "Ada", "expires_at": "2026-12-02T09:30:00Z", "member_status": "transfer_pending",
+        "from_account_name": "Acme Consulting",
+        "moves": {"session_history": 12, "scheduled_sessions": 2, "upcoming_recordings": 1},
+    },
 }
 
-QUERIES = {"users.get", "accounts.get", "commands.get", "invitations.failed"}
+QUERIES = {"users.get", "accounts.get", "commands.get", "invitations.failed", "invitations.peek"}
 
 
 def properties(name: str) -> dict[str, Any]:

@@ -100,3 +100,42 @@ class FailedInvitation(Contract):
 class InvitationsFailedReply(Contract):
     invitations: list[FailedInvitation]
     next_after: UUID | None = Field(default=None, description="Pass as `after` for the next page; null on the last page.")
+
+
+PeekStatus = Literal["open", "used", "revoked", "expired", "unknown"]
+
+
+class InvitationsPeek(Contract):
+    """What an invitation link stands for, for the page behind it: never consumes the token,
+    however often it is asked."""
+
+    token: str = Field(min_length=1, max_length=256, description="The `token` from the link.")
+
+
+class AssetCounts(Contract):
+    session_history: int = 0
+    scheduled_sessions: int = 0
+    upcoming_recordings: int = 0
+
+
+class InvitationsPeekReply(Contract):
+    status: PeekStatus = Field(
+        description="`open`: it can be accepted (and a transfer declined); `used`: accepted or declined (see `response`); "
+        "`revoked`: withdrawn (the person was removed, or a newer invitation replaced it); `expired`; `unknown`: no such "
+        "token. Only `unknown` comes without the fields below."
+    )
+    kind: InvitationKind | None = None
+    account_name: str | None = Field(default=None, description="The account that invites.")
+    language: str | None = Field(default=None, description="The person's language in that account: the page's language.")
+    email: StoredEmail | None = Field(default=None, description="The invited person: the login hint of the sign-in.")
+    first_name: str | None = Field(default=None, max_length=NAME_MAX)
+    expires_at: datetime | None = None
+    response: Literal["accepted", "declined"] | None = Field(default=None, description="With `used`: how it was answered.")
+    member_status: MembershipStatus | None = Field(
+        default=None, description="The person's membership of the inviting account now (`active` once in)."
+    )
+    from_account_name: str | None = Field(default=None, description="A transfer: the account the person is active in now.")
+    moves: AssetCounts | None = Field(
+        default=None,
+        description="A transfer: what accepting moves from that account (open), or what it moved (used and accepted).",
+    )

@@ -14,6 +14,7 @@ COMMAND_MODELS: dict[str, type[Contract]] = {
     routing.ACCOUNTS_GET: queries.AccountsGet,
     routing.COMMANDS_GET: queries.CommandsGet,
     routing.INVITATIONS_FAILED: queries.InvitationsFailed,
+    routing.INVITATIONS_PEEK: queries.InvitationsPeek,
 }
 
 EVENT_MODELS: dict[str, type[Contract]] = {
@@ -41,6 +42,7 @@ REPLY_MODELS: dict[str, type[Contract]] = {
     routing.ACCOUNTS_GET: queries.AccountsGetReply,
     routing.COMMANDS_GET: queries.CommandsGetReply,
     routing.INVITATIONS_FAILED: queries.InvitationsFailedReply,
+    routing.INVITATIONS_PEEK: queries.InvitationsPeekReply,
 }
 
 
@@ -62,6 +64,7 @@ CONSUMER_OF: dict[str, str] = {
     routing.INVITATIONS_RESEND: routing.ACCOUNT_LOOKUP,
     routing.INVITATIONS_RETRY_FAILED: routing.ACCOUNT_LOOKUP,
     routing.INVITATIONS_FAILED: routing.ACCOUNT_LOOKUP,
+    routing.INVITATIONS_PEEK: routing.ACCOUNT_LOOKUP,
     routing.ASSET_RECORDED: routing.ACCOUNT_LOOKUP,
     routing.INVITATION_ISSUED: routing.INVITATION_MAILING,
     routing.INVITATION_ACCEPTED: routing.INVITATION_RESPONSE,

@@ -25,6 +25,7 @@ USERS_GET = "users.get"
 ACCOUNTS_GET = "accounts.get"
 COMMANDS_GET = "commands.get"
 INVITATIONS_FAILED = "invitations.failed"
+INVITATIONS_PEEK = "invitations.peek"
 
 # events from outside userprov (userprov.events)
 INVITATION_ACCEPTED = "invitation.accepted"

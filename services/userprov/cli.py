@@ -67,6 +67,16 @@ def run(
 
 
 @app.command()
+def links() -> None:
+    """Serve the invitation page behind USERPROV_LINK_BASE_URL, until SIGTERM."""
+    from userprov.links.server import serve
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    serve(settings)
+
+
+@app.command()
 def demo(
     mail_folder: Annotated[str, typer.Option(help="Where the mail catcher writes each email.")] = "demo-mail",
 ) -> None:
@@ -305,7 +315,7 @@ def _run_bus(operation):  # noqa: ANN001, ANN202
     """Runs one operation over the bus; an unreachable broker or no answer is one line and exit 2."""
     import aiormq
 
-    from userprov.operations.invitations import NoAnswer
+    from userprov.public_bus import NoAnswer
     from userprov.runtime.broker import broker_failure
 
     try:

@@ -20,8 +20,9 @@ beside them.
 """
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -170,9 +171,9 @@ async def _issue(conn: asyncpg.Connection, decisions: Sequence[Decision], sent_c
     return issued
 
 
-async def accept(conn: asyncpg.Connection, invitation_id: UUID, membership_id: UUID) -> None:
-    """invited | transfer_pending -> active."""
-    await _close_invitation(conn, invitation_id, "accepted")
+async def accept(conn: asyncpg.Connection, invitation_id: UUID, membership_id: UUID, moved: Mapping[str, int] | None = None) -> None:
+    """invited | transfer_pending -> active; `moved`: the assets a transfer moved, per kind."""
+    await _close_invitation(conn, invitation_id, "accepted", moved)
     await _set_status(conn, membership_id, "active")
 
 
@@ -199,8 +200,9 @@ async def revoke_open_invitations(conn: asyncpg.Connection, membership_id: UUID)
     )
 
 
-async def _close_invitation(conn: asyncpg.Connection, invitation_id: UUID, status: str) -> None:
-    await conn.execute("UPDATE invitations SET status = $2, responded_at = now() WHERE invitation_id = $1", invitation_id, status)
+async def _close_invitation(conn: asyncpg.Connection, invitation_id: UUID, status: str, moved: Mapping[str, int] | None = None) -> None:
+    await conn.execute("UPDATE invitations SET status = $2, responded_at = now(), moved = $3::jsonb WHERE invitation_id = $1",
+                       invitation_id, status, None if moved is None else json.dumps(dict(moved)))
 
 
 async def _set_status(conn: asyncpg.Connection, membership_id: UUID, status: str) -> None:

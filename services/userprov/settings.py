@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from userprov.sandbox.pool import SandboxLimits
@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     )
 
     link_base_url: str = "http://127.0.0.1:8080/invitation"
+    links_host: str = Field(default="127.0.0.1", description="`userprov links` listens here (0.0.0.0 in a container).")
+    links_port: int = Field(default=8080, ge=1, le=65535, description="`userprov links` listens on this port.")
+    links_sign_in_url: str | None = Field(
+        default=None, description="The platform's sign-in page, where a person creates their password after accepting;"
+        " the page adds `login_hint=<email>`.",
+    )
+    links_form_secret: SecretStr | None = Field(
+        default=None, description="Signs the page's forms (anti-forgery); the same on every replica of `userprov links`."
+        " Unset: a random one per process.",
+    )
+    links_wait_seconds: float = Field(default=10.0, gt=0, le=60, description="How long the page waits for userprov's answer.")
+    links_request_seconds: float = Field(
+        default=10.0, gt=0, description="A request to the page must have fully arrived this long after its connection opened"
+        " (or its previous answer), else 408: a client sending slowly holds no connection for long.",
+    )
     welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     transfer_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     resend_cooldown_seconds: int = Field(default=60, ge=0)

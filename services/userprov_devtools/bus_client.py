@@ -14,8 +14,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from contracts import routing
 from contracts.registry import exchange_of
+from userprov.public_bus import amqp_user
 from userprov.runtime import amqp_decoding
-from userprov.runtime.broker import amqp_user
 
 amqp_decoding.install()  # it records every event, including those a hostile publisher sent
 

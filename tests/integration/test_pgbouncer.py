@@ -71,8 +71,10 @@ class TestWorkerBehindPgBouncer:
                 assert answer["status"] == "active", answer
 
                 async with asyncpg.create_pool(infra.database_url, min_size=1, max_size=1) as db:
-                    statuses = dict(await db.fetch("SELECT status, count(*) FROM invitations WHERE account_id = 'pooled' GROUP BY 1"))
-                    assert statuses == {"sent": 60, "accepted": 1}, statuses
+                    async def recorded() -> bool:  # each email's outcome is committed just after SMTP accepted it
+                        counts = dict(await db.fetch("SELECT status, count(*) FROM invitations WHERE account_id = 'pooled' GROUP BY 1"))
+                        return counts == {"sent": 60, "accepted": 1}
+                    await eventually(recorded, 30, what="every email recorded as sent")
                     backends = await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
                                                  infra.database_url.rsplit("/", 1)[1])
                     assert backends <= 3, f"{backends} server connections: the worker's pool of 8 did not go through PgBouncer"

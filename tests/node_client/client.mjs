@@ -108,6 +108,11 @@ if (outcome.body.outcome !== "done" || outcome.body.events[0].type !== "users.ad
   failures.push(`commands.get answered ${JSON.stringify(outcome.body)}`);
 }
 for (const e of outcome.body.events) check(e.type, e.body, "commands.get event");
+// what a link handler asks before it shows a link's page: a token nobody was sent is unknown
+const peeked = await query("invitations.peek", { token: randomUUID().replaceAll("-", "") });
+if (peeked.type !== "invitations.peek.reply" || peeked.body.status !== "unknown") {
+  failures.push(`invitations.peek answered ${peeked.type} ${JSON.stringify(peeked.body)}`);
+}
 
 // a refused query is answered too: with the command.rejected body
 const correlationId = randomUUID();

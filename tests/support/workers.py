@@ -13,9 +13,14 @@ from pathlib import Path
 
 
 class WorkerProcess:
-    def __init__(self, name: str, services: Sequence[str], env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, services: Sequence[str], env: Mapping[str, str], log_dir: Path,
+                 command: Sequence[str] | None = None, ready_log: str = '"broker_connected"') -> None:
+        """`command`: another `userprov` command than `run` of the services (`links`, say),
+        ready once it logged `ready_log`."""
         self.name = name
         self.services = list(services)
+        self._command = list(command) if command is not None else ["run", *self.services]
+        self._ready_log = ready_log
         self._env = dict(env)
         self._log_path = log_dir / f"worker-{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -23,17 +28,17 @@ class WorkerProcess:
         self._lock = threading.Lock()
 
     def start(self, ready_timeout: float = 30.0, wait_ready: bool = True) -> None:
-        """Starts it; by default waits until it logged its broker connection (at INFO level)."""
+        """Starts it; by default waits until it logged that it is ready (its broker connection, at INFO level)."""
         self._lines = []
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "userprov", "run", *self.services],
+            [sys.executable, "-m", "userprov", *self._command],
             env={**os.environ, **self._env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
         threading.Thread(target=self._pump, args=(self._process,), daemon=True).start()
         if wait_ready:
-            self.wait_for_log('"broker_connected"', ready_timeout)
+            self.wait_for_log(self._ready_log, ready_timeout)
 
     def _pump(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stderr is not None

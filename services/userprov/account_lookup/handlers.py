@@ -2,6 +2,7 @@
 decisions are taken from PostgreSQL by userprov.account_lookup.decisions)."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import asyncpg
@@ -11,11 +12,14 @@ from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, Invi
 from contracts.queries import (
     AccountsGet,
     AccountsGetReply,
+    AssetCounts,
     CommandsGet,
     CommandsGetReply,
     FailedInvitation,
     InvitationsFailed,
     InvitationsFailedReply,
+    InvitationsPeek,
+    InvitationsPeekReply,
     InvitationView,
     LicenceUse,
     OutcomeEvent,
@@ -30,6 +34,7 @@ from userprov.runtime import outcomes
 from userprov.runtime.errors import Rejected
 from userprov.runtime.origin import Origin
 from userprov.runtime.unit_of_work import UnitOfWork
+from userprov.tokens import hash_token, token_matches
 
 
 async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
@@ -157,4 +162,38 @@ def user_reply(row: sql.UserView | None) -> UsersGetReply:
         group=row.user_group,
         settings_template=row.settings_template,
         invitation=invitation,
+    )
+
+
+_PEEK_STATUS = {None: "open", "already_used": "used", "revoked": "revoked", "expired": "expired"}
+
+
+async def peek_invitation(query: InvitationsPeek, conn: asyncpg.Connection) -> InvitationsPeekReply:
+    """What the token's page shows; the same rules as an accept, which this never is."""
+    found = await sql.peek(conn, hash_token(query.token))
+    if found is None or not token_matches(query.token, found.token_hash):
+        return InvitationsPeekReply(status="unknown")
+    refusal = lifecycle.response_refusal(status=found.status, kind=found.kind, membership_status=found.member_status,
+                                         expires_at=found.expires_at, declining=False, now=datetime.now(UTC))
+    status = _PEEK_STATUS[refusal]
+    moving = status == "open" and found.home_name is not None  # accepting takes them out of the account they are in now
+    moves = None
+    if moving:
+        held = json.loads(found.home_assets or "{}")
+        moves = AssetCounts(session_history=held.get("session_history", 0), scheduled_sessions=held.get("scheduled_session", 0),
+                            upcoming_recordings=held.get("upcoming_recording", 0))
+    elif found.moved is not None:
+        moves = AssetCounts.model_validate_json(found.moved)
+    return InvitationsPeekReply(
+        status=status,  # type: ignore[arg-type]  # _PEEK_STATUS's values are the literal's
+        kind=found.kind,
+        account_name=found.account_name,
+        language=found.language,
+        email=found.email,
+        first_name=found.first_name,
+        expires_at=found.expires_at,
+        response="accepted" if found.status == "accepted" else "declined" if found.status == "declined" else None,
+        member_status=found.member_status,
+        from_account_name=found.home_name if moving else found.from_name,
+        moves=moves,
     )

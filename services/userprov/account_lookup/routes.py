@@ -31,6 +31,7 @@ def service_and_decisions(settings: Settings, mailing: LocalMailing | None = Non
             routing.INVITATIONS_RESEND: partial(handlers.resend_invitation, cooldown_seconds=settings.resend_cooldown_seconds),
             routing.INVITATIONS_RETRY_FAILED: handlers.retry_failed_invitations,
             routing.INVITATIONS_FAILED: handlers.list_failed_invitations,
+            routing.INVITATIONS_PEEK: handlers.peek_invitation,
             routing.ASSET_RECORDED: handlers.record_asset,
         },
         schedulers=[decisions],

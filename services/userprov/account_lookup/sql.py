@@ -204,3 +204,42 @@ async def failed_invitations(
 async def lock_failed_invitations(conn: asyncpg.Connection, account_id: str | None) -> list[FailedInvitation]:
     """All of them, their memberships locked for this transaction (a resend or removal waits)."""
     return [FailedInvitation(**r) for r in await conn.fetch(FAILED_TO_RETRY, account_id)]
+
+
+@dataclass(frozen=True)
+class PeekedInvitation:
+    token_hash: bytes
+    kind: InvitationKind
+    status: str
+    expires_at: datetime | None
+    moved: str | None  # JSON: what an accepted transfer moved
+    account_name: str
+    language: str
+    member_status: MembershipStatus
+    email: str
+    first_name: str
+    from_name: str | None  # the account the invitation was decided to move the person from
+    home_name: str | None  # the account the person is active in now, other than the inviting one
+    home_assets: str | None  # JSON: their assets there, per kind
+
+
+async def peek(conn: asyncpg.Connection, token_hash: bytes) -> PeekedInvitation | None:
+    """The invitation behind a token, as its page shows it; reads only."""
+    row = await conn.fetchrow(
+        "SELECT t.token_hash, i.kind, i.status, i.expires_at, i.moved::text AS moved, a.name AS account_name, m.language,"
+        " m.status AS member_status, p.email, m.first_name, f.name AS from_name, home.name AS home_name,"
+        " (SELECT jsonb_object_agg(c.kind, c.n) FROM (SELECT s.kind, count(*) AS n FROM assets s"
+        "   WHERE s.profile_id = m.profile_id AND s.account_id = home.account_id GROUP BY s.kind) c)::text AS home_assets"
+        " FROM invitation_tokens t"
+        " JOIN invitations i USING (invitation_id)"
+        " JOIN memberships m USING (membership_id)"
+        " JOIN accounts a ON a.account_id = m.account_id"
+        " JOIN profiles p ON p.profile_id = m.profile_id"
+        " LEFT JOIN accounts f ON f.account_id = i.from_account_id"
+        " LEFT JOIN LATERAL (SELECT o.account_id, oa.name FROM memberships o JOIN accounts oa ON oa.account_id = o.account_id"
+        "   WHERE o.profile_id = m.profile_id AND o.account_id <> m.account_id AND o.status = 'active'"
+        "   ORDER BY o.status_changed_at DESC LIMIT 1) home ON true"
+        " WHERE t.token_hash = $1",
+        token_hash,
+    )
+    return PeekedInvitation(**row) if row else None

@@ -56,21 +56,21 @@ async def _accept(event: InvitationAccepted, uow: UnitOfWork) -> ResponseRefusal
                 # leaving would strand the old account without an admin: the invitation stays open
                 return _refuse(uow, "last_admin", invitation)
         moved, from_account = await _leave_home_account(uow.conn, invitation, home)
-        await lifecycle.accept(uow.conn, invitation.invitation_id, invitation.membership_id)
-        if invitation.kind == "welcome" and from_account is None:
+        counts = MovedAssets(
+            session_history=moved.get("session_history", 0),
+            scheduled_sessions=moved.get("scheduled_session", 0),
+            upcoming_recordings=moved.get("upcoming_recording", 0),
+        )
+        transferred = not (invitation.kind == "welcome" and from_account is None)
+        await lifecycle.accept(uow.conn, invitation.invitation_id, invitation.membership_id,
+                               counts.model_dump() if transferred else None)
+        if not transferred:
             uow.emit(UserActivated(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
             return None
         uow.emit(
             UserTransferred(
-                user_id=invitation.profile_id,
-                email=email,
-                from_account_id=from_account,
-                to_account_id=invitation.account_id,
-                moved=MovedAssets(
-                    session_history=moved.get("session_history", 0),
-                    scheduled_sessions=moved.get("scheduled_session", 0),
-                    upcoming_recordings=moved.get("upcoming_recording", 0),
-                ),
+                user_id=invitation.profile_id, email=email, from_account_id=from_account, to_account_id=invitation.account_id,
+                moved=counts,
             )
         )
     return None

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-
-import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from contracts import routing
 from contracts.base import Contract
 from contracts.commands import InvitationsRetryFailed
 from contracts.queries import CommandsGet, CommandsGetReply, FailedInvitation, InvitationsFailed, InvitationsFailedReply
-from userprov.runtime.broker import amqp_user
-
-
-class NoAnswer(Exception):
-    """userprov did not answer in time: are its workers running on this vhost?"""
+from userprov.public_bus import NoAnswer, PublicBus
 
 
 @dataclass(frozen=True)
@@ -31,55 +23,21 @@ class Retried:
     refusal: str | None = None
 
 
-class _Bus:
-    def __init__(self, channel: AbstractChannel, replies: AbstractQueue, user: str) -> None:
-        self._channel = channel
-        self._user = user  # set as user_id: an operator in USERPROV_TRUSTED_PUBLISHERS acts as the platform
-        self._replies = replies
-        self._waiting: dict[str, asyncio.Future[bytes]] = {}
-
-    async def start(self) -> None:
-        await self._replies.consume(self._answered, no_ack=True)
-
-    async def _answered(self, message: AbstractIncomingMessage) -> None:
-        waiting = self._waiting.pop(message.correlation_id or "", None)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(message.body)
-
-    async def publish(self, routing_key: str, message: Contract, message_id: str | None = None, reply: bool = False) -> str:
-        """Confirmed and mandatory (a key no queue takes is refused by userprov, not lost)."""
-        message_id = message_id or str(uuid.uuid4())
-        exchange = await self._channel.get_exchange(routing.COMMANDS_EXCHANGE, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(message.model_dump_json(exclude_none=True).encode(), message_id=message_id, correlation_id=message_id,
-                             type=routing_key, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                             reply_to=self._replies.name if reply else None, user_id=self._user),
-            routing_key, mandatory=True,
-        )
-        return message_id
-
-    async def ask(self, routing_key: str, query: Contract, timeout: float) -> bytes:
-        message_id = str(uuid.uuid4())
-        answer = self._waiting[message_id] = asyncio.get_running_loop().create_future()
-        try:
-            await self.publish(routing_key, query, message_id, reply=True)
-            return await asyncio.wait_for(answer, timeout)
-        except TimeoutError:
-            raise NoAnswer(f"no answer to {routing_key} within {timeout:g} s: are userprov's workers running on this vhost?") from None
-        finally:
-            self._waiting.pop(message_id, None)
-
-
 @asynccontextmanager
-async def _bus(amqp_url: str) -> AsyncIterator[_Bus]:
-    connection = await aio_pika.connect(amqp_url, timeout=10, client_properties={"connection_name": "userprov invitations"})
+async def _bus(amqp_url: str) -> AsyncIterator[PublicBus]:
+    bus = PublicBus(amqp_url, "userprov invitations")
+    await bus.start()
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        bus = _Bus(channel, await channel.declare_queue(exclusive=True, auto_delete=True), amqp_user(amqp_url))
-        await bus.start()
         yield bus
     finally:
-        await connection.close()
+        await bus.close()
+
+
+async def _ask(bus: PublicBus, routing_key: str, query: Contract, timeout: float) -> bytes:
+    answer = await bus.ask(routing_key, query, timeout)
+    if answer.type == routing.COMMAND_REJECTED:
+        raise NoAnswer(f"{routing_key} was refused: {answer.body.decode(errors='replace')}")
+    return answer.body
 
 
 async def failed(amqp_url: str, account_id: str | None, limit: int, timeout: float = 10.0) -> list[FailedInvitation]:
@@ -89,7 +47,7 @@ async def failed(amqp_url: str, account_id: str | None, limit: int, timeout: flo
     async with _bus(amqp_url) as bus:
         while len(found) < limit:
             query = InvitationsFailed(account_id=account_id, after=after, limit=min(1000, limit - len(found)))
-            page = InvitationsFailedReply.model_validate_json(await bus.ask(routing.INVITATIONS_FAILED, query, timeout))
+            page = InvitationsFailedReply.model_validate_json(await _ask(bus, routing.INVITATIONS_FAILED, query, timeout))
             found.extend(page.invitations)
             if page.next_after is None:
                 break
@@ -104,7 +62,7 @@ async def retry_failed(amqp_url: str, account_id: str | None, timeout: float = 6
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             outcome = CommandsGetReply.model_validate_json(
-                await bus.ask(routing.COMMANDS_GET, CommandsGet(command_id=command_id), max(deadline - time.monotonic(), 0.1))
+                await _ask(bus, routing.COMMANDS_GET, CommandsGet(command_id=command_id), max(deadline - time.monotonic(), 0.1))
             )
             if outcome.found:
                 for event in outcome.events:

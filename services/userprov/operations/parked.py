@@ -19,8 +19,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from contracts import routing
 from contracts.text import printable
 from userprov.masking import mask_emails_in
+from userprov.public_bus import amqp_user
 from userprov.runtime import amqp_decoding
-from userprov.runtime.broker import amqp_user
 from userprov.runtime.parking import ParkedMessage, publish_confirmed, replay_copy
 
 amqp_decoding.install()  # parked messages include those whose properties are not UTF-8

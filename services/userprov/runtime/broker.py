@@ -32,11 +32,6 @@ amqp_decoding.install()
 OnMessage = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
-def amqp_user(url: str) -> str:
-    """The RabbitMQ user of an AMQP URL: what a publisher on it sets as `user_id`."""
-    return unquote(urlsplit(url).username or "guest")
-
-
 def broker_failure(error: BaseException, url: str) -> str:
     """What a failure to connect to RabbitMQ means, in one line, without credentials."""
     parts = urlsplit(url)

@@ -1,0 +1,278 @@
+"""The page behind every invitation link: GET and HEAD only show (mail scanners fetch every link
+before the person does), a POST with a ticked confirmation acts. It is a client of userprov's
+public interface: it asks `invitations.peek`, publishes `invitation.accepted` or
+`invitation.declined` on `userprov.responses`, and waits for the event that answered it."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import aiormq
+import structlog
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from contracts import routing
+from contracts.events import InvitationAccepted, InvitationDeclined
+from contracts.queries import InvitationsPeek, InvitationsPeekReply
+from userprov.links import i18n
+from userprov.links.forms import FormKeys, plausible_token
+from userprov.links.pages import Page, answered, shown, title
+from userprov.public_bus import NoAnswer, PublicBus
+
+log = structlog.get_logger()
+
+# the events that answer a response; the page waits for the one with its correlation id
+OUTCOME_EVENTS = (routing.USER_ACTIVATED, routing.USER_TRANSFERRED, routing.USER_SUSPENDED, routing.INVITATION_RESPONSE_REJECTED)
+FORM_BYTES = 4096  # a form of the page is a few hundred bytes
+BUS_ERRORS = (NoAnswer, aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError)
+
+HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "referrer-policy": "no-referrer",  # the token is in the page's URL
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "cross-origin-opener-policy": "same-origin",
+}
+
+
+@cache
+def _environment(language: str) -> Environment:
+    environment = Environment(loader=PackageLoader("userprov.links", "templates"), autoescape=select_autoescape(default=True),
+                              extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+    environment.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return environment
+
+
+class InvitationPage:
+    def __init__(self, bus: PublicBus, keys: FormKeys, path: str, sign_in_url: str | None, wait_seconds: float) -> None:
+        self._bus = bus
+        self._keys = keys
+        self._path = path
+        self._sign_in_url = sign_in_url
+        self._wait = wait_seconds
+
+    async def get(self, request: Request) -> Response:
+        token = request.query_params.get("token")
+        if not plausible_token(token):
+            return self._render(request, Page("unknown", 404))
+        assert token is not None
+        try:
+            peeked = await self._peek(token)
+        except BUS_ERRORS as error:
+            return self._busy(request, error)
+        return self._render(request, shown(peeked), token)
+
+    async def post(self, request: Request) -> Response:
+        form = await _small_form(request)
+        if form is None:
+            return self._render(request, Page("form_expired", 413))
+        token, action = form.get("token"), form.get("action")
+        if not plausible_token(token):
+            return self._render(request, Page("unknown", 404))
+        assert token is not None
+        if (request.headers.get("sec-fetch-site") in ("cross-site", "same-site")
+                or not self._keys.valid(form.get("form_key"), token) or action not in ("accept", "decline")):
+            return self._render(request, Page("form_expired", 403))
+        try:
+            peeked = await self._peek(token)
+            page = shown(peeked)
+            if page.state not in ("welcome", "transfer") or (action == "decline" and peeked.kind != "transfer"):
+                return self._render(request, page, token)  # answered already (a second submit): what the first showed
+            if form.get("confirm") != "yes":  # what a scanner submitting the form as it stands sends
+                return self._render(request, Page(page.state, 422, peeked, page.moves), token, not_confirmed=action)
+            return self._render(request, await self._respond(token, action, peeked), token)
+        except BUS_ERRORS as error:
+            return self._busy(request, error)
+
+    async def _peek(self, token: str) -> InvitationsPeekReply:
+        answer = await self._bus.ask(routing.INVITATIONS_PEEK, InvitationsPeek(token=token), self._wait)
+        if answer.type != f"{routing.INVITATIONS_PEEK}.reply":
+            return InvitationsPeekReply(status="unknown")  # refused: not a token userprov could have issued
+        return InvitationsPeekReply.model_validate_json(answer.body)
+
+    async def _respond(self, token: str, action: str, peeked: InvitationsPeekReply) -> Page:
+        message_id = str(uuid.uuid4())
+        outcome = self._bus.expect(message_id)
+        try:
+            if action == "accept":
+                await self._bus.publish(routing.INVITATION_ACCEPTED, InvitationAccepted(token=token), message_id=message_id)
+            else:
+                await self._bus.publish(routing.INVITATION_DECLINED, InvitationDeclined(token=token), message_id=message_id)
+            received = await asyncio.wait_for(outcome, self._wait)
+        finally:
+            self._bus.forget(message_id)
+        return answered(peeked, received.type, received.body) or shown(await self._peek(token))
+
+    def _busy(self, request: Request, error: BaseException) -> Response:
+        log.warning("links_userprov_unavailable", error=type(error).__name__)
+        response = self._render(request, Page("busy", 503))
+        response.headers["retry-after"] = "5"
+        return response
+
+    def _render(self, request: Request, page: Page, token: str | None = None, not_confirmed: str | None = None) -> Response:
+        language = i18n.supported(page.language) or i18n.from_header(request.headers.get("accept-language"))
+        environment = _environment(language)
+        gettext = i18n.translations(language).gettext
+        peeked = page.peeked
+        account = peeked.account_name or "" if peeked else ""
+        from_account = peeked.from_account_name or "" if peeked else ""
+        msgid, parameters = title(page.state, account, from_account)
+        email = str(peeked.email) if peeked and peeked.email else ""
+        html = environment.get_template("page.html").render(
+            lang=language,
+            state=page.state,
+            title=gettext(msgid) % parameters,
+            account=account,
+            from_account=from_account,
+            first_name=peeked.first_name if peeked else "",
+            email=email,
+            expires=i18n.date(peeked.expires_at, language) if peeked and peeked.expires_at else "",
+            moves=page.moves,
+            declinable=bool(peeked and peeked.kind == "transfer"),
+            sign_in=self._sign_in(email),
+            token=token or "",
+            form_key=self._keys.issue(token) if token else "",
+            action_url=self._path,
+            static=self._path.rstrip("/") + "/static",
+            not_confirmed=not_confirmed,
+        )
+        return HTMLResponse(html, page.status)
+
+    def _sign_in(self, email: str) -> str | None:
+        if not self._sign_in_url:
+            return None
+        return self._sign_in_url + ("&" if "?" in self._sign_in_url else "?") + urlencode({"login_hint": email} if email else {})
+
+
+async def _small_form(request: Request) -> dict[str, str] | None:
+    """The urlencoded form, or None when it is larger than any form of the page."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > FORM_BYTES):
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_BYTES:
+            return None
+    request._body = body  # noqa: SLF001 - Starlette reads a cached body for request.form()
+    form = await request.form(max_fields=8, max_files=0)
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: str | None, wait_seconds: float) -> Starlette:
+    path = urlsplit(link_base_url).path or "/"
+    page = InvitationPage(bus, keys, path, sign_in_url, wait_seconds)
+
+    async def invitation(request: Request) -> Response:
+        return await (page.post(request) if request.method == "POST" else page.get(request))
+
+    async def livez(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        return PlainTextResponse("ready" if bus.connected else "not ready: no broker connection", 200 if bus.connected else 503)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        keeping = asyncio.create_task(_keep_connected(bus), name="links-bus")
+        try:
+            yield
+        finally:
+            keeping.cancel()
+            await bus.close()
+
+    static = str(resources.files("userprov.links") / "static")
+    app = Starlette(
+        routes=[
+            Route(path, invitation, methods=["GET", "HEAD", "POST"]),
+            Mount(path.rstrip("/") + "/static", StaticFiles(directory=static), name="static"),
+            Route("/livez", livez),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(SecurityHeaders, static_prefix=path.rstrip("/") + "/static")
+    app.add_middleware(AccessLog)
+    return app
+
+
+async def _keep_connected(bus: PublicBus, every: float = 2.0) -> None:
+    """Connects, and again whenever the connection was lost; meanwhile the page says to retry."""
+    while True:
+        if not bus.connected:
+            try:
+                await bus.start()
+                log.info("links_broker_connected")
+            except BUS_ERRORS as error:
+                log.warning("links_broker_unreachable", error=type(error).__name__)
+        await asyncio.sleep(every)
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class SecurityHeaders:
+    """On every answer; the page's also `Cache-Control: no-store` (its URL holds a token)."""
+
+    def __init__(self, app: ASGIApp, static_prefix: str) -> None:
+        self._app = app
+        self._static = static_prefix + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        cached = scope["path"].startswith(self._static)
+
+        async def with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() not in HEADERS]
+                headers += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+                if not cached:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self._app(scope, receive, with_headers)
+
+
+class AccessLog:
+    """One line per request, with its path but never its query string (the token)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 0
+
+        async def noting(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, noting)
+        finally:
+            log.info("links_request", method=scope.get("method"), path=scope.get("path", "")[:200], status=status,
+                     ms=round((time.monotonic() - started) * 1000, 1))

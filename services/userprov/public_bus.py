@@ -1,0 +1,128 @@
+"""A client of userprov's public interface over RabbitMQ, for its front doors (the invitation
+page) and operators' commands: only what an integrator or a link handler may do with the
+README's permissions. It publishes commands, queries and responses with confirms and
+`mandatory`, waits for a query's answer on a queue of its own, and, when asked to watch
+events, for the first event that carries a given correlation id. It knows the contracts,
+never a worker's tables, SQL or lifecycle."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+
+from contracts import routing
+from contracts.base import Contract
+from contracts.registry import exchange_of
+
+
+class NoAnswer(Exception):
+    """userprov did not answer in time: are its workers running on this vhost?"""
+
+
+def amqp_user(url: str) -> str:
+    """The RabbitMQ user of an AMQP URL: what a publisher on it sets as `user_id`."""
+    return unquote(urlsplit(url).username or "guest")
+
+
+@dataclass(frozen=True)
+class Received:
+    type: str  # the AMQP type: an answer's `<query>.reply` or `command.rejected`, an event's routing key
+    body: bytes
+
+
+class PublicBus:
+    def __init__(self, amqp_url: str, name: str, events: Sequence[str] = ()) -> None:
+        """`events`: the routing keys on `userprov.events` whose messages `expect` may wait for."""
+        self._url = amqp_url
+        self._name = name
+        self._events = tuple(events)
+        self._user = amqp_user(amqp_url)  # set as user_id: RabbitMQ checks it, userprov may trust it
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._replies: AbstractQueue | None = None
+        self._waiting: dict[str, asyncio.Future[Received]] = {}
+        self._connecting = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def start(self) -> None:
+        """Connects (again, after the connection was lost): a reply queue and, for the watched
+        events, a queue of its own bound to them; both go with the connection."""
+        async with self._connecting:
+            if self.connected:
+                return
+            connection = await aio_pika.connect(self._url, timeout=10, client_properties={"connection_name": self._name})
+            try:
+                channel = await connection.channel(publisher_confirms=True)
+                replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+                await replies.consume(self._received, no_ack=True)
+                if self._events:
+                    watched = await channel.declare_queue(exclusive=True, auto_delete=True)
+                    events = await channel.get_exchange(routing.EVENTS_EXCHANGE, ensure=False)
+                    for key in self._events:
+                        await watched.bind(events, key)
+                    await watched.consume(self._received, no_ack=True)
+            except BaseException:
+                await connection.close()
+                raise
+            connection.close_callbacks.add(self._lost)
+            self._connection, self._channel, self._replies = connection, channel, replies
+
+    def _lost(self, *_: object) -> None:
+        self._connection = self._channel = self._replies = None
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close_callbacks.discard(self._lost)
+            await connection.close()
+        self._channel = self._replies = None
+
+    async def _received(self, message: AbstractIncomingMessage) -> None:
+        waiting = self._waiting.pop(message.correlation_id or "", None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(Received(message.type or message.routing_key or "", message.body))
+
+    async def publish(self, routing_key: str, message: Contract, *, message_id: str | None = None,
+                      correlation_id: str | None = None, reply: bool = False) -> str:
+        """Confirmed and mandatory, on the exchange the routing key belongs to; returns the message_id."""
+        if not self.connected:
+            await self.start()
+        assert self._channel is not None and self._replies is not None
+        message_id = message_id or str(uuid.uuid4())
+        exchange = await self._channel.get_exchange(exchange_of(routing_key), ensure=False)
+        await exchange.publish(
+            aio_pika.Message(message.model_dump_json(exclude_none=True).encode(), message_id=message_id,
+                             correlation_id=correlation_id or message_id, type=routing_key, content_type="application/json",
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT, reply_to=self._replies.name if reply else None,
+                             user_id=self._user),
+            routing_key, mandatory=True,
+        )
+        return message_id
+
+    def expect(self, correlation_id: str) -> asyncio.Future[Received]:
+        """Resolves with the first answer or watched event that carries the correlation id."""
+        future = self._waiting[correlation_id] = asyncio.get_running_loop().create_future()
+        return future
+
+    def forget(self, correlation_id: str) -> None:
+        self._waiting.pop(correlation_id, None)
+
+    async def ask(self, routing_key: str, query: Contract, timeout: float) -> Received:
+        """The answer to a query: its type says an answer (`<query>.reply`) from a refusal."""
+        message_id = str(uuid.uuid4())
+        answer = self.expect(message_id)
+        try:
+            await self.publish(routing_key, query, message_id=message_id, reply=True)
+            return await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            raise NoAnswer(f"no answer to {routing_key} within {timeout:g} s: are userprov's workers running on this vhost?") from None
+        finally:
+            self.forget(message_id)

@@ -1,0 +1,198 @@
+"""The invitation page (`userprov links`) over real HTTP, against the session's workers: GET and
+HEAD change nothing, only a POST with a ticked confirmation acts, and every hostile request gets
+a clear answer, never a 500."""
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from html import unescape
+
+import asyncpg
+import httpx
+import pytest
+
+from contracts import routing
+from tests.integration.conftest import address
+from tests.integration.test_transfer import record_assets
+from tests.support.flows import add_active_member, add_users, emails_to, membership_status, tokens_in
+from tests.support.smtp import RecordingSmtpServer, free_port
+from tests.support.workers import WorkerProcess
+from userprov_devtools.bus_client import BusClient
+
+SIGN_IN = "https://signin.example.com/login"
+
+
+@pytest.fixture(scope="module")
+def links(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WorkerProcess]]:
+    """`userprov links` on a free port, a link handler of the session's vhost: its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/invitation"
+    process = WorkerProcess("links", [], {**worker_env, "USERPROV_LINK_BASE_URL": base, "USERPROV_LINKS_PORT": str(port),
+                                          "USERPROV_LINKS_SIGN_IN_URL": SIGN_IN, "USERPROV_LINKS_FORM_SECRET": "s3cret-for-tests",
+                                          "USERPROV_LINKS_WAIT_SECONDS": "10", "USERPROV_LINKS_REQUEST_SECONDS": "2"},
+                            tmp_path_factory.mktemp("links-log"), command=["links"], ready_log='"links_broker_connected"')
+    process.start()
+    yield base, process
+    assert process.terminate() == 0
+    assert not [line for line in process.lines() if "token=" in line], "a link's token in the page's logs"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=15) as client:
+        yield client
+
+
+def state_of(page: httpx.Response) -> str:
+    found = re.search(r'data-state="([a-z_]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+def form_of(page: httpx.Response, action: str) -> dict[str, str]:
+    """The form for `action` as it stands: its hidden fields, the confirmation box unticked."""
+    forms = re.findall(r"<form .*?</form>", page.text, re.S)
+    [form] = [f for f in forms if f'name="action" value="{action}"' in f]
+    return {name: unescape(value) for name, value in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)}
+
+
+class TestWelcome:
+    async def test_get_and_head_show_only_and_a_confirmed_post_activates(
+        self, links, http: httpx.AsyncClient, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        base, _ = links
+        account_id = await account(name="Café <Crème> & Co")
+        person = address("pageperson")
+        await add_users(bus, {"account_id": account_id, "language": "de",
+                              "users": [{"first_name": "Page", "last_name": "Person", "email": person}]})
+        [email] = await emails_to(smtp, person)
+        url = f"{base}?token={tokens_in(email)['link']}"
+
+        for _ in range(3):
+            shown = await http.get(url)
+        assert (shown.status_code, state_of(shown)) == (200, "welcome")
+        assert '<html lang="de">' in shown.text and "Café &lt;Crème&gt; &amp; Co" in shown.text and "Einladung annehmen" in shown.text
+        assert (await http.head(url)).status_code == 200
+        assert shown.headers["cache-control"] == "no-store" and shown.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in shown.headers["content-security-policy"] and "script" not in shown.text
+        # a scanner submitting the form as it stands: the box is not ticked
+        scanned = await http.post(base, data=form_of(shown, "accept"))
+        assert (scanned.status_code, state_of(scanned)) == (422, "welcome") and 'role="alert"' in scanned.text
+        assert await membership_status(db, account_id, person) == "invited"
+        assert not bus.find(routing.USER_ACTIVATED, email=person)
+
+        done = await http.post(base, data={**form_of(shown, "accept"), "confirm": "yes"})
+        assert (done.status_code, state_of(done)) == (200, "activated")
+        assert f'href="{SIGN_IN}?login_hint={person.replace("@", "%40")}"' in done.text
+        assert await membership_status(db, account_id, person) == "active"
+        again = await http.post(base, data={**form_of(shown, "accept"), "confirm": "yes"})  # a double submit
+        assert (again.status_code, state_of(again)) == (200, "already_in") and SIGN_IN in again.text
+        assert len(bus.find(routing.USER_ACTIVATED, email=person)) == 1
+        assert state_of(await http.get(url)) == "already_in"
+
+
+class TestTransfer:
+    async def test_the_counts_then_a_confirmed_accept_moves_them(
+        self, links, http: httpx.AsyncClient, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        base, _ = links
+        old, new = await account(name="Old Page Corp"), await account(name="New Page Corp")
+        person = address("pagemover")
+        await add_active_member(bus, smtp, old, person)
+        await record_assets(bus, db, old, person)
+        await add_users(bus, {"account_id": new, "users": [{"first_name": "Mo", "last_name": "Ver", "email": person}]})
+        _, transfer = await emails_to(smtp, person, count=2)
+        shown = await http.get(f"{base}?token={tokens_in(transfer)['accept']}")
+        assert state_of(shown) == "transfer" and "Old Page Corp" in shown.text
+        assert all(f"{label}: {n}" in shown.text for label, n in
+                   (("Session history", 2), ("Scheduled sessions", 1), ("Upcoming recordings", 1)))
+        unconfirmed = await http.post(base, data=form_of(shown, "decline"))
+        assert unconfirmed.status_code == 422 and await membership_status(db, new, person) == "transfer_pending"
+
+        moved = await http.post(base, data={**form_of(shown, "accept"), "confirm": "yes"})
+        assert (moved.status_code, state_of(moved)) == (200, "transferred") and "Session history: 2" in moved.text
+        assert await membership_status(db, new, person) == "active" and await membership_status(db, old, person) == "removed"
+        assert await db.fetchval("SELECT count(*) FROM assets WHERE account_id = $1", new) == 4
+
+    async def test_a_confirmed_decline_suspends(
+        self, links, http: httpx.AsyncClient, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        base, _ = links
+        old, new = await account(), await account()
+        person = address("pagedecliner")
+        await add_active_member(bus, smtp, old, person)
+        await add_users(bus, {"account_id": new, "users": [{"first_name": "De", "last_name": "Cline", "email": person}]})
+        _, transfer = await emails_to(smtp, person, count=2)
+        shown = await http.get(f"{base}?token={tokens_in(transfer)['decline']}")
+        declined = await http.post(base, data={**form_of(shown, "decline"), "confirm": "yes"})
+        assert (declined.status_code, state_of(declined)) == (200, "suspended")
+        assert await membership_status(db, new, person) == "suspended" and await membership_status(db, old, person) == "active"
+
+
+class TestHostileRequests:
+    async def test_each_gets_a_clear_answer(
+        self, links, http: httpx.AsyncClient, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        base, _ = links
+        account_id = await account()
+        person = address("pagehostile")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Hos", "last_name": "Tile", "email": person}]})
+        [email] = await emails_to(smtp, person)
+        token = tokens_in(email)["link"]
+        shown = await http.get(f"{base}?token={token}")
+        form = {**form_of(shown, "accept"), "confirm": "yes"}
+
+        answers = {
+            "no form key": await http.post(base, data={k: v for k, v in form.items() if k != "form_key"}),
+            "a wrong form key": await http.post(base, data={**form, "form_key": "A" * 36}),
+            "another token's form key": await http.post(base, data={**form, "token": "x" * 43}),
+            "a cross-site post": await http.post(base, data=form, headers={"sec-fetch-site": "cross-site"}),
+            "an unknown action": await http.post(base, data={**form, "action": "delete"}),
+            "a form too large": await http.post(base, data={**form, "padding": "p" * 10_000}),
+            "a 10 KB token": await http.get(base, params={"token": "t" * 10_000}),
+            "a non-ASCII token": await http.get(base, params={"token": "jeton-été-🎉" * 3}),
+            "a token with NUL": await http.get(f"{base}?token=abc%00defghijklmnopqrstuvwxyz"),
+            "a surrogate": await http.get(f"{base}?token=%ED%A0%80abcdefghijklmnopqrstu"),
+            "no token": await http.get(base),
+            "an unknown token": await http.get(base, params={"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"}),
+            "PUT": await http.put(base, content=b"x"),
+            "DELETE": await http.delete(base),
+            "PATCH": await http.patch(base, content=b"x"),
+        }
+        statuses = {what: answer.status_code for what, answer in answers.items()}
+        assert statuses == {
+            "no form key": 403, "a wrong form key": 403, "another token's form key": 403, "a cross-site post": 403,
+            "an unknown action": 403, "a form too large": 413, "a 10 KB token": 404, "a non-ASCII token": 404,
+            "a token with NUL": 404, "a surrogate": 404, "no token": 404, "an unknown token": 404,
+            "PUT": 405, "DELETE": 405, "PATCH": 405,
+        }
+        assert await membership_status(db, account_id, person) == "invited"  # none of them acted
+
+    async def test_500_idle_connections_and_a_slow_client_leave_the_page_answering_and_the_slow_one_gets_408(self, links, http: httpx.AsyncClient) -> None:
+        base, _ = links
+        port = int(base.split(":")[2].split("/")[0])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(500)]
+        slow = socket.create_connection(("127.0.0.1", port))
+        try:
+            slow.sendall(b"GET /invitation?token=")  # and never the rest
+            answer = await http.get(base, params={"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"})
+            assert answer.status_code == 404 and state_of(answer) == "unknown"
+            slow.settimeout(10)  # USERPROV_LINKS_REQUEST_SECONDS is 2 here
+            started = time.monotonic()
+            told = await asyncio.to_thread(slow.recv, 1000)
+            assert told.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 5, told
+            assert await asyncio.to_thread(slow.recv, 1000) == b""  # and closed
+        finally:
+            for connection in [*idle, slow]:
+                connection.close()
+
+    async def test_readiness_and_static_files(self, links, http: httpx.AsyncClient) -> None:
+        base, _ = links
+        root = base.rsplit("/", 1)[0]
+        assert (await http.get(f"{root}/readyz")).status_code == 200
+        css = await http.get(f"{base}/static/page.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        assert (await http.get(f"{base}/static/../../etc/passwd")).status_code == 404
