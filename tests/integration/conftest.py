@@ -139,3 +139,21 @@ async def account(bus: BusClient) -> Any:
         return account_id
 
     return create
+
+
+SIGN_IN = "https://signin.example.com/login"
+
+
+@pytest.fixture(scope="session")
+def links(workers: list[WorkerProcess], worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WorkerProcess]]:
+    """`userprov links` on a free port, a link handler of the session's vhost (once the workers declared it): its base URL and process."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/invitation"
+    process = WorkerProcess("links", [], {**worker_env, "USERPROV_LINK_BASE_URL": base, "USERPROV_LINKS_PORT": str(port),
+                                          "USERPROV_LINKS_SIGN_IN_URL": SIGN_IN, "USERPROV_LINKS_FORM_SECRET": "s3cret-for-tests",
+                                          "USERPROV_LINKS_WAIT_SECONDS": "10", "USERPROV_LINKS_REQUEST_SECONDS": "2"},
+                            tmp_path_factory.mktemp("links-log"), command=["links"], ready_log='"links_broker_connected"')
+    process.start()
+    yield base, process
+    assert process.terminate() == 0
+    assert not [line for line in process.lines() if "token=" in line], "a link's token in the page's logs"

@@ -7,7 +7,7 @@ import asyncio
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from html import unescape
 
 import asyncpg
@@ -15,29 +15,11 @@ import httpx
 import pytest
 
 from contracts import routing
-from tests.integration.conftest import address
+from tests.integration.conftest import SIGN_IN, address
 from tests.integration.test_transfer import record_assets
 from tests.support.flows import add_active_member, add_users, emails_to, membership_status, tokens_in
-from tests.support.smtp import RecordingSmtpServer, free_port
-from tests.support.workers import WorkerProcess
+from tests.support.smtp import RecordingSmtpServer
 from userprov_devtools.bus_client import BusClient
-
-SIGN_IN = "https://signin.example.com/login"
-
-
-@pytest.fixture(scope="module")
-def links(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WorkerProcess]]:
-    """`userprov links` on a free port, a link handler of the session's vhost: its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/invitation"
-    process = WorkerProcess("links", [], {**worker_env, "USERPROV_LINK_BASE_URL": base, "USERPROV_LINKS_PORT": str(port),
-                                          "USERPROV_LINKS_SIGN_IN_URL": SIGN_IN, "USERPROV_LINKS_FORM_SECRET": "s3cret-for-tests",
-                                          "USERPROV_LINKS_WAIT_SECONDS": "10", "USERPROV_LINKS_REQUEST_SECONDS": "2"},
-                            tmp_path_factory.mktemp("links-log"), command=["links"], ready_log='"links_broker_connected"')
-    process.start()
-    yield base, process
-    assert process.terminate() == 0
-    assert not [line for line in process.lines() if "token=" in line], "a link's token in the page's logs"
 
 
 @pytest.fixture
