@@ -1,22 +1,30 @@
-"""`userprov demo`: runs the whole system on this machine and shows what it does.
+"""`userprov demo`: runs the whole system on this machine and tells its story.
 
-Starts a mail catcher writing each email to a folder, starts the four workers, creates an
-account, adds a pasted list, prints each row's result and where each email was written,
-accepts one invitation from its email link, and shows the account afterwards."""
+Starts a mail catcher writing each email to a folder, the four workers and the invitation page
+(`userprov links`); creates an account and adds a pasted list; a person accepts her welcome
+through the page in a headless browser; another account invites her, she is active, so it is a
+transfer: the page shows what moves and she accepts; another person declines a transfer; an
+invitation is resent and a member removed; and it prints the page's URL of an open invitation,
+for a person to click (the page keeps running until Ctrl-C when the demo runs in a terminal)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from playwright.async_api import Browser
 
 from contracts import routing
 from userprov.db.connection import database_name, drop_database
 from userprov.db.migrate import migrate
 from userprov.settings import Settings
+from userprov_devtools.browser import answer, headless_chromium, state
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.mail_catcher import CatchingHandler, start_mail_catcher, text_part
 from userprov_devtools.waiting import eventually
@@ -24,6 +32,7 @@ from userprov_devtools.waiting import eventually
 PASTED = """Ada Lovelace ada@example.com; Alan Mathison Turing alan@example.com
 Grace\tHopper Murray\tgrace@example.com
 Ada Again ADA@example.com; Nobody broken-address; Émilie du Châtelet emilie@example.com"""
+SIGN_IN = "https://signin.example.com/login"  # where "Create your password" leads, unless USERPROV_LINKS_SIGN_IN_URL says
 
 
 async def run_demo(settings: Settings, mail_folder: Path) -> int:
@@ -37,18 +46,48 @@ async def run_demo(settings: Settings, mail_folder: Path) -> int:
         old.unlink()
     catcher = CatchingHandler(folder=mail_folder)
     controller = start_mail_catcher(settings.smtp_host, settings.smtp_port, catcher)
-    workers = subprocess.Popen([sys.executable, "-m", "userprov", "run"],
-                               env={**os.environ, "USERPROV_LOG_LEVEL": "WARNING", "USERPROV_DATABASE_URL": database_url})
+    page_base = f"http://127.0.0.1:{settings.links_port}/invitation"
+    env = {**os.environ, "USERPROV_LOG_LEVEL": "WARNING", "USERPROV_DATABASE_URL": database_url, "USERPROV_LINK_BASE_URL": page_base,
+           "USERPROV_LINKS_SIGN_IN_URL": settings.links_sign_in_url or SIGN_IN,
+           "USERPROV_RESEND_COOLDOWN_SECONDS": "0"}  # the demo resends an invitation seconds after the first
+    processes = [subprocess.Popen([sys.executable, "-m", "userprov", "run"], env=env),
+                 subprocess.Popen([sys.executable, "-m", "userprov", "links"], env=env)]
     bus = BusClient(settings.amqp_url)
     try:
         await bus.start()
         await bus.wait_for_workers()
+        await eventually(lambda: _ready(page_base), 30, what="the invitation page")
+        async with headless_chromium() as browser:
+            story = Story(bus, catcher, browser, page_base)
+            await story.tell()
+        print(f"\nEvery email of this run is in {mail_folder.resolve()}; its data in database {database_name(database_url)!r}")
+        if sys.stdin.isatty():
+            print(f"\nOpen Émilie's invitation in your browser:\n   {story.open_link}\n"
+                  "The workers and the page keep running: press Ctrl-C to stop.")
+            await _until_interrupted()
+        else:
+            print(f"\nÉmilie's open invitation, on the page: {story.open_link}")
+        return 0
+    finally:
+        await bus.stop()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(60)
+        controller.stop()
+
+
+class Story:
+    def __init__(self, bus: BusClient, catcher: CatchingHandler, browser: Browser, page_base: str) -> None:
+        self.bus, self.catcher, self.browser, self.page_base = bus, catcher, browser, page_base
+        self.open_link = ""
+
+    async def tell(self) -> None:
+        bus = self.bus
         account_id = f"demo-{int(time.time())}"
+        partner_id = f"partner-{int(time.time())}"
         print(f"\n== accounts.upsert {account_id}: 10 GoToMeeting seats, 5 GoToWebinar seats")
-        await bus.publish(routing.ACCOUNTS_UPSERT, {
-            "account_id": account_id, "name": "Demo Company", "licences": {"gotomeeting": 10, "gotowebinar": 5},
-            "groups": ["sales"], "settings_templates": ["standard"]})
-        await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id))
+        await self.upsert(account_id, "Demo Company", {"gotomeeting": 10, "gotowebinar": 5})
 
         print("\n== users.add with a pasted list:\n" + "\n".join("   " + line for line in PASTED.splitlines()))
         command_id = await bus.publish(routing.USERS_ADD, {
@@ -59,40 +98,108 @@ async def run_demo(settings: Settings, mail_folder: Path) -> int:
             errors = "; ".join(f"{e['field']}: {e['code']}" for e in row["errors"])
             print(f"   row {row['row']}: {row['outcome']:<15} {row['email']:<28} {errors}")
         accepted = [r["email"] for r in completed.body["results"] if r["outcome"] == "accepted"]
-
         sent = await eventually(lambda: len(bus.find(routing.INVITATION_SENT, account_id=account_id)) >= len(accepted)
-                           and bus.find(routing.INVITATION_SENT, account_id=account_id), timeout=60)
+                                and bus.find(routing.INVITATION_SENT, account_id=account_id), timeout=60)
         print("\n== invitation emails")
         for event in sent:
-            print(f"   {event.body['kind']:<8} to {event.body['email']:<22} written to {catcher.written.get(event.body['email'])}")
-
-        first = catcher.written[sent[0].body["email"]]
+            print(f"   {event.body['kind']:<8} to {event.body['email']:<22} written to {self.catcher.written.get(event.body['email'])}")
+        first = self.catcher.written["ada@example.com"]
         print(f"\n== {first.name} (text part)")
         print("\n".join("   | " + line for line in text_part(first).splitlines()))
-        token = _token(text_part(first))
-        print(f"\n== invitation.accepted with the token from {first.name}")
-        await bus.publish(routing.INVITATION_ACCEPTED, {"token": token})
-        done = await eventually(lambda: bus.find(routing.USER_ACTIVATED, account_id=account_id) or bus.find(routing.USER_TRANSFERRED, to_account_id=account_id))
-        print(f"   {done[0].routing_key}: {done[0].body}")
 
-        account = await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id})
-        print("\n== accounts.get")
-        print(f"   licences: {account['licences']}\n   members:  {account['members']}")
-        print(f"\nEvery email of this run is in {mail_folder.resolve()}; its data in database {database_name(database_url)!r}")
-        return 0
-    finally:
-        await bus.stop()
-        workers.terminate()
-        workers.wait(60)
-        controller.stop()
+        print("\n== Ada opens the link of her email in a browser, ticks the box and accepts")
+        print(f"   page: {await self.in_browser('ada@example.com', 'accept')}")
+        [activated] = await eventually(lambda: bus.find(routing.USER_ACTIVATED, email="ada@example.com"))
+        print(f"   {activated.routing_key}: account {activated.body['account_id']}")
+
+        print("\n== Ada's data in Demo Company (asset.recorded): 2 past sessions, 1 scheduled session, 1 upcoming recording")
+        for kind, ref in (("session_history", "s1"), ("session_history", "s2"), ("scheduled_session", "m1"), ("upcoming_recording", "r1")):
+            await bus.publish(routing.ASSET_RECORDED, {"account_id": account_id, "email": "ada@example.com", "kind": kind, "ref": ref})
+        await eventually(lambda: len(bus.find(routing.ASSET_COUNTED, account_id=account_id)) >= 4)
+
+        print(f"\n== Grace accepts her welcome too; then Partner Company ({partner_id}) adds Ada and Grace")
+        await self.in_browser("grace@example.com", "accept")
+        await eventually(lambda: bus.find(routing.USER_ACTIVATED, email="grace@example.com"))
+        await self.upsert(partner_id, "Partner Company", {"gotomeeting": 5})
+        await bus.publish(routing.USERS_ADD, {"account_id": partner_id, "products": ["gotomeeting"], "users": [
+            {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
+            {"first_name": "Grace", "last_name": "Hopper", "email": "grace@example.com"}]})
+        transfers = await eventually(lambda: len(bus.find(routing.INVITATION_SENT, account_id=partner_id)) >= 2
+                                     and bus.find(routing.INVITATION_SENT, account_id=partner_id), timeout=60)
+        for event in transfers:
+            print(f"   {event.body['kind']:<8} to {event.body['email']:<22} written to {self.catcher.written.get(event.body['email'])}")
+
+        print("\n== Ada opens her transfer invitation: the page shows what accepting moves; she ticks the box and accepts")
+        print(f"   page: {await self.in_browser('ada@example.com', 'accept', show_moves=True)}")
+        [moved] = await eventually(lambda: bus.find(routing.USER_TRANSFERRED, email="ada@example.com"))
+        print(f"   {moved.routing_key}: from {moved.body['from_account_id']} to {moved.body['to_account_id']}, moved {moved.body['moved']}")
+
+        print("\n== Grace opens hers and declines: she stays in Demo Company, suspended in Partner Company")
+        print(f"   page: {await self.in_browser('grace@example.com', 'decline')}")
+        [suspended] = await eventually(lambda: bus.find(routing.USER_SUSPENDED, email="grace@example.com"))
+        print(f"   {suspended.routing_key}: account {suspended.body['account_id']}")
+
+        print("\n== invitations.resend to Émilie: a fresh email, her first link no longer works")
+        first_email = self.catcher.written["emilie@example.com"]
+        await bus.publish(routing.INVITATIONS_RESEND, {"account_id": account_id, "email": "emilie@example.com"})
+        await eventually(lambda: len(bus.find(routing.INVITATION_SENT, email="emilie@example.com")) >= 2, timeout=60)
+        await eventually(lambda: self.catcher.written["emilie@example.com"] != first_email, timeout=30)
+        print(f"   invitation.sent (sent_count 2), written to {self.catcher.written.get('emilie@example.com')}")
+
+        print("\n== users.remove Alan: his seat is released, his invitation revoked")
+        await bus.publish(routing.USERS_REMOVE, {"account_id": account_id, "email": "alan@example.com"})
+        [removed] = await eventually(lambda: bus.find(routing.USER_REMOVED, email="alan@example.com"))
+        print(f"   {removed.routing_key}: released {removed.body['released']}")
+
+        for name, account in (("Demo Company", account_id), ("Partner Company", partner_id)):
+            found = await bus.query(routing.ACCOUNTS_GET, {"account_id": account})
+            print(f"\n== accounts.get {name}\n   licences: {found['licences']}\n   members:  {found['members']}")
+        self.open_link = self.link_of("emilie@example.com")
+
+    async def upsert(self, account_id: str, name: str, licences: dict[str, int]) -> None:
+        await self.bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": name, "licences": licences,
+                                                         "groups": ["sales"], "settings_templates": ["standard"]})
+        await eventually(lambda: self.bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id))
+
+    def link_of(self, email: str) -> str:
+        """The link of the person's latest email, on the page."""
+        url = re.search(r"\S+\?token=[A-Za-z0-9_-]+", text_part(self.catcher.written[email]))
+        assert url is not None, "no link in the email"
+        return self.page_base + "?" + urlsplit(url.group(0)).query
+
+    async def in_browser(self, email: str, action: str, *, show_moves: bool = False) -> str:
+        """Opens the person's latest link in the headless browser, ticks and clicks: the page's heading after."""
+        context = await self.browser.new_context(locale="en-US")
+        try:
+            page = await context.new_page()
+            await page.goto(self.link_of(email))
+            print(f"   opened: {await page.inner_text('h1')} ({await state(page)})")
+            if show_moves:
+                for line in (await page.inner_text("ul.moves")).splitlines():
+                    print(f"      {line}")
+            await answer(page, action)
+            return f"{await page.inner_text('h1')} ({await state(page)})"
+        finally:
+            await context.close()
+
+
+def _ready(page_base: str) -> bool:
+    root = urlunsplit(urlsplit(page_base)._replace(path="/readyz", query=""))
+    try:
+        with urllib.request.urlopen(root, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+async def _until_interrupted() -> None:
+    try:
+        while True:
+            await asyncio.sleep(3600)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return
 
 
 def demo_database_url(database_url: str) -> str:
     parts = urlsplit(database_url)
     return urlunsplit(parts._replace(path="/" + database_name(database_url) + "_demo"))
-
-
-def _token(text: str) -> str:
-    url = re.search(r"\S+token=\S+", text)
-    assert url is not None, "no link in the email"
-    return parse_qs(urlsplit(url.group(0)).query)["token"][0]

@@ -54,9 +54,18 @@ CONFIG_DATA = {
     "USERPROV_SMTP_STARTTLS": "true",
     "USERPROV_SMTP_USERNAME": "userprov",
     "USERPROV_LINK_BASE_URL": "https://admin.example.com/invitation",
+    "USERPROV_LINKS_SIGN_IN_URL": "https://signin.example.com/login",
     "USERPROV_SMTP_SENDER": "GoTo Admin <no-reply@example.com>",
     # the RabbitMQ users of the platform services that may act without requested_by (they set user_id)
     "USERPROV_TRUSTED_PUBLISHERS": "platform-services,userprov",
+}
+# the page (`userprov links`) connects as a link handler (the README's permissions row), not as the workers
+LINKS = "links"
+LINKS_PORT = 8080
+LINKS_SECRETS = "userprov-links-secrets"
+LINKS_SECRET_KEYS = {
+    "USERPROV_AMQP_URL": f"amqp://userprov-links:CHANGE-ME@rabbitmq.messaging.svc:5672/{VHOST}",
+    "USERPROV_LINKS_FORM_SECRET": "CHANGE-ME-the-same-on-every-replica",
 }
 SECRET_KEYS = {
     "USERPROV_AMQP_URL": f"amqp://userprov:CHANGE-ME@rabbitmq.messaging.svc:5672/{VHOST}",
@@ -144,8 +153,8 @@ def termination_grace_seconds() -> int:
     return PRE_STOP_SECONDS + int(stop_seconds(Settings())) + 10
 
 
-def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": "health"}, "periodSeconds": period, "timeoutSeconds": 3,
+def _probe(path: str, *, period: int, failures: int, port: str = "health") -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "timeoutSeconds": 3,
             "failureThreshold": failures}
 
 
@@ -219,13 +228,48 @@ def migration_job() -> dict[str, Any]:
     }
 
 
+def links_deployment() -> dict[str, Any]:
+    """The invitation page: a web service, scaled on CPU; its own AMQP credentials (a link handler's)."""
+    container = _container(LINKS, [LINKS], {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}})
+    container["envFrom"] = [{"configMapRef": {"name": CONFIG}}, {"secretRef": {"name": LINKS_SECRETS}}]
+    container["env"] += [{"name": "USERPROV_LINKS_HOST", "value": "0.0.0.0"}, {"name": "USERPROV_LINKS_PORT", "value": str(LINKS_PORT)}]
+    container["ports"] = [{"name": "http", "containerPort": LINKS_PORT}]
+    container["startupProbe"] = _probe("/livez", period=2, failures=30, port="http")
+    container["livenessProbe"] = _probe("/livez", period=10, failures=3, port="http")
+    container["readinessProbe"] = _probe("/readyz", period=5, failures=2, port="http")
+    container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}}
+    selector = _selector(LINKS)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(LINKS, LINKS),
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": {**LABELS, **selector}},
+                         # uvicorn finishes the requests in hand within 10 s of SIGTERM
+                         "spec": _pod([container], terminationGracePeriodSeconds=PRE_STOP_SECONDS + 10 + 5)},
+        },
+    }
+
+
+def links_service() -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(LINKS, LINKS),
+            "spec": {"selector": _selector(LINKS), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+
+
+def links_autoscaler() -> dict[str, Any]:
+    autoscaler = cpu_autoscaler(LINKS)
+    autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"] = 2, 10  # two: one may go while the other answers
+    return autoscaler
+
+
 def config_map() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(CONFIG, "config"), "data": dict(CONFIG_DATA)}
 
 
-def secret_example() -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(SECRETS, "config"), "type": "Opaque",
-            "stringData": dict(SECRET_KEYS)}
+def secret_example(name: str = SECRETS, keys: dict[str, str] = SECRET_KEYS) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(name, "config"), "type": "Opaque", "stringData": dict(keys)}
 
 
 def kustomization(files: list[str]) -> dict[str, Any]:
@@ -242,7 +286,7 @@ def cpu_autoscaler(service: str) -> dict[str, Any]:
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": service},
             "minReplicas": 1,
-            "maxReplicas": SIZING[service]["max"],
+            "maxReplicas": SIZING[service]["max"] if service in SIZING else 10,
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
         },
     }
@@ -309,6 +353,7 @@ def render(vhost: str = VHOST, runbook_url: str = RUNBOOK_URL) -> dict[str, str]
     }
     for service in routing.SERVICES:
         files[f"{service}.yaml"] = _yaml(deployment(service), disruption_budget(service), scaled_object(service))
+    files[f"{LINKS}.yaml"] = _yaml(links_deployment(), links_service(), disruption_budget(LINKS), links_autoscaler())
     rendered = {f"deploy/k8s/{name}": text for name, text in files.items()}
     rendered["deploy/k8s/kustomization.yaml"] = _yaml(kustomization(sorted(files)))
     # for clusters without KEDA: kubectl apply -k deploy/k8s-cpu-autoscaling (an overlay of deploy/k8s)
@@ -320,7 +365,7 @@ def render(vhost: str = VHOST, runbook_url: str = RUNBOOK_URL) -> dict[str, str]
     rendered["deploy/k8s/monitoring/kustomization.yaml"] = _yaml(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(monitoring)})
     # not in the kustomization: the operator creates the Secret (sealed, external, or from this)
-    rendered["deploy/k8s/secret.example.yaml"] = _yaml(secret_example())
+    rendered["deploy/k8s/secret.example.yaml"] = _yaml(secret_example(), secret_example(LINKS_SECRETS, LINKS_SECRET_KEYS))
     rendered["deploy/rabbitmq/definitions.json"] = json.dumps(definitions(Settings().delivery_limit, vhost), indent=2) + "\n"
     return rendered
 

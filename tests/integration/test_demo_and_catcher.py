@@ -41,19 +41,31 @@ class TestMailCatcher:
 
 
 class TestDemo:
-    def test_runs_twice_the_same_way(self, tmp_path: Path) -> None:
-        """A second run once gave a transfer invitation from the first run's account: each run
-        has a database of its own, made anew."""
+    def test_tells_the_whole_story_twice_the_same_way(self, tmp_path: Path) -> None:
+        """The whole story each time (a welcome accepted on the page in a headless browser, a
+        transfer that moves data, a decline, a resend, a removal, an open link to click). A
+        second run once gave a transfer invitation from the first run's account: each run has a
+        database of its own, made anew."""
         infra = create_infra()  # a vhost of its own: the session's workers must not take the demo's messages
         env = {**os.environ, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url,
-               "USERPROV_SMTP_PORT": str(free_port()), "USERPROV_LOG_JSON": "true"}
+               "USERPROV_SMTP_PORT": str(free_port()), "USERPROV_LINKS_PORT": str(free_port()), "USERPROV_LOG_JSON": "true"}
         try:
             for _ in range(2):
                 started = time.monotonic()
                 done = subprocess.run([sys.executable, "-m", "userprov", "demo", "--mail-folder", str(tmp_path)],
-                                      env=env, capture_output=True, text=True, timeout=180)
+                                      env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
                 assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-                assert "transfer" not in done.stdout and done.stdout.count("welcome  to") == 4, done.stdout
+                out = done.stdout
+                first_emails = out.split("== invitation emails")[1].split("==")[0]
+                assert first_emails.count("welcome  to") == 4 and "transfer" not in first_emails, out  # nothing of the run before
+                # the whole story, through the page in a headless browser
+                assert "page: You're in (activated)" in out, out
+                assert "Session history: 2" in out and "page: Your user has moved (transferred)" in out, out
+                assert "'session_history': 2, 'scheduled_sessions': 1, 'upcoming_recordings': 1" in out, out
+                assert "page: Invitation declined (suspended)" in out and "user.suspended" in out, out
+                assert "invitation.sent (sent_count 2)" in out and "user.removed: released {'gotomeeting': 1}" in out, out
+                link = out.split("Émilie's open invitation, on the page: ")[1].split()[0]
+                assert link.startswith(f"http://127.0.0.1:{env['USERPROV_LINKS_PORT']}/invitation?token="), out
                 assert time.monotonic() - started < 120
         finally:
             drop_vhost(infra.vhost)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from contracts import routing
 from tests.integration.conftest import address
@@ -21,15 +21,12 @@ from tests.integration.test_transfer import record_assets
 from tests.support.flows import add_active_member, add_users, emails_to, membership_status
 from tests.support.smtp import ReceivedEmail, RecordingSmtpServer
 from tests.support.workers import WorkerProcess
+from userprov_devtools.browser import answer, headless_chromium, state
 from userprov_devtools.bus_client import BusClient
 
 ROOT = Path(__file__).parents[2]
 BROWSER_TESTS = ROOT / "tests" / "browser"
 ARTIFACTS = Path(os.environ.get("USERPROV_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# as the machine's probe starts it: no sandbox as root, and no calls home
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
@@ -46,12 +43,8 @@ def axe_source() -> str:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail("the browser tests need Chromium: scripts/services-up installs it (Debian package chromium)")
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with headless_chromium() as chromium:
         yield chromium
-        await chromium.close()
 
 
 def page_url(email: ReceivedEmail, base: str, action: str | None = None) -> str:
@@ -62,9 +55,9 @@ def page_url(email: ReceivedEmail, base: str, action: str | None = None) -> str:
     raise AssertionError(f"no link in {email.text!r}")
 
 
-async def checked(page: Page, axe: str, name: str, state: str) -> None:
+async def checked(page: Page, axe: str, name: str, expected: str) -> None:
     """The page is in `state`; it is saved as test-artifacts/<name>.png; axe finds no WCAG 2.1 AA violation."""
-    assert await page.get_attribute("main", "data-state") == state, await page.content()
+    assert await state(page) == expected, await page.content()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     await page.evaluate(axe)
@@ -96,9 +89,8 @@ class TestInABrowser:
         page = await opened(browser, page_url(email, base))
         await checked(page, axe_source, "invitation-welcome", "welcome")
         await page.click("button.primary")  # the box is not ticked: the browser itself asks for it
-        assert await page.get_attribute("main", "data-state") == "welcome" and await membership_status(db, account_id, person) == "invited"
-        await page.check("#confirm-accept")
-        await page.click("button.primary")
+        assert await state(page) == "welcome" and await membership_status(db, account_id, person) == "invited"
+        assert await answer(page, "accept") == "activated"
         await checked(page, axe_source, "invitation-activated", "activated")
         assert await membership_status(db, account_id, person) == "active"
         await page.goto(page_url(email, base))
@@ -120,8 +112,7 @@ class TestInABrowser:
         await checked(page, axe_source, "invitation-transfer", "transfer")
         text = await page.inner_text("main")
         assert "Historique des sessions : 2" in text and "Acme Consulting" in text and await page.get_attribute("html", "lang") == "fr"
-        await page.check("#confirm-accept")
-        await page.click("button.primary")
+        assert await answer(page, "accept") == "transferred"
         await checked(page, axe_source, "invitation-transferred", "transferred")
         assert await membership_status(db, new, person) == "active" and await membership_status(db, old, person) == "removed"
         assert await db.fetchval("SELECT count(*) FROM assets WHERE account_id = $1", new) == 4
@@ -140,8 +131,7 @@ class TestInABrowser:
         await page.evaluate("document.forms[1].submit()")  # as it stands: no box ticked
         await page.wait_for_load_state()
         await checked(page, axe_source, "invitation-not-confirmed", "transfer")
-        await page.check("#confirm-decline")
-        await page.click("button.secondary")
+        assert await answer(page, "decline") == "suspended"
         await checked(page, axe_source, "invitation-declined", "suspended")
         assert await membership_status(db, new, person) == "suspended" and await membership_status(db, old, person) == "active"
 
@@ -189,7 +179,7 @@ class TestScanners:
                 await page.goto(url)
                 await page.evaluate("i => document.forms[i].submit()", index)
                 await page.wait_for_load_state()
-                assert await page.get_attribute("main", "data-state") in ("welcome", "transfer")
+                assert await state(page) in ("welcome", "transfer")
             for button in await page.query_selector_all("button"):  # clicking, too: the unticked box stops the browser
                 await button.click()
         await context.close()

@@ -45,7 +45,8 @@ def test_the_committed_files_are_what_the_code_generates() -> None:
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_core_object_is_valid_for_the_kubernetes_api(version: str) -> None:
     core = [d for d in documents() if not d["apiVersion"].startswith(("keda.sh/", "kustomize.config.k8s.io/"))]
-    assert {d["kind"] for d in core} == {"ConfigMap", "Secret", "Job", "Deployment", "PodDisruptionBudget"}
+    assert {d["kind"] for d in core} == {"ConfigMap", "Secret", "Job", "Deployment", "PodDisruptionBudget", "Service",
+                                         "HorizontalPodAutoscaler"}
     for document in core:
         kubernetes_validate.validate(document, version, strict=True)
 
@@ -101,8 +102,10 @@ class TestEachWorker:
 class TestComposeAgreesWithKubernetes:
     def test_every_setting_named_anywhere_exists(self) -> None:
         known = {f"USERPROV_{name.upper()}" for name in Settings.model_fields}
-        named = set(of_kind("ConfigMap")["userprov-config"]["data"]) | set(of_kind("Secret")["userprov-secrets"]["stringData"])
-        named |= {key for name in routing.SERVICES for key in compose()[name]["environment"]}
+        named = set(of_kind("ConfigMap")["userprov-config"]["data"])
+        named |= {key for secret in of_kind("Secret").values() for key in secret["stringData"]}
+        named |= {e["name"] for c in of_kind("Deployment")["links"]["spec"]["template"]["spec"]["containers"] for e in c["env"]}
+        named |= {key for name in (*routing.SERVICES, "links") for key in compose()[name]["environment"]}
         assert named - {"PYTHONDONTWRITEBYTECODE"} <= known
 
     def test_grace_periods_cover_the_drain(self) -> None:
@@ -126,6 +129,31 @@ def image_uid() -> int:
     return int(found.group(1))
 
 
+class TestTheInvitationPage:
+    """`userprov links`: a Deployment with probes, a Service, a disruption budget, an HPA on CPU,
+    and AMQP credentials of its own (a link handler's), as in docker-compose.yml."""
+
+    def test_deployment_service_and_autoscaler(self) -> None:
+        deployment = of_kind("Deployment")["links"]
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert container["args"] == ["links"] == compose()["links"]["command"]
+        port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
+        assert {"name": "USERPROV_LINKS_PORT", "value": str(port)} in container["env"]
+        assert str(port) == compose()["links"]["environment"]["USERPROV_LINKS_PORT"]
+        assert (container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"]) == (
+            {"path": "/readyz", "port": "http"}, {"path": "/livez", "port": "http"})
+        assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
+        secrets = [source["secretRef"]["name"] for source in container["envFrom"] if "secretRef" in source]
+        assert secrets == ["userprov-links-secrets"] and "USERPROV_LINKS_FORM_SECRET" in of_kind("Secret")[secrets[0]]["stringData"]
+        service = of_kind("Service")["links"]["spec"]
+        assert service["selector"] == deployment["spec"]["selector"]["matchLabels"] and service["ports"][0]["targetPort"] == "http"
+        scaler = of_kind("HorizontalPodAutoscaler")["links"]["spec"]
+        assert scaler["scaleTargetRef"]["name"] == "links" and scaler["minReplicas"] >= 2
+        assert scaler["metrics"][0]["resource"]["name"] == "cpu"
+        assert "replicas" not in deployment["spec"]
+
+
 class TestWithoutKeda:
     """deploy/k8s-cpu-autoscaling: the same workers, autoscaled on CPU by plain HPAs."""
 
@@ -134,7 +162,7 @@ class TestWithoutKeda:
     @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
     def test_an_autoscaler_per_deployment_valid_for_the_kubernetes_api(self, version: str) -> None:
         autoscalers = list(yaml.safe_load_all((self.OVERLAY / "autoscalers.yaml").read_text()))
-        assert sorted(a["spec"]["scaleTargetRef"]["name"] for a in autoscalers) == sorted(of_kind("Deployment"))
+        assert sorted(a["spec"]["scaleTargetRef"]["name"] for a in autoscalers) == sorted(routing.SERVICES)  # the page has its own
         for autoscaler in autoscalers:
             kubernetes_validate.validate(autoscaler, version, strict=True)
 
@@ -150,4 +178,5 @@ class TestWithoutKeda:
             pytest.skip("kubectl (with its kustomize) is not installed")
         built = subprocess.run([kubectl, "kustomize", str(self.OVERLAY)], capture_output=True, text=True, timeout=60, check=True)
         kinds = sorted(d["kind"] for d in yaml.safe_load_all(built.stdout))
-        assert kinds == sorted(["ConfigMap", "Job"] + ["Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"] * len(routing.SERVICES))
+        per_deployment = ["Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"]
+        assert kinds == sorted(["ConfigMap", "Job", "Service"] + per_deployment * (len(routing.SERVICES) + 1))
