@@ -118,7 +118,7 @@ class Story:
         await eventually(lambda: len(bus.find(routing.ASSET_COUNTED, account_id=account_id)) >= 4)
 
         print(f"\n== Grace accepts her welcome too; then Partner Company ({partner_id}) adds Ada and Grace")
-        await self.in_browser("grace@example.com", "accept")
+        print(f"   page: {await self.in_browser('grace@example.com', 'accept')}")
         await eventually(lambda: bus.find(routing.USER_ACTIVATED, email="grace@example.com"))
         await self.upsert(partner_id, "Partner Company", {"gotomeeting": 5})
         await bus.publish(routing.USERS_ADD, {"account_id": partner_id, "products": ["gotomeeting"], "users": [

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from contracts import routing
+from tests.support.broker_users import LINK_HANDLER_WRITE, broker_user
 from tests.support.infra import Infra, create_infra, drop_vhost
 from tests.support.smtp import RecordingSmtpServer, free_port
 from tests.support.workers import WorkerProcess
@@ -145,10 +146,17 @@ SIGN_IN = "https://signin.example.com/login"
 
 
 @pytest.fixture(scope="session")
-def links(workers: list[WorkerProcess], worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WorkerProcess]]:
+def links(infra: Infra, workers: list[WorkerProcess], worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
+          ) -> Iterator[tuple[str, WorkerProcess]]:
     """`userprov links` on a free port, a link handler of the session's vhost (once the workers declared it): its base URL and process."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/invitation"
+    with broker_user(infra, "links", LINK_HANDLER_WRITE) as link_handler_url:  # the README's row for a link handler is enough
+        yield from _links_process(base, port, {**worker_env, "USERPROV_AMQP_URL": link_handler_url}, tmp_path_factory)
+
+
+def _links_process(base: str, port: int, worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
+                   ) -> Iterator[tuple[str, WorkerProcess]]:
     process = WorkerProcess("links", [], {**worker_env, "USERPROV_LINK_BASE_URL": base, "USERPROV_LINKS_PORT": str(port),
                                           "USERPROV_LINKS_SIGN_IN_URL": SIGN_IN, "USERPROV_LINKS_FORM_SECRET": "s3cret-for-tests",
                                           "USERPROV_LINKS_WAIT_SECONDS": "10", "USERPROV_LINKS_REQUEST_SECONDS": "2"},

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq
@@ -15,34 +14,13 @@ import pytest
 
 from contracts import routing
 from tests.integration.conftest import address, unique
+from tests.support.broker_users import LINK_HANDLER_WRITE, WRITE, broker_user
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, rabbitmqctl
 from tests.support.isolated import isolated_worker
 from tests.support.smtp import RecordingSmtpServer
 from userprov_devtools.bus_client import BusClient, RecordedEvent
 from userprov_devtools.waiting import eventually
-
-# the README's table, for an integrator whose own queues are server-named (amq.gen-...)
-CONFIGURE = r"^amq\.gen-.*$"
-WRITE = r"^(userprov\.(commands|events)|amq\.gen-.*)$"
-READ = r"^(userprov\.events|amq\.gen-.*)$"
-
-
-# the README's row for a link handler: it publishes accepts and declines (and queries), and reads
-# the outcome events
-LINK_HANDLER_WRITE = r"^(userprov\.(responses|commands)|amq\.gen-.*)$"
-
-
-@contextmanager
-def broker_user(infra: Infra, name: str, write: str, user: str | None = None) -> Iterator[str]:
-    user, password = user or f"{name}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    rabbitmqctl("add_user", user, password)
-    try:
-        rabbitmqctl("set_permissions", "-p", infra.vhost, user, CONFIGURE, write, READ)
-        parts = urlsplit(infra.amqp_url)
-        yield urlunsplit(parts._replace(netloc=f"{quote(user)}:{password}@{parts.hostname}:{parts.port}"))
-    finally:
-        rabbitmqctl("delete_user", user)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tests.integration.test_transfer import record_assets
 from tests.support.flows import add_active_member, add_users, emails_to, membership_status, tokens_in
 from tests.support.smtp import RecordingSmtpServer
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 @pytest.fixture
@@ -112,6 +113,33 @@ class TestTransfer:
         declined = await http.post(base, data={**form_of(shown, "decline"), "confirm": "yes"})
         assert (declined.status_code, state_of(declined)) == (200, "suspended")
         assert await membership_status(db, new, person) == "suspended" and await membership_status(db, old, person) == "active"
+
+
+class TestLinksThatCannotBeUsed:
+    async def test_revoked_and_expired_each_have_their_page(
+        self, links, http: httpx.AsyncClient, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        base, _ = links
+        account_id = await account(name="Gone Corp")
+        removed, lapsed = address("pageremoved"), address("pagelapsed")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Re", "last_name": "Moved", "email": removed},
+                                                                  {"first_name": "La", "last_name": "Psed", "email": lapsed}]})
+        [removed_email], [lapsed_email] = await emails_to(smtp, removed), await emails_to(smtp, lapsed)
+        removed_page = await http.get(f"{base}?token={tokens_in(removed_email)['link']}")
+        await bus.publish(routing.USERS_REMOVE, {"account_id": account_id, "email": removed})
+        await eventually(lambda: bus.find(routing.USER_REMOVED, email=removed), what="user.removed")
+        await db.execute("UPDATE invitations SET expires_at = now() - interval '1 second' WHERE invitation_id IN"
+                         " (SELECT i.invitation_id FROM invitations i JOIN memberships m USING (membership_id)"
+                         "  JOIN profiles p USING (profile_id) WHERE p.email = $1)", lapsed)
+
+        revoked = await http.get(f"{base}?token={tokens_in(removed_email)['link']}")
+        assert (revoked.status_code, state_of(revoked)) == (410, "revoked") and "Gone Corp" in revoked.text
+        expired = await http.get(f"{base}?token={tokens_in(lapsed_email)['link']}")
+        assert (expired.status_code, state_of(expired)) == (410, "expired") and "new invitation" in expired.text
+        # a form shown before the removal acts no more: the page looks again first
+        late = await http.post(base, data={**form_of(removed_page, "accept"), "confirm": "yes"})
+        assert (late.status_code, state_of(late)) == (410, "revoked")
+        assert await membership_status(db, account_id, removed) == "removed"
 
 
 class TestHostileRequests:

@@ -1,0 +1,30 @@
+"""RabbitMQ users with the permissions the README recommends, for the tests that prove them."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from tests.support.infra import Infra, rabbitmqctl
+
+# the README's table, for an integrator whose own queues are server-named (amq.gen-...)
+CONFIGURE = r"^amq\.gen-.*$"
+WRITE = r"^(userprov\.(commands|events)|amq\.gen-.*)$"
+READ = r"^(userprov\.events|amq\.gen-.*)$"
+# the README's row for a link handler: it publishes accepts and declines (and queries), and reads
+# the outcome events
+LINK_HANDLER_WRITE = r"^(userprov\.(responses|commands)|amq\.gen-.*)$"
+
+
+@contextmanager
+def broker_user(infra: Infra, name: str, write: str, user: str | None = None) -> Iterator[str]:
+    """A new RabbitMQ user with these permissions on the vhost: its AMQP URL; deleted after."""
+    user, password = user or f"{name}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    rabbitmqctl("add_user", user, password)
+    try:
+        rabbitmqctl("set_permissions", "-p", infra.vhost, user, CONFIGURE, write, READ)
+        parts = urlsplit(infra.amqp_url)
+        yield urlunsplit(parts._replace(netloc=f"{quote(user)}:{password}@{parts.hostname}:{parts.port}"))
+    finally:
+        rabbitmqctl("delete_user", user)
