@@ -51,6 +51,21 @@ class TestWhatTheImageHolds:
                 elif isinstance(node, ast.Import):
                     assert not any(a.name.startswith("userprov_devtools") for a in node.names), path
 
+    def test_the_front_doors_use_only_the_public_interface(self) -> None:
+        """The page imports the contracts and the public bus client, never a service's tables,
+        SQL, lifecycle or runtime (nor does the public bus client)."""
+        import ast
+
+        allowed = ("contracts", "userprov.links", "userprov.public_bus", "userprov.settings")
+        paths = [*(ROOT / "services" / "userprov" / "links").rglob("*.py"), ROOT / "services" / "userprov" / "public_bus.py"]
+        for path in paths:
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names] if isinstance(
+                    node, ast.Import) else []
+                for name in names:
+                    if name.split(".")[0] in ("userprov", "contracts"):
+                        assert name.startswith(allowed), f"{path.name} imports {name}"
+
     def test_the_smtp_server_library_is_not_a_runtime_dependency(self) -> None:
         import tomllib
 
