@@ -23,6 +23,7 @@ from tests.support.smtp import ReceivedEmail, RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov_devtools.browser import answer, headless_chromium, state
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 ROOT = Path(__file__).parents[2]
 BROWSER_TESTS = ROOT / "tests" / "browser"
@@ -135,10 +136,40 @@ class TestInABrowser:
         await checked(page, axe_source, "invitation-declined", "suspended")
         assert await membership_status(db, new, person) == "suspended" and await membership_status(db, old, person) == "active"
 
-    async def test_pages_of_links_that_cannot_be_used(self, links: tuple[str, WorkerProcess], browser: Browser, axe_source: str) -> None:
+    async def test_pages_of_links_that_cannot_be_used(
+        self, links: tuple[str, WorkerProcess], browser: Browser, axe_source: str, bus: BusClient, smtp: RecordingSmtpServer,
+        db: asyncpg.Pool, account
+    ) -> None:
         base, _ = links
         page = await opened(browser, f"{base}?token=q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1")
         await checked(page, axe_source, "invitation-unknown", "unknown")
+
+        old, new = await account(name="Admin Home"), await account(name="Elsewhere")
+        admin, removed, lapsed = address("browseradmin"), address("browserremoved"), address("browserlapsed")
+        await add_active_member(bus, smtp, old, admin, role="admin")
+        await add_users(bus, {"account_id": new, "users": [{"first_name": f, "last_name": "X", "email": e} for f, e in
+                                                           (("Adm", admin), ("Rem", removed), ("Lap", lapsed))]})
+        _, transfer = await emails_to(smtp, admin, count=2)
+        [removed_email], [lapsed_email] = await emails_to(smtp, removed), await emails_to(smtp, lapsed)
+
+        page = await opened(browser, page_url(transfer, base, "accept"))
+        assert await answer(page, "accept") == "last_admin"  # the only admin of Admin Home: the invitation stays open
+        await checked(page, axe_source, "invitation-last-admin", "last_admin")
+        assert await membership_status(db, new, admin) == "transfer_pending"
+
+        page = await opened(browser, page_url(removed_email, base))
+        await page.evaluate("document.querySelector('input[name=form_key]').value = 'forged'")
+        await page.check("#confirm-accept")
+        await page.click("button.primary")
+        await checked(page, axe_source, "invitation-form-expired", "form_expired")
+
+        await bus.publish(routing.USERS_REMOVE, {"account_id": new, "email": removed})
+        await eventually(lambda: bus.find(routing.USER_REMOVED, email=removed), what="user.removed")
+        await checked(await opened(browser, page_url(removed_email, base)), axe_source, "invitation-revoked", "revoked")
+        await db.execute("UPDATE invitations SET expires_at = now() - interval '1 second' WHERE invitation_id IN"
+                         " (SELECT i.invitation_id FROM invitations i JOIN memberships m USING (membership_id)"
+                         "  JOIN profiles p USING (profile_id) WHERE p.email = $1)", lapsed)
+        await checked(await opened(browser, page_url(lapsed_email, base)), axe_source, "invitation-expired", "expired")
         # the check can fail: a box without a label and grey on grey
         await page.set_content('<html lang="en"><body><main data-state="unknown"><h1>x</h1><input type="checkbox">'
                                '<p style="color:#999;background:#aaa">faint</p></main></body></html>')
