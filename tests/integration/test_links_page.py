@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from html import unescape
 
+import aio_pika
 import asyncpg
 import httpx
 import pytest
@@ -18,7 +19,10 @@ from contracts import routing
 from tests.integration.conftest import SIGN_IN, address
 from tests.integration.test_transfer import record_assets
 from tests.support.flows import add_active_member, add_users, emails_to, membership_status, tokens_in
-from tests.support.smtp import RecordingSmtpServer
+from tests.support.infra import create_infra, drop_vhost
+from tests.support.smtp import RecordingSmtpServer, free_port
+from tests.support.workers import WorkerProcess
+from userprov.runtime.topology import declare_topology
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 
@@ -140,6 +144,48 @@ class TestLinksThatCannotBeUsed:
         late = await http.post(base, data={**form_of(removed_page, "accept"), "confirm": "yes"})
         assert (late.status_code, state_of(late)) == (410, "revoked")
         assert await membership_status(db, account_id, removed) == "removed"
+
+
+class TestUserprovAway:
+    async def test_the_page_says_to_retry_and_comes_back_by_itself(
+        self, worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, http: httpx.AsyncClient
+    ) -> None:
+        """A vhost where no worker ever ran: no exchange to bind to, no answer. The page stays up,
+        answers 503 with Retry-After, and is ready once userprov's topology is there."""
+        infra = create_infra()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}/invitation"
+        try:
+            process = WorkerProcess("links-away", [], {**worker_env, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_LINK_BASE_URL": base,
+                                                       "USERPROV_LINKS_PORT": str(port), "USERPROV_LINKS_WAIT_SECONDS": "1"},
+                                    tmp_path_factory.mktemp("links-away"), command=["links"], ready_log='"links_starting"')
+            process.start()
+            try:
+                away = await eventually(lambda: _answer(http, f"{base}?token=q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"), 20,
+                                        what="the page answering")
+                assert (away.status_code, state_of(away), away.headers["retry-after"]) == (503, "busy", "5")
+                assert (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 503
+                connection = await aio_pika.connect(infra.amqp_url)  # as the workers declare it when they start
+                try:
+                    await declare_topology(connection, 5)
+                finally:
+                    await connection.close()
+                await eventually(lambda: _ready(http, f"http://127.0.0.1:{port}/readyz"), 20, what="ready once userprov is there")
+            finally:
+                assert process.terminate() == 0
+        finally:
+            drop_vhost(infra.vhost)
+
+
+async def _answer(http: httpx.AsyncClient, url: str) -> httpx.Response | None:
+    try:
+        return await http.get(url)
+    except httpx.TransportError:
+        return None
+
+
+async def _ready(http: httpx.AsyncClient, url: str) -> bool:
+    return (await http.get(url)).status_code == 200
 
 
 class TestHostileRequests:
