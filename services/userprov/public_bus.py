@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from contracts import routing
 from contracts.base import Contract
 from contracts.registry import exchange_of
+from userprov.broker_nodes import broker_urls, connect_first, node_of
 
 
 class NoAnswer(Exception):
@@ -25,8 +26,9 @@ class NoAnswer(Exception):
 
 
 def amqp_user(url: str) -> str:
-    """The RabbitMQ user of an AMQP URL: what a publisher on it sets as `user_id`."""
-    return unquote(urlsplit(url).username or "guest")
+    """The RabbitMQ user of an AMQP URL (the first node's, when it names several): what a
+    publisher on it sets as `user_id`."""
+    return unquote(urlsplit(broker_urls(url)[0]).username or "guest")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class PublicBus:
         self._replies: AbstractQueue | None = None
         self._waiting: dict[str, asyncio.Future[Received]] = {}
         self._connecting = asyncio.Lock()
+        self._next_node = 0
+        self.node: str | None = None  # host:port of the RabbitMQ node connected to now
 
     @property
     def connected(self) -> bool:
@@ -58,7 +62,9 @@ class PublicBus:
         async with self._connecting:
             if self.connected:
                 return
-            connection = await aio_pika.connect(self._url, timeout=10, client_properties={"connection_name": self._name})
+            connection, index = await connect_first(self._url, self._next_node, timeout=10,
+                                                    client_properties={"connection_name": self._name})
+            self._next_node, self.node = index + 1, node_of(broker_urls(self._url)[index])
             try:
                 channel = await connection.channel(publisher_confirms=True)
                 replies = await channel.declare_queue(exclusive=True, auto_delete=True)

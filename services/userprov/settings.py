@@ -1,11 +1,12 @@
 """Settings from the environment (`USERPROV_*`), with working local defaults."""
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from userprov.broker_nodes import broker_urls, node_of, vhost_of
 from userprov.sandbox.pool import SandboxLimits
 
 
@@ -152,11 +153,10 @@ class Settings(BaseSettings):
     def endpoints(self) -> dict[str, str]:
         """Where this process connects, for its first log line: hosts, vhost and database, never
         a user name or password."""
-        amqp = urlsplit(self.amqp_url)
-        vhost = unquote(amqp.path[1:]) if amqp.path not in ("", "/") else "/"
+        brokers = broker_urls(self.amqp_url)
         database = urlsplit(self.database_url)
         return {
-            "broker": f"{amqp.hostname or 'localhost'}:{amqp.port or 5672} vhost {vhost}",
+            "broker": f"{', '.join(node_of(url) for url in brokers)} vhost {vhost_of(brokers[0])}",
             "database": f"{database.hostname or 'localhost'}:{database.port or 5432}/{database.path.lstrip('/') or 'postgres'}",
             "smtp": f"{self.smtp_host}:{self.smtp_port}" + (" (STARTTLS)" if self.smtp_starttls else ""),
         }

@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from contracts import routing
 from contracts.registry import exchange_of
+from userprov.broker_nodes import connect_first
 from userprov.public_bus import amqp_user
 from userprov.runtime import amqp_decoding
 
@@ -44,7 +45,7 @@ class BusClient:
         self._reply_queue: AbstractQueue | None = None
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect(self._url)
+        self._connection, _ = await connect_first(self._url)
         self._connection.close_callbacks.add(self._on_lost)
         self._channel = await self._connection.channel()
         events = await self._channel.declare_exchange(routing.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)

@@ -17,15 +17,17 @@ from userprov_devtools.bus_client import BusClient
 
 @asynccontextmanager
 async def isolated_worker(
-    name: str, worker_env: Mapping[str, str], log_dir: Path, reach: Callable[[str], str] = str, **env: str
+    name: str, worker_env: Mapping[str, str], log_dir: Path, reach: Callable[[str], str] = str,
+    brokers: Callable[[str], str] = str, **env: str
 ) -> AsyncIterator[tuple[Infra, WorkerProcess, BusClient]]:
     """One process running the four services with `worker_env` and `env`, and a bus client on
-    its vhost; the worker reaches its database at `reach(url)` (through a pooler, say); it must
+    its vhost; the worker reaches its database at `reach(url)` (through a pooler, say) and its
+    broker at `brokers(url)` (several nodes, say); it must
     stop cleanly on SIGTERM at the end; vhost and database are dropped."""
     infra = create_infra()
     await migrate(infra.database_url, create_database=True)
     worker = WorkerProcess(name, routing.SERVICES,
-                           {**worker_env, **env, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": reach(infra.database_url)},
+                           {**worker_env, **env, "USERPROV_AMQP_URL": brokers(infra.amqp_url), "USERPROV_DATABASE_URL": reach(infra.database_url)},
                            log_dir)
     bus = BusClient(infra.amqp_url)
     try:

@@ -183,7 +183,9 @@ def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: 
         return PlainTextResponse("ok")
 
     async def readyz(_: Request) -> Response:
-        return PlainTextResponse("ready" if bus.connected else "not ready: no broker connection", 200 if bus.connected else 503)
+        if bus.connected:
+            return PlainTextResponse(f"ready: connected to RabbitMQ at {bus.node}")
+        return PlainTextResponse("not ready: no broker connection", 503)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from contracts import routing
 from contracts.text import printable
+from userprov.broker_nodes import connect_first
 from userprov.masking import mask_emails_in
 from userprov.public_bus import amqp_user
 from userprov.runtime import amqp_decoding
@@ -72,7 +72,7 @@ class Report:
 
 @asynccontextmanager
 async def _channel(amqp_url: str) -> AsyncIterator[tuple[AbstractConnection, AbstractChannel]]:
-    connection = await aio_pika.connect(amqp_url, timeout=10, client_properties={"connection_name": "userprov parked"})
+    connection, _ = await connect_first(amqp_url, timeout=10, client_properties={"connection_name": "userprov parked"})
     try:
         yield connection, await connection.channel(publisher_confirms=True)
     finally:

@@ -20,6 +20,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from pamqp.commands import Basic
 
 from contracts import routing
+from userprov.broker_nodes import NoNodeAnswered, broker_urls, connect_first, node_of
 from userprov.runtime import amqp_decoding, metrics, parking, tracing
 from userprov.runtime.aio import first_of
 from userprov.runtime.envelope import TAKEN_IN_PROCESS
@@ -34,6 +35,8 @@ OnMessage = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 def broker_failure(error: BaseException, url: str) -> str:
     """What a failure to connect to RabbitMQ means, in one line, without credentials."""
+    if isinstance(error, NoNodeAnswered):
+        return "no RabbitMQ node answered: " + "; ".join(broker_failure(e, node_url) for node_url, e in error.failures)
     parts = urlsplit(url)
     where = f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
     vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
@@ -65,7 +68,9 @@ class ConsumerSpec:
 class BrokerSession:
     def __init__(self, url: str, consumers: Sequence[ConsumerSpec], delivery_limit: int, backoff_max: float) -> None:
         self.name = ",".join(spec.service for spec in consumers) or "publisher"
-        self._url = url
+        self._url = url  # one node, or several of a cluster (userprov.broker_nodes)
+        self._next_node = 0
+        self.node: str | None = None  # host:port of the node connected to now
         self._consumers = consumers
         self._delivery_limit = delivery_limit
         self._backoff_max = backoff_max
@@ -106,9 +111,10 @@ class BrokerSession:
 
     async def _connect(self) -> None:
         self._lost.clear()
-        connection = await aio_pika.connect(
-            self._url, timeout=10, client_properties={"connection_name": f"userprov {self.name} pid={os.getpid()}"}
+        connection, index = await connect_first(
+            self._url, self._next_node, timeout=10, client_properties={"connection_name": f"userprov {self.name} pid={os.getpid()}"}
         )
+        self._next_node = index + 1  # once this connection is lost, another node first
         self._connection = connection
         connection.close_callbacks.add(self._on_lost)
         self._publisher = await connection.channel(publisher_confirms=True)
@@ -128,8 +134,11 @@ class BrokerSession:
                 if not self._paused:
                     await self._start_consumers()
         metrics.BROKER_CONNECTIONS.inc()
+        self.node = node_of(broker_urls(self._url)[index])
+        metrics.BROKER_NODE.clear()
+        metrics.BROKER_NODE.labels(self.node).set(1)
         self.ready.set()
-        log.info("broker_connected", consumers=[s.service for s in self._consumers] if self._consume else [])
+        log.info("broker_connected", node=self.node, consumers=[s.service for s in self._consumers] if self._consume else [])
 
     async def _start_consumers(self) -> None:
         for spec, queue in self._queues:

@@ -29,6 +29,7 @@ class Readiness:
     outbox_lag: Callable[[], float]
     outbox_lag_bound: float
     circuits: Sequence[Circuit] = ()
+    broker_node: Callable[[], str | None] = lambda: None  # host:port of the RabbitMQ node connected to now
     stale_after: float = 10.0  # a last check older than this is no answer
     _checked: dict[str, str] | None = field(default=None, init=False)
     _checked_at: float = field(default=0.0, init=False)
@@ -82,6 +83,8 @@ async def serve_health(port: int, readiness: Readiness) -> asyncio.Server:
                 while (await reader.readline()).strip():  # the headers, unused
                     pass
                 status, body = await _route(request.decode("latin-1").split(" "), readiness.problems)
+                if body.get("ready") is not None:
+                    body["broker_node"] = readiness.broker_node()
             payload = json.dumps(body).encode()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"

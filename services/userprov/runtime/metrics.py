@@ -37,6 +37,7 @@ RESPONSES = Counter(
 )
 BUILD_INFO = Gauge("userprov_build_info", "1, labelled with the version of userprov this process runs.", ["version"])
 BROKER_CONNECTIONS = Counter("userprov_broker_connections", "Connections made to RabbitMQ (1 plus reconnections).")
+BROKER_NODE = Gauge("userprov_broker_node", "1, labelled with the RabbitMQ node (host:port) this process is connected to now.", ["node"])
 
 
 def serve_metrics(port: int | None) -> None:

@@ -142,7 +142,7 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
         loop.add_signal_handler(signum, stop.set)
     serve_metrics(settings.metrics_port)
     readiness = Readiness(lambda: session.consuming, database, lambda: relay.lag_seconds, settings.ready_outbox_lag_seconds,
-                          circuits, stale_after=settings.ready_check_seconds * 3 + 5)
+                          circuits, broker_node=lambda: session.node, stale_after=settings.ready_check_seconds * 3 + 5)
     health = await serve_health(settings.health_port, readiness) if settings.health_port else None
     session_task = asyncio.create_task(session.run(), name="broker")
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
