@@ -37,9 +37,11 @@ async def readiness() -> tuple[int, dict[str, Any]]:
 class TestHealth:
     async def test_live_and_ready(self, bus: BusClient) -> None:
         assert probe("/livez") == (200, {"live": True})
-        assert await eventually(lambda: _ready_now(), 30) == (200, {"ready": True})
+        assert await eventually(lambda: _ready_now(), 30) == (200, {"ready": True, "broker_node": "127.0.0.1:5672"})
         assert probe("/nothing")[0] == 404
-        assert f'userprov_build_info{{version="{__version__}"}} 1.0' in scrape()
+        metrics = scrape()
+        assert f'userprov_build_info{{version="{__version__}"}} 1.0' in metrics
+        assert 'userprov_broker_node{node="127.0.0.1:5672"} 1.0' in metrics
 
     def test_the_first_line_says_where_the_worker_connects(self, workers: list[WorkerProcess], infra: Infra) -> None:
         first = json.loads(workers[0].lines()[0])
