@@ -135,8 +135,10 @@ async def account(bus: BusClient) -> Any:
             **fields,
         }
         message_id = await bus.publish(routing.ACCOUNTS_UPSERT, body)
-        await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), what="account.upserted")
-        assert not bus.find(routing.COMMAND_REJECTED, command_id=message_id)
+        await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id)
+                         or bus.find(routing.COMMAND_REJECTED, command_id=message_id), what="account.upserted")
+        refused = bus.find(routing.COMMAND_REJECTED, command_id=message_id)
+        assert not refused, refused[0].body  # say why, rather than wait for an event that will not come
         return account_id
 
     return create

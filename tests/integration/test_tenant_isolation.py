@@ -66,7 +66,11 @@ class TestSlowTemplate:
     tenant's email is not held up meanwhile."""
 
     async def test_a_paste_with_a_slow_template_makes_progress(self, bus: BusClient, smtp: RecordingSmtpServer, db, account) -> None:
-        slow = await account(welcome_templates={"en": {"subject": "Hi {{ first_name }}", "body": SLOW_BUT_WITHIN_BOUND}})
+        slow = await account()
+        # written to the table, not upserted: on a loaded machine the upsert's trial render of this
+        # template can pass the 1 s bound and refuse it (a fresh CI run saw it); this test is about mailing
+        await db.execute("INSERT INTO welcome_templates (account_id, language, subject, body) VALUES ($1, 'en', $2, $3)",
+                         slow, "Hi {{ first_name }}", SLOW_BUT_WITHIN_BOUND)
         other = await account()
         pasted = people("slow", 200)
         started = time.monotonic()
