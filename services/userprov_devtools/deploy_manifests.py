@@ -129,22 +129,25 @@ def deployment(service: str) -> dict[str, Any]:
     # SIGTERM stops consuming at once and drains; the pause only lets the endpoints and the
     # scrapers see the pod go before its metrics do. The grace period covers pause and drain.
     container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}}
-    selector = _selector(service)
+    # no replicas: KEDA's HPA owns the count (an apply must not reset it)
+    return _deployment(service, container, termination_grace_seconds(),
+                       {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT)})
+
+
+def _deployment(name: str, container: dict[str, Any], grace_seconds: int, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Deployment of one container, rolled one new pod at a time; `replicas` left to its autoscaler."""
+    selector = _selector(name)
+    metadata: dict[str, Any] = {"labels": {**LABELS, **selector}}
+    if annotations:
+        metadata["annotations"] = annotations
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(service, service),
+        "metadata": _metadata(name, name),
         "spec": {
-            # no replicas: KEDA's HPA owns the count (an apply must not reset it)
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {
-                    "labels": {**LABELS, **selector},
-                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT)},
-                },
-                "spec": _pod([container], terminationGracePeriodSeconds=termination_grace_seconds()),
-            },
+            "template": {"metadata": metadata, "spec": _pod([container], terminationGracePeriodSeconds=grace_seconds)},
         },
     }
 
@@ -238,19 +241,7 @@ def links_deployment() -> dict[str, Any]:
     container["livenessProbe"] = _probe("/livez", period=10, failures=3, port="http")
     container["readinessProbe"] = _probe("/readyz", period=5, failures=2, port="http")
     container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}}
-    selector = _selector(LINKS)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(LINKS, LINKS),
-        "spec": {
-            "selector": {"matchLabels": selector},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {"metadata": {"labels": {**LABELS, **selector}},
-                         # uvicorn finishes the requests in hand within 10 s of SIGTERM
-                         "spec": _pod([container], terminationGracePeriodSeconds=PRE_STOP_SECONDS + 10 + 5)},
-        },
-    }
+    return _deployment(LINKS, container, PRE_STOP_SECONDS + 10 + 5)  # uvicorn finishes the requests in hand within 10 s of SIGTERM
 
 
 def links_service() -> dict[str, Any]:
