@@ -1,12 +1,11 @@
 """Settings from the environment (`USERPROV_*`), with working local defaults."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from userprov.broker_nodes import broker_urls, node_of, vhost_of
+from userprov.db.urls import database_name, host_of
 from userprov.sandbox.pool import SandboxLimits
 
 
@@ -154,10 +153,9 @@ class Settings(BaseSettings):
         """Where this process connects, for its first log line: hosts, vhost and database, never
         a user name or password."""
         brokers = broker_urls(self.amqp_url)
-        database = urlsplit(self.database_url)
         return {
             "broker": f"{', '.join(node_of(url) for url in brokers)} vhost {vhost_of(brokers[0])}",
-            "database": f"{database.hostname or 'localhost'}:{database.port or 5432}/{database.path.lstrip('/') or 'postgres'}",
+            "database": f"{host_of(self.database_url)}/{database_name(self.database_url)}",
             "smtp": f"{self.smtp_host}:{self.smtp_port}" + (" (STARTTLS)" if self.smtp_starttls else ""),
         }
 

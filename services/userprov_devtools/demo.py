@@ -21,8 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 from playwright.async_api import Browser
 
 from contracts import routing
-from userprov.db.connection import database_name, drop_database
+from userprov.db.connection import drop_database
 from userprov.db.migrate import migrate
+from userprov.db.urls import database_name, with_database
 from userprov.settings import Settings
 from userprov_devtools.browser import answer, headless_chromium, state
 from userprov_devtools.bus_client import BusClient
@@ -201,5 +202,4 @@ async def _until_interrupted() -> None:
 
 
 def demo_database_url(database_url: str) -> str:
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(path="/" + database_name(database_url) + "_demo"))
+    return with_database(database_url, database_name(database_url) + "_demo")

@@ -14,7 +14,8 @@ from tests.support.health import probe as probe_port
 from tests.support.infra import Infra, close_connections_named, rabbitmqctl
 from tests.support.workers import WorkerProcess
 from userprov import __version__
-from userprov.db.connection import APPLICATION_NAME, database_name
+from userprov.db.connection import APPLICATION_NAME
+from userprov.db.urls import database_name
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 

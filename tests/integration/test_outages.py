@@ -20,7 +20,8 @@ from tests.support.infra import Infra, message_counts
 from tests.support.isolated import isolated_worker
 from tests.support.smtp import RecordingSmtpServer, free_port
 from tests.support.workers import WorkerProcess
-from userprov.db.connection import APPLICATION_NAME, database_name
+from userprov.db.connection import APPLICATION_NAME
+from userprov.db.urls import database_name
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from contracts import routing
@@ -18,13 +19,16 @@ from userprov_devtools.bus_client import BusClient
 @asynccontextmanager
 async def isolated_worker(
     name: str, worker_env: Mapping[str, str], log_dir: Path, reach: Callable[[str], str] = str,
-    brokers: Callable[[str], str] = str, **env: str
+    brokers: Callable[[str], str] = str, database_url: str | None = None, **env: str
 ) -> AsyncIterator[tuple[Infra, WorkerProcess, BusClient]]:
     """One process running the four services with `worker_env` and `env`, and a bus client on
     its vhost; the worker reaches its database at `reach(url)` (through a pooler, say) and its
-    broker at `brokers(url)` (several nodes, say); it must
-    stop cleanly on SIGTERM at the end; vhost and database are dropped."""
+    broker at `brokers(url)` (several nodes, say); `database_url`: a database on another server
+    than the machine's (the caller removes it); it must stop cleanly on SIGTERM at the end;
+    vhost and database are dropped."""
     infra = create_infra()
+    if database_url is not None:
+        infra = replace(infra, database_url=database_url)
     await migrate(infra.database_url, create_database=True)
     worker = WorkerProcess(name, routing.SERVICES,
                            {**worker_env, **env, "USERPROV_AMQP_URL": brokers(infra.amqp_url), "USERPROV_DATABASE_URL": reach(infra.database_url)},
@@ -40,4 +44,5 @@ async def isolated_worker(
             worker.kill()
         await bus.stop()
         drop_vhost(infra.vhost)
-        await drop_database(infra.database_url)
+        if database_url is None:
+            await drop_database(infra.database_url)

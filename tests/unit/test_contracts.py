@@ -130,6 +130,7 @@ class TestTransientFaults:
 
         assert is_transient(asyncpg.ConnectionDoesNotExistError("gone"))
         assert is_transient(asyncpg.SerializationError("retry"))
+        assert is_transient(asyncpg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"))  # fenced
         assert not is_transient(RuntimeError("bug"))
         assert not is_transient(Rejected("forbidden", "no"))
         try:

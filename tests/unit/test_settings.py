@@ -27,6 +27,12 @@ def test_endpoints_name_hosts_vhost_and_database_without_credentials() -> None:
     assert not any(secret in str(endpoints) for secret in ("s3cret", "pa55", "rabbituser9", "dbuser7"))
 
 
+def test_a_database_url_with_several_hosts_names_each() -> None:
+    settings = Settings(database_url="postgresql://u:pa55@db-1.example.com:5433,db-2.example.com,[::1]:5434,[::2]/userprov"
+                                     "?target_session_attrs=read-write")
+    assert settings.endpoints()["database"] == "db-1.example.com:5433,db-2.example.com:5432,[::1]:5434,[::2]:5432/userprov"
+
+
 def test_version() -> None:
     done = subprocess.run([sys.executable, "-m", "userprov", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == f"userprov {__version__}\n"

@@ -1,25 +1,28 @@
-"""Connections and pools to PostgreSQL."""
+"""Connections and pools to PostgreSQL.
+
+A URL may name several hosts (`postgresql://u@db-1:5432,db-2:5432/userprov?target_session_attrs=read-write`):
+asyncpg connects to the first that takes writes, so after a failover new connections find the new
+primary. A pooled connection whose server stopped taking writes (demoted or fenced) makes the
+pool renew all its connections."""
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import asyncpg
+import structlog
+
+from userprov.db.urls import database_name, with_database
+
+log = structlog.get_logger()
 
 
-def _with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
-
-
-def database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/") or "postgres"
-
-
-def host_of(url: str) -> str:
-    """host:port of the URL, never its credentials."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+def takes_writes(conn: asyncpg.Connection) -> bool:
+    """Whether the server took writes when it last said (PostgreSQL 14 and later report both
+    settings to every session whenever they change): what `target_session_attrs=read-write`
+    checks when it connects, checked again on a connection in use."""
+    reported = conn.get_settings()
+    return getattr(reported, "default_transaction_read_only", "off") != "on" and getattr(reported, "in_hot_standby", "off") != "on"
 
 
 async def connect_once(url: str, timeout: float = 10) -> asyncpg.Connection:
@@ -49,7 +52,7 @@ async def connect_creating_database(url: str) -> asyncpg.Connection:
 
 async def _create_database(url: str, attempts: int = 20) -> None:
     quoted = '"' + database_name(url).replace('"', '""') + '"'
-    admin = await connect_once(_with_database(url, "postgres"))
+    admin = await connect_once(with_database(url, "postgres"))
     try:
         for attempt in range(attempts):
             try:
@@ -66,7 +69,7 @@ async def _create_database(url: str, attempts: int = 20) -> None:
 
 
 async def drop_database(url: str) -> None:
-    admin = await asyncpg.connect(_with_database(url, "postgres"))
+    admin = await asyncpg.connect(with_database(url, "postgres"))
     try:
         quoted = '"' + database_name(url).replace('"', '""') + '"'
         await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
@@ -85,17 +88,38 @@ class PooledConnection(asyncpg.Connection):
         return ""
 
 
+class PrimaryPool(asyncpg.Pool):
+    """A pool that follows a failover. A connection given back after its server stopped taking
+    writes (a primary demoted, or fenced with default_transaction_read_only) expires every
+    connection of the pool: each is closed when next given back or taken, and the new ones
+    connect to whichever host takes writes now. The write that failed (ReadOnlySQLTransaction)
+    is a transient fault, retried on a new connection."""
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        if not connection.is_closed() and not takes_writes(connection):
+            log.warning("database_read_only", action="renewing the pool's connections")
+            await self.expire_connections()
+        await super().release(connection, timeout=timeout)
+
+
 async def create_pool(url: str, size: int, statement_cache_size: int = 100) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
+    # asyncpg.create_pool with a class of its own: its defaults, given as create_pool gives them
+    pool = PrimaryPool(
         url,
         min_size=1,
         max_size=size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        setup=None,
+        init=None,
+        loop=None,
         command_timeout=60,
         statement_cache_size=statement_cache_size,
         server_settings={"application_name": APPLICATION_NAME},
         connection_class=PooledConnection,
+        record_class=asyncpg.Record,
     )
-    assert pool is not None
+    await pool
     return pool
 
 
@@ -113,7 +137,8 @@ class DatabaseProbe:
         async with self._lock:
             try:
                 async with asyncio.timeout(self._timeout):
-                    if self._conn is None or self._conn.is_closed():
+                    if self._conn is None or self._conn.is_closed() or not takes_writes(self._conn):
+                        await self.close()
                         self._conn = await connect_once(self._url, self._timeout)
                     await self._conn.fetchval("SELECT 1")
             except BaseException:

@@ -9,7 +9,8 @@ from importlib import resources
 import asyncpg
 import structlog
 
-from userprov.db.connection import connect_creating_database, connect_once, database_name, host_of, is_missing_database
+from userprov.db.connection import connect_creating_database, connect_once, is_missing_database
+from userprov.db.urls import database_name, host_of
 
 log = structlog.get_logger()
 

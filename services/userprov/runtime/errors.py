@@ -50,6 +50,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    # a primary demoted or fenced: the pool renews its connections (userprov.db.connection.PrimaryPool)
+    asyncpg.ReadOnlySQLTransactionError,
     # a pooled connection that the server terminated while idle fails its next use this way
     asyncpg.InternalClientError,
 )
