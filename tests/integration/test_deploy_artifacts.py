@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from contracts import routing
 from tests.support.infra import drop_vhost, rabbitmqctl
-from userprov.runtime.topology import declare_topology, definitions
+from userprov.runtime.topology import declare_topology, definitions, service_queue_arguments
 from userprov.settings import Settings
 from userprov_devtools.waiting import eventually
 
@@ -154,6 +154,7 @@ class TestParkingQueues:
         arguments = {q["name"]: {a[0]: a[-1] for a in q["arguments"]} for q in queues}  # [key, type, value]
         for service in routing.SERVICES:
             assert arguments[routing.parking_queue_name(service)]["x-delivery-limit"] == 2**31 - 1
+        assert {q["name"]: arguments[q["name"]]["x-quorum-initial-group-size"] for q in queues} == {q["name"]: 3 for q in queues}
         parking = routing.parking_queue_name(routing.USER_CREATION)
         channel = await connection.channel()
         await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id="parked-forever"), routing_key=parking)
@@ -177,3 +178,20 @@ class TestParkingQueues:
             routing.parking_queue_name(routing.USER_CREATION)]
         bindings = rabbitmqctl("list_bindings", "-p", vhost, "destination_name", "routing_key")
         assert routing.parking_queue_name(routing.USER_CREATION) in bindings
+
+    async def test_a_service_queue_created_before_its_replica_count_was_declared_is_used_as_it_is(
+        self, empty_vhost: tuple[str, AbstractConnection]
+    ) -> None:
+        """RabbitMQ refuses to declare a queue again with an x-quorum-initial-group-size it was not
+        created with; the count matters only at creation, so the queue is used as it is."""
+        vhost, connection = empty_vhost
+        old = await connection.channel()
+        queue = routing.queue_name(routing.USER_CREATION)
+        await old.declare_queue(queue, durable=True, arguments={
+            k: v for k, v in service_queue_arguments(routing.USER_CREATION, Settings().delivery_limit).items()
+            if k != "x-quorum-initial-group-size"})
+        with capture_logs() as logs:
+            await declare_topology(connection, Settings().delivery_limit)
+        assert [e["name"] for e in logs if e["event"] == "declared_differently_by_an_earlier_version"] == [queue]
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):  # a delivery limit of its own is still refused
+            await declare_topology(connection, Settings().delivery_limit + 1)

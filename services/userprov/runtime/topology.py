@@ -24,6 +24,11 @@ log = structlog.get_logger()
 # message at its first return on RabbitMQ 3.10: checked.)
 PARKING_DELIVERY_LIMIT = 2**31 - 1
 
+# Each quorum queue has a leader and followers on this many nodes, or on every node of a smaller
+# cluster (one, on a single broker). It counts only when a queue is created.
+QUORUM_REPLICAS = 3
+_REPLICAS = "x-quorum-initial-group-size"
+
 
 @dataclass(frozen=True)
 class Exchange:
@@ -55,6 +60,7 @@ class Topology:
 def service_queue_arguments(service: str, delivery_limit: int) -> dict[str, Any]:
     return {
         "x-queue-type": "quorum",
+        _REPLICAS: QUORUM_REPLICAS,
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": routing.DEAD_LETTER_EXCHANGE,
         "x-dead-letter-routing-key": service,
@@ -77,7 +83,7 @@ def topology(delivery_limit: int) -> Topology:
         bindings += [Binding(exchange, queue, key) for exchange, key in registry.subscriptions(service)]
         # The parking queue has no TTL and no length limit: nothing parked expires.
         parking = routing.parking_queue_name(service)
-        queues.append(Queue(parking, {"x-queue-type": "quorum", "x-delivery-limit": PARKING_DELIVERY_LIMIT}))
+        queues.append(Queue(parking, {"x-queue-type": "quorum", _REPLICAS: QUORUM_REPLICAS, "x-delivery-limit": PARKING_DELIVERY_LIMIT}))
         bindings.append(Binding(routing.DEAD_LETTER_EXCHANGE, parking, service))
     return Topology(tuple(exchanges), tuple(queues), tuple(bindings))
 
@@ -87,7 +93,7 @@ async def declare_topology(connection: AbstractConnection, delivery_limit: int) 
     for e in wanted.exchanges:
         await _declared_unless_older(connection, e.name, partial(_declare_exchange, e))
     for q in wanted.queues:
-        await _declared_unless_older(connection, q.name, partial(_declare_queue, q))
+        await _declared_unless_older(connection, q.name, partial(_declare_queue, q), partial(_declare_queue, _as_created_before_replicas(q)))
     async with connection.channel() as channel:
         exchanges = {e.name: await channel.get_exchange(e.name, ensure=False) for e in wanted.exchanges}
         queues = {q.name: await channel.get_queue(q.name, ensure=False) for q in wanted.queues}
@@ -100,20 +106,31 @@ async def declare_topology(connection: AbstractConnection, delivery_limit: int) 
                 await queues[routing.queue_name(service)].unbind(exchanges[routing.EVENTS_EXCHANGE], routing_key)
 
 
-async def _declared_unless_older(connection: AbstractConnection, name: str, declare: Callable[[AbstractChannel], Awaitable[object]]) -> None:
-    """Declares on a channel of its own. One that an earlier version declared with other
-    arguments (a parking queue without its delivery limit, userprov.commands without its
-    alternate exchange) is refused by RabbitMQ (406): it is used as it is, and the log says so
-    (the README's "Upgrading" says what to do about it). A difference in the service queues'
-    delivery limit is an operator's mistake, and stops the worker."""
-    async with connection.channel() as channel:
-        try:
-            await declare(channel)
-            return
-        except aiormq.exceptions.ChannelPreconditionFailed as error:
-            if name in _SERVICE_QUEUES:
-                raise
-            log.warning("declared_differently_by_an_earlier_version", name=name, error=str(error))
+async def _declared_unless_older(connection: AbstractConnection, name: str, *declarations: Callable[[AbstractChannel], Awaitable[object]]) -> None:
+    """Declares on a channel of its own, trying each declaration in turn. One that an earlier
+    version declared with other arguments (a parking queue without its delivery limit,
+    userprov.commands without its alternate exchange) is refused by RabbitMQ (406): it is used as
+    it is, and the log says so (the README's "Upgrading" says what to do about it). A difference
+    in the service queues' delivery limit is an operator's mistake, and stops the worker."""
+    refusals: list[aiormq.exceptions.ChannelPreconditionFailed] = []
+    for declare in declarations:
+        async with connection.channel() as channel:
+            try:
+                await declare(channel)
+                if refusals:
+                    log.warning("declared_differently_by_an_earlier_version", name=name, error=str(refusals[0]))
+                return
+            except aiormq.exceptions.ChannelPreconditionFailed as error:
+                refusals.append(error)
+    if name in _SERVICE_QUEUES:
+        raise refusals[-1]  # what differs from the declaration closest to how it was created
+    log.warning("declared_differently_by_an_earlier_version", name=name, error=str(refusals[-1]))
+
+
+def _as_created_before_replicas(queue: Queue) -> Queue:
+    """As versions before QUORUM_REPLICAS declared it: RabbitMQ refuses to declare a queue again
+    with a replica count it was not created with (`rabbitmq-queues grow` adds replicas to it)."""
+    return Queue(queue.name, {k: v for k, v in queue.arguments.items() if k != _REPLICAS})
 
 
 _SERVICE_QUEUES = frozenset(routing.queue_name(s) for s in routing.SERVICES)
