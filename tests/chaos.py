@@ -19,7 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -108,11 +110,13 @@ async def publish_commands(bus: BusClient, accounts: list[str], users: int, batc
     return commands
 
 
-async def retry_through_outage(action, timeout: float = 120.0):  # noqa: ANN001, ANN201
+async def retry_through_outage(action, timeout: float = 120.0, attempt_timeout: float = 20.0):  # noqa: ANN001, ANN201
+    """Each attempt given `attempt_timeout` (a publish waits for its confirm, which a cluster
+    without a quorum gives only once it has one again)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await action()
+            return await asyncio.wait_for(action(), attempt_timeout)
         except Exception:  # noqa: BLE001 - the broker is being restarted on purpose
             if time.monotonic() > deadline:
                 raise
@@ -163,8 +167,9 @@ async def run(users: int, batch: int, seconds: float, seed: int, kill_every: flo
         people = [e for emails in commands.values() for e in emails]
         db = await reconnect_pool(db, infra)
         await eventually(lambda: all(smtp.handler.to(p) for p in people), 600, 1.0, what="an email to every person")
-        await eventually(lambda: settled(db, infra), 300, 1.0, what="outbox and queues empty, every invitation recorded")
-        report = await check(bus, db, infra, smtp, commands)
+        queues = partial(message_counts, infra.vhost)
+        await eventually(lambda: settled(db, queues), 300, 1.0, what="outbox and queues empty, every invitation recorded")
+        report = await check(bus, db, queues, smtp, commands, accounts)
         report["fault_log"] = chaos.log
         report["seconds"] = round(time.monotonic() - started, 1)
         print(json.dumps(report, indent=2))
@@ -198,15 +203,19 @@ async def reconnect_pool(db: asyncpg.Pool, infra: Infra) -> asyncpg.Pool:
     return await asyncpg.create_pool(infra.database_url, min_size=1, max_size=4)
 
 
-async def settled(db: asyncpg.Pool, infra: Infra) -> bool:
+QueueCounts = Callable[[], dict[str, int]]  # messages in each queue of the vhost, by name
+
+
+async def settled(db: asyncpg.Pool, queue_counts: QueueCounts) -> bool:
     outbox = await db.fetchval("SELECT count(*) FROM outbox")
     unsent = await db.fetchval("SELECT count(*) FROM invitations WHERE status IN ('issued', 'sending')")
-    counts = message_counts(infra.vhost)
+    counts = queue_counts()
     queued = sum(counts.get(routing.queue_name(s), 0) for s in routing.SERVICES)
     return outbox == 0 and unsent == 0 and queued == 0
 
 
-async def check(bus: BusClient, db: asyncpg.Pool, infra: Infra, smtp: RecordingSmtpServer, commands: dict[str, list[str]]) -> dict:
+async def check(bus: BusClient, db: asyncpg.Pool, queue_counts: QueueCounts, smtp: RecordingSmtpServer, commands: dict[str, list[str]],
+                accounts: list[str]) -> dict:
     people = [e for emails in commands.values() for e in emails]
     # every command completed once: processed, and exactly its rows became members
     processed = await db.fetchval(
@@ -217,7 +226,7 @@ async def check(bus: BusClient, db: asyncpg.Pool, infra: Infra, smtp: RecordingS
     seats = await db.fetch(
         "SELECT l.account_id, l.seats_used, (SELECT count(*) FROM seat_assignments s WHERE s.account_id = l.account_id) AS assigned,"
         " (SELECT count(*) FROM memberships m WHERE m.account_id = l.account_id AND m.status <> 'removed') AS members"
-        " FROM account_licences l WHERE l.account_id LIKE 'chaos-%'")
+        " FROM account_licences l WHERE l.account_id = ANY($1::text[])", accounts)
     seats_match = all(r["seats_used"] == r["assigned"] == r["members"] for r in seats)
     emails = {p: smtp.handler.to(p) for p in people}
     not_emailed = [p for p, got in emails.items() if not got]
@@ -231,7 +240,7 @@ async def check(bus: BusClient, db: asyncpg.Pool, infra: Infra, smtp: RecordingS
     refusals = {}
     for event in bus.find(routing.INVITATION_RESPONSE_REJECTED):
         refusals[event.body["reason"]] = refusals.get(event.body["reason"], 0) + 1
-    counts = message_counts(infra.vhost)
+    counts = queue_counts()
     parked = {q: n for q, n in counts.items() if q.endswith(".parked") and n}
     outbox = await db.fetchval("SELECT count(*) FROM outbox")
     report = {
