@@ -89,20 +89,25 @@ class ClusterRun:
         await eventually(lambda: bool(self.smtp.handler.to(email)), 300, 0.1, what=f"the canary after {recovery.fault}")
         recovery.canary_emailed_after = round(time.monotonic() - started, 1)
 
-    def busiest_leader(self) -> RabbitNode:
-        """The node leading the service queues that hold the most messages (the most of them, on a tie)."""
+    def busiest_leader(self) -> tuple[RabbitNode, list[str]]:
+        """The node leading the service queues that hold the most messages (the most of them, on
+        a tie), and the queues it leads."""
         load: dict[str, float] = {}
+        led: dict[str, list[str]] = {}
         for queue in self.cluster.any_running(besides=self.busy).queues(VHOST):
             if str(queue["name"]).count(".") == 1 and queue.get("leader"):  # userprov.<service>, not .parked
-                load[str(queue["leader"])] = load.get(str(queue["leader"]), 0) + int(queue["messages"] or 0) + 0.001
+                leader = str(queue["leader"])
+                load[leader] = load.get(leader, 0) + int(queue["messages"] or 0) + 0.001
+                led.setdefault(leader, []).append(f"{queue['name']} ({queue['messages']} messages)")
         nodes = {n.node: n for n in self.cluster.nodes if n not in self.busy}
         ranked = sorted((weight, name) for name, weight in load.items() if name in nodes)
-        return nodes[ranked[-1][1]] if ranked else next(iter(nodes.values()))
+        name = ranked[-1][1] if ranked else next(iter(nodes))
+        return nodes[name], led.get(name, [])
 
     async def kill_leader(self) -> None:
-        node = self.busiest_leader()
+        node, leads = self.busiest_leader()
         self.busy.add(node)
-        recovery = Recovery(f"SIGKILL {node.node.split('@')[0]} (leader of the busiest queues)")
+        recovery = Recovery(f"SIGKILL {node.node.split('@')[0]}, leader of {', '.join(leads) or 'no service queue'}")
         self.recoveries.append(recovery)
         self.note(recovery.fault)
         started = time.monotonic()
@@ -209,10 +214,13 @@ async def run(users: int, batch: int, seconds: float, seed: int, short: bool) ->
             await eventually(lambda: settled(db, lambda: queue_counts(cluster)), 300, 1.0,
                              what="outbox and queues empty, every invitation recorded")
             report = await check(bus, db, lambda: queue_counts(cluster), smtp, commands, [*accounts, "canary"])
+            report["replicas_per_queue"] = {str(q["name"]): len(q["members"]) for q in cluster.any_running().queues(VHOST)
+                                            if str(q["name"]).startswith("userprov.")}
             report["recoveries"] = [r.row() for r in chaos.recoveries]
             report["fault_log"] = chaos.log
             report["seconds"] = round(time.monotonic() - started, 1)
-            held = report["all_promises_held"] and all(r.canary_emailed_after is not None for r in chaos.recoveries)
+            held = (report["all_promises_held"] and all(r.canary_emailed_after is not None for r in chaos.recoveries)
+                    and set(report["replicas_per_queue"].values()) == {3})
             report["all_promises_held"] = held
             print(json.dumps(report, indent=2), flush=True)
             return 0 if held else 1
