@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -223,6 +224,10 @@ async def run(users: int, batch: int, seconds: float, seed: int, short: bool) ->
                     and set(report["replicas_per_queue"].values()) == {3})
             report["all_promises_held"] = held
             print(json.dumps(report, indent=2), flush=True)
+            if held:
+                shutil.rmtree(log_dir, ignore_errors=True)
+            else:
+                print(f"the workers' logs are in {log_dir}", flush=True)
             return 0 if held else 1
         finally:
             await bus.stop()

@@ -3,6 +3,7 @@ ask queries. Used by the demo, the benchmark and the tests."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -43,6 +44,7 @@ class BusClient:
         self._channel: AbstractChannel | None = None
         self._replies: dict[str, asyncio.Future[RecordedEvent]] = {}
         self._reply_queue: AbstractQueue | None = None
+        self._lost: list[AbstractConnection] = []
 
     async def start(self) -> None:
         self._connection, _ = await connect_first(self._url)
@@ -66,8 +68,14 @@ class BusClient:
         if connection is not None:
             connection.close_callbacks.discard(self._on_lost)
             await connection.close()
+        lost, self._lost = self._lost, []
+        for old in lost:
+            with contextlib.suppress(Exception):
+                await old.close()
 
     def _on_lost(self, *_: object) -> None:
+        if self._connection is not None:
+            self._lost.append(self._connection)  # closed at stop, so that its tasks end with it
         self._connection = self._channel = None
 
     async def _connected(self) -> AbstractChannel:
