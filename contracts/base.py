@@ -49,7 +49,7 @@ Product = Annotated[
 ]
 Role = Literal["admin", "manager"]
 AccountStatus = Literal["active", "expired"]
-MembershipStatus = Literal["pending", "invited", "transfer_pending", "active", "suspended", "removed"]
+MembershipStatus = Literal["pending", "invited", "transfer_pending", "active", "suspended", "removed", "deactivated"]
 InvitationKind = Literal["welcome", "transfer"]
 AssetKind = Literal["session_history", "scheduled_session", "upcoming_recording"]
 RequestedBy = Annotated[

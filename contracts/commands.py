@@ -135,6 +135,26 @@ class UsersRemove(Contract):
     requested_by: RequestedBy
 
 
+class UsersDeactivate(Contract):
+    """Takes the account away from a member without removing them (an identity provider's
+    `active: false`): they cannot use it, their seats are released and their open invitations
+    revoked. Answered by `user.deactivated`."""
+
+    account_id: AccountId
+    email: EmailAddress
+    requested_by: RequestedBy
+
+
+class UsersReactivate(Contract):
+    """Brings a deactivated member back, with a seat of each product they held: active again if
+    they had accepted (and are active in no other account), otherwise invited anew. Refused
+    with `no_free_seat` when a product has no free seat. Answered by `user.reactivated`."""
+
+    account_id: AccountId
+    email: EmailAddress
+    requested_by: RequestedBy
+
+
 class InvitationsResend(Contract):
     """Sends a fresh invitation to an `invited`, `transfer_pending` or `suspended` user."""
 

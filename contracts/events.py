@@ -14,7 +14,7 @@ RejectionReason = Literal[
     "malformed_json", "schema_invalid", "invalid_properties", "missing_message_id", "missing_reply_to", "unknown_type",
     "processing_failed", "unknown_account", "account_expired", "unknown_user", "forbidden", "last_admin", "not_resendable",
     "resend_cooldown", "unknown_group", "unknown_settings_template", "unknown_product", "unsupported_language", "no_users",
-    "too_many_rows", "name_required", "seats_in_use", "invalid_template",
+    "too_many_rows", "name_required", "seats_in_use", "invalid_template", "already_deactivated", "not_deactivated", "no_free_seat",
 ]
 TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed", "too_slow"]
 
@@ -132,6 +132,23 @@ class UserRemoved(Contract):
     user_id: UUID
     email: StoredEmail
     released: dict[str, int]
+
+
+class UserDeactivated(Contract):
+    account_id: str
+    user_id: UUID
+    email: StoredEmail
+    released: dict[str, int] = Field(description="Seats released, per product.")
+
+
+class UserReactivated(Contract):
+    account_id: str
+    user_id: UUID
+    email: StoredEmail
+    status: Literal["active", "pending"] = Field(
+        description="`active`: they had accepted, and use the account again. `pending`: they are invited anew (welcome, or"
+                    " transfer if they are active in another account now); `invitation.sent` follows.")
+    seats: dict[str, int] = Field(description="Seats taken again, per product.")
 
 
 class AccountUpserted(Contract):

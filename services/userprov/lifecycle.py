@@ -17,6 +17,8 @@ beside them.
                                                                           |
        any status --remove--> removed   (seats released, invitations revoked)
        active in the old account --accepted elsewhere--> removed
+       any status --deactivate--> deactivated   (seats released, invitations revoked)
+       deactivated --reactivate--> active (had accepted, active nowhere else) | pending (invited anew)
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -83,6 +86,15 @@ def response_refusal(
     if declining and kind != "transfer":
         return "not_declinable"
     return None
+
+
+Reactivation = Literal["active", "pending"]
+
+
+def reactivated_status(deactivated_from: str | None, active_elsewhere: bool) -> Reactivation:
+    """reactivate: active again when they had accepted and are active in no other account now
+    (one person is active in one account); otherwise pending, to be decided and invited anew."""
+    return "active" if deactivated_from == "active" and not active_elsewhere else "pending"
 
 
 # -- the arrows
@@ -190,6 +202,62 @@ async def end(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, int]:
     await revoke_open_invitations(conn, membership_id)
     await _set_status(conn, membership_id, "removed")
     return released
+
+
+async def deactivate(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, int]:
+    """any but removed -> deactivated: its seats are released and its open invitations revoked;
+    what it held and the status it left are kept for reactivate. Returns the seats released."""
+    released = await seats.release(conn, membership_id)
+    await revoke_open_invitations(conn, membership_id)
+    await conn.execute(
+        "UPDATE memberships SET deactivated_from = status, deactivated_products = $2::text[], status = 'deactivated',"
+        " status_changed_at = now() WHERE membership_id = $1",
+        membership_id, sorted(released),
+    )
+    return released
+
+
+class NoFreeSeat(Exception):
+    def __init__(self, products: Sequence[str]) -> None:
+        super().__init__(", ".join(products))
+        self.products = list(products)
+
+
+@dataclass(frozen=True)
+class Reactivated:
+    status: Reactivation  # pending: invited anew once account-lookup decides
+    seats: dict[str, int]
+
+
+_REACTIVATE_PENDING = f"""
+WITH target AS (SELECT $2::text AS account_id), {turns_cte("memberships", "target")}
+UPDATE memberships m SET status = 'pending', status_changed_at = now(), turn = turns.start + 1,
+       deactivated_from = NULL, deactivated_products = NULL
+FROM turns WHERE m.membership_id = $1
+"""
+
+
+async def reactivate(conn: asyncpg.Connection, membership_id: UUID, account_id: str, profile_id: UUID) -> Reactivated:
+    """deactivated -> active | pending, with a seat of every product it held (NoFreeSeat when one
+    has none: the caller holds the account's lock, so the seats counted are the seats taken)."""
+    row = await conn.fetchrow("SELECT deactivated_from, deactivated_products FROM memberships WHERE membership_id = $1",
+                              membership_id)
+    products = list(row["deactivated_products"] or [])
+    short = await seats.without_free_seat(conn, account_id, products)
+    if short:
+        raise NoFreeSeat(short)
+    await seats.assign(conn, membership_id, account_id, products)
+    active_elsewhere = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM memberships WHERE profile_id = $1 AND account_id <> $2 AND status = 'active')",
+        profile_id, account_id)
+    status = reactivated_status(row["deactivated_from"], active_elsewhere)
+    if status == "pending":
+        await conn.execute(_REACTIVATE_PENDING, membership_id, account_id)
+    else:
+        await conn.execute(
+            "UPDATE memberships SET status = 'active', status_changed_at = now(), deactivated_from = NULL,"
+            " deactivated_products = NULL WHERE membership_id = $1", membership_id)
+    return Reactivated(status, {p: 1 for p in products})
 
 
 async def revoke_open_invitations(conn: asyncpg.Connection, membership_id: UUID) -> None:

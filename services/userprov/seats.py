@@ -19,6 +19,20 @@ def assign_cte(account_id: str, membership_ids: str, products: str) -> str:
     )
 
 
+async def without_free_seat(conn: asyncpg.Connection, account_id: str, products: list[str]) -> list[str]:
+    """Which of the products the account has no free seat of (or no licence for any more)."""
+    free = dict(await conn.fetch(
+        "SELECT product, seats_total - seats_used FROM account_licences WHERE account_id = $1 AND product = ANY($2::text[])",
+        account_id, products))
+    return [p for p in products if free.get(p, 0) < 1]
+
+
+async def assign(conn: asyncpg.Connection, membership_id: UUID, account_id: str, products: list[str]) -> None:
+    """One seat of every product for an existing membership, with the counters."""
+    if products:
+        await conn.execute(f"WITH {assign_cte('$2::text', 'ARRAY[$1::uuid]', '$3::text[]')} SELECT 1", membership_id, account_id, products)
+
+
 async def release(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, int]:
     """Releases every seat the membership holds; returns the seats released per product."""
     rows = await conn.fetch(

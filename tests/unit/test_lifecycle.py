@@ -66,3 +66,17 @@ class TestCooldownAndLastAdmin:
     ])
     def test_last_active_admin(self, role: str | None, status: str, others: int, leaves_none: bool) -> None:
         assert lifecycle.leaves_no_admin(role, status, others) is leaves_none
+
+
+class TestReactivation:
+    @pytest.mark.parametrize(("left", "active_elsewhere", "status"), [
+        ("active", False, "active"),
+        ("active", True, "pending"),  # active in one account at a time: invited to transfer back
+        ("invited", False, "pending"),
+        ("transfer_pending", False, "pending"),
+        ("suspended", True, "pending"),
+        ("pending", False, "pending"),
+        (None, False, "pending"),
+    ])
+    def test_active_again_only_after_accepting(self, left: str | None, active_elsewhere: bool, status: str) -> None:
+        assert lifecycle.reactivated_status(left, active_elsewhere) == status

@@ -7,15 +7,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
 from uuid import UUID
 
+import asyncpg
 import structlog
 
 from contracts.base import FieldError
-from contracts.commands import AccountsUpsert, UsersAdd, UsersRemove
-from contracts.events import AccountUpserted, MembershipsCreated, UserRemoved, UsersAddCompleted
+from contracts.commands import AccountsUpsert, UsersAdd, UsersDeactivate, UsersReactivate, UsersRemove
+from contracts.events import AccountUpserted, MembershipsCreated, UserDeactivated, UserReactivated, UserRemoved, UsersAddCompleted
 from contracts.text import printable
 from userprov import lifecycle
 from userprov.languages import SUPPORTED_LANGUAGES
-from userprov.memberships import is_last_active_admin, lock_account, lock_current_membership
+from userprov.memberships import Membership, is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit, platform
 from userprov.runtime.aio import map_in_slices
 from userprov.runtime.errors import Rejected
@@ -142,14 +143,20 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
             uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))
 
 
+async def _lock_member(conn: asyncpg.Connection, cmd: UsersRemove | UsersDeactivate | UsersReactivate) -> Membership:
+    """The account, then the member the command is about, both locked, once the actor may manage them."""
+    if await lock_account(conn, cmd.account_id) is None:
+        raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+    actor = await acting(conn, cmd.account_id, cmd.requested_by)
+    membership = await lock_current_membership(conn, cmd.account_id, cmd.email)
+    permit(actor, membership.role)
+    return membership
+
+
 async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
     async with uow:
         conn = uow.conn
-        if await lock_account(conn, cmd.account_id) is None:
-            raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
-        actor = await acting(conn, cmd.account_id, cmd.requested_by)
-        membership = await lock_current_membership(conn, cmd.account_id, cmd.email)
-        permit(actor, membership.role)
+        membership = await _lock_member(conn, cmd)
         if await is_last_active_admin(conn, membership):
             raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
         released = await lifecycle.end(conn, membership.membership_id)
@@ -161,6 +168,34 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
                 released=released,
             )
         )
+
+
+async def deactivate_user(cmd: UsersDeactivate, uow: UnitOfWork) -> None:
+    async with uow:
+        conn = uow.conn
+        membership = await _lock_member(conn, cmd)
+        if membership.status == "deactivated":
+            raise Rejected("already_deactivated", f"{cmd.email} is deactivated already.")
+        if await is_last_active_admin(conn, membership):
+            raise Rejected("last_admin", "The last active admin of an account cannot be deactivated.")
+        released = await lifecycle.deactivate(conn, membership.membership_id)
+        uow.emit(UserDeactivated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email, released=released))
+
+
+async def reactivate_user(cmd: UsersReactivate, uow: UnitOfWork) -> None:
+    async with uow:
+        conn = uow.conn
+        membership = await _lock_member(conn, cmd)
+        if membership.status != "deactivated":
+            raise Rejected("not_deactivated", f"{cmd.email} is not deactivated (status {membership.status}).")
+        try:
+            back = await lifecycle.reactivate(conn, membership.membership_id, cmd.account_id, membership.profile_id)
+        except lifecycle.NoFreeSeat as error:
+            raise Rejected("no_free_seat", f"No free seat of {', '.join(error.products)} to bring {cmd.email} back.") from error
+        uow.emit(UserReactivated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email, status=back.status,
+                                 seats=back.seats))
+        if back.status == lifecycle.PENDING:  # account-lookup decides and invites them anew
+            uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=[membership.membership_id]))
 
 
 async def _between_slices() -> None:

@@ -19,4 +19,6 @@ def service(settings: Settings, decide_here: DecideHere | None = None) -> Servic
         routing.ACCOUNTS_UPSERT: partial(handlers.upsert_account, sandbox=sandbox, render_budget=3 * settings.template_timeout_seconds),
         routing.USERS_ADD: partial(handlers.add_users, lookup_chunk_size=settings.lookup_chunk_size, decide_here=decide_here),
         routing.USERS_REMOVE: handlers.remove_user,
+        routing.USERS_DEACTIVATE: handlers.deactivate_user,
+        routing.USERS_REACTIVATE: handlers.reactivate_user,
     })

@@ -1,0 +1,10 @@
+-- A member an identity provider deactivated (SCIM `active: false`): they keep their membership
+-- but not its use. Their seats are released; what they held, and the status they left, are
+-- kept to bring them back (users.reactivate).
+ALTER TABLE memberships DROP CONSTRAINT memberships_status_check;
+ALTER TABLE memberships ADD CONSTRAINT memberships_status_check CHECK (status IN
+    ('pending', 'invited', 'transfer_pending', 'active', 'suspended', 'removed', 'deactivated')) NOT VALID;
+ALTER TABLE memberships VALIDATE CONSTRAINT memberships_status_check;
+ALTER TABLE memberships
+    ADD COLUMN deactivated_from text,
+    ADD COLUMN deactivated_products text[];

@@ -1,0 +1,93 @@
+"""users.deactivate and users.reactivate (an identity provider's `active: false` and `true`):
+a deactivated member keeps their membership, not its use; their seats are released and their
+open invitations revoked. Reactivated, they are active again if they had accepted, otherwise
+invited anew; with a seat of each product they held, or refused when one has none free."""
+from __future__ import annotations
+
+import asyncpg
+
+from contracts import routing
+from tests.integration.conftest import address
+from tests.integration.test_lifecycle_refusals import refused
+from tests.support.flows import add_active_member, add_users, assert_seats_consistent, emails_to, membership_status, tokens_in
+from tests.support.smtp import RecordingSmtpServer
+from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
+
+
+async def _deactivate(bus: BusClient, account_id: str, email: str) -> dict:
+    message_id = await bus.publish(routing.USERS_DEACTIVATE, {"account_id": account_id, "email": email})
+    [event] = await eventually(lambda: bus.find(routing.USER_DEACTIVATED, correlation_id=message_id), what="user.deactivated")
+    return event.body
+
+
+async def _reactivate(bus: BusClient, account_id: str, email: str) -> dict:
+    message_id = await bus.publish(routing.USERS_REACTIVATE, {"account_id": account_id, "email": email})
+    [event] = await eventually(lambda: bus.find(routing.USER_REACTIVATED, correlation_id=message_id), what="user.reactivated")
+    return event.body
+
+
+class TestDeactivation:
+    async def test_an_active_member_deactivated_and_back(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        account_id = await account({"gotomeeting": 2, "gotowebinar": 2})
+        person = address("active")
+        await add_active_member(bus, smtp, account_id, person, products=["gotomeeting", "gotowebinar"])
+
+        deactivated = await _deactivate(bus, account_id, person)
+        assert deactivated["released"] == {"gotomeeting": 1, "gotowebinar": 1}
+        answer = await bus.query(routing.USERS_GET, {"account_id": account_id, "email": person})
+        assert answer["status"] == "deactivated"
+        await assert_seats_consistent(db, account_id)
+        assert await db.fetchval("SELECT sum(seats_used) FROM account_licences WHERE account_id = $1", account_id) == 0
+        assert await refused(bus, routing.USERS_DEACTIVATE, {"account_id": account_id, "email": person}) == "already_deactivated"
+        # still a member: adding them again is no new membership
+        again = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "A", "last_name": "B", "email": person}]})
+        assert again.body["results"][0]["outcome"] == "already_member"
+
+        back = await _reactivate(bus, account_id, person)
+        assert back["status"] == "active" and back["seats"] == {"gotomeeting": 1, "gotowebinar": 1}
+        assert await membership_status(db, account_id, person) == "active"
+        await assert_seats_consistent(db, account_id)
+        assert len(smtp.handler.to(person)) == 1  # no new invitation for someone who had accepted
+        assert await refused(bus, routing.USERS_REACTIVATE, {"account_id": account_id, "email": person}) == "not_deactivated"
+
+    async def test_an_invited_member_loses_the_invitation_and_is_invited_anew(
+        self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        account_id = await account({"gotomeeting": 1})
+        person = address("invited")
+        await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"],
+                              "users": [{"first_name": "In", "last_name": "Vited", "email": person}]})
+        [first] = await emails_to(smtp, person)
+        await _deactivate(bus, account_id, person)
+
+        await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(first)["link"]})
+        [rejected] = await eventually(lambda: bus.find(routing.INVITATION_RESPONSE_REJECTED, account_id=account_id), what="the old link refused")
+        assert rejected.body["reason"] == "revoked"
+        assert await membership_status(db, account_id, person) == "deactivated"
+
+        back = await _reactivate(bus, account_id, person)
+        assert back["status"] == "pending" and back["seats"] == {"gotomeeting": 1}
+        _, second = await emails_to(smtp, person, count=2)
+        await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(second)["link"]})
+        await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=person, account_id=account_id), what="activation")
+        await assert_seats_consistent(db, account_id)
+
+    async def test_refusals(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account) -> None:
+        account_id = await account({"gotomeeting": 1})
+        admin, member, other = address("admin"), address("member"), address("other")
+        await add_active_member(bus, smtp, account_id, admin, role="admin")
+        await add_active_member(bus, smtp, account_id, member, products=["gotomeeting"])
+        assert await refused(bus, routing.USERS_DEACTIVATE, {"account_id": account_id, "email": admin}) == "last_admin"
+        assert await refused(bus, routing.USERS_DEACTIVATE, {"account_id": account_id, "email": address("nobody")}) == "unknown_user"
+        assert await refused(bus, routing.USERS_REACTIVATE, {"account_id": account_id, "email": member}) == "not_deactivated"
+        stranger = address("stranger")
+        assert await refused(bus, routing.USERS_DEACTIVATE,
+                             {"account_id": account_id, "email": member, "requested_by": stranger}) == "forbidden"
+
+        await _deactivate(bus, account_id, member)
+        # the freed seat goes to someone else: no seat to come back to
+        await add_active_member(bus, smtp, account_id, other, products=["gotomeeting"])
+        assert await refused(bus, routing.USERS_REACTIVATE, {"account_id": account_id, "email": member}) == "no_free_seat"
+        assert await membership_status(db, account_id, member) == "deactivated"
+        await assert_seats_consistent(db, account_id)
