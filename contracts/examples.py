@@ -35,6 +35,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "invitations.resend": {"account_id": ACCOUNT, "email": "grace@acme.example.com"},
     "invitations.retry_failed": {"account_id": ACCOUNT},
     "users.get": {"account_id": ACCOUNT, "email": "ada@acme.example.com"},
+    "users.list": {"account_id": ACCOUNT, "start_index": 1, "count": 100},
     "accounts.get": {"account_id": ACCOUNT},
     "commands.get": {"command_id": COMMAND},
     "invitations.failed": {"account_id": ACCOUNT, "limit": 100},
@@ -88,6 +89,14 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "settings_template": None,
         "invitation": {"kind": "welcome", "status": "sent", "expires_at": "2026-12-02T09:30:00Z", "sent_count": 1},
     },
+    "users.list.reply": {
+        "account_id": ACCOUNT, "total": 1, "start_index": 1,
+        "users": [{
+            "user_id": USER, "email": "ada@acme.example.com", "first_name": "Ada", "last_name": "Lovelace", "status": "active",
+            "role": None, "products": ["gotomeeting"], "language": "en", "group": None, "settings_template": None,
+            "added_at": "2026-11-30T09:30:00Z", "status_changed_at": "2026-11-30T10:02:00Z",
+        }],
+    },
     "accounts.get.reply": {
         "found": True, "account_id": ACCOUNT, "name": "Acme EMEA", "status": "active",
         "licences": {"gotomeeting": {"total": 250, "used": 3}}, "members": {"active": 2, "invited": 1},
@@ -114,7 +123,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
-QUERIES = {"users.get", "accounts.get", "commands.get", "invitations.failed", "invitations.peek"}
+QUERIES = {"users.get", "users.list", "accounts.get", "commands.get", "invitations.failed", "invitations.peek"}
 
 
 def properties(name: str) -> dict[str, Any]:

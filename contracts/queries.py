@@ -38,6 +38,43 @@ class UsersGetReply(Contract):
     invitation: InvitationView | None = None
 
 
+USERS_LIST_MAX = 500
+
+
+class UsersList(Contract):
+    """An account's current members (not the removed), a page at a time, oldest membership
+    first (a stable order: a member added meanwhile comes last): what an identity provider's
+    SCIM client lists or filters."""
+
+    account_id: AccountId
+    email: EmailAddress | None = Field(default=None, description="Only this person (at most one member).")
+    status: MembershipStatus | None = Field(default=None, description="Only members in this status.")
+    start_index: int = Field(default=1, ge=1, le=2**31 - 1, description="1-based position of the first member answered.")
+    count: int = Field(default=100, ge=0, le=USERS_LIST_MAX, description="At most this many members (0: only the total).")
+
+
+class UserListed(Contract):
+    user_id: UUID
+    email: StoredEmail
+    first_name: str = Field(max_length=NAME_MAX)
+    last_name: str = Field(max_length=NAME_MAX)
+    status: MembershipStatus
+    role: Role | None
+    products: list[str] = Field(description="Products whose seat they hold (none while deactivated).")
+    language: str
+    group: str | None
+    settings_template: str | None
+    added_at: datetime
+    status_changed_at: datetime
+
+
+class UsersListReply(Contract):
+    account_id: str
+    total: int = Field(description="Members matching the query, on every page.")
+    start_index: int
+    users: list[UserListed]
+
+
 class AccountsGet(Contract):
     account_id: AccountId
 

@@ -13,6 +13,7 @@ COMMAND_MODELS: dict[str, type[Contract]] = {
     routing.INVITATIONS_RESEND: commands.InvitationsResend,
     routing.INVITATIONS_RETRY_FAILED: commands.InvitationsRetryFailed,
     routing.USERS_GET: queries.UsersGet,
+    routing.USERS_LIST: queries.UsersList,
     routing.ACCOUNTS_GET: queries.AccountsGet,
     routing.COMMANDS_GET: queries.CommandsGet,
     routing.INVITATIONS_FAILED: queries.InvitationsFailed,
@@ -43,6 +44,7 @@ EVENT_MODELS: dict[str, type[Contract]] = {
 
 REPLY_MODELS: dict[str, type[Contract]] = {
     routing.USERS_GET: queries.UsersGetReply,
+    routing.USERS_LIST: queries.UsersListReply,
     routing.ACCOUNTS_GET: queries.AccountsGetReply,
     routing.COMMANDS_GET: queries.CommandsGetReply,
     routing.INVITATIONS_FAILED: queries.InvitationsFailedReply,
@@ -65,6 +67,7 @@ CONSUMER_OF: dict[str, str] = {
     routing.USERS_REACTIVATE: routing.USER_CREATION,
     routing.MEMBERSHIPS_CREATED: routing.ACCOUNT_LOOKUP,
     routing.USERS_GET: routing.ACCOUNT_LOOKUP,
+    routing.USERS_LIST: routing.ACCOUNT_LOOKUP,
     routing.ACCOUNTS_GET: routing.ACCOUNT_LOOKUP,
     routing.COMMANDS_GET: routing.ACCOUNT_LOOKUP,
     routing.INVITATIONS_RESEND: routing.ACCOUNT_LOOKUP,

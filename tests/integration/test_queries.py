@@ -47,6 +47,43 @@ class TestQueries:
             "found": False, "account_id": "nobody-here", "name": None, "status": None, "licences": {}, "members": {}}
 
 
+class TestUsersList:
+    """users.list: an account's current members a page at a time, oldest first, filtered by email
+    or status; the removed are not listed, the deactivated are."""
+
+    async def test_pages_filters_and_statuses(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
+        account_id, other = await account({"gotomeeting": 10}), await account({"gotomeeting": 10})
+        people = [address(f"list{n}") for n in range(5)]
+        for person in people:  # one command each: a known order of membership
+            await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"],
+                                  "users": [{"first_name": "List", "last_name": person[:8], "email": person}]})
+        await add_users(bus, {"account_id": other, "users": [{"first_name": "Else", "last_name": "Where", "email": address("else")}]})
+        await bus.publish(routing.USERS_REMOVE, {"account_id": account_id, "email": people[1]})
+        await eventually(lambda: bus.find(routing.USER_REMOVED, email=people[1]), what="user.removed")
+        await bus.publish(routing.USERS_DEACTIVATE, {"account_id": account_id, "email": people[2]})
+        await eventually(lambda: bus.find(routing.USER_DEACTIVATED, email=people[2]), what="user.deactivated")
+
+        first = await bus.query(routing.USERS_LIST, {"account_id": account_id, "count": 2})
+        second = await bus.query(routing.USERS_LIST, {"account_id": account_id, "start_index": 3, "count": 2})
+        assert first["total"] == second["total"] == 4
+        assert [u["email"] for u in first["users"] + second["users"]] == [people[0], people[2], people[3], people[4]]
+        assert first["users"][1]["status"] == "deactivated" and first["users"][1]["products"] == []
+        assert first["users"][0]["products"] == ["gotomeeting"] and first["users"][0]["first_name"] == "List"
+
+        only = await bus.query(routing.USERS_LIST, {"account_id": account_id, "email": people[3].upper()})
+        assert only["total"] == 1 and [u["email"] for u in only["users"]] == [people[3]]
+        deactivated = await bus.query(routing.USERS_LIST, {"account_id": account_id, "status": "deactivated"})
+        assert [u["email"] for u in deactivated["users"]] == [people[2]]
+        beyond = await bus.query(routing.USERS_LIST, {"account_id": account_id, "start_index": 9})
+        assert beyond == {"account_id": account_id, "total": 4, "start_index": 9, "users": []}
+        counted = await bus.query(routing.USERS_LIST, {"account_id": account_id, "count": 0})
+        assert counted["total"] == 4 and counted["users"] == []
+        nobody = await bus.query(routing.USERS_LIST, {"account_id": "no-such-account"})
+        assert nobody["total"] == 0 and nobody["users"] == []  # an account's members only, never another's
+        refused = await bus.query(routing.USERS_LIST, {"account_id": account_id, "count": 501})
+        assert refused["reason"] == "schema_invalid"
+
+
 class TestQueriesAlwaysAnswer:
     """A query is answered to reply_to whatever it holds: the answer, or the refusal."""
 

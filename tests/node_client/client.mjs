@@ -103,6 +103,11 @@ const account = await query("accounts.get", { account_id: accountId });
 if (account.type !== "accounts.get.reply" || account.body.licences.gotomeeting.used !== 2) {
   failures.push(`accounts.get answered ${account.type} ${JSON.stringify(account.body)}`);
 }
+const listed = await query("users.list", { account_id: accountId, count: 10 });
+if (listed.type !== "users.list.reply" || listed.body.total !== 2
+  || JSON.stringify(listed.body.users.map((u) => u.email)) !== JSON.stringify(people)) {
+  failures.push(`users.list answered ${listed.type} ${JSON.stringify(listed.body)}`);
+}
 const outcome = await query("commands.get", { command_id: addId });
 if (outcome.body.outcome !== "done" || outcome.body.events[0].type !== "users.add.completed") {
   failures.push(`commands.get answered ${JSON.stringify(outcome.body)}`);

@@ -23,8 +23,11 @@ from contracts.queries import (
     InvitationView,
     LicenceUse,
     OutcomeEvent,
+    UserListed,
     UsersGet,
     UsersGetReply,
+    UsersList,
+    UsersListReply,
 )
 from userprov import lifecycle
 from userprov.account_lookup import sql
@@ -109,6 +112,12 @@ async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:
 
 async def get_user(query: UsersGet, conn: asyncpg.Connection) -> UsersGetReply:
     return user_reply(await sql.user_view(conn, query.account_id, query.email))
+
+
+async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListReply:
+    total, rows = await sql.list_users(conn, query.account_id, query.email, query.status, query.start_index - 1, query.count)
+    return UsersListReply(account_id=query.account_id, total=total, start_index=query.start_index,
+                          users=[UserListed.model_validate(dict(row)) for row in rows])
 
 
 async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsGetReply:

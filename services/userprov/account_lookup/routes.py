@@ -26,6 +26,7 @@ def service_and_decisions(settings: Settings, mailing: LocalMailing | None = Non
         handlers={
             routing.MEMBERSHIPS_CREATED: Signal(decisions.notify),
             routing.USERS_GET: handlers.get_user,
+            routing.USERS_LIST: handlers.list_users,
             routing.ACCOUNTS_GET: handlers.get_account,
             routing.COMMANDS_GET: handlers.get_command,
             routing.INVITATIONS_RESEND: partial(handlers.resend_invitation, cooldown_seconds=settings.resend_cooldown_seconds),

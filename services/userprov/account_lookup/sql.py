@@ -167,6 +167,25 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> Us
     return UserView(**row) if row else None
 
 
+_LISTED = "FROM memberships m JOIN profiles p USING (profile_id) WHERE m.account_id = $1 AND m.status <> 'removed'" \
+    " AND ($2::text IS NULL OR p.email = $2) AND ($3::text IS NULL OR m.status = $3)"
+LIST_USERS = (
+    "SELECT p.profile_id AS user_id, p.email, m.first_name, m.last_name, m.status, m.role, m.language, m.user_group AS \"group\","
+    " m.settings_template, m.created_at AS added_at, m.status_changed_at,"
+    " ARRAY(SELECT s.product FROM seat_assignments s WHERE s.membership_id = m.membership_id ORDER BY s.product) AS products"
+    f" {_LISTED} ORDER BY m.created_at, m.membership_id OFFSET $4 LIMIT $5"
+)
+COUNT_USERS = f"SELECT count(*) {_LISTED}"
+
+
+async def list_users(conn: asyncpg.Connection, account_id: str, email: str | None, status: str | None, offset: int,
+                     limit: int) -> tuple[int, list[asyncpg.Record]]:
+    """(members matching, the page of them): both read in the query's one snapshot."""
+    total = await conn.fetchval(COUNT_USERS, account_id, email, status)
+    rows = await conn.fetch(LIST_USERS, account_id, email, status, offset, limit) if limit and offset < total else []
+    return total, rows
+
+
 async def latest_invitation(conn: asyncpg.Connection, membership_id: UUID) -> LatestInvitation | None:
     row = await conn.fetchrow(
         "SELECT invitation_id, kind, sent_count, from_account_id,"

@@ -8,3 +8,5 @@ ALTER TABLE memberships VALIDATE CONSTRAINT memberships_status_check;
 ALTER TABLE memberships
     ADD COLUMN deactivated_from text,
     ADD COLUMN deactivated_products text[];
+-- an account's members a page at a time, oldest first (users.list)
+CREATE INDEX memberships_listed ON memberships (account_id, created_at, membership_id) WHERE status <> 'removed';
