@@ -80,7 +80,7 @@ class AccountsUpsert(Contract):
 class NewUser(Contract):
     """One person to add. Field rules are checked per row, so bad values give row errors, not a rejection."""
 
-    checked_per_row: ClassVar[frozenset[str]] = frozenset({"first_name", "last_name", "email"})
+    checked_per_row: ClassVar[frozenset[str]] = frozenset({"first_name", "last_name", "email", "external_id"})
 
     first_name: str = Field(description="1 to 32 characters after trimming.", examples=["Żaneta"])
     last_name: str = Field(description="1 to 32 characters after trimming.", examples=["Kowalska"])
@@ -88,6 +88,10 @@ class NewUser(Contract):
         description="At most 128 characters (checked per row: a longer one is the row error `too_long`), valid syntax; "
         "compared in its normalised form."
     )
+    external_id: str | None = Field(
+        default=None,
+        description="The person's id in the caller's own system (a SCIM `externalId`): at most 255 characters, kept as given"
+        " and answered by `users.get` and `users.list`.")
 
 
 class UsersAdd(Contract):
@@ -153,6 +157,35 @@ class UsersReactivate(Contract):
     account_id: AccountId
     email: EmailAddress
     requested_by: RequestedBy
+
+
+class UsersUpdate(Contract):
+    """Changes a member's names or external id in the account (an identity provider's PUT or
+    PATCH). An omitted field keeps its value; `external_id: null` clears it. Values are checked
+    as a row of `users.add` is: a bad one refuses the command with `invalid_values`, naming the
+    field and its row error code. Answered by `user.updated` with what changed."""
+
+    checked_per_row: ClassVar[frozenset[str]] = frozenset({"first_name", "last_name", "external_id"})
+
+    account_id: AccountId
+    email: EmailAddress
+    requested_by: RequestedBy
+    first_name: str | None = Field(default=None, json_schema_extra=_omit_rather_than_null, description="1 to 32 characters after trimming.")
+    last_name: str | None = Field(default=None, json_schema_extra=_omit_rather_than_null, description="1 to 32 characters after trimming.")
+    external_id: str | None = Field(default=None, description="At most 255 characters, kept as given; null clears it.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_not_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [k for k in ("first_name", "last_name") if k in data and data[k] is None]
+            if nulls:
+                raise PydanticCustomError("null_field", "{fields}: omit a name to keep it; null is not a name", {"fields": ", ".join(nulls)})
+        return data
+
+    def changes(self) -> dict[str, str | None]:
+        """The fields given, by name."""
+        return {name: getattr(self, name) for name in ("first_name", "last_name", "external_id") if name in self.model_fields_set}
 
 
 class InvitationsResend(Contract):

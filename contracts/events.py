@@ -15,6 +15,7 @@ RejectionReason = Literal[
     "processing_failed", "unknown_account", "account_expired", "unknown_user", "forbidden", "last_admin", "not_resendable",
     "resend_cooldown", "unknown_group", "unknown_settings_template", "unknown_product", "unsupported_language", "no_users",
     "too_many_rows", "name_required", "seats_in_use", "invalid_template", "already_deactivated", "not_deactivated", "no_free_seat",
+    "invalid_values",
 ]
 TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed", "too_slow"]
 
@@ -149,6 +150,13 @@ class UserReactivated(Contract):
         description="`active`: they had accepted, and use the account again. `pending`: they are invited anew (welcome, or"
                     " transfer if they are active in another account now); `invitation.sent` follows.")
     seats: dict[str, int] = Field(description="Seats taken again, per product.")
+
+
+class UserUpdated(Contract):
+    account_id: str
+    user_id: UUID
+    email: StoredEmail
+    changed: dict[str, str | None] = Field(description="Each field whose value changed, with its new value (empty: nothing did).")
 
 
 class AccountUpserted(Contract):

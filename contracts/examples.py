@@ -32,6 +32,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "users.remove": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "requested_by": "admin@acme.example.com"},
     "users.deactivate": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "requested_by": "admin@acme.example.com"},
     "users.reactivate": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "requested_by": "admin@acme.example.com"},
+    "users.update": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "last_name": "King", "external_id": "00u1a2b3c4d5e6f7g8h9"},
     "invitations.resend": {"account_id": ACCOUNT, "email": "grace@acme.example.com"},
     "invitations.retry_failed": {"account_id": ACCOUNT},
     "users.get": {"account_id": ACCOUNT, "email": "ada@acme.example.com"},
@@ -72,6 +73,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "user.suspended": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com"},
     "user.removed": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "released": {"gotomeeting": 1}},
     "user.deactivated": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "released": {"gotomeeting": 1}},
+    "user.updated": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com",
+                     "changed": {"last_name": "King", "external_id": "00u1a2b3c4d5e6f7g8h9"}},
     "user.reactivated": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "status": "active",
                          "seats": {"gotomeeting": 1}},
     "account.upserted": {"account_id": ACCOUNT},
@@ -86,7 +89,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "users.get.reply": {
         "found": True, "user_id": USER, "email": "ada@acme.example.com", "first_name": "Ada", "last_name": "Lovelace",
         "status": "invited", "role": "manager", "products": ["gotomeeting"], "language": "en", "group": "sales",
-        "settings_template": None,
+        "settings_template": None, "external_id": None,
         "invitation": {"kind": "welcome", "status": "sent", "expires_at": "2026-12-02T09:30:00Z", "sent_count": 1},
     },
     "users.list.reply": {
@@ -94,7 +97,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "users": [{
             "user_id": USER, "email": "ada@acme.example.com", "first_name": "Ada", "last_name": "Lovelace", "status": "active",
             "role": None, "products": ["gotomeeting"], "language": "en", "group": None, "settings_template": None,
-            "added_at": "2026-11-30T09:30:00Z", "status_changed_at": "2026-11-30T10:02:00Z",
+            "external_id": "00u1a2b3c4d5e6f7g8h9", "added_at": "2026-11-30T09:30:00Z", "status_changed_at": "2026-11-30T10:02:00Z",
         }],
     },
     "accounts.get.reply": {

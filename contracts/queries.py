@@ -35,6 +35,7 @@ class UsersGetReply(Contract):
     language: str | None = None
     group: str | None = None
     settings_template: str | None = None
+    external_id: str | None = Field(default=None, description="As given in `users.add`.")
     invitation: InvitationView | None = None
 
 
@@ -43,11 +44,13 @@ USERS_LIST_MAX = 500
 
 class UsersList(Contract):
     """An account's current members (not the removed), a page at a time, oldest membership
-    first (a stable order: a member added meanwhile comes last): what an identity provider's
-    SCIM client lists or filters."""
+    first (a stable order: a member added meanwhile comes last; those added by one command in a
+    fixed order of their own): what an identity provider's SCIM client lists or filters."""
 
     account_id: AccountId
     email: EmailAddress | None = Field(default=None, description="Only this person (at most one member).")
+    external_id: str | None = Field(default=None, min_length=1, max_length=255, description="Only members with this `external_id`"
+                                    " (compared exactly).")
     status: MembershipStatus | None = Field(default=None, description="Only members in this status.")
     start_index: int = Field(default=1, ge=1, le=2**31 - 1, description="1-based position of the first member answered.")
     count: int = Field(default=100, ge=0, le=USERS_LIST_MAX, description="At most this many members (0: only the total).")
@@ -64,6 +67,7 @@ class UserListed(Contract):
     language: str
     group: str | None
     settings_template: str | None
+    external_id: str | None
     added_at: datetime
     status_changed_at: datetime
 

@@ -54,9 +54,9 @@ class TestUsersList:
     async def test_pages_filters_and_statuses(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
         account_id, other = await account({"gotomeeting": 10}), await account({"gotomeeting": 10})
         people = [address(f"list{n}") for n in range(5)]
-        for person in people:  # one command each: a known order of membership
+        for n, person in enumerate(people):  # one command each: a known order of membership
             await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"],
-                                  "users": [{"first_name": "List", "last_name": person[:8], "email": person}]})
+                                  "users": [{"first_name": "List", "last_name": person[:8], "email": person, "external_id": f"idp-{n}"}]})
         await add_users(bus, {"account_id": other, "users": [{"first_name": "Else", "last_name": "Where", "email": address("else")}]})
         await bus.publish(routing.USERS_REMOVE, {"account_id": account_id, "email": people[1]})
         await eventually(lambda: bus.find(routing.USER_REMOVED, email=people[1]), what="user.removed")
@@ -72,6 +72,11 @@ class TestUsersList:
 
         only = await bus.query(routing.USERS_LIST, {"account_id": account_id, "email": people[3].upper()})
         assert only["total"] == 1 and [u["email"] for u in only["users"]] == [people[3]]
+        assert only["users"][0]["external_id"] == "idp-3"
+        by_external_id = await bus.query(routing.USERS_LIST, {"account_id": account_id, "external_id": "idp-4"})
+        assert [u["email"] for u in by_external_id["users"]] == [people[4]]
+        assert (await bus.query(routing.USERS_LIST, {"account_id": account_id, "external_id": "IDP-4"}))["total"] == 0  # exact
+        assert (await bus.query(routing.USERS_GET, {"account_id": account_id, "email": people[0]}))["external_id"] == "idp-0"
         deactivated = await bus.query(routing.USERS_LIST, {"account_id": account_id, "status": "deactivated"})
         assert [u["email"] for u in deactivated["users"]] == [people[2]]
         beyond = await bus.query(routing.USERS_LIST, {"account_id": account_id, "start_index": 9})

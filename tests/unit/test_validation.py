@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from userprov.user_creation.validation import Candidate, InvalidRow, ValidRow, check_email, check_name, validate_rows
+from userprov.user_creation.validation import (
+    Candidate,
+    InvalidRow,
+    ValidRow,
+    check_email,
+    check_name,
+    checked_changes,
+    validate_rows,
+)
 
 
 def codes(errors: list) -> list[str]:
@@ -90,6 +98,31 @@ class TestRows:
         [entry] = parse_pasted("Nobody broken-address")
         [row] = validate_rows([Candidate(1, entry.first_name, entry.last_name, entry.email, entry.errors)])
         assert codes(list(row.errors)) == ["entry_format"]
+
+
+class TestExternalIds:
+    """An id of another system (a SCIM externalId) is kept exactly as given, or is a row error."""
+
+    @pytest.mark.parametrize("external_id", [None, "00u1a2b3c4", "Ünïcode id with spaces", "x" * 255])
+    def test_kept_as_given(self, external_id: str | None) -> None:
+        [row] = validate_rows([Candidate(1, "A", "B", "ada@example.com", external_id=external_id)])
+        assert isinstance(row, ValidRow) and row.external_id == external_id
+
+    @pytest.mark.parametrize(("external_id", "code"), [
+        ("x" * 256, "too_long"), ("", "invalid_characters"), ("   ", "invalid_characters"), ("id\x00", "invalid_characters"),
+        ("id\u202e", "invalid_characters"), ("id\ud800", "invalid_characters"), ("line\nbreak", "invalid_characters"),
+    ])
+    def test_a_row_error_names_the_field(self, external_id: str, code: str) -> None:
+        [row] = validate_rows([Candidate(1, "A", "B", "ada@example.com", external_id=external_id)])
+        assert isinstance(row, InvalidRow) and [(e.field, e.code) for e in row.errors] == [("external_id", code)]
+
+
+class TestChanges:
+    def test_names_checked_as_a_rows_and_external_id_kept(self) -> None:
+        values, errors = checked_changes({"first_name": " Ada ", "external_id": None})
+        assert values == {"first_name": "Ada", "external_id": None} and errors == []
+        _, errors = checked_changes({"last_name": "", "external_id": "x" * 300})
+        assert [(e.field, e.code) for e in errors] == [("last_name", "required"), ("external_id", "too_long")]
 
 
 class TestTextThatLiesOrCannotBeStored:

@@ -115,7 +115,8 @@ async def get_user(query: UsersGet, conn: asyncpg.Connection) -> UsersGetReply:
 
 
 async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListReply:
-    total, rows = await sql.list_users(conn, query.account_id, query.email, query.status, query.start_index - 1, query.count)
+    total, rows = await sql.list_users(conn, query.account_id, query.email, query.status, query.external_id, query.start_index - 1,
+                                       query.count)
     return UsersListReply(account_id=query.account_id, total=total, start_index=query.start_index,
                           users=[UserListed.model_validate(dict(row)) for row in rows])
 
@@ -170,6 +171,7 @@ def user_reply(row: sql.UserView | None) -> UsersGetReply:
         language=row.language,
         group=row.user_group,
         settings_template=row.settings_template,
+        external_id=row.external_id,
         invitation=invitation,
     )
 

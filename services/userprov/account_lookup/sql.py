@@ -91,6 +91,7 @@ class UserView:
     language: str
     user_group: str | None
     settings_template: str | None
+    external_id: str | None
     products: list[str]
     invitation_kind: InvitationKind | None
     invitation_status: str | None
@@ -153,7 +154,7 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> Us
     """The current membership (else the latest removed one) with its products and latest invitation."""
     row = await conn.fetchrow(
         "SELECT m.membership_id, p.profile_id, p.email, m.first_name, m.last_name, m.status, m.role, m.language,"
-        " m.user_group, m.settings_template,"
+        " m.user_group, m.settings_template, m.external_id,"
         " ARRAY(SELECT s.product FROM seat_assignments s WHERE s.membership_id = m.membership_id ORDER BY s.product) AS products,"
         " i.kind AS invitation_kind, i.status AS invitation_status, i.expires_at, i.sent_count"
         " FROM memberships m JOIN profiles p USING (profile_id)"
@@ -167,22 +168,28 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> Us
     return UserView(**row) if row else None
 
 
-_LISTED = "FROM memberships m JOIN profiles p USING (profile_id) WHERE m.account_id = $1 AND m.status <> 'removed'" \
-    " AND ($2::text IS NULL OR p.email = $2) AND ($3::text IS NULL OR m.status = $3)"
+def _listed(external_id: str) -> str:
+    """FROM and WHERE of users.list: $1 account, $2 email, $3 status, and `external_id` the placeholder of that one."""
+    return ("FROM memberships m JOIN profiles p USING (profile_id) WHERE m.account_id = $1 AND m.status <> 'removed'"
+            " AND ($2::text IS NULL OR p.email = $2) AND ($3::text IS NULL OR m.status = $3)"
+            f" AND ({external_id}::text IS NULL OR m.external_id = {external_id})")
+
+
+
 LIST_USERS = (
     "SELECT p.profile_id AS user_id, p.email, m.first_name, m.last_name, m.status, m.role, m.language, m.user_group AS \"group\","
-    " m.settings_template, m.created_at AS added_at, m.status_changed_at,"
+    " m.settings_template, m.external_id, m.created_at AS added_at, m.status_changed_at,"
     " ARRAY(SELECT s.product FROM seat_assignments s WHERE s.membership_id = m.membership_id ORDER BY s.product) AS products"
-    f" {_LISTED} ORDER BY m.created_at, m.membership_id OFFSET $4 LIMIT $5"
+    f" {_listed('$6')} ORDER BY m.created_at, m.membership_id OFFSET $4 LIMIT $5"
 )
-COUNT_USERS = f"SELECT count(*) {_LISTED}"
+COUNT_USERS = f"SELECT count(*) {_listed('$4')}"
 
 
-async def list_users(conn: asyncpg.Connection, account_id: str, email: str | None, status: str | None, offset: int,
-                     limit: int) -> tuple[int, list[asyncpg.Record]]:
+async def list_users(conn: asyncpg.Connection, account_id: str, email: str | None, status: str | None, external_id: str | None,
+                     offset: int, limit: int) -> tuple[int, list[asyncpg.Record]]:
     """(members matching, the page of them): both read in the query's one snapshot."""
-    total = await conn.fetchval(COUNT_USERS, account_id, email, status)
-    rows = await conn.fetch(LIST_USERS, account_id, email, status, offset, limit) if limit and offset < total else []
+    total = await conn.fetchval(COUNT_USERS, account_id, email, status, external_id)
+    rows = await conn.fetch(LIST_USERS, account_id, email, status, offset, limit, external_id) if limit and offset < total else []
     return total, rows
 
 

@@ -11,8 +11,16 @@ import asyncpg
 import structlog
 
 from contracts.base import FieldError
-from contracts.commands import AccountsUpsert, UsersAdd, UsersDeactivate, UsersReactivate, UsersRemove
-from contracts.events import AccountUpserted, MembershipsCreated, UserDeactivated, UserReactivated, UserRemoved, UsersAddCompleted
+from contracts.commands import AccountsUpsert, UsersAdd, UsersDeactivate, UsersReactivate, UsersRemove, UsersUpdate
+from contracts.events import (
+    AccountUpserted,
+    MembershipsCreated,
+    UserDeactivated,
+    UserReactivated,
+    UserRemoved,
+    UsersAddCompleted,
+    UserUpdated,
+)
 from contracts.text import printable
 from userprov import lifecycle
 from userprov.languages import SUPPORTED_LANGUAGES
@@ -28,7 +36,7 @@ from userprov.sandbox.pool import TemplateSandbox
 from userprov.sandbox.trial import AccountTemplate, trial_errors
 from userprov.user_creation import sql
 from userprov.user_creation.plan import TooManyRows, candidates_of, plan_rows, with_user_ids
-from userprov.user_creation.validation import Candidate, ValidRow, reject_repeated_emails, validate_row
+from userprov.user_creation.validation import Candidate, ValidRow, checked_changes, reject_repeated_emails, validate_row
 
 
 async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: TemplateSandbox, render_budget: float) -> None:
@@ -143,7 +151,7 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
             uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))
 
 
-async def _lock_member(conn: asyncpg.Connection, cmd: UsersRemove | UsersDeactivate | UsersReactivate) -> Membership:
+async def _lock_member(conn: asyncpg.Connection, cmd: UsersRemove | UsersDeactivate | UsersReactivate | UsersUpdate) -> Membership:
     """The account, then the member the command is about, both locked, once the actor may manage them."""
     if await lock_account(conn, cmd.account_id) is None:
         raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
@@ -196,6 +204,18 @@ async def reactivate_user(cmd: UsersReactivate, uow: UnitOfWork) -> None:
                                  seats=back.seats))
         if back.status == lifecycle.PENDING:  # account-lookup decides and invites them anew
             uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=[membership.membership_id]))
+
+
+async def update_user(cmd: UsersUpdate, uow: UnitOfWork) -> None:
+    values, errors = checked_changes(cmd.changes())
+    if errors:
+        raise Rejected("invalid_values", "; ".join(e.message for e in errors),
+                       [FieldError(field=e.field, code=e.code, message=e.message) for e in errors])
+    async with uow:
+        conn = uow.conn
+        membership = await _lock_member(conn, cmd)
+        changed = await sql.update_member(conn, membership.membership_id, values)
+        uow.emit(UserUpdated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email, changed=changed))
 
 
 async def _between_slices() -> None:

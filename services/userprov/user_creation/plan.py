@@ -21,14 +21,15 @@ class TooManyRows(ValueError):
 def candidates_of(command: UsersAdd) -> list[Candidate]:
     """Structured rows first, then pasted entries, numbered from 1 in input order. Raises
     TooManyRows as soon as row MAX_ROWS + 1 is read: the rest of a long paste is never parsed."""
-    rows: list[tuple[str, str, str, tuple[RowError, ...]]] = [(u.first_name, u.last_name, u.email, ()) for u in command.users]
+    rows: list[tuple[str, str, str, tuple[RowError, ...], str | None]] = [
+        (u.first_name, u.last_name, u.email, (), u.external_id) for u in command.users]
     for entry in parse_pasted(command.pasted or ""):
         if len(rows) >= MAX_ROWS:
             raise TooManyRows(f"more than {MAX_ROWS} rows; at most {MAX_ROWS} per command.")
-        rows.append((entry.first_name, entry.last_name, entry.email, entry.errors))
+        rows.append((entry.first_name, entry.last_name, entry.email, entry.errors, None))
     if len(rows) > MAX_ROWS:
         raise TooManyRows(f"{len(rows)} rows; at most {MAX_ROWS} per command.")
-    return [Candidate(n, first, last, email, errors) for n, (first, last, email, errors) in enumerate(rows, start=1)]
+    return [Candidate(n, *fields) for n, fields in enumerate(rows, start=1)]
 
 
 @dataclass(frozen=True)

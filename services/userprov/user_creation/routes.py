@@ -21,4 +21,5 @@ def service(settings: Settings, decide_here: DecideHere | None = None) -> Servic
         routing.USERS_REMOVE: handlers.remove_user,
         routing.USERS_DEACTIVATE: handlers.deactivate_user,
         routing.USERS_REACTIVATE: handlers.reactivate_user,
+        routing.USERS_UPDATE: handlers.update_user,
     })

@@ -111,8 +111,8 @@ async def lock_for_adding(conn: asyncpg.Connection, account_id: str, products: S
 # statement began is not seen: its row is left out, and the caller tries again.
 MEMBERSHIPS = f"""
 WITH new AS (
-    SELECT * FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $15::uuid[])
-             WITH ORDINALITY AS t(membership_id, email, first_name, last_name, new_profile_id, n),
+    SELECT * FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $15::uuid[], $16::text[])
+             WITH ORDINALITY AS t(membership_id, email, first_name, last_name, new_profile_id, external_id, n),
          (VALUES ($1::text)) AS a(account_id)
 ), created_profiles AS (
     INSERT INTO profiles (profile_id, email, first_name, last_name) SELECT new_profile_id, email, first_name, last_name FROM new
@@ -124,9 +124,10 @@ WITH new AS (
 ), {turns_cte("memberships", "new")},
 created AS (
     INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language, user_group,
-                             settings_template, status, added_by_command, turn, correlation_id, traceparent, tracestate)
+                             settings_template, status, added_by_command, turn, correlation_id, traceparent, tracestate,
+                             external_id)
     SELECT new.membership_id, new.account_id, profile.profile_id, new.first_name, new.last_name, $2, $3, $4, $5, 'pending', $6,
-           turns.start + new.n, $11, $12, $13
+           turns.start + new.n, $11, $12, $13, new.external_id
     FROM new JOIN profile USING (email) JOIN turns USING (account_id)
     RETURNING membership_id
 ), {seats.assign_cte("$1", "(SELECT array_agg(membership_id) FROM created)", "$14::text[]")}
@@ -161,8 +162,20 @@ async def create_memberships(
         origin.tracestate,
         sorted(set(cmd.products)),
         [uuid.uuid4() for _ in ordered],
+        [r.external_id for r in ordered],
     )
     profile_ids = {r["email"]: r["profile_id"] for r in found}
     if len(profile_ids) < len(emails):
         raise TransientError("a person was added by another command at the same moment")
     return profile_ids, membership_ids
+
+
+async def update_member(conn: asyncpg.Connection, membership_id: UUID, values: dict[str, str | None]) -> dict[str, str | None]:
+    """Sets the given names or external id of a locked membership; returns those that changed."""
+    current = await conn.fetchrow("SELECT first_name, last_name, external_id FROM memberships WHERE membership_id = $1", membership_id)
+    changed = {field: value for field, value in values.items() if current[field] != value}
+    if changed:
+        # the column names come from checked_changes' fixed set, never from the message
+        assignments = ", ".join(f"{field} = ${n}" for n, field in enumerate(changed, start=2))
+        await conn.execute(f"UPDATE memberships SET {assignments} WHERE membership_id = $1", membership_id, *changed.values())
+    return changed

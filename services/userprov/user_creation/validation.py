@@ -25,6 +25,7 @@ class Candidate:
     last_name: str
     email: str
     errors: tuple[RowError, ...] = ()
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ValidRow:
     first_name: str
     last_name: str
     email: str
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,39 @@ def validate_row(candidate: Candidate) -> ValidRow | InvalidRow:
     first, first_errors = check_name("first_name", candidate.first_name)
     last, last_errors = check_name("last_name", candidate.last_name)
     email, email_errors = check_email(candidate.email)
-    errors = (*first_errors, *last_errors, *email_errors)
+    errors = (*first_errors, *last_errors, *email_errors, *check_external_id(candidate.external_id))
     if errors:
         return InvalidRow(candidate.row, email or echoed_email(candidate.email), errors)
-    return ValidRow(candidate.row, first, last, email)
+    return ValidRow(candidate.row, first, last, email, candidate.external_id)
+
+
+def checked_changes(changes: dict[str, str | None]) -> tuple[dict[str, str | None], list[RowError]]:
+    """A member's new names or external id, checked as a row's are: (the values as stored, the errors)."""
+    values: dict[str, str | None] = {}
+    errors: list[RowError] = []
+    for field, value in changes.items():
+        if field == "external_id":
+            errors += check_external_id(value)
+            values[field] = value
+        elif value is not None:
+            values[field], found = check_name(field, value)
+            errors += found
+    return values, errors
+
+
+EXTERNAL_ID_MAX = 255
+
+
+def check_external_id(value: str | None) -> list[RowError]:
+    """Kept as given: an id of another system is compared exactly, never normalised."""
+    if value is None:
+        return []
+    if len(value) > EXTERNAL_ID_MAX:
+        return [RowError(field="external_id", code="too_long", message=f"External id has {len(value)} characters; at most {EXTERNAL_ID_MAX}.")]
+    if looks_empty(value) or not value.isprintable() or not is_storable(value):
+        return [RowError(field="external_id", code="invalid_characters",
+                         message="External id must be printable characters, not only spaces.")]
+    return []
 
 
 def check_name(field: str, value: str) -> tuple[str, list[RowError]]:

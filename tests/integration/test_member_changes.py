@@ -1,7 +1,8 @@
-"""users.deactivate and users.reactivate (an identity provider's `active: false` and `true`):
-a deactivated member keeps their membership, not its use; their seats are released and their
-open invitations revoked. Reactivated, they are active again if they had accepted, otherwise
-invited anew; with a seat of each product they held, or refused when one has none free."""
+"""What an identity provider changes of a member. users.deactivate and users.reactivate (SCIM's
+`active: false` and `true`): a deactivated member keeps their membership, not its use; their
+seats are released and their open invitations revoked. Reactivated, they are active again if
+they had accepted, otherwise invited anew; with a seat of each product they held, or refused
+when one has none free. users.update: names and external id, checked as a row's are."""
 from __future__ import annotations
 
 import asyncpg
@@ -91,3 +92,29 @@ class TestDeactivation:
         assert await refused(bus, routing.USERS_REACTIVATE, {"account_id": account_id, "email": member}) == "no_free_seat"
         assert await membership_status(db, account_id, member) == "deactivated"
         await assert_seats_consistent(db, account_id)
+
+
+class TestUpdate:
+    async def test_names_and_external_id(self, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account()
+        person = address("update")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Ada", "last_name": "Byron", "email": person,
+                                                                    "external_id": "okta-1"}]})
+        message_id = await bus.publish(routing.USERS_UPDATE, {"account_id": account_id, "email": person, "last_name": " Lovelace ",
+                                                              "first_name": "Ada"})
+        [updated] = await eventually(lambda: bus.find(routing.USER_UPDATED, correlation_id=message_id), what="user.updated")
+        assert updated.body["changed"] == {"last_name": "Lovelace"}  # trimmed as a row is; the unchanged name is not reported
+        message_id = await bus.publish(routing.USERS_UPDATE, {"account_id": account_id, "email": person, "external_id": None})
+        [cleared] = await eventually(lambda: bus.find(routing.USER_UPDATED, correlation_id=message_id), what="user.updated")
+        assert cleared.body["changed"] == {"external_id": None}
+        answer = await bus.query(routing.USERS_GET, {"account_id": account_id, "email": person})
+        assert (answer["first_name"], answer["last_name"], answer["external_id"]) == ("Ada", "Lovelace", None)
+
+        message_id = await bus.publish(routing.USERS_UPDATE, {"account_id": account_id, "email": person, "first_name": "x" * 40,
+                                                              "external_id": "bad\u202eid"})
+        [refusal] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id), what="the refusal")
+        assert refusal.body["reason"] == "invalid_values"
+        assert {(e["field"], e["code"]) for e in refusal.body["errors"]} == {("first_name", "too_long"), ("external_id", "invalid_characters")}
+        assert await refused(bus, routing.USERS_UPDATE, {"account_id": account_id, "email": person, "last_name": None}) == "schema_invalid"
+        assert await refused(bus, routing.USERS_UPDATE, {"account_id": account_id, "email": address("nobody"), "last_name": "X"}) == "unknown_user"
+
