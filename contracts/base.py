@@ -49,6 +49,8 @@ Product = Annotated[
 ]
 Role = Literal["admin", "manager"]
 AccountStatus = Literal["active", "expired"]
+TokenHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]  # SHA-256 of a bearer token, lower-case hex
+
 MembershipStatus = Literal["pending", "invited", "transfer_pending", "active", "suspended", "removed", "deactivated"]
 InvitationKind = Literal["welcome", "transfer"]
 AssetKind = Literal["session_history", "scheduled_session", "upcoming_recording"]

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
+from uuid import UUID
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from contracts.base import LANGUAGES, AccountId, AccountStatus, Contract, Product, RequestedBy, Role
+from contracts.base import LANGUAGES, AccountId, AccountStatus, Contract, Product, RequestedBy, Role, TokenHash
 from contracts.email import EmailAddress
 
 PASTED_MAX = 2_000_000
@@ -186,6 +187,23 @@ class UsersUpdate(Contract):
     def changes(self) -> dict[str, str | None]:
         """The fields given, by name."""
         return {name: getattr(self, name) for name in ("first_name", "last_name", "external_id") if name in self.model_fields_set}
+
+
+class ScimTokensAdd(Contract):
+    """Lets an identity provider's SCIM client act on the account with the bearer token whose
+    SHA-256 hash this is (`userprov scim token create` makes the token and sends only its
+    hash). For trusted platform services only. Answered by `scim_token.added`."""
+
+    account_id: AccountId
+    token_id: UUID
+    token_hash: TokenHash
+
+
+class ScimTokensRevoke(Contract):
+    """The token stops working at once (a SCIM service may have resolved it a few seconds
+    before). For trusted platform services only. Answered by `scim_token.revoked`."""
+
+    token_id: UUID
 
 
 class InvitationsResend(Contract):

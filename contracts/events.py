@@ -15,7 +15,7 @@ RejectionReason = Literal[
     "processing_failed", "unknown_account", "account_expired", "unknown_user", "forbidden", "last_admin", "not_resendable",
     "resend_cooldown", "unknown_group", "unknown_settings_template", "unknown_product", "unsupported_language", "no_users",
     "too_many_rows", "name_required", "seats_in_use", "invalid_template", "already_deactivated", "not_deactivated", "no_free_seat",
-    "invalid_values",
+    "invalid_values", "unknown_scim_token",
 ]
 TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed", "too_slow"]
 
@@ -157,6 +157,16 @@ class UserUpdated(Contract):
     user_id: UUID
     email: StoredEmail
     changed: dict[str, str | None] = Field(description="Each field whose value changed, with its new value (empty: nothing did).")
+
+
+class ScimTokenAdded(Contract):
+    account_id: str
+    token_id: UUID
+
+
+class ScimTokenRevoked(Contract):
+    account_id: str
+    token_id: UUID
 
 
 class AccountUpserted(Contract):

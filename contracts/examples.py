@@ -32,6 +32,10 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "users.remove": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "requested_by": "admin@acme.example.com"},
     "users.deactivate": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "requested_by": "admin@acme.example.com"},
     "users.reactivate": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "requested_by": "admin@acme.example.com"},
+    "scim_tokens.add": {"account_id": ACCOUNT, "token_id": "5b6c7d8e-9f01-4a2b-8c3d-4e5f6a7b8c9d",
+                        "token_hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+    "scim_tokens.revoke": {"token_id": "5b6c7d8e-9f01-4a2b-8c3d-4e5f6a7b8c9d"},
+    "scim_tokens.resolve": {"token_hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
     "users.update": {"account_id": ACCOUNT, "email": "ada@acme.example.com", "last_name": "King", "external_id": "00u1a2b3c4d5e6f7g8h9"},
     "invitations.resend": {"account_id": ACCOUNT, "email": "grace@acme.example.com"},
     "invitations.retry_failed": {"account_id": ACCOUNT},
@@ -73,6 +77,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "user.suspended": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com"},
     "user.removed": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "released": {"gotomeeting": 1}},
     "user.deactivated": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "released": {"gotomeeting": 1}},
+    "scim_token.added": {"account_id": ACCOUNT, "token_id": "5b6c7d8e-9f01-4a2b-8c3d-4e5f6a7b8c9d"},
+    "scim_token.revoked": {"account_id": ACCOUNT, "token_id": "5b6c7d8e-9f01-4a2b-8c3d-4e5f6a7b8c9d"},
     "user.updated": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com",
                      "changed": {"last_name": "King", "external_id": "00u1a2b3c4d5e6f7g8h9"}},
     "user.reactivated": {"account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "status": "active",
@@ -100,6 +106,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
             "external_id": "00u1a2b3c4d5e6f7g8h9", "added_at": "2026-11-30T09:30:00Z", "status_changed_at": "2026-11-30T10:02:00Z",
         }],
     },
+    "scim_tokens.resolve.reply": {"found": True, "account_id": ACCOUNT, "token_id": "5b6c7d8e-9f01-4a2b-8c3d-4e5f6a7b8c9d"},
     "accounts.get.reply": {
         "found": True, "account_id": ACCOUNT, "name": "Acme EMEA", "status": "active",
         "licences": {"gotomeeting": {"total": 250, "used": 3}}, "members": {"active": 2, "invited": 1},
@@ -126,7 +133,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
-QUERIES = {"users.get", "users.list", "accounts.get", "commands.get", "invitations.failed", "invitations.peek"}
+QUERIES = {"users.get", "users.list", "scim_tokens.resolve", "accounts.get", "commands.get", "invitations.failed", "invitations.peek"}
 
 
 def properties(name: str) -> dict[str, Any]:

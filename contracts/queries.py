@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.base import NAME_MAX, AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role
+from contracts.base import NAME_MAX, AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role, TokenHash
 from contracts.email import EmailAddress, StoredEmail
 
 
@@ -77,6 +77,18 @@ class UsersListReply(Contract):
     total: int = Field(description="Members matching the query, on every page.")
     start_index: int
     users: list[UserListed]
+
+
+class ScimTokensResolve(Contract):
+    """Which account a SCIM bearer token acts on: asked with the token's SHA-256 hash."""
+
+    token_hash: TokenHash
+
+
+class ScimTokensResolveReply(Contract):
+    found: bool = Field(description="False for a token never added, or revoked.")
+    account_id: str | None = None
+    token_id: UUID | None = None
 
 
 class AccountsGet(Contract):

@@ -321,10 +321,10 @@ def _run_bus(operation):  # noqa: ANN001, ANN202
     try:
         return asyncio.run(operation)
     except NoAnswer as error:
-        typer.echo(f"userprov invitations: {error}", err=True)
+        typer.echo(f"userprov: {error}", err=True)
         raise typer.Exit(2) from None
     except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as error:
-        typer.echo(f"userprov invitations: {broker_failure(error, Settings().amqp_url)}", err=True)
+        typer.echo(f"userprov: {broker_failure(error, Settings().amqp_url)}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -365,6 +365,44 @@ def invitations_retry_failed(
         typer.echo(f"refused ({outcome.command_id}): {outcome.refusal}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{outcome.retried} invitation(s) issued again ({outcome.command_id}); each is announced by invitation.sent or .failed")
+
+
+scim_app = typer.Typer(no_args_is_help=True, help="SCIM 2.0 for identity providers (Okta, Microsoft Entra).")
+app.add_typer(scim_app, name="scim")
+scim_token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens of SCIM clients, one account each.")
+scim_app.add_typer(scim_token_app, name="token")
+
+
+@scim_token_app.command("create")
+def scim_token_create(account: Annotated[str, typer.Argument(help="The account the token acts on.")]) -> None:
+    """Makes a bearer token for an identity provider and prints it once: userprov keeps only its hash."""
+    from userprov.operations.scim_tokens import create
+
+    created = _run_bus(create(Settings().amqp_url, account))
+    if created.token is None:
+        typer.echo(f"refused: {created.refusal}", err=True)
+        raise typer.Exit(1)
+    typer.echo(created.token)
+    typer.echo(f"token id {created.token_id} for account {account}: give the token to the identity provider now, it is not"
+               " shown again; `userprov scim token revoke` takes its id", err=True)
+
+
+@scim_token_app.command("revoke")
+def scim_token_revoke(token_id: Annotated[str, typer.Argument(help="The id `create` printed.")]) -> None:
+    """Stops a token from working."""
+    import uuid
+
+    from userprov.operations.scim_tokens import revoke
+
+    try:
+        parsed = uuid.UUID(token_id)
+    except ValueError:
+        raise typer.BadParameter(f"{token_id!r} is not a token id") from None
+    refusal = _run_bus(revoke(Settings().amqp_url, parsed))
+    if refusal is not None:
+        typer.echo(f"refused: {refusal}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"token {parsed} revoked", err=True)
 
 
 def _devtool(name: str):  # noqa: ANN202

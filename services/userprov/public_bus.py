@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from contracts import routing
 from contracts.base import Contract
+from contracts.queries import CommandsGet, CommandsGetReply, OutcomeEvent
 from contracts.registry import exchange_of
 from userprov.broker_nodes import broker_urls, connect_first, node_of
 
@@ -132,3 +133,18 @@ class PublicBus:
             raise NoAnswer(f"no answer to {routing_key} within {timeout:g} s: are userprov's workers running on this vhost?") from None
         finally:
             self.forget(message_id)
+
+    async def outcome(self, command_id: str, timeout: float, poll_seconds: float = 0.2) -> OutcomeEvent:
+        """The first event the command's handling published (`command.rejected` when it was
+        refused), read with `commands.get` until it has one; NoAnswer after `timeout`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            answer = await self.ask(routing.COMMANDS_GET, CommandsGet(command_id=command_id), max(left, 0.1))
+            if answer.type == routing.COMMAND_REJECTED:
+                raise NoAnswer(f"commands.get was refused: {answer.body.decode(errors='replace')}")
+            found = CommandsGetReply.model_validate_json(answer.body)
+            if found.found and found.events:
+                return found.events[0]
+            await asyncio.sleep(poll_seconds)
+        raise NoAnswer(f"command {command_id} had no outcome within {timeout:g} s; ask commands.get later")
+

@@ -23,6 +23,8 @@ from contracts.queries import (
     InvitationView,
     LicenceUse,
     OutcomeEvent,
+    ScimTokensResolve,
+    ScimTokensResolveReply,
     UserListed,
     UsersGet,
     UsersGetReply,
@@ -119,6 +121,13 @@ async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListRep
                                        query.count)
     return UsersListReply(account_id=query.account_id, total=total, start_index=query.start_index,
                           users=[UserListed.model_validate(dict(row)) for row in rows])
+
+
+async def resolve_scim_token(query: ScimTokensResolve, conn: asyncpg.Connection) -> ScimTokensResolveReply:
+    found = await sql.resolve_scim_token(conn, bytes.fromhex(query.token_hash))
+    if found is None:
+        return ScimTokensResolveReply(found=False)
+    return ScimTokensResolveReply(found=True, account_id=found["account_id"], token_id=found["token_id"])
 
 
 async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsGetReply:

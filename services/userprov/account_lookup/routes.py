@@ -27,6 +27,7 @@ def service_and_decisions(settings: Settings, mailing: LocalMailing | None = Non
             routing.MEMBERSHIPS_CREATED: Signal(decisions.notify),
             routing.USERS_GET: handlers.get_user,
             routing.USERS_LIST: handlers.list_users,
+            routing.SCIM_TOKENS_RESOLVE: handlers.resolve_scim_token,
             routing.ACCOUNTS_GET: handlers.get_account,
             routing.COMMANDS_GET: handlers.get_command,
             routing.INVITATIONS_RESEND: partial(handlers.resend_invitation, cooldown_seconds=settings.resend_cooldown_seconds),

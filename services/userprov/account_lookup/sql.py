@@ -269,3 +269,10 @@ async def peek(conn: asyncpg.Connection, token_hash: bytes) -> PeekedInvitation 
         token_hash,
     )
     return PeekedInvitation(**row) if row else None
+
+
+async def resolve_scim_token(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+    """The account and id of a token not revoked, by its hash (an index lookup: a hash of a
+    random 256-bit token reveals nothing to time)."""
+    return await conn.fetchrow(
+        "SELECT account_id, token_id FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL", token_hash)

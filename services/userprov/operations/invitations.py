@@ -3,16 +3,13 @@ the `invitations.failed` query and the `invitations.retry_failed` command, whose
 read back with `commands.get`."""
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from contracts import routing
 from contracts.base import Contract
 from contracts.commands import InvitationsRetryFailed
-from contracts.queries import CommandsGet, CommandsGetReply, FailedInvitation, InvitationsFailed, InvitationsFailedReply
+from contracts.queries import FailedInvitation, InvitationsFailed, InvitationsFailedReply, OutcomeEvent
+from userprov.operations.bus import public_bus
 from userprov.public_bus import NoAnswer, PublicBus
 
 
@@ -21,16 +18,6 @@ class Retried:
     command_id: str
     retried: int | None  # None when the command was refused
     refusal: str | None = None
-
-
-@asynccontextmanager
-async def _bus(amqp_url: str) -> AsyncIterator[PublicBus]:
-    bus = PublicBus(amqp_url, "userprov invitations")
-    await bus.start()
-    try:
-        yield bus
-    finally:
-        await bus.close()
 
 
 async def _ask(bus: PublicBus, routing_key: str, query: Contract, timeout: float) -> bytes:
@@ -44,7 +31,7 @@ async def failed(amqp_url: str, account_id: str | None, limit: int, timeout: flo
     """Up to `limit` people whose latest invitation failed, oldest failure first, page by page."""
     found: list[FailedInvitation] = []
     after = None
-    async with _bus(amqp_url) as bus:
+    async with public_bus(amqp_url, "userprov invitations") as bus:
         while len(found) < limit:
             query = InvitationsFailed(account_id=account_id, after=after, limit=min(1000, limit - len(found)))
             page = InvitationsFailedReply.model_validate_json(await _ask(bus, routing.INVITATIONS_FAILED, query, timeout))
@@ -57,18 +44,13 @@ async def failed(amqp_url: str, account_id: str | None, limit: int, timeout: flo
 
 async def retry_failed(amqp_url: str, account_id: str | None, timeout: float = 60.0) -> Retried:
     """Publishes invitations.retry_failed (confirmed, mandatory) and waits for its outcome."""
-    async with _bus(amqp_url) as bus:
+    async with public_bus(amqp_url, "userprov invitations") as bus:
         command_id = await bus.publish(routing.INVITATIONS_RETRY_FAILED, InvitationsRetryFailed(account_id=account_id, requested_by=None))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            outcome = CommandsGetReply.model_validate_json(
-                await _ask(bus, routing.COMMANDS_GET, CommandsGet(command_id=command_id), max(deadline - time.monotonic(), 0.1))
-            )
-            if outcome.found:
-                for event in outcome.events:
-                    if event.type == routing.INVITATIONS_RETRIED:
-                        return Retried(command_id, int(event.body["retried"]))
-                    if event.type == routing.COMMAND_REJECTED:
-                        return Retried(command_id, None, f"{event.body.get('reason')}: {event.body.get('message')}")
-            await asyncio.sleep(0.2)
-    raise NoAnswer(f"invitations.retry_failed {command_id} had no outcome within {timeout:g} s; ask commands.get later")
+        event = await bus.outcome(command_id, timeout)
+    if event.type == routing.COMMAND_REJECTED:
+        return Retried(command_id, None, refusal_of(event))
+    return Retried(command_id, int(event.body["retried"]))
+
+
+def refusal_of(event: OutcomeEvent) -> str:
+    return f"{event.body.get('reason')}: {event.body.get('message')}"

@@ -11,10 +11,21 @@ import asyncpg
 import structlog
 
 from contracts.base import FieldError
-from contracts.commands import AccountsUpsert, UsersAdd, UsersDeactivate, UsersReactivate, UsersRemove, UsersUpdate
+from contracts.commands import (
+    AccountsUpsert,
+    ScimTokensAdd,
+    ScimTokensRevoke,
+    UsersAdd,
+    UsersDeactivate,
+    UsersReactivate,
+    UsersRemove,
+    UsersUpdate,
+)
 from contracts.events import (
     AccountUpserted,
     MembershipsCreated,
+    ScimTokenAdded,
+    ScimTokenRevoked,
     UserDeactivated,
     UserReactivated,
     UserRemoved,
@@ -216,6 +227,24 @@ async def update_user(cmd: UsersUpdate, uow: UnitOfWork) -> None:
         membership = await _lock_member(conn, cmd)
         changed = await sql.update_member(conn, membership.membership_id, values)
         uow.emit(UserUpdated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email, changed=changed))
+
+
+async def add_scim_token(cmd: ScimTokensAdd, uow: UnitOfWork) -> None:
+    platform()
+    async with uow:
+        if await lock_account(uow.conn, cmd.account_id) is None:
+            raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
+        await sql.add_scim_token(uow.conn, cmd.token_id, cmd.account_id, bytes.fromhex(cmd.token_hash))
+        uow.emit(ScimTokenAdded(account_id=cmd.account_id, token_id=cmd.token_id))
+
+
+async def revoke_scim_token(cmd: ScimTokensRevoke, uow: UnitOfWork) -> None:
+    platform()
+    async with uow:
+        account_id = await sql.revoke_scim_token(uow.conn, cmd.token_id)
+        if account_id is None:
+            raise Rejected("unknown_scim_token", f"No SCIM token {cmd.token_id}.")
+        uow.emit(ScimTokenRevoked(account_id=account_id, token_id=cmd.token_id))
 
 
 async def _between_slices() -> None:

@@ -22,4 +22,6 @@ def service(settings: Settings, decide_here: DecideHere | None = None) -> Servic
         routing.USERS_DEACTIVATE: handlers.deactivate_user,
         routing.USERS_REACTIVATE: handlers.reactivate_user,
         routing.USERS_UPDATE: handlers.update_user,
+        routing.SCIM_TOKENS_ADD: handlers.add_scim_token,
+        routing.SCIM_TOKENS_REVOKE: handlers.revoke_scim_token,
     })

@@ -179,3 +179,13 @@ async def update_member(conn: asyncpg.Connection, membership_id: UUID, values: d
         assignments = ", ".join(f"{field} = ${n}" for n, field in enumerate(changed, start=2))
         await conn.execute(f"UPDATE memberships SET {assignments} WHERE membership_id = $1", membership_id, *changed.values())
     return changed
+
+
+async def add_scim_token(conn: asyncpg.Connection, token_id: UUID, account_id: str, token_hash: bytes) -> None:
+    await conn.execute("INSERT INTO scim_tokens (token_id, account_id, token_hash) VALUES ($1, $2, $3)", token_id, account_id, token_hash)
+
+
+async def revoke_scim_token(conn: asyncpg.Connection, token_id: UUID) -> str | None:
+    """The token's account (None: no such token); revoking it again changes nothing."""
+    return await conn.fetchval(
+        "UPDATE scim_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE token_id = $1 RETURNING account_id", token_id)

@@ -1,0 +1,17 @@
+"""The public bus client, open for one operator's command."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from userprov.public_bus import PublicBus
+
+
+@asynccontextmanager
+async def public_bus(amqp_url: str, name: str) -> AsyncIterator[PublicBus]:
+    bus = PublicBus(amqp_url, name)
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.close()
