@@ -49,6 +49,7 @@ class UsersList(Contract):
 
     account_id: AccountId
     email: EmailAddress | None = Field(default=None, description="Only this person (at most one member).")
+    user_id: UUID | None = Field(default=None, description="Only this person (at most one member).")
     external_id: str | None = Field(default=None, min_length=1, max_length=255, description="Only members with this `external_id`"
                                     " (compared exactly).")
     status: MembershipStatus | None = Field(default=None, description="Only members in this status.")

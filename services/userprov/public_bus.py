@@ -99,14 +99,16 @@ class PublicBus:
 
     async def publish(self, routing_key: str, message: Contract, *, message_id: str | None = None,
                       correlation_id: str | None = None, reply: bool = False) -> str:
-        """Confirmed and mandatory, on the exchange the routing key belongs to; returns the message_id."""
+        """Confirmed and mandatory, on the exchange the routing key belongs to; returns the message_id.
+        The fields the caller set are sent, a null included (`users.update`'s `external_id: null`
+        clears it), and no other."""
         if not self.connected:
             await self.start()
         assert self._channel is not None and self._replies is not None
         message_id = message_id or str(uuid.uuid4())
         exchange = await self._channel.get_exchange(exchange_of(routing_key), ensure=False)
         await exchange.publish(
-            aio_pika.Message(message.model_dump_json(exclude_none=True).encode(), message_id=message_id,
+            aio_pika.Message(message.model_dump_json(exclude_unset=True).encode(), message_id=message_id,
                              correlation_id=correlation_id or message_id, type=routing_key, content_type="application/json",
                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT, reply_to=self._replies.name if reply else None,
                              user_id=self._user),

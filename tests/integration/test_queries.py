@@ -75,6 +75,10 @@ class TestUsersList:
         assert only["users"][0]["external_id"] == "idp-3"
         by_external_id = await bus.query(routing.USERS_LIST, {"account_id": account_id, "external_id": "idp-4"})
         assert [u["email"] for u in by_external_id["users"]] == [people[4]]
+        user_id = by_external_id["users"][0]["user_id"]
+        by_id = await bus.query(routing.USERS_LIST, {"account_id": account_id, "user_id": user_id})
+        assert [u["email"] for u in by_id["users"]] == [people[4]]
+        assert (await bus.query(routing.USERS_LIST, {"account_id": other, "user_id": user_id}))["total"] == 0  # not another's
         assert (await bus.query(routing.USERS_LIST, {"account_id": account_id, "external_id": "IDP-4"}))["total"] == 0  # exact
         assert (await bus.query(routing.USERS_GET, {"account_id": account_id, "email": people[0]}))["external_id"] == "idp-0"
         deactivated = await bus.query(routing.USERS_LIST, {"account_id": account_id, "status": "deactivated"})

@@ -117,8 +117,8 @@ async def get_user(query: UsersGet, conn: asyncpg.Connection) -> UsersGetReply:
 
 
 async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListReply:
-    total, rows = await sql.list_users(conn, query.account_id, query.email, query.status, query.external_id, query.start_index - 1,
-                                       query.count)
+    match = sql.UsersFilter(email=query.email, status=query.status, external_id=query.external_id, user_id=query.user_id)
+    total, rows = await sql.list_users(conn, query.account_id, match, query.start_index - 1, query.count)
     return UsersListReply(account_id=query.account_id, total=total, start_index=query.start_index,
                           users=[UserListed.model_validate(dict(row)) for row in rows])
 

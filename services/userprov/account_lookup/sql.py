@@ -168,11 +168,11 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> Us
     return UserView(**row) if row else None
 
 
-def _listed(external_id: str) -> str:
-    """FROM and WHERE of users.list: $1 account, $2 email, $3 status, and `external_id` the placeholder of that one."""
+def _listed(external_id: str, user_id: str) -> str:
+    """FROM and WHERE of users.list: $1 account, $2 email, $3 status, and the placeholders of the external and user ids."""
     return ("FROM memberships m JOIN profiles p USING (profile_id) WHERE m.account_id = $1 AND m.status <> 'removed'"
             " AND ($2::text IS NULL OR p.email = $2) AND ($3::text IS NULL OR m.status = $3)"
-            f" AND ({external_id}::text IS NULL OR m.external_id = {external_id})")
+            f" AND ({external_id}::text IS NULL OR m.external_id = {external_id}) AND ({user_id}::uuid IS NULL OR m.profile_id = {user_id})")
 
 
 
@@ -180,16 +180,25 @@ LIST_USERS = (
     "SELECT p.profile_id AS user_id, p.email, m.first_name, m.last_name, m.status, m.role, m.language, m.user_group AS \"group\","
     " m.settings_template, m.external_id, m.created_at AS added_at, m.status_changed_at,"
     " ARRAY(SELECT s.product FROM seat_assignments s WHERE s.membership_id = m.membership_id ORDER BY s.product) AS products"
-    f" {_listed('$6')} ORDER BY m.created_at, m.membership_id OFFSET $4 LIMIT $5"
+    f" {_listed('$6', '$7')} ORDER BY m.created_at, m.membership_id OFFSET $4 LIMIT $5"
 )
-COUNT_USERS = f"SELECT count(*) {_listed('$4')}"
+COUNT_USERS = f"SELECT count(*) {_listed('$4', '$5')}"
 
 
-async def list_users(conn: asyncpg.Connection, account_id: str, email: str | None, status: str | None, external_id: str | None,
-                     offset: int, limit: int) -> tuple[int, list[asyncpg.Record]]:
+@dataclass(frozen=True)
+class UsersFilter:
+    email: str | None = None
+    status: str | None = None
+    external_id: str | None = None
+    user_id: UUID | None = None
+
+
+async def list_users(conn: asyncpg.Connection, account_id: str, match: UsersFilter, offset: int,
+                     limit: int) -> tuple[int, list[asyncpg.Record]]:
     """(members matching, the page of them): both read in the query's one snapshot."""
-    total = await conn.fetchval(COUNT_USERS, account_id, email, status, external_id)
-    rows = await conn.fetch(LIST_USERS, account_id, email, status, offset, limit, external_id) if limit and offset < total else []
+    total = await conn.fetchval(COUNT_USERS, account_id, match.email, match.status, match.external_id, match.user_id)
+    rows = await conn.fetch(LIST_USERS, account_id, match.email, match.status, offset, limit, match.external_id,
+                            match.user_id) if limit and offset < total else []
     return total, rows
 
 
