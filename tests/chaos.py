@@ -175,15 +175,20 @@ async def run(users: int, batch: int, seconds: float, seed: int, kill_every: flo
         print(json.dumps(report, indent=2))
         return 0 if report["all_promises_held"] else 1
     finally:
-        await bus.stop()
-        await db.close()
-        for worker in workers:
-            if worker.running:
-                worker.terminate()
-        smtp.stop()
+        await stop_all(bus, db, workers, smtp)
         drop_vhost(infra.vhost)
         await drop_database(infra.database_url)
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+async def stop_all(bus: BusClient, db: asyncpg.Pool, workers: list[WorkerProcess], smtp: RecordingSmtpServer) -> None:
+    """What a run started, stopped: the checker's connections, the workers, the SMTP server."""
+    await bus.stop()
+    await db.close()
+    for worker in workers:
+        if worker.running:
+            worker.terminate()
+    smtp.stop()
 
 
 async def kill_until_done(chaos: Chaos, flow: asyncio.Task, smtp: RecordingSmtpServer, every: float) -> None:  # type: ignore[type-arg]

@@ -32,10 +32,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
-
 from contracts import routing
-from tests.chaos import check, publish_commands, retry_through_outage, settled
+from tests.chaos import check, publish_commands, retry_through_outage, settled, stop_all
 from tests.support.postgres_servers import PostgresPair, make_synchronous, postgres_pair
 from tests.support.rabbit_cluster import RabbitCluster, RabbitNode, rabbit_cluster
 from tests.support.smtp import RecordingSmtpServer
@@ -107,37 +105,30 @@ class ClusterRun:
 
     async def kill_leader(self) -> None:
         node, leads = self.busiest_leader()
-        self.busy.add(node)
-        recovery = Recovery(f"SIGKILL {node.node.split('@')[0]}, leader of {', '.join(leads) or 'no service queue'}")
-        self.recoveries.append(recovery)
-        self.note(recovery.fault)
-        started = time.monotonic()
-        await asyncio.to_thread(node.kill)
-        canary = asyncio.create_task(self.canary(recovery, started))
-        await asyncio.sleep(KILLED_NODE_DOWN_SECONDS)
-        await self._start_again(node, recovery)
-        await canary
+        await self._take_down(node, f"SIGKILL {node.node.split('@')[0]}, leader of {', '.join(leads) or 'no service queue'}",
+                              node.kill, KILLED_NODE_DOWN_SECONDS)
 
     async def stop_second(self) -> None:
-        candidates = [n for n in self.cluster.nodes if n not in self.busy]
-        node = self.rng.choice(candidates)
-        self.busy.add(node)
-        recovery = Recovery(f"stop {node.node.split('@')[0]} for {STOPPED_NODE_DOWN_SECONDS} s")
-        self.recoveries.append(recovery)
-        self.note(recovery.fault)
-        started = time.monotonic()
-        await asyncio.to_thread(node.stop)
-        canary = asyncio.create_task(self.canary(recovery, started))
-        await asyncio.sleep(STOPPED_NODE_DOWN_SECONDS)
-        await self._start_again(node, recovery)
-        await canary
+        node = self.rng.choice([n for n in self.cluster.nodes if n not in self.busy])
+        await self._take_down(node, f"stop {node.node.split('@')[0]} for {STOPPED_NODE_DOWN_SECONDS} s", node.stop,
+                              STOPPED_NODE_DOWN_SECONDS)
 
-    async def _start_again(self, node: RabbitNode, recovery: Recovery) -> None:
+    async def _take_down(self, node: RabbitNode, fault: str, how: Callable[[], None], seconds: float) -> None:
+        """`how` takes the node down; a canary is added at once; the node starts again `seconds` later."""
+        self.busy.add(node)
+        recovery = Recovery(fault)
+        self.recoveries.append(recovery)
+        self.note(fault)
+        started = time.monotonic()
+        await asyncio.to_thread(how)
+        canary = asyncio.create_task(self.canary(recovery, started))
+        await asyncio.sleep(seconds)
         restarted = time.monotonic()
         await asyncio.to_thread(node.start)
         recovery.back_after = round(time.monotonic() - restarted, 1)
         self.busy.discard(node)
         self.note(f"{node.node.split('@')[0]} back in the cluster after {recovery.back_after} s")
+        await canary
 
     async def fail_over_database(self) -> None:
         old, new = self.pair.primary, self.pair.replica
@@ -145,12 +136,7 @@ class ClusterRun:
         self.recoveries.append(recovery)
         self.note(recovery.fault + ": fence, promote, rebuild")
         started = time.monotonic()
-        fence = await asyncpg.connect(old.url())
-        try:
-            await fence.execute("ALTER SYSTEM SET default_transaction_read_only = on")
-            await fence.execute("SELECT pg_reload_conf()")
-        finally:
-            await fence.close()
+        await old.fence()
         canary = asyncio.create_task(self.canary(recovery, started))
         await asyncio.to_thread(new.promote)
         await asyncio.to_thread(make_synchronous, new, None)  # until the old primary streams from it
@@ -230,12 +216,7 @@ async def run(users: int, batch: int, seconds: float, seed: int, short: bool) ->
                 print(f"the workers' logs are in {log_dir}", flush=True)
             return 0 if held else 1
         finally:
-            await bus.stop()
-            await db.close()
-            for worker in workers:
-                if worker.running:
-                    worker.terminate()
-            smtp.stop()
+            await stop_all(bus, db, workers, smtp)
 
 
 async def _after(seconds: float, fault: Callable[[], Awaitable[None]]) -> None:

@@ -32,12 +32,7 @@ async def test_a_batch_survives_a_failover_to_the_replica(worker_env: dict[str, 
             await eventually(lambda: emailed(smtp, people) >= 40, 60, what="the batch under way")
 
             old, new = pair.primary, pair.replica
-            fenced = await asyncpg.connect(old.url())
-            try:
-                await fenced.execute("ALTER SYSTEM SET default_transaction_read_only = on")
-                await fenced.execute("SELECT pg_reload_conf()")
-            finally:
-                await fenced.close()
+            await old.fence()
             started = time.monotonic()
             await asyncio.sleep(0.5)  # the worker meets the fence before there is a new primary
             await asyncio.to_thread(new.promote)

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
+
+from tests.support.processes import alive, pid_in
 from tests.support.smtp import free_port
 
 
@@ -95,21 +98,20 @@ class PostgresServer:
 
     @property
     def pid(self) -> int | None:
-        try:
-            return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return None
+        return pid_in(self.data / "postmaster.pid")
 
     @property
     def running(self) -> bool:
-        pid = self.pid
-        if pid is None:
-            return False
+        return alive(self.pid)
+
+    async def fence(self) -> None:
+        """Read-only from now on, for every session (as a failover manager fences a primary)."""
+        conn = await asyncpg.connect(self.url())
         try:
-            os.kill(pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
+            await conn.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

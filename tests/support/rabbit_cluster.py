@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import alive, pid_in
 from tests.support.smtp import free_port
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -100,24 +101,11 @@ class RabbitNode:
 
     @property
     def pid(self) -> int | None:
-        try:
-            return int((self.base / "node.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return pid_in(self.base / "node.pid")
 
     @property
     def running(self) -> bool:
-        pid = self.pid
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        try:  # a zombie (killed, not yet reaped by init) counts as gone
-            return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-        except OSError:
-            return False
+        return alive(self.pid)
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         done = subprocess.run(["rabbitmqctl", "-n", self.node, *args], capture_output=True, text=True, timeout=timeout, check=False)

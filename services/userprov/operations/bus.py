@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from contracts.queries import OutcomeEvent
 from userprov.public_bus import PublicBus
 
 
@@ -15,3 +16,8 @@ async def public_bus(amqp_url: str, name: str) -> AsyncIterator[PublicBus]:
         yield bus
     finally:
         await bus.close()
+
+
+def refusal_of(event: OutcomeEvent) -> str:
+    """A `command.rejected` outcome, in one line: its reason and message."""
+    return f"{event.body.get('reason')}: {event.body.get('message')}"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from contracts import routing
 from contracts.base import Contract
 from contracts.commands import InvitationsRetryFailed
-from contracts.queries import FailedInvitation, InvitationsFailed, InvitationsFailedReply, OutcomeEvent
-from userprov.operations.bus import public_bus
+from contracts.queries import FailedInvitation, InvitationsFailed, InvitationsFailedReply
+from userprov.operations.bus import public_bus, refusal_of
 from userprov.public_bus import NoAnswer, PublicBus
 
 
@@ -50,7 +50,3 @@ async def retry_failed(amqp_url: str, account_id: str | None, timeout: float = 6
     if event.type == routing.COMMAND_REJECTED:
         return Retried(command_id, None, refusal_of(event))
     return Retried(command_id, int(event.body["retried"]))
-
-
-def refusal_of(event: OutcomeEvent) -> str:
-    return f"{event.body.get('reason')}: {event.body.get('message')}"

@@ -8,8 +8,7 @@ from uuid import UUID
 
 from contracts import routing
 from contracts.commands import ScimTokensAdd, ScimTokensRevoke
-from userprov.operations.bus import public_bus
-from userprov.operations.invitations import refusal_of
+from userprov.operations.bus import public_bus, refusal_of
 from userprov.tokens import hash_token, new_token
 
 
