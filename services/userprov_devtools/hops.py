@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import statistics
 from dataclasses import dataclass
 
 from contracts import routing
@@ -63,13 +62,17 @@ async def run_hops(settings: Settings, adds: int, processes: int, beside: int) -
     finally:
         receiver.stop()
     rows = [_timeline(receiver.in_trace(a.trace_id), a) for a in done]
-    lines = [f"{adds} single adds{f' beside a batch of {beside}' if beside else ''}: median and p90 of each hop, ms"]
+    lines = [f"{adds} single adds{f' beside a batch of {beside}' if beside else ''}: each hop, ms",
+             f"  {'':28} {'p50':>7} {'p90':>7} {'p99':>7}"]
     for n, hop in enumerate(HOPS):
-        values = sorted(row[n] for row in rows if row)
-        lines.append(f"  {hop:28} {statistics.median(values) * 1000:7.1f} {values[int(0.9 * (len(values) - 1))] * 1000:7.1f}")
-    totals = sorted(a.arrived - a.published for a in done)
-    lines.append(f"  {'total (publish -> email)':28} {statistics.median(totals) * 1000:7.1f} {totals[int(0.9 * (len(totals) - 1))] * 1000:7.1f}")
+        lines.append(f"  {hop:28} {_percentiles([row[n] for row in rows if row])}")
+    lines.append(f"  {'total (publish -> email)':28} {_percentiles([a.arrived - a.published for a in done])}")
     return "\n".join(lines)
+
+
+def _percentiles(seconds: list[float]) -> str:
+    ordered = sorted(seconds)
+    return " ".join(f"{ordered[int(q * (len(ordered) - 1))] * 1000:7.1f}" for q in (0.5, 0.9, 0.99))
 
 
 def _timeline(spans: list[ReceivedSpan], add: Add) -> list[float] | None:

@@ -34,6 +34,7 @@ from contracts.events import (
 )
 from contracts.text import printable
 from userprov import lifecycle
+from userprov.db.connection import plan_generically
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.memberships import Membership, is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit, platform
@@ -133,6 +134,8 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
     products = sorted(set(cmd.products))
     async with uow:
         conn = uow.conn
+        if len(candidates) <= EXPRESS_MAX:
+            await plan_generically(conn)
         adding = await sql.lock_for_adding(conn, cmd.account_id, products, [r.email for r in checked if isinstance(r, ValidRow)])
         if adding is None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
