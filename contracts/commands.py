@@ -32,6 +32,16 @@ def _omit_rather_than_null(schema: dict[str, Any]) -> None:
 
 
 
+class ScimDefaults(Contract):
+    """What a person added through SCIM gets (an identity provider names none of it)."""
+
+    products: list[Product] = Field(default_factory=list, max_length=64, description="Licences to assign.")
+    role: Role | None = Field(default=None, description="Omitted for a plain user without privileges.")
+    language: str = Field(default="en", description="Primary language code.", json_schema_extra={"enum": list(LANGUAGES)})
+    group: TemplateName | None = Field(default=None, description="A user group of the account.")
+    settings_template: TemplateName | None = Field(default=None, description="A settings template of the account.")
+
+
 class AccountsUpsert(Contract):
     """Creates or updates an account (sent by billing and setup services).
 
@@ -64,6 +74,11 @@ class AccountsUpsert(Contract):
         default=None, max_length=len(LANGUAGES), json_schema_extra=_omit_rather_than_null,
         description="The account's own welcome email per supported language code (the whole map); another code is refused"
         " with `unsupported_language` before any template is tried.",
+    )
+
+    scim: ScimDefaults | None = Field(
+        default=None, json_schema_extra=_omit_rather_than_null,
+        description="What people added through SCIM get (the whole section); none: no products, no role, English.",
     )
 
     @model_validator(mode="before")

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from contracts.base import NAME_MAX, AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role, TokenHash
+from contracts.commands import ScimDefaults
 from contracts.email import EmailAddress, StoredEmail
 
 
@@ -53,6 +54,8 @@ class UsersList(Contract):
     external_id: str | None = Field(default=None, min_length=1, max_length=255, description="Only members with this `external_id`"
                                     " (compared exactly).")
     status: MembershipStatus | None = Field(default=None, description="Only members in this status.")
+    active: bool | None = Field(default=None, description="true: only members not deactivated; false: only the deactivated"
+                                " (SCIM's `active`).")
     start_index: int = Field(default=1, ge=1, le=2**31 - 1, description="1-based position of the first member answered.")
     count: int = Field(default=100, ge=0, le=USERS_LIST_MAX, description="At most this many members (0: only the total).")
 
@@ -108,6 +111,7 @@ class AccountsGetReply(Contract):
     status: AccountStatus | None = None
     licences: dict[str, LicenceUse] = Field(default_factory=dict)
     members: dict[str, int] = Field(default_factory=dict, description="Members per membership status.")
+    scim: ScimDefaults | None = Field(default=None, description="What people added through SCIM get, when set.")
 
 
 class CommandsGet(Contract):

@@ -373,6 +373,16 @@ scim_token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens of SCIM c
 scim_app.add_typer(scim_token_app, name="token")
 
 
+@scim_app.command("serve")
+def scim_serve() -> None:
+    """Serve SCIM 2.0 at /scim/v2 on USERPROV_SCIM_HOST:USERPROV_SCIM_PORT, until SIGTERM."""
+    from userprov.scim.server import serve
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    serve(settings)
+
+
 @scim_token_app.command("create")
 def scim_token_create(account: Annotated[str, typer.Argument(help="The account the token acts on.")]) -> None:
     """Makes a bearer token for an identity provider and prints it once: userprov keeps only its hash."""

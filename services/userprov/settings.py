@@ -79,6 +79,22 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="A request to the page must have fully arrived this long after its connection opened"
         " (or its previous answer), else 408: a client sending slowly holds no connection for long.",
     )
+    scim_host: str = Field(default="127.0.0.1", description="`userprov scim serve` listens here (0.0.0.0 in a container).")
+    scim_port: int = Field(default=8081, ge=1, le=65535, description="`userprov scim serve` listens on this port.")
+    scim_wait_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="How long a SCIM request waits for userprov's answer before it is a 503 with"
+        " Retry-After.",
+    )
+    scim_request_seconds: float = Field(
+        default=10.0, gt=0, description="A SCIM request must have fully arrived this long after its connection opened"
+        " (or its previous answer), else 408.",
+    )
+    scim_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024,
+                                 description="A larger SCIM request body is refused with 413.")
+    scim_token_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="How long a bearer token's account is remembered: a revoked token stops"
+        " working within this long.",
+    )
     welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     transfer_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     resend_cooldown_seconds: int = Field(default=60, ge=0)

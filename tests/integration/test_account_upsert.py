@@ -83,3 +83,23 @@ class TestExpiredAccount:
         await upsert(bus, {"account_id": account_id, "status": "active"})
         again = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "New", "last_name": "One", "email": address("new")}]})
         assert again.routing_key == routing.USERS_ADD_COMPLETED
+
+
+class TestScimDefaults:
+    async def test_set_kept_when_omitted_replaced_whole_and_answered_by_accounts_get(self, bus: BusClient, account) -> None:
+        account_id = await account({"gotomeeting": 5}, groups=["ops"],
+                                   scim={"products": ["gotomeeting"], "role": "manager", "language": "de", "group": "ops"})
+        assert (await upsert(bus, {"account_id": account_id, "name": "Renamed"})).routing_key == routing.ACCOUNT_UPSERTED
+        got = await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id})
+        assert got["scim"] == {"products": ["gotomeeting"], "role": "manager", "language": "de", "group": "ops",
+                               "settings_template": None}
+        assert (await upsert(bus, {"account_id": account_id, "scim": {"language": "fr"}})).routing_key == routing.ACCOUNT_UPSERTED
+        got = await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id})
+        assert got["scim"] == {"products": [], "role": None, "language": "fr", "group": None, "settings_template": None}
+
+    async def test_an_unsupported_language_is_refused(self, bus: BusClient, account) -> None:
+        account_id = await account({"gotomeeting": 5})
+        refused = await upsert(bus, {"account_id": account_id, "scim": {"language": "xx"}})
+        assert refused.routing_key == routing.COMMAND_REJECTED and refused.body["reason"] == "unsupported_language"
+        assert refused.body["errors"][0]["field"] == "scim.language"
+

@@ -40,11 +40,12 @@ class TestQueries:
         assert acct["found"] is True and acct["name"] == "Acme" and acct["status"] == "active"
         assert acct["licences"] == {"gotomeeting": {"total": 4, "used": 1}, "gotowebinar": {"total": 2, "used": 1}}
         assert acct["members"] == {"invited": 1}
+        assert acct["scim"] is None, "no SCIM defaults set"
 
     async def test_unknown_ids(self, bus: BusClient) -> None:
         assert (await bus.query(routing.USERS_GET, {"account_id": "nobody-here", "email": "x@example.com"}))["found"] is False
         assert (await bus.query(routing.ACCOUNTS_GET, {"account_id": "nobody-here"})) == {
-            "found": False, "account_id": "nobody-here", "name": None, "status": None, "licences": {}, "members": {}}
+            "found": False, "account_id": "nobody-here", "name": None, "status": None, "licences": {}, "members": {}, "scim": None}
 
 
 class TestUsersList:
@@ -83,6 +84,9 @@ class TestUsersList:
         assert (await bus.query(routing.USERS_GET, {"account_id": account_id, "email": people[0]}))["external_id"] == "idp-0"
         deactivated = await bus.query(routing.USERS_LIST, {"account_id": account_id, "status": "deactivated"})
         assert [u["email"] for u in deactivated["users"]] == [people[2]]
+        assert (await bus.query(routing.USERS_LIST, {"account_id": account_id, "active": False}))["users"] == deactivated["users"]
+        active = await bus.query(routing.USERS_LIST, {"account_id": account_id, "active": True})
+        assert [u["email"] for u in active["users"]] == [people[0], people[3], people[4]], "every status but deactivated"
         beyond = await bus.query(routing.USERS_LIST, {"account_id": account_id, "start_index": 9})
         assert beyond == {"account_id": account_id, "total": 4, "start_index": 9, "users": []}
         counted = await bus.query(routing.USERS_LIST, {"account_id": account_id, "count": 0})

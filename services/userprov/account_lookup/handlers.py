@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from contracts.commands import InvitationsResend, InvitationsRetryFailed
+from contracts.commands import InvitationsResend, InvitationsRetryFailed, ScimDefaults
 from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, InvitationsRetried, IssuedInvitation
 from contracts.queries import (
     AccountsGet,
@@ -117,7 +117,8 @@ async def get_user(query: UsersGet, conn: asyncpg.Connection) -> UsersGetReply:
 
 
 async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListReply:
-    match = sql.UsersFilter(email=query.email, status=query.status, external_id=query.external_id, user_id=query.user_id)
+    match = sql.UsersFilter(email=query.email, status=query.status, external_id=query.external_id, user_id=query.user_id,
+                            active=query.active)
     total, rows = await sql.list_users(conn, query.account_id, match, query.start_index - 1, query.count)
     return UsersListReply(account_id=query.account_id, total=total, start_index=query.start_index,
                           users=[UserListed.model_validate(dict(row)) for row in rows])
@@ -141,6 +142,7 @@ async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsG
         status=account.status,
         licences={product: LicenceUse(total=total, used=used) for product, (total, used) in account.licences.items()},
         members=account.members,
+        scim=ScimDefaults.model_validate_json(account.scim_defaults) if account.scim_defaults else None,
     )
 
 

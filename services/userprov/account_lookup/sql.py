@@ -106,6 +106,7 @@ class AccountView:
     status: AccountStatus
     licences: dict[str, tuple[int, int]]  # product: (total, used)
     members: dict[str, int]  # by status
+    scim_defaults: str | None  # JSON of ScimDefaults
 
 
 async def take_waiting(conn: asyncpg.Connection, limit: int, skip: Sequence[UUID] = ()) -> list[PendingMembership]:
@@ -132,7 +133,8 @@ def _pending(rows: Sequence[asyncpg.Record]) -> list[PendingMembership]:
 
 
 async def account_view(conn: asyncpg.Connection, account_id: str) -> AccountView | None:
-    account = await conn.fetchrow("SELECT account_id, name, status FROM accounts WHERE account_id = $1", account_id)
+    account = await conn.fetchrow(
+        "SELECT account_id, name, status, scim_defaults::text FROM accounts WHERE account_id = $1", account_id)
     if account is None:
         return None
     licences = await conn.fetch(
@@ -147,6 +149,7 @@ async def account_view(conn: asyncpg.Connection, account_id: str) -> AccountView
         status=account["status"],
         licences={r["product"]: (r["seats_total"], r["seats_used"]) for r in licences},
         members={r["status"]: r["n"] for r in members},
+        scim_defaults=account["scim_defaults"],
     )
 
 
@@ -168,11 +171,13 @@ async def user_view(conn: asyncpg.Connection, account_id: str, email: str) -> Us
     return UserView(**row) if row else None
 
 
-def _listed(external_id: str, user_id: str) -> str:
-    """FROM and WHERE of users.list: $1 account, $2 email, $3 status, and the placeholders of the external and user ids."""
+def _listed(external_id: str, user_id: str, active: str) -> str:
+    """FROM and WHERE of users.list: $1 account, $2 email, $3 status, and the placeholders of the
+    external id, the user id and `active`."""
     return ("FROM memberships m JOIN profiles p USING (profile_id) WHERE m.account_id = $1 AND m.status <> 'removed'"
             " AND ($2::text IS NULL OR p.email = $2) AND ($3::text IS NULL OR m.status = $3)"
-            f" AND ({external_id}::text IS NULL OR m.external_id = {external_id}) AND ({user_id}::uuid IS NULL OR m.profile_id = {user_id})")
+            f" AND ({external_id}::text IS NULL OR m.external_id = {external_id}) AND ({user_id}::uuid IS NULL OR m.profile_id = {user_id})"
+            f" AND ({active}::bool IS NULL OR (m.status <> 'deactivated') = {active})")
 
 
 
@@ -180,9 +185,9 @@ LIST_USERS = (
     "SELECT p.profile_id AS user_id, p.email, m.first_name, m.last_name, m.status, m.role, m.language, m.user_group AS \"group\","
     " m.settings_template, m.external_id, m.created_at AS added_at, m.status_changed_at,"
     " ARRAY(SELECT s.product FROM seat_assignments s WHERE s.membership_id = m.membership_id ORDER BY s.product) AS products"
-    f" {_listed('$6', '$7')} ORDER BY m.created_at, m.membership_id OFFSET $4 LIMIT $5"
+    f" {_listed('$6', '$7', '$8')} ORDER BY m.created_at, m.membership_id OFFSET $4 LIMIT $5"
 )
-COUNT_USERS = f"SELECT count(*) {_listed('$4', '$5')}"
+COUNT_USERS = f"SELECT count(*) {_listed('$4', '$5', '$6')}"
 
 
 @dataclass(frozen=True)
@@ -191,14 +196,15 @@ class UsersFilter:
     status: str | None = None
     external_id: str | None = None
     user_id: UUID | None = None
+    active: bool | None = None
 
 
 async def list_users(conn: asyncpg.Connection, account_id: str, match: UsersFilter, offset: int,
                      limit: int) -> tuple[int, list[asyncpg.Record]]:
     """(members matching, the page of them): both read in the query's one snapshot."""
-    total = await conn.fetchval(COUNT_USERS, account_id, match.email, match.status, match.external_id, match.user_id)
+    total = await conn.fetchval(COUNT_USERS, account_id, match.email, match.status, match.external_id, match.user_id, match.active)
     rows = await conn.fetch(LIST_USERS, account_id, match.email, match.status, offset, limit, match.external_id,
-                            match.user_id) if limit and offset < total else []
+                            match.user_id, match.active) if limit and offset < total else []
     return total, rows
 
 

@@ -5,7 +5,6 @@ public interface: it asks `invitations.peek`, publishes `invitation.accepted` or
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -14,7 +13,6 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import aiormq
 import structlog
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
@@ -26,17 +24,18 @@ from starlette.staticfiles import StaticFiles
 from contracts import routing
 from contracts.events import InvitationAccepted, InvitationDeclined
 from contracts.queries import InvitationsPeek, InvitationsPeekReply
+from userprov.front_doors.access_log import AccessLog
+from userprov.front_doors.connection import BUS_ERRORS, keep_connected
 from userprov.links import i18n
 from userprov.links.forms import FormKeys, plausible_token
 from userprov.links.pages import Page, answered, shown, title
-from userprov.public_bus import NoAnswer, PublicBus
+from userprov.public_bus import PublicBus
 
 log = structlog.get_logger()
 
 # the events that answer a response; the page waits for the one with its correlation id
 OUTCOME_EVENTS = (routing.USER_ACTIVATED, routing.USER_TRANSFERRED, routing.USER_SUSPENDED, routing.INVITATION_RESPONSE_REJECTED)
 FORM_BYTES = 4096  # a form of the page is a few hundred bytes
-BUS_ERRORS = (NoAnswer, aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError)
 
 HEADERS = {
     "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -189,7 +188,7 @@ def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: 
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        keeping = asyncio.create_task(_keep_connected(bus), name="links-bus")
+        keeping = asyncio.create_task(keep_connected(bus, "links"), name="links-bus")
         try:
             yield
         finally:
@@ -207,20 +206,8 @@ def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: 
         lifespan=lifespan,
     )
     app.add_middleware(SecurityHeaders, static_prefix=path.rstrip("/") + "/static")
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, event="links_request")
     return app
-
-
-async def _keep_connected(bus: PublicBus, every: float = 2.0) -> None:
-    """Connects, and again whenever the connection was lost; meanwhile the page says to retry."""
-    while True:
-        if not bus.connected:
-            try:
-                await bus.start()
-                log.info("links_broker_connected")
-            except BUS_ERRORS as error:
-                log.warning("links_broker_unreachable", error=type(error).__name__)
-        await asyncio.sleep(every)
 
 
 Scope = MutableMapping[str, Any]
@@ -252,29 +239,3 @@ class SecurityHeaders:
             await send(message)
 
         await self._app(scope, receive, with_headers)
-
-
-class AccessLog:
-    """One line per request, with its path but never its query string (the token)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        started = time.monotonic()
-        status = 0
-
-        async def noting(message: MutableMapping[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._app(scope, receive, noting)
-        finally:
-            log.info("links_request", method=scope.get("method"), path=scope.get("path", "")[:200], status=status,
-                     ms=round((time.monotonic() - started) * 1000, 1))

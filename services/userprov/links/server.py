@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import secrets
-import signal
 
 import structlog
-import uvicorn
 
+from userprov.front_doors.http_server import serve as serve_http
 from userprov.links.app import OUTCOME_EVENTS, create_app
 from userprov.links.forms import FormKeys
-from userprov.links.slow_clients import with_request_deadline
 from userprov.public_bus import PublicBus
 from userprov.settings import Settings
 
@@ -25,12 +23,4 @@ def serve(settings: Settings) -> None:
     bus = PublicBus(settings.amqp_url, "userprov links", events=OUTCOME_EVENTS)
     app = create_app(bus, FormKeys(secret), settings.link_base_url, settings.links_sign_in_url, settings.links_wait_seconds)
     log.info("links_starting", host=settings.links_host, port=settings.links_port, **settings.endpoints())
-    # uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler it found:
-    # with this one, the process then exits 0, as the workers do
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.Server(uvicorn.Config(
-        app, host=settings.links_host, port=settings.links_port,
-        access_log=False, log_config=None,  # userprov logs each request itself, without its query string (the token)
-        server_header=False, timeout_keep_alive=5, limit_concurrency=2000, h11_max_incomplete_event_size=32 * 1024,
-        timeout_graceful_shutdown=10, http=with_request_deadline(settings.links_request_seconds),
-    )).run()
+    serve_http(app, settings.links_host, settings.links_port, settings.links_request_seconds)

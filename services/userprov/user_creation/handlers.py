@@ -55,6 +55,9 @@ async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: Templ
     """Each field given replaces that field; each omitted keeps its value (see AccountsUpsert).
     Accounts are the platform's to manage."""
     platform()
+    if cmd.scim is not None and cmd.scim.language not in SUPPORTED_LANGUAGES:
+        raise Rejected("unsupported_language", f"{printable(cmd.scim.language, 50)!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.",
+                       [FieldError(field="scim.language", code="unsupported_language", message="Not a supported language.")])
     errors = await _template_errors(cmd, sandbox, render_budget)
     if errors:
         raise Rejected("invalid_template", "Some welcome templates cannot be used.", errors)

@@ -30,17 +30,19 @@ async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert, *, exist
     and keeps the others."""
     groups = sorted(set(cmd.groups)) if cmd.groups is not None else None
     settings_templates = sorted(set(cmd.settings_templates)) if cmd.settings_templates is not None else None
+    scim = cmd.scim.model_dump_json() if cmd.scim is not None else None
     if exists:
         await conn.execute(
             "UPDATE accounts SET name = COALESCE($2, name), status = COALESCE($3, status), groups = COALESCE($4, groups),"
-            " settings_templates = COALESCE($5, settings_templates), updated_at = now() WHERE account_id = $1",
-            cmd.account_id, cmd.name, cmd.status, groups, settings_templates,
+            " settings_templates = COALESCE($5, settings_templates), scim_defaults = COALESCE($6::jsonb, scim_defaults),"
+            " updated_at = now() WHERE account_id = $1",
+            cmd.account_id, cmd.name, cmd.status, groups, settings_templates, scim,
         )
     else:
         await conn.execute(
-            "INSERT INTO accounts (account_id, name, status, groups, settings_templates)"
-            " VALUES ($1, $2, COALESCE($3, 'active'), COALESCE($4, '{}'::text[]), COALESCE($5, '{}'::text[]))",
-            cmd.account_id, cmd.name, cmd.status, groups, settings_templates,
+            "INSERT INTO accounts (account_id, name, status, groups, settings_templates, scim_defaults)"
+            " VALUES ($1, $2, COALESCE($3, 'active'), COALESCE($4, '{}'::text[]), COALESCE($5, '{}'::text[]), $6::jsonb)",
+            cmd.account_id, cmd.name, cmd.status, groups, settings_templates, scim,
         )
     if cmd.licences is not None:
         products = sorted(cmd.licences)

@@ -1,0 +1,158 @@
+"""The SCIM 2.0 endpoint at `/scim/v2`: scim2-server's protocol (routing, validation, PATCH,
+filters, discovery, errors) over `UserprovStorage`, behind a bearer token of one account, plus
+health and metrics. A body beyond USERPROV_SCIM_BODY_BYTES is a 413 before it is parsed."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from scim2_models import (
+    Context,
+    PayloadTooLargeException,
+    Resource,
+    ResponseParameters,
+    SCIMException,
+    UnauthorizedException,
+)
+from scim2_server.applications.asgi import ASGIApplication, Receive, Scope
+from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
+from scim2_server.service import ScimService
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from userprov.front_doors.access_log import AccessLog, ASGIApp
+from userprov.front_doors.connection import BUS_ERRORS, keep_connected
+from userprov.public_bus import PublicBus
+from userprov.scim.resources import provider
+from userprov.scim.storage import OUTCOME_EVENTS, Unavailable, UserprovStorage
+from userprov.scim.tenancy import TokenResolver, acting_for
+
+log = structlog.get_logger()
+
+RETRY_AFTER_SECONDS = 5
+REQUESTS = Counter("userprov_scim_requests", "SCIM requests by method and status.", ["method", "status"])
+REQUEST_SECONDS = Histogram("userprov_scim_request_seconds", "SCIM requests, from their arrival to their answer.", ["method"],
+                            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+
+class UserprovScimService(ScimService):
+    def patch_response(self, base_url: str, resource: Resource[Any], response_parameters: ResponseParameters[Any]) -> ScimResponse:
+        """The resource, always (RFC 7644 allows 204 too): Okta expects it."""
+        return self.resource_response(self.publish(base_url, resource), Context.RESOURCE_REPLACEMENT_RESPONSE, response_parameters)
+
+
+class ScimApplication(ASGIApplication):
+    def __init__(self, storage: UserprovStorage, tokens: TokenResolver, body_bytes: int) -> None:
+        scim_provider = provider()
+        super().__init__(storage, scim_provider, UserprovScimService(scim_provider))
+        self._tokens = tokens
+        self._body_bytes = body_bytes
+
+    async def read_request(self, scope: Scope, receive: Receive) -> ScimRequest:
+        """The request, its body read up to one byte beyond the limit (the rest is never read)."""
+        request = ScimRequest(
+            method=scope["method"], base_url=self.get_base_url(scope), path=self.split_path(self.get_path(scope)),
+            query=_query(scope), headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]],
+        )
+        body, more = b"", True
+        while more and len(body) <= self._body_bytes:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        request.body = body[: self._body_bytes + 1]
+        return request
+
+    async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
+        if request.body is not None and len(request.body) > self._body_bytes:
+            raise PayloadTooLargeException(detail=f"A request body is at most {self._body_bytes} bytes.")
+        try:
+            if self.needs_auth(request):
+                account_id = await self._tokens.account_of(request.header("Authorization"))
+                if account_id is None:
+                    raise UnauthorizedException(detail="A valid bearer token of a userprov account is required.")
+                acting_for(account_id)
+            return await self.handler.handle(request)
+        except BUS_ERRORS as error:
+            log.warning("scim_userprov_unavailable", error=type(error).__name__)
+            raise Unavailable from None
+
+    def handle_exception(self, request: ScimRequest, exception: Exception) -> ScimResponse:
+        if isinstance(exception, SCIMException):
+            response = self.service.error_response(exception)
+            if isinstance(exception, Unavailable):
+                response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
+        log.exception("scim_request_failed", error=type(exception).__name__)
+        return self.service.error_response(exception)
+
+    def finalize_response(self, request: ScimRequest, response: ScimResponse) -> ScimResponse:
+        response = super().finalize_response(request, response)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Any) -> None:
+        started = time.monotonic()
+        status = 0
+
+        async def noting(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, noting)
+        finally:
+            if scope["type"] == "http":
+                REQUESTS.labels(scope["method"], str(status)).inc()
+                REQUEST_SECONDS.labels(scope["method"]).observe(time.monotonic() - started)
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+
+
+def create_app(bus: PublicBus, wait_seconds: float, body_bytes: int, token_cache_seconds: float) -> Starlette:
+    scim = ScimApplication(UserprovStorage(bus, wait_seconds), TokenResolver(bus, wait_seconds, token_cache_seconds), body_bytes)
+
+    async def livez(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        if bus.connected:
+            return PlainTextResponse(f"ready: connected to RabbitMQ at {bus.node}")
+        return PlainTextResponse("not ready: no broker connection", 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        keeping = asyncio.create_task(keep_connected(bus, "scim"), name="scim-bus")
+        try:
+            yield
+        finally:
+            keeping.cancel()
+            await bus.close()
+
+    app = Starlette(
+        routes=[Route("/livez", livez), Route("/readyz", readyz), Route("/metrics", metrics), Mount("/scim", app=cast(ASGIApp, scim))],
+        lifespan=lifespan,
+    )
+    app.add_middleware(AccessLog, event="scim_request")
+    return app
+
+
+def scim_bus(amqp_url: str) -> PublicBus:
+    return PublicBus(amqp_url, "userprov scim", events=OUTCOME_EVENTS)

@@ -1,0 +1,17 @@
+"""`userprov scim serve`: the SCIM endpoint on uvicorn, until SIGTERM."""
+from __future__ import annotations
+
+import structlog
+
+from userprov.front_doors.http_server import serve as serve_http
+from userprov.scim.app import create_app, scim_bus
+from userprov.settings import Settings
+
+log = structlog.get_logger()
+
+
+def serve(settings: Settings) -> None:
+    app = create_app(scim_bus(settings.amqp_url), settings.scim_wait_seconds, settings.scim_body_bytes,
+                     settings.scim_token_cache_seconds)
+    log.info("scim_starting", host=settings.scim_host, port=settings.scim_port, **settings.endpoints())
+    serve_http(app, settings.scim_host, settings.scim_port, settings.scim_request_seconds)
