@@ -50,7 +50,9 @@ class User(Resource[Any]):
     user_name: Annotated[str | None, Uniqueness.server, Required.true, Mutability.immutable, CaseExact.false] = Field(
         default=None, description="The person's email address, which userprov knows them by: it cannot change.")
     name: Annotated[Name | None, Required.true] = None
-    active: bool | None = Field(default=None, description="false: deactivated (seats released, invitations revoked).")
+    active: Annotated[bool | None, Required.true] = Field(
+        default=None, description="false: deactivated (seats released, invitations revoked); true: back, invited anew unless"
+        " they had accepted.")
     emails: Annotated[list[Email] | None, Mutability.read_only, Returned.default] = None
 
 
