@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,19 +22,25 @@ PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 TOKEN_CACHE_SECONDS = 0.5
 
 
-@pytest.fixture(scope="session")
-def scim_base(infra: Infra, workers: list[WorkerProcess], worker_env: dict[str, str],
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def scim_process(worker_env: dict[str, str], log_dir: Path, **env: str) -> Iterator[str]:
     """`userprov scim serve` on a free port, publishing as a trusted platform service: its base URL."""
     port = free_port()
     process = WorkerProcess("scim", [], {**worker_env, "USERPROV_SCIM_PORT": str(port), "USERPROV_SCIM_WAIT_SECONDS": "10",
                                          "USERPROV_SCIM_TOKEN_CACHE_SECONDS": str(TOKEN_CACHE_SECONDS),
-                                         "USERPROV_SCIM_REQUEST_SECONDS": "2"},
-                            tmp_path_factory.mktemp("scim-log"), command=["scim", "serve"], ready_log='"scim_broker_connected"')
+                                         "USERPROV_SCIM_REQUEST_SECONDS": "2", **env},
+                            log_dir, command=["scim", "serve"], ready_log='"scim_broker_connected"')
     process.start()
     yield f"http://127.0.0.1:{port}/scim/v2"
     assert process.terminate() == 0
     assert not [line for line in process.lines() if "Bearer" in line or "@" in line], "a token or an address in the SCIM logs"
+
+
+@pytest.fixture(scope="session")
+def scim_base(infra: Infra, workers: list[WorkerProcess], worker_env: dict[str, str],
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with scim_process(worker_env, tmp_path_factory.mktemp("scim-log")) as base:
+        yield base
 
 
 @pytest.fixture

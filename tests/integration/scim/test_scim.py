@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
 from tests.integration.conftest import address, unique
-from tests.integration.scim.conftest import SCIM_JSON, Tenant
+from tests.integration.scim.conftest import SCIM_JSON, USER_SCHEMA, Tenant, scim_process
 from tests.support.infra import Infra
 from tests.support.smtp import RecordingSmtpServer
+from tests.support.workers import WorkerProcess
 from userprov.operations.scim_tokens import revoke as revoke_token
 from userprov_devtools.waiting import eventually
 
@@ -142,3 +146,82 @@ class TestTenants:
 
 async def _unauthorized(t: Tenant) -> bool:
     return (await t.client.get("/Users")).status_code == 401
+
+
+class TestHostileInput:
+    """Each gets a SCIM error with the right scimType, never a 500, and leaves nothing behind."""
+
+    async def test_bodies(self, tenant: Any, db: asyncpg.Pool) -> None:
+        t = await tenant()
+        email = address(unique("hostile"))
+        user = {"schemas": [USER_SCHEMA], "userName": email, "name": {"givenName": "A", "familyName": "B"}, "active": True}
+        cases: list[tuple[str, bytes, int, str | None]] = [
+            ("over-sized", json.dumps({**user, "externalId": "x" * 70_000}).encode(), 413, None),
+            ("malformed JSON", b'{"schemas": [', 400, "invalidSyntax"),
+            ("not an object", b"[1, 2]", 400, "invalidSyntax"),
+            ("deeply nested", b"[" * 30_000 + b"]" * 30_000, 400, "invalidSyntax"),
+            ("unknown attribute", json.dumps({**user, "favouriteColour": "teal"}).encode(), 400, "invalidSyntax"),
+            ("wrong type", json.dumps({**user, "active": {"yes": 1}}).encode(), 400, "invalidValue"),
+            ("no userName", json.dumps({k: v for k, v in user.items() if k != "userName"}).encode(), 400, "invalidValue"),
+            ("not an address", json.dumps({**user, "userName": "not an address"}).encode(), 400, "invalidValue"),
+            ("NUL in a name", json.dumps({**user, "name": {"givenName": "A\u0000", "familyName": "B"}}).encode(), 400, "invalidValue"),
+            ("lone surrogate", b'{"schemas": ["%s"], "userName": "%s", "name": {"givenName": "\\ud800", "familyName": "B"},'
+                               b' "active": true}' % (USER_SCHEMA.encode(), email.encode()), 400, "invalidSyntax"),  # no string can hold it
+            ("bidi override", json.dumps({**user, "name": {"givenName": "A\u202eB", "familyName": "B"}}).encode(), 400, "invalidValue"),
+        ]
+        for what, body, status, scim_type in cases:
+            response = await t.client.post("/Users", content=body, headers={"content-type": SCIM_JSON})
+            assert response.status_code == status, (what, response.status_code, response.text[:300])
+            error = response.json()
+            assert error["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"], what
+            assert error.get("scimType") == scim_type, (what, error)
+        assert await _membership(db, t.account_id, email) is None
+
+    async def test_queries_and_paths(self, tenant: Any) -> None:
+        t = await tenant()
+        for what, params, scim_type in [
+            ("bad syntax", {"filter": 'userName eq'}, "invalidFilter"),
+            ("unsupported operator", {"filter": 'userName sw "a"'}, "invalidFilter"),
+            ("or", {"filter": 'userName eq "a@example.com" or externalId eq "b"'}, "invalidFilter"),
+            ("unknown attribute", {"filter": 'title eq "boss"'}, "invalidFilter"),
+            ("not", {"filter": 'not (userName eq "a@example.com")'}, "invalidFilter"),
+            ("huge", {"filter": 'userName eq "' + "a" * 5000 + '"'}, None),
+        ]:
+            response = await t.client.get("/Users", params=params)
+            if scim_type is None:
+                assert response.status_code == 200 and response.json()["totalResults"] == 0, (what, response.text[:300])
+            else:
+                assert response.status_code == 400 and response.json()["scimType"] == scim_type, (what, response.text[:300])
+        paged = await t.client.get("/Users", params={"startIndex": "-5", "count": "100000"})
+        assert paged.status_code == 200 and paged.json()["startIndex"] == 1, paged.text
+        assert (await t.client.get("/Users/not-a-uuid")).status_code == 404
+        assert (await t.client.get("/Users/" + "9" * 5000)).status_code == 404
+        assert (await t.client.get("/Groups")).status_code == 404
+        assert (await t.client.post("/Bulk", content=b"{}", headers={"content-type": SCIM_JSON})).status_code == 501
+        assert (await t.client.post("/Users", content=b"x=1", headers={"content-type": "text/plain"})).status_code in (400, 415)
+
+
+class TestUnavailable:
+    async def test_a_late_answer_is_503_and_the_retried_post_adds_no_one_twice(
+            self, tenant: Any, db: asyncpg.Pool, workers: list[WorkerProcess], worker_env: dict[str, str], tmp_path: Path) -> None:
+        t = await tenant()
+        email = address(unique("retried"))
+        with scim_process(worker_env, tmp_path, USERPROV_SCIM_WAIT_SECONDS="1", USERPROV_SCIM_TOKEN_CACHE_SECONDS="60") as base:
+            async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {t.token}"}, timeout=30) as impatient:
+                retry = Tenant(t.account_id, t.token, t.token_id, impatient)
+                warm = await retry.post_user(address(unique("warm")))  # the token and the account's defaults are known now
+                assert warm.status_code == 201, warm.text
+                for worker in workers:
+                    os.kill(worker.pid, signal.SIGSTOP)
+                try:
+                    late = await retry.post_user(email)
+                finally:
+                    for worker in workers:
+                        os.kill(worker.pid, signal.SIGCONT)
+                assert late.status_code == 503 and late.headers["retry-after"] == "5", late.text
+                assert late.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+                await eventually(lambda: _membership(db, t.account_id, email), what="the first POST's add, done late")
+                again = await retry.post_user(email)
+                assert again.status_code == 409 and again.json()["scimType"] == "uniqueness", again.text
+        assert await db.fetchval("SELECT count(*) FROM memberships m JOIN profiles p USING (profile_id)"
+                                 " WHERE m.account_id = $1 AND p.email = $2", t.account_id, email) == 1
