@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         " (or its previous answer), else 408: a client sending slowly holds no connection for long.",
     )
     scim_host: str = Field(default="127.0.0.1", description="`userprov scim serve` listens here (0.0.0.0 in a container).")
-    scim_port: int = Field(default=8081, ge=1, le=65535, description="`userprov scim serve` listens on this port.")
+    scim_port: int = Field(default=8090, ge=1, le=65535, description="`userprov scim serve` listens on this port.")
     scim_wait_seconds: float = Field(
         default=10.0, gt=0, le=60, description="How long a SCIM request waits for userprov's answer before it is a 503 with"
         " Retry-After.",

@@ -57,7 +57,8 @@ CONFIG_DATA = {
     "USERPROV_LINKS_SIGN_IN_URL": "https://signin.example.com/login",
     "USERPROV_SMTP_SENDER": "GoTo Admin <no-reply@example.com>",
     # the RabbitMQ users of the platform services that may act without requested_by (they set user_id)
-    "USERPROV_TRUSTED_PUBLISHERS": "platform-services,userprov",
+    # (the SCIM service acts for the account of its bearer token, as a platform service does)
+    "USERPROV_TRUSTED_PUBLISHERS": "platform-services,userprov,userprov-scim",
 }
 # the page (`userprov links`) connects as a link handler (the README's permissions row), not as the workers
 LINKS = "links"
@@ -67,6 +68,11 @@ LINKS_SECRET_KEYS = {
     "USERPROV_AMQP_URL": f"amqp://userprov-links:CHANGE-ME@rabbitmq.messaging.svc:5672/{VHOST}",
     "USERPROV_LINKS_FORM_SECRET": "CHANGE-ME-the-same-on-every-replica",
 }
+# SCIM (`userprov scim serve`) connects as a trusted platform service of its own
+SCIM = "scim"
+SCIM_PORT = 8090
+SCIM_SECRETS = "userprov-scim-secrets"
+SCIM_SECRET_KEYS = {"USERPROV_AMQP_URL": f"amqp://userprov-scim:CHANGE-ME@rabbitmq.messaging.svc:5672/{VHOST}"}
 SECRET_KEYS = {
     "USERPROV_AMQP_URL": f"amqp://userprov:CHANGE-ME@rabbitmq.messaging.svc:5672/{VHOST}",
     "USERPROV_DATABASE_URL": "postgresql://userprov:CHANGE-ME@postgres.databases.svc:5432/userprov",
@@ -231,26 +237,31 @@ def migration_job() -> dict[str, Any]:
     }
 
 
-def links_deployment() -> dict[str, Any]:
-    """The invitation page: a web service, scaled on CPU; its own AMQP credentials (a link handler's)."""
-    container = _container(LINKS, [LINKS], {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}})
-    container["envFrom"] = [{"configMapRef": {"name": CONFIG}}, {"secretRef": {"name": LINKS_SECRETS}}]
-    container["env"] += [{"name": "USERPROV_LINKS_HOST", "value": "0.0.0.0"}, {"name": "USERPROV_LINKS_PORT", "value": str(LINKS_PORT)}]
-    container["ports"] = [{"name": "http", "containerPort": LINKS_PORT}]
+def front_door_deployment(component: str, command: list[str], port: int, secrets: str, metrics: bool = False) -> dict[str, Any]:
+    """A web front door (the invitation page, SCIM): scaled on CPU, with AMQP credentials of its own;
+    `metrics`: Prometheus metrics on the metrics port too, as the workers have."""
+    container = _container(component, command, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}})
+    container["envFrom"] = [{"configMapRef": {"name": CONFIG}}, {"secretRef": {"name": secrets}}]
+    variable = component.upper()
+    container["env"] += [{"name": f"USERPROV_{variable}_HOST", "value": "0.0.0.0"}, {"name": f"USERPROV_{variable}_PORT", "value": str(port)}]
+    container["ports"] = [{"name": "http", "containerPort": port}]
+    if metrics:
+        container["env"].append({"name": "USERPROV_METRICS_PORT", "value": str(METRICS_PORT)})
+        container["ports"].append({"name": "metrics", "containerPort": METRICS_PORT})
     container["startupProbe"] = _probe("/livez", period=2, failures=30, port="http")
     container["livenessProbe"] = _probe("/livez", period=10, failures=3, port="http")
     container["readinessProbe"] = _probe("/readyz", period=5, failures=2, port="http")
     container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}}
-    return _deployment(LINKS, container, PRE_STOP_SECONDS + 10 + 5)  # uvicorn finishes the requests in hand within 10 s of SIGTERM
+    return _deployment(component, container, PRE_STOP_SECONDS + 10 + 5)  # uvicorn finishes the requests in hand within 10 s of SIGTERM
 
 
-def links_service() -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(LINKS, LINKS),
-            "spec": {"selector": _selector(LINKS), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+def front_door_service(component: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(component, component),
+            "spec": {"selector": _selector(component), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
 
 
-def links_autoscaler() -> dict[str, Any]:
-    autoscaler = cpu_autoscaler(LINKS)
+def front_door_autoscaler(component: str) -> dict[str, Any]:
+    autoscaler = cpu_autoscaler(component)
     autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"] = 2, 10  # two: one may go while the other answers
     return autoscaler
 
@@ -344,7 +355,10 @@ def render(vhost: str = VHOST, runbook_url: str = RUNBOOK_URL) -> dict[str, str]
     }
     for service in routing.SERVICES:
         files[f"{service}.yaml"] = _yaml(deployment(service), disruption_budget(service), scaled_object(service))
-    files[f"{LINKS}.yaml"] = _yaml(links_deployment(), links_service(), disruption_budget(LINKS), links_autoscaler())
+    files[f"{LINKS}.yaml"] = _yaml(front_door_deployment(LINKS, [LINKS], LINKS_PORT, LINKS_SECRETS), front_door_service(LINKS),
+                                   disruption_budget(LINKS), front_door_autoscaler(LINKS))
+    files[f"{SCIM}.yaml"] = _yaml(front_door_deployment(SCIM, [SCIM, "serve"], SCIM_PORT, SCIM_SECRETS, metrics=True), front_door_service(SCIM),
+                                  disruption_budget(SCIM), front_door_autoscaler(SCIM))
     rendered = {f"deploy/k8s/{name}": text for name, text in files.items()}
     rendered["deploy/k8s/kustomization.yaml"] = _yaml(kustomization(sorted(files)))
     # for clusters without KEDA: kubectl apply -k deploy/k8s-cpu-autoscaling (an overlay of deploy/k8s)
@@ -356,7 +370,8 @@ def render(vhost: str = VHOST, runbook_url: str = RUNBOOK_URL) -> dict[str, str]
     rendered["deploy/k8s/monitoring/kustomization.yaml"] = _yaml(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(monitoring)})
     # not in the kustomization: the operator creates the Secret (sealed, external, or from this)
-    rendered["deploy/k8s/secret.example.yaml"] = _yaml(secret_example(), secret_example(LINKS_SECRETS, LINKS_SECRET_KEYS))
+    rendered["deploy/k8s/secret.example.yaml"] = _yaml(secret_example(), secret_example(LINKS_SECRETS, LINKS_SECRET_KEYS),
+                                                      secret_example(SCIM_SECRETS, SCIM_SECRET_KEYS))
     rendered["deploy/rabbitmq/definitions.json"] = json.dumps(definitions(Settings().delivery_limit, vhost), indent=2) + "\n"
     return rendered
 

@@ -179,4 +179,5 @@ class TestWithoutKeda:
         built = subprocess.run([kubectl, "kustomize", str(self.OVERLAY)], capture_output=True, text=True, timeout=60, check=True)
         kinds = sorted(d["kind"] for d in yaml.safe_load_all(built.stdout))
         per_deployment = ["Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"]
-        assert kinds == sorted(["ConfigMap", "Job", "Service"] + per_deployment * (len(routing.SERVICES) + 1))
+        front_doors = 2  # the invitation page and SCIM, each behind a Service
+        assert kinds == sorted(["ConfigMap", "Job"] + ["Service"] * front_doors + per_deployment * (len(routing.SERVICES) + front_doors))
