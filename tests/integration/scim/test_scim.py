@@ -92,6 +92,8 @@ class TestEntra:
         assert (row["first_name"], row["last_name"], row["external_id"]) == ("Grace", "Hopper", "e-2")
         assert (await t.find('externalId eq "e-2"'))["totalResults"] == 1
 
+        same_email = await t.patch(user["id"], {"op": "Replace", "path": 'emails[type eq "work"].value', "value": email})
+        assert same_email.status_code == 400 and same_email.json()["scimType"] == "mutability", "emails are read-only"
         off = await t.patch(user["id"], {"op": "Replace", "path": "active", "value": "False"})
         assert off.status_code == 200 and off.json()["active"] is False, off.text
         assert (await _membership(db, t.account_id, email))["status"] == "deactivated"
