@@ -8,7 +8,7 @@ import pytest
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
-from tests.support.infra import Infra, close_connections_named, consumer_counts, delete_queue, restart_broker
+from tests.support.infra import Infra, close_worker_connections, consumer_counts, delete_queue, restart_broker
 from tests.support.smtp import RecordingSmtpServer, free_port
 from tests.support.workers import WorkerProcess
 from userprov_devtools.bus_client import BusClient
@@ -22,7 +22,7 @@ class TestConnectionLoss:
         self, bus: BusClient, smtp: RecordingSmtpServer, infra: Infra, workers: list[WorkerProcess], account
     ) -> None:
         before = [w.count_log('"broker_connected"') for w in workers]
-        assert close_connections_named(infra.vhost, "userprov ") == len(workers)
+        assert close_worker_connections(infra.vhost) == len(workers)
         for worker, count in zip(workers, before, strict=True):
             worker.wait_for_log('"broker_connected"', 30, at_least=count + 1)
         counts = await eventually(

@@ -11,7 +11,7 @@ import asyncpg
 
 from tests.integration.conftest import HEALTH_PORT, scrape
 from tests.support.health import probe as probe_port
-from tests.support.infra import Infra, close_connections_named, rabbitmqctl
+from tests.support.infra import Infra, close_worker_connections, rabbitmqctl
 from tests.support.workers import WorkerProcess
 from userprov import __version__
 from userprov.db.connection import APPLICATION_NAME
@@ -70,7 +70,7 @@ class TestHealth:
         await eventually(lambda: _ready_now(), 30)
         rabbitmqctl("clear_permissions", "-p", infra.vhost, "guest")
         try:
-            close_connections_named(infra.vhost, "userprov ")
+            close_worker_connections(infra.vhost)
             status, body = await eventually(lambda: _not_ready_because("broker"), 30, 0.2, what="/readyz to say broker")
             assert status == 503
             await eventually(lambda: ready_metric() == "0.0", 30, 0.2, what="userprov_ready 0")

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -41,13 +42,18 @@ def drop_vhost(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost)
 
 
-def close_connections_named(vhost: str, prefix: str) -> int:
-    """Closes the vhost's connections whose client-given name starts with `prefix`; returns how many."""
+def close_worker_connections(vhost: str) -> int:
+    """Closes the workers' connections (`userprov <services> pid=N`), not the front doors'; returns how many."""
+    return _close_connections(vhost, lambda name: name.startswith("userprov ") and " pid=" in name)
+
+
+def _close_connections(vhost: str, chosen: Callable[[str], bool]) -> int:
     closed = 0
     # list_connections lists every vhost's connections whatever -p says: filter on the column
     for line in rabbitmqctl("list_connections", "-s", "pid", "vhost", "client_properties").splitlines():
         pid, on_vhost, properties = (line.split("\t", 2) + ["", ""])[:3]
-        if on_vhost == vhost and f'{{"connection_name","{prefix}' in properties:
+        name = properties.split('{"connection_name","', 1)[1].split('"', 1)[0] if '{"connection_name","' in properties else ""
+        if on_vhost == vhost and chosen(name):
             rabbitmqctl("close_connection", pid.strip(), "closed by a test")
             closed += 1
     return closed

@@ -47,6 +47,14 @@ class TestContracts:
         for service in routing.SERVICES:
             assert {key for _, key in registry.subscriptions(service)} == set(SERVICES[service](settings).handlers), service
 
+    def test_the_fuzzer_knows_every_routing_key_the_workers_consume(self) -> None:
+        from tests.support.fuzz import VALID_BODIES
+
+        consumed = {key for service in routing.SERVICES for _, key in registry.subscriptions(service)}
+        assert consumed <= set(VALID_BODIES), sorted(consumed - set(VALID_BODIES))
+        for key, body in VALID_BODIES.items():
+            registry.model_of(key).model_validate(body)  # type: ignore[union-attr]  # a valid start for its mutations
+
     def test_every_routing_key_has_a_model_on_its_exchange(self) -> None:
         for service in routing.SERVICES:
             for exchange, key in registry.subscriptions(service):
