@@ -67,6 +67,9 @@ async def run_hops(settings: Settings, adds: int, processes: int, beside: int) -
     for n, hop in enumerate(HOPS):
         lines.append(f"  {hop:28} {_percentiles([row[n] for row in rows if row])}")
     lines.append(f"  {'total (publish -> email)':28} {_percentiles([a.arrived - a.published for a in done])}")
+    slowest = sorted((r for r in rows if r), key=sum, reverse=True)[: max(1, len(rows) // 50)]
+    lines.append(f"  the slowest {len(slowest)} adds (2 %), each hop: " + "; ".join(
+        " ".join(f"{value * 1000:.1f}" for value in row) for row in slowest))
     return "\n".join(lines)
 
 
