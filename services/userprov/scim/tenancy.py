@@ -3,6 +3,7 @@ SHA-256 hash (`scim_tokens.resolve`) and remembered for a few seconds, so that a
 stops working within that long. The account is a context variable of the request's task."""
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from contextvars import ContextVar
@@ -13,7 +14,8 @@ from userprov.public_bus import NoAnswer, PublicBus
 from userprov.tokens import hash_token
 
 _account: ContextVar[str] = ContextVar("scim_account")
-TOKEN_MAX = 256  # the tokens userprov makes are 43 characters; anything far longer is not one
+# the tokens userprov makes are 43 characters of base64url: anything else is refused without asking userprov
+PLAUSIBLE_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,256}")
 REMEMBERED = 10_000  # tokens remembered at most (the oldest go first): a flood of made-up tokens takes bounded memory
 
 
@@ -37,7 +39,7 @@ class TokenResolver:
         unknown or a revoked one. Raises NoAnswer when userprov does not answer."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not 0 < len(token) <= TOKEN_MAX or not token.isascii() or not token.isprintable():
+        if scheme.lower() != "bearer" or not PLAUSIBLE_TOKEN.fullmatch(token):
             return None
         digest = hash_token(token)  # compared by PostgreSQL's index on the hash: no timing of the token itself
         remembered = self._known.get(digest)

@@ -139,6 +139,9 @@ class TestTenants:
         async with httpx.AsyncClient(base_url=scim_base) as anonymous:
             assert (await anonymous.get("/Users")).status_code == 401
             assert (await anonymous.get("/Users", headers={"Authorization": "Bearer " + "x" * 43})).status_code == 401
+            for hostile in ("Bearer " + "x" * 10_000, "Bearer \u00e9" * 43, "Basic dXNlcjpwYXNz", "Bearer", "bearer  " + "y" * 43):
+                refused = await anonymous.get("/Users", headers={"Authorization": hostile.encode("utf-8")})
+                assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer"), hostile[:20]
             config = await anonymous.get("/ServiceProviderConfig")
             assert config.status_code == 200, "the configuration needs no token (RFC 7644 §4)"
         assert (await t.client.get("/Users")).status_code == 200
