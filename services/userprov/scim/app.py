@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
+from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -118,8 +119,6 @@ class ScimApplication(ASGIApplication):
 
 
 def _query(scope: Scope) -> dict[str, str]:
-    from urllib.parse import parse_qsl
-
     return dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
