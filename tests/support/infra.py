@@ -47,6 +47,11 @@ def close_worker_connections(vhost: str) -> int:
     return _close_connections(vhost, lambda name: name.startswith("userprov ") and " pid=" in name)
 
 
+def close_connections_named(vhost: str, name: str) -> int:
+    """Closes the vhost's connections with this client-given name (a front door's); returns how many."""
+    return _close_connections(vhost, lambda given: given == name)
+
+
 def _close_connections(vhost: str, chosen: Callable[[str], bool]) -> int:
     closed = 0
     # list_connections lists every vhost's connections whatever -p says: filter on the column

@@ -14,7 +14,7 @@ import httpx
 
 from tests.integration.conftest import address, unique
 from tests.integration.scim.conftest import SCIM_JSON, USER_SCHEMA, Tenant, scim_process
-from tests.support.infra import Infra
+from tests.support.infra import Infra, close_connections_named
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov.operations.scim_tokens import revoke as revoke_token
@@ -230,3 +230,21 @@ class TestUnavailable:
                 assert again.status_code == 409 and again.json()["scimType"] == "uniqueness", again.text
         assert await db.fetchval("SELECT count(*) FROM memberships m JOIN profiles p USING (profile_id)"
                                  " WHERE m.account_id = $1 AND p.email = $2", t.account_id, email) == 1
+
+
+class TestBrokerConnectionLost:
+    async def test_it_reconnects_and_answers_again(self, tenant: Any, infra: Infra, scim_base: str) -> None:
+        t = await tenant()
+        assert (await t.client.get("/Users")).status_code == 200
+        assert close_connections_named(infra.vhost, "userprov scim") == 1
+        async with httpx.AsyncClient(base_url=scim_base.removesuffix("/scim/v2")) as health:
+            await eventually(lambda: _answers(t), timeout=15, what="SCIM answering again after its connection was closed")
+            assert (await health.get("/readyz")).status_code == 200
+        created = await t.post_user(address(unique("after")))
+        assert created.status_code == 201, created.text
+
+
+async def _answers(t: Tenant) -> bool:
+    response = await t.client.get("/Users")
+    assert response.status_code in (200, 503), response.text  # 503 with Retry-After while it reconnects, never a 500
+    return response.status_code == 200
