@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any
 
+import structlog
 from scim2_models import (
     InvalidValueException,
     Meta,
@@ -31,6 +32,8 @@ from userprov.public_bus import NoAnswer, PublicBus, Received
 from userprov.scim.filters import NoMatch, wanted
 from userprov.scim.resources import Email, Name, User
 from userprov.scim.tenancy import current_account
+
+log = structlog.get_logger()
 
 # the events that answer the commands SCIM sends; it waits for the one with its command's id
 OUTCOME_EVENTS = (routing.USERS_ADD_COMPLETED, routing.USER_UPDATED, routing.USER_DEACTIVATED, routing.USER_REACTIVATED,
@@ -160,7 +163,10 @@ class UserprovStorage(AsyncScimStorage):
         finally:
             self._bus.forget(message_id)
         if received.type == routing.COMMAND_REJECTED:
-            raise _refusal(CommandRejected.model_validate_json(received.body))
+            rejected = CommandRejected.model_validate_json(received.body)
+            if rejected.reason == "forbidden":  # an operator's mistake, not the client's: say so where operators look
+                log.error("scim_publisher_not_trusted", consequence="add this service's RabbitMQ user to USERPROV_TRUSTED_PUBLISHERS")
+            raise _refusal(rejected)
         return received
 
 
