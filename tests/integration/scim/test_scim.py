@@ -248,3 +248,15 @@ async def _answers(t: Tenant) -> bool:
     response = await t.client.get("/Users")
     assert response.status_code in (200, 503), response.text  # 503 with Retry-After while it reconnects, never a 500
     return response.status_code == 200
+
+
+class TestOperable:
+    async def test_health_and_metrics(self, tenant: Any, scim_base: str) -> None:
+        t = await tenant()
+        assert (await t.client.get("/Users")).status_code == 200
+        async with httpx.AsyncClient(base_url=scim_base.removesuffix("/scim/v2")) as plain:
+            assert (await plain.get("/livez")).text == "ok"
+            assert (await plain.get("/readyz")).text.startswith("ready: connected to RabbitMQ at ")
+            metrics = (await plain.get("/metrics")).text
+        assert 'userprov_scim_requests_total{method="GET",status="200"}' in metrics
+        assert "userprov_scim_request_seconds_bucket" in metrics
