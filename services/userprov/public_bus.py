@@ -124,6 +124,19 @@ class PublicBus:
     def forget(self, correlation_id: str) -> None:
         self._waiting.pop(correlation_id, None)
 
+    async def command(self, routing_key: str, message: Contract, timeout: float) -> Received:
+        """Publishes a command (or a response) and waits for the first watched event that carries
+        its id: its outcome. NoAnswer after `timeout`."""
+        message_id = str(uuid.uuid4())
+        outcome = self.expect(message_id)
+        try:
+            await self.publish(routing_key, message, message_id=message_id)
+            return await asyncio.wait_for(outcome, timeout)
+        except TimeoutError:
+            raise NoAnswer(f"no outcome of {routing_key} within {timeout:g} s") from None
+        finally:
+            self.forget(message_id)
+
     async def ask(self, routing_key: str, query: Contract, timeout: float) -> Received:
         """The answer to a query: its type says an answer (`<query>.reply`) from a refusal."""
         message_id = str(uuid.uuid4())

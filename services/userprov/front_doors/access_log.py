@@ -1,26 +1,27 @@
-"""One line per request, with its path but never its query string (an invitation's token)."""
+"""One line per request, with its path but never its query string (an invitation's token, a
+SCIM filter's addresses); and, when given, an observer of each request (metrics)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
 
+from userprov.front_doors.asgi import ASGIApp, Receive, Scope, Send
+
 log = structlog.get_logger()
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Observer = Callable[[str, str, int, float], None]  # path, method, status, seconds
 
 
 class AccessLog:
     """One line per request, with its path but never its query string (the token)."""
 
-    def __init__(self, app: ASGIApp, event: str) -> None:
+    def __init__(self, app: ASGIApp, event: str, observe: Observer | None = None) -> None:
         self._app = app
         self._event = event
+        self._observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,5 +39,7 @@ class AccessLog:
         try:
             await self._app(scope, receive, noting)
         finally:
-            log.info(self._event, method=scope.get("method"), path=scope.get("path", "")[:200], status=status,
-                     ms=round((time.monotonic() - started) * 1000, 1))
+            seconds, path, method = time.monotonic() - started, scope.get("path", ""), scope.get("method", "")
+            log.info(self._event, method=method, path=path[:200], status=status, ms=round(seconds * 1000, 1))
+            if self._observe is not None:
+                self._observe(path, method, status, seconds)

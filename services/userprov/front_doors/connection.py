@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import aiormq
 import structlog
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from userprov.public_bus import NoAnswer, PublicBus
 
@@ -24,3 +30,32 @@ async def keep_connected(bus: PublicBus, name: str, every: float = 2.0) -> None:
             except BUS_ERRORS as error:
                 log.warning(f"{name}_broker_unreachable", error=type(error).__name__)
         await asyncio.sleep(every)
+
+
+def bus_lifespan(bus: PublicBus, name: str) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A Starlette lifespan: the bus kept connected while the app serves, closed after."""
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        keeping = asyncio.create_task(keep_connected(bus, name), name=f"{name}-bus")
+        try:
+            yield
+        finally:
+            keeping.cancel()
+            await bus.close()
+
+    return lifespan
+
+
+def health_routes(bus: PublicBus) -> list[Route]:
+    """`/livez`, and `/readyz`: 503 while there is no broker connection."""
+
+    async def livez(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        if bus.connected:
+            return PlainTextResponse(f"ready: connected to RabbitMQ at {bus.node}")
+        return PlainTextResponse("not ready: no broker connection", 503)
+
+    return [Route("/livez", livez), Route("/readyz", readyz)]

@@ -4,10 +4,7 @@ public interface: it asks `invitations.peek`, publishes `invitation.accepted` or
 `invitation.declined` on `userprov.responses`, and waits for the event that answered it."""
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import MutableMapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -17,7 +14,7 @@ import structlog
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -25,7 +22,8 @@ from contracts import routing
 from contracts.events import InvitationAccepted, InvitationDeclined
 from contracts.queries import InvitationsPeek, InvitationsPeekReply
 from userprov.front_doors.access_log import AccessLog
-from userprov.front_doors.connection import BUS_ERRORS, keep_connected
+from userprov.front_doors.asgi import ASGIApp, Receive, Scope, Send
+from userprov.front_doors.connection import BUS_ERRORS, bus_lifespan, health_routes
 from userprov.links import i18n
 from userprov.links.forms import FormKeys, plausible_token
 from userprov.links.pages import Page, answered, shown, title
@@ -103,16 +101,10 @@ class InvitationPage:
         return InvitationsPeekReply.model_validate_json(answer.body)
 
     async def _respond(self, token: str, action: str, peeked: InvitationsPeekReply) -> Page:
-        message_id = str(uuid.uuid4())
-        outcome = self._bus.expect(message_id)
-        try:
-            if action == "accept":
-                await self._bus.publish(routing.INVITATION_ACCEPTED, InvitationAccepted(token=token), message_id=message_id)
-            else:
-                await self._bus.publish(routing.INVITATION_DECLINED, InvitationDeclined(token=token), message_id=message_id)
-            received = await asyncio.wait_for(outcome, self._wait)
-        finally:
-            self._bus.forget(message_id)
+        if action == "accept":
+            received = await self._bus.command(routing.INVITATION_ACCEPTED, InvitationAccepted(token=token), self._wait)
+        else:
+            received = await self._bus.command(routing.INVITATION_DECLINED, InvitationDeclined(token=token), self._wait)
         return answered(peeked, received.type, received.body) or shown(await self._peek(token))
 
     def _busy(self, request: Request, error: BaseException) -> Response:
@@ -178,42 +170,18 @@ def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: 
     async def invitation(request: Request) -> Response:
         return await (page.post(request) if request.method == "POST" else page.get(request))
 
-    async def livez(_: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(_: Request) -> Response:
-        if bus.connected:
-            return PlainTextResponse(f"ready: connected to RabbitMQ at {bus.node}")
-        return PlainTextResponse("not ready: no broker connection", 503)
-
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        keeping = asyncio.create_task(keep_connected(bus, "links"), name="links-bus")
-        try:
-            yield
-        finally:
-            keeping.cancel()
-            await bus.close()
-
     static = str(resources.files("userprov.links") / "static")
     app = Starlette(
         routes=[
             Route(path, invitation, methods=["GET", "HEAD", "POST"]),
             Mount(path.rstrip("/") + "/static", StaticFiles(directory=static), name="static"),
-            Route("/livez", livez),
-            Route("/readyz", readyz),
+            *health_routes(bus),
         ],
-        lifespan=lifespan,
+        lifespan=bus_lifespan(bus, "links"),
     )
     app.add_middleware(SecurityHeaders, static_prefix=path.rstrip("/") + "/static")
     app.add_middleware(AccessLog, event="links_request")
     return app
-
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class SecurityHeaders:

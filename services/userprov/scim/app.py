@@ -3,10 +3,6 @@ filters, discovery, errors) over `UserprovStorage`, behind a bearer token of one
 health and metrics. A body beyond USERPROV_SCIM_BODY_BYTES is a 413 before it is parsed."""
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -26,11 +22,12 @@ from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from userprov.front_doors.access_log import AccessLog, ASGIApp
-from userprov.front_doors.connection import BUS_ERRORS, keep_connected
+from userprov.front_doors.access_log import AccessLog
+from userprov.front_doors.asgi import ASGIApp
+from userprov.front_doors.connection import BUS_ERRORS, bus_lifespan, health_routes
 from userprov.public_bus import PublicBus
 from userprov.scim.resources import provider
 from userprov.scim.storage import OUTCOME_EVENTS, Unavailable, UserprovStorage
@@ -100,22 +97,11 @@ class ScimApplication(ASGIApplication):
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Any) -> None:
-        started = time.monotonic()
-        status = 0
 
-        async def noting(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await super().__call__(scope, receive, noting)
-        finally:
-            if scope["type"] == "http":
-                REQUESTS.labels(scope["method"], str(status)).inc()
-                REQUEST_SECONDS.labels(scope["method"]).observe(time.monotonic() - started)
+def _observe(path: str, method: str, status: int, seconds: float) -> None:
+    if path.startswith("/scim/"):  # SCIM requests only, not the probes and scrapes
+        REQUESTS.labels(method, str(status)).inc()
+        REQUEST_SECONDS.labels(method).observe(seconds)
 
 
 def _query(scope: Scope) -> dict[str, str]:
@@ -125,31 +111,14 @@ def _query(scope: Scope) -> dict[str, str]:
 def create_app(bus: PublicBus, wait_seconds: float, body_bytes: int, token_cache_seconds: float) -> Starlette:
     scim = ScimApplication(UserprovStorage(bus, wait_seconds), TokenResolver(bus, wait_seconds, token_cache_seconds), body_bytes)
 
-    async def livez(_: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(_: Request) -> Response:
-        if bus.connected:
-            return PlainTextResponse(f"ready: connected to RabbitMQ at {bus.node}")
-        return PlainTextResponse("not ready: no broker connection", 503)
-
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        keeping = asyncio.create_task(keep_connected(bus, "scim"), name="scim-bus")
-        try:
-            yield
-        finally:
-            keeping.cancel()
-            await bus.close()
-
     app = Starlette(
-        routes=[Route("/livez", livez), Route("/readyz", readyz), Route("/metrics", metrics), Mount("/scim", app=cast(ASGIApp, scim))],
-        lifespan=lifespan,
+        routes=[*health_routes(bus), Route("/metrics", metrics), Mount("/scim", app=cast(ASGIApp, scim))],
+        lifespan=bus_lifespan(bus, "scim"),
     )
-    app.add_middleware(AccessLog, event="scim_request")
+    app.add_middleware(AccessLog, event="scim_request", observe=_observe)
     return app
 
 

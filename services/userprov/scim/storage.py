@@ -4,7 +4,6 @@ the request's bearer token (`tenancy.current_account`). No table, no SQL, no lif
 the workers apply the same rules as for every other front door."""
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
@@ -153,15 +152,10 @@ class UserprovStorage(AsyncScimStorage):
 
     async def _command(self, routing_key: str, command: Contract) -> Received:
         """The event that answered the command; a refusal as the SCIM error it means."""
-        message_id = str(uuid.uuid4())
-        outcome = self._bus.expect(message_id)
         try:
-            await self._bus.publish(routing_key, command, message_id=message_id)
-            received = await asyncio.wait_for(outcome, self._wait)
-        except TimeoutError:
+            received = await self._bus.command(routing_key, command, self._wait)
+        except NoAnswer:
             raise Unavailable from None
-        finally:
-            self._bus.forget(message_id)
         if received.type == routing.COMMAND_REJECTED:
             rejected = CommandRejected.model_validate_json(received.body)
             if rejected.reason == "forbidden":  # an operator's mistake, not the client's: say so where operators look
