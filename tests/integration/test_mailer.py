@@ -117,6 +117,85 @@ class TestOneAddressNeverFailsAnother:
         mailer.close()
 
 
+class Refusing:
+    """Refuses RCPT for local parts starting with `refused` (550) and notes every envelope it is given."""
+
+    def __init__(self) -> None:
+        self.mail_options: list[list[str]] = []
+        self.rcpts: list[str] = []
+        self.received: list[bytes] = []
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+        self.mail_options.append(options)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+        self.rcpts.append(address)
+        if address.startswith("refused"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.received.append(envelope.original_content or b"")
+        return "250 OK"
+
+
+class TestMailTransaction:
+    """MAIL, RCPT and DATA written by the mailer itself (`invitation_mailing.envelope`)."""
+
+    @pytest.fixture
+    def refusing(self) -> Iterator[tuple[Refusing, int]]:
+        handler, port = Refusing(), free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, data_size_limit=1_000_000)
+        controller.start()
+        yield handler, port
+        controller.stop()
+
+    async def test_a_refused_recipient_leaves_a_clean_envelope_for_the_next_email(self, refusing: tuple[Refusing, int]) -> None:
+        server, port = refusing
+        mailer = mailer_for(port, smtp_connections=1)
+        try:
+            refused = await mailer.send("refused@example.com", EMAIL, time.monotonic() + 30)
+            taken = await mailer.send("taken@example.com", EMAIL, time.monotonic() + 30)  # on the same connection
+            assert refused.result == "permanent" and (refused.reason or "").startswith("permanent failure: 550")
+            assert taken.delivered, taken
+            assert mailer.connections_opened == 1 and len(server.received) == 1
+        finally:
+            mailer.close()
+
+    async def test_the_size_is_announced_and_the_message_arrives_whole(self, refusing: tuple[Refusing, int]) -> None:
+        server, port = refusing
+        mailer = mailer_for(port)
+        try:
+            assert (await mailer.send("ada@example.com", EMAIL, time.monotonic() + 30)).delivered
+            [options] = server.mail_options
+            size = int(options[0].partition("=")[2])
+            assert options[0].upper().startswith("SIZE=") and size == len(server.received[0])
+            assert b"Subject: Hello" in server.received[0]
+        finally:
+            mailer.close()
+
+    @pytest.mark.parametrize("address", [
+        "a@example.com>\r\nRCPT TO:<b@example.com", "a@example.com> NOTIFY=NEVER", "a b@example.com", "a@exa\x00mple.com",
+        "<a@example.com>", '"a"@example.com',
+    ])
+    async def test_an_address_that_would_change_the_command_is_never_sent(self, refusing: tuple[Refusing, int], address: str) -> None:
+        server, port = refusing
+        mailer = mailer_for(port)
+        try:
+            outcome = await mailer.send(address, EMAIL, time.monotonic() + 30)
+            assert outcome.result == "permanent" and "cannot be sent" in (outcome.reason or "")
+            assert server.rcpts == [] and server.mail_options == []
+        finally:
+            mailer.close()
+
+    def test_a_sender_setting_without_an_address_stops_the_mailer_at_its_start(self) -> None:
+        with pytest.raises(ValueError, match="USERPROV_SMTP_SENDER"):
+            Mailer(Settings(smtp_sender="GoTo Admin <no reply@example.com>"))
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 (its own CA), made with openssl."""

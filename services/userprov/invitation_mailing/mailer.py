@@ -13,6 +13,7 @@ import aiosmtplib
 import structlog
 
 from contracts.email import smtp_address
+from userprov.invitation_mailing import envelope
 from userprov.invitation_mailing.mime import build_message, envelope_sender
 from userprov.invitation_mailing.rendering import RenderedEmail
 from userprov.invitation_mailing.smtp_pool import SmtpConnections, SmtpServer, TooLate, Unreachable
@@ -44,6 +45,10 @@ class Mailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._sender = envelope_sender(settings.smtp_sender)
+        try:
+            self._sender_mailbox = envelope.mailbox(self._sender)
+        except ValueError as error:
+            raise ValueError(f"USERPROV_SMTP_SENDER holds no address an SMTP server can take: {error}") from None
         self._connections = SmtpConnections(
             SmtpServer(
                 host=settings.smtp_host,
@@ -94,12 +99,10 @@ class Mailer:
     async def _send_once(self, message: bytes, recipient: str, latest_start: float) -> None:
         try:
             # a mailbox that is not ASCII needs the server's SMTPUTF8 (else SMTPNotSupported: permanent)
-            options = [] if recipient.isascii() and self._sender.isascii() else ["SMTPUTF8"]
+            smtputf8 = not (recipient.isascii() and self._sender.isascii())
+            mailbox = envelope.mailbox(recipient)
             async with self._connections.connection(self._settings.smtp_timeout_seconds, latest_start) as client:
-                await client.sendmail(self._sender, [recipient], message, mail_options=options)
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            codes = [r.code for r in error.recipients]
-            raise _by_code(min(codes) if codes else 550, "; ".join(f"{r.code} {r.message}" for r in error.recipients)) from error
+                await envelope.send(client, self._sender_mailbox, mailbox, message, smtputf8)
         except aiosmtplib.SMTPResponseException as error:
             raise _by_code(error.code, f"{error.code} {error.message}") from error
         except aiosmtplib.SMTPNotSupported as error:  # e.g. a non-ASCII mailbox and a server without SMTPUTF8
