@@ -72,6 +72,9 @@ async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert, *, exist
 
 # One round trip for what adding users reads, in the lock order of every change to an account's
 # members or seats: the account, then its licences (the select list is evaluated in order).
+# Members are found from the emails, each checked by its (account, profile) key: a subquery in
+# WHERE is never turned into a join, so no plan, the generic one of small adds included, reads
+# every member of the account (that grew a one-person add by 2.5 ms per 1,000 members).
 LOCK_FOR_ADDING = """
 WITH account AS (
     SELECT account_id, name, status, groups, settings_templates FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE
@@ -79,8 +82,9 @@ WITH account AS (
     SELECT product, seats_total - seats_used AS free FROM account_licences
     WHERE account_id = $1 AND product = ANY($2::text[]) AND EXISTS (SELECT FROM account) ORDER BY product FOR UPDATE
 ), members AS (
-    SELECT p.email, p.profile_id FROM memberships m JOIN profiles p USING (profile_id)
-    WHERE m.account_id = $1 AND m.status <> 'removed' AND p.email = ANY($3::text[])
+    SELECT p.email, p.profile_id FROM profiles p
+    WHERE p.email = ANY($3::text[])
+      AND (SELECT true FROM memberships m WHERE m.account_id = $1 AND m.profile_id = p.profile_id AND m.status <> 'removed')
 )
 SELECT (SELECT row_to_json(account) FROM account) AS account,
        (SELECT COALESCE(json_object_agg(product, free), '{}') FROM licences) AS free,
