@@ -1,9 +1,11 @@
 """`userprov bench-neighbours`: what one account's large batch costs another account's single adds.
 
-Three phases against the same workers: account B adds people one at a time alone; account A
+Four phases against the same workers: account B adds people one at a time alone; account A
 adds a batch alone; then A adds the same batch again while B adds one person every `interval`
-seconds until A's last email arrives. B's latency is from the publish of its one-person command
-to its email's arrival; A's throughput from its first publish to its last email."""
+seconds until A's last email arrives; then A adds it alone once more. A's throughput alone is
+the mean of the runs before and after, so that what changes over the run (the tables grow,
+autovacuum starts) weighs on neither side. B's latency is from the publish of its one-person
+command to its email's arrival; A's throughput from its first publish to its last email."""
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +24,7 @@ class NeighbourResult:
     batch: int
     b_alone: list[float]
     b_beside: list[float]
-    a_alone: float  # users/s
+    a_alone: tuple[float, float]  # users/s, before and after the run beside B
     a_beside: float
 
     def report(self) -> str:
@@ -30,11 +32,12 @@ class NeighbourResult:
             q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
             return f"p50 {q[49] * 1000:.0f} ms  p99 {q[98] * 1000:.0f} ms  max {max(values) * 1000:.0f} ms  (n={len(values)})"
 
+        alone = statistics.fmean(self.a_alone)
         return (
             f"B alone:                {pcts(self.b_alone)}\n"
             f"B beside A's {self.batch}: {pcts(self.b_beside)}\n"
-            f"A alone: {self.a_alone:.0f} users/s   A beside B: {self.a_beside:.0f} users/s"
-            f"   ({100 * self.a_beside / self.a_alone:.0f} % of alone)"
+            f"A alone: {alone:.0f} users/s (before {self.a_alone[0]:.0f}, after {self.a_alone[1]:.0f})"
+            f"   A beside B: {self.a_beside:.0f} users/s   ({100 * self.a_beside / alone:.0f} % of alone)"
         )
 
 
@@ -70,7 +73,8 @@ async def run_neighbours(settings: Settings, batch: int, processes: int, interva
         a_done.set()
         await adding
         await asyncio.gather(*in_flight)
-        return NeighbourResult(batch, b_alone, b_beside, a_alone, a_beside)
+        a_alone_after = await _batch(rig, batch)
+        return NeighbourResult(batch, b_alone, b_beside, (a_alone, a_alone_after), a_beside)
 
 
 async def _note(latency: object, into: list[float]) -> None:
