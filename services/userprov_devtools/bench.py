@@ -98,6 +98,10 @@ class Rig:
             worker.wait(60)
         self._controller.stop()
 
+    @property
+    def database_url(self) -> str:
+        return self._settings.database_url
+
     async def account(self, name: str, seats: int) -> str:
         account_id = f"{name}-{int(time.time() * 1000)}"
         await self.bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": name, "licences": {"gotomeeting": seats}})
