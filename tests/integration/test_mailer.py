@@ -191,6 +191,24 @@ class TestMailTransaction:
         finally:
             mailer.close()
 
+    @pytest.mark.parametrize("address", [
+        "a\udc80@example.com", "\u202eb@example.com", "a" * 100_000 + "@example.com", "",
+    ])
+    async def test_a_hostile_address_fails_alone_and_the_connection_goes_on(self, refusing: tuple[Refusing, int],
+                                                                            address: str) -> None:
+        """Whatever reached the mailer (the contracts refuse these long before): its one email
+        fails, nothing of it is delivered, and the next email on the same connection goes."""
+        server, port = refusing
+        mailer = mailer_for(port, smtp_connections=1)
+        try:
+            outcome = await mailer.send(address, EMAIL, time.monotonic() + 30)
+            taken = await mailer.send("taken@example.com", EMAIL, time.monotonic() + 30)
+            assert outcome.result == "permanent", outcome
+            assert taken.delivered, taken
+            assert len(server.received) == 1
+        finally:
+            mailer.close()
+
     def test_a_sender_setting_without_an_address_stops_the_mailer_at_its_start(self) -> None:
         with pytest.raises(ValueError, match="USERPROV_SMTP_SENDER"):
             Mailer(Settings(smtp_sender="GoTo Admin <no reply@example.com>"))

@@ -3,8 +3,9 @@
 aiosmtplib's `sendmail` parses each address with `email.utils.parseaddr` twice and normalises
 the message's line endings twice; for one recipient, already validated when the person was
 added, and a message already in CRLF (`mime.build_message`), that was over a quarter of the
-time spent sending (py-spy of `userprov bench`: 18.7 % of the workers' samples, 13.3 % since). The checks that keep an address from smuggling a parameter or a command onto
-the command line stay (`mailbox`), and a refusal resets the envelope as `sendmail` does."""
+time spent sending (py-spy of `userprov bench`: 18.7 % of the workers' samples, 13.3 % since).
+The checks that keep an address from smuggling a parameter or a command onto the command line
+stay (`mailbox`), and a refusal resets the envelope as `sendmail` does."""
 from __future__ import annotations
 
 import re
