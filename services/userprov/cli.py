@@ -111,6 +111,9 @@ def mail_catcher(
         controller.stop()
 
 
+LanesOption = Annotated[bool, typer.Option("--lanes", help="Start one more process, in the interactive lane, and these in the bulk lane.")]
+
+
 @app.command()
 def bench(
     users: Annotated[int, typer.Option(help="New users to add.")] = 10_000,
@@ -121,6 +124,7 @@ def bench(
         int | None, typer.Option(help="With --single: keep this many commands in flight instead of a fixed rate.", min=1)
     ] = None,
     processes: Annotated[int, typer.Option(help="Worker processes to start (0: use workers already running).")] = 1,
+    lanes: LanesOption = False,
 ) -> None:
     """Measure users/s end to end (publish to email accepted by SMTP) and per-user latency."""
     bench_tool = _devtool("bench")
@@ -128,7 +132,7 @@ def bench(
     settings = Settings()
     configure_logging("WARNING", settings.log_json)
     load = bench_tool.Load(users=users, batch=batch, single=single, rate=rate, in_flight=in_flight)
-    result = asyncio.run(bench_tool.run_bench(settings, load, processes))
+    result = asyncio.run(bench_tool.run_bench(settings, load, processes, lanes))
     typer.echo(result.report())
 
 
@@ -137,13 +141,14 @@ def bench_neighbours(
     batch: Annotated[int, typer.Option(help="Account A's batch (in commands of at most 10,000 rows).")] = 20_000,
     interval: Annotated[float, typer.Option(help="Seconds between account B's one-person commands.")] = 0.2,
     processes: Annotated[int, typer.Option(help="Worker processes to start (0: use workers already running).")] = 2,
+    lanes: LanesOption = False,
 ) -> None:
     """Account B's single adds alone and beside account A's batch, and A's throughput with and without B."""
     neighbours = _devtool("neighbours")
 
     settings = Settings()
     configure_logging("WARNING", settings.log_json)
-    typer.echo(asyncio.run(neighbours.run_neighbours(settings, batch, processes, interval)).report())
+    typer.echo(asyncio.run(neighbours.run_neighbours(settings, batch, processes, interval, lanes=lanes)).report())
 
 
 @app.command("bench-hops")
@@ -151,13 +156,14 @@ def bench_hops(
     adds: Annotated[int, typer.Option(help="One-person commands, one at a time.")] = 100,
     beside: Annotated[int, typer.Option(help="Another account's batch being mailed meanwhile (0: none).")] = 0,
     processes: Annotated[int, typer.Option(help="Worker processes to start.")] = 2,
+    lanes: LanesOption = False,
 ) -> None:
     """Where a single add's time goes, hop by hop, from the workers' OpenTelemetry spans (needs the otel extra)."""
     hops = _devtool("hops")
 
     settings = Settings()
     configure_logging("WARNING", settings.log_json)
-    typer.echo(asyncio.run(hops.run_hops(settings, adds, processes, beside)))
+    typer.echo(asyncio.run(hops.run_hops(settings, adds, processes, beside, lanes)))
 
 
 parked_app = typer.Typer(no_args_is_help=True, help="Parked messages: list, show, replay, purge.")

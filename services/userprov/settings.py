@@ -6,6 +6,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from userprov.broker_nodes import broker_urls, node_of, vhost_of
 from userprov.db.urls import database_name, host_of
+from userprov.runtime.lanes import Lane
 from userprov.sandbox.pool import SandboxLimits
 
 
@@ -121,6 +122,14 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often account lookup and mailing look for waiting work that no message announced."
     )
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    lane: Lane = Field(
+        default=Lane.ALL,
+        description="`all`, or `interactive` and `bulk` in processes beside each other: the interactive lane takes"
+        " every message and small work, the bulk lane takes the batches at a lower CPU priority (\"Lanes\" in the README).",
+    )
+    bulk_niceness: int = Field(
+        default=10, ge=0, le=19, description="How much a bulk-lane process lowers its CPU priority (nice) at start."
+    )
 
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
     health_port: int | None = Field(default=None, description="Serve /livez and /readyz on this port.")

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
+from functools import partial
 
 from contracts import routing
 from userprov.db.migrate import migrate
+from userprov.runtime.lanes import Lane
 from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.mail_catcher import CatchingHandler, start_mail_catcher
@@ -57,12 +61,14 @@ class Load:
 class Rig:
     """Worker processes, a mail catcher that notes when each email arrived, and a bus client."""
 
-    def __init__(self, settings: Settings, processes: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, processes: int, env: dict[str, str] | None = None, lanes: bool = False) -> None:
         """`processes`: how many processes run all four services; with USERPROV_BENCH_SERVICES set
         (e.g. "user-creation,account-lookup,invitation-mailing,invitation-mailing"), one process per
-        name instead."""
+        name instead. `lanes`: one more process, in the interactive lane, and the others in the
+        bulk lane (userprov.runtime.lanes)."""
         self._settings = settings
         self._processes = processes
+        self._lanes = lanes
         self._env = env or {}
         self._lock = threading.Lock()
         self._waiters: dict[str, asyncio.Future[None]] = {}
@@ -83,11 +89,18 @@ class Rig:
         self._controller = start_mail_catcher(self._settings.smtp_host, self._settings.smtp_port, CatchingHandler(on_email=arrived))
         env = {**os.environ, "USERPROV_LOG_LEVEL": "WARNING", **self._env}
         services = [[name] for name in os.environ.get("USERPROV_BENCH_SERVICES", "").split(",") if name]
+        lanes = [Lane.INTERACTIVE] + [Lane.BULK] * self._processes if self._lanes else [self._settings.lane] * self._processes
+        runs = [(names, self._settings.lane) for names in services] or [([], lane) for lane in lanes]
+        health_ports = [_free_port() for _ in runs]
         self._workers = [
-            subprocess.Popen([sys.executable, "-m", "userprov", "run", *names], env=env) for names in services or [[]] * self._processes
+            subprocess.Popen([sys.executable, "-m", "userprov", "run", *names],
+                             env={**env, "USERPROV_LANE": lane, "USERPROV_HEALTH_PORT": str(port)})
+            for (names, lane), port in zip(runs, health_ports, strict=True)
         ]
         await self.bus.start()
         await self.bus.wait_for_workers()
+        for port in health_ports:  # all of them: one still starting would take the cores from what is measured
+            await eventually(partial(asyncio.to_thread, _ready, port), 60, 0.1, what=f"the worker with health port {port} ready")
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -139,13 +152,27 @@ class Rig:
         return max(self.arrivals[p] for p in people)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ready(health_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
-async def run_bench(settings: Settings, load: Load, processes: int) -> BenchResult:
-    async with Rig(settings, processes) as rig:
+async def run_bench(settings: Settings, load: Load, processes: int, lanes: bool = False) -> BenchResult:
+    async with Rig(settings, processes, lanes=lanes) as rig:
         run = await rig.account("bench", load.users)
         people = [f"user{n}.{run}@bench.example.com" for n in range(load.users)]
         published: dict[str, float] = {}

@@ -36,12 +36,12 @@ class Add:
     arrived: float
 
 
-async def run_hops(settings: Settings, adds: int, processes: int, beside: int) -> str:
+async def run_hops(settings: Settings, adds: int, processes: int, beside: int, lanes: bool = False) -> str:
     receiver = OtlpReceiver()
     receiver.start()
     env = {"USERPROV_TRACING": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
     try:
-        async with Rig(settings, processes, env) as rig:
+        async with Rig(settings, processes, env, lanes) as rig:
             account = await rig.account("hops", adds + 1)
             if beside:
                 other = await rig.account("hops-batch", beside)

@@ -43,8 +43,9 @@ class NeighbourResult:
         )
 
 
-async def run_neighbours(settings: Settings, batch: int, processes: int, interval: float, singles_alone: int = 40) -> NeighbourResult:
-    async with Rig(settings, processes) as rig:
+async def run_neighbours(settings: Settings, batch: int, processes: int, interval: float, singles_alone: int = 40,
+                         lanes: bool = False) -> NeighbourResult:
+    async with Rig(settings, processes, lanes=lanes) as rig:
         b = await rig.account("neighbour-b", singles_alone + int(300 / interval) + 1000)
         numbers = iter(range(10**9))
 

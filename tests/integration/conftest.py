@@ -125,6 +125,11 @@ def address(local: str) -> str:
 @pytest.fixture
 async def account(bus: BusClient) -> Any:
     """Creates accounts through `accounts.upsert` and waits until they exist."""
+    return accounts_on(bus)
+
+
+def accounts_on(bus: BusClient) -> Any:
+    """What the `account` fixture gives, on another bus (an isolated worker's vhost)."""
 
     async def create(licences: dict[str, int] | None = None, **fields: Any) -> str:
         account_id = fields.pop("account_id", None) or unique("acct")

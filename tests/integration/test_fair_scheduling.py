@@ -6,12 +6,15 @@ import asyncio
 import datetime
 import statistics
 import time
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from contracts import routing
-from tests.integration.conftest import address
+from tests.integration.conftest import accounts_on, address
 from tests.support.flows import add_users, assert_seats_consistent, emailed, emails_to, publish_batch
+from tests.support.isolated import isolated_workers
 from tests.support.smtp import RecordingSmtpServer
 from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
@@ -56,30 +59,59 @@ class TestNoisyNeighbour:
     async def test_one_person_beside_a_6000_person_paste(
         self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
     ) -> None:
-        a, b = await account({"gotomeeting": 6000}), await account({"gotomeeting": 50})
-        for _ in range(3):
-            await one_person_add(bus, smtp, b)  # warm-up
-        alone = statistics.median([await one_person_add(bus, smtp, b) for _ in range(7)])
+        assert_never_behind_the_backlog(*await beside_a_paste(bus, smtp, db, account))
 
-        async def three_adds() -> list[float]:  # one after the other: one sample alone is too noisy here
-            return [await one_person_add(bus, smtp, b) for _ in range(3)]
 
-        _, people = await publish_batch(bus, a, "noisy", 6000)
-        beside = {"creation": await three_adds()}
-        stage_at_lookup = await eventually(lambda: _in_lookup(db, a), 60, 0.01, what="A's memberships being decided")
-        beside["lookup"] = await three_adds()
-        await eventually(lambda: emailed(smtp, people) >= 300, 60, 0.01, what="A's emails under way")
-        at_mailing = emailed(smtp, people)
-        beside["mailing"] = await three_adds()
+class TestNoisyNeighbourInLanes:
+    """The same paste and adds, with the workers in lanes (one interactive process, two bulk ones
+    at a lower CPU priority), under the same bounds. Measured here in lanes, B's median of three
+    was 2-3x its latency alone beside A's lookup, 2-4.5x beside its mailing and 4-5x beside its
+    creation (which runs in the interactive process): the 3x asked for is not held at every stage
+    on two cores, where PostgreSQL, RabbitMQ and the SMTP sink serve both lanes at one priority
+    (README, "Lanes")."""
 
-        await eventually(lambda: emailed(smtp, people) == 6000, 180, 0.5, what="every one of A's emails")
-        assert at_mailing < 5000, "A's mailing ended too soon to measure B beside it"
-        report = f"B alone {alone * 1000:.0f} ms; beside A: " + ", ".join(
-            f"{k} {'/'.join(f'{x * 1000:.0f}' for x in v)} ms" for k, v in beside.items())
-        report += f"; A when B was added at lookup: {stage_at_lookup}"
-        for stage, latencies in beside.items():
-            assert max(latencies) < 1.0 and statistics.median(latencies) < max(BESIDE_A_AT_MOST * alone, BESIDE_A_FLOOR_SECONDS), f"{stage}: {report}"
-        assert all(len(smtp.handler.to(p)) == 1 for p in people)
+    async def test_one_person_beside_a_6000_person_paste(
+        self, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        lanes = [{"USERPROV_LANE": "interactive"}, {"USERPROV_LANE": "bulk"}, {"USERPROV_LANE": "bulk"}]
+        async with isolated_workers("lanes", worker_env, tmp_path, lanes) as (infra, _, bus):
+            async with asyncpg.create_pool(infra.database_url, min_size=1, max_size=2) as db:
+                measured = await beside_a_paste(bus, smtp, db, accounts_on(bus))
+        assert_never_behind_the_backlog(*measured)
+
+
+def assert_never_behind_the_backlog(alone: float, beside: dict[str, list[float]], report: str) -> None:
+    for stage, latencies in beside.items():
+        assert max(latencies) < 1.0 and statistics.median(latencies) < max(BESIDE_A_AT_MOST * alone, BESIDE_A_FLOOR_SECONDS), f"{stage}: {report}"
+
+
+async def beside_a_paste(bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account: Any,
+                         ) -> tuple[float, dict[str, list[float]], str]:
+    """B's latency alone (median of 7), B's three latencies beside each stage of A's 6,000, and a
+    report of both; every one of A's people emailed once."""
+    a, b = await account({"gotomeeting": 6000}), await account({"gotomeeting": 50})
+    for _ in range(3):
+        await one_person_add(bus, smtp, b)  # warm-up
+    alone = statistics.median([await one_person_add(bus, smtp, b) for _ in range(7)])
+
+    async def three_adds() -> list[float]:  # one after the other: one sample alone is too noisy here
+        return [await one_person_add(bus, smtp, b) for _ in range(3)]
+
+    _, people = await publish_batch(bus, a, "noisy", 6000)
+    beside = {"creation": await three_adds()}
+    stage_at_lookup = await eventually(lambda: _in_lookup(db, a), 60, 0.01, what="A's memberships being decided")
+    beside["lookup"] = await three_adds()
+    await eventually(lambda: emailed(smtp, people) >= 300, 60, 0.01, what="A's emails under way")
+    at_mailing = emailed(smtp, people)
+    beside["mailing"] = await three_adds()
+
+    await eventually(lambda: emailed(smtp, people) == 6000, 180, 0.5, what="every one of A's emails")
+    assert at_mailing < 5000, "A's mailing ended too soon to measure B beside it"
+    report = f"B alone {alone * 1000:.0f} ms; beside A: " + ", ".join(
+        f"{k} {'/'.join(f'{x * 1000:.0f}' for x in v)} ms" for k, v in beside.items())
+    report += f"; A when B was added at lookup: {stage_at_lookup}"
+    assert all(len(smtp.handler.to(p)) == 1 for p in people)
+    return alone, beside, report
 
 
 async def _in_lookup(db: asyncpg.Pool, account_id: str) -> dict[str, int] | None:

@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 
 import asyncpg
 
@@ -14,6 +15,7 @@ from contracts import routing
 from tests.support.infra import Infra
 from userprov.tokens import hash_token
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 
 def scim(infra: Infra, *args: str) -> subprocess.CompletedProcess[str]:
@@ -48,3 +50,19 @@ async def test_create_resolve_revoke(bus: BusClient, infra: Infra, db: asyncpg.P
     assert never.returncode == 1 and "unknown_scim_token" in never.stderr
     malformed = await bus.query(routing.SCIM_TOKENS_RESOLVE, {"token_hash": "not-a-hash"})
     assert malformed["reason"] == "schema_invalid"
+
+
+async def test_a_token_id_or_hash_added_again_is_refused_not_retried(bus: BusClient, account) -> None:
+    """A token id or hash that exists already is a clear refusal (it was a unique violation,
+    retried to the delivery limit and parked: found by the fuzz test)."""
+    account_id = await account()
+    token_id, token_hash = str(uuid.uuid4()), hash_token(f"token-{uuid.uuid4()}").hex()
+    await bus.publish(routing.SCIM_TOKENS_ADD, {"account_id": account_id, "token_id": token_id, "token_hash": token_hash})
+    await eventually(lambda: bus.find(routing.SCIM_TOKEN_ADDED, token_id=token_id), what="scim_token.added")
+    other_hash = hash_token(f"token-{uuid.uuid4()}").hex()
+    for again in ({"token_id": token_id, "token_hash": other_hash}, {"token_id": str(uuid.uuid4()), "token_hash": token_hash}):
+        message_id = await bus.publish(routing.SCIM_TOKENS_ADD, {"account_id": account_id, **again})
+        [refused] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id), 10,  # noqa: B023
+                                     what="command.rejected")
+        assert refused.body["reason"] == "scim_token_exists", refused.body
+    assert len(bus.find(routing.SCIM_TOKEN_ADDED, token_id=token_id)) == 1

@@ -1,5 +1,5 @@
-"""The pure parts of the schedulers: the mailing hand, the express lane, priority, and what an
-email's outcome makes of its invitation."""
+"""The pure parts of the schedulers: the mailing hand, the express lane, priority, lanes, and what
+an email's outcome makes of its invitation."""
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +8,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
+
+from contracts import routing
+from contracts.commands import UsersAdd
+from contracts.events import InvitationIssued, MembershipsCreated
+from contracts.queries import UsersGet
 from userprov.invitation_mailing import sql
 from userprov.invitation_mailing.hand import Hand
 from userprov.invitation_mailing.mailer import SmtpOutcome
 from userprov.invitation_mailing.outcomes import Outcome, backoff, recorded
 from userprov.invitation_mailing.rendering import RenderedEmail
+from userprov.runtime.dispatch import Route, Signal
+from userprov.runtime.lanes import Lane
 from userprov.runtime.origin import Origin
 from userprov.runtime.priority import MAX_HOLD_SECONDS, Priority
 from userprov.runtime.scheduling import EXPRESS_MAX, ExpressQueue
@@ -148,3 +156,34 @@ class TestOutcomes:
     def test_backoff_grows_to_its_bound(self) -> None:
         assert [round(backoff(n, Settings(smtp_backoff_seconds=1.0, smtp_backoff_max_seconds=3.0)) // 1) for n in (1, 2, 3, 9)] == [
             1, 2, 3, 3]
+
+
+class TestLanes:
+    """Which queues a process consumes, and whether it takes batches, by lane."""
+
+    ROUTES_OF = {
+        "signals only (mailing)": {routing.INVITATION_ISSUED: Route(InvitationIssued, Signal(lambda _: True))},
+        "signals and queries (lookup)": {routing.MEMBERSHIPS_CREATED: Route(MembershipsCreated, Signal(lambda _: True)),
+                                         routing.USERS_GET: Route(UsersGet, lambda *_: None, "user")},
+        "commands (user-creation)": {routing.USERS_ADD: Route(UsersAdd, lambda *_: None)},
+    }
+
+    def test_the_bulk_lane_consumes_wake_up_signals_only(self) -> None:
+        consumed = {name: Lane.BULK.consumes(routes, Signal) for name, routes in self.ROUTES_OF.items()}
+        assert consumed == {"signals only (mailing)": True, "signals and queries (lookup)": False, "commands (user-creation)": False}
+
+    def test_the_other_lanes_consume_every_queue(self) -> None:
+        for lane in (Lane.ALL, Lane.INTERACTIVE):
+            assert all(lane.consumes(routes, Signal) for routes in self.ROUTES_OF.values())
+
+    def test_only_the_interactive_lane_leaves_batches(self) -> None:
+        assert [lane.takes_batches for lane in Lane] == [True, False, True]
+
+    def test_the_lane_and_niceness_come_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("USERPROV_LANE", "bulk")
+        assert Settings().lane is Lane.BULK and Settings().bulk_niceness == 10
+        for name, wrong in (("USERPROV_LANE", "batch"), ("USERPROV_BULK_NICENESS", "20")):
+            monkeypatch.setenv(name, wrong)
+            with pytest.raises(ValueError, match=name.removeprefix("USERPROV_").lower()):
+                Settings()
+            monkeypatch.delenv(name)

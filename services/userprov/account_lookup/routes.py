@@ -20,7 +20,8 @@ def service_and_decisions(settings: Settings, mailing: LocalMailing | None = Non
     """The service, and its decision of small work for a user-creation in the same process."""
     deciding = Decisions(mailing)
     decisions = BatchScheduler(
-        "account-lookup", deciding, settings.lookup_batch_size, settings.scheduler_poll_seconds, settings.transient_backoff_max_seconds
+        "account-lookup", deciding, settings.lookup_batch_size, settings.scheduler_poll_seconds, settings.transient_backoff_max_seconds,
+        takes_batches=settings.lane.takes_batches,
     )
     return Service(
         handlers={

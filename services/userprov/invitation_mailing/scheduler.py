@@ -73,6 +73,7 @@ class MailingScheduler:
         self._sandbox = sandbox
         self._lease = lease_seconds(settings)
         self._slots = settings.smtp_connections
+        self._takes_batches = settings.lane.takes_batches  # the interactive lane sends small work only
         self._low, self._high = HAND_LOW * self._slots, HAND_HIGH * self._slots  # claim when at most low are in hand, up to high
         self._ready: Hand[Claim] = Hand()  # claimed, waiting for a connection
         self._sending: set[asyncio.Task[None]] = set()
@@ -130,7 +131,7 @@ class MailingScheduler:
             await recording
 
     async def _claim_and_send(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
-        more_waiting, failures = True, 0
+        more_waiting, failures = self._takes_batches, 0
         smtp = self._mailer.circuit
         while not self._stopping:
             if time.monotonic() >= self._next_sweep:
@@ -158,7 +159,7 @@ class MailingScheduler:
                 await first_of(self._hand_freed.wait(), self.wakeup.wait())
             else:
                 await self.wakeup.wait()
-                more_waiting = True
+                more_waiting = self._takes_batches
 
     async def _renew_leases_until_stopped(self, pool: asyncpg.Pool) -> None:
         """While this process lives, the claims it holds do not lapse, however long they wait for

@@ -130,8 +130,11 @@ class BatchScheduler:
     a time: an interactive add never waits for the batch another account's paste is in. What the
     express lane misses (a fault, a row locked by a batch) the batches take in turn."""
 
-    def __init__(self, name: str, batch: Batch, size: int, poll_seconds: float, backoff_max: float, set_aside_seconds: float = 60.0):
+    def __init__(self, name: str, batch: Batch, size: int, poll_seconds: float, backoff_max: float, set_aside_seconds: float = 60.0,
+                 takes_batches: bool = True):
+        """`takes_batches`: False in the interactive lane (userprov.runtime.lanes), which does the express lane only."""
         self.name = name
+        self._takes_batches = takes_batches
         self._batch = batch
         self._size = size
         self._backoff_max = backoff_max
@@ -164,7 +167,8 @@ class BatchScheduler:
     async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
         express = asyncio.create_task(self._run_express(pool, on_commit), name=f"{self.name} express")
         try:
-            await self._run_batches(pool, on_commit)
+            if self._takes_batches:
+                await self._run_batches(pool, on_commit)
         finally:
             await express
 

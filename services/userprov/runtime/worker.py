@@ -22,6 +22,7 @@ from userprov.runtime.circuit import Circuit
 from userprov.runtime.dispatch import Dispatcher, Route, Signal
 from userprov.runtime.health import Readiness, serve_health, watch_readiness
 from userprov.runtime.housekeeping import run_housekeeping
+from userprov.runtime.lanes import Lane, lower_cpu_priority
 from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import Committed, OutboxRelay, OutgoingMessage
 from userprov.runtime.parking import Why
@@ -77,9 +78,17 @@ def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committe
 async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> int:
     """`services`: each service to run in this process."""
     trusted = settings.trusted()
-    log.info("worker_starting", version=__version__, services=list(services), **settings.endpoints(),
+    log.info("worker_starting", version=__version__, services=list(services), lane=str(settings.lane), **settings.endpoints(),
              # who may act without requested_by: unset trusts every publisher (set USERPROV_TRUSTED_PUBLISHERS)
              trusted_publishers=sorted(trusted) if trusted is not None else "every publisher")
+    if settings.lane is Lane.BULK:
+        if not any(service.schedulers for service in services.values()):
+            log.error("bulk_lane_without_batches", services=list(services),
+                      action="run account-lookup or invitation-mailing in the bulk lane: it takes no other work")
+            return 2
+        log.info("bulk_lane", niceness=lower_cpu_priority(settings.bulk_niceness))
+    elif settings.lane is Lane.INTERACTIVE:
+        log.info("interactive_lane", batches="left to processes in the bulk lane: run at least one")
     tracing.setup(settings.tracing, "userprov-" + "-".join(services) if len(services) == 1 else "userprov")
     if settings.migrate_on_start:
         try:
@@ -126,7 +135,8 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     schedulers = [scheduler for service in services.values() for scheduler in service.schedulers]
     session = BrokerSession(
         settings.amqp_url,
-        [ConsumerSpec(d.service, settings.prefetch(d.service), d.on_message) for d in dispatchers],
+        [ConsumerSpec(d.service, settings.prefetch(d.service), d.on_message)
+         for d in dispatchers if settings.lane.consumes(services[d.service].routes, Signal)],
         settings.delivery_limit,
         settings.reconnect_backoff_max_seconds,
     )

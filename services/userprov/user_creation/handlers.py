@@ -240,7 +240,8 @@ async def add_scim_token(cmd: ScimTokensAdd, uow: UnitOfWork) -> None:
     async with uow:
         if await lock_account(uow.conn, cmd.account_id) is None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
-        await sql.add_scim_token(uow.conn, cmd.token_id, cmd.account_id, bytes.fromhex(cmd.token_hash))
+        if not await sql.add_scim_token(uow.conn, cmd.token_id, cmd.account_id, bytes.fromhex(cmd.token_hash)):
+            raise Rejected("scim_token_exists", f"A SCIM token with id {cmd.token_id} or with this hash exists already.")
         uow.emit(ScimTokenAdded(account_id=cmd.account_id, token_id=cmd.token_id))
 
 

@@ -187,8 +187,11 @@ async def update_member(conn: asyncpg.Connection, membership_id: UUID, values: d
     return changed
 
 
-async def add_scim_token(conn: asyncpg.Connection, token_id: UUID, account_id: str, token_hash: bytes) -> None:
-    await conn.execute("INSERT INTO scim_tokens (token_id, account_id, token_hash) VALUES ($1, $2, $3)", token_id, account_id, token_hash)
+async def add_scim_token(conn: asyncpg.Connection, token_id: UUID, account_id: str, token_hash: bytes) -> bool:
+    """False when the token id or hash is taken already (by this token or another)."""
+    added = await conn.fetchval("INSERT INTO scim_tokens (token_id, account_id, token_hash) VALUES ($1, $2, $3)"
+                                " ON CONFLICT DO NOTHING RETURNING true", token_id, account_id, token_hash)
+    return bool(added)
 
 
 async def revoke_scim_token(conn: asyncpg.Connection, token_id: UUID) -> str | None:
