@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from contracts import routing
+from userprov.db.connection import drop_database
 from userprov.db.migrate import migrate
+from userprov.db.urls import database_name, with_database
 from userprov.runtime.lanes import Lane
 from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
@@ -69,6 +71,7 @@ class Rig:
         self._settings = settings
         self._processes = processes
         self._lanes = lanes
+        self._database_url = settings.database_url
         self._env = env or {}
         self._lock = threading.Lock()
         self._waiters: dict[str, asyncio.Future[None]] = {}
@@ -76,7 +79,11 @@ class Rig:
         self.bus = BusClient(settings.amqp_url, record=(routing.ACCOUNT_UPSERTED,))  # not every event: the bench measures the workers
 
     async def __aenter__(self) -> Rig:
-        await migrate(self._settings.database_url, create_database=True)
+        services = [[name] for name in os.environ.get("USERPROV_BENCH_SERVICES", "").split(",") if name]
+        if services or self._processes:  # its own workers get a database of their own, made anew: earlier runs' rows slow each next one
+            self._database_url = with_database(self._database_url, database_name(self._database_url) + "_bench")
+            await drop_database(self._database_url)
+        await migrate(self._database_url, create_database=True)
         loop = asyncio.get_running_loop()
 
         def arrived(address: str, at: float) -> None:  # in the SMTP server's thread
@@ -87,8 +94,7 @@ class Rig:
                 loop.call_soon_threadsafe(_settle, waiter)
 
         self._controller = start_mail_catcher(self._settings.smtp_host, self._settings.smtp_port, CatchingHandler(on_email=arrived))
-        env = {**os.environ, "USERPROV_LOG_LEVEL": "WARNING", **self._env}
-        services = [[name] for name in os.environ.get("USERPROV_BENCH_SERVICES", "").split(",") if name]
+        env = {**os.environ, "USERPROV_LOG_LEVEL": "WARNING", **self._env, "USERPROV_DATABASE_URL": self._database_url}
         lanes = [Lane.INTERACTIVE] + [Lane.BULK] * self._processes if self._lanes else [self._settings.lane] * self._processes
         runs = [(names, self._settings.lane) for names in services] or [([], lane) for lane in lanes]
         health_ports = [_free_port() for _ in runs]
@@ -113,7 +119,7 @@ class Rig:
 
     @property
     def database_url(self) -> str:
-        return self._settings.database_url
+        return self._database_url
 
     async def account(self, name: str, seats: int) -> str:
         account_id = f"{name}-{int(time.time() * 1000)}"
