@@ -17,12 +17,12 @@ from pathlib import Path
 
 from contracts import routing
 from tests.support.infra import create_infra, drop_vhost
-from tests.support.smtp import free_port
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import drop_database
 from userprov.db.migrate import migrate
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.mail_catcher import CatchingHandler, start_mail_catcher
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 WARM_UP_SECONDS = 180

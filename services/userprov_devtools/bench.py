@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from userprov.runtime.lanes import Lane
 from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.mail_catcher import CatchingHandler, start_mail_catcher
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 
@@ -97,7 +97,7 @@ class Rig:
         env = {**os.environ, "USERPROV_LOG_LEVEL": "WARNING", **self._env, "USERPROV_DATABASE_URL": self._database_url}
         lanes = [Lane.INTERACTIVE] + [Lane.BULK] * self._processes if self._lanes else [self._settings.lane] * self._processes
         runs = [(names, self._settings.lane) for names in services] or [([], lane) for lane in lanes]
-        health_ports = [_free_port() for _ in runs]
+        health_ports = [free_port() for _ in runs]
         self._workers = [
             subprocess.Popen([sys.executable, "-m", "userprov", "run", *names],
                              env={**env, "USERPROV_LANE": lane, "USERPROV_HEALTH_PORT": str(port)})
@@ -156,12 +156,6 @@ class Rig:
 
         await eventually(every_one, max(120, len(people) / 20), 0.2, what="every email")
         return max(self.arrivals[p] for p in people)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _ready(health_port: int) -> bool:

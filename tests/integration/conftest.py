@@ -13,11 +13,12 @@ import pytest
 from contracts import routing
 from tests.support.broker_users import LINK_HANDLER_WRITE, broker_user
 from tests.support.infra import Infra, create_infra, drop_vhost
-from tests.support.smtp import RecordingSmtpServer, free_port
+from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import drop_database
 from userprov.db.migrate import migrate
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,10 @@ from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, close_worker_connections, consumer_counts, delete_queue, restart_broker
-from tests.support.smtp import RecordingSmtpServer, free_port
+from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 

@@ -13,7 +13,7 @@ from tests.support.flows import add_users
 from tests.support.health import probe
 from tests.support.infra import close_connections
 from tests.support.isolated import isolated_worker
-from tests.support.smtp import free_port
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 

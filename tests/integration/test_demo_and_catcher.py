@@ -13,9 +13,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from tests.support.infra import create_infra, drop_vhost
-from tests.support.smtp import free_port
 from userprov.db.connection import drop_database
 from userprov_devtools.demo import demo_database_url
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 

@@ -20,10 +20,11 @@ from tests.integration.conftest import SIGN_IN, address
 from tests.integration.test_transfer import record_assets
 from tests.support.flows import add_active_member, add_users, emails_to, membership_status, tokens_in
 from tests.support.infra import create_infra, drop_vhost
-from tests.support.smtp import RecordingSmtpServer, free_port
+from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov.runtime.topology import declare_topology
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 

@@ -12,10 +12,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.support.smtp import free_port
 from userprov.invitation_mailing.mailer import Mailer
 from userprov.invitation_mailing.rendering import RenderedEmail
 from userprov.settings import Settings
+from userprov_devtools.ports import free_port
 
 EMAIL = RenderedEmail(subject="Hello", text="Hello\n", html="<p>Hello</p>")
 

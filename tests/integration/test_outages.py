@@ -18,11 +18,12 @@ from tests.support.flows import add_users, emails_to
 from tests.support.health import probe
 from tests.support.infra import Infra, message_counts
 from tests.support.isolated import isolated_worker
-from tests.support.smtp import RecordingSmtpServer, free_port
+from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import APPLICATION_NAME
 from userprov.db.urls import database_name
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 # Shortened so that today's retries would be used up within seconds: 2 deliveries, each retried

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 
 from tests.support.processes import alive, pid_in
-from tests.support.smtp import free_port
+from userprov_devtools.ports import free_port
 
 
 def _bin_dir() -> Path:

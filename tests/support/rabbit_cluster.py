@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.processes import alive, pid_in
-from tests.support.smtp import free_port
+from userprov_devtools.ports import free_port
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQ_HOME = "/var/lib/rabbitmq"  # its Erlang cookie, which the command-line tools use too

@@ -14,7 +14,6 @@ import email
 import email.policy
 import random
 import re
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,8 @@ from functools import cached_property
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from userprov_devtools.ports import free_port
 
 SLOW_RCPT_SECONDS = 0.1
 
@@ -134,7 +135,3 @@ class RecordingSmtpServer:
         self._controller.start()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

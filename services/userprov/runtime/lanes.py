@@ -38,4 +38,4 @@ class Lane(StrEnum):
 
 def lower_cpu_priority(niceness: int) -> int:
     """Adds `niceness` to this process's (allowed without privileges); the new value."""
-    return os.nice(niceness) if niceness else os.nice(0)
+    return os.nice(niceness)

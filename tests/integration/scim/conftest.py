@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from tests.support.infra import Infra
-from tests.support.smtp import free_port
 from tests.support.workers import WorkerProcess
 from userprov.operations.scim_tokens import create as create_token
+from userprov_devtools.ports import free_port
 
 SCIM_JSON = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
