@@ -74,3 +74,26 @@ def queue_name(service: str) -> str:
 
 def parking_queue_name(service: str) -> str:
     return f"userprov.{service}.parked"
+
+
+# Commands that are bulk work when large: a process in the interactive lane hands such a command
+# to the bulk lane by publishing it on userprov.internal, to its service's bulk queue.
+HANDED_TO_BULK = {USER_CREATION: (USERS_ADD,)}
+
+
+def bulk_queue_name(service: str) -> str:
+    return f"userprov.{service}.bulk"
+
+
+def work_queue_names() -> tuple[str, ...]:
+    """Every queue the workers consume: each service's, and the bulk queues."""
+    return (*map(queue_name, SERVICES), *map(bulk_queue_name, HANDED_TO_BULK))
+
+
+def replay_exchange(service: str, exchange: str, routing_key: str) -> str:
+    """Where a message parked by `service` after coming from `exchange` is replayed: a command
+    handed to the bulk lane goes back through the public door it came in by, where its publisher
+    is trusted anew (on a replay, the operator's user)."""
+    if exchange == INTERNAL_EXCHANGE and routing_key in HANDED_TO_BULK.get(service, ()):
+        return COMMANDS_EXCHANGE
+    return exchange

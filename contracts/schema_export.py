@@ -144,6 +144,17 @@ def asyncapi_document() -> dict[str, Any]:
                 "messages": [_ref("channels", "replies", "messages", registry.reply_type(name).replace(".", "_")),
                              _ref("channels", "replies", "messages", "command_rejected")],
             }
+    for keys in routing.HANDED_TO_BULK.values():
+        for name in keys:
+            key = name.replace(".", "_")
+            channels["internal"]["messages"][key] = _ref("components", "messages", key)
+            operations[f"{key}_handed_to_bulk"] = {
+                **operations[key],
+                "channel": _ref("channels", "internal"),
+                "messages": [_ref("channels", "internal", "messages", key)],
+                "description": f"userprov's own: a worker in the interactive lane republishes a large {name} here, unchanged"
+                f" but for the header x-userprov-trusted-publisher, for the bulk lane ({routing.bulk_queue_name('<service>')}).",
+            }
     channels["replies"]["messages"]["command_rejected"] = _ref("components", "messages", "command_rejected")
     return {
         "asyncapi": "3.0.0",

@@ -215,7 +215,7 @@ async def settled(db: asyncpg.Pool, queue_counts: QueueCounts) -> bool:
     outbox = await db.fetchval("SELECT count(*) FROM outbox")
     unsent = await db.fetchval("SELECT count(*) FROM invitations WHERE status IN ('issued', 'sending')")
     counts = queue_counts()
-    queued = sum(counts.get(routing.queue_name(s), 0) for s in routing.SERVICES)
+    queued = sum(counts.get(name, 0) for name in routing.work_queue_names())
     return outbox == 0 and unsent == 0 and queued == 0
 
 

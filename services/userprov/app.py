@@ -29,7 +29,7 @@ def service_run(settings: Settings, name: str) -> ServiceRun:
 
 
 def _run_of(service: Service) -> ServiceRun:
-    return ServiceRun(route_table(service.handlers), service.schedulers, service.circuits)
+    return ServiceRun(route_table(service.handlers, service.large), service.schedulers, service.circuits)
 
 
 def services_of_a_process(settings: Settings, names: Iterable[str]) -> dict[str, Service]:

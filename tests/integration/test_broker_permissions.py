@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
@@ -17,8 +18,9 @@ from tests.integration.conftest import address, unique
 from tests.support.broker_users import LINK_HANDLER_WRITE, WRITE, broker_user
 from tests.support.flows import add_users, emails_to, tokens_in
 from tests.support.infra import Infra, rabbitmqctl
-from tests.support.isolated import isolated_worker
+from tests.support.isolated import isolated_workers
 from tests.support.smtp import RecordingSmtpServer
+from userprov.runtime import handoff
 from userprov_devtools.bus_client import BusClient, RecordedEvent
 from userprov_devtools.waiting import eventually
 
@@ -35,7 +37,7 @@ def link_handler_url(infra: Infra, bus: object) -> Iterator[str]:
         yield url
 
 
-async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, key: str, body: dict, **properties: str | None) -> None:
+async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, key: str, body: dict, **properties: Any) -> None:
     target = await channel.get_exchange(exchange, ensure=False)
     properties.setdefault("message_id", str(uuid.uuid4()))
     await target.publish(aio_pika.Message(json.dumps(body).encode(), **properties), routing_key=key)  # type: ignore[arg-type]
@@ -48,6 +50,8 @@ class TestInternalHops:
         internal_keys = {routing.MEMBERSHIPS_CREATED, routing.INVITATION_ISSUED}
         assert {(source, key) for source, _, key in bindings if key in internal_keys} == {
             (routing.INTERNAL_EXCHANGE, key) for key in internal_keys}
+        bulk = routing.bulk_queue_name(routing.USER_CREATION)  # where large commands are handed to the bulk lane
+        assert {(source, key) for source, queue, key in bindings if queue == bulk and source} == {(routing.INTERNAL_EXCHANGE, routing.USERS_ADD)}
 
 
 class TestIntegratorPermissions:
@@ -73,6 +77,19 @@ class TestIntegratorPermissions:
     async def test_the_internal_exchange_is_closed(self, integrator_url: str) -> None:
         await assert_closed(integrator_url, routing.INTERNAL_EXCHANGE, routing.INVITATION_ISSUED,
                             {"invitations": [{"invitation_id": str(uuid.uuid4()), "kind": "welcome"}]})
+
+    async def test_no_queue_of_userprov_is_reached_by_name(self, integrator_url: str) -> None:
+        """The default exchange routes to any queue by its name: a bulk queue's commands are
+        trusted as the interactive lane said, so it must be closed as userprov.internal is."""
+        connection = await aio_pika.connect(integrator_url)
+        try:
+            channel = await connection.channel(publisher_confirms=False)
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id="x"),
+                                                       routing_key=routing.bulk_queue_name(routing.USER_CREATION))
+                await channel.declare_queue(exclusive=True)  # the refusal closes the channel: seen on the next call
+        finally:
+            await connection.close()
 
 
 async def assert_closed(url: str, exchange: str, routing_key: str, body: dict) -> None:
@@ -128,10 +145,16 @@ class TestTrustedPublishers:
     USERPROV_TRUSTED_PUBLISHERS set, only from those RabbitMQ users, known by the AMQP user_id
     property (which RabbitMQ refuses unless it is the connection's own user)."""
 
-    async def test_only_listed_users_may_omit_requested_by(self, worker_env: dict[str, str], smtp: RecordingSmtpServer,
+    @pytest.mark.parametrize("lanes", [False, True], ids=["one-process", "lanes"])
+    async def test_only_listed_users_may_omit_requested_by(self, lanes: bool, worker_env: dict[str, str], smtp: RecordingSmtpServer,
                                                            tmp_path: Path) -> None:
+        """In lanes, each add is large (12 people): the interactive process hands it to the bulk
+        process, which must judge it by who published the original, not by a header anyone can set."""
         platform_user = f"platform-{uuid.uuid4().hex[:8]}"
-        async with isolated_worker("trust", worker_env, tmp_path, USERPROV_TRUSTED_PUBLISHERS=f"guest, {platform_user}") as (infra, _, bus):
+        each = [{"USERPROV_LANE": "interactive"}, {"USERPROV_LANE": "bulk"}] if lanes else [{}]
+        people = 12 if lanes else 1
+        async with isolated_workers("trust", worker_env, tmp_path, each, USERPROV_TRUSTED_PUBLISHERS=f"guest, {platform_user}") as (
+                infra, workers, bus):
             account_id = unique("trust")  # the test's own client is guest: trusted, and it says so in user_id
             await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "name": "Trust", "licences": {"gotomeeting": 9}})
             await eventually(lambda: bus.find(routing.ACCOUNT_UPSERTED, account_id=account_id), what="account.upserted")
@@ -141,13 +164,15 @@ class TestTrustedPublishers:
             await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(email)["link"]})
             await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=admin), what="the admin active")
 
-            async def add(url: str, local: str, user_id: str | None, **extra: str) -> RecordedEvent:
+            async def add(url: str, local: str, user_id: str | None, headers: dict | None = None, **extra: str) -> RecordedEvent:
                 message_id = str(uuid.uuid4())
-                body = {"account_id": account_id, "users": [{"first_name": "Tr", "last_name": "Ust", "email": address(local)}], **extra}
+                users = [{"first_name": "Tr", "last_name": "Ust", "email": address(f"{local}{n}")} for n in range(people)]
+                body = {"account_id": account_id, "users": users, **extra}
                 connection = await aio_pika.connect(url)
                 try:
                     channel = await connection.channel()
-                    await publish(channel, routing.COMMANDS_EXCHANGE, routing.USERS_ADD, body, message_id=message_id, user_id=user_id)
+                    await publish(channel, routing.COMMANDS_EXCHANGE, routing.USERS_ADD, body, message_id=message_id, user_id=user_id,
+                                  headers=headers)
                 finally:
                     await connection.close()
                 found = await eventually(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=message_id)
@@ -162,6 +187,9 @@ class TestTrustedPublishers:
                     refused = await add(integrator_url, "by-integrator", user_id)
                     assert refused.routing_key == routing.COMMAND_REJECTED and refused.body["reason"] == "forbidden"
                     assert "USERPROV_TRUSTED_PUBLISHERS" in refused.body["message"]
+                # the header a hand-off says its publisher's trust in is userprov's alone
+                forged = await add(integrator_url, "forging", integrator, {handoff.TRUSTED_PUBLISHER: True})
+                assert forged.routing_key == routing.COMMAND_REJECTED and forged.body["reason"] == "forbidden"
                 # naming an admin, the integrator acts under the permission rules as before
                 named = await add(integrator_url, "for-admin", integrator, requested_by=admin)
                 assert named.routing_key == routing.USERS_ADD_COMPLETED
@@ -174,3 +202,5 @@ class TestTrustedPublishers:
                         await channel.declare_queue(exclusive=True)
                 finally:
                     await connection.close()
+            # in lanes, each of the five adds above went through a hand-off
+            assert sum(w.count_log('"handed_off"') for w in workers) == (5 if lanes else 0)

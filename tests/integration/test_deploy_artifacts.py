@@ -48,7 +48,7 @@ class TestRabbitMqDefinitions:
         try:
             rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
             queues = {q["name"] for q in json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name"))}
-            assert queues == {routing.queue_name(s) for s in routing.SERVICES} | {routing.parking_queue_name(s) for s in routing.SERVICES}
+            assert queues == set(routing.work_queue_names()) | {routing.parking_queue_name(s) for s in routing.SERVICES}
             connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
             try:
                 # a declaration that differs in any argument would close the channel (406)

@@ -81,6 +81,7 @@ class TestNoisyNeighbourInLanes:
 
 
 def assert_never_behind_the_backlog(alone: float, beside: dict[str, list[float]], report: str) -> None:
+    print(report)  # the figures, for pytest -s
     for stage, latencies in beside.items():
         assert max(latencies) < 1.0 and statistics.median(latencies) < max(BESIDE_A_AT_MOST * alone, BESIDE_A_FLOOR_SECONDS), f"{stage}: {report}"
 

@@ -61,7 +61,7 @@ class FuzzReport:
 
 def queued(infra: Infra) -> int:
     counts = message_counts(infra.vhost)
-    return sum(counts.get(routing.queue_name(s), 0) for s in routing.SERVICES)
+    return sum(counts.get(name, 0) for name in routing.work_queue_names())
 
 
 def connections_made(workers: list[WorkerProcess]) -> int:

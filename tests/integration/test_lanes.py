@@ -1,5 +1,5 @@
-"""Lanes: the interactive lane answers every message and does small work, and leaves batches;
-the bulk lane does the batches at a lower CPU priority and answers no one."""
+"""Lanes: the interactive lane answers every message and does small work, and hands large
+commands and batches to the bulk lane, which does them at a lower CPU priority and answers no one."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +12,7 @@ import asyncpg
 from contracts import routing
 from tests.integration.conftest import accounts_on, address
 from tests.support.flows import add_users, emails_to, publish_batch
-from tests.support.infra import rabbitmqctl
+from tests.support.infra import message_counts, rabbitmqctl
 from tests.support.isolated import isolated_workers
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
@@ -28,43 +28,67 @@ def consumers(vhost: str) -> Counter[str]:
 
 
 class TestLanes:
-    async def test_the_interactive_lane_leaves_batches_to_the_bulk_lane(
+    async def test_the_interactive_lane_hands_large_adds_to_the_bulk_lane(
         self, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
     ) -> None:
         """With the interactive lane alone, a one-person add is emailed while a 30-person add
-        (a batch) waits, decided by no one, through many polls; a bulk process started then,
-        at a CPU priority 10 lower, emails the 30 and consumes only the mailing queue (signals)."""
+        (bulk work) waits in the bulk queue, created by no one; a bulk process started then, at a
+        CPU priority 10 lower, creates and emails the 30, and consumes only the bulk queue and the
+        mailing queue (signals), so that no one's query or small command waits in it."""
         env = {"USERPROV_SCHEDULER_POLL_SECONDS": str(POLL_SECONDS), "USERPROV_BULK_NICENESS": "10"}
-        async with isolated_workers("lane", worker_env, tmp_path, [{"USERPROV_LANE": "interactive"}], **env) as (infra, _, bus):
+        async with isolated_workers("lane", worker_env, tmp_path, [{"USERPROV_LANE": "interactive"}], **env) as (infra, [interactive], bus):
             account_id = await accounts_on(bus)({"gotomeeting": 50})
             command_id, thirty = await publish_batch(bus, account_id, "batch", 30)
-            await eventually(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=command_id), what="the 30 created")
+            bulk_queue = routing.bulk_queue_name(routing.USER_CREATION)
+            await eventually(lambda: message_counts(infra.vhost).get(bulk_queue) == 1, what="the 30-person add in the bulk queue")
             one = address("single")
             await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"],
                                   "users": [{"first_name": "One", "last_name": "Person", "email": one}]})
             await emails_to(smtp, one)
-            await asyncio.sleep(10 * POLL_SECONDS)  # nothing to wait for: the batch must still be waiting after many polls
-            async with asyncpg.create_pool(infra.database_url, min_size=1, max_size=1) as db:
-                pending = await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1 AND status = 'pending'", account_id)
-            assert pending == 30 and not any(smtp.handler.to(p) for p in thirty)
+            assert not bus.find(routing.USERS_ADD_COMPLETED, command_id=command_id)
+            await eventually(lambda: interactive.count_log('"handed_off"') == 1, what="the hand-off logged")
 
             bulk = WorkerProcess("lane-bulk", routing.SERVICES, {**worker_env, **env, "USERPROV_LANE": "bulk",
                                  "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url}, tmp_path)
             await asyncio.to_thread(bulk.start)
             try:
+                await eventually(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=command_id), what="the 30 created")
                 for person in thirty:
                     await emails_to(smtp, person)
                 assert os.getpriority(os.PRIO_PROCESS, bulk.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
-                queues = consumers(infra.vhost)
-                assert queues[routing.queue_name(routing.INVITATION_MAILING)] == 2, queues
-                assert all(queues[routing.queue_name(s)] == 1 for s in routing.SERVICES if s != routing.INVITATION_MAILING), queues
+                queues = Counter({name: n for name, n in consumers(infra.vhost).items() if name.startswith("userprov.")})
+                assert queues == Counter({routing.queue_name(routing.INVITATION_MAILING): 2, bulk_queue: 1, **{
+                    routing.queue_name(s): 1 for s in routing.SERVICES if s != routing.INVITATION_MAILING}}), queues
                 assert bulk.terminate() == 0
             finally:
                 if bulk.running:
                     bulk.kill()
 
+    async def test_a_large_add_handed_off_twice_takes_effect_once(
+        self, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """The same message_id twice (as when the interactive process dies between the hand-off
+        and its ack): two copies reach the bulk lane, and the inbox lets one take effect."""
+        lanes = [{"USERPROV_LANE": "interactive"}, {"USERPROV_LANE": "bulk"}]
+        async with isolated_workers("twice", worker_env, tmp_path, lanes) as (infra, [interactive, _], bus):
+            account_id = await accounts_on(bus)({"gotomeeting": 50})
+            people = [address(f"twice{n}") for n in range(12)]
+            body = {"account_id": account_id, "products": ["gotomeeting"],
+                    "users": [{"first_name": "Twice", "last_name": f"P{n}", "email": p} for n, p in enumerate(people)]}
+            command_id = await bus.publish(routing.USERS_ADD, body)
+            await bus.publish(routing.USERS_ADD, body, message_id=command_id)
+            for person in people:
+                await emails_to(smtp, person)
+            await eventually(lambda: interactive.count_log('"handed_off"') == 2, what="both copies handed off")
+            await eventually(lambda: message_counts(infra.vhost).get(routing.bulk_queue_name(routing.USER_CREATION)) == 0,
+                             what="both copies settled")
+            assert len(bus.find(routing.USERS_ADD_COMPLETED, command_id=command_id)) == 1
+            async with asyncpg.create_pool(infra.database_url, min_size=1, max_size=1) as db:
+                assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", account_id) == 12
+            assert all(len(smtp.handler.to(p)) == 1 for p in people)
+
     def test_a_bulk_lane_with_no_batches_to_take_refuses_to_start(self, worker_env: dict[str, str], tmp_path: Path) -> None:
-        worker = WorkerProcess("bulk-creation", [routing.USER_CREATION], {**worker_env, "USERPROV_LANE": "bulk"}, tmp_path)
+        worker = WorkerProcess("bulk-response", [routing.INVITATION_RESPONSE], {**worker_env, "USERPROV_LANE": "bulk"}, tmp_path)
         worker.start(wait_ready=False)
         assert worker.wait_for_exit(30) == 2
         assert worker.count_log("bulk_lane_without_batches") == 1

@@ -10,7 +10,7 @@ import structlog
 from userprov.logconfig import mask_emails
 from userprov.masking import mask_emails_in
 from userprov.operations.parked import Selection, _shown
-from userprov.runtime import parking
+from userprov.runtime import handoff, parking
 from userprov.runtime.parking import ParkedMessage, Why, park_headers, replay_copy
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -91,6 +91,18 @@ class TestReading:
         headers.update({parking.EXCHANGE: "", parking.ROUTING_KEY: "userprov.user-creation"})
         assert ParkedMessage.of(message(headers), "user-creation").replay_refusal() is not None
 
+    def test_a_command_handed_to_the_bulk_lane_is_replayed_through_its_public_door(self) -> None:
+        """Parked from the bulk queue, or dead-lettered there by the broker: the replay goes where
+        the operator's user is trusted anew, never back on userprov.internal."""
+        headers = park_headers(message(), "user-creation", Why("processing_failed", "KeyError", "x", 5), NOW)
+        headers.update({parking.EXCHANGE: "userprov.internal", parking.ROUTING_KEY: "users.add"})
+        death = {"count": 5, "reason": "delivery_limit", "queue": "userprov.user-creation.bulk", "time": NOW,
+                 "exchange": "userprov.internal", "routing-keys": ["users.add"]}
+        for parked in (ParkedMessage.of(message(headers), "user-creation"), ParkedMessage.of(message({"x-death": [death]}), "user-creation")):
+            assert (parked.exchange, parked.routing_key, parked.replay_refusal()) == ("userprov.commands", "users.add", None)
+        headers[parking.ROUTING_KEY] = "users.remove"  # not a command handed to the bulk lane
+        assert ParkedMessage.of(message(headers), "user-creation").replay_refusal() is not None
+
     def test_a_copy_of_a_message_without_message_id_is_never_replayed(self) -> None:
         headers = park_headers(message(message_id=None), "user-creation", Why("missing_message_id", "Rejected", "m", 1), NOW)
         headers[parking.ROUTING_KEY], headers[parking.EXCHANGE] = "users.add", "userprov.commands"
@@ -116,6 +128,15 @@ class TestReplayCopy:
         assert copy.message_id == "m-1" and copy.correlation_id == "c-1"
         assert set(copy.headers) == {"traceparent", parking.FIRST_FAILURE, parking.REPLAYS}
         assert copy.headers[parking.REPLAYS] == 2 and copy.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+
+class TestHandOff:
+    def test_the_copy_says_whether_its_publisher_was_trusted_and_nothing_a_publisher_said(self) -> None:
+        forged = {"traceparent": "t", "x-delivery-count": 4, handoff.TRUSTED_PUBLISHER: True, parking.REASON: "x"}
+        for trusted in (False, True):
+            copy = handoff.handed_off_copy(message(forged), trusted)
+            assert copy.headers == {"traceparent": "t", handoff.TRUSTED_PUBLISHER: trusted}
+            assert (copy.message_id, copy.correlation_id, copy.body, copy.user_id) == ("m-1", "c-1", b'{"a": 1}', None)
 
 
 class TestSelection:

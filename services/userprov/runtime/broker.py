@@ -21,7 +21,7 @@ from pamqp.commands import Basic
 
 from contracts import routing
 from userprov.broker_nodes import NoNodeAnswered, broker_urls, connect_first, node_of
-from userprov.runtime import amqp_decoding, metrics, parking, tracing
+from userprov.runtime import amqp_decoding, handoff, metrics, parking, tracing
 from userprov.runtime.aio import first_of
 from userprov.runtime.envelope import TAKEN_IN_PROCESS
 from userprov.runtime.outbox import OutgoingMessage
@@ -60,14 +60,14 @@ class BrokerUnavailable(ConnectionError):
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    service: str
+    queue: str
     prefetch: int
     on_message: OnMessage
 
 
 class BrokerSession:
     def __init__(self, url: str, consumers: Sequence[ConsumerSpec], delivery_limit: int, backoff_max: float) -> None:
-        self.name = ",".join(spec.service for spec in consumers) or "publisher"
+        self.name = ",".join(spec.queue.removeprefix("userprov.") for spec in consumers) or "publisher"
         self._url = url  # one node, or several of a cluster (userprov.broker_nodes)
         self._next_node = 0
         self.node: str | None = None  # host:port of the node connected to now
@@ -129,7 +129,7 @@ class BrokerSession:
                 # connection that consumes nothing: treat it as a lost connection and rebuild.
                 (await channel.get_underlay_channel()).on_consumer_cancel_callbacks.add(self._on_consumer_cancelled)
                 await channel.set_qos(prefetch_count=spec.prefetch)
-                self._queues.append((spec, await channel.get_queue(routing.queue_name(spec.service), ensure=False)))
+                self._queues.append((spec, await channel.get_queue(spec.queue, ensure=False)))
             async with self._reconciling:
                 if not self._paused:
                     await self._start_consumers()
@@ -138,7 +138,7 @@ class BrokerSession:
         metrics.BROKER_NODE.clear()
         metrics.BROKER_NODE.labels(self.node).set(1)
         self.ready.set()
-        log.info("broker_connected", node=self.node, consumers=[s.service for s in self._consumers] if self._consume else [])
+        log.info("broker_connected", node=self.node, consumers=[s.queue for s in self._consumers] if self._consume else [])
 
     async def _start_consumers(self) -> None:
         for spec, queue in self._queues:
@@ -249,6 +249,13 @@ class BrokerSession:
         if channel is None:
             raise BrokerUnavailable("not connected to RabbitMQ")
         await parking.park(channel, message, service, why)
+
+    async def hand_off(self, message: AbstractIncomingMessage, trusted: bool) -> None:
+        """Publishes `message` for the bulk lane on the publisher channel (confirmed)."""
+        channel = self._publisher
+        if channel is None:
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        await handoff.hand_off(channel, message, trusted)
 
     async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
         if self._exchanges.get(name, (None,))[0] is not channel:

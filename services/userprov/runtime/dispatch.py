@@ -45,6 +45,8 @@ Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
 QueryHandler = Callable[[Any, asyncpg.Connection], Awaitable[Contract]]
 # Publishes a parked copy of the message, with headers saying why, confirmed by the broker.
 Park = Callable[[AbstractIncomingMessage, str, Why], Awaitable[None]]
+# Publishes a large command for the bulk lane, saying whether its publisher is trusted, confirmed.
+HandOff = Callable[[AbstractIncomingMessage, bool], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,21 @@ class Route:
     model: type[Contract]
     handler: Any  # a Handler, a QueryHandler when reply_type is set, or a Signal
     reply_type: str | None = None  # the answer's message name, for a query
+    # for a command that can be bulk work: whether this one is (the interactive lane hands it on)
+    large: Callable[[Any], bool] | None = None
 
 
-def route_table(handlers: Mapping[str, Handler | QueryHandler | Signal]) -> dict[str, Route]:
-    """Routes for handlers by routing key; each message's model is the one the contracts name."""
+def route_table(handlers: Mapping[str, Handler | QueryHandler | Signal],
+                large: Mapping[str, Callable[[Any], bool]] | None = None) -> dict[str, Route]:
+    """Routes for handlers by routing key; each message's model is the one the contracts name.
+    `large`: for commands that can be bulk work, what says whether one is."""
     table = {}
     for routing_key, handler in handlers.items():
         model = model_of(routing_key)
         if model is None:
             raise LookupError(f"no contract for routing key {routing_key!r}")
-        table[routing_key] = Route(model, handler, reply_type(routing_key) if routing_key in REPLY_MODELS else None)
+        table[routing_key] = Route(model, handler, reply_type(routing_key) if routing_key in REPLY_MODELS else None,
+                                   (large or {}).get(routing_key))
     return table
 
 
@@ -111,6 +118,7 @@ class Settle(Enum):
     PARK = "park"  # a copy saying why to the parking queue, then ack (or reject: dead-lettered)
     RETRY = "retry"  # reject with requeue: counts toward the delivery limit
     LATER = "later"  # nack with requeue: a transient fault outlasted the in-process retries
+    HAND_OFF = "hand_off"  # a copy for the bulk lane (userprov.runtime.handoff), then ack
 
 
 @dataclass(frozen=True)
@@ -144,15 +152,23 @@ class Dispatcher:
         park: Park | None = None,
         database: Circuit | None = None,
         trusted: frozenset[str] | None = None,
+        queue: str | None = None,
+        hand_off: HandOff | None = None,
     ) -> None:
         """`on_commit`: called with the outbox rows a handler's transaction committed (publishes them).
         `publish`: sends answers to queries (with publisher confirms). `park`: publishes a parked
         copy with why-headers; without it (or when it fails) a parked message is rejected and
         dead-lettered by the broker, with only the broker's `x-death` header. `database`: told of
         every transient fault, it pauses this process's consumers while PostgreSQL is down.
-        `trusted`: the RabbitMQ users whose messages may act as a platform service (None: all)."""
+        `trusted`: the RabbitMQ users whose messages may act as a platform service (None: all).
+        `queue`: the service's queue this consumes: its own, or its bulk queue, whose commands were
+        handed off by a worker that said whether their publisher is trusted (userprov.runtime.handoff).
+        `hand_off`: in the interactive lane, what passes a large command on to the bulk lane."""
         self._trusted = trusted
         self.service = service
+        self.queue = queue or routing.queue_name(service)
+        self._handed_off = self.queue == routing.bulk_queue_name(service)
+        self._hand_off = hand_off
         self._database = database
         self._park = park
         self._on_commit = on_commit
@@ -189,7 +205,10 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - the properties as aio-pika decoded them are unusable
             log.exception("envelope_unreadable")
             envelope = Envelope("", b"", None, None, None, 0)
-        trusted_publisher.set(is_trusted(envelope.user_id, self._trusted))
+        if self._handed_off:
+            trusted_publisher.set(self._trusted is None or envelope.handed_off_trusted)
+        else:
+            trusted_publisher.set(is_trusted(envelope.user_id, self._trusted))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             service=self.service,
@@ -197,10 +216,15 @@ class Dispatcher:
             message_id=printable(envelope.message_id or "", 255) or None,
             correlation_id=printable(envelope.correlation_id or "", 255) or None,
         )
-        with tracing.processing(message, self.service, routing.queue_name(self.service)) as span:
+        with tracing.processing(message, self.service, self.queue) as span:
             while True:
                 try:
                     decision = await self._decide(envelope)
+                    if decision.settle is Settle.HAND_OFF:
+                        assert self._hand_off is not None
+                        # confirmed before the ack: a crash between the two leaves two copies, and the inbox one effect
+                        await self._hand_off(message, trusted_publisher.get())
+                        decision = Decision(Settle.ACK, decision.outcome)
                 except asyncio.CancelledError:
                     log.warning("message_interrupted")
                     raise
@@ -244,6 +268,8 @@ class Dispatcher:
             if not envelope.taken_in_process:  # else the process that committed the work took it at once
                 route.handler.notify(command)
             return Decision(Settle.ACK, "noted")
+        if self._hand_off is not None and route.large is not None and route.large(command):
+            return Decision(Settle.HAND_OFF, "handed_off")
         while True:
             try:
                 if route.reply_type is not None:

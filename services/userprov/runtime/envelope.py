@@ -9,6 +9,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from contracts.base import FieldError
 
 TAKEN_IN_PROCESS = "x-userprov-taken-in-process"  # see userprov.runtime.worker.local_signals
+TRUSTED_PUBLISHER = "x-userprov-trusted-publisher"  # see userprov.runtime.handoff
 
 # An id or queue name that userprov stores, copies onto events and routes by: printable,
 # without NUL, controls or lone surrogates (bytes that were not UTF-8 arrive as surrogates).
@@ -25,6 +26,9 @@ class Envelope:
     delivery_count: int
     taken_in_process: bool = False  # a signal whose work its publisher took already (header set by userprov)
     user_id: str | None = None  # the publisher's RabbitMQ user, when it said so (the broker checks it is the connection's)
+    # a command handed to the bulk lane: whether its first publisher was trusted (header set by
+    # userprov; believed only from a bulk queue)
+    handed_off_trusted: bool = False
 
     @classmethod
     def of(cls, message: AbstractIncomingMessage) -> Envelope:
@@ -41,6 +45,7 @@ class Envelope:
             delivery_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
             taken_in_process=headers.get(TAKEN_IN_PROCESS) is True,
             user_id=_text(message.user_id) or None,
+            handed_off_trusted=headers.get(TRUSTED_PUBLISHER) is True,
         )
 
     @property

@@ -62,7 +62,7 @@ def iso(moment: datetime) -> str:
 def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime) -> dict[str, Any]:
     """The headers of the parked copy. What a publisher wrote under userprov's prefix is dropped
     (but for what a replay carries, which only informs): only userprov says why and where from."""
-    headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS and _kept_from_publisher(k)}
+    headers = publisher_headers(message)
     # a replayed message that failed again keeps its first failure (if that header is a time)
     first = _time(headers.get(FIRST_FAILURE)) or iso(why.first_failure or now)
     exchange = getattr(message, "exchange", None)
@@ -149,11 +149,13 @@ class ParkedMessage:
         broker_time = iso(death_time) if isinstance(death_time, datetime) else ""
         routing_keys = death.get("routing-keys") or []
         had_message_id = bool(_text(message.message_id)) and headers.get(NO_MESSAGE_ID) is not True
+        exchange = _text(headers.get(EXCHANGE)) if EXCHANGE in headers else _text(death.get("exchange"))
+        routing_key = _text(headers.get(ROUTING_KEY)) or (_text(routing_keys[0]) if routing_keys else "")
         return cls(
             id=_text(message.message_id) if had_message_id else "sha256:" + hashlib.sha256(message.body).hexdigest()[:16],
             service=service,
-            exchange=_text(headers.get(EXCHANGE)) if EXCHANGE in headers else _text(death.get("exchange")),
-            routing_key=_text(headers.get(ROUTING_KEY)) or (_text(routing_keys[0]) if routing_keys else ""),
+            exchange=routing.replay_exchange(service, exchange, routing_key),
+            routing_key=routing_key,
             reason=_text(headers.get(REASON)) or _text(death.get("reason")) or "unknown",
             error_type=_text(headers.get(ERROR_TYPE)),
             error_message=_text(headers.get(ERROR_MESSAGE)),
@@ -182,9 +184,15 @@ def replay_copy(message: AbstractMessage, replays: int, user_id: str | None = No
     """The message as it was first published (same message_id, so the inbox recognises it), with
     only the first failure and a replay count added; published by `user_id` (the operator's
     RabbitMQ user: a command without requested_by is then as trusted as the operator)."""
-    headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS and _kept_from_publisher(k)}
+    headers = publisher_headers(message)
     headers[REPLAYS] = replays + 1
     return copy_of(message, headers, user_id)
+
+
+def publisher_headers(message: AbstractMessage) -> dict[str, Any]:
+    """The headers a copy of the message republished by userprov carries: its publisher's, but
+    for what the broker set and what only userprov may say (userprov's prefix)."""
+    return {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS and _kept_from_publisher(k)}
 
 
 def _kept_from_publisher(key: str) -> bool:

@@ -16,7 +16,7 @@ log = structlog.get_logger()
 
 
 async def watch_queues(session: BrokerSession, interval: float) -> None:
-    service_queues = {routing.queue_name(s): s for s in routing.SERVICES}
+    service_queues = {routing.queue_name(s): s for s in routing.SERVICES} | {routing.bulk_queue_name(s): s for s in routing.HANDED_TO_BULK}
     parking_queues = {routing.parking_queue_name(s): s for s in routing.SERVICES}
     while True:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,8 @@ class Service:
     handlers: Mapping[str, Any]  # Handler | QueryHandler | Signal (userprov.runtime.dispatch)
     schedulers: Sequence[Scheduler] = field(default_factory=tuple)
     circuits: Sequence[Circuit] = field(default_factory=tuple)  # dependencies of its own (SMTP), for readiness
+    # commands that can be bulk work, by routing key: what says whether one is (see userprov.runtime.handoff)
+    large: Mapping[str, Callable[[Any], bool]] = field(default_factory=dict)
 
 
 class Wakeup:

@@ -85,6 +85,11 @@ def topology(delivery_limit: int) -> Topology:
         parking = routing.parking_queue_name(service)
         queues.append(Queue(parking, {"x-queue-type": "quorum", _REPLICAS: QUORUM_REPLICAS, "x-delivery-limit": PARKING_DELIVERY_LIMIT}))
         bindings.append(Binding(routing.DEAD_LETTER_EXCHANGE, parking, service))
+    for service, keys in routing.HANDED_TO_BULK.items():
+        # like the service's queue: what fails there is parked beside the service's other messages
+        bulk = routing.bulk_queue_name(service)
+        queues.append(Queue(bulk, service_queue_arguments(service, delivery_limit)))
+        bindings += [Binding(routing.INTERNAL_EXCHANGE, bulk, key) for key in keys]
     return Topology(tuple(exchanges), tuple(queues), tuple(bindings))
 
 
@@ -133,7 +138,7 @@ def _as_created_before_replicas(queue: Queue) -> Queue:
     return Queue(queue.name, {k: v for k, v in queue.arguments.items() if k != _REPLICAS})
 
 
-_SERVICE_QUEUES = frozenset(routing.queue_name(s) for s in routing.SERVICES)
+_SERVICE_QUEUES = frozenset(routing.work_queue_names())
 
 
 async def _declare_exchange(exchange: Exchange, channel: AbstractChannel) -> None:

@@ -50,6 +50,11 @@ class ServiceRun:
     schedulers: Sequence[Scheduler] = ()
     circuits: Sequence[Circuit] = ()
 
+    @property
+    def has_bulk_commands(self) -> bool:
+        """Whether some of its commands can be bulk work, handed to the bulk lane through its bulk queue."""
+        return any(route.large is not None for route in self.routes.values())
+
 
 def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committed]], Sequence[Committed]]:
     """Hands each committed signal for a service of this process to it at once, beside its
@@ -82,9 +87,9 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
              # who may act without requested_by: unset trusts every publisher (set USERPROV_TRUSTED_PUBLISHERS)
              trusted_publishers=sorted(trusted) if trusted is not None else "every publisher")
     if settings.lane is Lane.BULK:
-        if not any(service.schedulers for service in services.values()):
+        if not any(service.schedulers or service.has_bulk_commands for service in services.values()):
             log.error("bulk_lane_without_batches", services=list(services),
-                      action="run account-lookup or invitation-mailing in the bulk lane: it takes no other work")
+                      action="run user-creation, account-lookup or invitation-mailing in the bulk lane: it takes no other work")
             return 2
         log.info("bulk_lane", niceness=lower_cpu_priority(settings.bulk_niceness))
     elif settings.lane is Lane.INTERACTIVE:
@@ -109,6 +114,10 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
         assert session is not None
         await session.park(message, service, why)
 
+    async def hand_off(message: AbstractIncomingMessage, trusted: bool) -> None:
+        assert session is not None
+        await session.hand_off(message, trusted)
+
     database = DatabaseProbe(settings.database_url)
     database_circuit = Circuit("database", database, settings.circuit_probe_seconds)
     relay = OutboxRelay(pool, publish, settings.outbox_batch_size, settings.outbox_poll_seconds, settings.outbox_handover_seconds)
@@ -116,27 +125,31 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
 
     def committed(rows: Sequence[Committed]) -> None:
         relay.committed(signals_here(rows))
-    dispatchers = [
-        Dispatcher(
-            name,
-            service.routes,
-            pool,
-            delivery_limit=settings.delivery_limit,
-            transient_retry_seconds=settings.transient_retry_seconds,
-            transient_backoff_max=settings.transient_backoff_max_seconds,
-            on_commit=committed,
-            publish=publish,
-            park=park,
-            database=database_circuit,
-            trusted=settings.trusted(),
-        )
+    dispatcher = partial(
+        Dispatcher,
+        pool=pool,
+        delivery_limit=settings.delivery_limit,
+        transient_retry_seconds=settings.transient_retry_seconds,
+        transient_backoff_max=settings.transient_backoff_max_seconds,
+        on_commit=committed,
+        publish=publish,
+        park=park,
+        database=database_circuit,
+        trusted=trusted,
+    )
+    consumed = [  # (dispatcher, whether this lane consumes its queue)
+        (dispatcher(name, service.routes,
+                    hand_off=hand_off if settings.lane is Lane.INTERACTIVE and service.has_bulk_commands else None),
+         settings.lane.consumes(service.routes, Signal))
         for name, service in services.items()
     ]
+    consumed += [(dispatcher(name, service.routes, queue=routing.bulk_queue_name(name)), True)
+                 for name, service in services.items() if settings.lane.takes_batches and service.has_bulk_commands]
+    dispatchers = [d for d, _ in consumed]
     schedulers = [scheduler for service in services.values() for scheduler in service.schedulers]
     session = BrokerSession(
         settings.amqp_url,
-        [ConsumerSpec(d.service, settings.prefetch(d.service), d.on_message)
-         for d in dispatchers if settings.lane.consumes(services[d.service].routes, Signal)],
+        [ConsumerSpec(d.queue, settings.prefetch(d.service), d.on_message) for d, consumes in consumed if consumes],
         settings.delivery_limit,
         settings.reconnect_backoff_max_seconds,
     )

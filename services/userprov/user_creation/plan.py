@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from uuid import UUID
 
 from contracts.base import RowError
 from contracts.commands import UsersAdd
 from contracts.events import RowResult
+from userprov.runtime.scheduling import EXPRESS_MAX
 from userprov.user_creation.paste import parse_pasted
 from userprov.user_creation.validation import Candidate, InvalidRow, ValidRow
 
@@ -30,6 +32,13 @@ def candidates_of(command: UsersAdd) -> list[Candidate]:
     if len(rows) > MAX_ROWS:
         raise TooManyRows(f"{len(rows)} rows; at most {MAX_ROWS} per command.")
     return [Candidate(n, *fields) for n, fields in enumerate(rows, start=1)]
+
+
+def is_large(command: UsersAdd) -> bool:
+    """Whether the command names more people than express work holds (bulk work): reads at
+    most that many pasted entries."""
+    room = EXPRESS_MAX - len(command.users)
+    return room < 0 or sum(1 for _ in islice(parse_pasted(command.pasted or ""), room + 1)) > room
 
 
 @dataclass(frozen=True)

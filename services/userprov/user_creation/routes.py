@@ -9,6 +9,7 @@ from userprov.sandbox.pool import TemplateSandbox
 from userprov.settings import Settings
 from userprov.user_creation import handlers
 from userprov.user_creation.handlers import DecideHere
+from userprov.user_creation.plan import is_large
 
 
 def service(settings: Settings, decide_here: DecideHere | None = None) -> Service:
@@ -24,4 +25,4 @@ def service(settings: Settings, decide_here: DecideHere | None = None) -> Servic
         routing.USERS_UPDATE: handlers.update_user,
         routing.SCIM_TOKENS_ADD: handlers.add_scim_token,
         routing.SCIM_TOKENS_REVOKE: handlers.revoke_scim_token,
-    })
+    }, large={routing.USERS_ADD: is_large})
