@@ -4,6 +4,7 @@ check every promise and print the figures.
 
     python -m tests.chaos --users 3000 --seconds 150
     python -m tests.chaos --users 3000 --seconds 60 --kill-every 10   # only: SIGKILL a random worker every 10 s
+    python -m tests.chaos --lanes ...   # the workers in lanes: one interactive, two bulk (every add is handed off)
 
 It needs this machine's RabbitMQ and PostgreSQL (it restarts both: run nothing else against
 them meanwhile) and root for `rabbitmqctl` and `pg_ctlcluster`. Exit status 0 when every check
@@ -123,7 +124,7 @@ async def retry_through_outage(action, timeout: float = 120.0, attempt_timeout: 
             await asyncio.sleep(1)
 
 
-async def run(users: int, batch: int, seconds: float, seed: int, kill_every: float | None = None) -> int:
+async def run(users: int, batch: int, seconds: float, seed: int, kill_every: float | None = None, lanes: bool = False) -> int:
     rng = random.Random(seed)
     infra = create_infra()
     await migrate(infra.database_url, create_database=True)
@@ -138,7 +139,8 @@ async def run(users: int, batch: int, seconds: float, seed: int, kill_every: flo
         "USERPROV_SMTP_TIMEOUT_SECONDS": "5", "USERPROV_LOG_JSON": "true", "USERPROV_LOG_LEVEL": "INFO",
         "USERPROV_DATABASE_POOL_SIZE": "8",
     }
-    workers = [WorkerProcess(name, routing.SERVICES, env, log_dir) for name in ("a", "b")]
+    each = {"i": "interactive", "b1": "bulk", "b2": "bulk"} if lanes else {"a": "all", "b": "all"}
+    workers = [WorkerProcess(name, routing.SERVICES, {**env, "USERPROV_LANE": lane}, log_dir) for name, lane in each.items()]
     for worker in workers:
         worker.start()
     chaos = Chaos(infra, smtp, workers, rng)
@@ -282,9 +284,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=150, help="how long the faults go on")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--kill-every", type=float, default=None, help="only SIGKILL a random worker, every this many seconds")
+    parser.add_argument("--lanes", action="store_true", help="one interactive worker and two bulk ones, instead of two that run all")
     args = parser.parse_args()
     print(f"chaos: seed {args.seed}", flush=True)
-    sys.exit(asyncio.run(run(args.users, args.batch, args.seconds, args.seed, args.kill_every)))
+    sys.exit(asyncio.run(run(args.users, args.batch, args.seconds, args.seed, args.kill_every, args.lanes)))
 
 
 if __name__ == "__main__":
