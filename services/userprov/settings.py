@@ -133,7 +133,7 @@ class Settings(BaseSettings):
 
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
     health_port: int | None = Field(default=None, description="Serve /livez and /readyz on this port.")
-    queue_watch_seconds: float = Field(default=15.0, gt=0, description="How often queue depths are read for the metrics.")
+    queue_watch_seconds: float = Field(default=15.0, gt=0, description="How often queue depths and the age of waiting work are read for the metrics.")
     ready_check_seconds: float = Field(
         default=2.0, gt=0, description="How often readiness is checked in the background (/readyz answers from the last check)."
     )

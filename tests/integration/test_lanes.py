@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from tests.support.infra import message_counts, rabbitmqctl
 from tests.support.isolated import isolated_workers
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 POLL_SECONDS = 0.2
@@ -86,6 +89,46 @@ class TestLanes:
             async with asyncpg.create_pool(infra.database_url, min_size=1, max_size=1) as db:
                 assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", account_id) == 12
             assert all(len(smtp.handler.to(p)) == 1 for p in people)
+
+    async def test_work_no_lane_takes_is_seen_waiting(
+        self, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """An interactive lane takes no batch: what waits in PostgreSQL for want of a bulk lane
+        shows in `userprov_oldest_waiting_seconds`, stage by stage, and is 0 again once taken."""
+        port = free_port()
+        env = {"USERPROV_QUEUE_WATCH_SECONDS": "0.2", "USERPROV_SCHEDULER_POLL_SECONDS": str(POLL_SECONDS)}
+        each = [{"USERPROV_LANE": "interactive", "USERPROV_METRICS_PORT": str(port)}]
+        async with isolated_workers("waiting", worker_env, tmp_path, each, **env) as (infra, _, bus):
+            shared = {**worker_env, **env, "USERPROV_LANE": "bulk", "USERPROV_AMQP_URL": infra.amqp_url,
+                      "USERPROV_DATABASE_URL": infra.database_url}
+
+            def waited(service: str) -> float:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    text = response.read().decode()
+                found = re.search(rf'^userprov_oldest_waiting_seconds{{service="{service}"}} (\S+)$', text, re.MULTILINE)
+                return float(found.group(1)) if found else -1.0
+
+            account_id = await accounts_on(bus)({"gotomeeting": 50})
+            command_id, thirty = await publish_batch(bus, account_id, "waiting", 30)
+            stages = [([routing.USER_CREATION], routing.ACCOUNT_LOOKUP), ([routing.ACCOUNT_LOOKUP], routing.INVITATION_MAILING)]
+            bulk = []
+            try:
+                for services, waiting in stages:  # a bulk process for each stage in turn: the next one's work waits
+                    bulk.append(WorkerProcess(f"bulk-{services[0]}", services, shared, tmp_path))
+                    await asyncio.to_thread(bulk[-1].start)
+                    await eventually(lambda: waited(waiting) > 1.0, what=f"the work for {waiting} seen waiting")  # noqa: B023
+                assert bus.find(routing.USERS_ADD_COMPLETED, command_id=command_id) and not any(smtp.handler.to(p) for p in thirty)
+                bulk.append(WorkerProcess("bulk-mailing", [routing.INVITATION_MAILING], shared, tmp_path))
+                await asyncio.to_thread(bulk[-1].start)
+                for person in thirty:
+                    await emails_to(smtp, person)
+                await eventually(lambda: waited(routing.ACCOUNT_LOOKUP) == waited(routing.INVITATION_MAILING) == 0,
+                                 what="nothing waiting")
+                assert [worker.terminate() for worker in bulk] == [0] * len(bulk)
+            finally:
+                for worker in bulk:
+                    if worker.running:
+                        worker.kill()
 
     def test_a_bulk_lane_with_no_batches_to_take_refuses_to_start(self, worker_env: dict[str, str], tmp_path: Path) -> None:
         worker = WorkerProcess("bulk-response", [routing.INVITATION_RESPONSE], {**worker_env, "USERPROV_LANE": "bulk"}, tmp_path)

@@ -50,6 +50,9 @@ class Decisions:
     async def take_these(self, conn: asyncpg.Connection, keys: Sequence[UUID]) -> list[sql.PendingMembership]:
         return await sql.take_these(conn, keys)
 
+    async def oldest_waiting(self, conn: asyncpg.Connection) -> float:
+        return float(await conn.fetchval(sql.OLDEST_WAITING))
+
     async def act(self, tx: Transaction, pending: Sequence[sql.PendingMembership], express: bool = False) -> None:
         """A person active in another account is invited to transfer; anyone else gets a welcome.
         One invitation.issued per origin: each carries the correlation id and trace context of

@@ -24,6 +24,13 @@ FOR UPDATE OF m SKIP LOCKED
 TAKE_WAITING = _TAKE.format(which="m.membership_id <> ALL($2::uuid[]) ORDER BY m.turn LIMIT $1")
 TAKE_THESE = _TAKE.format(which="m.membership_id = ANY($1::uuid[])")
 
+# Seconds the longest-waiting of the next 1,000 memberships in turn has waited for its decision
+# (every account with work waiting has its oldest among them, unless more than 1,000 accounts wait).
+OLDEST_WAITING = """
+SELECT COALESCE(extract(epoch FROM now() - min(status_changed_at)), 0)::float8
+FROM (SELECT status_changed_at FROM memberships WHERE status = 'pending' ORDER BY turn LIMIT 1000) next
+"""
+
 
 # The people whose latest invitation failed and who still wait for one; a resend since then
 # (open, or failed again) is the latest instead. Oldest failure first, paged on (failed_at, id).

@@ -110,6 +110,9 @@ class MailingScheduler:
         self._hand_freed.set()
         self._express_event.set()
 
+    async def oldest_waiting(self, conn: asyncpg.Connection) -> float:
+        return await sql.oldest_waiting(conn)
+
     @property
     def _in_hand(self) -> int:
         return len(self._ready) + len(self._sending)

@@ -197,6 +197,15 @@ async def renew_claims(conn: asyncpg.Connection, claims: dict[UUID, bytes], leas
 WORKER_STOPPED = "retries exhausted: the worker sending it stopped each time"
 
 
+async def oldest_waiting(conn: asyncpg.Connection) -> float:
+    """Seconds the longest-waiting of the next 1,000 due invitations in turn has waited for its
+    email: since it was issued, or since its next try came due."""
+    return float(await conn.fetchval(
+        "SELECT COALESCE(extract(epoch FROM now() - min(GREATEST(created_at, not_before))), 0)::float8"
+        " FROM (SELECT created_at, not_before FROM invitations"
+        "       WHERE status = 'issued' AND (not_before IS NULL OR not_before <= now()) ORDER BY turn LIMIT 1000) next"))
+
+
 async def end_lapsed_claims(conn: asyncpg.Connection, max_lapses: int) -> list[LapsedClaim]:
     """Claims whose lease ran out (their holder died or lost its database) go back in the queue;
     an invitation whose claims lapsed `max_lapses` times (an email that kills its worker) fails

@@ -36,6 +36,12 @@ RESPONSES = Counter(
     ["response", "outcome", "reason"],
 )
 BUILD_INFO = Gauge("userprov_build_info", "1, labelled with the version of userprov this process runs.", ["version"])
+OLDEST_WAITING = Gauge(
+    "userprov_oldest_waiting_seconds",
+    "How long the longest-waiting work due next has waited in PostgreSQL, by the service that takes it (account-lookup:"
+    " memberships for their decision; invitation-mailing: invitations for their email); 0 when none waits.",
+    ["service"],
+)
 BROKER_CONNECTIONS = Counter("userprov_broker_connections", "Connections made to RabbitMQ (1 plus reconnections).")
 BROKER_NODE = Gauge("userprov_broker_node", "1, labelled with the RabbitMQ node (host:port) this process is connected to now.", ["node"])
 

@@ -29,6 +29,9 @@ class Scheduler(Protocol):
     def stop(self) -> None:
         """Takes no more work."""
 
+    async def oldest_waiting(self, conn: asyncpg.Connection) -> float:
+        """Seconds the longest-waiting work due next has waited in PostgreSQL (0: none waits)."""
+
 
 @dataclass(frozen=True)
 class Service:
@@ -78,6 +81,9 @@ class Batch(Protocol):
 
     async def act(self, tx: Transaction, items: Sequence[Any], express: bool = False) -> None:
         """Does the items' work in `tx`, emitting the events it causes; `express`: small work."""
+
+    async def oldest_waiting(self, conn: asyncpg.Connection) -> float:
+        """As Scheduler.oldest_waiting."""
 
 
 EXPRESS_MAX = 10  # a signal announcing at most this many items is small work: done at once, beside the batches
@@ -165,6 +171,9 @@ class BatchScheduler:
         self._stopping = True
         self.wakeup.set()
         self._express_wakeup.set()
+
+    async def oldest_waiting(self, conn: asyncpg.Connection) -> float:
+        return await self._batch.oldest_waiting(conn)
 
     async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
         express = asyncio.create_task(self._run_express(pool, on_commit), name=f"{self.name} express")

@@ -26,7 +26,7 @@ from userprov.runtime.lanes import Lane, lower_cpu_priority
 from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import Committed, OutboxRelay, OutgoingMessage
 from userprov.runtime.parking import Why
-from userprov.runtime.queue_watch import watch_queues
+from userprov.runtime.queue_watch import watch_queues, watch_waiting_work
 from userprov.runtime.scheduling import Scheduler
 from userprov.settings import Settings
 
@@ -170,6 +170,7 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     session_task = asyncio.create_task(session.run(), name="broker")
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
     queue_watch = asyncio.create_task(watch_queues(session, settings.queue_watch_seconds), name="queue-watch")
+    waiting_watch = asyncio.create_task(watch_waiting_work(pool, schedulers, settings.queue_watch_seconds), name="waiting-watch")
     ready_watch = asyncio.create_task(watch_readiness(readiness, settings.ready_check_seconds), name="ready-watch")
     scheduling = [asyncio.create_task(s.run(pool, committed), name=s.name) for s in schedulers]
     housekeeping = asyncio.create_task(
@@ -197,8 +198,9 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     stopper.cancel()
     housekeeping.cancel()
     queue_watch.cancel()
+    waiting_watch.cancel()
     ready_watch.cancel()
-    await asyncio.gather(housekeeping, queue_watch, ready_watch, return_exceptions=True)
+    await asyncio.gather(housekeeping, queue_watch, waiting_watch, ready_watch, return_exceptions=True)
     for circuit in circuits:
         circuit.stop()
     await database.close()
