@@ -3,6 +3,7 @@ commands and batches to the bulk lane, which does them at a lower CPU priority a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import urllib.request
@@ -14,6 +15,7 @@ import asyncpg
 from contracts import routing
 from tests.integration.conftest import accounts_on, address
 from tests.support.flows import add_users, emails_to, publish_batch
+from tests.support.hostile import publish_hostile
 from tests.support.infra import message_counts, rabbitmqctl
 from tests.support.isolated import isolated_workers
 from tests.support.smtp import RecordingSmtpServer
@@ -89,6 +91,39 @@ class TestLanes:
             async with asyncpg.create_pool(infra.database_url, min_size=1, max_size=1) as db:
                 assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", account_id) == 12
             assert all(len(smtp.handler.to(p)) == 1 for p in people)
+
+    async def test_hostile_large_adds_are_handed_off_and_settled(
+        self, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """What a publisher may put in a large add reaches its outcome through the hand-off as it
+        would in one process: a header key or value that is not UTF-8 (the copy cannot carry it),
+        headers of every AMQP type, hostile Unicode in the rows, 10,000 rows; none is parked."""
+        lanes = [{"USERPROV_LANE": "interactive"}, {"USERPROV_LANE": "bulk"}]
+        async with isolated_workers("hostile", worker_env, tmp_path, lanes) as (infra, [interactive, _], bus):
+            account_id = await accounts_on(bus)({"gotomeeting": 20_000})
+
+            def rows(tag: str, n: int, first: str = "Ho") -> str:
+                return "\n".join(f"{first} Stile{k} {tag}{k}.{account_id}@example.com" for k in range(n))
+
+            cases = {
+                "key-not-utf8": ({"x-\udcff": "value"}, rows("key", 12)),
+                "value-not-utf8": ({"x-short": "\udcfe\udcfd"}, rows("value", 12)),
+                "every-type": ({"int": 7, "neg": -2**40, "float": 1.5, "bool": False, "none": None, "list": [1, "a", [2]],
+                                "table": {"nested": {"deeper": "x" * 1000}}, "long": "y" * 100_000},
+                               rows("types", 12)),
+                "unicode-rows": ({}, rows("uni", 12, first="A\u202eB\u200d\x00")),
+                "ten-thousand": ({}, rows("big", 10_000)),
+            }
+            for name, (headers, pasted) in cases.items():
+                body = json.dumps({"account_id": account_id, "products": ["gotomeeting"], "pasted": pasted}).encode()
+                await publish_hostile(infra.amqp_url, routing.USERS_ADD, body, message_id=f"{name}-{account_id}", headers=headers)
+            for name in cases:
+                await eventually(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=f"{name}-{account_id}")  # noqa: B023
+                                 or bus.find(routing.COMMAND_REJECTED, command_id=f"{name}-{account_id}"), 60, what=name)
+            assert not any(bus.find(routing.COMMAND_REJECTED, command_id=f"{name}-{account_id}") for name in cases)
+            assert interactive.count_log('"handed_off"') == len(cases)
+            counts = message_counts(infra.vhost)
+            assert not any(counts.get(routing.parking_queue_name(s)) for s in routing.SERVICES), counts
 
     async def test_work_no_lane_takes_is_seen_waiting(
         self, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path

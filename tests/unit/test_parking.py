@@ -139,6 +139,15 @@ class TestHandOff:
             assert (copy.message_id, copy.correlation_id, copy.body, copy.user_id) == ("m-1", "c-1", b'{"a": 1}', None)
 
 
+class TestPublisherHeaders:
+    def test_what_cannot_be_sent_again_is_dropped_from_every_copy(self) -> None:
+        """A header key or text that was not UTF-8 arrives as lone surrogates; kept, it would make
+        the copy unencodable and the hand-off, the park or the replay fail as a whole."""
+        hostile = {"x-\udcff": "v", "short": "\udcfe", "nested": {"k": "\udcfd"}, "traceparent": "t", "n": [1, "a"]}
+        assert parking.publisher_headers(message(hostile)) == {"traceparent": "t", "n": [1, "a"]}
+        assert set(handoff.handed_off_copy(message(hostile), True).headers) == {"traceparent", "n", handoff.TRUSTED_PUBLISHER}
+
+
 class TestSelection:
     parked = ParkedMessage("m-1", "s", "x", "users.add", "schema_invalid", "", "", "", "", 1, "", 0)
 

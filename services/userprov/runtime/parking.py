@@ -15,6 +15,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractMessage
+from pamqp import encode
 from pamqp.commands import Basic
 
 from contracts import routing
@@ -191,8 +192,19 @@ def replay_copy(message: AbstractMessage, replays: int, user_id: str | None = No
 
 def publisher_headers(message: AbstractMessage) -> dict[str, Any]:
     """The headers a copy of the message republished by userprov carries: its publisher's, but
-    for what the broker set and what only userprov may say (userprov's prefix)."""
-    return {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS and _kept_from_publisher(k)}
+    for what the broker set, what only userprov may say (userprov's prefix), and what cannot be
+    sent again (a key or text that was not UTF-8 arrives as lone surrogates, which AMQP cannot
+    encode: the copy would fail as a whole)."""
+    return {k: v for k, v in (message.headers or {}).items()
+            if k not in _BROKER_HEADERS and _kept_from_publisher(k) and _encodable(k, v)}
+
+
+def _encodable(key: str, value: object) -> bool:
+    try:
+        encode.field_table({key: value})
+    except Exception:  # noqa: BLE001 - pamqp raises TypeError, ValueError or UnicodeEncodeError
+        return False
+    return True
 
 
 def _kept_from_publisher(key: str) -> bool:
