@@ -175,16 +175,17 @@ class TestHostileParkedMessages:
 
 
     async def test_a_publishers_headers_do_not_steer_a_replay(self, infra: Infra, bus: BusClient) -> None:
-        """A refused message whose parked copy cannot be encoded (a header key that is not
-        UTF-8) is dead-lettered by the broker with its publisher's headers: the replay still goes
-        only where x-death says, never to userprov.internal."""
+        """A refused message with forged why-headers and a header key that is not UTF-8: its
+        parked copy drops both (before, the key made the copy unencodable, and the broker
+        dead-lettered the original with only x-death) and says why and where from itself; the
+        replay goes only there, never to userprov.internal."""
         marker = unique("corr")
         forged = {"x-\udcff": "v", parking.EXCHANGE: routing.INTERNAL_EXCHANGE, parking.ROUTING_KEY: routing.INVITATION_ISSUED,
                   parking.REASON: "processing_failed"}
         message_id = f"steer-{marker}"
         await publish_hostile(infra.amqp_url, routing.USERS_ADD, b"{", message_id=message_id, correlation_id=marker, headers=forged)
         [found] = await parked_with_id(infra, message_id)
-        assert (found.exchange, found.routing_key, found.reason) == (routing.COMMANDS_EXCHANGE, routing.USERS_ADD, "rejected")
+        assert (found.exchange, found.routing_key, found.reason) == (routing.COMMANDS_EXCHANGE, routing.USERS_ADD, "malformed_json")
         assert not (await replay(infra.amqp_url, CREATION, Selection(reason="processing_failed"), dry_run=True)).outcomes
         await purge(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), lambda n: True)
 

@@ -51,7 +51,7 @@ class Decisions:
         return await sql.take_these(conn, keys)
 
     async def oldest_waiting(self, conn: asyncpg.Connection) -> float:
-        return float(await conn.fetchval(sql.OLDEST_WAITING))
+        return await sql.oldest_waiting(conn)
 
     async def act(self, tx: Transaction, pending: Sequence[sql.PendingMembership], express: bool = False) -> None:
         """A person active in another account is invited to transfer; anyone else gets a welcome.

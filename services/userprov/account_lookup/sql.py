@@ -24,8 +24,8 @@ FOR UPDATE OF m SKIP LOCKED
 TAKE_WAITING = _TAKE.format(which="m.membership_id <> ALL($2::uuid[]) ORDER BY m.turn LIMIT $1")
 TAKE_THESE = _TAKE.format(which="m.membership_id = ANY($1::uuid[])")
 
-# Seconds the longest-waiting of the next 1,000 memberships in turn has waited for its decision
-# (every account with work waiting has its oldest among them, unless more than 1,000 accounts wait).
+# The longest-waiting of the next 1,000 in turn: every account with work waiting has its oldest
+# among them, unless more than 1,000 accounts wait.
 OLDEST_WAITING = """
 SELECT COALESCE(extract(epoch FROM now() - min(status_changed_at)), 0)::float8
 FROM (SELECT status_changed_at FROM memberships WHERE status = 'pending' ORDER BY turn LIMIT 1000) next
@@ -121,6 +121,12 @@ async def take_waiting(conn: asyncpg.Connection, limit: int, skip: Sequence[UUID
     transaction (those another transaction holds are left to it), each with the account the
     person is active in elsewhere."""
     return _pending(await conn.fetch(TAKE_WAITING, limit, list(skip)))
+
+
+async def oldest_waiting(conn: asyncpg.Connection) -> float:
+    """Seconds the longest-waiting membership due next has waited for its decision (since it
+    became pending)."""
+    return float(await conn.fetchval(OLDEST_WAITING))
 
 
 async def take_these(conn: asyncpg.Connection, membership_ids: Sequence[UUID]) -> list[PendingMembership]:

@@ -8,11 +8,13 @@ to 35 ms; at nice 19, to 15 ms. A process in the bulk lane runs at a lower CPU p
 kernel gives a slice to interactive work first.
 
 - `all` (the default): everything, as before lanes.
-- `interactive`: consumes every queue of its services and does their small work at once (the
-  express lanes); takes no batch from PostgreSQL, leaving them to the bulk lane.
-- `bulk`: takes the batches, at `niceness`; consumes only queues that carry nothing but
-  wake-up signals, so that no one's command, query or answer waits in it. A signal that reaches
-  another lane still wakes it at its next poll."""
+- `interactive`: consumes every service's queue and does their small work at once (the express
+  lanes); hands large commands to the bulk lane (userprov.runtime.handoff) and takes no batch
+  from PostgreSQL.
+- `bulk`: at `niceness`, does the large commands handed to it (their bulk queues) and takes the
+  batches; of the service queues it consumes only those that carry nothing but wake-up signals,
+  so that no one's small command, query or answer waits in it. A signal that reaches another
+  lane still wakes it at its next poll."""
 from __future__ import annotations
 
 import os

@@ -20,14 +20,14 @@ log = structlog.get_logger()
 
 
 async def watch_queues(session: BrokerSession, interval: float) -> None:
-    service_queues = {routing.queue_name(s): s for s in routing.SERVICES} | {routing.bulk_queue_name(s): s for s in routing.HANDED_TO_BULK}
+    work_queues = routing.work_queue_names()
     parking_queues = {routing.parking_queue_name(s): s for s in routing.SERVICES}
     while True:
         try:
-            depths = await session.queue_depths([*service_queues, *parking_queues])
+            depths = await session.queue_depths([*work_queues, *parking_queues])
             for name, (messages, consumers) in depths.items():
                 metrics.QUEUE_MESSAGES.labels(name).set(messages)
-                if name in service_queues:
+                if name in work_queues:
                     metrics.QUEUE_CONSUMERS.labels(name).set(consumers)
                 else:
                     metrics.PARKED.labels(parking_queues[name]).set(messages)
