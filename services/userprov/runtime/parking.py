@@ -199,7 +199,7 @@ def publisher_headers(message: AbstractMessage) -> dict[str, Any]:
             if k not in _BROKER_HEADERS and _kept_from_publisher(k) and _encodable(k, v)}
 
 
-def _encodable(key: str, value: object) -> bool:
+def _encodable(key: str, value: Any) -> bool:
     try:
         encode.field_table({key: value})
     except Exception:  # noqa: BLE001 - pamqp raises TypeError, ValueError or UnicodeEncodeError
