@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import multiprocessing
 import random
 import re
 import threading
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from functools import cached_property
+from multiprocessing.connection import Connection
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -129,9 +131,84 @@ class RecordingSmtpServer:
     def stop(self) -> None:
         self._controller.stop()
 
+    def arrivals(self, address: str) -> list[float]:
+        """time.time() of each email to `address` when its DATA arrived."""
+        return [received.received_at for received in self.handler.to(address)]
+
     def restart(self) -> None:
         """Serves again on the same port, with the same recordings (after stop)."""
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
         self._controller.start()
 
 
+
+
+class SmtpSinkProcess:
+    """An SMTP server in a process of its own, recording only who was emailed and when.
+
+    For latency measured beside thousands of other emails: in the test's process a sink shares the
+    GIL and the loop with the test, and its answers to a batch's emails delay the one being timed.
+    A real mail relay is a process of its own too."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._arrivals: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+        context = multiprocessing.get_context("spawn")
+        self._receiving, sending = context.Pipe(duplex=False)
+        self._process = context.Process(target=_serve_sink, args=(self.port, sending), daemon=True, name="smtp-sink")
+        self._reader = threading.Thread(target=self._read, daemon=True, name="smtp-sink-reader")
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        self._process.start()
+        self._reader.start()
+        if not self._ready.wait(30):
+            self.stop()
+            raise RuntimeError("the SMTP sink process did not start")
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.join(10)
+
+    def arrivals(self, address: str) -> list[float]:
+        """time.time() of each email to `address` when its DATA arrived."""
+        with self._lock:
+            return list(self._arrivals.get(address.lower(), ()))
+
+    def _read(self) -> None:
+        while True:
+            try:
+                batch = self._receiving.recv()
+            except EOFError:
+                return
+            if batch is None:
+                self._ready.set()
+                continue
+            with self._lock:
+                for address, arrived in batch:
+                    self._arrivals.setdefault(address, []).append(arrived)
+
+    def __enter__(self) -> SmtpSinkProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class _ArrivalsHandler:
+    def __init__(self, sending: Connection) -> None:
+        self._sending = sending
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        arrived = time.time()
+        self._sending.send([(rcpt.lower(), arrived) for rcpt in envelope.rcpt_tos])
+        return "250 Message accepted for delivery"
+
+
+def _serve_sink(port: int, sending: Connection) -> None:
+    controller = Controller(_ArrivalsHandler(sending), hostname="127.0.0.1", port=port)
+    controller.start()
+    sending.send(None)
+    threading.Event().wait()
