@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from userprov.db.connection import plan_generically
+from userprov.db.connection import PLAN_GENERICALLY
 from userprov.user_creation import sql
 
 # the shape of userprov's statements: an array of ids, unnested and joined to a table
@@ -29,7 +29,7 @@ async def test_small_work_plans_a_statement_once_and_only_in_its_transaction(db:
         assert before[1] >= 5, "without it, PostgreSQL plans at least the first five executions (and ours for ever)"
 
         async with conn.transaction():
-            await plan_generically(conn)
+            await conn.execute(PLAN_GENERICALLY)
             for _ in range(8):
                 await conn.fetchval(STATEMENT, [uuid.uuid4()])
         generic, custom = await _plans(conn)
@@ -74,7 +74,7 @@ async def test_a_small_add_reads_the_people_it_names_not_the_whole_account(db: a
                 " SELECT gen_random_uuid(), $1 || '-' || (abs(hashtext(profile_id::text)) % 4000 + 1), profile_id, 'S', 'N', 'en', 'active'"
                 " FROM p", account)
             await conn.execute("ANALYZE accounts, memberships, profiles")
-            await plan_generically(conn)
+            await conn.execute(PLAN_GENERICALLY)
             before = await _rows_read(conn)
             for n in range(6):
                 named = [f"new{n}@{account}.example", f"m{n + 1}@{account}.example"]  # one new, one a member

@@ -94,7 +94,7 @@ class DecideHere:
     async def __call__(self, uow: UnitOfWork, membership_ids: Sequence[UUID]) -> bool:
         tx = Transaction(uow.conn, uow.correlation_id)
         try:
-            async with uow.conn.transaction():
+            async with uow.attempt():
                 taken = await sql.take_these(uow.conn, membership_ids)
                 if taken:
                     await self._decisions.act(tx, taken, express=True)

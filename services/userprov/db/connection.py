@@ -151,11 +151,9 @@ class DatabaseProbe:
             conn.terminate()
 
 
-async def plan_generically(conn: asyncpg.Connection) -> None:
-    """For the rest of this transaction, a prepared statement runs its generic plan, planned
-    once per connection. userprov's statements take arrays (unnest), whose custom plans always
-    look cheaper to PostgreSQL than a generic one, so it would plan every execution again: half
-    the SQL time of a one-person add. Only for small work: a batch's rows are better planned
-    with their numbers known (a generic plan for every statement cost about a tenth of the
-    throughput)."""
-    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+# For the rest of a transaction, a prepared statement runs its generic plan, planned once per
+# connection. userprov's statements take arrays (unnest), whose custom plans always look cheaper to
+# PostgreSQL than a generic one, so it would plan every execution again: half the SQL time of a
+# one-person add. Only for small work: a batch's rows are better planned with their numbers known
+# (a generic plan for every statement cost about a tenth of the throughput).
+PLAN_GENERICALLY = "SET LOCAL plan_cache_mode = force_generic_plan"

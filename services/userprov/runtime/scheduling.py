@@ -11,7 +11,6 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from userprov.db.connection import plan_generically
 from userprov.runtime.circuit import Circuit
 from userprov.runtime.errors import is_transient
 from userprov.runtime.priority import priority
@@ -201,8 +200,7 @@ class BatchScheduler:
 
     async def _express_transaction(self, pool: asyncpg.Pool, on_commit: OnCommit, keys: Sequence[Any]) -> None:
         try:
-            async with transaction(pool, on_commit) as tx:
-                await plan_generically(tx.conn)
+            async with transaction(pool, on_commit, generic_plans=True) as tx:
                 taken = await self._batch.take_these(tx.conn, keys)
                 if taken:
                     await self._batch.act(tx, taken, express=True)

@@ -1,6 +1,7 @@
 """One handler transaction: the inbox claim, the handler's writes and its events commit together."""
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -10,6 +11,7 @@ import asyncpg
 import structlog
 
 from contracts.base import Contract
+from userprov.db.connection import PLAN_GENERICALLY
 from userprov.runtime import outbox, outcomes, trace_context
 from userprov.runtime.envelope import Envelope
 from userprov.runtime.errors import AlreadyProcessed
@@ -55,7 +57,8 @@ class UnitOfWork:
         self._service = service
         self._envelope = envelope
         self._conn: asyncpg.Connection | None = None
-        self._transaction: asyncpg.transaction.Transaction | None = None
+        self._generic_plans = False
+        self._savepoints = itertools.count()
         self._pending: list[outbox.OutgoingMessage] = []
         self._after_commit: list[Callable[[], None]] = []
         self.committed = False
@@ -74,6 +77,27 @@ class UnitOfWork:
     def correlation_id(self) -> str | None:
         """What the events this message causes carry as their correlation id."""
         return self._envelope.causation_id
+
+    def plan_generically(self) -> None:
+        """Before it opens: this unit is small work, whose statements run their generic plans
+        (see PLAN_GENERICALLY), set as the transaction begins."""
+        if self._conn is not None:
+            raise RuntimeError("the unit of work is open already")
+        self._generic_plans = True
+
+    @asynccontextmanager
+    async def attempt(self) -> AsyncIterator[None]:
+        """A part of this unit that may fail alone: should it raise, what it wrote is undone and
+        the error raised, and the rest of the unit goes on. Its savepoint is never released (the
+        commit does that): a round trip less."""
+        name = f"attempt_{next(self._savepoints)}"
+        await self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if not self.conn.is_closed():
+                await self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
 
     def emit(self, event: Contract) -> None:
         self._pending.append(outbox.OutgoingMessage.event(event, self._envelope.causation_id))
@@ -95,9 +119,8 @@ class UnitOfWork:
         if self.committed:
             raise RuntimeError("a unit of work commits once")
         self._conn = await self._pool.acquire()
-        self._transaction = self._conn.transaction()
         try:
-            await self._transaction.start()
+            await begin(self._conn, self._generic_plans)
         except BaseException:
             await self._finish(commit=False)
             raise
@@ -133,16 +156,15 @@ class UnitOfWork:
         return await self.conn.fetch(CLOSE_COMMAND, *inbox, *outcome, *events)
 
     async def _finish(self, *, commit: bool) -> None:
-        conn, transaction = self._conn, self._transaction
-        self._conn = self._transaction = None
+        conn, self._conn = self._conn, None
         self._pending, self._after_commit = [], []
-        if conn is None or transaction is None:
+        if conn is None:
             return
         try:
             if commit:
-                await transaction.commit()
+                await _commit(conn)
             else:
-                await _roll_back(conn, transaction)
+                await _roll_back(conn)
         finally:
             await self._pool.release(conn)
 
@@ -163,25 +185,49 @@ class Transaction:
 
 
 @asynccontextmanager
-async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: str | None = None) -> AsyncIterator[Transaction]:
+async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: str | None = None, *,
+                      generic_plans: bool = False) -> AsyncIterator[Transaction]:
     """A transaction whose emitted events are written to the outbox and commit with it, then are
     published at once: for work that no one message stands for (what a scheduler takes from
-    PostgreSQL), or that must commit apart from the message's unit of work."""
+    PostgreSQL), or that must commit apart from the message's unit of work. `generic_plans`: small
+    work (see PLAN_GENERICALLY)."""
     async with pool.acquire() as conn:
-        async with conn.transaction():
+        await begin(conn, generic_plans)
+        try:
             tx = Transaction(conn, correlation_id)
             yield tx
             written = await outbox.write(conn, tx.pending)
+        except BaseException:
+            await _roll_back(conn)
+            raise
+        await _commit(conn)
         for then in tx.after_commit:
             then()
         on_commit(written)
 
 
-async def _roll_back(conn: asyncpg.Connection, transaction: asyncpg.transaction.Transaction) -> None:
+class TransactionAborted(Exception):
+    """The server rolled back at COMMIT: a statement of the transaction had failed, and the error
+    was caught without rolling back to a savepoint."""
+
+
+async def begin(conn: asyncpg.Connection, generic_plans: bool = False) -> None:
+    """Opens a transaction, its settings in the same round trip. Transactions here are begun and
+    ended in SQL, not with asyncpg's Transaction: that sends each setting and each savepoint's
+    release as a round trip of its own, several of a one-person add's dozen."""
+    await conn.execute(f"BEGIN; {PLAN_GENERICALLY}" if generic_plans else "BEGIN")
+
+
+async def _commit(conn: asyncpg.Connection) -> None:
+    if await conn.execute("COMMIT") != "COMMIT":
+        raise TransactionAborted("the transaction had failed: nothing of it was committed")
+
+
+async def _roll_back(conn: asyncpg.Connection) -> None:
     """Rolls back what can be; never masks the error that caused the rollback."""
     if conn.is_closed():  # the fault closed it: no transaction is left on the server
         return
     try:
-        await transaction.rollback()
+        await conn.execute("ROLLBACK")
     except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError) as error:
         log.info("rollback_failed", error=repr(error))

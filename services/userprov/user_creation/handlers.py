@@ -34,7 +34,6 @@ from contracts.events import (
 )
 from contracts.text import printable
 from userprov import lifecycle
-from userprov.db.connection import plan_generically
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.memberships import Membership, is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit, platform
@@ -135,10 +134,10 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
         raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
     checked = reject_repeated_emails(await map_in_slices(validate_row, candidates, _between_slices))
     products = sorted(set(cmd.products))
+    if len(candidates) <= EXPRESS_MAX:
+        uow.plan_generically()
     async with uow:
         conn = uow.conn
-        if len(candidates) <= EXPRESS_MAX:
-            await plan_generically(conn)
         adding = await sql.lock_for_adding(conn, cmd.account_id, products, [r.email for r in checked if isinstance(r, ValidRow)])
         if adding is None:
             raise Rejected("unknown_account", f"No account {cmd.account_id!r}.")
