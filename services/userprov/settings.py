@@ -1,6 +1,8 @@
 """Settings from the environment (`USERPROV_*`), with working local defaults."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -129,6 +131,11 @@ class Settings(BaseSettings):
     )
     bulk_niceness: int = Field(
         default=10, ge=0, le=19, description="How much a bulk-lane process lowers its CPU priority (nice) at start."
+    )
+    lane_priority_dir: Path = Field(
+        default=Path("/dev/shm"),
+        description="Where the lanes of one host share the word that interactive work is in hand (a small memory-mapped"
+        " file per deployment): the bulk lane holds for it (\"Lanes\" in the README).",
     )
 
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")

@@ -20,6 +20,8 @@ from tests.support.infra import message_counts, rabbitmqctl
 from tests.support.isolated import isolated_workers
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
+from userprov.runtime.host_priority import SLOTS, HostPriority, path_for
+from userprov.runtime.priority import HOST_HOLD_SHARE, HOST_MAX_HOLD_SECONDS
 from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
@@ -164,6 +166,55 @@ class TestLanes:
                 for worker in bulk:
                     if worker.running:
                         worker.kill()
+
+    async def test_the_bulk_lane_holds_while_an_interactive_process_of_its_host_has_work_in_hand(
+        self, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """This test takes the part of an interactive process that keeps work in hand, in the
+        file the lanes of a host share: the bulk process holds its steps for it (counted in
+        userprov_bulk_held_for_host_seconds), at most a quarter of the time (HOST_HOLD_SHARE, summed
+        over its holds), and creates and emails a 300-person add: slowed, never stopped. Once the
+        interactive side is clear, another 300 go without a hold."""
+        shared_dir, port = tmp_path / "lanes", free_port()
+        shared_dir.mkdir()
+        env = {"USERPROV_LANE_PRIORITY_DIR": str(shared_dir), "USERPROV_SCHEDULER_POLL_SECONDS": str(POLL_SECONDS)}
+        each = [{"USERPROV_LANE": "interactive"}, {"USERPROV_LANE": "bulk", "USERPROV_METRICS_PORT": str(port)}]
+        async with isolated_workers("hold", worker_env, tmp_path, each, **env) as (infra, workers, bus):
+            taken = {worker.pid % SLOTS for worker in workers}  # a slot of our own, not the interactive worker's
+            ours = HostPriority(path_for(shared_dir, infra.database_url), next(s for s in range(SLOTS) if s not in taken))
+
+            def held() -> float:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    text = response.read().decode()
+                found = re.search(r"^userprov_bulk_held_for_host_seconds_total (\S+)$", text, re.MULTILINE)
+                assert found, "no userprov_bulk_held_for_host_seconds"
+                return float(found.group(1))
+
+            async def keep_busy() -> None:  # work in hand all along: its mark renewed before it goes stale
+                while True:
+                    ours.busy()
+                    await asyncio.sleep(1)
+
+            account_id = await accounts_on(bus)({"gotomeeting": 600})
+            busy = asyncio.create_task(keep_busy())
+            try:
+                started = asyncio.get_running_loop().time()
+                _, first = await publish_batch(bus, account_id, "held", 300)
+                await eventually(lambda: all(smtp.handler.to(p) for p in first), 120, what="the 300 emailed while held")
+                held_time = asyncio.get_running_loop().time() - started
+            finally:
+                busy.cancel()
+                ours.clear()
+            held_for_us = held()
+            assert 0.05 < held_for_us <= HOST_HOLD_SHARE * (held_time + 1) + 2 * HOST_MAX_HOLD_SECONDS, (
+                f"the bulk lane held {held_for_us:.2f} s in {held_time:.1f} s")
+
+            started = asyncio.get_running_loop().time()
+            _, second = await publish_batch(bus, account_id, "free", 300)
+            await eventually(lambda: all(smtp.handler.to(p) for p in second), 120, what="the 300 emailed once clear")
+            free_time = asyncio.get_running_loop().time() - started
+            assert held() - held_for_us < 0.1, "held with no interactive work in hand"
+            print(f"300 people: {held_time:.1f} s held ({held_for_us:.1f} s of holds), {free_time:.1f} s clear")
 
     def test_a_bulk_lane_with_no_batches_to_take_refuses_to_start(self, worker_env: dict[str, str], tmp_path: Path) -> None:
         worker = WorkerProcess("bulk-response", [routing.INVITATION_RESPONSE], {**worker_env, "USERPROV_LANE": "bulk"}, tmp_path)

@@ -33,10 +33,11 @@ async def isolated_worker(
 @asynccontextmanager
 async def isolated_workers(
     name: str, worker_env: Mapping[str, str], log_dir: Path, each: Sequence[Mapping[str, str]],
-    reach: Callable[[str], str] = str, brokers: Callable[[str], str] = str, database_url: str | None = None, **env: str
+    reach: Callable[[str], str] = str, brokers: Callable[[str], str] = str, database_url: str | None = None,
+    record: tuple[str, ...] = ("#",), **env: str
 ) -> AsyncIterator[tuple[Infra, list[WorkerProcess], BusClient]]:
     """As isolated_worker, with a process for each of `each`, its own settings added to `env`
-    (`name`-0, `name`-1, ...), started in that order."""
+    (`name`-0, `name`-1, ...), started in that order. `record`: the events the bus records."""
     infra = create_infra()
     if database_url is not None:
         infra = replace(infra, database_url=database_url)
@@ -44,7 +45,7 @@ async def isolated_workers(
     shared = {**worker_env, **env, "USERPROV_AMQP_URL": brokers(infra.amqp_url), "USERPROV_DATABASE_URL": reach(infra.database_url)}
     workers = [WorkerProcess(f"{name}-{n}" if len(each) > 1 else name, routing.SERVICES, {**shared, **own}, log_dir)
                for n, own in enumerate(each)]
-    bus = BusClient(infra.amqp_url)
+    bus = BusClient(infra.amqp_url, record)
     try:
         for worker in workers:
             await asyncio.to_thread(worker.start)
