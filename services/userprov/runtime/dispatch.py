@@ -430,7 +430,7 @@ class Dispatcher:
                 await self._park_or_reject(message, decision.why)
             elif settle is Settle.RETRY:
                 await message.reject(requeue=True)
-            else:
+            else:  # LATER; and a HAND_OFF whose copy was not sent (_process sends it, then acks) is given back
                 await message.nack(requeue=True)
         except Exception as error:  # noqa: BLE001
             # The channel this came on is gone: the broker redelivers, and the inbox absorbs it.
