@@ -78,7 +78,3 @@ class HostPriority:
         # a torn or garbled slot reads as some number: one out of range is ignored
         now = time.time()
         return any(now - self._stale < since <= now + 1 for since in self._slots)
-
-    def close(self) -> None:
-        self._slots.release()
-        self._map.close()

@@ -65,7 +65,11 @@ class Priority:
         now = time.monotonic()
         if now - self._window_start >= 1.0:
             self._window_start, self._held_in_window = now, 0.0
-        return self._held_in_window < HOST_HOLD_SHARE and self._hears.interactive_elsewhere()
+        return self._held_in_window < HOST_HOLD_SHARE and self._heard_busy()
+
+    def _heard_busy(self) -> bool:
+        """An interactive process of the host has work in hand (the share aside: a hold begun goes on)."""
+        return self._hears is not None and self._hears.interactive_elsewhere()
 
     def _held_for_host(self, seconds: float) -> None:
         self._held_in_window += seconds
@@ -119,7 +123,7 @@ class Priority:
     async def _hold_for_host(self) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        while self._hears is not None and self._hears.interactive_elsewhere() and loop.time() < started + HOST_MAX_HOLD_SECONDS:
+        while self._heard_busy() and loop.time() < started + HOST_MAX_HOLD_SECONDS:
             await asyncio.sleep(HOST_POLL_SECONDS)
         self._held_for_host(loop.time() - started)
 
@@ -134,7 +138,7 @@ class Priority:
 
     def _watch_host(self, callback: Callable[[], None], started: float, deadline: float) -> None:
         loop = asyncio.get_running_loop()
-        if self._hears is not None and self._hears.interactive_elsewhere() and loop.time() < deadline:
+        if self._heard_busy() and loop.time() < deadline:
             loop.call_later(HOST_POLL_SECONDS, self._watch_host, callback, started, deadline)
         else:
             self._held_for_host(loop.time() - started)

@@ -120,7 +120,7 @@ class UnitOfWork:
             raise RuntimeError("a unit of work commits once")
         self._conn = await self._pool.acquire()
         try:
-            await begin(self._conn, self._generic_plans)
+            await _begin(self._conn, self._generic_plans)
         except BaseException:
             await self._finish(commit=False)
             raise
@@ -192,7 +192,7 @@ async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: s
     PostgreSQL), or that must commit apart from the message's unit of work. `generic_plans`: small
     work (see PLAN_GENERICALLY)."""
     async with pool.acquire() as conn:
-        await begin(conn, generic_plans)
+        await _begin(conn, generic_plans)
         try:
             tx = Transaction(conn, correlation_id)
             yield tx
@@ -211,7 +211,7 @@ class TransactionAborted(Exception):
     was caught without rolling back to a savepoint."""
 
 
-async def begin(conn: asyncpg.Connection, generic_plans: bool = False) -> None:
+async def _begin(conn: asyncpg.Connection, generic_plans: bool = False) -> None:
     """Opens a transaction, its settings in the same round trip. Transactions here are begun and
     ended in SQL, not with asyncpg's Transaction: that sends each setting and each savepoint's
     release as a round trip of its own, several of a one-person add's dozen."""
