@@ -99,6 +99,21 @@ class TestPriorityAcrossProcesses:
         await asyncio.sleep(HOST_LINGER_SECONDS * 3)
         assert not heard.interactive_elsewhere()
 
+    async def test_a_stream_of_work_in_hand_stays_heard_beyond_the_stale_bound(self, tmp_path: Path) -> None:
+        """Small adds that overlap keep work in hand for longer than STALE_SECONDS: each one
+        renews the mark, so the bulk lane never takes the stream for a dead process."""
+        told = HostPriority(path_for(tmp_path, DATABASE), 1)
+        heard = HostPriority(path_for(tmp_path, DATABASE), 2, stale_seconds=0.05)
+        interactive = Priority()
+        interactive.tell_host(told)
+        interactive.announce()
+        for _ in range(4):
+            await asyncio.sleep(0.03)
+            interactive.announce()  # the next add arrives before the last is done
+            interactive.done()
+            assert heard.interactive_elsewhere()
+        interactive.done()
+
     async def test_a_bulk_step_holds_while_an_interactive_process_is_busy_and_no_longer(self, tmp_path: Path) -> None:
         told, heard = HostPriority(path_for(tmp_path, DATABASE), 1), HostPriority(path_for(tmp_path, DATABASE), 2)
         bulk = Priority()

@@ -11,7 +11,7 @@ process (userprov.runtime.priority): at most MAX_HOLD_SECONDS at a time, so slow
 stopped.
 
 The word is a small shared file (memory-mapped; under /dev/shm by default): one slot per
-interactive process, which holds the time.time() its work in hand began, or 0. A bulk process
+interactive process, which holds the time.time() its latest piece of work in hand began, or 0. A bulk process
 reads every slot before each step; a slot busy for longer than STALE_SECONDS is ignored (its
 process died with work in hand, or is stuck). Lanes order processes that share a kernel, and so
 does this: processes on other hosts, or in containers that do not share the directory, do not

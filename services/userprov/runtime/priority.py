@@ -86,12 +86,11 @@ class Priority:
     def announce(self) -> None:
         """Interactive work is coming (announced, not yet started): bulk work holds from now."""
         self._interactive += 1
-        if self._interactive == 1 and self._tells is not None:
+        if self._tells is not None:
             if self._clearing is not None:
                 self._clearing.cancel()
                 self._clearing = None
-            else:
-                self._tells.busy()
+            self._tells.busy()  # each piece renews the mark: a stream of them is never taken for stale
 
     def done(self) -> None:
         """An announced piece of interactive work is finished (or given up)."""
