@@ -85,6 +85,13 @@ class TestHostPriority:
     def test_a_directory_that_cannot_hold_the_file_leaves_lanes_working_alone(self, tmp_path: Path) -> None:
         assert HostPriority.open(tmp_path / "missing", DATABASE) is None
 
+    def test_a_link_planted_at_the_files_name_is_not_followed(self, tmp_path: Path) -> None:
+        victim = tmp_path / "victim"
+        victim.write_bytes(b"keep")
+        path_for(tmp_path, DATABASE).symlink_to(victim)
+        assert HostPriority.open(tmp_path, DATABASE) is None
+        assert victim.read_bytes() == b"keep"
+
 
 class TestPriorityAcrossProcesses:
     async def test_an_interactive_process_says_busy_at_once_and_clear_a_moment_after(self, tmp_path: Path) -> None:

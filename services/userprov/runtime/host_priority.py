@@ -42,7 +42,8 @@ def path_for(directory: Path, database_url: str) -> Path:
 
 class HostPriority:
     def __init__(self, path: Path, slot: int, stale_seconds: float = STALE_SECONDS) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # the directory is shared (/dev/shm): a link planted at the name must not make this write elsewhere
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             if os.fstat(fd).st_size < SLOTS * _SLOT_BYTES:
                 os.ftruncate(fd, SLOTS * _SLOT_BYTES)
@@ -75,6 +76,8 @@ class HostPriority:
 
     def interactive_elsewhere(self) -> bool:
         """Whether an interactive process of the host has work in hand (for a bulk process)."""
-        # a torn or garbled slot reads as some number: one out of range is ignored
+        # a torn or garbled slot reads as some number: one out of range is ignored. Read on every
+        # step of the bulk lane: the slots are copied out at once, and the idle ones (0) dropped first.
         now = time.time()
-        return any(now - self._stale < since <= now + 1 for since in self._slots)
+        recent = now - self._stale
+        return any(since <= now + 1 for since in self._slots.tolist() if since > recent)
