@@ -1,7 +1,7 @@
 """Settings from the environment (`USERPROV_*`), with working local defaults."""
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -132,11 +132,6 @@ class Settings(BaseSettings):
     bulk_niceness: int = Field(
         default=10, ge=0, le=19, description="How much a bulk-lane process lowers its CPU priority (nice) at start."
     )
-    lane_priority_dir: Path = Field(
-        default=Path("/dev/shm"),
-        description="Where the lanes of one host share the word that interactive work is in hand (a small memory-mapped"
-        " file per deployment): the bulk lane holds for it (\"Lanes\" in the README).",
-    )
 
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
     health_port: int | None = Field(default=None, description="Serve /livez and /readyz on this port.")
@@ -193,3 +188,17 @@ class Settings(BaseSettings):
 
     def prefetch(self, service: str) -> int:
         return int(getattr(self, "prefetch_" + service.replace("-", "_")))
+
+
+# Settings a release removed, each with what to do instead. A process still starts with one set
+# (an upgrade must not fail on a knob that no longer does anything), and the worker logs it.
+REMOVED_SETTINGS = {
+    "USERPROV_LANE_PRIORITY_DIR": "lanes no longer share a file: the bulk lane's niceness orders a host's processes,"
+    " CPU requests a node's pods; remove it (\"Lanes\" in the README)",
+}
+
+
+def removed_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The removed settings set (not empty) in `environ`, named as Settings reads them (any case)."""
+    set_names = {name.upper() for name, value in environ.items() if value}
+    return {name: action for name, action in REMOVED_SETTINGS.items() if name in set_names}

@@ -1,5 +1,6 @@
-"""Writes deploy/k8s/ and deploy/rabbitmq/definitions.json from the code they must agree with:
-the services and their queues (contracts.routing), the topology (userprov.runtime.topology),
+"""Writes deploy/k8s/ (and its overlays) and deploy/rabbitmq/definitions.json from the code they
+must agree with: the services and their queues (contracts.routing), the queues each lane
+consumes (userprov.runtime.lanes), the topology (userprov.runtime.topology),
 the settings' defaults and the worker's stop budget. A test fails when a committed file is not
 what this writes: run `python -m userprov_devtools.deploy_manifests` after changing any of those."""
 from __future__ import annotations
@@ -15,6 +16,9 @@ import yaml
 
 from contracts import routing
 from userprov import __version__
+from userprov.app import service_run
+from userprov.runtime.dispatch import Signal
+from userprov.runtime.lanes import Lane
 from userprov.runtime.topology import definitions
 from userprov.runtime.worker import stop_seconds
 from userprov.settings import Settings
@@ -122,11 +126,15 @@ def _pod(containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 
 def deployment(service: str) -> dict[str, Any]:
-    sizing = SIZING[service]
-    container = _container(service, ["run", service], {
+    return _worker_deployment(service, ["run", service], SIZING[service])
+
+
+def _worker_deployment(name: str, args: list[str], sizing: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+    container = _container(name, args, {
         "requests": {"cpu": sizing["cpu"], "memory": sizing["memory"]},
         "limits": {"memory": sizing["limit"]},  # no CPU limit: throttling would stall heartbeats
     })
+    container["env"] += [{"name": key, "value": value} for key, value in (env or {}).items()]
     container["ports"] = [{"name": "health", "containerPort": HEALTH_PORT}, {"name": "metrics", "containerPort": METRICS_PORT}]
     # up while it waits for the migration job and connects; after that, /livez answers at once
     container["startupProbe"] = _probe("/livez", period=5, failures=120)
@@ -136,7 +144,7 @@ def deployment(service: str) -> dict[str, Any]:
     # scrapers see the pod go before its metrics do. The grace period covers pause and drain.
     container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}}
     # no replicas: KEDA's HPA owns the count (an apply must not reset it)
-    return _deployment(service, container, termination_grace_seconds(),
+    return _deployment(name, container, termination_grace_seconds(),
                        {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT)})
 
 
@@ -180,23 +188,27 @@ def disruption_budget(service: str) -> dict[str, Any]:
 
 
 def scaled_object(service: str) -> dict[str, Any]:
-    sizing = SIZING[service]
+    return _scaled_object(service, {routing.queue_name(service): SIZING[service]["queue_length"]}, SIZING[service]["max"])
+
+
+def _scaled_object(name: str, queue_lengths: dict[str, int], max_replicas: int) -> dict[str, Any]:
+    """`queue_lengths`: the messages per replica to scale toward, for each queue the Deployment
+    consumes (KEDA takes the most replicas any of them asks for)."""
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": _metadata(service, service),
+        "metadata": _metadata(name, name),
         "spec": {
-            "scaleTargetRef": {"name": service},
+            "scaleTargetRef": {"name": name},
             "minReplicaCount": 1,  # a consumer always registered: /readyz and the consumer gauge stay meaningful
-            "maxReplicaCount": sizing["max"],
+            "maxReplicaCount": max_replicas,
             "pollingInterval": 15,
             "cooldownPeriod": 300,
             "triggers": [{
                 "type": "rabbitmq",
-                "metadata": {"protocol": "amqp", "queueName": routing.queue_name(service), "mode": "QueueLength",
-                             "value": str(sizing["queue_length"])},
+                "metadata": {"protocol": "amqp", "queueName": queue, "mode": "QueueLength", "value": str(length)},
                 "authenticationRef": {"name": TRIGGER_AUTH},
-            }],
+            } for queue, length in queue_lengths.items()],
         },
     }
 
@@ -307,6 +319,63 @@ def cpu_autoscaling_overlay() -> dict[str, Any]:
     }
 
 
+LANES_COMMENT = """\
+# Lanes (README, "Lanes"): every service in two Deployments instead of one per service. Niceness
+# orders only the processes of one cgroup, and each pod is a cgroup of its own: the kernel shares a
+# busy node's cores between pods by their cgroup's cpu.weight, which follows their CPU requests
+# (millicores x 1024 / 1000 as cpu.shares, then converted: 1 CPU gives weight 39 and 250m 10 with
+# the linear conversion of KEP-2254, 100 and 35 with runc 1.3.2 and crun 1.23 on). So the
+# requests rank the lanes: the interactive pod's is the larger. Size them:
+# - interactive: what its small work uses at peak (rate of process_cpu_seconds_total); it is also
+#   what the scheduler reserves on a node for each replica.
+# - bulk: small; its batches take whatever the node leaves idle. The weight is per pod: keep the
+#   interactive request above the sum of the bulk pods that may share its node (up to the bulk
+#   ScaledObject's maxReplicaCount), or keep them apart (topology spread, a node pool).
+# - no CPU limit on either: a limit ranks nothing, it throttles a pod even on an idle node.
+# KEDA scales each lane on the queues it consumes. PostgreSQL, RabbitMQ and the SMTP relay serve
+# both lanes alike: the weights rank only the workers' own CPU.
+"""
+# Per lane: resources and scaling. Both run every service (`userprov run`), as on one host.
+LANE_SIZING: dict[Lane, dict[str, Any]] = {
+    # every message, and small work of every service (the mailing's template sandbox too)
+    Lane.INTERACTIVE: {"cpu": "1", "memory": "512Mi", "limit": "1536Mi", "max": 10},
+    # large adds (up to 10,000 rows each), the lookup and mailing batches
+    Lane.BULK: {"cpu": "250m", "memory": "768Mi", "limit": "2Gi", "max": 10},
+}
+BULK_QUEUE_LENGTH = 2  # per replica: each message a users.add of 11 to 10,000 rows
+
+
+def lane_queue_lengths(lane: Lane) -> dict[str, int]:
+    """The queues a process in `lane` consumes (as the worker decides), each with the length per
+    replica to scale toward."""
+    settings = Settings()
+    lengths = {routing.queue_name(s): SIZING[s]["queue_length"] for s in routing.SERVICES
+               if lane.consumes(service_run(settings, s).routes, Signal)}
+    if lane is Lane.BULK:
+        lengths |= {routing.bulk_queue_name(s): BULK_QUEUE_LENGTH for s in routing.HANDED_TO_BULK}
+    return lengths
+
+
+def lane_objects(lane: Lane) -> list[dict[str, Any]]:
+    """A lane's Deployment, disruption budget and ScaledObject."""
+    name, sizing = lane.value, LANE_SIZING[lane]
+    return [_worker_deployment(name, ["run"], sizing, {"USERPROV_LANE": name}), disruption_budget(name),
+            _scaled_object(name, lane_queue_lengths(lane), sizing["max"])]
+
+
+def lanes_overlay() -> dict[str, Any]:
+    """deploy/k8s with the lanes' Deployments instead of one per service."""
+    deleted = [(name, kind, api) for name in routing.SERVICES for kind, api in
+               (("Deployment", "apps/v1"), ("PodDisruptionBudget", "policy/v1"), ("ScaledObject", "keda.sh/v1alpha1"))]
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../k8s", "lanes.yaml"],
+        "patches": [{"patch": yaml.safe_dump({"$patch": "delete", "apiVersion": api, "kind": kind, "metadata": {"name": name}},
+                                             sort_keys=False)} for name, kind, api in deleted],
+    }
+
+
 # Where the README's runbook sections are served: alerts link to them by absolute URL (set it with
 # --runbook-url to where your copy of the README is published)
 RUNBOOK_URL = "https://userprov.example.com/README.md"
@@ -340,8 +409,8 @@ def prometheus_rule(runbook_url: str) -> dict[str, Any]:
 HEADER = "# Generated by `python -m userprov_devtools.deploy_manifests` from the code; change that, not this.\n"
 
 
-def _yaml(*documents: dict[str, Any]) -> str:
-    return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in documents)
+def _yaml(*documents: dict[str, Any], comment: str = "") -> str:
+    return HEADER + comment + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in documents)
 
 
 def render(vhost: str = VHOST, runbook_url: str = RUNBOOK_URL) -> dict[str, str]:
@@ -364,6 +433,9 @@ def render(vhost: str = VHOST, runbook_url: str = RUNBOOK_URL) -> dict[str, str]
     # for clusters without KEDA: kubectl apply -k deploy/k8s-cpu-autoscaling (an overlay of deploy/k8s)
     rendered["deploy/k8s-cpu-autoscaling/autoscalers.yaml"] = _yaml(*(cpu_autoscaler(s) for s in routing.SERVICES))
     rendered["deploy/k8s-cpu-autoscaling/kustomization.yaml"] = _yaml(cpu_autoscaling_overlay())
+    # lanes (kubectl apply -k deploy/k8s-lanes): an interactive and a bulk Deployment, ranked by their CPU requests
+    rendered["deploy/k8s-lanes/lanes.yaml"] = _yaml(*lane_objects(Lane.INTERACTIVE), *lane_objects(Lane.BULK), comment=LANES_COMMENT)
+    rendered["deploy/k8s-lanes/kustomization.yaml"] = _yaml(lanes_overlay())
     # for clusters with prometheus-operator (its CRDs): kubectl apply -k deploy/k8s/monitoring
     monitoring = {"podmonitor.yaml": _yaml(pod_monitor()), "prometheusrule.yaml": _yaml(prometheus_rule(runbook_url))}
     rendered |= {f"deploy/k8s/monitoring/{name}": text for name, text in monitoring.items()}

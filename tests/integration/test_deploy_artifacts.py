@@ -91,6 +91,13 @@ class TestKedaObjects:
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.count("ok ") == len(objects)
 
+    def test_the_lanes_overlay_valid_against_the_crd_schema(self) -> None:
+        objects = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s-lanes" / "lanes.yaml").read_text())
+                   if d["apiVersion"].startswith("keda.sh/")]
+        assert [d["kind"] for d in objects] == ["ScaledObject", "ScaledObject"]
+        done = validate_keda(objects)
+        assert done.returncode == 0 and done.stdout.count("ok ") == 2, done.stdout + done.stderr
+
     def test_the_schema_check_can_fail(self) -> None:
         [scaled, *_] = [d for d in keda_objects() if d["kind"] == "ScaledObject"]
         scaled["spec"]["minReplicaCount"] = "one"

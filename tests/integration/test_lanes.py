@@ -20,8 +20,6 @@ from tests.support.infra import message_counts, rabbitmqctl
 from tests.support.isolated import isolated_workers
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
-from userprov.runtime.host_priority import SLOTS, HostPriority, path_for
-from userprov.runtime.priority import HOST_HOLD_SHARE, HOST_MAX_HOLD_SECONDS
 from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
@@ -41,8 +39,11 @@ class TestLanes:
         """With the interactive lane alone, a one-person add is emailed while a 30-person add
         (bulk work) waits in the bulk queue, created by no one; a bulk process started then, at a
         CPU priority 10 lower, creates and emails the 30, and consumes only the bulk queue and the
-        mailing queue (signals), so that no one's query or small command waits in it."""
-        env = {"USERPROV_SCHEDULER_POLL_SECONDS": str(POLL_SECONDS), "USERPROV_BULK_NICENESS": "10"}
+        mailing queue (signals), so that no one's query or small command waits in it. Both run as
+        an upgraded deployment may, with the removed USERPROV_LANE_PRIORITY_DIR still set: they
+        work, and say once that it is gone."""
+        env = {"USERPROV_SCHEDULER_POLL_SECONDS": str(POLL_SECONDS), "USERPROV_BULK_NICENESS": "10",
+               "USERPROV_LANE_PRIORITY_DIR": str(tmp_path)}
         async with isolated_workers("lane", worker_env, tmp_path, [{"USERPROV_LANE": "interactive"}], **env) as (infra, [interactive], bus):
             account_id = await accounts_on(bus)({"gotomeeting": 50})
             command_id, thirty = await publish_batch(bus, account_id, "batch", 30)
@@ -66,6 +67,8 @@ class TestLanes:
                 queues = Counter({name: n for name, n in consumers(infra.vhost).items() if name.startswith("userprov.")})
                 assert queues == Counter({routing.queue_name(routing.INVITATION_MAILING): 2, bulk_queue: 1, **{
                     routing.queue_name(s): 1 for s in routing.SERVICES if s != routing.INVITATION_MAILING}}), queues
+                assert [w.count_log('"setting_removed"') for w in (interactive, bulk)] == [1, 1]
+                assert interactive.count_log("USERPROV_LANE_PRIORITY_DIR") == 1
                 assert bulk.terminate() == 0
             finally:
                 if bulk.running:
@@ -166,55 +169,6 @@ class TestLanes:
                 for worker in bulk:
                     if worker.running:
                         worker.kill()
-
-    async def test_the_bulk_lane_holds_while_an_interactive_process_of_its_host_has_work_in_hand(
-        self, smtp: RecordingSmtpServer, worker_env: dict[str, str], tmp_path: Path
-    ) -> None:
-        """This test takes the part of an interactive process that keeps work in hand, in the
-        file the lanes of a host share: the bulk process holds its steps for it (counted in
-        userprov_bulk_held_for_host_seconds), at most a quarter of the time (HOST_HOLD_SHARE, summed
-        over its holds), and creates and emails a 300-person add: slowed, never stopped. Once the
-        interactive side is clear, another 300 go without a hold."""
-        shared_dir, port = tmp_path / "lanes", free_port()
-        shared_dir.mkdir()
-        env = {"USERPROV_LANE_PRIORITY_DIR": str(shared_dir), "USERPROV_SCHEDULER_POLL_SECONDS": str(POLL_SECONDS)}
-        each = [{"USERPROV_LANE": "interactive"}, {"USERPROV_LANE": "bulk", "USERPROV_METRICS_PORT": str(port)}]
-        async with isolated_workers("hold", worker_env, tmp_path, each, **env) as (infra, workers, bus):
-            taken = {worker.pid % SLOTS for worker in workers}  # a slot of our own, not the interactive worker's
-            ours = HostPriority(path_for(shared_dir, infra.database_url), next(s for s in range(SLOTS) if s not in taken))
-
-            def held() -> float:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-                    text = response.read().decode()
-                found = re.search(r"^userprov_bulk_held_for_host_seconds_total (\S+)$", text, re.MULTILINE)
-                assert found, "no userprov_bulk_held_for_host_seconds"
-                return float(found.group(1))
-
-            async def keep_busy() -> None:  # work in hand all along: its mark renewed before it goes stale
-                while True:
-                    ours.busy()
-                    await asyncio.sleep(1)
-
-            account_id = await accounts_on(bus)({"gotomeeting": 600})
-            busy = asyncio.create_task(keep_busy())
-            try:
-                started = asyncio.get_running_loop().time()
-                _, first = await publish_batch(bus, account_id, "held", 300)
-                await eventually(lambda: all(smtp.handler.to(p) for p in first), 120, what="the 300 emailed while held")
-                held_time = asyncio.get_running_loop().time() - started
-            finally:
-                busy.cancel()
-                ours.clear()
-            held_for_us = held()
-            assert 0.05 < held_for_us <= HOST_HOLD_SHARE * (held_time + 1) + 2 * HOST_MAX_HOLD_SECONDS, (
-                f"the bulk lane held {held_for_us:.2f} s in {held_time:.1f} s")
-
-            started = asyncio.get_running_loop().time()
-            _, second = await publish_batch(bus, account_id, "free", 300)
-            await eventually(lambda: all(smtp.handler.to(p) for p in second), 120, what="the 300 emailed once clear")
-            free_time = asyncio.get_running_loop().time() - started
-            assert held() - held_for_us < 0.1, "held with no interactive work in hand"
-            print(f"300 people: {held_time:.1f} s held ({held_for_us:.1f} s of holds), {free_time:.1f} s clear")
 
     def test_a_bulk_lane_with_no_batches_to_take_refuses_to_start(self, worker_env: dict[str, str], tmp_path: Path) -> None:
         worker = WorkerProcess("bulk-response", [routing.INVITATION_RESPONSE], {**worker_env, "USERPROV_LANE": "bulk"}, tmp_path)

@@ -106,6 +106,7 @@ class TestComposeAgreesWithKubernetes:
         named |= {key for secret in of_kind("Secret").values() for key in secret["stringData"]}
         named |= {e["name"] for c in of_kind("Deployment")["links"]["spec"]["template"]["spec"]["containers"] for e in c["env"]}
         named |= {key for name in (*routing.SERVICES, "links") for key in compose()[name]["environment"]}
+        named |= {e["name"] for d in TestLanes.deployments().values() for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert named - {"PYTHONDONTWRITEBYTECODE"} <= known
 
     def test_grace_periods_cover_the_drain(self) -> None:
@@ -181,3 +182,78 @@ class TestWithoutKeda:
         per_deployment = ["Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"]
         front_doors = 2  # the invitation page and SCIM, each behind a Service
         assert kinds == sorted(["ConfigMap", "Job"] + ["Service"] * front_doors + per_deployment * (len(routing.SERVICES) + front_doors))
+
+
+def millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+class TestLanes:
+    """deploy/k8s-lanes: every service in an interactive and a bulk Deployment, ranked on a busy
+    node by their CPU requests (each pod's cgroup weight), not by niceness."""
+
+    OVERLAY = ROOT / "deploy" / "k8s-lanes"
+
+    @classmethod
+    def objects(cls) -> list[dict[str, Any]]:
+        return list(yaml.safe_load_all((cls.OVERLAY / "lanes.yaml").read_text()))
+
+    @classmethod
+    def deployments(cls) -> dict[str, dict[str, Any]]:
+        return {d["metadata"]["name"]: d for d in cls.objects() if d["kind"] == "Deployment"}
+
+    @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+    def test_every_core_object_is_valid_for_the_kubernetes_api(self, version: str) -> None:
+        core = [d for d in self.objects() if not d["apiVersion"].startswith("keda.sh/")]
+        assert sorted(d["kind"] for d in core) == ["Deployment", "Deployment", "PodDisruptionBudget", "PodDisruptionBudget"]
+        for document in core:
+            kubernetes_validate.validate(document, version, strict=True)
+
+    def test_each_lane_runs_every_service_and_the_interactive_one_weighs_more(self) -> None:
+        deployments = self.deployments()
+        assert set(deployments) == {"interactive", "bulk"}
+        requests = {}
+        for lane, deployment in deployments.items():
+            [container] = deployment["spec"]["template"]["spec"]["containers"]
+            assert container["args"] == ["run"]
+            assert {"name": "USERPROV_LANE", "value": lane} in container["env"]
+            assert "cpu" not in container["resources"]["limits"], "a CPU limit throttles even on an idle node, and ranks nothing"
+            requests[lane] = millicores(container["resources"]["requests"]["cpu"])
+            # the rest as for every worker: probes, security, the grace period, replicas left to KEDA
+            base = of_kind("Deployment")[routing.USER_CREATION]["spec"]["template"]["spec"]
+            ours = deployment["spec"]["template"]["spec"]
+            assert ours["securityContext"] == base["securityContext"]
+            assert ours["terminationGracePeriodSeconds"] == base["terminationGracePeriodSeconds"]
+            for key in ("startupProbe", "livenessProbe", "readinessProbe", "securityContext", "ports"):
+                assert container[key] == base["containers"][0][key], key
+            assert "replicas" not in deployment["spec"]
+        assert requests["interactive"] >= 4 * requests["bulk"]
+
+    def test_each_lane_scales_on_the_queues_it_consumes(self) -> None:
+        scaled = {d["metadata"]["name"]: d["spec"] for d in self.objects() if d["kind"] == "ScaledObject"}
+        queues = {lane: {t["metadata"]["queueName"] for t in spec["triggers"]} for lane, spec in scaled.items()}
+        # the interactive lane takes every message; the bulk lane the large adds handed to it, and
+        # the queue that carries nothing but signals (mailing's)
+        assert queues == {"interactive": {routing.queue_name(s) for s in routing.SERVICES},
+                          "bulk": {routing.bulk_queue_name(routing.USER_CREATION), routing.queue_name(routing.INVITATION_MAILING)}}
+        for lane, spec in scaled.items():
+            assert spec["scaleTargetRef"]["name"] == lane and spec["minReplicaCount"] >= 1
+            assert all(t["type"] == "rabbitmq" and t["metadata"]["mode"] == "QueueLength" and int(t["metadata"]["value"]) > 0
+                       for t in spec["triggers"])
+            assert {t["authenticationRef"]["name"] for t in spec["triggers"]} == set(of_kind("TriggerAuthentication"))
+
+    def test_the_overlay_replaces_every_worker_of_the_base(self) -> None:
+        [overlay] = yaml.safe_load_all((self.OVERLAY / "kustomization.yaml").read_text())
+        deleted = {(p["kind"], p["metadata"]["name"]) for p in (yaml.safe_load(x["patch"]) for x in overlay["patches"])
+                   if p.get("$patch") == "delete"}
+        assert deleted == {(d["kind"], d["metadata"]["name"]) for d in documents()
+                           if d["kind"] in ("Deployment", "PodDisruptionBudget", "ScaledObject") and d["metadata"]["name"] in routing.SERVICES}
+
+    def test_kustomize_builds_it(self) -> None:
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            pytest.skip("kubectl (with its kustomize) is not installed")
+        built = subprocess.run([kubectl, "kustomize", str(self.OVERLAY)], capture_output=True, text=True, timeout=60, check=True)
+        names = sorted((d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(built.stdout) if d["kind"] in ("Deployment", "ScaledObject"))
+        assert names == [("Deployment", "bulk"), ("Deployment", "interactive"), ("Deployment", "links"), ("Deployment", "scim"),
+                         ("ScaledObject", "bulk"), ("ScaledObject", "interactive")]

@@ -1,4 +1,5 @@
-"""Settings: an empty variable is unset, and what a process logs of where it connects holds no secret."""
+"""Settings: an empty variable is unset, a removed one is named, and what a process logs of where it
+connects holds no secret."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +8,7 @@ import sys
 import pytest
 
 from userprov import __version__
-from userprov.settings import Settings
+from userprov.settings import Settings, removed_settings
 
 
 def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,6 +17,14 @@ def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.health_port is None and settings.smtp_port == 8025 and settings.smtp_username is None
     assert settings.delivery_limit == 20
+
+
+def test_a_removed_setting_still_set_is_named_and_does_not_stop_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERPROV_LANE_PRIORITY_DIR", "/dev/shm")
+    Settings()  # an upgrade with the old variable left in place still starts
+    assert list(removed_settings({"USERPROV_LANE_PRIORITY_DIR": "/dev/shm"})) == ["USERPROV_LANE_PRIORITY_DIR"]
+    assert list(removed_settings({"userprov_lane_priority_dir": "x"})) == ["USERPROV_LANE_PRIORITY_DIR"]  # read in any case
+    assert removed_settings({"USERPROV_LANE_PRIORITY_DIR": "", "USERPROV_LANE": "bulk"}) == {}  # empty means unset
 
 
 def test_endpoints_name_hosts_vhost_and_database_without_credentials() -> None:

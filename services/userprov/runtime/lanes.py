@@ -14,8 +14,12 @@ kernel gives a slice to interactive work first.
 - `bulk`: at `niceness`, does the large commands handed to it (their bulk queues) and takes the
   batches; of the service queues it consumes only those that carry nothing but wake-up signals,
   so that no one's small command, query or answer waits in it. A signal that reaches another
-  lane still wakes it at its next poll. It holds its next step while an interactive process of
-  its host has work in hand (userprov.runtime.host_priority)."""
+  lane still wakes it at its next poll.
+
+Niceness orders the processes of one cgroup. Where each lane runs in a container of its own (a
+Kubernetes pod), the kernel weighs the containers' cgroups first, by their cpu.weight, which
+Kubernetes derives from the pods' CPU requests: there the requests rank the lanes (README,
+"Lanes")."""
 from __future__ import annotations
 
 import os

@@ -35,10 +35,6 @@ RESPONSES = Counter(
     "Invitation responses handled, by response (accept or decline), outcome (taken or refused) and refusal reason.",
     ["response", "outcome", "reason"],
 )
-BULK_HELD_FOR_HOST = Counter(
-    "userprov_bulk_held_for_host_seconds",
-    "Time this bulk-lane process held its next step for an interactive process of its host with work in hand.",
-)
 BUILD_INFO = Gauge("userprov_build_info", "1, labelled with the version of userprov this process runs.", ["version"])
 OLDEST_WAITING = Gauge(
     "userprov_oldest_waiting_seconds",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,16 +22,14 @@ from userprov.runtime.broker import BrokerSession, ConsumerSpec
 from userprov.runtime.circuit import Circuit
 from userprov.runtime.dispatch import Dispatcher, Route, Signal
 from userprov.runtime.health import Readiness, serve_health, watch_readiness
-from userprov.runtime.host_priority import HostPriority
 from userprov.runtime.housekeeping import run_housekeeping
 from userprov.runtime.lanes import Lane, lower_cpu_priority
 from userprov.runtime.metrics import serve_metrics
 from userprov.runtime.outbox import Committed, OutboxRelay, OutgoingMessage
 from userprov.runtime.parking import Why
-from userprov.runtime.priority import priority
 from userprov.runtime.queue_watch import watch_queues, watch_waiting_work
 from userprov.runtime.scheduling import Scheduler
-from userprov.settings import Settings
+from userprov.settings import Settings, removed_settings
 
 log = structlog.get_logger()
 
@@ -82,24 +81,14 @@ def local_signals(services: Iterable[ServiceRun]) -> Callable[[Sequence[Committe
     return deliver
 
 
-def share_priority_with_host(settings: Settings) -> None:
-    """In lanes: the bulk processes of this host hold for the interactive ones' work in hand."""
-    host = HostPriority.open(settings.lane_priority_dir, settings.database_url)
-    if host is None:
-        return
-    if settings.lane is Lane.INTERACTIVE:
-        priority.tell_host(host)
-    else:
-        priority.hear_host(host)
-    log.info("host_priority", file=str(host.path))
-
-
 async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> int:
     """`services`: each service to run in this process."""
     trusted = settings.trusted()
     log.info("worker_starting", version=__version__, services=list(services), lane=str(settings.lane), **settings.endpoints(),
              # who may act without requested_by: unset trusts every publisher (set USERPROV_TRUSTED_PUBLISHERS)
              trusted_publishers=sorted(trusted) if trusted is not None else "every publisher")
+    for name, action in removed_settings(os.environ).items():
+        log.warning("setting_removed", setting=name, action=action)
     if settings.lane is Lane.BULK:
         if not any(service.schedulers or service.has_bulk_commands for service in services.values()):
             log.error("bulk_lane_without_batches", services=list(services),
@@ -108,8 +97,6 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
         log.info("bulk_lane", niceness=lower_cpu_priority(settings.bulk_niceness))
     elif settings.lane is Lane.INTERACTIVE:
         log.info("interactive_lane", batches="left to processes in the bulk lane: run at least one")
-    if settings.lane is not Lane.ALL:
-        share_priority_with_host(settings)
     tracing.setup(settings.tracing, "userprov-" + "-".join(services) if len(services) == 1 else "userprov")
     if settings.migrate_on_start:
         try:
