@@ -118,9 +118,9 @@ def commands() -> Iterator[tuple[str, Any]]:
 
 def _context(command: Any, name: str) -> Any:
     """A context for the command as `name` (its full name), for typer's own help text."""
-    from userprov.cli import app
-
     import typer
+
+    from userprov.cli import app
 
     root = typer.main.get_command(app)
     return type(root.make_context("userprov", [], resilient_parsing=True))(command, info_name=name)
