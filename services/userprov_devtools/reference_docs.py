@@ -374,7 +374,12 @@ def lifecycle_page() -> str:
     dot += [f'  "{status}";' for status in statuses]
     dot.append('  start -> "pending" [label="users.add"];')
     rows = ["| from | to | by | made by |", "|---|---|---|---|"]
-    for arrow in lifecycle.ARROWS:
+    for n, arrow in enumerate(lifecycle.ARROWS):
+        if len(arrow.sources) > 2:  # "any of these": one note, not an arrow from each
+            listed = "\\n".join(arrow.sources)
+            dot.append(f'  many{n} [shape=note, style="", fontsize=9, label="{listed}"];')
+            dot.append(f'  many{n} -> "{arrow.target}" [label="{arrow.by}"];')
+            continue
         for source in arrow.sources:
             dot.append(f'  "{source}" -> "{arrow.target}" [label="{arrow.by}"];')
         rows.append(f"| {', '.join(code(s) for s in arrow.sources)} | {code(arrow.target)} | {cell(arrow.by)} |"
