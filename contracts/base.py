@@ -65,8 +65,10 @@ RequestedBy = Annotated[
 
 
 class FieldError(Contract):
+    """One field at fault."""
+
     field: str = Field(description="Where the error is, e.g. `email`, `first_name`, `products`, `users.3.email`.")
-    code: str = Field(description="A stable machine-readable code (see the README's table); for `schema_invalid`, pydantic's error type.")
+    code: str = Field(description="A stable machine-readable code (the documentation's error codes); for `schema_invalid`, pydantic's error type.")
     message: str = Field(description="A human-readable explanation.")
 
 
@@ -78,7 +80,7 @@ RowErrorCode = Literal[
 class RowError(FieldError):
     """Why one row of a `users.add` was rejected."""
 
-    code: RowErrorCode = Field(description="See the README's table of row errors.")
+    code: RowErrorCode = Field(description="A row error code (the documentation's error codes).")
 
 
 NAME_MAX = 32  # first and last names, after trimming

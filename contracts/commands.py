@@ -15,6 +15,8 @@ TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class WelcomeTemplate(Contract):
+    """An account's own welcome email for one language: sandboxed Jinja2 templates of its subject and body."""
+
     subject: str = Field(max_length=200, description="Subject line; a sandboxed Jinja2 template.")
     body: str = Field(
         max_length=20_000,
@@ -210,15 +212,15 @@ class ScimTokensAdd(Contract):
     hash). For trusted platform services only. Answered by `scim_token.added`."""
 
     account_id: AccountId
-    token_id: UUID
-    token_hash: TokenHash
+    token_id: UUID = Field(description="The token's id, which `userprov scim token revoke` takes: never the token.")
+    token_hash: TokenHash = Field(description="The token's SHA-256, lower-case hex: userprov never sees the token itself.")
 
 
 class ScimTokensRevoke(Contract):
     """The token stops working at once (a SCIM service may have resolved it a few seconds
     before). For trusted platform services only. Answered by `scim_token.revoked`."""
 
-    token_id: UUID
+    token_id: UUID = Field(description="The token's id, which `userprov scim token revoke` takes: never the token.")
 
 
 class InvitationsResend(Contract):

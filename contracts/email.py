@@ -19,7 +19,7 @@ EmailProblemCode = Literal["required", "too_long", "invalid_characters", "invali
 
 
 class EmailProblem(ValueError):
-    """Why a text is not a usable email address: `code` is a row error code of the README."""
+    """Why a text is not a usable email address: `code` is a row error code (the documentation's error codes)."""
 
     def __init__(self, code: EmailProblemCode, message: str) -> None:
         super().__init__(message)

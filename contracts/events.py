@@ -23,17 +23,24 @@ TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", 
 
 
 class InvitationAccepted(Contract):
+    """A person accepted an invitation, sent by a link handler with the token of their link."""
+
     token: str = Field(min_length=1, max_length=256, description="The `token` from the link.")
 
 
 class InvitationDeclined(Contract):
+    """A person declined a transfer invitation, sent by a link handler with the token of their link."""
+
     token: str = Field(min_length=1, max_length=256, description="The `token` from the decline link.")
 
 
 class AssetRecorded(Contract):
+    """A product reports an asset of a person in an account (a past session, a scheduled session, an
+    upcoming recording): it moves with them on a transfer."""
+
     account_id: AccountId
     email: EmailAddress
-    kind: AssetKind
+    kind: AssetKind = Field(description="What kind of asset: `session_history`, `scheduled_session` or `upcoming_recording`.")
     ref: str = Field(min_length=1, max_length=200, description="The product's reference of the asset.")
 
 
@@ -41,27 +48,35 @@ class AssetRecorded(Contract):
 
 
 class RowResult(Contract):
+    """What became of one row of a `users.add`."""
+
     row: int = Field(ge=1, description="1-based, structured rows first, then pasted entries in order.")
     email: StoredEmail = Field(description="The email as stored (normalised), or as given when invalid: made printable and cut to 128 characters.")
-    outcome: Literal["accepted", "already_member", "rejected"]
-    user_id: UUID | None = None
-    errors: list[RowError] = Field(default_factory=list)
+    outcome: Literal["accepted", "already_member", "rejected"] = Field(
+        description="`accepted` (a new member), `already_member` (nothing sent) or `rejected` (see `errors`).",
+    )
+    user_id: UUID | None = Field(default=None, description="The person's profile id; null for a rejected row.")
+    errors: list[RowError] = Field(default_factory=list, description="Why the row was rejected (empty otherwise).")
 
 
 class UsersAddCompleted(Contract):
+    """Once per `users.add`, with one result per row."""
+
     command_id: str = Field(description="The `message_id` of the `users.add` command.")
-    account_id: str
-    results: list[RowResult]
+    account_id: str = Field(description="The account of the `users.add`.")
+    results: list[RowResult] = Field(description="One result per row, in row order.")
 
 
 class InvitationSent(Contract):
-    invitation_id: UUID
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
-    kind: InvitationKind
-    expires_at: datetime
-    sent_count: int
+    """The SMTP server accepted an invitation email."""
+
+    invitation_id: UUID = Field(description="The invitation.")
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
+    kind: InvitationKind = Field(description="`welcome` or `transfer`.")
+    expires_at: datetime = Field(description="When the invitation's link stops working.")
+    sent_count: int = Field(description="Emails this member's invitations have had, this one included.")
     template: Literal["account", "builtin"] = Field(
         default="builtin", description="Which template the email was made from."
     )
@@ -75,14 +90,19 @@ class InvitationSent(Contract):
 
 
 class InvitationFailed(Contract):
-    invitation_id: UUID
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
-    reason: str
+    """An invitation email could not be delivered (a 5xx, or temporary failures for the whole retry
+    window); the person stays invited."""
+
+    invitation_id: UUID = Field(description="The invitation.")
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
+    reason: str = Field(description="Why: the SMTP server's answer, or that temporary failures lasted the whole retry window.")
 
 
 class InvitationsRetried(Contract):
+    """An `invitations.retry_failed` was applied."""
+
     command_id: str = Field(description="The `message_id` of the `invitations.retry_failed` command.")
     account_id: str | None = Field(description="The account, or null for every account.")
     retried: int = Field(description="Failed invitations issued again; each is mailed and announced by its own "
@@ -93,6 +113,9 @@ ResponseRefusal = Literal["unknown_token", "expired", "already_used", "revoked",
 
 
 class InvitationResponseRejected(Contract):
+    """An accept or decline could not be applied; it names the invitation, the account and the person when
+    the token is known."""
+
     reason: ResponseRefusal = Field(
         description="`last_admin`: accepting would leave the account the person is an admin of without an active admin; "
         "the invitation stays open."
@@ -103,49 +126,68 @@ class InvitationResponseRejected(Contract):
 
 
 class UserActivated(Contract):
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
+    """A welcome invitation was accepted by someone active in no other account."""
+
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
 
 
 class MovedAssets(Contract):
-    session_history: int = 0
-    scheduled_sessions: int = 0
-    upcoming_recordings: int = 0
+    """What a transfer moved, per kind of asset."""
+
+    session_history: int = Field(default=0, description="Past sessions.")
+    scheduled_sessions: int = Field(default=0, description="Scheduled sessions.")
+    upcoming_recordings: int = Field(default=0, description="Upcoming recordings.")
 
 
 class UserTransferred(Contract):
-    user_id: UUID
-    email: StoredEmail
-    from_account_id: str | None
-    to_account_id: str
-    moved: MovedAssets
+    """A transfer invitation was accepted (or a welcome, by someone active in another account by then): the
+    person left that account, with their assets."""
+
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
+    from_account_id: str | None = Field(
+        description="The account they left; null when they had left it meanwhile (nothing moved).",
+    )
+    to_account_id: str = Field(description="The account they joined.")
+    moved: MovedAssets = Field(description="What moved with them, as counts.")
 
 
 class UserSuspended(Contract):
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
+    """A transfer invitation was declined: the person stays active where they were, and the member keeps
+    its seats."""
+
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
 
 
 class UserRemoved(Contract):
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
-    released: dict[str, int]
+    """A member was removed: their seats released, their open invitations revoked."""
+
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
+    released: dict[str, int] = Field(description="Seats released, per product.")
 
 
 class UserDeactivated(Contract):
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
+    """A member was deactivated: their seats released, their open invitations revoked."""
+
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
     released: dict[str, int] = Field(description="Seats released, per product.")
 
 
 class UserReactivated(Contract):
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
+    """A deactivated member came back: active again, or pending (an invitation follows), with the seats
+    taken."""
+
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
     status: Literal["active", "pending"] = Field(
         description="`active`: they had accepted, and use the account again. `pending`: they are invited anew (welcome, or"
                     " transfer if they are active in another account now); `invitation.sent` follows.")
@@ -153,43 +195,55 @@ class UserReactivated(Contract):
 
 
 class UserUpdated(Contract):
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
+    """A member's names or external id were updated."""
+
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
     changed: dict[str, str | None] = Field(description="Each field whose value changed, with its new value (empty: nothing did).")
 
 
 class ScimTokenAdded(Contract):
-    account_id: str
-    token_id: UUID
+    """A SCIM bearer token was added to an account (ids only, never the token or its hash)."""
+
+    account_id: str = Field(description="The account.")
+    token_id: UUID = Field(description="The token's id, which `userprov scim token revoke` takes: never the token.")
 
 
 class ScimTokenRevoked(Contract):
-    account_id: str
-    token_id: UUID
+    """A SCIM bearer token was revoked."""
+
+    account_id: str = Field(description="The account.")
+    token_id: UUID = Field(description="The token's id, which `userprov scim token revoke` takes: never the token.")
 
 
 class AccountUpserted(Contract):
-    account_id: str
+    """An `accounts.upsert` was applied."""
+
+    account_id: str = Field(description="The account.")
 
 
 class AssetCounted(Contract):
     """An `asset.recorded` was counted: the asset moves with its owner on a transfer."""
 
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
-    kind: AssetKind
-    ref: str
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
+    kind: AssetKind = Field(description="What kind of asset: `session_history`, `scheduled_session` or `upcoming_recording`.")
+    ref: str = Field(description="The product's reference of the asset.")
     new: bool = Field(description="False when the same account, kind and ref was recorded before (it is counted once).")
 
 
 class CommandRejected(Contract):
+    """A whole message was refused: its reason, and the fields at fault."""
+
     command_id: str | None = Field(description="The refused message's `message_id`, when it had one.")
     type: str | None = Field(description="The refused message's routing key.")
-    reason: RejectionReason = Field(description="A stable code, see the README.")
-    message: str
-    errors: list[FieldError] = Field(default_factory=list)
+    reason: RejectionReason = Field(description="A stable code (the documentation's error codes).")
+    message: str = Field(description="A human-readable explanation.")
+    errors: list[FieldError] = Field(
+        default_factory=list, description="The fields at fault, where it can name them (at most 50).",
+    )
 
 
 # -- between userprov's own services
@@ -198,20 +252,22 @@ class CommandRejected(Contract):
 class MembershipsCreated(Contract):
     """user-creation -> account-lookup: memberships waiting for the welcome/transfer decision."""
 
-    account_id: str
-    membership_ids: list[UUID]
+    account_id: str = Field(description="The account.")
+    membership_ids: list[UUID] = Field(description="The memberships waiting for their decision.")
 
 
 class IssuedInvitation(Contract):
-    invitation_id: UUID
-    kind: InvitationKind
+    """One invitation of a chunk."""
+
+    invitation_id: UUID = Field(description="The invitation.")
+    kind: InvitationKind = Field(description="`welcome` or `transfer`.")
 
 
 class InvitationIssued(Contract):
     """account-lookup -> invitation-mailing: invitations to mint a token for and email, as a
     chunk (one per `memberships.created`, one for a resend), mailed together."""
 
-    invitations: list[IssuedInvitation] = Field(min_length=1, max_length=1000)
+    invitations: list[IssuedInvitation] = Field(min_length=1, max_length=1000, description="The invitations to mail, together.")
 
     @model_validator(mode="before")
     @classmethod

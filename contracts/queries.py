@@ -13,31 +13,41 @@ from contracts.email import EmailAddress, StoredEmail
 
 
 class UsersGet(Contract):
+    """One member of an account, by email address."""
+
     account_id: AccountId
     email: EmailAddress
 
 
 class InvitationView(Contract):
-    kind: InvitationKind
+    """A member's latest invitation."""
+
+    kind: InvitationKind = Field(description="`welcome` or `transfer`.")
     status: str = Field(description="issued, sending, sent, accepted, declined, revoked, failed or expired.")
-    expires_at: datetime | None
-    sent_count: int
+    expires_at: datetime | None = Field(description="When the invitation's link stops working.")
+    sent_count: int = Field(description="Emails this member's invitations have had, this one included.")
 
 
 class UsersGetReply(Contract):
-    found: bool
-    user_id: UUID | None = None
-    email: StoredEmail | None = None
-    first_name: str | None = Field(default=None, max_length=NAME_MAX)
-    last_name: str | None = Field(default=None, max_length=NAME_MAX)
-    status: MembershipStatus | None = None
-    role: Role | None = None
-    products: list[str] = Field(default_factory=list)
-    language: str | None = None
-    group: str | None = None
-    settings_template: str | None = None
+    """The answer to `users.get`."""
+
+    found: bool = Field(description="Whether it exists; when false, the other fields are empty.")
+    user_id: UUID | None = Field(default=None, description="The person's profile id; null when not found.")
+    email: StoredEmail | None = Field(default=None, description="The person's email address, as stored (normalised).")
+    first_name: str | None = Field(default=None, max_length=NAME_MAX, description="The first name.")
+    last_name: str | None = Field(default=None, max_length=NAME_MAX, description="The last name.")
+    status: MembershipStatus | None = Field(
+        default=None, description="The membership status (pending, invited, transfer_pending, active, suspended, deactivated; removed).",
+    )
+    role: Role | None = Field(default=None, description="`admin`, `manager`, or null for a plain user.")
+    products: list[str] = Field(default_factory=list, description="The products they hold a seat of.")
+    language: str | None = Field(
+        default=None, description="Their language (en, fr, de, es, it, pt, nl or ja): their emails' and the invitation page's.",
+    )
+    group: str | None = Field(default=None, description="Their group in the account, or null.")
+    settings_template: str | None = Field(default=None, description="Their settings template in the account, or null.")
     external_id: str | None = Field(default=None, description="As given in `users.add`.")
-    invitation: InvitationView | None = None
+    invitation: InvitationView | None = Field(default=None, description="Their latest invitation, or null.")
 
 
 USERS_LIST_MAX = 500
@@ -61,55 +71,73 @@ class UsersList(Contract):
 
 
 class UserListed(Contract):
-    user_id: UUID
-    email: StoredEmail
-    first_name: str = Field(max_length=NAME_MAX)
-    last_name: str = Field(max_length=NAME_MAX)
-    status: MembershipStatus
-    role: Role | None
+    """One member, as `users.list` lists them."""
+
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
+    first_name: str = Field(max_length=NAME_MAX, description="The first name.")
+    last_name: str = Field(max_length=NAME_MAX, description="The last name.")
+    status: MembershipStatus = Field(
+        description="The membership status (pending, invited, transfer_pending, active, suspended, deactivated; removed).",
+    )
+    role: Role | None = Field(description="`admin`, `manager`, or null for a plain user.")
     products: list[str] = Field(description="Products whose seat they hold (none while deactivated).")
-    language: str
-    group: str | None
-    settings_template: str | None
-    external_id: str | None
-    added_at: datetime
-    status_changed_at: datetime
+    language: str = Field(
+        description="Their language (en, fr, de, es, it, pt, nl or ja): their emails' and the invitation page's.",
+    )
+    group: str | None = Field(description="Their group in the account, or null.")
+    settings_template: str | None = Field(description="Their settings template in the account, or null.")
+    external_id: str | None = Field(description="The identity provider's id for them, or null.")
+    added_at: datetime = Field(description="When they became a member.")
+    status_changed_at: datetime = Field(description="When their status last changed.")
 
 
 class UsersListReply(Contract):
-    account_id: str
+    """One page of an account's members."""
+
+    account_id: str = Field(description="The account.")
     total: int = Field(description="Members matching the query, on every page.")
-    start_index: int
-    users: list[UserListed]
+    start_index: int = Field(description="The 1-based position of this page's first member.")
+    users: list[UserListed] = Field(description="This page's members, oldest membership first.")
 
 
 class ScimTokensResolve(Contract):
     """Which account a SCIM bearer token acts on: asked with the token's SHA-256 hash."""
 
-    token_hash: TokenHash
+    token_hash: TokenHash = Field(description="The SHA-256 of the bearer token, lower-case hex.")
 
 
 class ScimTokensResolveReply(Contract):
+    """Which account a SCIM token acts on."""
+
     found: bool = Field(description="False for a token never added, or revoked.")
-    account_id: str | None = None
-    token_id: UUID | None = None
+    account_id: str | None = Field(default=None, description="The account the token acts on; null when not found.")
+    token_id: UUID | None = Field(default=None, description="The token's id; null when not found.")
 
 
 class AccountsGet(Contract):
+    """An account: its name, status, licences and members."""
+
     account_id: AccountId
 
 
 class LicenceUse(Contract):
-    total: int
-    used: int
+    """Seats of one product."""
+
+    total: int = Field(description="Seats of the product the account holds.")
+    used: int = Field(description="Seats taken by members.")
 
 
 class AccountsGetReply(Contract):
-    found: bool
-    account_id: str
-    name: str | None = None
-    status: AccountStatus | None = None
-    licences: dict[str, LicenceUse] = Field(default_factory=dict)
+    """The answer to `accounts.get`."""
+
+    found: bool = Field(description="Whether it exists; when false, the other fields are empty.")
+    account_id: str = Field(description="The account.")
+    name: str | None = Field(default=None, description="The account's name.")
+    status: AccountStatus | None = Field(default=None, description="`active`, or `expired` (members kept, no one added).")
+    licences: dict[str, LicenceUse] = Field(
+        default_factory=dict, description="Seats per product: how many it holds and how many are used.",
+    )
     members: dict[str, int] = Field(default_factory=dict, description="Members per membership status.")
     scim: ScimDefaults | None = Field(default=None, description="What people added through SCIM get, when set.")
 
@@ -121,15 +149,19 @@ class CommandsGet(Contract):
 
 
 class OutcomeEvent(Contract):
+    """One public event that a command's handling published."""
+
     type: str = Field(description="The event's name (its routing key), e.g. `users.add.completed`.")
     body: dict[str, Any] = Field(description="The event as it was published; its schema is the one of `type`.")
 
 
 class CommandsGetReply(Contract):
+    """What became of a command."""
+
     found: bool = Field(description="False when no command with that id was handled (yet), or it was forgotten.")
-    command_id: str
+    command_id: str = Field(description="The command asked about (its `message_id`).")
     command_type: str | None = Field(default=None, description="The command's routing key.")
-    outcome: Literal["done", "rejected"] | None = None
+    outcome: Literal["done", "rejected"] | None = Field(default=None, description="`done` or `rejected`; null when not found.")
     events: list[OutcomeEvent] = Field(
         default_factory=list, description="The public events its handling published (`command.rejected` when refused)."
     )
@@ -142,21 +174,25 @@ class InvitationsFailed(Contract):
 
     account_id: AccountId | None = Field(default=None, description="Omitted: every account.")
     after: UUID | None = Field(default=None, description="The `next_after` of the previous page.")
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: int = Field(default=100, ge=1, le=1000, description="At most this many people.")
 
 
 class FailedInvitation(Contract):
-    invitation_id: UUID
-    account_id: str
-    user_id: UUID
-    email: StoredEmail
-    kind: InvitationKind
-    reason: str
-    failed_at: datetime
+    """One person whose latest invitation failed."""
+
+    invitation_id: UUID = Field(description="The invitation.")
+    account_id: str = Field(description="The account.")
+    user_id: UUID = Field(description="The person's profile id: the same in every account.")
+    email: StoredEmail = Field(description="The person's email address, as stored (normalised).")
+    kind: InvitationKind = Field(description="`welcome` or `transfer`.")
+    reason: str = Field(description="Why: the SMTP server's answer, or that temporary failures lasted the whole retry window.")
+    failed_at: datetime = Field(description="When the invitation failed.")
 
 
 class InvitationsFailedReply(Contract):
-    invitations: list[FailedInvitation]
+    """The answer to `invitations.failed`."""
+
+    invitations: list[FailedInvitation] = Field(description="The people whose latest invitation failed, oldest failure first.")
     next_after: UUID | None = Field(default=None, description="Pass as `after` for the next page; null on the last page.")
 
 
@@ -171,23 +207,29 @@ class InvitationsPeek(Contract):
 
 
 class AssetCounts(Contract):
-    session_history: int = 0
-    scheduled_sessions: int = 0
-    upcoming_recordings: int = 0
+    """What a transfer moves (or moved), as counts."""
+
+    session_history: int = Field(default=0, description="Past sessions.")
+    scheduled_sessions: int = Field(default=0, description="Scheduled sessions.")
+    upcoming_recordings: int = Field(default=0, description="Upcoming recordings.")
 
 
 class InvitationsPeekReply(Contract):
+    """What a link stands for, told without using it."""
+
     status: PeekStatus = Field(
         description="`open`: it can be accepted (and a transfer declined); `used`: accepted or declined (see `response`); "
         "`revoked`: withdrawn (the person was removed, or a newer invitation replaced it); `expired`; `unknown`: no such "
         "token. Only `unknown` comes without the fields below."
     )
-    kind: InvitationKind | None = None
+    kind: InvitationKind | None = Field(default=None, description="`welcome` or `transfer`; null for an unknown link.")
     account_name: str | None = Field(default=None, description="The account that invites.")
     language: str | None = Field(default=None, description="The person's language in that account: the page's language.")
     email: StoredEmail | None = Field(default=None, description="The invited person: the login hint of the sign-in.")
-    first_name: str | None = Field(default=None, max_length=NAME_MAX)
-    expires_at: datetime | None = None
+    first_name: str | None = Field(
+        default=None, max_length=NAME_MAX, description="The person's first name, to greet them; null for an unknown link.",
+    )
+    expires_at: datetime | None = Field(default=None, description="When the link stops working; null for an unknown link.")
     response: Literal["accepted", "declined"] | None = Field(default=None, description="With `used`: how it was answered.")
     member_status: MembershipStatus | None = Field(
         default=None, description="The person's membership of the inviting account now (`active` once in)."

@@ -8,10 +8,10 @@ DEAD_LETTER_EXCHANGE = "userprov.dead-letter"
 # routing key) goes there, and from there to user-creation, which refuses it as unknown_type
 UNROUTED_COMMANDS_EXCHANGE = "userprov.commands.unrouted"
 # userprov's own hand-offs between its services: declared by the workers, and only they
-# should be granted write or read on it (see the README's RabbitMQ permissions)
+# should be granted write or read on it (see the RabbitMQ permissions in docs/reference/wire.md)
 INTERNAL_EXCHANGE = "userprov.internal"
 # accepts and declines, token included, from the link handlers: only they should be granted write
-# on it and only the workers read (see the README's RabbitMQ permissions), so that no integrator
+# on it and only the workers read (see the RabbitMQ permissions in docs/reference/wire.md), so that no integrator
 # reading userprov.events sees a token. Their old path, userprov.events, still works (deprecated).
 RESPONSES_EXCHANGE = "userprov.responses"
 

@@ -1,24 +1,6 @@
 """The membership and invitation lifecycle: every status change goes through a function here,
-one per arrow of the README's diagram, and the rules that guard the arrows are pure functions
-beside them.
-
-       users.add (row accepted, seats reserved)
-            |
-            v
-         pending --decide-----------------+------------------------------+
-            |                              |                              |
-            | never active elsewhere       | active in another account    |
-            v                              v                              |
-         invited                     transfer_pending <---------+         |
-            |                         |            |            |         |
-            | accept                  | accept     | decline    | resend  |
-            v                         v            v            |         |
-          active <--------------------+        suspended -------+         |
-                                                                          |
-       any status --remove--> removed   (seats released, invitations revoked)
-       active in the old account --accepted elsewhere--> removed
-       any status --deactivate--> deactivated   (seats released, invitations revoked)
-       deactivated --reactivate--> active (had accepted, active nowhere else) | pending (invited anew)
+one per arrow of ARROWS (the documentation draws them), and the rules that guard the arrows are
+pure functions beside them.
 """
 from __future__ import annotations
 
@@ -44,6 +26,34 @@ WAITING_FOR = {"welcome": "invited", "transfer": "transfer_pending"}
 # what a resend issues, by the member's status (no entry: nothing to resend)
 RESEND_KIND: dict[str, InvitationKind] = {"invited": "welcome", "transfer_pending": "transfer", "suspended": "transfer"}
 OPEN_INVITATION = ("issued", "sending", "sent")
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """One change of a membership's status: from any of `sources` to `target`, caused by `by`,
+    made by the functions of this module named in `functions`."""
+
+    sources: tuple[str, ...]
+    target: str
+    by: str
+    functions: tuple[str, ...]
+
+
+_MEMBER = ("pending", "invited", "transfer_pending", "active", "suspended")
+ARROWS = (
+    Arrow(("pending",), "invited", "decided: active in no other account (a welcome)", ("decide",)),
+    Arrow(("pending",), "transfer_pending", "decided: active in another account (a transfer)", ("decide",)),
+    Arrow(("invited", "transfer_pending"), "active", "invitation.accepted", ("accept",)),
+    Arrow(("transfer_pending",), "suspended", "invitation.declined", ("decline",)),
+    Arrow(("invited",), "invited", "invitations.resend or .retry_failed: a new welcome", ("resend", "reissue")),
+    Arrow(("transfer_pending",), "transfer_pending", "invitations.resend or .retry_failed: a new transfer", ("resend", "reissue")),
+    Arrow(("suspended",), "transfer_pending", "invitations.resend", ("resend",)),
+    Arrow((*_MEMBER, "deactivated"), "removed", "users.remove", ("end",)),
+    Arrow(("active",), "removed", "a transfer accepted in another account", ("end",)),
+    Arrow(_MEMBER, "deactivated", "users.deactivate", ("deactivate",)),
+    Arrow(("deactivated",), "active", "users.reactivate: had accepted, active nowhere else", ("reactivate",)),
+    Arrow(("deactivated",), "pending", "users.reactivate: invited anew", ("reactivate",)),
+)
 
 
 # -- the rules (pure)

@@ -1,6 +1,6 @@
 """A client of userprov's public interface over RabbitMQ, for its front doors (the invitation
 page) and operators' commands: only what an integrator or a link handler may do with the
-README's permissions. It publishes commands, queries and responses with confirms and
+permissions of docs/reference/wire.md. It publishes commands, queries and responses with confirms and
 `mandatory`, waits for a query's answer on a queue of its own, and, when asked to watch
 events, for the first event that carries a given correlation id. It knows the contracts,
 never a worker's tables, SQL or lifecycle."""

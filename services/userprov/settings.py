@@ -16,9 +16,27 @@ class Settings(BaseSettings):
     # an empty variable means unset (compose and Kubernetes often set `VAR=`): the default applies
     model_config = SettingsConfigDict(env_prefix="USERPROV_", frozen=True, env_ignore_empty=True)
 
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    database_url: str = "postgresql://postgres:postgres@127.0.0.1:5432/userprov"
-    database_pool_size: int = Field(default=10, ge=1)
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="RabbitMQ (the vhost is the URL's path). Several nodes of one cluster, comma-separated, each with its own"
+        " host and port (`amqp://u:p@rabbit-0:5672/v,amqp://u:p@rabbit-1:5672/v`): a process connects to the first that"
+        " answers and, after losing its connection, tries the next one first; it then declares its topology and consumes"
+        " again, and the outbox publishes again what was not confirmed. `/readyz` (`broker_node`), the"
+        " `userprov_broker_node` metric and the `broker_connected` log line name the node. Write a comma in a password as"
+        " `%2C`.",
+    )
+    database_url: str = Field(
+        default="postgresql://postgres:postgres@127.0.0.1:5432/userprov",
+        description="PostgreSQL. Several hosts for a failover, with `target_session_attrs=read-write`"
+        " (`postgresql://u:p@db-0:5432,db-1:5432/userprov?target_session_attrs=read-write`): connections go to whichever"
+        " takes writes. A worker never creates the database: pointed at one that does not exist (a typo), it logs"
+        " `database_missing` and exits with status 2 (or, with USERPROV_MIGRATE_ON_START=false, waits, not ready); only"
+        " `userprov migrate --create-database` (and the demo) create one.",
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, description="Connections per process (a process holds one only while a transaction runs), plus one"
+        " for its database probe.",
+    )
     database_statement_cache_size: int = Field(
         default=100, ge=0,
         description="Prepared statements each pooled connection keeps (asyncpg's cache). 0 behind a pooler in transaction"
@@ -26,34 +44,49 @@ class Settings(BaseSettings):
                     " prepared on one server connection is missing on the next.",
     )
     migrate_on_start: bool = Field(
-        default=True, description="Apply pending migrations at start; when off, wait until `userprov migrate` has."
+        default=True, description="Apply pending migrations at start; when false (on Kubernetes the migration Job applies them),"
+        " wait, not ready, until `userprov migrate` has."
     )
 
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 8025
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = False
-    smtp_tls: bool = Field(default=False, description="Implicit TLS from the first byte (SMTPS, usually port 465), instead of STARTTLS.")
-    smtp_ca_file: str | None = Field(default=None, description="CA certificates (PEM) the SMTP server's certificate must chain to;"
-                                     " the system's when unset.")
-    smtp_timeout_seconds: float = 10.0
-    smtp_local_hostname: str | None = Field(default=None, description="The name given in EHLO; the machine's FQDN by default.")
-    smtp_sender: str = "GoTo Admin <no-reply@userprov.example.com>"
+    smtp_host: str = Field(default="127.0.0.1", description="The SMTP server (your relay, or `userprov mail-catcher`).")
+    smtp_port: int = Field(default=8025, description="The SMTP server's port (8025: `userprov mail-catcher`'s default).")
+    smtp_username: str | None = Field(default=None, description="SMTP authentication: the user name (unset: none).")
+    smtp_password: str | None = Field(default=None, description="SMTP authentication: the password.")
+    smtp_starttls: bool = Field(default=False, description="STARTTLS after connecting (usually port 587); excludes USERPROV_SMTP_TLS.")
+    smtp_tls: bool = Field(default=False, description="Implicit TLS from the first byte (SMTPS, usually port 465); excludes"
+                           " USERPROV_SMTP_STARTTLS.")
+    smtp_ca_file: str | None = Field(default=None, description="PEM file of the CA certificates the SMTP server's certificate must"
+                                     " chain to (STARTTLS or implicit TLS); the system's CAs when unset.")
+    smtp_timeout_seconds: float = Field(
+        default=10.0, description="Per SMTP try, as a whole (connect to QUIT). With USERPROV_TEMPLATE_TIMEOUT_SECONDS and 5 s it"
+        " is the claim on an invitation, so a crashed process's emails go again after about 16 s.",
+    )
+    smtp_local_hostname: str | None = Field(default=None, description="The name given in EHLO; the machine's FQDN (looked up"
+                                            " once) by default.")
+    smtp_sender: str = Field(default="GoTo Admin <no-reply@userprov.example.com>", description="The emails' From header.")
     smtp_retry_seconds: float = Field(
         default=5 * 24 * 3600, ge=0,
         description="How long an email is retried after temporary SMTP failures (4xx, timeouts), from its first try, before"
-        " the invitation fails: a mail relay's queue lifetime (Postfix keeps a message 5 days).",
+        " `invitation.failed`: a mail relay's queue lifetime (Postfix keeps a message 5 days). An outage (the `smtp` circuit"
+        " open) does not count as tries.",
     )
-    smtp_backoff_seconds: float = Field(default=0.5, ge=0)
-    smtp_backoff_max_seconds: float = Field(default=900.0, ge=0)
+    smtp_backoff_seconds: float = Field(
+        default=0.5, ge=0, description="The first wait between tries after a temporary SMTP failure, doubled at each try (the"
+        " invitation waits in the queue meanwhile).",
+    )
+    smtp_backoff_max_seconds: float = Field(default=900.0, ge=0, description="The longest wait between those tries.")
     smtp_attempts: int = Field(
-        default=5, ge=1, description="Sends of one invitation cut off by its worker stopping (a claim that lapsed) before it fails."
+        default=5, ge=1, description="Sends of one invitation cut off by its worker dying (its claim lapsed) before"
+        " `invitation.failed`: an email that kills its worker ends failed, not mailed forever. (Before the retry window"
+        " existed it counted SMTP tries.)"
     )
-    smtp_connections: int = Field(default=8, ge=1, description="SMTP connections kept open and used at once, per process.")
+    smtp_connections: int = Field(default=8, ge=1, description="SMTP connections kept open and used at once for batches, per"
+                                  " process (plus one kept for small work); a process holds up to 6 claimed emails per"
+                                  " connection.")
     smtp_idle_seconds: float = Field(default=30.0, ge=0, description="An SMTP connection idle this long is closed, not reused.")
 
-    template_renderers: int = Field(default=2, ge=1, description="Sandbox processes rendering account templates, per service.")
+    template_renderers: int = Field(default=2, ge=1, description="Sandbox processes rendering account templates, per service and"
+                                    " worker process.")
     template_timeout_seconds: float = Field(default=1.0, gt=0, description="Longest render of one account template.")
     template_memory_mb: int = Field(default=256, ge=64, description="Address-space limit of a sandbox process.")
     template_quarantine_seconds: float = Field(
@@ -62,25 +95,36 @@ class Settings(BaseSettings):
 
     trusted_publishers: str | None = Field(
         default=None,
-        description="RabbitMQ users (comma-separated) whose commands may omit requested_by, as trusted platform services;"
-        " they must set the AMQP user_id property. Unset: every publisher is trusted (logged at start).",
+        description="RabbitMQ users, comma-separated, whose commands may omit `requested_by` and so act as a trusted platform"
+        " service (`accounts.upsert` always needs it). They must set the AMQP `user_id` property, which RabbitMQ refuses"
+        " unless it is the publishing connection's own user. Anyone else must name the acting user. Unset: every publisher"
+        " is trusted, and the first log line (`worker_starting`) says so. Set it in production; the generated ConfigMap"
+        " and compose do.",
     )
 
-    link_base_url: str = "http://127.0.0.1:8080/invitation"
-    links_host: str = Field(default="127.0.0.1", description="`userprov links` listens here (0.0.0.0 in a container).")
+    link_base_url: str = Field(
+        default="http://127.0.0.1:8080/invitation",
+        description="Links are `<base>?token=...` (transfer: `&action=accept` / `&action=decline`). `userprov links` serves"
+        " it; a platform may serve it with a link handler of its own, which publishes `invitation.accepted` /"
+        " `invitation.declined` with the token on `userprov.responses`.",
+    )
+    links_host: str = Field(default="127.0.0.1", description="`userprov links` listens here (0.0.0.0 in a container); it serves"
+                            " the path of USERPROV_LINK_BASE_URL.")
     links_port: int = Field(default=8080, ge=1, le=65535, description="`userprov links` listens on this port.")
     links_sign_in_url: str | None = Field(
         default=None, description="The platform's sign-in page, where a person creates their password after accepting;"
-        " the page adds `login_hint=<email>`.",
+        " the page links to it with `login_hint=<email>`. Unset: no such button.",
     )
     links_form_secret: SecretStr | None = Field(
         default=None, description="Signs the page's forms (anti-forgery); the same on every replica of `userprov links`."
         " Unset: a random one per process.",
     )
-    links_wait_seconds: float = Field(default=10.0, gt=0, le=60, description="How long the page waits for userprov's answer.")
+    links_wait_seconds: float = Field(default=10.0, gt=0, le=60, description="How long the page waits for userprov's answer"
+                                      " before it asks the person to reload (503, `Retry-After`).")
     links_request_seconds: float = Field(
         default=10.0, gt=0, description="A request to the page must have fully arrived this long after its connection opened"
-        " (or its previous answer), else 408: a client sending slowly holds no connection for long.",
+        " (or its previous answer), else 408 and the connection closes: a client sending slowly holds no connection for"
+        " long.",
     )
     scim_host: str = Field(default="127.0.0.1", description="`userprov scim serve` listens here (0.0.0.0 in a container).")
     scim_port: int = Field(default=8090, ge=1, le=65535, description="`userprov scim serve` listens on this port.")
@@ -98,61 +142,87 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=300, description="How long a bearer token's account is remembered: a revoked token stops"
         " working within this long.",
     )
-    welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
-    transfer_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
-    resend_cooldown_seconds: int = Field(default=60, ge=0)
-
-    prefetch_user_creation: int = Field(default=4, ge=1)
-    prefetch_account_lookup: int = Field(default=16, ge=1)
-    prefetch_invitation_mailing: int = Field(default=16, ge=1)
-    prefetch_invitation_response: int = Field(default=16, ge=1)
-
-    delivery_limit: int = Field(default=20, ge=1, description="Deliveries before a message is parked.")
-    transient_retry_seconds: float = Field(
-        default=300, ge=0, description="How long a message keeps retrying a transient fault in process before it is given back."
+    welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="How long a welcome invitation's link"
+                                           " works (7 days), from its first email.")
+    transfer_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="How long a transfer invitation's link"
+                                            " works (7 days), from its first email.")
+    resend_cooldown_seconds: int = Field(
+        default=60, ge=0, description="Minimum time between two invitations of one member, when the first reached the person:"
+        " a looping caller cannot spam a person.",
     )
-    transient_backoff_max_seconds: float = Field(default=5.0, ge=0)
-    reconnect_backoff_max_seconds: float = Field(default=5.0, ge=0)
-    outbox_batch_size: int = Field(default=500, ge=1)
-    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+
+    prefetch_user_creation: int = Field(default=4, ge=1, description="Messages in hand per process for user-creation.")
+    prefetch_account_lookup: int = Field(default=16, ge=1, description="Messages in hand per process for account-lookup.")
+    prefetch_invitation_mailing: int = Field(
+        default=16, ge=1, description="Messages in hand per process for invitation-mailing (signals only: the emails"
+        " themselves are claimed from PostgreSQL).",
+    )
+    prefetch_invitation_response: int = Field(default=16, ge=1, description="Messages in hand per process for"
+                                              " invitation-response.")
+
+    delivery_limit: int = Field(default=20, ge=1, description="Deliveries before a message is parked (fixed into the queues when"
+                                " they are first declared).")
+    transient_retry_seconds: float = Field(
+        default=300, ge=0, description="How long a message retries a transient fault (database connection lost, serialization"
+        " failure, deadlock) in process, with backoff up to USERPROV_TRANSIENT_BACKOFF_MAX_SECONDS, before it is given back"
+        " to the queue."
+    )
+    transient_backoff_max_seconds: float = Field(default=5.0, ge=0, description="The longest wait between two in-process tries"
+                                                 " of a message after a transient fault.")
+    reconnect_backoff_max_seconds: float = Field(default=5.0, ge=0, description="The longest wait between two tries to connect"
+                                                 " to RabbitMQ again after the connection was lost.")
+    outbox_batch_size: int = Field(default=500, ge=1, description="Outbox rows the poller reads and publishes per batch.")
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, description="How often the poller looks for outbox rows nobody"
+                                       " published.")
     outbox_handover_seconds: float = Field(
         default=5.0, ge=0, description="Events a process committed and has not published within this long are relayed by any process."
     )
-    lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships named per memberships.created message.")
-    lookup_batch_size: int = Field(default=200, ge=1, description="Memberships decided per account-lookup transaction.")
+    lookup_chunk_size: int = Field(default=200, ge=1, description="Memberships named per `memberships.created` signal.")
+    lookup_batch_size: int = Field(default=200, ge=1, description="Memberships decided per account-lookup transaction (small"
+                                   " work goes by the express lane whatever this is).")
     scheduler_poll_seconds: float = Field(
-        default=1.0, gt=0, description="How often account lookup and mailing look for waiting work that no message announced."
+        default=1.0, gt=0, description="How often account lookup and mailing look for waiting work that no signal announced (a"
+        " lost signal, a dead process's lapsed claims, a retry that came due)."
     )
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0, description="How long SIGTERM waits for the messages in hand"
+                                          " (those still running then are given back, unacknowledged).")
     lane: Lane = Field(
         default=Lane.ALL,
-        description="`all`, or `interactive` and `bulk` in processes beside each other: the interactive lane takes"
-        " every message and small work, the bulk lane takes the batches at a lower CPU priority (\"Lanes\" in the README).",
+        description="`all`: the process does everything. `interactive` and `bulk` split it between processes on shared cores:"
+        " the interactive lane consumes every service queue, does small work and hands each `users.add` of more than 10"
+        " people to the bulk lane, and takes no batch; the bulk lane creates those adds, takes the batches, and consumes"
+        " only the bulk queue and the mailing queue's signals, at a lower CPU priority. Run at least one of each.",
     )
     bulk_niceness: int = Field(
-        default=10, ge=0, le=19, description="How much a bulk-lane process lowers its CPU priority (nice) at start."
+        default=10, ge=0, le=19, description="How much a bulk-lane process lowers its CPU priority at start (`nice`; its template"
+        " sandboxes inherit it)."
     )
 
-    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
+    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port (`/metrics`); unset: none.")
     health_port: int | None = Field(default=None, description="Serve /livez and /readyz on this port.")
-    queue_watch_seconds: float = Field(default=15.0, gt=0, description="How often queue depths and the age of waiting work are read for the metrics.")
+    queue_watch_seconds: float = Field(default=15.0, gt=0, description="How often queue depths, consumer counts and the age of"
+                                       " waiting work are read for the metrics.")
     ready_check_seconds: float = Field(
         default=2.0, gt=0, description="How often readiness is checked in the background (/readyz answers from the last check)."
     )
     circuit_probe_seconds: float = Field(
-        default=2.0, gt=0, description="While a dependency is down (no new work taken), how often it is tried again."
+        default=2.0, gt=0, description="While PostgreSQL or the SMTP server is down (its circuit open: no new work taken), how"
+        " often it is tried again."
     )
     ready_outbox_lag_seconds: float = Field(
         default=60.0, gt=0, description="Not ready while the oldest event waiting in the outbox is older than this."
     )
-    inbox_retention_days: int = Field(default=14, ge=1, description="How long processed message ids are kept.")
-    housekeeping_interval_seconds: float = Field(default=3600, gt=0)
+    inbox_retention_days: int = Field(default=14, ge=1, description="How long processed message ids (and the commands' outcomes"
+                                      " for `commands.get`) are kept before they are pruned.")
+    housekeeping_interval_seconds: float = Field(default=3600, gt=0, description="How often old message ids and outcomes are"
+                                                 " pruned.")
 
     tracing: bool = Field(
-        default=False, description="Export OpenTelemetry spans over OTLP (OTEL_EXPORTER_OTLP_*); needs the otel extra."
+        default=False, description="Export OpenTelemetry spans over OTLP/HTTP (the standard OTEL_EXPORTER_OTLP_* variables);"
+        " needs `pip install 'userprov[otel]'`."
     )
 
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="The lowest level logged: DEBUG, INFO, WARNING or ERROR.")
     log_json: bool | None = Field(default=None, description="JSON logs; by default when stderr is not a TTY.")
 
     def sandbox_limits(self) -> SandboxLimits:

@@ -64,7 +64,7 @@ CONFIG_DATA = {
     # (the SCIM service acts for the account of its bearer token, as a platform service does)
     "USERPROV_TRUSTED_PUBLISHERS": "platform-services,userprov,userprov-scim",
 }
-# the page (`userprov links`) connects as a link handler (the README's permissions row), not as the workers
+# the page (`userprov links`) connects as a link handler (its row of the permissions in docs/reference/wire.md), not as the workers
 LINKS = "links"
 LINKS_PORT = 8080
 LINKS_SECRETS = "userprov-links-secrets"
@@ -376,9 +376,9 @@ def lanes_overlay() -> dict[str, Any]:
     }
 
 
-# Where the README's runbook sections are served: alerts link to them by absolute URL (set it with
-# --runbook-url to where your copy of the README is published)
-RUNBOOK_URL = "https://userprov.example.com/README.md"
+# Where the documentation's runbook is served (docs/how-to/runbook.md, built by scripts/docs): alerts
+# link to its sections by absolute URL (set it with --runbook-url to where you publish the site)
+RUNBOOK_URL = "https://userprov.example.com/how-to/runbook.html"
 
 
 def pod_monitor() -> dict[str, Any]:
@@ -456,7 +456,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Writes deploy/k8s/ and deploy/rabbitmq/definitions.json from the code.")
     parser.add_argument("--vhost", default=VHOST, help=f"the vhost definitions.json declares (default {VHOST}; the tests"
                         " expect the committed file to have it)")
-    parser.add_argument("--runbook-url", default=RUNBOOK_URL, help="where the README (its runbook sections) is published:"
+    parser.add_argument("--runbook-url", default=RUNBOOK_URL, help="where the documentation's runbook page is published:"
                         " the PrometheusRule's alerts link there")
     options = parser.parse_args()
     for path, text in render(options.vhost, options.runbook_url).items():

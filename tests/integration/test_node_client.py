@@ -13,8 +13,10 @@ import pytest
 
 from tests.support.infra import Infra
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.runnable_docs import steps
 
 NODE_CLIENT = Path(__file__).parents[1] / "node_client"
+HOW_TO = Path(__file__).parents[2] / "docs" / "how-to" / "other-language.md"
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +47,15 @@ class TestOtherLanguages:
     async def test_a_node_client_from_the_documents_alone(self, node_client: Path, infra: Infra, bus: BusClient) -> None:
         output = await node("client.mjs", node_client, {**os.environ, "USERPROV_AMQP_URL": infra.amqp_url})
         assert "every step and every message valid" in output
+
+    async def test_the_how_to_s_first_users_add_from_node(self, node_client: Path, infra: Infra, bus: BusClient) -> None:
+        """The program of docs/how-to/other-language.md, as it stands on the page."""
+        [program] = [s.text for s in steps(HOW_TO) if s.kind == "js"]
+        script = node_client / "first-users-add.generated.mjs"  # beside node_modules, where `import amqplib` finds it
+        script.write_text(program, encoding="utf-8")
+        try:
+            output = await node(script.name, node_client, {**os.environ, "USERPROV_AMQP_URL": infra.amqp_url})
+        finally:
+            script.unlink()
+        assert output.startswith("account.upserted\nusers.add.completed ")
+        assert '"outcome":"accepted"' in output, output

@@ -1,4 +1,4 @@
-"""RabbitMQ users with the permissions the README recommends, for the tests that prove them."""
+"""RabbitMQ users with the permissions the documentation recommends (docs/reference/wire.md), for the tests that prove them."""
 from __future__ import annotations
 
 import uuid
@@ -8,11 +8,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from tests.support.infra import Infra, rabbitmqctl
 
-# the README's table, for an integrator whose own queues are server-named (amq.gen-...)
+# the documentation's table, for an integrator whose own queues are server-named (amq.gen-...)
 CONFIGURE = r"^amq\.gen-.*$"
 WRITE = r"^(userprov\.(commands|events)|amq\.gen-.*)$"
 READ = r"^(userprov\.events|amq\.gen-.*)$"
-# the README's row for a link handler: it publishes accepts and declines (and queries), and reads
+# the documentation's row for a link handler: it publishes accepts and declines (and queries), and reads
 # the outcome events
 LINK_HANDLER_WRITE = r"^(userprov\.(responses|commands)|amq\.gen-.*)$"
 

@@ -16,7 +16,7 @@ from contracts.registry import COMMAND_MODELS, EVENT_MODELS, INTERNAL_EVENTS, RE
 from contracts.schema_export import rendered_files
 from userprov.app import SERVICES
 from userprov.settings import Settings
-from userprov_devtools import readme_examples
+from userprov_devtools import reference_docs
 
 
 class TestContracts:
@@ -26,12 +26,11 @@ class TestContracts:
         stale = [str(p) for p, text in rendered_files().items() if not p.exists() or p.read_text(encoding="utf-8") != text]
         assert not stale, f"run `python -m contracts.schema_export`: stale {stale}"
 
-    def test_the_readme_shows_every_example_message_as_the_contracts_have_it(self) -> None:
-        readme = readme_examples.README.read_text(encoding="utf-8")
-        assert readme_examples.with_section(readme) == readme, "run `python -m userprov_devtools.readme_examples`"
-        shown = {name for _, names in readme_examples.groups() for name in names}
-        public = {*COMMAND_MODELS, *(reply_type(k) for k in REPLY_MODELS), *EVENT_MODELS} - INTERNAL_EVENTS
-        assert shown == public
+    def test_the_messages_reference_shows_every_message(self) -> None:
+        shown = [name for _, _, names in reference_docs.message_groups() for name in names]
+        every = {*COMMAND_MODELS, *(reply_type(k) for k in REPLY_MODELS), *EVENT_MODELS}
+        assert sorted(shown) == sorted(every)
+        assert set(shown[-len(INTERNAL_EVENTS):]) == INTERNAL_EVENTS  # userprov's own hand-offs last, apart
 
     def test_unknown_fields_are_refused(self) -> None:
         with pytest.raises(ValidationError):
@@ -98,17 +97,17 @@ class TestExamples:
         assert examples.properties(name)["type"] == name
 
 
-class TestReadme:
-    """Every closed set on the wire is explained in the README, code by code."""
+class TestErrorCodesDocumented:
+    """Every closed set on the wire is explained in the documentation's error codes, code by code."""
 
-    README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    ERRORS = (Path(__file__).parents[2] / "docs" / "reference" / "errors.md").read_text(encoding="utf-8")
 
     @pytest.mark.parametrize("code", sorted(
         set(get_args(RejectionReason)) | set(get_args(RowErrorCode)) | set(get_args(ResponseRefusal))))
     def test_each_code_has_a_row(self, code: str) -> None:
-        in_a_table = re.search(rf"^\| [^|]*`{code}`", self.README, re.MULTILINE)
-        in_a_list = re.search(rf"`{code}`[ ,(]", self.README)
-        assert in_a_table or in_a_list, f"the README does not explain `{code}`"
+        in_a_table = re.search(rf"^\| [^|]*`{code}`", self.ERRORS, re.MULTILINE)
+        in_a_list = re.search(rf"`{code}`[ ,(]", self.ERRORS)
+        assert in_a_table or in_a_list, f"docs/reference/errors.md does not explain `{code}`"
 
 
 class TestInvitationIssued:

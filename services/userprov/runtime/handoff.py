@@ -9,7 +9,7 @@ the ack), the correlation and reply_to, and the trace headers.
 RabbitMQ sets the copy's publisher to the worker's own user, so the copy says in a header
 whether the original's publisher was trusted (USERPROV_TRUSTED_PUBLISHERS). The header is read
 only from the bulk queue, which only userprov.internal feeds, on which only the workers may
-publish (the README's RabbitMQ permissions); a publisher's own header of that name is dropped
+publish (the RabbitMQ permissions in docs/reference/wire.md); a publisher's own header of that name is dropped
 from every copy, and ignored on every other queue."""
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ async def _declared_unless_older(connection: AbstractConnection, name: str, *dec
     """Declares on a channel of its own, trying each declaration in turn. One that an earlier
     version declared with other arguments (a parking queue without its delivery limit,
     userprov.commands without its alternate exchange) is refused by RabbitMQ (406): it is used as
-    it is, and the log says so (the README's "Upgrading" says what to do about it). A difference
+    it is, and the log says so (docs/how-to/upgrade.md says what to do about it). A difference
     in the service queues' delivery limit is an operator's mistake, and stops the worker."""
     refusals: list[aiormq.exceptions.ChannelPreconditionFailed] = []
     for declare in declarations:

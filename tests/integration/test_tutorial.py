@@ -1,0 +1,51 @@
+"""The tutorial (docs/tutorial/first-hour.md) as a reader runs it: each command and Python block
+in the order shown, on a database and vhost of its own, each output as the page shows it; where
+the reader clicks in the invitation page, Debian's Chromium clicks. The page once showed a
+`users.add` whose `requested_by` was no member, refused as `forbidden`: every step now does
+what its text says."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support.infra import create_infra, drop_vhost
+from userprov.db.connection import drop_database
+from userprov_devtools.browser import answer, headless_chromium, state
+from userprov_devtools.ports import free_port
+from userprov_devtools.runnable_docs import Runner, steps
+
+TUTORIAL = Path(__file__).parents[2] / "docs" / "tutorial" / "first-hour.md"
+
+
+async def accept_in_browser(namespace: dict[str, Any], variable: str) -> None:
+    """What the page asks of the reader: open the link, tick the box, press Accept."""
+    async with headless_chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(namespace[variable])
+        assert await state(page) in ("welcome", "transfer"), await page.content()
+        assert await answer(page, "accept") in ("activated", "transferred"), await page.content()
+
+
+async def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
+    infra = create_infra()
+    links_port = free_port()
+    env = {"USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url,
+           "USERPROV_SMTP_PORT": str(free_port()), "USERPROV_LINKS_PORT": str(links_port),
+           "USERPROV_LINK_BASE_URL": f"http://127.0.0.1:{links_port}/invitation", "USERPROV_LOG_JSON": "true",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # the reader's activated venv
+    runner = Runner(env, tmp_path, hooks={"accept-in-browser": accept_in_browser})
+    page = steps(TUTORIAL)
+    assert [s.kind for s in page].count("python") >= 10 and [s.kind for s in page].count("hook") == 2
+    try:
+        await runner.run(page)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n\nwhat ran in the background:\n{runner.stop()}") from None
+    finally:
+        bus = runner.namespace.get("bus")
+        if bus is not None:
+            await bus.stop()
+        runner.stop()
+        drop_vhost(infra.vhost)
+        await drop_database(infra.database_url)
