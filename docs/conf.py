@@ -40,4 +40,3 @@ graphviz_output_format = "svg"
 
 html_theme = "furo"
 html_title = f"userprov {release}"
-html_static_path = ["_static"]

@@ -264,7 +264,7 @@ class Settings(BaseSettings):
 # (an upgrade must not fail on a knob that no longer does anything), and the worker logs it.
 REMOVED_SETTINGS = {
     "USERPROV_LANE_PRIORITY_DIR": "lanes no longer share a file: the bulk lane's niceness orders a host's processes,"
-    " CPU requests a node's pods; remove it (\"Lanes\" in the README)",
+    " CPU requests a node's pods; remove it (docs/how-to/lanes.md)",
 }
 
 

@@ -320,7 +320,7 @@ def cpu_autoscaling_overlay() -> dict[str, Any]:
 
 
 LANES_COMMENT = """\
-# Lanes (README, "Lanes"): every service in two Deployments instead of one per service. Niceness
+# Lanes (docs/how-to/lanes.md): every service in two Deployments instead of one per service. Niceness
 # orders only the processes of one cgroup, and each pod is a cgroup of its own: the kernel shares a
 # busy node's cores between pods by their cgroup's cpu.weight, which follows their CPU requests
 # (millicores x 1024 / 1000 as cpu.shares, then converted: 1 CPU gives weight 39 and 250m 10 with

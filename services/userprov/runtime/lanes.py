@@ -18,8 +18,8 @@ kernel gives a slice to interactive work first.
 
 Niceness orders the processes of one cgroup. Where each lane runs in a container of its own (a
 Kubernetes pod), the kernel weighs the containers' cgroups first, by their cpu.weight, which
-Kubernetes derives from the pods' CPU requests: there the requests rank the lanes (README,
-"Lanes")."""
+Kubernetes derives from the pods' CPU requests: there the requests rank the lanes
+(docs/how-to/lanes.md, "On Kubernetes")."""
 from __future__ import annotations
 
 import os
