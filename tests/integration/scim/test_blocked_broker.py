@@ -77,8 +77,8 @@ class TestBrokerBlocksPublishing:
               page_process(link_handler_url, worker_env, tmp_path) as page,
               scim_process(worker_env, tmp_path, USERPROV_SCIM_WAIT_SECONDS=str(WAIT)) as scim_base):
             scim_ready, page_ready = scim_base.removesuffix("/scim/v2") + "/readyz", page.rsplit("/", 1)[0] + "/readyz"
-            async with (httpx.AsyncClient(base_url=scim_base, headers={"Authorization": f"Bearer {t.token}"}, timeout=WAIT + 30) as client,
-                        httpx.AsyncClient(timeout=WAIT + 30) as http):
+            async with (httpx.AsyncClient(base_url=scim_base, headers={"Authorization": f"Bearer {t.token}"}, timeout=WAIT + SLACK + 2) as client,
+                        httpx.AsyncClient(timeout=WAIT + SLACK + 2) as http):
                 scim = Tenant(t.account_id, t.token, t.token_id, client)
                 shown = await http.get(page, params={"token": token})
                 assert state_of(shown) == "welcome"
