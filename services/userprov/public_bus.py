@@ -3,12 +3,18 @@ page) and operators' commands: only what an integrator or a link handler may do 
 permissions of docs/reference/wire.md. It publishes commands, queries and responses with confirms and
 `mandatory`, waits for a query's answer on a queue of its own, and, when asked to watch
 events, for the first event that carries a given correlation id. It knows the contracts,
-never a worker's tables, SQL or lifecycle."""
+never a worker's tables, SQL or lifecycle.
+
+Each call has one deadline for all of it: connecting when not connected, the publish and its
+confirm, and the answer. While RabbitMQ blocks the connection (`connection.blocked`: a memory or
+disk alarm), a publish would wait for its confirm until the alarm ends: it fails at once instead
+(`Blocked`), sending nothing."""
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -21,9 +27,42 @@ from contracts.queries import CommandsGet, CommandsGetReply, OutcomeEvent
 from contracts.registry import exchange_of
 from userprov.broker_nodes import broker_urls, connect_first, node_of
 
+CONNECT_SECONDS = 10.0  # connecting, opening the channel and declaring the reply queues, when nothing shorter bounds it
+PUBLISH_SECONDS = 10.0  # a publish and its confirm, when the caller gives no deadline
+
 
 class NoAnswer(Exception):
     """userprov did not answer in time: are its workers running on this vhost?"""
+
+
+class Blocked(NoAnswer):
+    """RabbitMQ blocks publishing on this connection (a memory or disk alarm): nothing was sent."""
+
+    def __init__(self) -> None:
+        super().__init__("RabbitMQ blocks publishing (a memory or disk alarm): nothing was sent; retry later")
+
+
+@asynccontextmanager
+async def _within(timeout: float, what: str) -> AsyncIterator[None]:
+    """One deadline for everything inside; NoAnswer(what) when it runs out. (A shorter deadline
+    inside that runs out, connecting's, stays a TimeoutError of its own.)"""
+    try:
+        async with asyncio.timeout(timeout) as deadline:
+            yield
+    except TimeoutError:
+        if deadline.expired():
+            raise NoAnswer(what) from None
+        raise
+
+
+def publishing_blocked(connection: AbstractConnection) -> bool:
+    """Whether RabbitMQ said `connection.blocked` on this connection and not yet `unblocked`.
+    aiormq announces the capability (RabbitMQ tells only clients that do) and keeps the state,
+    but only in a private event of its connection, read here; were it renamed, this says False
+    and a publish waits for its deadline instead of failing at once."""
+    underlay = connection.transport
+    unblocked = getattr(underlay.connection, "_Connection__connection_unblocked", None) if underlay is not None else None
+    return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
 
 
 def amqp_user(url: str) -> str:
@@ -57,13 +96,21 @@ class PublicBus:
     def connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
-    async def start(self) -> None:
+    @property
+    def blocked(self) -> bool:
+        """Connected, and RabbitMQ blocks publishing on the connection (RabbitMQ says so once the
+        connection publishes during an alarm, and again when the alarm ends)."""
+        connection = self._connection
+        return connection is not None and not connection.is_closed and publishing_blocked(connection)
+
+    async def start(self, timeout: float = CONNECT_SECONDS) -> None:
         """Connects (again, after the connection was lost): a reply queue and, for the watched
-        events, a queue of its own bound to them; both go with the connection."""
-        async with self._connecting:
+        events, a queue of its own bound to them; both go with the connection. TimeoutError
+        after `timeout`."""
+        async with asyncio.timeout(timeout), self._connecting:
             if self.connected:
                 return
-            connection, index = await connect_first(self._url, self._next_node, timeout=10,
+            connection, index = await connect_first(self._url, self._next_node, timeout=timeout,
                                                     client_properties={"connection_name": self._name})
             self._next_node, self.node = index + 1, node_of(broker_urls(self._url)[index])
             try:
@@ -98,12 +145,21 @@ class PublicBus:
             waiting.set_result(Received(message.type or message.routing_key or "", message.body))
 
     async def publish(self, routing_key: str, message: Contract, *, message_id: str | None = None,
-                      correlation_id: str | None = None, reply: bool = False) -> str:
+                      correlation_id: str | None = None, timeout: float = PUBLISH_SECONDS) -> str:
         """Confirmed and mandatory, on the exchange the routing key belongs to; returns the message_id.
         The fields the caller set are sent, a null included (`users.update`'s `external_id: null`
-        clears it), and no other."""
+        clears it), and no other. Blocked at once while RabbitMQ blocks publishing; NoAnswer when
+        it did not confirm within `timeout` (connecting included)."""
+        async with _within(timeout, f"RabbitMQ did not confirm {routing_key} within {timeout:g} s"):
+            return await self._publish(routing_key, message, message_id=message_id, correlation_id=correlation_id)
+
+    async def _publish(self, routing_key: str, message: Contract, *, message_id: str | None = None,
+                       correlation_id: str | None = None, reply: bool = False) -> str:
+        """`publish` within the caller's deadline."""
         if not self.connected:
             await self.start()
+        if self.blocked:
+            raise Blocked
         assert self._channel is not None and self._replies is not None
         message_id = message_id or str(uuid.uuid4())
         exchange = await self._channel.get_exchange(exchange_of(routing_key), ensure=False)
@@ -126,26 +182,25 @@ class PublicBus:
 
     async def command(self, routing_key: str, message: Contract, timeout: float) -> Received:
         """Publishes a command (or a response) and waits for the first watched event that carries
-        its id: its outcome. NoAnswer after `timeout`."""
+        its id: its outcome. NoAnswer when `timeout` ran out, connecting, publishing or waiting."""
         message_id = str(uuid.uuid4())
         outcome = self.expect(message_id)
         try:
-            await self.publish(routing_key, message, message_id=message_id)
-            return await asyncio.wait_for(outcome, timeout)
-        except TimeoutError:
-            raise NoAnswer(f"no outcome of {routing_key} within {timeout:g} s") from None
+            async with _within(timeout, f"no outcome of {routing_key} within {timeout:g} s"):
+                await self._publish(routing_key, message, message_id=message_id)
+                return await outcome
         finally:
             self.forget(message_id)
 
     async def ask(self, routing_key: str, query: Contract, timeout: float) -> Received:
-        """The answer to a query: its type says an answer (`<query>.reply`) from a refusal."""
+        """The answer to a query: its type says an answer (`<query>.reply`) from a refusal.
+        NoAnswer when `timeout` ran out, connecting, publishing or waiting."""
         message_id = str(uuid.uuid4())
         answer = self.expect(message_id)
         try:
-            await self.publish(routing_key, query, message_id=message_id, reply=True)
-            return await asyncio.wait_for(answer, timeout)
-        except TimeoutError:
-            raise NoAnswer(f"no answer to {routing_key} within {timeout:g} s: are userprov's workers running on this vhost?") from None
+            async with _within(timeout, f"no answer to {routing_key} within {timeout:g} s: are userprov's workers running on this vhost?"):
+                await self._publish(routing_key, query, message_id=message_id, reply=True)
+                return await answer
         finally:
             self.forget(message_id)
 

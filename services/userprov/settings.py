@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from userprov.broker_nodes import broker_urls, node_of, vhost_of
@@ -119,8 +120,10 @@ class Settings(BaseSettings):
         default=None, description="Signs the page's forms (anti-forgery); the same on every replica of `userprov links`."
         " Unset: a random one per process.",
     )
-    links_wait_seconds: float = Field(default=10.0, gt=0, le=60, description="How long the page waits for userprov's answer"
-                                      " before it asks the person to reload (503, `Retry-After`).")
+    links_wait_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="How long a request to the page may wait for userprov, all it asks included"
+        " (connecting, publishing and its confirm, the answers), before it is a 503 with Retry-After.",
+    )
     links_request_seconds: float = Field(
         default=10.0, gt=0, description="A request to the page must have fully arrived this long after its connection opened"
         " (or its previous answer), else 408 and the connection closes: a client sending slowly holds no connection for"
@@ -129,8 +132,13 @@ class Settings(BaseSettings):
     scim_host: str = Field(default="127.0.0.1", description="`userprov scim serve` listens here (0.0.0.0 in a container).")
     scim_port: int = Field(default=8090, ge=1, le=65535, description="`userprov scim serve` listens on this port.")
     scim_wait_seconds: float = Field(
-        default=10.0, gt=0, le=60, description="How long a SCIM request waits for userprov's answer before it is a 503 with"
-        " Retry-After.",
+        default=10.0, gt=0, le=60, description="How long a SCIM request may wait for userprov, all it asks included (connecting,"
+        " publishing and its confirm, the answers), before it is a 503 with Retry-After.",
+    )
+    scim_base_url: str | None = Field(
+        default=None, description="Where the identity providers reach SCIM, its /scim/v2 included (https://scim.example.com/scim/v2):"
+        " the base of Location and meta.location. Unset: each request's scheme and Host header (a Host that is not a host"
+        " name or address is a 400).",
     )
     scim_request_seconds: float = Field(
         default=10.0, gt=0, description="A SCIM request must have fully arrived this long after its connection opened"
@@ -234,6 +242,16 @@ class Settings(BaseSettings):
             slow_seconds=self.template_timeout_seconds / 2,
         )
 
+    @field_validator("scim_base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
+            raise ValueError("USERPROV_SCIM_BASE_URL must be an http(s) URL with a host and no query, like https://scim.example.com/scim/v2")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _one_kind_of_tls(self) -> Settings:
         if self.smtp_tls and self.smtp_starttls:
@@ -246,12 +264,16 @@ class Settings(BaseSettings):
             return None
         return frozenset(u.strip() for u in self.trusted_publishers.split(",") if u.strip())
 
-    def endpoints(self) -> dict[str, str]:
-        """Where this process connects, for its first log line: hosts, vhost and database, never
-        a user name or password."""
+    def broker_endpoint(self) -> str:
+        """The broker nodes and vhost, never a user name or password: all that a front door connects to."""
         brokers = broker_urls(self.amqp_url)
+        return f"{', '.join(node_of(url) for url in brokers)} vhost {vhost_of(brokers[0])}"
+
+    def endpoints(self) -> dict[str, str]:
+        """Where a worker connects, for its first log line: hosts, vhost and database, never
+        a user name or password."""
         return {
-            "broker": f"{', '.join(node_of(url) for url in brokers)} vhost {vhost_of(brokers[0])}",
+            "broker": self.broker_endpoint(),
             "database": f"{host_of(self.database_url)}/{database_name(self.database_url)}",
             "smtp": f"{self.smtp_host}:{self.smtp_port}" + (" (STARTTLS)" if self.smtp_starttls else ""),
         }

@@ -59,6 +59,7 @@ CONFIG_DATA = {
     "USERPROV_SMTP_USERNAME": "userprov",
     "USERPROV_LINK_BASE_URL": "https://admin.example.com/invitation",
     "USERPROV_LINKS_SIGN_IN_URL": "https://signin.example.com/login",
+    "USERPROV_SCIM_BASE_URL": "https://admin.example.com/scim/v2",  # where the identity providers reach SCIM, behind TLS
     "USERPROV_SMTP_SENDER": "GoTo Admin <no-reply@example.com>",
     # the RabbitMQ users of the platform services that may act without requested_by (they set user_id)
     # (the SCIM service acts for the account of its bearer token, as a platform service does)

@@ -21,7 +21,9 @@ BUS_ERRORS = (NoAnswer, aiormq.exceptions.AMQPError, ConnectionError, OSError, T
 
 
 async def keep_connected(bus: PublicBus, name: str, every: float = 2.0) -> None:
-    """Connects, and again whenever the connection was lost; meanwhile requests get 503."""
+    """Connects, and again whenever the connection was lost; meanwhile requests get 503. Says
+    when RabbitMQ blocks publishing (an alarm) and when it stops."""
+    blocked = False
     while True:
         if not bus.connected:
             try:
@@ -29,6 +31,13 @@ async def keep_connected(bus: PublicBus, name: str, every: float = 2.0) -> None:
                 log.info(f"{name}_broker_connected")
             except BUS_ERRORS as error:
                 log.warning(f"{name}_broker_unreachable", error=type(error).__name__)
+        if bus.blocked != blocked:
+            blocked = bus.blocked
+            if blocked:
+                log.warning(f"{name}_broker_blocked", consequence="RabbitMQ blocks publishing (a memory or disk alarm):"
+                            " requests get 503 with Retry-After until it ends")
+            else:
+                log.info(f"{name}_broker_unblocked")
         await asyncio.sleep(every)
 
 
@@ -48,14 +57,17 @@ def bus_lifespan(bus: PublicBus, name: str) -> Callable[[Any], AbstractAsyncCont
 
 
 def health_routes(bus: PublicBus) -> list[Route]:
-    """`/livez`, and `/readyz`: 503 while there is no broker connection."""
+    """`/livez`, and `/readyz`: 503 while there is no broker connection or RabbitMQ blocks
+    publishing on it. It names no host or port: the port may be public."""
 
     async def livez(_: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(_: Request) -> Response:
-        if bus.connected:
-            return PlainTextResponse(f"ready: connected to RabbitMQ at {bus.node}")
-        return PlainTextResponse("not ready: no broker connection", 503)
+        if not bus.connected:
+            return PlainTextResponse("not ready: no broker connection", 503)
+        if bus.blocked:
+            return PlainTextResponse("not ready: the broker blocks publishing (a resource alarm)", 503)
+        return PlainTextResponse("ready")
 
     return [Route("/livez", livez), Route("/readyz", readyz)]

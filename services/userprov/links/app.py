@@ -1,9 +1,11 @@
 """The page behind every invitation link: GET and HEAD only show (mail scanners fetch every link
 before the person does), a POST with a ticked confirmation acts. It is a client of userprov's
 public interface: it asks `invitations.peek`, publishes `invitation.accepted` or
-`invitation.declined` on `userprov.responses`, and waits for the event that answered it."""
+`invitation.declined` on `userprov.responses`, and waits for the event that answered it; all
+that a request asks has one deadline, USERPROV_LINKS_WAIT_SECONDS, past which it is a 503."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import MutableMapping
 from functools import cache
 from importlib import resources
@@ -67,7 +69,8 @@ class InvitationPage:
             return self._render(request, Page("unknown", 404))
         assert token is not None
         try:
-            peeked = await self._peek(token)
+            async with asyncio.timeout(self._wait):
+                peeked = await self._peek(token)
         except BUS_ERRORS as error:
             return self._busy(request, error)
         return self._render(request, shown(peeked), token)
@@ -84,13 +87,15 @@ class InvitationPage:
                 or not self._keys.valid(form.get("form_key"), token) or action not in ("accept", "decline")):
             return self._render(request, Page("form_expired", 403))
         try:
-            peeked = await self._peek(token)
-            page = shown(peeked)
-            if page.state not in ("welcome", "transfer") or (action == "decline" and peeked.kind != "transfer"):
-                return self._render(request, page, token)  # answered already (a second submit): what the first showed
-            if form.get("confirm") != "yes":  # what a scanner submitting the form as it stands sends
-                return self._render(request, Page(page.state, 422, peeked, page.moves), token, not_confirmed=action)
-            return self._render(request, await self._respond(token, action, peeked), token)
+            async with asyncio.timeout(self._wait):  # the peek, the response and its outcome: one deadline for all
+                peeked = await self._peek(token)
+                page = shown(peeked)
+                if page.state not in ("welcome", "transfer") or (action == "decline" and peeked.kind != "transfer"):
+                    return self._render(request, page, token)  # answered already (a second submit): what the first showed
+                if form.get("confirm") != "yes":  # what a scanner submitting the form as it stands sends
+                    return self._render(request, Page(page.state, 422, peeked, page.moves), token, not_confirmed=action)
+                page = await self._respond(token, action, peeked)
+            return self._render(request, page, token)
         except BUS_ERRORS as error:
             return self._busy(request, error)
 

@@ -22,5 +22,5 @@ def serve(settings: Settings) -> None:
                     " set USERPROV_LINKS_FORM_SECRET, the same on every replica")
     bus = PublicBus(settings.amqp_url, "userprov links", events=OUTCOME_EVENTS)
     app = create_app(bus, FormKeys(secret), settings.link_base_url, settings.links_sign_in_url, settings.links_wait_seconds)
-    log.info("links_starting", host=settings.links_host, port=settings.links_port, **settings.endpoints())
+    log.info("links_starting", host=settings.links_host, port=settings.links_port, broker=settings.broker_endpoint())
     serve_http(app, settings.links_host, settings.links_port, settings.links_request_seconds)

@@ -1,13 +1,17 @@
 """The SCIM 2.0 endpoint at `/scim/v2`: scim2-server's protocol (routing, validation, PATCH,
 filters, discovery, errors) over `UserprovStorage`, behind a bearer token of one account, plus
-health and metrics. A body beyond USERPROV_SCIM_BODY_BYTES is a 413 before it is parsed."""
+health (metrics are on the metrics port only). A body beyond USERPROV_SCIM_BODY_BYTES is a 413
+before it is parsed. Each request has one deadline, USERPROV_SCIM_WAIT_SECONDS, for everything
+it asks of userprov: past it, or while RabbitMQ blocks publishing, it is a 503 with Retry-After."""
 from __future__ import annotations
 
+import asyncio
+from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram
 from scim2_models import (
     Context,
     PayloadTooLargeException,
@@ -17,17 +21,17 @@ from scim2_models import (
     UnauthorizedException,
 )
 from scim2_server.applications.asgi import ASGIApplication, Receive, Scope
+from scim2_server.applications.base import VERSION_PREFIX
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 
 from userprov.front_doors.access_log import AccessLog
 from userprov.front_doors.asgi import ASGIApp
 from userprov.front_doors.connection import BUS_ERRORS, bus_lifespan, health_routes
+from userprov.front_doors.host_header import request_host
 from userprov.public_bus import PublicBus
 from userprov.scim.resources import provider
 from userprov.scim.storage import OUTCOME_EVENTS, Unavailable, UserprovStorage
@@ -41,6 +45,13 @@ REQUEST_SECONDS = Histogram("userprov_scim_request_seconds", "SCIM requests, fro
                             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 
+class NoPublicUrl(SCIMException):
+    """No USERPROV_SCIM_BASE_URL, and no Host header to take it from."""
+
+    status = 400
+    _default_detail = "The Host header is missing or is not a host name or address."
+
+
 class UserprovScimService(ScimService):
     def patch_response(self, base_url: str, resource: Resource[Any], response_parameters: ResponseParameters[Any]) -> ScimResponse:
         """The resource, always (RFC 7644 allows 204 too): Okta expects it."""
@@ -48,16 +59,28 @@ class UserprovScimService(ScimService):
 
 
 class ScimApplication(ASGIApplication):
-    def __init__(self, storage: UserprovStorage, tokens: TokenResolver, body_bytes: int) -> None:
+    def __init__(self, storage: UserprovStorage, tokens: TokenResolver, body_bytes: int, wait_seconds: float,
+                 base_url: str | None) -> None:
         scim_provider = provider()
         super().__init__(storage, scim_provider, UserprovScimService(scim_provider))
         self._tokens = tokens
         self._body_bytes = body_bytes
+        self._wait = wait_seconds
+        self._base_url = base_url
+
+    def public_base_url(self, scope: Scope) -> str | None:
+        """Where clients reach SCIM, for `Location` and `meta.location`: USERPROV_SCIM_BASE_URL
+        (the request's Host is then never read); unset, the request's own scheme and Host, when
+        the Host is a host name or address."""
+        if self._base_url is not None:
+            return self._base_url
+        host = request_host(scope)
+        return None if host is None else f"{scope['scheme']}://{host}{scope.get('root_path', '')}{VERSION_PREFIX}"
 
     async def read_request(self, scope: Scope, receive: Receive) -> ScimRequest:
         """The request, its body read up to one byte beyond the limit (the rest is never read)."""
         request = ScimRequest(
-            method=scope["method"], base_url=self.get_base_url(scope), path=self.split_path(self.get_path(scope)),
+            method=scope["method"], base_url=self.public_base_url(scope) or "", path=self.split_path(self.get_path(scope)),
             query=_query(scope), headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]],
         )
         body, more = b"", True
@@ -71,13 +94,16 @@ class ScimApplication(ASGIApplication):
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
         if request.body is not None and len(request.body) > self._body_bytes:
             raise PayloadTooLargeException(detail=f"A request body is at most {self._body_bytes} bytes.")
+        if not request.base_url:
+            raise NoPublicUrl
         try:
-            if self.needs_auth(request):
-                account_id = await self._tokens.account_of(request.header("Authorization"))
-                if account_id is None:
-                    raise UnauthorizedException(detail="A valid bearer token of a userprov account is required.")
-                acting_for(account_id)
-            return await self.handler.handle(request)
+            async with asyncio.timeout(self._wait):  # the token, the queries and the commands: one deadline for all
+                if self.needs_auth(request):
+                    account_id = await self._tokens.account_of(request.header("Authorization"))
+                    if account_id is None:
+                        raise UnauthorizedException(detail="A valid bearer token of a userprov account is required.")
+                    acting_for(account_id)
+                return await self.handler.handle(request)
         except BUS_ERRORS as error:
             log.warning("scim_userprov_unavailable", error=type(error).__name__)
             raise Unavailable from None
@@ -93,6 +119,8 @@ class ScimApplication(ASGIApplication):
 
     def finalize_response(self, request: ScimRequest, response: ScimResponse) -> ScimResponse:
         response = super().finalize_response(request, response)
+        if response.status != HTTPStatus.CREATED:  # scim2-server adds the request's URL to every answer
+            response.headers.pop("Location", None)  # RFC 7644 §3.3: a Location only for what was created
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
@@ -108,14 +136,13 @@ def _query(scope: Scope) -> dict[str, str]:
     return dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
-def create_app(bus: PublicBus, wait_seconds: float, body_bytes: int, token_cache_seconds: float) -> Starlette:
-    scim = ScimApplication(UserprovStorage(bus, wait_seconds), TokenResolver(bus, wait_seconds, token_cache_seconds), body_bytes)
-
-    async def metrics(_: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+def create_app(bus: PublicBus, wait_seconds: float, body_bytes: int, token_cache_seconds: float,
+               base_url: str | None = None) -> Starlette:
+    """`base_url`: where clients reach SCIM (USERPROV_SCIM_BASE_URL); None: each request's Host."""
+    scim = ScimApplication(UserprovStorage(bus, wait_seconds), TokenResolver(bus, wait_seconds, token_cache_seconds), body_bytes,
+                           wait_seconds, base_url)
     app = Starlette(
-        routes=[*health_routes(bus), Route("/metrics", metrics), Mount("/scim", app=cast(ASGIApp, scim))],
+        routes=[*health_routes(bus), Mount("/scim", app=cast(ASGIApp, scim))],
         lifespan=bus_lifespan(bus, "scim"),
     )
     app.add_middleware(AccessLog, event="scim_request", observe=_observe)

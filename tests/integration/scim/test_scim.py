@@ -18,6 +18,7 @@ from tests.support.infra import Infra, close_connections_named
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov.operations.scim_tokens import revoke as revoke_token
+from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
 
 
@@ -251,12 +252,20 @@ async def _answers(t: Tenant) -> bool:
 
 
 class TestOperable:
-    async def test_health_and_metrics(self, tenant: Any, scim_base: str) -> None:
+    async def test_health_and_metrics_on_the_metrics_port_only(self, tenant: Any, infra: Infra, worker_env: dict[str, str],
+                                                              tmp_path: Path) -> None:
         t = await tenant()
-        assert (await t.client.get("/Users")).status_code == 200
-        async with httpx.AsyncClient(base_url=scim_base.removesuffix("/scim/v2")) as plain:
-            assert (await plain.get("/livez")).text == "ok"
-            assert (await plain.get("/readyz")).text.startswith("ready: connected to RabbitMQ at ")
-            metrics = (await plain.get("/metrics")).text
+        metrics_port = free_port()
+        with scim_process(worker_env, tmp_path, USERPROV_METRICS_PORT=str(metrics_port)) as base:
+            async with (httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {t.token}"}) as client,
+                        httpx.AsyncClient(base_url=base.removesuffix("/scim/v2")) as plain):
+                assert (await client.get("/Users")).status_code == 200
+                assert (await plain.get("/livez")).text == "ok"
+                assert (await plain.get("/readyz")).text == "ready", "no broker host or port on a public port"
+                assert (await plain.get("/metrics")).status_code == 404, "metrics only on USERPROV_METRICS_PORT"
+                metrics = (await plain.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
         assert 'userprov_scim_requests_total{method="GET",status="200"}' in metrics
         assert "userprov_scim_request_seconds_bucket" in metrics
+        [starting] = [json.loads(line) for line in (tmp_path / "worker-scim.log").read_text().splitlines() if '"scim_starting"' in line]
+        assert starting["broker"] == f"127.0.0.1:5672 vhost {infra.vhost}"
+        assert "database" not in starting and "smtp" not in starting, "the start line names only what SCIM connects to"
