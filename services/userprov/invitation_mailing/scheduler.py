@@ -177,12 +177,16 @@ class MailingScheduler:
             renewed_at = time.monotonic()  # before the statement: the lease runs from no later than this
             try:
                 async with pool.acquire() as conn:
-                    await sql.renew_claims(conn, {i: c.invitation.token_hash for i, c in held.items()}, self._lease)
+                    renewed = await sql.renew_claims(conn, {i: c.invitation.token_hash for i, c in held.items()}, self._lease)
             except Exception as error:  # noqa: BLE001 - the claims may lapse then, and go again (counted)
                 log.warning("claim_leases_not_renewed", error=repr(error), claims=len(held))
                 continue
-            for invitation_id in held:
+            for invitation_id in renewed:
                 self._renewed[invitation_id] = renewed_at
+            if len(renewed) < len(held):
+                # revoked, or lapsed and maybe claimed by another process: their leases are not
+                # extended here, and a send not yet started finds them gone when it checks
+                log.info("claims_no_longer_held", claims=len(held) - len(renewed))
 
     async def _claim_express_until_stopped(self, pool: asyncpg.Pool) -> None:
         """The express lane, beside the regular claims (never waiting for one in progress)."""
