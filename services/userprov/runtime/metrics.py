@@ -35,6 +35,11 @@ RESPONSES = Counter(
     "Invitation responses handled, by response (accept or decline), outcome (taken or refused) and refusal reason.",
     ["response", "outcome", "reason"],
 )
+EXPRESS_FULL = Counter(
+    "userprov_express_full",
+    "Small signals this process's express lane could not take (it was full), by service: their work waits for the batches.",
+    ["service"],
+)
 BULK_HELD_FOR_HOST = Counter(
     "userprov_bulk_held_for_host_seconds",
     "Time this bulk-lane process held its next step for an interactive process of its host with work in hand.",
