@@ -172,9 +172,9 @@ async def _may_add(cmd: UsersAdd, uow: UnitOfWork) -> None:
     up to 10,000 rows and the account's lock. A platform service is judged without a read; a named
     requester by their role, read once before the add's transaction, without the account's lock.
     That is safe: a membership's role never changes, and a change of the requester's status that
-    commits in between (a removal, a deactivation, an acceptance) reads nothing this add writes
-    (its members are pending, never active admins), so the outcome is that of the add handled a
-    moment earlier, before that change."""
+    commits in between (a removal, a deactivation, an acceptance) depends on nothing this add
+    writes (its members are pending, never active admins; seat counts move by increments), so the
+    outcome is that of the add handled a moment earlier, before that change."""
     if cmd.requested_by is None:
         platform()
         return
