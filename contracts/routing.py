@@ -92,8 +92,8 @@ def work_queue_names() -> tuple[str, ...]:
 
 def replay_exchange(service: str, exchange: str, routing_key: str) -> str:
     """Where a message parked by `service` after coming from `exchange` is replayed: a command
-    handed to the bulk lane goes back through the public door it came in by, where its publisher
-    is trusted anew (on a replay, the operator's user)."""
+    handed to the bulk lane goes back through the public door it came in by, where it is judged
+    and handed off again (with the trust its replay says its original had)."""
     if exchange == INTERNAL_EXCHANGE and routing_key in HANDED_TO_BULK.get(service, ()):
         return COMMANDS_EXCHANGE
     return exchange

@@ -2,6 +2,7 @@
 and list, show, replay and purge act on the parking queues without losing anything."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,15 +10,19 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import asyncpg
 import pytest
 
 from contracts import routing
-from tests.integration.conftest import address, unique
+from tests.integration.conftest import accounts_on, address, unique
+from tests.support.broker_users import WRITE, broker_user
 from tests.support.hostile import publish_hostile
 from tests.support.infra import Infra, drop_vhost, rabbitmqctl
+from tests.support.isolated import isolated_workers
 from tests.support.workers import WorkerProcess
 from userprov.operations import parked as parked_operations
 from userprov.operations.parked import Selection, list_parked, purge, replay, show
@@ -153,6 +158,85 @@ class TestWhyHeaders:
             await queue.delete()
         finally:
             await connection.close()
+
+
+async def given_back(amqp_url: str, queue_name: str, message_id: str, times: int) -> None:
+    """Takes the message from the queue and gives it back `times` times, as a worker that dies on
+    it does: the broker counts each return, delivers it once more after as many returns as the
+    queue's delivery limit (a worker parks it then), and dead-letters it at the next."""
+    returned = 0
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+
+        async def give_back() -> bool:
+            nonlocal returned
+            message = await queue.get(no_ack=False, fail=False)
+            if message is not None:
+                assert message.message_id == message_id, "the test's message is alone in its queue"
+                returned += 1
+                await message.reject(requeue=True)
+            return returned >= times
+
+        await eventually(give_back, 60, 0.01, what=f"the message given back {times} times")
+    finally:
+        await connection.close()
+
+
+class TestReplayKeepsTheOriginalsTrust:
+    """`userprov parked replay` publishes as the operator, a trusted user: a replay still acts with
+    the trust of its original's publisher, however it was parked. Here before any authorization
+    check: each delivery was given back unsettled (as by a worker that died on it), so that the
+    worker parks it at the delivery limit without running its handler, or the broker dead-letters it."""
+
+    @pytest.mark.parametrize(("lanes", "parked_by"), [(False, "worker"), (False, "broker"), (True, "worker")],
+                             ids=["one-process", "dead-lettered", "lanes"])
+    async def test_an_untrusted_command_stays_untrusted_and_a_trusted_one_runs(
+        self, lanes: bool, parked_by: str, worker_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """In lanes, each add is large (12 people) and parked from the bulk queue, where its trust
+        is the hand-off's word; its replay goes back through the interactive lane."""
+        platform_user = f"platform-{uuid.uuid4().hex[:8]}"
+        each = [{"USERPROV_LANE": "interactive"}, {"USERPROV_LANE": "bulk"}] if lanes else [{}]
+        people, limit = 12 if lanes else 1, int(worker_env["USERPROV_DELIVERY_LIMIT"])
+        queue = routing.bulk_queue_name(routing.USER_CREATION) if lanes else routing.queue_name(routing.USER_CREATION)
+        async with isolated_workers("replay-trust", worker_env, tmp_path, each,
+                                    USERPROV_TRUSTED_PUBLISHERS=f"guest, {platform_user}") as (infra, workers, bus):
+            account_id = await accounts_on(bus)({"gotomeeting": 30})  # the test's client and the operator are guest: trusted
+            judge = workers[-1]  # the process that would authorize the adds: the only one, or the bulk lane's
+            assert judge.terminate() == 0
+            ids: dict[str, str] = {}
+            with broker_user(infra, "platform", WRITE, user=platform_user) as platform_url, \
+                    broker_user(infra, "integrator", WRITE) as integrator_url:
+                for who, url, user_id in (("integrator", integrator_url, unquote(urlsplit(integrator_url).username or "")),
+                                          ("platform", platform_url, platform_user)):
+                    users = [{"first_name": "Re", "last_name": "Play", "email": address(f"{who}{n}")} for n in range(people)]
+                    ids[who] = str(uuid.uuid4())
+                    connection = await aio_pika.connect(url)
+                    try:
+                        channel = await connection.channel()
+                        commands = await channel.get_exchange(routing.COMMANDS_EXCHANGE, ensure=False)
+                        body = json.dumps({"account_id": account_id, "users": users}).encode()  # no requested_by: as a platform service
+                        await commands.publish(aio_pika.Message(body, message_id=ids[who], user_id=user_id), routing_key=routing.USERS_ADD)
+                    finally:
+                        await connection.close()
+                    await given_back(infra.amqp_url, queue, ids[who], limit if parked_by == "worker" else limit + 1)
+                    if parked_by == "worker":
+                        await asyncio.to_thread(judge.start)
+                    [parked] = await parked_with_id(infra, ids[who])
+                    assert parked.reason == ("processing_failed" if parked_by == "worker" else "delivery_limit")
+                    if parked_by == "worker":
+                        assert judge.terminate() == 0
+            await asyncio.to_thread(judge.start)
+            report = await replay(infra.amqp_url, CREATION, Selection(ids=frozenset(ids.values())), dry_run=False)
+            assert [o.result for o in report.outcomes] == ["replayed", "replayed"]
+
+            await eventually(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=ids["platform"]), what="the trusted add done")
+            outcome = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=ids["integrator"], reason="forbidden")
+                                       or bus.find(routing.USERS_ADD_COMPLETED, command_id=ids["integrator"]), what="the untrusted add's outcome")
+            assert outcome[0].routing_key == routing.COMMAND_REJECTED, "the untrusted add ran as a platform service"
+            assert "USERPROV_TRUSTED_PUBLISHERS" in outcome[0].body["message"]
 
 
 class TestHostileParkedMessages:

@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from contracts import routing
-from tests.integration.conftest import address
+from tests.integration.conftest import accounts_on, address
 from tests.support.flows import active_accounts, add_active_member, add_users, assert_seats_consistent, emails_to, tokens_in
+from tests.support.isolated import isolated_workers
 from tests.support.smtp import RecordingSmtpServer
+from tests.support.workers import WorkerProcess
+from userprov.invitation_mailing import sql as mailing_sql
+from userprov.invitation_mailing.scheduler import lease_seconds
+from userprov.settings import Settings
+from userprov.tokens import hash_token, new_token
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 
@@ -169,3 +180,102 @@ class TestLastAdmin:
         admins = await db.fetchval(
             "SELECT count(*) FROM memberships WHERE account_id = $1 AND role = 'admin' AND status = 'active'", old)
         assert admins == 1
+
+
+class TestClaimLeases:
+    """A mailing process's claim holds an invitation for one lease from when it was made, however
+    long its transaction had waited before (a `users.add` that waited for the account's lock), and
+    it keeps only the leases it renewed: another process never takes an invitation whose email is
+    under way, and no one gets two emails."""
+
+    async def test_a_lease_runs_from_the_claim_and_a_renewal_says_what_it_renewed(
+        self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account
+    ) -> None:
+        account_id = await account()
+        held, gone = address("held"), address("gone")
+        await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Le", "last_name": "Ase", "email": e} for e in (held, gone)]})
+        invitation = {e: uuid.UUID((await eventually(lambda: bus.find(routing.INVITATION_SENT, email=e)))[0].body["invitation_id"])  # noqa: B023
+                      for e in (held, gone)}
+        lease = 30.0
+        async with db.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            try:  # rolled back: the session's workers never see it
+                await conn.execute("UPDATE invitations SET status = 'issued', token_hash = NULL WHERE invitation_id = $1", invitation[held])
+                await conn.execute("SELECT pg_sleep(1)")  # the transaction began a second ago, as one that waited for a lock
+                before = await conn.fetchval("SELECT clock_timestamp()")
+                [claim] = await mailing_sql.claim(conn, [hash_token(new_token())], 3600, 3600, lease, [invitation[held]])
+                until = await conn.fetchval("SELECT claimed_until FROM invitations WHERE invitation_id = $1", invitation[held])
+                assert until >= before + timedelta(seconds=lease), "the lease ran from the transaction's start"
+
+                await conn.execute("SELECT pg_sleep(0.5)")
+                before = await conn.fetchval("SELECT clock_timestamp()")
+                renewed = await mailing_sql.renew_claims(conn, {invitation[held]: claim.token_hash, invitation[gone]: b"g" * 32}, lease)
+                assert renewed == {invitation[held]}  # the other was sent already: no longer a claim of this process
+                until = await conn.fetchval("SELECT claimed_until FROM invitations WHERE invitation_id = $1", invitation[held])
+                assert until >= before + timedelta(seconds=lease)
+            finally:
+                await tx.rollback()
+
+    async def test_an_add_that_waited_for_the_account_past_a_lease_sends_one_email_each(
+        self, worker_env: dict[str, str], smtp: RecordingSmtpServer, tmp_path: Path
+    ) -> None:
+        """One process runs every service (the add's people are decided and claimed in its
+        transaction), a second only mailing; the test holds the account's lock past a lease while
+        the add waits for it. While each email is in the SMTP exchange, its claim must still hold
+        the invitation (else any process's sweep gives it back, and another claim sends it again):
+        the server answers after a few seconds, or as soon as a second email to the person came."""
+        settings = {"USERPROV_SMTP_TIMEOUT_SECONDS": "4", "USERPROV_TEMPLATE_TIMEOUT_SECONDS": "0.5"}
+        lease = lease_seconds(Settings(smtp_timeout_seconds=4, template_timeout_seconds=0.5))
+        answer_within = 3.0  # under the SMTP timeout; longer than a sweep's interval (a quarter lease)
+        async with isolated_workers("lease", worker_env, tmp_path, [{}], **settings) as (infra, _, bus):
+            mailing = WorkerProcess("lease-mailing", [routing.INVITATION_MAILING],
+                                    {**worker_env, **settings, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url},
+                                    tmp_path)
+            people = [address("lease") for _ in range(2)]
+            lease_left: dict[str, float | None] = {}
+            await asyncio.to_thread(mailing.start)
+            try:
+                account_id = await accounts_on(bus)()
+
+                def answered_late(person: str) -> Callable[[], Awaitable[None]]:
+                    async def hook() -> None:  # in the SMTP server's loop, before it answers the first email to `person`
+                        conn = await asyncpg.connect(infra.database_url)
+                        try:
+                            lease_left[person] = await conn.fetchval(
+                                "SELECT extract(epoch FROM i.claimed_until - clock_timestamp())::float8 FROM invitations i"
+                                " JOIN memberships m USING (membership_id) JOIN profiles p USING (profile_id)"
+                                " WHERE p.email = $1 AND i.status = 'sending'", person)
+                        finally:
+                            await conn.close()
+                        deadline = time.monotonic() + answer_within
+                        while not smtp.handler.to(person) and time.monotonic() < deadline:
+                            await asyncio.sleep(0.05)
+                    return hook
+
+                for person in people:
+                    smtp.handler.before_accepting[person] = answered_late(person)
+                pool = await asyncpg.create_pool(infra.database_url, min_size=1, max_size=2)
+                try:
+                    async with pool.acquire() as conn, conn.transaction():
+                        await conn.execute("SELECT FROM accounts WHERE account_id = $1 FOR UPDATE", account_id)
+                        message_id = await bus.publish(routing.USERS_ADD, {
+                            "account_id": account_id, "users": [{"first_name": "Lo", "last_name": "Cked", "email": p} for p in people]})
+                        holder = await conn.fetchval("SELECT pg_backend_pid()")
+                        await eventually(lambda: pool.fetchval(
+                            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)))", holder),
+                            what="the add waiting for the account")
+                        await asyncio.sleep(lease + 1)  # the lock held past a lease from the add's transaction's start
+                    await eventually(lambda: bus.find(routing.USERS_ADD_COMPLETED, command_id=message_id), what="the add done")
+                    await eventually(lambda: pool.fetchval(
+                        "SELECT count(*) = $2 FROM invitations WHERE account_id = $1 AND status = 'sent'", account_id, len(people)),
+                        30, what="every invitation sent")
+                finally:
+                    await pool.close()
+                assert {p: len(smtp.handler.to(p)) for p in people} == dict.fromkeys(people, 1)
+                assert all(left is not None and left > 0 for left in lease_left.values()) and len(lease_left) == len(people), (
+                    f"the claims had lapsed when their emails went out (seconds left: {lease_left})")
+            finally:
+                for person in people:
+                    smtp.handler.before_accepting.pop(person, None)
+                assert mailing.terminate() == 0

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import time
+import uuid
 
 import asyncpg
 import pytest
@@ -9,6 +11,7 @@ from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users
 from tests.support.infra import Infra, message_counts
+from tests.support.workers import WorkerProcess
 from userprov.app import service_run
 from userprov.runtime.dispatch import Dispatcher, Settle
 from userprov.runtime.envelope import Envelope
@@ -126,6 +129,27 @@ class TestCommandLevelFaults:
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
         assert rejected.body["reason"] == "seats_in_use"
         assert rejected.body["errors"][0]["field"] == "licences.gotomeeting"
+
+
+class TestWhoMayAddIsJudgedFirst:
+    async def test_a_forbidden_large_add_is_refused_before_its_rows_are_validated_or_the_account_locked(
+        self, bus: BusClient, db: asyncpg.Pool, workers: list[WorkerProcess], account
+    ) -> None:
+        """A stranger's 10,000 rows: refused while another transaction holds the account's lock
+        (an add waits for it before creating anyone), and without validating a row, which takes
+        the workers a second or more."""
+        account_id = await account()
+        tag = uuid.uuid4().hex[:8]
+        users = [{"first_name": "Big", "last_name": "Paste", "email": f"row{n}.{tag}@example.com"} for n in range(10_000)]
+        async with db.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT FROM accounts WHERE account_id = $1 FOR UPDATE", account_id)
+            message_id = await bus.publish(routing.USERS_ADD, {"account_id": account_id, "requested_by": address("stranger"), "users": users})
+            refused = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id), 15,
+                                       what="the refusal, while the account is locked")
+        assert refused[0].body["reason"] == "forbidden"
+        [handled] = [json.loads(line) for w in workers for line in w.lines() if message_id in line and '"message_handled"' in line]
+        assert handled["outcome"] == "rejected:forbidden"
+        print(f"a forbidden 10,000-row add refused in {handled['duration_ms']} ms")  # for pytest -s
 
 
 class TestMistypedRoutingKeys:

@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import aio_pika
 import structlog
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
+from pamqp.header import ContentHeader
 
 from userprov.logconfig import mask_emails
 from userprov.masking import mask_emails_in
 from userprov.operations.parked import Selection, _shown
-from userprov.runtime import handoff, parking
+from userprov.runtime import envelope, handoff, parking
+from userprov.runtime.envelope import Envelope
 from userprov.runtime.parking import ParkedMessage, Why, park_headers, replay_copy
+from userprov.runtime.publisher import judged
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -23,42 +29,42 @@ def message(headers: dict | None = None, message_id: str | None = "m-1") -> aio_
 class TestParkHeaders:
     def test_say_why_where_from_and_since_when(self) -> None:
         original = message({"traceparent": "00-abc-def-01", "x-delivery-count": 5})
-        headers = park_headers(original, "user-creation", Why("processing_failed", "KeyError", "'x'", 5), NOW)
+        headers = park_headers(original, "user-creation", Why("processing_failed", "KeyError", "'x'", 5), NOW, True)
         assert headers["traceparent"] == "00-abc-def-01" and "x-delivery-count" not in headers
         assert headers[parking.REASON] == "processing_failed" and headers[parking.ATTEMPTS] == 5
         assert headers[parking.FIRST_FAILURE] == headers[parking.LAST_FAILURE] == "2026-11-25T12:00:00.000+00:00"
 
     def test_a_replayed_message_that_parks_again_keeps_its_first_failure(self) -> None:
         earlier = "2026-11-01T08:00:00.000+00:00"
-        headers = park_headers(message({parking.FIRST_FAILURE: earlier}), "s", Why("r", "E", "m", 1, NOW), NOW)
+        headers = park_headers(message({parking.FIRST_FAILURE: earlier}), "s", Why("r", "E", "m", 1, NOW), NOW, True)
         assert headers[parking.FIRST_FAILURE] == earlier
 
     def test_a_first_failure_header_that_is_no_time_is_replaced(self) -> None:
-        headers = park_headers(message({parking.FIRST_FAILURE: "\u202eyesterday"}), "s", Why("r", "E", "m", 1), NOW)
+        headers = park_headers(message({parking.FIRST_FAILURE: "\u202eyesterday"}), "s", Why("r", "E", "m", 1), NOW, True)
         assert headers[parking.FIRST_FAILURE] == "2026-11-25T12:00:00.000+00:00"
 
     def test_addresses_in_the_error_are_masked(self) -> None:
-        headers = park_headers(message(), "s", Why("r", "E", "duplicate key (email)=(jane@example.com)", 1), NOW)
+        headers = park_headers(message(), "s", Why("r", "E", "duplicate key (email)=(jane@example.com)", 1), NOW, True)
         assert headers[parking.ERROR_MESSAGE] == "duplicate key (email)=(j***@example.com)"
 
     def test_control_characters_and_length_are_bounded(self) -> None:
-        headers = park_headers(message(), "s", Why("r", "E\x00", "\u202e" + "x" * 5000, 1), NOW)
+        headers = park_headers(message(), "s", Why("r", "E\x00", "\u202e" + "x" * 5000, 1), NOW, True)
         assert "\x00" not in headers[parking.ERROR_TYPE] and len(headers[parking.ERROR_MESSAGE]) == 1000
 
 
     def test_a_publishers_userprov_headers_are_dropped(self) -> None:
         forged = {parking.EXCHANGE: "userprov.internal", parking.ROUTING_KEY: "invitation.issued", parking.REASON: "x",
                   parking.SERVICE: "account-lookup", "x-userprov-taken-in-process": True, "x-userprov-anything": "y"}
-        headers = park_headers(message(forged), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW)
+        headers = park_headers(message(forged), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW, True)
         assert {k for k in headers if k.startswith(parking.PREFIX)} == {
             parking.SERVICE, parking.REASON, parking.ERROR_TYPE, parking.ERROR_MESSAGE, parking.ATTEMPTS,
-            parking.FIRST_FAILURE, parking.LAST_FAILURE, parking.EXCHANGE, parking.ROUTING_KEY}
+            parking.FIRST_FAILURE, parking.LAST_FAILURE, parking.EXCHANGE, parking.ROUTING_KEY, envelope.ORIGINAL_TRUSTED}
         assert headers[parking.SERVICE] == "user-creation" and headers[parking.EXCHANGE] == ""
 
 
 class TestReading:
     def test_from_our_headers(self) -> None:
-        headers = park_headers(message(), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW)
+        headers = park_headers(message(), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW, True)
         parked = ParkedMessage.of(message(headers), "user-creation")
         assert (parked.id, parked.reason, parked.error_type, parked.attempts, parked.correlation_id) == (
             "m-1", "schema_invalid", "Rejected", 1, "c-1")
@@ -83,7 +89,7 @@ class TestReading:
         assert parked.replay_refusal() is None
 
     def test_replayed_only_to_what_its_service_takes(self) -> None:
-        headers = park_headers(message(), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW)
+        headers = park_headers(message(), "user-creation", Why("schema_invalid", "Rejected", "bad", 1), NOW, True)
         headers.update({parking.EXCHANGE: "userprov.internal", parking.ROUTING_KEY: "invitation.issued"})
         assert ParkedMessage.of(message(headers), "user-creation").replay_refusal() == (
             "'invitation.issued' on 'userprov.internal' is not a message user-creation takes")
@@ -94,7 +100,7 @@ class TestReading:
     def test_a_command_handed_to_the_bulk_lane_is_replayed_through_its_public_door(self) -> None:
         """Parked from the bulk queue, or dead-lettered there by the broker: the replay goes where
         the operator's user is trusted anew, never back on userprov.internal."""
-        headers = park_headers(message(), "user-creation", Why("processing_failed", "KeyError", "x", 5), NOW)
+        headers = park_headers(message(), "user-creation", Why("processing_failed", "KeyError", "x", 5), NOW, True)
         headers.update({parking.EXCHANGE: "userprov.internal", parking.ROUTING_KEY: "users.add"})
         death = {"count": 5, "reason": "delivery_limit", "queue": "userprov.user-creation.bulk", "time": NOW,
                  "exchange": "userprov.internal", "routing-keys": ["users.add"]}
@@ -104,7 +110,7 @@ class TestReading:
         assert ParkedMessage.of(message(headers), "user-creation").replay_refusal() is not None
 
     def test_a_copy_of_a_message_without_message_id_is_never_replayed(self) -> None:
-        headers = park_headers(message(message_id=None), "user-creation", Why("missing_message_id", "Rejected", "m", 1), NOW)
+        headers = park_headers(message(message_id=None), "user-creation", Why("missing_message_id", "Rejected", "m", 1), NOW, True)
         headers[parking.ROUTING_KEY], headers[parking.EXCHANGE] = "users.add", "userprov.commands"
         parked = ParkedMessage.of(message(headers, message_id="0123456789abcdef"), "user-creation")  # the id the client library gave it
         assert parked.id.startswith("sha256:") and not parked.had_message_id
@@ -122,12 +128,68 @@ class TestReading:
 
 class TestReplayCopy:
     def test_as_first_published_plus_a_replay_count(self) -> None:
-        headers = park_headers(message({"traceparent": "t"}), "s", Why("r", "E", "m", 2), NOW)
+        headers = park_headers(message({"traceparent": "t"}), "s", Why("r", "E", "m", 2), NOW, True)
         headers["x-death"] = [{"count": 1}]
-        copy = replay_copy(message(headers), replays=1)
+        parked = message(headers)
+        copy = replay_copy(parked, replace(ParkedMessage.of(parked, "s"), replays=1))
         assert copy.message_id == "m-1" and copy.correlation_id == "c-1"
-        assert set(copy.headers) == {"traceparent", parking.FIRST_FAILURE, parking.REPLAYS}
+        assert set(copy.headers) == {"traceparent", parking.FIRST_FAILURE, parking.REPLAYS, envelope.ORIGINAL_PUBLISHER}
         assert copy.headers[parking.REPLAYS] == 2 and copy.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+
+def delivered(sent: aio_pika.Message, routing_key: str = "users.add") -> Envelope:
+    """What a worker reads of the message as the broker delivers it."""
+    header = ContentHeader(properties=sent.properties, body_size=len(sent.body))
+    deliver = Basic.Deliver(consumer_tag="c", delivery_tag=1, redelivered=False, exchange="userprov.commands", routing_key=routing_key)
+    return Envelope.of(aio_pika.IncomingMessage(DeliveredMessage(deliver, header, sent.body, channel=None)))  # type: ignore[arg-type]
+
+
+class TestReplayKeepsTheOriginalsTrust:
+    """A replay is published by the operator: it says how trusted its original's publisher was, in
+    headers that can only lower the trust its own publisher has (userprov.runtime.publisher)."""
+
+    TRUSTED = frozenset({"operator", "platform"})
+
+    def replayed(self, parked_copy: aio_pika.Message, replayer: str = "operator") -> Envelope:
+        return delivered(replay_copy(parked_copy, ParkedMessage.of(parked_copy, "user-creation"), replayer))
+
+    def test_a_parked_copy_says_what_the_worker_judged_and_a_replay_keeps_it(self) -> None:
+        for trusted in (False, True):
+            headers = park_headers(message(), "user-creation", Why("processing_failed", "KeyError", "x", 5), NOW, trusted)
+            assert headers[envelope.ORIGINAL_TRUSTED] is trusted
+            replay = self.replayed(message({**headers, parking.EXCHANGE: "userprov.commands", parking.ROUTING_KEY: "users.add"}))
+            assert judged(replay, self.TRUSTED, handed_off=False) is trusted
+            assert not judged(replay, frozenset({"platform"}), handed_off=False)  # an untrusted replayer lends no trust
+
+    def test_a_copy_the_broker_dead_lettered_is_judged_by_its_original_user(self) -> None:
+        """Its headers are its publisher's, a forged trust header among them: only the broker's
+        x-death and the user_id it checked count."""
+        death = {"count": 5, "reason": "delivery_limit", "queue": "userprov.user-creation", "time": NOW,
+                 "exchange": "userprov.commands", "routing-keys": ["users.add"]}
+        forged = {"x-death": [death], envelope.ORIGINAL_TRUSTED: True, handoff.TRUSTED_PUBLISHER: True}
+        for user_id, trusted in (("integrator", False), (None, False), ("platform", True)):
+            dead = aio_pika.Message(b"{}", headers=forged, message_id="m-1", user_id=user_id)
+            parked = ParkedMessage.of(dead, "user-creation")
+            assert (parked.original_trusted, parked.original_publisher) == (None, user_id or "")
+            assert judged(self.replayed(dead), self.TRUSTED, handed_off=False) is trusted
+            assert judged(self.replayed(dead), None, handed_off=False)  # every publisher trusted
+
+    def test_from_a_bulk_queue_by_the_hand_offs_word(self) -> None:
+        death = {"count": 5, "reason": "delivery_limit", "queue": "userprov.user-creation.bulk", "time": NOW,
+                 "exchange": "userprov.internal", "routing-keys": ["users.add"]}
+        for trusted in (False, True):
+            dead = aio_pika.Message(b"{}", headers={"x-death": [death], handoff.TRUSTED_PUBLISHER: trusted}, message_id="m-1")
+            assert judged(self.replayed(dead), self.TRUSTED, handed_off=False) is trusted
+
+    def test_a_publisher_gains_nothing_by_the_headers(self) -> None:
+        for headers in ({envelope.ORIGINAL_TRUSTED: True}, {envelope.ORIGINAL_PUBLISHER: "platform"},
+                        {envelope.ORIGINAL_TRUSTED: "yes", envelope.ORIGINAL_PUBLISHER: ""}):
+            sent = delivered(aio_pika.Message(b"{}", headers=headers, message_id="m-1", user_id="integrator"))
+            assert not judged(sent, self.TRUSTED, handed_off=False), headers
+        for headers in ({envelope.ORIGINAL_TRUSTED: False}, {envelope.ORIGINAL_TRUSTED: 1}, {envelope.ORIGINAL_PUBLISHER: "integrator"}):
+            lowered = delivered(aio_pika.Message(b"{}", headers=headers, message_id="m-1", user_id="platform"))
+            assert not judged(lowered, self.TRUSTED, handed_off=False), headers
+        assert judged(delivered(aio_pika.Message(b"{}", message_id="m-1", user_id="platform")), self.TRUSTED, handed_off=False)
 
 
 class TestHandOff:

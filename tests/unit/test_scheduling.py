@@ -9,21 +9,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from contracts import routing
 from contracts.commands import UsersAdd
-from contracts.events import InvitationIssued, MembershipsCreated
+from contracts.events import InvitationIssued, IssuedInvitation, MembershipsCreated
 from contracts.queries import UsersGet
+from userprov.app import service_run
+from userprov.invitation_mailing import scheduler as mailing_scheduler
 from userprov.invitation_mailing import sql
 from userprov.invitation_mailing.hand import Hand
 from userprov.invitation_mailing.mailer import SmtpOutcome
 from userprov.invitation_mailing.outcomes import Outcome, backoff, recorded
 from userprov.invitation_mailing.rendering import RenderedEmail
+from userprov.runtime import scheduling
 from userprov.runtime.dispatch import Route, Signal
 from userprov.runtime.lanes import Lane
 from userprov.runtime.origin import Origin
+from userprov.runtime.outbox import Committed, OutgoingMessage
 from userprov.runtime.priority import MAX_HOLD_SECONDS, Priority
-from userprov.runtime.scheduling import EXPRESS_MAX, ExpressQueue
+from userprov.runtime.scheduling import EXPRESS_MAX, ExpressQueue, Offered
+from userprov.runtime.worker import local_signals
 from userprov.settings import Settings
 
 
@@ -60,23 +67,50 @@ class TestExpressQueue:
     """Small signals only, each item once, and never more than a bounded backlog."""
 
     def test_each_item_once(self) -> None:
-        queue = ExpressQueue()
-        assert queue.offer(["x", "y"]) and not queue.offer(["x"]) and queue.offer(["x", "z"])
+        queue = ExpressQueue("s")
+        assert [queue.offer(["x", "y"]), queue.offer(["x"]), queue.offer(["x", "z"])] == [Offered.QUEUED, Offered.SEEN, Offered.QUEUED]
         assert queue.take(10) == ["x", "y", "z"] and queue.take(10) == []
 
     def test_large_signals_and_overflow_are_refused(self) -> None:
-        queue = ExpressQueue()
-        assert not queue.offer([str(n) for n in range(EXPRESS_MAX + 1)]) and not queue.offer([])
+        queue = ExpressQueue("s")
+        assert queue.offer([str(n) for n in range(EXPRESS_MAX + 1)]) is queue.offer([]) is Offered.REFUSED
         for n in range(10):
-            assert queue.offer([f"{n}-{k}" for k in range(EXPRESS_MAX)])
-        assert not queue.offer(["one more"]) and len(queue) == EXPRESS_MAX * 10
+            assert queue.offer([f"{n}-{k}" for k in range(EXPRESS_MAX)]) is Offered.QUEUED
+        assert queue.offer(["one more"]) is Offered.REFUSED and len(queue) == EXPRESS_MAX * 10
+        assert queue.offer(["0-0"]) is Offered.SEEN  # queued already: taken, full or not
 
     def test_forgets_the_oldest(self) -> None:
-        queue = ExpressQueue(remember=3)
+        queue = ExpressQueue("s", remember=3)
         for key in "abcd":
             queue.offer([key])
         queue.take(10)
-        assert queue.offer(["a"]) and not queue.offer(["d"])
+        assert queue.offer(["a"]) is Offered.QUEUED and queue.offer(["d"]) is Offered.SEEN
+
+
+class TestAFullExpressLane:
+    """A signal committed in this process for a service it runs is handed to it at once; when that
+    service's express lane is full, the work is not taken in process, so the published copy must
+    not say it was: other processes (another lane's) take it then, not only this one's next poll."""
+
+    @pytest.mark.parametrize("service", [routing.INVITATION_MAILING, routing.ACCOUNT_LOOKUP])
+    def test_the_signal_is_published_as_not_taken(self, service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        for module in (scheduling, mailing_scheduler):  # a priority of the test's own: announced work is never done here
+            monkeypatch.setattr(module, "priority", Priority())
+        run = service_run(Settings(), service)
+        deliver = local_signals([run])
+
+        def signal(n: int) -> Committed:
+            ids = [uuid.uuid4() for _ in range(EXPRESS_MAX)]
+            event = (InvitationIssued(invitations=[IssuedInvitation(invitation_id=i, kind="welcome") for i in ids])
+                     if service == routing.INVITATION_MAILING else MembershipsCreated(account_id="acct", membership_ids=ids))
+            return Committed(n, OutgoingMessage.event(event, None))
+
+        full = REGISTRY.get_sample_value("userprov_express_full_total", {"service": service}) or 0.0
+        with capture_logs() as logs:
+            delivered = deliver([signal(n) for n in range(12)])
+        assert [row.message.taken_in_process for row in delivered] == [True] * 10 + [False] * 2
+        assert REGISTRY.get_sample_value("userprov_express_full_total", {"service": service}) == full + 2
+        assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == ["express_lane_full"]  # once
 
 
 class TestPriority:

@@ -31,7 +31,7 @@ from userprov.runtime import metrics, tracing
 from userprov.runtime.aio import first_of
 from userprov.runtime.errors import is_transient
 from userprov.runtime.priority import priority
-from userprov.runtime.scheduling import EXPRESS_MAX, ExpressQueue, Wakeup
+from userprov.runtime.scheduling import ExpressQueue, Offered, Wakeup
 from userprov.runtime.unit_of_work import OnCommit, transaction
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.settings import Settings
@@ -81,7 +81,7 @@ class MailingScheduler:
         self._hand_freed = asyncio.Event()
         self._stopping = False
         self._next_sweep = 0.0
-        self._express = ExpressQueue()  # announced by small signals: claimed by id, sent next
+        self._express = ExpressQueue(self.name)  # announced by small signals: claimed by id, sent next
         self._express_in_hand = 0
         self._express_event = asyncio.Event()
         self._express_announced = False
@@ -92,17 +92,19 @@ class MailingScheduler:
         self.wakeup = Wakeup(settings.scheduler_poll_seconds)
 
     def notify(self, signal: InvitationIssued | None = None) -> bool:
-        """Small work goes to the express lane only (it wakes the regular claims if it fails): True."""
+        """True when the express lane took the work (small work; it wakes the regular claims if it
+        fails); else the regular claims are woken and take it, here or in another process."""
         ids = [i.invitation_id for i in signal.invitations] if signal is not None else []
-        if 0 < len(ids) <= EXPRESS_MAX:
-            if self._express.offer(ids):
-                self._express_event.set()
-                if not self._express_announced:  # bulk work in this process holds until the express claim is made
-                    self._express_announced = True
-                    priority.announce()
-            return True
-        self.wakeup.set()
-        return False
+        offered = self._express.offer(ids)
+        if offered is Offered.QUEUED:
+            self._express_event.set()
+            if not self._express_announced:  # bulk work in this process holds until the express claim is made
+                self._express_announced = True
+                priority.announce()
+        if offered is Offered.REFUSED:
+            self.wakeup.set()
+            return False
+        return True
 
     def stop(self) -> None:
         self._stopping = True
@@ -177,12 +179,16 @@ class MailingScheduler:
             renewed_at = time.monotonic()  # before the statement: the lease runs from no later than this
             try:
                 async with pool.acquire() as conn:
-                    await sql.renew_claims(conn, {i: c.invitation.token_hash for i, c in held.items()}, self._lease)
+                    renewed = await sql.renew_claims(conn, {i: c.invitation.token_hash for i, c in held.items()}, self._lease)
             except Exception as error:  # noqa: BLE001 - the claims may lapse then, and go again (counted)
                 log.warning("claim_leases_not_renewed", error=repr(error), claims=len(held))
                 continue
-            for invitation_id in held:
+            for invitation_id in renewed:
                 self._renewed[invitation_id] = renewed_at
+            if len(renewed) < len(held):
+                # revoked, or lapsed and maybe claimed by another process: their leases are not
+                # extended here, and a send not yet started finds them gone when it checks
+                log.info("claims_no_longer_held", claims=len(held) - len(renewed))
 
     async def _claim_express_until_stopped(self, pool: asyncpg.Pool) -> None:
         """The express lane, beside the regular claims (never waiting for one in progress)."""

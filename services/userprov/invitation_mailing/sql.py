@@ -21,7 +21,9 @@ from userprov.runtime.outbox import Committed, OutgoingMessage
 # valid tokens; `token_hash` names the claim that holds it. The expiry is set by the first claim.
 # `attempts` counts tries, for the backoff; a claim whose holder died counts as a lapse
 # (userprov.invitation_mailing.sql.end_lapsed_claims), which bounds an email that kills its worker.
-# SKIP LOCKED: processes claim side by side without waiting on each other.
+# SKIP LOCKED: processes claim side by side without waiting on each other. The lease runs from the
+# claim itself (clock_timestamp()), not from its transaction's start (now()): a claim made in a
+# `users.add` transaction that waited seconds for the account's lock still holds a whole lease.
 _CLAIM = """
 WITH due AS (
     SELECT i.invitation_id, row_number() OVER () AS n
@@ -34,7 +36,7 @@ WITH due AS (
     UPDATE invitations i SET status = 'sending', token_hash = hashes.token_hash, attempts = i.attempts + 1,
            expires_at = COALESCE(i.expires_at,
                now() + make_interval(secs => CASE i.kind WHEN 'welcome' THEN $3::float8 ELSE $4::float8 END)),
-           claimed_until = now() + make_interval(secs => $5::float8)
+           claimed_until = clock_timestamp() + make_interval(secs => $5::float8)
     FROM due JOIN hashes USING (n)
     WHERE i.invitation_id = due.invitation_id
     RETURNING i.invitation_id, i.token_hash, i.kind, i.expires_at, i.sent_count, i.attempts, i.from_account_id,
@@ -182,16 +184,20 @@ class LapsedClaim:
     origin: Origin
 
 
-async def renew_claims(conn: asyncpg.Connection, claims: dict[UUID, bytes], lease: float) -> None:
-    """Extends the leases of the claims a living process holds (id: the claim's token hash)."""
-    await conn.execute(
-        "UPDATE invitations i SET claimed_until = now() + make_interval(secs => $3::float8)"
+async def renew_claims(conn: asyncpg.Connection, claims: dict[UUID, bytes], lease: float) -> set[UUID]:
+    """Extends the leases of the claims a living process holds (id: the claim's token hash), each
+    from now; returns those renewed. A claim not among them is no longer this process's: its
+    invitation was revoked or sent, or its lease lapsed and another claim may hold it."""
+    rows = await conn.fetch(
+        "UPDATE invitations i SET claimed_until = clock_timestamp() + make_interval(secs => $3::float8)"
         " FROM unnest($1::uuid[], $2::bytea[]) AS c(invitation_id, token_hash)"
-        " WHERE i.invitation_id = c.invitation_id AND i.token_hash = c.token_hash AND i.status = 'sending'",
+        " WHERE i.invitation_id = c.invitation_id AND i.token_hash = c.token_hash AND i.status = 'sending'"
+        " RETURNING i.invitation_id",
         list(claims),
         list(claims.values()),
         lease,
     )
+    return {r["invitation_id"] for r in rows}
 
 
 WORKER_STOPPED = "retries exhausted: the worker sending it stopped each time"

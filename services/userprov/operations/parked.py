@@ -152,7 +152,7 @@ async def replay(amqp_url: str, services: Sequence[str], selection: Selection, *
                 report.outcomes.append(Outcome(parked, "would replay" + (again if parked.reason in REFUSED_AS_SENT else "")))
             else:
                 try:
-                    await publish_confirmed(channel, parked.exchange, parked.routing_key, replay_copy(message, parked.replays, amqp_user(amqp_url)))
+                    await publish_confirmed(channel, parked.exchange, parked.routing_key, replay_copy(message, parked, amqp_user(amqp_url)))
                 except Exception as error:  # noqa: BLE001 - the parked copy stays; the report says why
                     report.outcomes.append(Outcome(parked, f"failed: {printable(str(error), 200)}"))
                     continue

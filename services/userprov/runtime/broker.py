@@ -243,12 +243,12 @@ class BrokerSession:
             if not isinstance(result, Basic.Ack):
                 log.info("message_unroutable", routing_key=message.routing_key, message_id=message.message_id)
 
-    async def park(self, message: AbstractIncomingMessage, service: str, why: parking.Why) -> None:
+    async def park(self, message: AbstractIncomingMessage, service: str, why: parking.Why, trusted: bool) -> None:
         """Publishes the parked copy of `message` on the publisher channel (confirmed)."""
         channel = self._publisher
         if channel is None:
             raise BrokerUnavailable("not connected to RabbitMQ")
-        await parking.park(channel, message, service, why)
+        await parking.park(channel, message, service, why, trusted)
 
     async def hand_off(self, message: AbstractIncomingMessage, trusted: bool) -> None:
         """Publishes `message` for the bulk lane on the publisher channel (confirmed)."""

@@ -34,7 +34,7 @@ from userprov.runtime.errors import (
 )
 from userprov.runtime.outbox import OutgoingMessage, Publish
 from userprov.runtime.parking import Why
-from userprov.runtime.publisher import is_trusted, trusted_publisher
+from userprov.runtime.publisher import judged, trusted_publisher
 from userprov.runtime.unit_of_work import OnCommit, UnitOfWork, publish_nothing
 
 log = structlog.get_logger()
@@ -43,8 +43,9 @@ Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
 # A query's handler reads in a read-only snapshot and returns the answer: no inbox, no outbox
 # (a read has no effect to deduplicate; the same query asked again is answered again).
 QueryHandler = Callable[[Any, asyncpg.Connection], Awaitable[Contract]]
-# Publishes a parked copy of the message, with headers saying why, confirmed by the broker.
-Park = Callable[[AbstractIncomingMessage, str, Why], Awaitable[None]]
+# Publishes a parked copy of the message, with headers saying why and whether its publisher was
+# trusted (what a replay of it keeps), confirmed by the broker.
+Park = Callable[[AbstractIncomingMessage, str, Why, bool], Awaitable[None]]
 # Publishes a large command for the bulk lane, saying whether its publisher is trusted, confirmed.
 HandOff = Callable[[AbstractIncomingMessage, bool], Awaitable[None]]
 
@@ -205,10 +206,7 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - the properties as aio-pika decoded them are unusable
             log.exception("envelope_unreadable")
             envelope = Envelope("", b"", None, None, None, 0)
-        if self._handed_off:
-            trusted_publisher.set(self._trusted is None or envelope.handed_off_trusted)
-        else:
-            trusted_publisher.set(is_trusted(envelope.user_id, self._trusted))
+        trusted_publisher.set(judged(envelope, self._trusted, handed_off=self._handed_off))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             service=self.service,
@@ -441,7 +439,7 @@ class Dispatcher:
         leaves two parked copies (a replay of both takes effect once), never none."""
         if self._park is not None and why is not None:
             try:
-                await self._park(message, self.service, why)
+                await self._park(message, self.service, why, trusted_publisher.get())
             except Exception as error:  # noqa: BLE001 - e.g. properties that cannot be re-encoded
                 log.warning("parked_copy_failed", error=repr(error))
             else:

@@ -10,6 +10,10 @@ from contracts.base import FieldError
 
 TAKEN_IN_PROCESS = "x-userprov-taken-in-process"  # see userprov.runtime.worker.local_signals
 TRUSTED_PUBLISHER = "x-userprov-trusted-publisher"  # see userprov.runtime.handoff
+# what a replay says of its original's publisher (see userprov.runtime.publisher): whether userprov
+# trusted it, or, when userprov never judged it, which RabbitMQ user it was
+ORIGINAL_TRUSTED = "x-userprov-original-trusted"
+ORIGINAL_PUBLISHER = "x-userprov-original-publisher"
 
 # An id or queue name that userprov stores, copies onto events and routes by: printable,
 # without NUL, controls or lone surrogates (bytes that were not UTF-8 arrive as surrogates).
@@ -29,6 +33,10 @@ class Envelope:
     # a command handed to the bulk lane: whether its first publisher was trusted (header set by
     # userprov; believed only from a bulk queue)
     handed_off_trusted: bool = False
+    # a replay: whether its original's publisher was trusted, or who it was (headers that can only
+    # lower the trust its own publisher has: userprov.runtime.publisher)
+    original_trusted: bool | None = None
+    original_publisher: str | None = None
 
     @classmethod
     def of(cls, message: AbstractIncomingMessage) -> Envelope:
@@ -46,6 +54,8 @@ class Envelope:
             taken_in_process=headers.get(TAKEN_IN_PROCESS) is True,
             user_id=_text(message.user_id) or None,
             handed_off_trusted=headers.get(TRUSTED_PUBLISHER) is True,
+            original_trusted=headers.get(ORIGINAL_TRUSTED) is True if ORIGINAL_TRUSTED in headers else None,
+            original_publisher=_text(headers[ORIGINAL_PUBLISHER]) if ORIGINAL_PUBLISHER in headers else None,
         )
 
     @property

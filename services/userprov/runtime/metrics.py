@@ -35,6 +35,11 @@ RESPONSES = Counter(
     "Invitation responses handled, by response (accept or decline), outcome (taken or refused) and refusal reason.",
     ["response", "outcome", "reason"],
 )
+EXPRESS_FULL = Counter(
+    "userprov_express_full",
+    "Small signals this process's express lane could not take (it was full), by service: their work waits for the batches.",
+    ["service"],
+)
 BUILD_INFO = Gauge("userprov_build_info", "1, labelled with the version of userprov this process runs.", ["version"])
 OLDEST_WAITING = Gauge(
     "userprov_oldest_waiting_seconds",

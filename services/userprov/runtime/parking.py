@@ -22,6 +22,7 @@ from contracts import routing
 from contracts.registry import subscriptions
 from contracts.text import printable
 from userprov.masking import mask_emails_in
+from userprov.runtime.envelope import ORIGINAL_PUBLISHER, ORIGINAL_TRUSTED, TRUSTED_PUBLISHER
 
 PREFIX = "x-userprov-"
 SERVICE = PREFIX + "service"
@@ -60,9 +61,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime) -> dict[str, Any]:
+def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime, trusted: bool) -> dict[str, Any]:
     """The headers of the parked copy. What a publisher wrote under userprov's prefix is dropped
-    (but for what a replay carries, which only informs): only userprov says why and where from."""
+    (but for what a replay carries, which only informs): only userprov says why and where from.
+    `trusted`: whether the worker judged its publisher trusted, which a replay keeps
+    (userprov.runtime.publisher)."""
     headers = publisher_headers(message)
     # a replayed message that failed again keeps its first failure (if that header is a time)
     first = _time(headers.get(FIRST_FAILURE)) or iso(why.first_failure or now)
@@ -77,6 +80,7 @@ def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime
         LAST_FAILURE: iso(now),
         EXCHANGE: exchange if isinstance(exchange, str) else "",
         ROUTING_KEY: getattr(message, "routing_key", None) or "",
+        ORIGINAL_TRUSTED: trusted,
     })
     if not message.message_id:
         headers[NO_MESSAGE_ID] = True
@@ -113,10 +117,10 @@ async def publish_confirmed(channel: AbstractChannel, exchange: str, routing_key
         raise RuntimeError(f"the broker did not take the message for {exchange or '(default)'}/{routing_key}")
 
 
-async def park(channel: AbstractChannel, message: AbstractMessage, service: str, why: Why) -> None:
+async def park(channel: AbstractChannel, message: AbstractMessage, service: str, why: Why, trusted: bool) -> None:
     """Publishes the parked copy with its why-headers to the service's parking queue (confirmed);
     the caller acks the original only after this returns."""
-    copy = copy_of(message, park_headers(message, service, why, datetime.now(UTC)))
+    copy = copy_of(message, park_headers(message, service, why, datetime.now(UTC), trusted))
     await publish_confirmed(channel, routing.DEAD_LETTER_EXCHANGE, service, copy)
 
 
@@ -136,6 +140,10 @@ class ParkedMessage:
     correlation_id: str
     replays: int
     had_message_id: bool = True
+    # what a replay says of its original's publisher: userprov's judgement when it parked (or
+    # handed off) the original; else, the broker having dead-lettered it unjudged, its RabbitMQ user
+    original_trusted: bool | None = None
+    original_publisher: str | None = None
 
     @classmethod
     def of(cls, message: AbstractMessage, service: str) -> ParkedMessage:
@@ -143,7 +151,7 @@ class ParkedMessage:
         dead-lettered (x-death) carries its publisher's headers, not userprov's: then only the
         broker says where it came from and why."""
         headers = dict(message.headers or {})
-        death = _first_death(headers)
+        death, original = _first_death(headers), _original(message, service)
         if death:
             headers = {k: v for k, v in headers.items() if _kept_from_publisher(k)}
         death_time = death.get("time")
@@ -166,6 +174,8 @@ class ParkedMessage:
             correlation_id=_text(message.correlation_id),
             replays=_int(headers.get(REPLAYS)) or 0,
             had_message_id=had_message_id,
+            original_trusted=original if isinstance(original, bool) else None,
+            original_publisher=original if isinstance(original, str) else None,
         )
 
     def replay_refusal(self) -> str | None:
@@ -181,12 +191,17 @@ class ParkedMessage:
         return None
 
 
-def replay_copy(message: AbstractMessage, replays: int, user_id: str | None = None) -> aio_pika.Message:
+def replay_copy(message: AbstractMessage, parked: ParkedMessage, user_id: str | None = None) -> aio_pika.Message:
     """The message as it was first published (same message_id, so the inbox recognises it), with
-    only the first failure and a replay count added; published by `user_id` (the operator's
-    RabbitMQ user: a command without requested_by is then as trusted as the operator)."""
+    only the first failure, a replay count and what it says of its original's publisher added;
+    published by `user_id` (the operator's RabbitMQ user). It is then trusted as a platform service
+    only if both the operator and the original's publisher are (userprov.runtime.publisher)."""
     headers = publisher_headers(message)
-    headers[REPLAYS] = replays + 1
+    headers[REPLAYS] = parked.replays + 1
+    if parked.original_publisher is not None:
+        headers[ORIGINAL_PUBLISHER] = parked.original_publisher
+    else:
+        headers[ORIGINAL_TRUSTED] = parked.original_trusted is True
     return copy_of(message, headers, user_id)
 
 
@@ -216,6 +231,21 @@ def _time(value: object) -> str | None:
         return iso(datetime.fromisoformat(value)) if isinstance(value, str) and len(value) <= 64 else None
     except ValueError:
         return None
+
+
+def _original(message: AbstractMessage, service: str) -> bool | str:
+    """What a replay says of the original's publisher (see ParkedMessage). A copy the broker
+    dead-lettered carries its publisher's headers, but its latest x-death entry (first in the list)
+    is the broker's own, and so is its user_id property (checked when it was published); only the
+    workers write to a bulk queue, and its copies say whether their publisher was trusted."""
+    headers = message.headers or {}
+    deaths = headers.get("x-death")
+    if not (isinstance(deaths, list) and deaths):
+        return headers.get(ORIGINAL_TRUSTED) is True  # userprov's own header: a publisher's is dropped when parking
+    latest = deaths[0] if isinstance(deaths[0], Mapping) else {}
+    if latest.get("queue") == routing.bulk_queue_name(service):
+        return headers.get(TRUSTED_PUBLISHER) is True
+    return message.user_id if isinstance(message.user_id, str) else ""
 
 
 def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:

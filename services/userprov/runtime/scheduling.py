@@ -6,11 +6,13 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
+from userprov.runtime import metrics
 from userprov.runtime.circuit import Circuit
 from userprov.runtime.errors import is_transient
 from userprov.runtime.priority import priority
@@ -88,26 +90,45 @@ class Batch(Protocol):
 EXPRESS_MAX = 10  # a signal announcing at most this many items is small work: done at once, beside the batches
 
 
+class Offered(Enum):
+    QUEUED = "queued"  # keys not seen before are queued
+    SEEN = "seen"  # every key was queued or taken already
+    REFUSED = "refused"  # not small work, or the queue is full: not taken
+
+
 class ExpressQueue:
     """Items announced by small signals, each once: a signal comes twice when the process that
-    committed it also runs its consumer (handed over in process, then through RabbitMQ)."""
+    committed it also runs its consumer (handed over in process, then through RabbitMQ). At most
+    EXPRESS_MAX * 10 wait: beyond, a signal is refused, and its work waits for the batches."""
 
-    def __init__(self, remember: int = 10_000) -> None:
+    def __init__(self, service: str, remember: int = 10_000) -> None:
+        self._service = service
         self._waiting: list[Any] = []
         self._seen: dict[Any, None] = {}  # insertion-ordered: the oldest are forgotten first
         self._limit = remember
+        self._full = False  # since the last refusal for being full: logged once, until a signal is queued again
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def offer(self, keys: Sequence[Any]) -> bool:
-        """Queues the keys of a small signal not seen before; False when it was not small work."""
-        if not 0 < len(keys) <= EXPRESS_MAX or len(self._waiting) >= EXPRESS_MAX * 10:
-            return False
+    def offer(self, keys: Sequence[Any]) -> Offered:
+        """Queues the keys of a small signal not seen before."""
+        if not 0 < len(keys) <= EXPRESS_MAX:
+            return Offered.REFUSED
         new = [key for key in keys if key not in self._seen]
+        if not new:
+            return Offered.SEEN
+        if len(self._waiting) >= EXPRESS_MAX * 10:
+            metrics.EXPRESS_FULL.labels(self._service).inc()
+            if not self._full:
+                self._full = True
+                log.warning("express_lane_full", service=self._service, waiting=len(self._waiting),
+                            consequence="small work waits for the batches, here or in another process")
+            return Offered.REFUSED
+        self._full = False
         self._remember(new)
         self._waiting.extend(new)
-        return bool(new)
+        return Offered.QUEUED
 
     def take(self, at_most: int) -> list[Any]:
         taken, self._waiting = self._waiting[:at_most], self._waiting[at_most:]
@@ -148,23 +169,25 @@ class BatchScheduler:
         self._set_aside_seconds = set_aside_seconds
         self._set_aside: dict[Any, float] = {}  # key: until (monotonic)
         self._stopping = False
-        self._express = ExpressQueue()
+        self._express = ExpressQueue(name)
         self._express_wakeup = asyncio.Event()
         self._express_announced = False
         self.wakeup = Wakeup(poll_seconds)
 
     def notify(self, signal: object = None) -> bool:
-        """Small work goes to the express lane only (it wakes the batches if it fails): True."""
+        """True when the express lane took the work (small work; it wakes the batches if it fails);
+        else the batches are woken and take it, here or in another process."""
         keys = self._batch.announced(signal) if signal is not None else ()
-        if 0 < len(keys) <= EXPRESS_MAX:
-            if self._express.offer(keys):
-                if not self._express_announced:  # bulk work in this process holds until the express lane is done
-                    self._express_announced = True
-                    priority.announce()
-                self._express_wakeup.set()
-            return True
-        self.wakeup.set()
-        return False
+        offered = self._express.offer(keys)
+        if offered is Offered.QUEUED:
+            if not self._express_announced:  # bulk work in this process holds until the express lane is done
+                self._express_announced = True
+                priority.announce()
+            self._express_wakeup.set()
+        if offered is Offered.REFUSED:
+            self.wakeup.set()
+            return False
+        return True
 
     def stop(self) -> None:
         self._stopping = True

@@ -86,6 +86,15 @@ class UnitOfWork:
         self._generic_plans = True
 
     @asynccontextmanager
+    async def read_before(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for a read before the unit opens, outside its transaction: what is read
+        there may change before the unit commits (the caller says why that does not matter)."""
+        if self._conn is not None:
+            raise RuntimeError("the unit of work is open already: read in it")
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def attempt(self) -> AsyncIterator[None]:
         """A part of this unit that may fail alone: should it raise, what it wrote is undone and
         the error raised, and the rest of the unit goes on. Its savepoint is never released (the

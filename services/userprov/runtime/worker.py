@@ -113,9 +113,9 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
         assert session is not None
         await session.publish(messages)
 
-    async def park(message: AbstractIncomingMessage, service: str, why: Why) -> None:
+    async def park(message: AbstractIncomingMessage, service: str, why: Why, trusted: bool) -> None:
         assert session is not None
-        await session.park(message, service, why)
+        await session.park(message, service, why, trusted)
 
     async def hand_off(message: AbstractIncomingMessage, trusted: bool) -> None:
         assert session is not None

@@ -132,6 +132,7 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
                      decide_here: DecideHere | None) -> None:
     if cmd.language not in SUPPORTED_LANGUAGES:
         raise Rejected("unsupported_language", f"{cmd.language!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.")
+    await _may_add(cmd, uow)
     checked = reject_repeated_emails(await map_in_slices(validate_row, candidates, _between_slices))
     products = sorted(set(cmd.products))
     if len(candidates) <= EXPRESS_MAX:
@@ -145,7 +146,6 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
         if account.status == "expired":
             # an expired account keeps its members but takes no new ones: its billing ended
             raise Rejected("account_expired", f"Account {cmd.account_id!r} has expired: it takes no new users.")
-        await authorize(conn, cmd.account_id, cmd.requested_by, cmd.role)
         if cmd.group is not None and cmd.group not in account.groups:
             raise Rejected("unknown_group", f"The account has no user group {cmd.group!r}.")
         if cmd.settings_template is not None and cmd.settings_template not in account.settings_templates:
@@ -165,6 +165,21 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
         for start in range(0, len(membership_ids), lookup_chunk_size):
             chunk = membership_ids[start : start + lookup_chunk_size]
             uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))
+
+
+async def _may_add(cmd: UsersAdd, uow: UnitOfWork) -> None:
+    """Refuses a requester who may not add these people before anything costly: the validation of
+    up to 10,000 rows and the account's lock. A platform service is judged without a read; a named
+    requester by their role, read once before the add's transaction, without the account's lock.
+    That is safe: a membership's role never changes, and a change of the requester's status that
+    commits in between (a removal, a deactivation, an acceptance) depends on nothing this add
+    writes (its members are pending, never active admins; seat counts move by increments), so the
+    outcome is that of the add handled a moment earlier, before that change."""
+    if cmd.requested_by is None:
+        platform()
+        return
+    async with uow.read_before() as conn:
+        await authorize(conn, cmd.account_id, cmd.requested_by, cmd.role)
 
 
 async def _lock_member(conn: asyncpg.Connection, cmd: UsersRemove | UsersDeactivate | UsersReactivate | UsersUpdate) -> Membership:
