@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import signal
 import smtplib
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
+from typing import IO
 
 from tests.support.infra import create_infra, drop_vhost
 from userprov.db.connection import drop_database
@@ -27,7 +31,8 @@ class TestMailCatcher:
                                    env={**os.environ, "USERPROV_SMTP_PORT": str(port)}, stdout=subprocess.PIPE, text=True)
         try:
             assert catcher.stdout is not None
-            assert "catching emails on 127.0.0.1:" in catcher.stdout.readline()
+            printed = lines_of(catcher.stdout)
+            assert "catching emails on 127.0.0.1:" in await next_line(printed)
             message = EmailMessage()
             message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "Hi"
             message.set_content("hello")
@@ -36,18 +41,38 @@ class TestMailCatcher:
             [written] = await eventually(lambda: list(tmp_path.glob("*.eml")), 10, what="the email written")
             assert b"hello" in written.read_bytes()
             # a line for each email: its recipient, subject and file (it said nothing)
-            assert catcher.stdout.readline() == f"to b@example.com: Hi -> {written}\n"
+            assert await next_line(printed) == f"to b@example.com: Hi -> {written}\n"
             # a subject is decoded and kept on one line, whatever a sender put in it
             with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
                 client.sendmail("a@example.com", ["c@example.com"], b"Subject: =?utf-8?q?Caf=C3=A9_=1B[31m?=\r\n"
                                 b" folded\r\n\r\nbody\r\n")
-            line = catcher.stdout.readline()
+            line = await next_line(printed)
             assert line.startswith("to c@example.com: Caf\u00e9 \ufffd[31m folded -> ") and "\x1b" not in line, line
             catcher.send_signal(signal.SIGTERM)
             assert catcher.wait(10) == 0
         finally:
             if catcher.poll() is None:
                 catcher.kill()
+
+
+def lines_of(stream: IO[str]) -> queue.Queue[str]:
+    """The stream's lines as they come, read by a thread ('' at its end)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in iter(stream.readline, ""):
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+async def next_line(lines: queue.Queue[str], timeout: float = 10) -> str:
+    try:
+        return await asyncio.to_thread(lines.get, timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no line printed within {timeout} s") from None
 
 
 class TestDemo:
@@ -94,22 +119,30 @@ def run_demo(env: dict[str, str], mail_folder: Path, keep_running: bool) -> str:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         return done.stdout
-    demo = subprocess.Popen([*command, "--keep-running"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    errors = tempfile.TemporaryFile("w+")  # its workers' logs too: a pipe nobody reads would fill
+    demo = subprocess.Popen([*command, "--keep-running"], env=env, stdout=subprocess.PIPE, stderr=errors, text=True,
                             stdin=subprocess.DEVNULL)
     try:
         assert demo.stdout is not None
-        out = ""
-        while "press Ctrl-C to stop" not in out:  # the demo's own deadlines end it; the timeout below, a hang
-            line = demo.stdout.readline()
+        printed, out, deadline = lines_of(demo.stdout), "", time.monotonic() + 180
+        while "press Ctrl-C to stop" not in out:
+            try:
+                line = printed.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                raise AssertionError(f"no link within 180 s: {out[-2000:]}") from None
             assert line, f"the demo ended before its link: {out[-2000:]}"
             out += line
         link = out.split("Émilie's open invitation, on the page: ")[1].split()[0]
         with urllib.request.urlopen(link, timeout=10) as page:
             assert page.status == 200 and "Demo Company" in page.read().decode()
         demo.send_signal(signal.SIGTERM)
-        rest, errors = demo.communicate(timeout=90)
-        assert demo.returncode == 0, errors[-2000:]
-        return out + rest
+        if demo.wait(90) != 0:
+            errors.seek(0)
+            raise AssertionError(f"the demo exited with {demo.returncode}: {errors.read()[-2000:]}")
+        while line := printed.get(timeout=10):
+            out += line
+        return out
     finally:
         if demo.poll() is None:
             demo.kill()
+        errors.close()
