@@ -191,7 +191,7 @@ def events(
     Only events published after it started are seen. Exit status 1 when --timeout passed before
     --count events came, 2 when RabbitMQ could not be reached or closed the connection.
 
-    Example: `userprov events -k users.add.completed -k invitation.* | jq .body`"""
+    Example: `userprov events -k users.add.completed -k 'invitation.*' | jq .body`"""
     import os
     import signal
     import sys
