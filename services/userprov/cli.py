@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from contracts import routing
+from userprov.cli_help import Typer
 from userprov.logconfig import configure_logging
 from userprov.settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="userprov: adds users to organisation accounts.")
+app = Typer(add_completion=False, no_args_is_help=True, help="userprov: adds users to organisation accounts.")
 
 
 def _print_version(asked: bool) -> None:
@@ -53,7 +54,13 @@ def migrate(
 def run(
     services: Annotated[list[str] | None, typer.Argument(help=f"Any of {', '.join(routing.SERVICES)}; none runs all four.")] = None,
 ) -> None:
-    """Run the named services in this process until SIGTERM."""
+    """Run the named services in this process until SIGTERM.
+
+    They take their work from RabbitMQ at USERPROV_AMQP_URL and keep it in PostgreSQL at
+    USERPROV_DATABASE_URL (migrated at start unless USERPROV_MIGRATE_ON_START=false), and send
+    invitations to the SMTP server at USERPROV_SMTP_HOST:USERPROV_SMTP_PORT (USERPROV_SMTP_USERNAME,
+    USERPROV_SMTP_PASSWORD, USERPROV_SMTP_STARTTLS or USERPROV_SMTP_TLS); invitation links start
+    with USERPROV_LINK_BASE_URL. Every setting is in the README's "Settings"."""
     from userprov.app import run as run_services
     from userprov.runtime import event_loop
 
@@ -66,19 +73,168 @@ def run(
     raise typer.Exit(event_loop.run(run_services(settings, names)))
 
 
+def _listening(setting: str, host: str | None, port: int | None) -> Settings:
+    """The settings, with the address the command line gave instead of the environment's."""
+    given: dict[str, Any] = {f"{setting}_host": host, f"{setting}_port": port}
+    return Settings(**{name: value for name, value in given.items() if value is not None})
+
+
 @app.command()
-def links() -> None:
-    """Serve the invitation page behind USERPROV_LINK_BASE_URL, until SIGTERM."""
+def links(
+    host: Annotated[str | None, typer.Option(help="Listen on this address instead of USERPROV_LINKS_HOST (default 127.0.0.1;"
+                                             " 0.0.0.0: every interface).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Listen on this port instead of USERPROV_LINKS_PORT"
+                                             " (default 8080).")] = None,
+) -> None:
+    """Serve the invitation page, until SIGTERM.
+
+    It answers the links of the invitation emails, which start with USERPROV_LINK_BASE_URL (its
+    public address), and asks the workers through RabbitMQ at USERPROV_AMQP_URL. After an accept
+    it leads to USERPROV_LINKS_SIGN_IN_URL; USERPROV_LINKS_FORM_SECRET signs its forms (the same
+    on every replica). The README's "The invitation page" has the rest."""
     from userprov.links.server import serve
 
-    settings = Settings()
+    settings = _listening("links", host, port)
     configure_logging(settings.log_level, settings.log_json)
     serve(settings)
 
 
 @app.command()
+def add(
+    account: Annotated[str, typer.Argument(help="The account to add them to.")],
+    people: Annotated[str, typer.Argument(
+        help='The pasted list: entries "First Last email" separated by ";" or line breaks (or three tab-separated fields);'
+             " - reads it from standard input.")],
+    product: Annotated[list[str] | None, typer.Option("--product", "-p", help="A licence each person gets (repeatable).")] = None,
+    role: Annotated[str | None, typer.Option(help="admin or manager (none: plain users).")] = None,
+    language: Annotated[str | None, typer.Option(help="Their language, which their invitation is written in: one of"
+                                                 " en, fr, de, es, it, pt, nl, ja (en when not given).")] = None,
+    group: Annotated[str | None, typer.Option(help="A user group of the account.")] = None,
+    settings_template: Annotated[str | None, typer.Option(help="A settings template of the account.")] = None,
+    requested_by: Annotated[str | None, typer.Option(
+        help="Email of the account's admin or manager who adds them. Needed unless the workers trust this RabbitMQ user as a"
+             " platform service (USERPROV_TRUSTED_PUBLISHERS unset, or naming it).")] = None,
+    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for the outcome (0: send and do not wait).")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Each row's result as one JSON object per line.")] = False,
+) -> None:
+    """Add people to an account (a `users.add` through RabbitMQ at USERPROV_AMQP_URL) and print
+    each row's result.
+
+    Exit status 0 when every row is in the account (accepted, or a member already), 1 when some
+    row or the whole command was refused, 2 when it could not be sent or had no outcome in time.
+
+    Example: `userprov add acme-42 "Ada Lovelace ada@example.com; Alan Turing alan@example.com" -p gotomeeting`"""
+    import sys
+
+    from pydantic import ValidationError
+
+    from contracts.commands import UsersAdd
+    from userprov.operations.users_add import add as send
+
+    pasted = sys.stdin.read() if people == "-" else people
+    given = {"products": product, "role": role, "language": language, "group": group, "settings_template": settings_template,
+             "requested_by": requested_by}
+    try:
+        command = UsersAdd.model_validate({"account_id": account, "pasted": pasted, **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as error:
+        for problem in error.errors():
+            typer.echo(f"userprov add: {'.'.join(map(str, problem['loc']))}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
+    amqp_url = Settings().amqp_url
+    outcome = _run_bus(send(amqp_url, command, wait))
+    if outcome.refused is not None:
+        _print_refusal(outcome.refused, account, requested_by, amqp_url)
+        raise typer.Exit(1)
+    if outcome.completed is None:
+        typer.echo(f"users.add {outcome.command_id} sent; not waiting for its outcome", err=True)
+        return
+    results = outcome.completed.results
+    if as_json:
+        for row in results:
+            typer.echo(row.model_dump_json())
+    else:
+        rows = [[r.row, r.outcome, r.email, "; ".join(f"{e.field}: {e.code} ({e.message})" for e in r.errors)] for r in results]
+        _print_table(("row", "outcome", "email", "errors"), rows)
+    sys.stdout.flush()
+    counts = {kind: sum(r.outcome == kind for r in results) for kind in ("accepted", "already_member", "rejected")}
+    typer.echo(f"users.add {outcome.command_id}: {counts['accepted']} accepted, {counts['already_member']} already member(s),"
+               f" {counts['rejected']} rejected", err=True)
+    raise typer.Exit(1 if counts["rejected"] else 0)
+
+
+def _print_refusal(refused, account: str, requested_by: str | None, amqp_url: str) -> None:  # noqa: ANN001
+    from userprov.public_bus import amqp_user
+
+    typer.echo(f"userprov add: refused: {refused.reason}: {refused.message}", err=True)
+    for error in refused.errors:
+        typer.echo(f"  {error.field}: {error.code}: {error.message}", err=True)
+    if refused.reason == "forbidden" and requested_by is None:
+        typer.echo(f"  The workers take a users.add without --requested-by only from a trusted platform service, and their"
+                   f" USERPROV_TRUSTED_PUBLISHERS does not name RabbitMQ user {amqp_user(amqp_url)!r} (USERPROV_AMQP_URL's)."
+                   " Name the admin or manager who adds them with --requested-by EMAIL, or publish as a trusted user.", err=True)
+    elif refused.reason == "forbidden":
+        typer.echo(f"  {requested_by} must be an active admin of account {account} (or a manager, to add people without a"
+                   " role).", err=True)
+
+
+@app.command()
+def events(
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", "-k", help="Only events with this routing key (repeatable; * and # as in RabbitMQ topics: user.*).")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+    timeout: Annotated[float | None, typer.Option(min=0, help="Stop after this many seconds.")] = None,
+) -> None:
+    """Print the events on userprov.events (RabbitMQ at USERPROV_AMQP_URL) as they come, one JSON
+    object per line (routing_key, message_id, correlation_id, type, timestamp, body), until
+    Ctrl-C.
+
+    Only events published after it started are seen. Exit status 1 when --timeout passed before
+    --count events came, 2 when RabbitMQ could not be reached or closed the connection.
+
+    Example: `userprov events -k users.add.completed -k 'invitation.*' | jq .body`"""
+    import os
+    import signal
+    import sys
+
+    from userprov.operations.events import ConnectionLost, tail
+
+    keys = key or []
+    stop = asyncio.Event()
+
+    def show(line: str) -> None:
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (| head -1): stop, and leave nothing to flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            stop.set()
+
+    def listening() -> None:
+        typer.echo(f"listening to userprov.events for {', '.join(keys) if keys else 'every routing key'}: Ctrl-C to stop", err=True)
+
+    async def until_stopped() -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        return await tail(Settings().amqp_url, keys, show, count=count, timeout=timeout, listening=listening, stop=stop)
+
+    try:
+        shown = _run_bus(until_stopped())
+    except ConnectionLost as error:
+        typer.echo(f"userprov events: {error}", err=True)
+        raise typer.Exit(2) from None
+    if count is not None and shown < count and not stop.is_set():
+        typer.echo(f"userprov events: {shown} of {count} event(s) within {timeout:g} s", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     mail_folder: Annotated[str, typer.Option(help="Where the mail catcher writes each email.")] = "demo-mail",
+    keep_running: Annotated[bool | None, typer.Option(
+        "--keep-running/--stop", help="After the story, keep the workers and the invitation page up until Ctrl-C or SIGTERM, and"
+        " print an open invitation's link; or stop. By default they keep running when standard input is a terminal.",
+        show_default=False)] = None,
 ) -> None:
     """Run the whole system locally: mail catcher, workers, an account, a pasted list of users."""
     from pathlib import Path
@@ -87,7 +243,7 @@ def demo(
 
     settings = Settings()
     configure_logging("WARNING", settings.log_json)
-    raise typer.Exit(asyncio.run(run_demo(settings, Path(mail_folder))))
+    raise typer.Exit(asyncio.run(run_demo(settings, Path(mail_folder), keep_running)))
 
 
 @app.command("mail-catcher")
@@ -95,13 +251,15 @@ def mail_catcher(
     folder: Annotated[str, typer.Option(help="Where each email is written (one .eml file each).")] = "demo-mail",
 ) -> None:
     """A development SMTP server that accepts every email and writes it to a folder, on
-    USERPROV_SMTP_HOST and USERPROV_SMTP_PORT (what the workers send to): until Ctrl-C."""
+    USERPROV_SMTP_HOST and USERPROV_SMTP_PORT (what the workers send to): until Ctrl-C. It prints
+    a line for each email: its recipient, subject and file."""
     import signal
     from pathlib import Path
 
     catcher = _devtool("mail_catcher")
     settings = Settings()
-    controller = catcher.start_mail_catcher(settings.smtp_host, settings.smtp_port, catcher.CatchingHandler(folder=Path(folder)))
+    handler = catcher.CatchingHandler(folder=Path(folder), on_written=catcher.announce)
+    controller = catcher.start_mail_catcher(settings.smtp_host, settings.smtp_port, handler)
     typer.echo(f"catching emails on {settings.smtp_host}:{settings.smtp_port}, writing them to {Path(folder).resolve()}")
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
@@ -166,7 +324,7 @@ def bench_hops(
     typer.echo(asyncio.run(hops.run_hops(settings, adds, processes, beside, lanes)))
 
 
-parked_app = typer.Typer(no_args_is_help=True, help="Parked messages: list, show, replay, purge.")
+parked_app = Typer(no_args_is_help=True, help="Parked messages: list, show, replay, purge.")
 app.add_typer(parked_app, name="parked")
 
 ServiceOption = Annotated[
@@ -312,7 +470,7 @@ def _print_report(report) -> None:  # noqa: ANN001
     typer.echo(f"{len(report.outcomes)} message(s) selected, {report.failed} failed", err=True)
 
 
-invitations_app = typer.Typer(no_args_is_help=True, help="Failed invitations: list them, send them again.")
+invitations_app = Typer(no_args_is_help=True, help="Failed invitations: list them, send them again.")
 app.add_typer(invitations_app, name="invitations")
 AccountOption = Annotated[str | None, typer.Option("--account", "-a", help="Only this account.")]
 
@@ -373,18 +531,27 @@ def invitations_retry_failed(
     typer.echo(f"{outcome.retried} invitation(s) issued again ({outcome.command_id}); each is announced by invitation.sent or .failed")
 
 
-scim_app = typer.Typer(no_args_is_help=True, help="SCIM 2.0 for identity providers (Okta, Microsoft Entra).")
+scim_app = Typer(no_args_is_help=True, help="SCIM 2.0 for identity providers (Okta, Microsoft Entra).")
 app.add_typer(scim_app, name="scim")
-scim_token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens of SCIM clients, one account each.")
+scim_token_app = Typer(no_args_is_help=True, help="Bearer tokens of SCIM clients, one account each.")
 scim_app.add_typer(scim_token_app, name="token")
 
 
 @scim_app.command("serve")
-def scim_serve() -> None:
-    """Serve SCIM 2.0 at /scim/v2 on USERPROV_SCIM_HOST:USERPROV_SCIM_PORT, until SIGTERM."""
+def scim_serve(
+    host: Annotated[str | None, typer.Option(help="Listen on this address instead of USERPROV_SCIM_HOST (default 127.0.0.1;"
+                                             " 0.0.0.0: every interface).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Listen on this port instead of USERPROV_SCIM_PORT"
+                                             " (default 8090).")] = None,
+) -> None:
+    """Serve SCIM 2.0 at /scim/v2, until SIGTERM.
+
+    Identity providers authenticate with a bearer token (`userprov scim token create`); it asks
+    the workers through RabbitMQ at USERPROV_AMQP_URL. USERPROV_SCIM_WAIT_SECONDS,
+    USERPROV_SCIM_BODY_BYTES and the README's "SCIM for identity providers" say the rest."""
     from userprov.scim.server import serve
 
-    settings = Settings()
+    settings = _listening("scim", host, port)
     configure_logging(settings.log_level, settings.log_json)
     serve(settings)
 

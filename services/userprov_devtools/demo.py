@@ -5,12 +5,14 @@ Starts a mail catcher writing each email to a folder, the four workers and the i
 through the page in a headless browser; another account invites her, she is active, so it is a
 transfer: the page shows what moves and she accepts; another person declines a transfer; an
 invitation is resent and a member removed; and it prints the page's URL of an open invitation,
-for a person to click (the page keeps running until Ctrl-C when the demo runs in a terminal)."""
+for a person to click while the page keeps running, until Ctrl-C (in a terminal, or with
+--keep-running); otherwise everything stops when the story ends, and no link is printed."""
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -36,9 +38,10 @@ Ada Again ADA@example.com; Nobody broken-address; Émilie du Châtelet emilie@ex
 SIGN_IN = "https://signin.example.com/login"  # where "Create your password" leads, unless USERPROV_LINKS_SIGN_IN_URL says
 
 
-async def run_demo(settings: Settings, mail_folder: Path) -> int:
+async def run_demo(settings: Settings, mail_folder: Path, keep_running: bool | None = None) -> int:
     """Each run has a database of its own (`<database>_demo`, made anew): people of an earlier
-    run must not turn this run's welcome into a transfer."""
+    run must not turn this run's welcome into a transfer. `keep_running`: whether the workers
+    and the page stay up after the story, until SIGINT or SIGTERM (None: when stdin is a terminal)."""
     database_url = demo_database_url(settings.database_url)
     await drop_database(database_url)
     await migrate(database_url, create_database=True)
@@ -62,12 +65,14 @@ async def run_demo(settings: Settings, mail_folder: Path) -> int:
             story = Story(bus, catcher, browser, page_base)
             await story.tell()
         print(f"\nEvery email of this run is in {mail_folder.resolve()}; its data in database {database_name(database_url)!r}")
-        if sys.stdin.isatty():
-            print(f"\nOpen Émilie's invitation in your browser:\n   {story.open_link}\n"
-                  "The workers and the page keep running: press Ctrl-C to stop.")
-            await _until_interrupted()
+        if keep_running if keep_running is not None else sys.stdin.isatty():
+            print(f"\nÉmilie's open invitation, on the page: {story.open_link}\n"
+                  "The workers and the page keep running for you to open it: press Ctrl-C to stop.", flush=True)
+            await _until_stopped()
         else:
-            print(f"\nÉmilie's open invitation, on the page: {story.open_link}")
+            # a link printed now would lead to a page that is gone by the time anyone opens it
+            print("\nThe workers and the page stop with the story: run `userprov demo --keep-running` (or in a terminal)"
+                  " to open an invitation in your own browser.")
         return 0
     finally:
         await bus.stop()
@@ -193,12 +198,17 @@ def _ready(page_base: str) -> bool:
         return False
 
 
-async def _until_interrupted() -> None:
+async def _until_stopped() -> None:
+    """Until SIGINT (Ctrl-C) or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        while True:
-            await asyncio.sleep(3600)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def demo_database_url(database_url: str) -> str:

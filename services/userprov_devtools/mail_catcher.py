@@ -7,16 +7,23 @@ import email.policy
 import threading
 import time
 from collections.abc import Callable
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from contracts.text import printable
+
 
 class CatchingHandler:
-    def __init__(self, folder: Path | None = None, on_email: Callable[[str, float], None] | None = None) -> None:
+    def __init__(self, folder: Path | None = None, on_email: Callable[[str, float], None] | None = None,
+                 on_written: Callable[[str, str, Path], None] | None = None) -> None:
+        """`on_email(recipient, arrival time)` for each recipient; `on_written(recipient, subject,
+        file)` for each one written to the folder."""
         self.folder = folder
         self.on_email = on_email
+        self.on_written = on_written
         self.count = 0
         self._lock = threading.Lock()
         self.written: dict[str, Path] = {}
@@ -31,9 +38,26 @@ class CatchingHandler:
                 path = self.folder / f"{number:06d}-{_safe(rcpt)}.eml"
                 path.write_bytes(envelope.original_content or b"")
                 self.written[rcpt.lower()] = path
+                if self.on_written is not None:
+                    self.on_written(rcpt, subject_of(envelope.original_content or b""), path)
             if self.on_email is not None:
                 self.on_email(rcpt.lower(), arrived)
         return "250 Message accepted for delivery"
+
+
+def subject_of(content: bytes) -> str:
+    """The email's Subject, decoded, on one line and without control characters."""
+    try:
+        subject = BytesHeaderParser(policy=email.policy.default).parsebytes(content)["Subject"]
+    except Exception:  # noqa: BLE001 - whatever a sender wrote, the email is caught; only its subject is unreadable
+        return "(an unreadable subject)"
+    return printable(" ".join(str(subject).split()), 200) if subject is not None else "(no subject)"
+
+
+def announce(recipient: str, subject: str, path: Path) -> None:
+    """One line per email caught, for `userprov mail-catcher`: a development tool's own output,
+    so the address is shown whole (the workers' logs never show one)."""
+    print(f"to {printable(recipient, 200)}: {subject} -> {path}", flush=True)
 
 
 def _safe(address: str) -> str:

@@ -6,15 +6,17 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from contracts import routing
+from tests.support.infra import POSTGRES
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import drop_database
 from userprov.db.migrate import available_migrations, migrate
 
-BASE = "postgresql://postgres:postgres@127.0.0.1:5432"
+BASE = POSTGRES
 
 
 class TestMigrations:
@@ -73,7 +75,7 @@ class TestNoDatabaseIsCreatedByMistake:
         try:
             assert await asyncio.to_thread(worker.wait_for_exit, 30) == 2
             [line] = [line for line in worker.lines() if '"database_missing"' in line]
-            assert "userprov_typo_" in line and "--create-database" in line and "postgres:postgres" not in line
+            assert "userprov_typo_" in line and "--create-database" in line and f":{urlsplit(BASE).password}@" not in line
             assert not await database_exists(url)
         finally:
             if worker.running:

@@ -11,6 +11,7 @@ import asyncpg
 
 from contracts import routing
 from tests.support.flows import add_users, emails_to, tokens_in
+from tests.support.infra import POSTGRES
 from tests.support.isolated import isolated_worker
 from tests.support.pgbouncer import pgbouncer
 from tests.support.smtp import RecordingSmtpServer
@@ -18,7 +19,7 @@ from userprov.db.connection import connect_creating_database, drop_database
 from userprov.db.migrate import available_migrations, migrate
 from userprov_devtools.waiting import eventually
 
-BASE = "postgresql://postgres:postgres@127.0.0.1:5432"
+BASE = POSTGRES
 
 
 class TestMigrationsThroughPgBouncer:

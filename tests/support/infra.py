@@ -2,11 +2,31 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+SERVICES_ENV = Path(__file__).resolve().parents[2] / ".local" / "services.env"
+
+
+def _dev_postgres() -> str:
+    """The PostgreSQL server the tests make their databases on: USERPROV_DEV_POSTGRES, which
+    scripts/services-up writes to .local/services.env (the machine's on 127.0.0.1:5432, or a
+    cluster of userprov's own when the machine's asks for a password it does not have)."""
+    if os.environ.get("USERPROV_DEV_POSTGRES"):
+        return os.environ["USERPROV_DEV_POSTGRES"]
+    if SERVICES_ENV.is_file():
+        for line in SERVICES_ENV.read_text().splitlines():
+            if line.startswith("USERPROV_DEV_POSTGRES="):
+                return line.partition("=")[2].strip()
+    return "postgresql://postgres:postgres@127.0.0.1:5432"
+
+
+POSTGRES = _dev_postgres()
 
 
 @dataclass(frozen=True)
@@ -26,7 +46,7 @@ def rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
-def create_infra(pg_base: str = "postgresql://postgres:postgres@127.0.0.1:5432", amqp_base: str = "amqp://guest:guest@127.0.0.1:5672") -> Infra:
+def create_infra(pg_base: str = POSTGRES, amqp_base: str = "amqp://guest:guest@127.0.0.1:5672") -> Infra:
     suffix = uuid.uuid4().hex[:10]
     vhost = f"userprov_test_{suffix}"
     rabbitmqctl("add_vhost", vhost)

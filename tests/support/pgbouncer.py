@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.support.infra import POSTGRES
 from userprov_devtools.ports import free_port
 
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -30,20 +31,21 @@ class PgBouncer:
 
 
 @contextmanager
-def pgbouncer(server_connections: int = 3, server_port: int = 5432) -> Iterator[PgBouncer]:
-    """Runs PgBouncer on a free port until the block ends; every database of the server is
-    reachable through it, as user postgres."""
+def pgbouncer(server_connections: int = 3) -> Iterator[PgBouncer]:
+    """Runs PgBouncer on a free port until the block ends; every database of the tests' server
+    is reachable through it, as user postgres."""
     if not os.access(BINARY, os.X_OK):
         raise AssertionError("PgBouncer is not installed: scripts/services-up installs it (Debian package pgbouncer)")
-    port = free_port()
+    port, server = free_port(), urlsplit(POSTGRES)
+    login = "user=postgres" + (f" password={server.password}" if server.password else "")
     with tempfile.TemporaryDirectory(prefix="userprov-pgbouncer-") as folder:
         config = Path(folder) / "pgbouncer.ini"
         config.write_text(
             "[databases]\n"
-            f"* = host=127.0.0.1 port={server_port} user=postgres\n"
+            f"* = host=127.0.0.1 port={server.port or 5432} {login}\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-            "auth_type = any\n"  # the tests' server trusts local connections; the URL's password is not checked here
+            "auth_type = any\n"  # PgBouncer checks no client's password: the server is told the tests' own
             "pool_mode = transaction\n"
             f"default_pool_size = {server_connections}\nmin_pool_size = 0\nreserve_pool_size = 0\n"
             "max_client_conn = 500\n",

@@ -1,7 +1,7 @@
 """The public bus client, open for one operator's command."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from contracts.queries import OutcomeEvent
@@ -9,8 +9,9 @@ from userprov.public_bus import PublicBus
 
 
 @asynccontextmanager
-async def public_bus(amqp_url: str, name: str) -> AsyncIterator[PublicBus]:
-    bus = PublicBus(amqp_url, name)
+async def public_bus(amqp_url: str, name: str, events: Sequence[str] = ()) -> AsyncIterator[PublicBus]:
+    """`events`: the routing keys whose messages the command waits for (PublicBus.expect)."""
+    bus = PublicBus(amqp_url, name, events)
     await bus.start()
     try:
         yield bus
