@@ -19,6 +19,7 @@ beside them.
        active in the old account --accepted elsewhere--> removed
        any status --deactivate--> deactivated   (seats released, invitations revoked)
        deactivated --reactivate--> active (had accepted, active nowhere else) | pending (invited anew)
+       users.add (row accepted inactive) --> deactivated   (no seat, no invitation: as if it had left pending)
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 from uuid import UUID
 
 import asyncpg
@@ -38,7 +39,8 @@ from userprov import seats
 from userprov.runtime.origin import Origin
 from userprov.turns import turns_cte
 
-PENDING = "pending"
+PENDING: Final = "pending"
+DEACTIVATED: Final = "deactivated"
 # the status a member waits in for each kind of invitation
 WAITING_FOR = {"welcome": "invited", "transfer": "transfer_pending"}
 # what a resend issues, by the member's status (no entry: nothing to resend)
@@ -86,6 +88,19 @@ def response_refusal(
     if declining and kind != "transfer":
         return "not_declinable"
     return None
+
+
+Added = Literal["pending", "deactivated"]
+
+
+def added_status(active: bool) -> Added:
+    """users.add: pending, with its seats, to be decided and invited; or, for a row added
+    inactive (an identity provider's `active: false`), deactivated from the start as if it had
+    left pending (`ADDED_INACTIVE_FROM`): no seat, no invitation, until reactivate."""
+    return PENDING if active else DEACTIVATED
+
+
+ADDED_INACTIVE_FROM = PENDING  # what reactivate brings a member added inactive back to: decided and invited
 
 
 Reactivation = Literal["active", "pending"]
