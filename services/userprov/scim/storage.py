@@ -91,7 +91,7 @@ class UserprovStorage(AsyncScimStorage):
 
     async def update(self, resource_type: ResourceType, resource: Any, *, expected_version: str | None = None) -> User:
         """What changed (names, externalId, language, active) in one `users.update`: all of it
-        is applied, or none."""
+        is applied, or none. An attribute left out keeps its value."""
         current = await self._member(str(resource.id))
         if resource.user_name is not None and resource.user_name.casefold() != current.email.casefold():
             raise MutabilityException(detail="userName is the person's email address in userprov: it cannot change.")
@@ -104,7 +104,8 @@ class UserprovStorage(AsyncScimStorage):
             changes["first_name"] = given
         if family is not None and family != current.last_name:
             changes["last_name"] = family
-        if resource.external_id != current.external_id:
+        # a PUT that leaves externalId out keeps it (Okta's does, after setting it on creation); null or a remove clears it
+        if "external_id" in resource.model_fields_set and resource.external_id != current.external_id:
             changes["external_id"] = resource.external_id
         if language is not None and language != current.language:
             changes["language"] = language
