@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from tests.integration.conftest import address
-from tests.integration.scim.conftest import SCIM_JSON, Tenant
+from tests.integration.scim.conftest import SCIM_JSON, USER_SCHEMA, Tenant
 from tests.support.smtp import RecordingSmtpServer
 from userprov_devtools.waiting import eventually
 
@@ -251,7 +251,7 @@ class TestWhatIsTakenAndRefused:
     async def test_a_create_without_active_is_active(self, tenant: Any, db: asyncpg.Pool, smtp: RecordingSmtpServer) -> None:
         t = await tenant()
         email = address("no.active")
-        body = {k: v for k, v in okta_create(email).items() if k != "active"}
+        body = {"schemas": [USER_SCHEMA], "userName": email, "name": {"givenName": "Ada", "familyName": "Lovelace"}}
         created = await _send(t, "POST", "/Users", body)
         assert created.status_code == 201 and created.json()["active"] is True, created.text
         await eventually(lambda: smtp.handler.to(email), what="the welcome email")
@@ -276,26 +276,28 @@ class TestWhatIsTakenAndRefused:
 class TestCreatedInactive:
     async def test_one_command_no_seat_no_invitation_until_active(self, tenant: Any, db: asyncpg.Pool,
                                                                    smtp: RecordingSmtpServer) -> None:
-        t = await tenant({"gotomeeting": 1})
-        colleague, hire = address("colleague"), address("future.hire")
-        assert (await t.post_user(colleague)).status_code == 201  # the only seat
-        created = await _send(t, "POST", "/Users", {**okta_create(hire), "active": False})
-        assert created.status_code == 201, created.text
-        assert created.json()["active"] is False
+        t = await tenant({"gotomeeting": 2})
+        colleague, hire, other, later = address("colleague"), address("future.hire"), address("other"), address("later.hire")
+        assert (await t.post_user(colleague)).status_code == 201
+        created = await t.post_user(hire, given="Future", family="Hire", active=False)
+        assert created.status_code == 201 and created.json()["active"] is False, created.text
         row = await _member(db, t.account_id, hire)
         assert (row["status"], row["products"], row["invitations"]) == ("deactivated", [], []), "no seat, no invitation"
+        assert (await t.post_user(other)).status_code == 201, "the second seat is still free"
+        assert (await t.post_user(later, active=False)).status_code == 201, "created inactive in a full account"
 
         on = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {"active": True}}]}
         full = await _send(t, "PATCH", f"/Users/{created.json()['id']}", on)
         assert full.status_code == 400 and "no_free_seat" in full.json()["detail"], full.text
-        colleague_id = (await t.find(f'userName eq "{colleague}"'))["Resources"][0]["id"]
-        assert (await t.client.delete(f"/Users/{colleague_id}")).status_code == 204
+        other_id = (await t.find(f'userName eq "{other}"'))["Resources"][0]["id"]
+        assert (await t.client.delete(f"/Users/{other_id}")).status_code == 204
         back = await _send(t, "PATCH", f"/Users/{created.json()['id']}", on)
         assert back.status_code == 200 and back.json()["active"] is True, back.text
         [invitation] = await eventually(lambda: smtp.handler.to(hire), what="the invitation, once active")
-        assert "Test" in invitation.text
+        assert "Future" in invitation.text
         row = await _member(db, t.account_id, hire)
         assert row["products"] == ["gotomeeting"] and row["status"] in ("invited", "pending"), dict(row)
+        assert (await _member(db, t.account_id, later))["invitations"] == []
 
 
 class TestAllOrNothing:
