@@ -1,6 +1,7 @@
 """Commands sent to userprov on the `userprov.commands` exchange."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
@@ -31,6 +32,14 @@ def _omit_rather_than_null(schema: dict[str, Any]) -> None:
     if len(branches) == 1:
         schema.update(branches[0])
     schema.pop("default", None)
+
+
+def _omit_rather_than_null_of(values: list[str]) -> Callable[[dict[str, Any]], None]:
+    """`_omit_rather_than_null`, for a string that is one of `values`."""
+    def schema_of(schema: dict[str, Any]) -> None:
+        _omit_rather_than_null(schema)
+        schema["enum"] = values
+    return schema_of
 
 
 
@@ -110,6 +119,12 @@ class NewUser(Contract):
         default=None,
         description="The person's id in the caller's own system (a SCIM `externalId`): at most 255 characters, kept as given"
         " and answered by `users.get` and `users.list`.")
+    active: bool = Field(
+        default=True,
+        description="false: the person is added deactivated (an identity provider's `active: false`, such as a future hire):"
+        " they take no seat, are not counted against the free seats and are not invited until `users.reactivate`,"
+        " which takes their seats and invites them.",
+        examples=[True])
 
 
 class UsersAdd(Contract):
@@ -178,10 +193,13 @@ class UsersReactivate(Contract):
 
 
 class UsersUpdate(Contract):
-    """Changes a member's names or external id in the account (an identity provider's PUT or
-    PATCH). An omitted field keeps its value; `external_id: null` clears it. Values are checked
-    as a row of `users.add` is: a bad one refuses the command with `invalid_values`, naming the
-    field and its row error code. Answered by `user.updated` with what changed."""
+    """Changes a member's names, external id, language or status in the account, all or nothing
+    (an identity provider's PUT or PATCH). An omitted field keeps its value; `external_id: null`
+    clears it. Values are checked as a row of `users.add` is: a bad one refuses the command with
+    `invalid_values`, naming the field and its row error code. `active` deactivates or
+    reactivates as `users.deactivate` and `users.reactivate` do, refused for the same reasons
+    (`last_admin`, `no_free_seat`), and then nothing changes. Answered by `user.updated` with
+    what changed, with `user.deactivated` or `user.reactivated` when the status changed."""
 
     checked_per_row: ClassVar[frozenset[str]] = frozenset({"first_name", "last_name", "external_id"})
 
@@ -191,18 +209,26 @@ class UsersUpdate(Contract):
     first_name: str | None = Field(default=None, json_schema_extra=_omit_rather_than_null, description="1 to 32 characters after trimming.")
     last_name: str | None = Field(default=None, json_schema_extra=_omit_rather_than_null, description="1 to 32 characters after trimming.")
     external_id: str | None = Field(default=None, description="At most 255 characters, kept as given; null clears it.")
+    language: str | None = Field(
+        default=None, json_schema_extra=_omit_rather_than_null_of(list(LANGUAGES)),
+        description="Primary language code; another value is refused with `unsupported_language`.")
+    active: bool | None = Field(
+        default=None, json_schema_extra=_omit_rather_than_null,
+        description="false: deactivated, if they are not (as by `users.deactivate`); true: back, if they are deactivated"
+        " (as by `users.reactivate`). The same value as now changes nothing.")
 
     @model_validator(mode="before")
     @classmethod
-    def _names_not_null(cls, data: Any) -> Any:
+    def _not_null(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            nulls = [k for k in ("first_name", "last_name") if k in data and data[k] is None]
+            nulls = [k for k in ("first_name", "last_name", "language", "active") if k in data and data[k] is None]
             if nulls:
-                raise PydanticCustomError("null_field", "{fields}: omit a name to keep it; null is not a name", {"fields": ", ".join(nulls)})
+                raise PydanticCustomError("null_field", "{fields}: omit a field to keep its value; null is not a value",
+                                          {"fields": ", ".join(nulls)})
         return data
 
     def changes(self) -> dict[str, str | None]:
-        """The fields given, by name."""
+        """The names and external id given, by name."""
         return {name: getattr(self, name) for name in ("first_name", "last_name", "external_id") if name in self.model_fields_set}
 
 

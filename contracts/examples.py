@@ -22,7 +22,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "users.add": {
         "account_id": ACCOUNT,
         "requested_by": "admin@acme.example.com",
-        "users": [{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.example.com"}],
+        "users": [{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@acme.example.com"},
+                  {"first_name": "Edsger", "last_name": "Dijkstra", "email": "edsger@acme.example.com", "active": False}],
         "pasted": "Grace Hopper grace@acme.example.com\nAlan Mathison Turing alan@acme.example.com",
         "products": ["gotomeeting"],
         "role": "manager",

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 from uuid import UUID
 
 import asyncpg
@@ -20,7 +20,8 @@ from userprov import seats
 from userprov.runtime.origin import Origin
 from userprov.turns import turns_cte
 
-PENDING = "pending"
+PENDING: Final = "pending"
+DEACTIVATED: Final = "deactivated"
 # the status a member waits in for each kind of invitation
 WAITING_FOR = {"welcome": "invited", "transfer": "transfer_pending"}
 # what a resend issues, by the member's status (no entry: nothing to resend)
@@ -53,6 +54,11 @@ ARROWS = (
     Arrow(_MEMBER, "deactivated", "users.deactivate", ("deactivate",)),
     Arrow(("deactivated",), "active", "users.reactivate: had accepted, active nowhere else", ("reactivate",)),
     Arrow(("deactivated",), "pending", "users.reactivate: invited anew", ("reactivate",)),
+)
+# where users.add puts a new member (`added_status`): arrows from no status
+ENTRIES = (
+    Arrow((), "pending", "users.add: a row accepted, its seats reserved", ("added_status",)),
+    Arrow((), "deactivated", "users.add: a row accepted inactive (no seat, no invitation)", ("added_status",)),
 )
 
 
@@ -96,6 +102,19 @@ def response_refusal(
     if declining and kind != "transfer":
         return "not_declinable"
     return None
+
+
+Added = Literal["pending", "deactivated"]
+
+
+def added_status(active: bool) -> Added:
+    """users.add: pending, with its seats, to be decided and invited; or, for a row added
+    inactive (an identity provider's `active: false`), deactivated from the start as if it had
+    left pending (`ADDED_INACTIVE_FROM`): no seat, no invitation, until reactivate."""
+    return PENDING if active else DEACTIVATED
+
+
+ADDED_INACTIVE_FROM = PENDING  # what reactivate brings a member added inactive back to: decided and invited
 
 
 Reactivation = Literal["active", "pending"]

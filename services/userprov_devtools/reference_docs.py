@@ -372,8 +372,10 @@ def lifecycle_page() -> str:
            '  node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
            '  edge [fontname="sans-serif", fontsize=9];', '  start [shape=point, label=""];']
     dot += [f'  "{status}";' for status in statuses]
-    dot.append('  start -> "pending" [label="users.add"];')
     rows = ["| from | to | by | made by |", "|---|---|---|---|"]
+    for entry in lifecycle.ENTRIES:
+        dot.append(f'  start -> "{entry.target}" [label="{entry.by}"];')
+        rows.append(f"| (new) | {code(entry.target)} | {cell(entry.by)} | {', '.join(f'`lifecycle.{f}`' for f in entry.functions)} |")
     for n, arrow in enumerate(lifecycle.ARROWS):
         if len(arrow.sources) > 2:  # "any of these": one note, not an arrow from each
             listed = "\\n".join(arrow.sources)

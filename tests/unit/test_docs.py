@@ -103,14 +103,15 @@ class TestTheGeneratedReferenceNamesEverything:
 class TestLifecycleArrows:
     def test_each_arrow_joins_statuses_and_names_its_functions(self) -> None:
         statuses = set(typing.get_args(MembershipStatus))
-        for arrow in lifecycle.ARROWS:
+        for arrow in (*lifecycle.ENTRIES, *lifecycle.ARROWS):
             assert set(arrow.sources) | {arrow.target} <= statuses, arrow
             for function in arrow.functions:
                 assert callable(getattr(lifecycle, function, None)), function
 
     def test_every_status_is_reached_and_every_arrow_function_is_drawn(self) -> None:
         statuses = set(typing.get_args(MembershipStatus))
-        assert {a.target for a in lifecycle.ARROWS} | {"pending"} == statuses
+        assert {a.target for a in (*lifecycle.ENTRIES, *lifecycle.ARROWS)} == statuses
+        assert {e.target for e in lifecycle.ENTRIES} == set(typing.get_args(lifecycle.Added))
         drawn = {f for a in lifecycle.ARROWS for f in a.functions}
         assert {"decide", "accept", "decline", "resend", "reissue", "end", "deactivate", "reactivate"} == drawn
 

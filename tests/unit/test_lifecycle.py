@@ -80,3 +80,9 @@ class TestReactivation:
     ])
     def test_active_again_only_after_accepting(self, left: str | None, active_elsewhere: bool, status: str) -> None:
         assert lifecycle.reactivated_status(left, active_elsewhere) == status
+
+
+def test_a_row_added_inactive_is_deactivated_as_if_it_had_left_pending() -> None:
+    assert lifecycle.added_status(True) == "pending"
+    assert lifecycle.added_status(False) == "deactivated"
+    assert lifecycle.reactivated_status(lifecycle.ADDED_INACTIVE_FROM, active_elsewhere=False) == "pending", "invited when back"

@@ -29,6 +29,16 @@ class TestPlan:
         assert plan.results[4].errors[0].code == "no_free_seat"
         assert [r.email for r in plan.accepted] == ["c@example.com", "d@example.com"]
 
+    def test_a_row_added_inactive_takes_no_seat(self) -> None:
+        command = UsersAdd(account_id="a", users=[
+            {"first_name": "A", "last_name": "A", "email": "a@example.com", "active": False},
+            {"first_name": "B", "last_name": "B", "email": "b@example.com"},
+            {"first_name": "C", "last_name": "C", "email": "c@example.com", "active": False},
+            {"first_name": "D", "last_name": "D", "email": "d@example.com"}])
+        plan = plan_rows(validate_rows(candidates_of(command)), {}, free_seats=1)
+        assert [(r.row, r.outcome) for r in plan.results] == [(1, "accepted"), (2, "accepted"), (3, "accepted"), (4, "rejected")]
+        assert [(r.email, r.active) for r in plan.accepted] == [("a@example.com", False), ("b@example.com", True), ("c@example.com", False)]
+
     def test_no_products_needs_no_seats(self) -> None:
         checked = validate_rows(candidates_of(UsersAdd(account_id="a", pasted="C C c@example.com")))
         assert plan_rows(checked, {}, free_seats=None).results[0].outcome == "accepted"

@@ -24,19 +24,19 @@ from scim2_server.storage import AsyncScimStorage, SearchPage
 
 from contracts import routing
 from contracts.base import Contract
-from contracts.commands import NewUser, ScimDefaults, UsersAdd, UsersDeactivate, UsersReactivate, UsersRemove, UsersUpdate
+from contracts.commands import NewUser, ScimDefaults, UsersAdd, UsersRemove, UsersUpdate
 from contracts.events import CommandRejected, UsersAddCompleted
 from contracts.queries import USERS_LIST_MAX, AccountsGet, AccountsGetReply, UserListed, UsersList, UsersListReply
 from userprov.public_bus import NoAnswer, PublicBus, Received
 from userprov.scim.filters import NoMatch, wanted
-from userprov.scim.resources import Email, Name, User
+from userprov.scim.language import language_of
+from userprov.scim.resources import Email, Name, ScimUser, User
 from userprov.scim.tenancy import current_account
 
 log = structlog.get_logger()
 
 # the events that answer the commands SCIM sends; it waits for the one with its command's id
-OUTCOME_EVENTS = (routing.USERS_ADD_COMPLETED, routing.USER_UPDATED, routing.USER_DEACTIVATED, routing.USER_REACTIVATED,
-                  routing.USER_REMOVED, routing.COMMAND_REJECTED)
+OUTCOME_EVENTS = (routing.USERS_ADD_COMPLETED, routing.USER_UPDATED, routing.USER_REMOVED, routing.COMMAND_REJECTED)
 DEFAULTS_SECONDS = 5.0  # an account's SCIM defaults are asked again after this long
 
 
@@ -70,47 +70,50 @@ class UserprovStorage(AsyncScimStorage):
         return SearchPage(found.total, [resource_of(u) for u in found.users])
 
     async def create(self, resource_type: ResourceType, resource: Any) -> User:
+        """One `users.add`: the person is created active, or deactivated without a seat or an
+        invitation when `active` is false. The attributes userprov does not keep are dropped."""
         account_id = current_account()
         defaults = await self._scim_defaults(account_id)
         if resource.user_name is None or resource.name is None:
             raise InvalidValueException(detail="userName and name (givenName, familyName) are required.")
         row = NewUser(first_name=resource.name.given_name or "", last_name=resource.name.family_name or "",
-                      email=resource.user_name, external_id=resource.external_id)
+                      email=resource.user_name, external_id=resource.external_id, active=resource.active is not False)
+        language = language_of(resource.preferred_language, resource.locale) or defaults.language
         command = UsersAdd(account_id=account_id, requested_by=None, users=[row], products=defaults.products, role=defaults.role,
-                           language=defaults.language, group=defaults.group, settings_template=defaults.settings_template)
+                           language=language, group=defaults.group, settings_template=defaults.settings_template)
         answer = await self._command(routing.USERS_ADD, command)
         result = UsersAddCompleted.model_validate_json(answer.body).results[0]
         if result.outcome == "already_member":
             raise UniquenessException(detail=f"userName {resource.user_name!r} is taken in this account.")
         if result.outcome == "rejected" or result.user_id is None:
             raise InvalidValueException(detail="; ".join(f"{_attribute(e.field)}: {e.code}: {e.message}" for e in result.errors))
-        created = await self._member(str(result.user_id))
-        if resource.active is False:  # created deactivated: the IdP assigns someone it keeps inactive
-            await self._command(routing.USERS_DEACTIVATE, UsersDeactivate(account_id=account_id, requested_by=None, email=created.email))
-            created = await self._member(str(result.user_id))
-        return resource_of(created)
+        return resource_of(await self._member(str(result.user_id)))
 
     async def update(self, resource_type: ResourceType, resource: Any, *, expected_version: str | None = None) -> User:
-        account_id = current_account()
+        """What changed (names, externalId, language, active) in one `users.update`: all of it
+        is applied, or none. An attribute left out keeps its value."""
         current = await self._member(str(resource.id))
         if resource.user_name is not None and resource.user_name.casefold() != current.email.casefold():
             raise MutabilityException(detail="userName is the person's email address in userprov: it cannot change.")
         given = resource.name.given_name if resource.name else None
         family = resource.name.family_name if resource.name else None
+        language = language_of(resource.preferred_language, resource.locale)
+        deactivated = current.status == "deactivated"
         changes: dict[str, Any] = {}
         if given is not None and given != current.first_name:
             changes["first_name"] = given
         if family is not None and family != current.last_name:
             changes["last_name"] = family
-        if resource.external_id != current.external_id:
+        # a PUT that leaves externalId out keeps it (Okta's does, after setting it on creation); null or a remove clears it
+        if "external_id" in resource.model_fields_set and resource.external_id != current.external_id:
             changes["external_id"] = resource.external_id
+        if language is not None and language != current.language:
+            changes["language"] = language
+        if resource.active is not None and resource.active == deactivated:
+            changes["active"] = resource.active
         if changes:
-            await self._command(routing.USERS_UPDATE, UsersUpdate(account_id=account_id, requested_by=None, email=current.email, **changes))
-        active = current.status != "deactivated"
-        if resource.active is False and active:
-            await self._command(routing.USERS_DEACTIVATE, UsersDeactivate(account_id=account_id, requested_by=None, email=current.email))
-        elif resource.active is True and not active:
-            await self._command(routing.USERS_REACTIVATE, UsersReactivate(account_id=account_id, requested_by=None, email=current.email))
+            await self._command(routing.USERS_UPDATE, UsersUpdate(account_id=current_account(), requested_by=None, email=current.email,
+                                                                   **changes))
         return resource_of(await self._member(str(resource.id)))
 
     async def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
@@ -180,7 +183,7 @@ def _attribute(field: str) -> str:
 
 
 def resource_of(member: UserListed) -> User:
-    return User(
+    return ScimUser(
         id=str(member.user_id),
         external_id=member.external_id,
         user_name=member.email,

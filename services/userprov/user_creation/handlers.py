@@ -211,41 +211,59 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
 
 async def deactivate_user(cmd: UsersDeactivate, uow: UnitOfWork) -> None:
     async with uow:
-        conn = uow.conn
-        membership = await _lock_member(conn, cmd)
-        if membership.status == "deactivated":
+        membership = await _lock_member(uow.conn, cmd)
+        if membership.status == lifecycle.DEACTIVATED:
             raise Rejected("already_deactivated", f"{cmd.email} is deactivated already.")
-        if await is_last_active_admin(conn, membership):
-            raise Rejected("last_admin", "The last active admin of an account cannot be deactivated.")
-        released = await lifecycle.deactivate(conn, membership.membership_id)
-        uow.emit(UserDeactivated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email, released=released))
+        await _deactivate(uow, membership, cmd.email)
 
 
 async def reactivate_user(cmd: UsersReactivate, uow: UnitOfWork) -> None:
     async with uow:
-        conn = uow.conn
-        membership = await _lock_member(conn, cmd)
-        if membership.status != "deactivated":
+        membership = await _lock_member(uow.conn, cmd)
+        if membership.status != lifecycle.DEACTIVATED:
             raise Rejected("not_deactivated", f"{cmd.email} is not deactivated (status {membership.status}).")
-        try:
-            back = await lifecycle.reactivate(conn, membership.membership_id, cmd.account_id, membership.profile_id)
-        except lifecycle.NoFreeSeat as error:
-            raise Rejected("no_free_seat", f"No free seat of {', '.join(error.products)} to bring {cmd.email} back.") from error
-        uow.emit(UserReactivated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email, status=back.status,
-                                 seats=back.seats))
-        if back.status == lifecycle.PENDING:  # account-lookup decides and invites them anew
-            uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=[membership.membership_id]))
+        await _reactivate(uow, membership, cmd.email)
+
+
+async def _deactivate(uow: UnitOfWork, membership: Membership, email: str) -> None:
+    if await is_last_active_admin(uow.conn, membership):
+        raise Rejected("last_admin", "The last active admin of an account cannot be deactivated.")
+    released = await lifecycle.deactivate(uow.conn, membership.membership_id)
+    uow.emit(UserDeactivated(account_id=membership.account_id, user_id=membership.profile_id, email=email, released=released))
+
+
+async def _reactivate(uow: UnitOfWork, membership: Membership, email: str) -> None:
+    try:
+        back = await lifecycle.reactivate(uow.conn, membership.membership_id, membership.account_id, membership.profile_id)
+    except lifecycle.NoFreeSeat as error:
+        raise Rejected("no_free_seat", f"No free seat of {', '.join(error.products)} to bring {email} back.") from error
+    uow.emit(UserReactivated(account_id=membership.account_id, user_id=membership.profile_id, email=email, status=back.status,
+                             seats=back.seats))
+    if back.status == lifecycle.PENDING:  # account-lookup decides and invites them anew
+        uow.emit(MembershipsCreated(account_id=membership.account_id, membership_ids=[membership.membership_id]))
 
 
 async def update_user(cmd: UsersUpdate, uow: UnitOfWork) -> None:
+    """Every change of the command in one transaction: a refused status change (`last_admin`,
+    `no_free_seat`) leaves the names and language unchanged too."""
     values, errors = checked_changes(cmd.changes())
     if errors:
         raise Rejected("invalid_values", "; ".join(e.message for e in errors),
                        [FieldError(field=e.field, code=e.code, message=e.message) for e in errors])
+    if cmd.language is not None:
+        if cmd.language not in SUPPORTED_LANGUAGES:
+            raise Rejected("unsupported_language", f"{printable(cmd.language, 50)!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}.",
+                           [FieldError(field="language", code="unsupported_language", message="Not a supported language.")])
+        values["language"] = cmd.language
     async with uow:
         conn = uow.conn
         membership = await _lock_member(conn, cmd)
         changed = await sql.update_member(conn, membership.membership_id, values)
+        deactivated = membership.status == lifecycle.DEACTIVATED
+        if cmd.active is False and not deactivated:
+            await _deactivate(uow, membership, cmd.email)
+        elif cmd.active is True and deactivated:
+            await _reactivate(uow, membership, cmd.email)
         uow.emit(UserUpdated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email, changed=changed))
 
 

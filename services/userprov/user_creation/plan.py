@@ -23,12 +23,12 @@ class TooManyRows(ValueError):
 def candidates_of(command: UsersAdd) -> list[Candidate]:
     """Structured rows first, then pasted entries, numbered from 1 in input order. Raises
     TooManyRows as soon as row MAX_ROWS + 1 is read: the rest of a long paste is never parsed."""
-    rows: list[tuple[str, str, str, tuple[RowError, ...], str | None]] = [
-        (u.first_name, u.last_name, u.email, (), u.external_id) for u in command.users]
+    rows: list[tuple[str, str, str, tuple[RowError, ...], str | None, bool]] = [
+        (u.first_name, u.last_name, u.email, (), u.external_id, u.active) for u in command.users]
     for entry in parse_pasted(command.pasted or ""):
         if len(rows) >= MAX_ROWS:
             raise TooManyRows(f"more than {MAX_ROWS} rows; at most {MAX_ROWS} per command.")
-        rows.append((entry.first_name, entry.last_name, entry.email, entry.errors, None))
+        rows.append((entry.first_name, entry.last_name, entry.email, entry.errors, None, True))
     if len(rows) > MAX_ROWS:
         raise TooManyRows(f"{len(rows)} rows; at most {MAX_ROWS} per command.")
     return [Candidate(n, *fields) for n, fields in enumerate(rows, start=1)]
@@ -51,18 +51,21 @@ def plan_rows(
     checked: Sequence[ValidRow | InvalidRow], members: Mapping[str, UUID], free_seats: int | None
 ) -> Plan:
     """`members` maps emails already in the account to their user id; `free_seats` is the
-    smallest number of free seats over the requested products (None: no product requested)."""
+    smallest number of free seats over the requested products (None: no product requested).
+    A row added inactive takes no seat, so it is never short of one."""
     results: list[RowResult] = []
     accepted: list[ValidRow] = []
+    seated = 0
     for row in checked:
         if isinstance(row, InvalidRow):
             results.append(RowResult(row=row.row, email=row.email, outcome="rejected", errors=list(row.errors)))
         elif row.email in members:
             results.append(RowResult(row=row.row, email=row.email, outcome="already_member", user_id=members[row.email]))
-        elif free_seats is not None and len(accepted) >= free_seats:
+        elif row.active and free_seats is not None and seated >= free_seats:
             results.append(RowResult(row=row.row, email=row.email, outcome="rejected", errors=[NO_FREE_SEAT]))
         else:
             accepted.append(row)
+            seated += row.active
             results.append(RowResult(row=row.row, email=row.email, outcome="accepted"))
     return Plan(results, accepted)
 

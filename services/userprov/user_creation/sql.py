@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.commands import AccountsUpsert, UsersAdd
-from userprov import seats
+from userprov import lifecycle, seats
 from userprov.memberships import Account
 from userprov.runtime.errors import TransientError
 from userprov.runtime.origin import Origin
@@ -117,8 +117,9 @@ async def lock_for_adding(conn: asyncpg.Connection, account_id: str, products: S
 # statement began is not seen: its row is left out, and the caller tries again.
 MEMBERSHIPS = f"""
 WITH new AS (
-    SELECT * FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $15::uuid[], $16::text[])
-             WITH ORDINALITY AS t(membership_id, email, first_name, last_name, new_profile_id, external_id, n),
+    SELECT * FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $15::uuid[], $16::text[], $17::text[], $18::text[])
+             WITH ORDINALITY AS t(membership_id, email, first_name, last_name, new_profile_id, external_id, status,
+                                  deactivated_from, n),
          (VALUES ($1::text)) AS a(account_id)
 ), created_profiles AS (
     INSERT INTO profiles (profile_id, email, first_name, last_name) SELECT new_profile_id, email, first_name, last_name FROM new
@@ -131,12 +132,13 @@ WITH new AS (
 created AS (
     INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language, user_group,
                              settings_template, status, added_by_command, turn, correlation_id, traceparent, tracestate,
-                             external_id)
-    SELECT new.membership_id, new.account_id, profile.profile_id, new.first_name, new.last_name, $2, $3, $4, $5, 'pending', $6,
-           turns.start + new.n, $11, $12, $13, new.external_id
+                             external_id, deactivated_from, deactivated_products)
+    SELECT new.membership_id, new.account_id, profile.profile_id, new.first_name, new.last_name, $2, $3, $4, $5, new.status, $6,
+           turns.start + new.n, $11, $12, $13, new.external_id, new.deactivated_from,
+           CASE WHEN new.deactivated_from IS NOT NULL THEN $14::text[] END
     FROM new JOIN profile USING (email) JOIN turns USING (account_id)
-    RETURNING membership_id
-), {seats.assign_cte("$1", "(SELECT array_agg(membership_id) FROM created)", "$14::text[]")}
+    RETURNING membership_id, deactivated_from
+), {seats.assign_cte("$1", "(SELECT array_agg(membership_id) FROM created WHERE deactivated_from IS NULL)", "$14::text[]")}
 SELECT email, profile_id FROM profile
 """
 
@@ -145,12 +147,14 @@ async def create_memberships(
     conn: asyncpg.Connection, cmd: UsersAdd, rows: Sequence[ValidRow], command_id: str, origin: Origin
 ) -> tuple[dict[str, UUID], list[UUID]]:
     """Creates missing profiles, a `pending` membership per row (waiting for account lookup, in
-    the account's turn: userprov.turns) and its seats; returns the user id per email and the new
-    membership ids. Raises TransientError when a concurrent command created one of the people at
-    the same moment (the handler runs again, and then sees them)."""
+    the account's turn: userprov.turns) and its seats, or a `deactivated` one without seats for
+    a row added inactive (lifecycle.added_status); returns the user id per email and the ids of
+    the new pending memberships. Raises TransientError when a concurrent command created one of
+    the people at the same moment (the handler runs again, and then sees them)."""
     ordered = sorted(rows, key=lambda r: r.email)  # one lock order for concurrent commands
     emails = [r.email for r in ordered]
     membership_ids = [uuid.uuid4() for _ in ordered]
+    statuses = [lifecycle.added_status(r.active) for r in ordered]
     found = await conn.fetch(
         MEMBERSHIPS,
         cmd.account_id,
@@ -169,19 +173,22 @@ async def create_memberships(
         sorted(set(cmd.products)),
         [uuid.uuid4() for _ in ordered],
         [r.external_id for r in ordered],
+        statuses,
+        [None if status == lifecycle.PENDING else lifecycle.ADDED_INACTIVE_FROM for status in statuses],
     )
     profile_ids = {r["email"]: r["profile_id"] for r in found}
     if len(profile_ids) < len(emails):
         raise TransientError("a person was added by another command at the same moment")
-    return profile_ids, membership_ids
+    return profile_ids, [m for m, status in zip(membership_ids, statuses, strict=True) if status == lifecycle.PENDING]
 
 
 async def update_member(conn: asyncpg.Connection, membership_id: UUID, values: dict[str, str | None]) -> dict[str, str | None]:
-    """Sets the given names or external id of a locked membership; returns those that changed."""
-    current = await conn.fetchrow("SELECT first_name, last_name, external_id FROM memberships WHERE membership_id = $1", membership_id)
+    """Sets the given names, external id or language of a locked membership; returns those that changed."""
+    current = await conn.fetchrow("SELECT first_name, last_name, external_id, language FROM memberships WHERE membership_id = $1",
+                                  membership_id)
     changed = {field: value for field, value in values.items() if current[field] != value}
     if changed:
-        # the column names come from checked_changes' fixed set, never from the message
+        # the column names come from a fixed set (checked_changes', and language), never from the message
         assignments = ", ".join(f"{field} = ${n}" for n, field in enumerate(changed, start=2))
         await conn.execute(f"UPDATE memberships SET {assignments} WHERE membership_id = $1", membership_id, *changed.values())
     return changed

@@ -26,6 +26,7 @@ class Candidate:
     email: str
     errors: tuple[RowError, ...] = ()
     external_id: str | None = None
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ValidRow:
     last_name: str
     email: str
     external_id: str | None = None
+    active: bool = True  # false: added deactivated, without a seat or an invitation
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def validate_row(candidate: Candidate) -> ValidRow | InvalidRow:
     errors = (*first_errors, *last_errors, *email_errors, *check_external_id(candidate.external_id))
     if errors:
         return InvalidRow(candidate.row, email or echoed_email(candidate.email), errors)
-    return ValidRow(candidate.row, first, last, email, candidate.external_id)
+    return ValidRow(candidate.row, first, last, email, candidate.external_id, candidate.active)
 
 
 def checked_changes(changes: dict[str, str | None]) -> tuple[dict[str, str | None], list[RowError]]:
