@@ -13,8 +13,8 @@ log = structlog.get_logger()
 
 def serve(settings: Settings) -> None:
     app = create_app(scim_bus(settings.amqp_url), settings.scim_wait_seconds, settings.scim_body_bytes,
-                     settings.scim_token_cache_seconds)
+                     settings.scim_token_cache_seconds, settings.door_limits())
     if settings.metrics_port is not None:  # also on /metrics of the SCIM port
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     log.info("scim_starting", host=settings.scim_host, port=settings.scim_port, **settings.endpoints())
-    serve_http(app, settings.scim_host, settings.scim_port, settings.scim_request_seconds)
+    serve_http(app, settings.scim_host, settings.scim_port, settings.scim_request_seconds, settings.proxies())
