@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     )
     front_door_failure_burst: int = Field(default=20, ge=1, description="Failed authentications one client address may have at once.")
     front_door_lookups: int = Field(
-        default=16, ge=1, description="Token lookups (scim_tokens.resolve, invitations.peek) a front door process has in"
+        default=8, ge=1, description="Token lookups (scim_tokens.resolve, invitations.peek) a front door process has in"
         " flight at most: the most messages a flood of made-up tokens adds to account lookup's queue, per process.",
     )
     front_door_lookup_wait_seconds: float = Field(

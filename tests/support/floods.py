@@ -43,7 +43,7 @@ class Flood:
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)  # transport errors: the door did not answer
     seconds: float = 0.0
-    retry_after: str | None = None  # of the first 429, when there was one
+    refused_headers: dict[str, str] = field(default_factory=dict)  # of the first 429, when there was one
     refused_body: str | None = None
 
     def summary(self) -> str:
@@ -62,7 +62,7 @@ async def flood(url: str, sources: Sequence[str], header: str | None = None, tot
     assert process.returncode == 0, out
     found = json.loads(out)
     return Flood(Counter({int(k): v for k, v in found["statuses"].items()}), found["failures"], found["seconds"],
-                 found["retry_after"], found["refused_body"])
+                 found["refused_headers"], found["refused_body"])
 
 
 async def _flood_here(url: str, sources: Sequence[str], header: str, total: int, in_parallel: int) -> Flood:
@@ -84,7 +84,7 @@ async def _flood_here(url: str, sources: Sequence[str], header: str, total: int,
                 continue
             result.statuses[answer.status_code] += 1
             if answer.status_code == 429 and result.refused_body is None:
-                result.retry_after, result.refused_body = answer.headers.get("retry-after"), answer.text
+                result.refused_headers, result.refused_body = dict(answer.headers), answer.text
 
     started = time.monotonic()
     try:
@@ -134,4 +134,4 @@ if __name__ == "__main__":
     url, sources, total, in_parallel, header = sys.argv[1:6]
     done = asyncio.run(_flood_here(url, sources.split(","), header, int(total), int(in_parallel)))
     print(json.dumps({"statuses": done.statuses, "failures": done.failures, "seconds": done.seconds,
-                      "retry_after": done.retry_after, "refused_body": done.refused_body}))
+                      "refused_headers": done.refused_headers, "refused_body": done.refused_body}))

@@ -28,6 +28,7 @@ UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 REFUSED = Counter("userprov_front_door_refused", "Requests a front door refused with 429, by the limit they were past.", ["limit"])
 
 Refusal = Callable[[Scope, int], Response]  # the door's 429, given the seconds to wait
+Failed = Callable[[str, int], bool]  # whether an answer (path, status) is a failed authentication at this door
 
 
 def client_key(client: Any) -> str:
@@ -65,8 +66,7 @@ class ClientLimits:
 
 
 class LimitPerClient:
-    def __init__(self, app: ASGIApp, limits: ClientLimits, failed: frozenset[int], refuse: Refusal) -> None:
-        """`failed`: the statuses that are a failed authentication at this door."""
+    def __init__(self, app: ASGIApp, limits: ClientLimits, failed: Failed, refuse: Refusal) -> None:
         self._app = app
         self._limits = limits
         self._failed = failed
@@ -88,7 +88,7 @@ class LimitPerClient:
             return
 
         async def noting(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start" and message["status"] in self._failed:
+            if message["type"] == "http.response.start" and self._failed(scope.get("path", ""), message["status"]):
                 self._limits.failed(client, time.monotonic())
             await send(message)
 

@@ -192,10 +192,10 @@ def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: 
         ],
         lifespan=bus_lifespan(bus, "links"),
     )
-    app.add_middleware(SecurityHeaders, static_prefix=path.rstrip("/") + "/static")
-    # an unknown link is a 404: the page of a token userprov does not know (or of no token), or a path it does not serve
-    app.add_middleware(LimitPerClient, limits=ClientLimits(limits.requests, limits.failures), failed=frozenset({404}),
-                       refuse=page.too_many)
+    # a failed authentication: the page of an unknown link (or of none); not a 404 elsewhere (a browser asks for /favicon.ico)
+    app.add_middleware(LimitPerClient, limits=ClientLimits(limits.requests, limits.failures),
+                       failed=lambda asked, status: status == 404 and asked == path, refuse=page.too_many)
+    app.add_middleware(SecurityHeaders, static_prefix=path.rstrip("/") + "/static")  # on the 429 too
     app.add_middleware(AccessLog, event="links_request")
     return app
 

@@ -123,15 +123,16 @@ def create_app(bus: PublicBus, wait_seconds: float, body_bytes: int, token_cache
         routes=[*health_routes(bus), Route("/metrics", metrics), Mount("/scim", app=cast(ASGIApp, scim))],
         lifespan=bus_lifespan(bus, "scim"),
     )
-    app.add_middleware(LimitPerClient, limits=ClientLimits(limits.requests, limits.failures), failed=frozenset({401}),
-                       refuse=_too_many)
+    app.add_middleware(LimitPerClient, limits=ClientLimits(limits.requests, limits.failures),
+                       failed=lambda _, status: status == 401, refuse=_too_many)
     app.add_middleware(AccessLog, event="scim_request", observe=_observe)
     return app
 
 
 def _too_many(_: object, seconds: int) -> Response:
     error = Error(status=429, detail=f"Too many requests from this address; retry in {seconds} s.")
-    return Response(error.model_dump_json(), 429, headers={"Cache-Control": "no-store"}, media_type="application/scim+json")
+    return Response(error.model_dump_json(), 429, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+                    media_type="application/scim+json")
 
 
 def scim_bus(amqp_url: str) -> PublicBus:
