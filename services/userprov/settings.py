@@ -1,6 +1,7 @@
 """Settings from the environment (`USERPROV_*`), with working local defaults."""
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -9,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from userprov.broker_nodes import broker_urls, node_of, vhost_of
 from userprov.db.urls import database_name, host_of
+from userprov.front_doors.limits import DoorLimits
+from userprov.front_doors.token_buckets import Rate
 from userprov.runtime.lanes import Lane
 from userprov.sandbox.pool import SandboxLimits
 
@@ -150,6 +153,31 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=300, description="How long a bearer token's account is remembered: a revoked token stops"
         " working within this long.",
     )
+    front_door_requests_per_second: float = Field(
+        default=200.0, gt=0, description="Requests one client address may make per second to a front door process (the"
+        " invitation page, SCIM) after a burst of USERPROV_FRONT_DOOR_REQUEST_BURST; past it, 429 with Retry-After."
+        " /livez, /readyz and /metrics are not limited.",
+    )
+    front_door_request_burst: int = Field(default=400, ge=1, description="Requests one client address may make at once.")
+    front_door_failures_per_minute: float = Field(
+        default=30.0, gt=0, description="Failed authentications (a SCIM 401, an unknown link's 404) one client address may"
+        " have per minute after a burst of USERPROV_FRONT_DOOR_FAILURE_BURST; past it, every request of the address is 429"
+        " with Retry-After until it has waited.",
+    )
+    front_door_failure_burst: int = Field(default=20, ge=1, description="Failed authentications one client address may have at once.")
+    front_door_lookups: int = Field(
+        default=8, ge=1, description="Token lookups (scim_tokens.resolve, invitations.peek) a front door process has in"
+        " flight at most: the most messages a flood of made-up tokens adds to account lookup's queue, per process.",
+    )
+    front_door_lookup_wait_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="How long a lookup waits for its turn past USERPROV_FRONT_DOOR_LOOKUPS before"
+        " its request is a 503 with Retry-After.",
+    )
+    trusted_proxies: str | None = Field(
+        default=None, description="The proxies in front of the invitation page and SCIM (addresses and networks,"
+        " comma-separated: `10.0.0.0/8,192.0.2.7`) whose X-Forwarded-For and X-Forwarded-Proto are believed: the client"
+        " is the last address in X-Forwarded-For that is not one of them. Unset: none, the TCP peer is the client.",
+    )
     welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="How long a welcome invitation's link"
                                            " works (7 days), from its first email.")
     transfer_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="How long a transfer invitation's link"
@@ -252,11 +280,34 @@ class Settings(BaseSettings):
             raise ValueError("USERPROV_SCIM_BASE_URL must be an http(s) URL with a host and no query, like https://scim.example.com/scim/v2")
         return value.rstrip("/")
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str | None) -> str | None:
+        for entry in (value or "").split(","):
+            if entry.strip():
+                try:
+                    ipaddress.ip_network(entry.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"USERPROV_TRUSTED_PROXIES: {entry.strip()[:60]!r} is no address or network") from None
+        return value
+
     @model_validator(mode="after")
     def _one_kind_of_tls(self) -> Settings:
         if self.smtp_tls and self.smtp_starttls:
             raise ValueError("USERPROV_SMTP_TLS (implicit TLS, port 465) and USERPROV_SMTP_STARTTLS (port 587) exclude each other")
         return self
+
+    def proxies(self) -> list[str]:
+        """The trusted proxies, as networks (uvicorn takes `10.0.0.1/8` for a name, never to match)."""
+        return [str(ipaddress.ip_network(entry.strip(), strict=False)) for entry in (self.trusted_proxies or "").split(",") if entry.strip()]
+
+    def door_limits(self) -> DoorLimits:
+        return DoorLimits(
+            requests=Rate(self.front_door_requests_per_second, self.front_door_request_burst),
+            failures=Rate(self.front_door_failures_per_minute / 60, self.front_door_failure_burst),
+            lookups=self.front_door_lookups,
+            lookup_wait_seconds=self.front_door_lookup_wait_seconds,
+        )
 
     def trusted(self) -> frozenset[str] | None:
         """The RabbitMQ users trusted as platform services; None: every publisher."""

@@ -45,3 +45,10 @@ def test_a_database_url_with_several_hosts_names_each() -> None:
 def test_version() -> None:
     done = subprocess.run([sys.executable, "-m", "userprov", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == f"userprov {__version__}\n"
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    assert Settings().proxies() == []  # by default none: the TCP peer is the client
+    assert Settings(trusted_proxies="10.0.0.7/8, 192.0.2.7,,2001:db8::/32").proxies() == ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]
+    with pytest.raises(ValueError, match="'ingress.example.com' is no address or network"):
+        Settings(trusted_proxies="10.0.0.0/8,ingress.example.com")

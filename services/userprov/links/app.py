@@ -25,7 +25,10 @@ from contracts.events import InvitationAccepted, InvitationDeclined
 from contracts.queries import InvitationsPeek, InvitationsPeekReply
 from userprov.front_doors.access_log import AccessLog
 from userprov.front_doors.asgi import ASGIApp, Receive, Scope, Send
+from userprov.front_doors.client_limits import ClientLimits, LimitPerClient
 from userprov.front_doors.connection import BUS_ERRORS, bus_lifespan, health_routes
+from userprov.front_doors.limits import DoorLimits
+from userprov.front_doors.lookup_gate import LookupGate
 from userprov.links import i18n
 from userprov.links.forms import FormKeys, plausible_token
 from userprov.links.pages import Page, answered, shown, title
@@ -56,8 +59,10 @@ def _environment(language: str) -> Environment:
 
 
 class InvitationPage:
-    def __init__(self, bus: PublicBus, keys: FormKeys, path: str, sign_in_url: str | None, wait_seconds: float) -> None:
+    def __init__(self, bus: PublicBus, keys: FormKeys, path: str, sign_in_url: str | None, wait_seconds: float,
+                 lookups: LookupGate) -> None:
         self._bus = bus
+        self._lookups = lookups
         self._keys = keys
         self._path = path
         self._sign_in_url = sign_in_url
@@ -70,7 +75,7 @@ class InvitationPage:
         assert token is not None
         try:
             async with asyncio.timeout(self._wait):
-                peeked = await self._peek(token)
+                peeked = await self._peek(token, shared=True)  # a GET only shows: the same link's GETs at once share one peek
         except BUS_ERRORS as error:
             return self._busy(request, error)
         return self._render(request, shown(peeked), token)
@@ -99,7 +104,10 @@ class InvitationPage:
         except BUS_ERRORS as error:
             return self._busy(request, error)
 
-    async def _peek(self, token: str) -> InvitationsPeekReply:
+    async def _peek(self, token: str, shared: bool = False) -> InvitationsPeekReply:
+        return await self._lookups.ask(token if shared else None, lambda: self._ask_peek(token))
+
+    async def _ask_peek(self, token: str) -> InvitationsPeekReply:
         answer = await self._bus.ask(routing.INVITATIONS_PEEK, InvitationsPeek(token=token), self._wait)
         if answer.type != f"{routing.INVITATIONS_PEEK}.reply":
             return InvitationsPeekReply(status="unknown")  # refused: not a token userprov could have issued
@@ -117,6 +125,10 @@ class InvitationPage:
         response = self._render(request, Page("busy", 503))
         response.headers["retry-after"] = "5"
         return response
+
+    def too_many(self, scope: Scope, _: int) -> Response:
+        """An address past its limits: the "try again" page."""
+        return self._render(Request(scope), Page("busy", 429))
 
     def _render(self, request: Request, page: Page, token: str | None = None, not_confirmed: str | None = None) -> Response:
         language = i18n.supported(page.language) or i18n.from_header(request.headers.get("accept-language"))
@@ -168,9 +180,10 @@ async def _small_form(request: Request) -> dict[str, str] | None:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
-def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: str | None, wait_seconds: float) -> Starlette:
+def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: str | None, wait_seconds: float,
+               limits: DoorLimits) -> Starlette:
     path = urlsplit(link_base_url).path or "/"
-    page = InvitationPage(bus, keys, path, sign_in_url, wait_seconds)
+    page = InvitationPage(bus, keys, path, sign_in_url, wait_seconds, LookupGate(limits.lookups, limits.lookup_wait_seconds))
 
     async def invitation(request: Request) -> Response:
         return await (page.post(request) if request.method == "POST" else page.get(request))
@@ -184,7 +197,10 @@ def create_app(bus: PublicBus, keys: FormKeys, link_base_url: str, sign_in_url: 
         ],
         lifespan=bus_lifespan(bus, "links"),
     )
-    app.add_middleware(SecurityHeaders, static_prefix=path.rstrip("/") + "/static")
+    # a failed authentication: the page of an unknown link (or of none); not a 404 elsewhere (a browser asks for /favicon.ico)
+    app.add_middleware(LimitPerClient, limits=ClientLimits(limits.requests, limits.failures),
+                       failed=lambda asked, status: status == 404 and asked == path, refuse=page.too_many)
+    app.add_middleware(SecurityHeaders, static_prefix=path.rstrip("/") + "/static")  # on the 429 too
     app.add_middleware(AccessLog, event="links_request")
     return app
 

@@ -14,6 +14,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 from scim2_models import (
     Context,
+    Error,
     PayloadTooLargeException,
     Resource,
     ResponseParameters,
@@ -26,12 +27,16 @@ from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 from starlette.applications import Starlette
+from starlette.responses import Response
 from starlette.routing import Mount
 
 from userprov.front_doors.access_log import AccessLog
 from userprov.front_doors.asgi import ASGIApp
+from userprov.front_doors.client_limits import ClientLimits, LimitPerClient
 from userprov.front_doors.connection import BUS_ERRORS, bus_lifespan, health_routes
 from userprov.front_doors.host_header import request_host
+from userprov.front_doors.limits import DoorLimits
+from userprov.front_doors.lookup_gate import LookupGate
 from userprov.public_bus import PublicBus
 from userprov.scim.resources import provider
 from userprov.scim.storage import OUTCOME_EVENTS, Unavailable, UserprovStorage
@@ -136,17 +141,25 @@ def _query(scope: Scope) -> dict[str, str]:
     return dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
-def create_app(bus: PublicBus, wait_seconds: float, body_bytes: int, token_cache_seconds: float,
+def create_app(bus: PublicBus, wait_seconds: float, body_bytes: int, token_cache_seconds: float, limits: DoorLimits,
                base_url: str | None = None) -> Starlette:
     """`base_url`: where clients reach SCIM (USERPROV_SCIM_BASE_URL); None: each request's Host."""
-    scim = ScimApplication(UserprovStorage(bus, wait_seconds), TokenResolver(bus, wait_seconds, token_cache_seconds), body_bytes,
-                           wait_seconds, base_url)
+    tokens = TokenResolver(bus, wait_seconds, token_cache_seconds, LookupGate(limits.lookups, limits.lookup_wait_seconds))
+    scim = ScimApplication(UserprovStorage(bus, wait_seconds), tokens, body_bytes, wait_seconds, base_url)
     app = Starlette(
         routes=[*health_routes(bus), Mount("/scim", app=cast(ASGIApp, scim))],
         lifespan=bus_lifespan(bus, "scim"),
     )
+    app.add_middleware(LimitPerClient, limits=ClientLimits(limits.requests, limits.failures),
+                       failed=lambda _, status: status == 401, refuse=_too_many)
     app.add_middleware(AccessLog, event="scim_request", observe=_observe)
     return app
+
+
+def _too_many(_: object, seconds: int) -> Response:
+    error = Error(status=429, detail=f"Too many requests from this address; retry in {seconds} s.")
+    return Response(error.model_dump_json(), 429, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+                    media_type="application/scim+json")
 
 
 def scim_bus(amqp_url: str) -> PublicBus:

@@ -13,11 +13,11 @@ log = structlog.get_logger()
 
 def serve(settings: Settings) -> None:
     app = create_app(scim_bus(settings.amqp_url), settings.scim_wait_seconds, settings.scim_body_bytes,
-                     settings.scim_token_cache_seconds, settings.scim_base_url)
+                     settings.scim_token_cache_seconds, settings.door_limits(), settings.scim_base_url)
     if settings.metrics_port is not None:  # never on the SCIM port, which the identity providers reach
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     if settings.scim_base_url is None:
         log.warning("scim_base_url_unset", consequence="Location and meta.location follow each request's Host header and"
                     " scheme: set USERPROV_SCIM_BASE_URL to the URL the identity providers use")
     log.info("scim_starting", host=settings.scim_host, port=settings.scim_port, broker=settings.broker_endpoint())
-    serve_http(app, settings.scim_host, settings.scim_port, settings.scim_request_seconds)
+    serve_http(app, settings.scim_host, settings.scim_port, settings.scim_request_seconds, settings.proxies())

@@ -1,22 +1,29 @@
 """Which account a SCIM request acts on: its bearer token's, asked of userprov with the token's
-SHA-256 hash (`scim_tokens.resolve`) and remembered for a few seconds, so that a revoked token
-stops working within that long. The account is a context variable of the request's task."""
+SHA-256 hash (`scim_tokens.resolve`) through the door's lookup gate and remembered for a few
+seconds, so that a revoked token stops working within that long. Valid and unknown tokens are
+remembered apart: a flood of made-up tokens cannot push a tenant's out. The account is a
+context variable of the request's task."""
 from __future__ import annotations
 
 import re
 import time
 from collections import OrderedDict
 from contextvars import ContextVar
+from typing import TypeVar
 
 from contracts import routing
 from contracts.queries import ScimTokensResolve, ScimTokensResolveReply
+from userprov.front_doors.lookup_gate import LookupGate
 from userprov.public_bus import NoAnswer, PublicBus
 from userprov.tokens import hash_token
 
+_T = TypeVar("_T")
 _account: ContextVar[str] = ContextVar("scim_account")
 # the tokens userprov makes are 43 characters of base64url: anything else is refused without asking userprov
 PLAUSIBLE_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,256}")
-REMEMBERED = 10_000  # tokens remembered at most (the oldest go first): a flood of made-up tokens takes bounded memory
+# tokens remembered at most, the longest unused forgotten first: a flood takes bounded memory
+REMEMBERED = 10_000  # valid ones
+REMEMBERED_UNKNOWN = 10_000  # unknown or revoked ones
 
 
 def current_account() -> str:
@@ -28,29 +35,51 @@ def acting_for(account_id: str) -> None:
 
 
 class TokenResolver:
-    def __init__(self, bus: PublicBus, wait_seconds: float, remember_seconds: float) -> None:
+    def __init__(self, bus: PublicBus, wait_seconds: float, remember_seconds: float, gate: LookupGate) -> None:
         self._bus = bus
         self._wait = wait_seconds
         self._remember = remember_seconds
-        self._known: OrderedDict[bytes, tuple[float, str | None]] = OrderedDict()
+        self._gate = gate
+        # a valid token's entry outlives its time: when it comes due, its lookup's turn comes first
+        self._valid: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
+        self._unknown: OrderedDict[bytes, float] = OrderedDict()
 
     async def account_of(self, authorization: str | None) -> str | None:
         """The account of an `Authorization: Bearer <token>` header; None for no token, an
-        unknown or a revoked one. Raises NoAnswer when userprov does not answer."""
+        unknown or a revoked one. Raises NoAnswer when userprov does not answer (LookupsBusy
+        when the lookup's turn did not come)."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not PLAUSIBLE_TOKEN.fullmatch(token):
             return None
         digest = hash_token(token)  # compared by PostgreSQL's index on the hash: no timing of the token itself
-        remembered = self._known.get(digest)
-        if remembered is not None and remembered[0] > time.monotonic():
-            return remembered[1]
+        now = time.monotonic()
+        valid = self._valid.get(digest)
+        if valid is not None and valid[0] > now:
+            self._valid.move_to_end(digest)
+            return valid[1]
+        unknown = self._unknown.get(digest)
+        if unknown is not None and unknown > now:
+            return None
+        return await self._gate.ask(digest, lambda: self._resolve(digest), known=valid is not None)
+
+    async def _resolve(self, digest: bytes) -> str | None:
         answer = await self._bus.ask(routing.SCIM_TOKENS_RESOLVE, ScimTokensResolve(token_hash=digest.hex()), self._wait)
         if answer.type == routing.COMMAND_REJECTED:
             raise NoAnswer("scim_tokens.resolve was refused")
         account_id = ScimTokensResolveReply.model_validate_json(answer.body).account_id
-        self._known[digest] = (time.monotonic() + self._remember, account_id)
-        self._known.move_to_end(digest)
-        while len(self._known) > REMEMBERED:
-            self._known.popitem(last=False)
+        until = time.monotonic() + self._remember
+        if account_id is None:
+            self._valid.pop(digest, None)
+            _remember(self._unknown, digest, until, REMEMBERED_UNKNOWN)
+        else:
+            self._unknown.pop(digest, None)
+            _remember(self._valid, digest, (until, account_id), REMEMBERED)
         return account_id
+
+
+def _remember(known: OrderedDict[bytes, _T], digest: bytes, value: _T, at_most: int) -> None:
+    known[digest] = value
+    known.move_to_end(digest)
+    while len(known) > at_most:
+        known.popitem(last=False)

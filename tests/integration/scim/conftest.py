@@ -30,9 +30,12 @@ def scim_process(worker_env: dict[str, str], log_dir: Path, **env: str) -> Itera
                                          "USERPROV_SCIM_TOKEN_CACHE_SECONDS": str(TOKEN_CACHE_SECONDS),
                                          "USERPROV_SCIM_REQUEST_SECONDS": "2", **env},
                             log_dir, command=["scim", "serve"], ready_log='"scim_broker_connected"')
-    process.start()
-    yield f"http://127.0.0.1:{port}/scim/v2"
-    assert process.terminate() == 0
+    try:
+        process.start()
+        yield f"http://127.0.0.1:{port}/scim/v2"
+    finally:
+        returncode = process.terminate()  # also when the test failed: no process outlives its test
+    assert returncode == 0
     assert not [line for line in process.lines() if "Bearer" in line or "@" in line], "a token or an address in the SCIM logs"
 
 
