@@ -60,7 +60,7 @@ def run(
     USERPROV_DATABASE_URL (migrated at start unless USERPROV_MIGRATE_ON_START=false), and send
     invitations to the SMTP server at USERPROV_SMTP_HOST:USERPROV_SMTP_PORT (USERPROV_SMTP_USERNAME,
     USERPROV_SMTP_PASSWORD, USERPROV_SMTP_STARTTLS or USERPROV_SMTP_TLS); invitation links start
-    with USERPROV_LINK_BASE_URL. Every setting is in the README's "Settings"."""
+    with USERPROV_LINK_BASE_URL. Every setting: docs/reference/settings.md."""
     from userprov.app import run as run_services
     from userprov.runtime import event_loop
 
@@ -91,7 +91,7 @@ def links(
     It answers the links of the invitation emails, which start with USERPROV_LINK_BASE_URL (its
     public address), and asks the workers through RabbitMQ at USERPROV_AMQP_URL. After an accept
     it leads to USERPROV_LINKS_SIGN_IN_URL; USERPROV_LINKS_FORM_SECRET signs its forms (the same
-    on every replica). The README's "The invitation page" has the rest."""
+    on every replica). The rest: docs/reference/invitation-page.md."""
     from userprov.links.server import serve
 
     settings = _listening("links", host, port)
@@ -186,7 +186,7 @@ def events(
 ) -> None:
     """Print the events on userprov.events (RabbitMQ at USERPROV_AMQP_URL) as they come, one JSON
     object per line (routing_key, message_id, correlation_id, type, timestamp, body), until
-    Ctrl-C.
+    Ctrl-C. The token of an accept or decline still published there is hidden.
 
     Only events published after it started are seen. Exit status 1 when --timeout passed before
     --count events came, 2 when RabbitMQ could not be reached or closed the connection.
@@ -548,7 +548,7 @@ def scim_serve(
 
     Identity providers authenticate with a bearer token (`userprov scim token create`); it asks
     the workers through RabbitMQ at USERPROV_AMQP_URL. USERPROV_SCIM_WAIT_SECONDS,
-    USERPROV_SCIM_BODY_BYTES and the README's "SCIM for identity providers" say the rest."""
+    USERPROV_SCIM_BODY_BYTES and docs/reference/scim.md say the rest."""
     from userprov.scim.server import serve
 
     settings = _listening("scim", host, port)

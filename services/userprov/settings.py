@@ -101,9 +101,10 @@ class Settings(BaseSettings):
         default=None,
         description="RabbitMQ users, comma-separated, whose commands may omit `requested_by` and so act as a trusted platform"
         " service (`accounts.upsert` always needs it). They must set the AMQP `user_id` property, which RabbitMQ refuses"
-        " unless it is the publishing connection's own user. Anyone else must name the acting user. Unset: every publisher"
-        " is trusted, and the first log line (`worker_starting`) says so. Set it in production; the generated ConfigMap"
-        " and compose do.",
+        " unless it is the publishing connection's own user. Anyone else must name the acting user. A replayed parked"
+        " message keeps its original's trust, and only when the operator replaying it is listed too. Unset: every"
+        " publisher is trusted, and the first log line (`worker_starting`) says so. Set it in production; the generated"
+        " ConfigMap and compose do.",
     )
 
     link_base_url: str = Field(
@@ -124,8 +125,9 @@ class Settings(BaseSettings):
         " Unset: a random one per process.",
     )
     links_wait_seconds: float = Field(
-        default=10.0, gt=0, le=60, description="How long a request to the page may wait for userprov, all it asks included"
-        " (connecting, publishing and its confirm, the answers), before it is a 503 with Retry-After.",
+        default=10.0, gt=0, le=60, description="One deadline per request to the page for all it asks of userprov (connecting when"
+        " not connected, each publish and its confirm, the answers), past which the page asks the person to reload: a 503"
+        " with Retry-After.",
     )
     links_request_seconds: float = Field(
         default=10.0, gt=0, description="A request to the page must have fully arrived this long after its connection opened"
@@ -135,13 +137,15 @@ class Settings(BaseSettings):
     scim_host: str = Field(default="127.0.0.1", description="`userprov scim serve` listens here (0.0.0.0 in a container).")
     scim_port: int = Field(default=8090, ge=1, le=65535, description="`userprov scim serve` listens on this port.")
     scim_wait_seconds: float = Field(
-        default=10.0, gt=0, le=60, description="How long a SCIM request may wait for userprov, all it asks included (connecting,"
-        " publishing and its confirm, the answers), before it is a 503 with Retry-After.",
+        default=10.0, gt=0, le=60, description="One deadline per SCIM request for all it asks of userprov (the token's account,"
+        " connecting when not connected, each publish and its confirm, the answers), past which it is a 503 with"
+        " Retry-After.",
     )
     scim_base_url: str | None = Field(
         default=None, description="Where the identity providers reach SCIM, its /scim/v2 included (https://scim.example.com/scim/v2):"
-        " the base of Location and meta.location. Unset: each request's scheme and Host header (a Host that is not a host"
-        " name or address is a 400).",
+        " the base of Location and meta.location, whatever a request's Host header says. Unset (logged at start as"
+        " `scim_base_url_unset`): each request's scheme and Host header, and a Host that is not a host name or address is a"
+        " 400.",
     )
     scim_request_seconds: float = Field(
         default=10.0, gt=0, description="A SCIM request must have fully arrived this long after its connection opened"
@@ -234,7 +238,8 @@ class Settings(BaseSettings):
         " sandboxes inherit it)."
     )
 
-    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port (`/metrics`); unset: none.")
+    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port (`/metrics`); unset: none."
+                                    " `userprov scim serve` serves its metrics only here, never on the SCIM port.")
     health_port: int | None = Field(default=None, description="Serve /livez and /readyz on this port.")
     queue_watch_seconds: float = Field(default=15.0, gt=0, description="How often queue depths, consumer counts and the age of"
                                        " waiting work are read for the metrics.")

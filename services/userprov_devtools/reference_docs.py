@@ -287,7 +287,8 @@ def alert_rules() -> list[dict[str, Any]]:
 def metrics_page() -> str:
     lines = ["# Metrics and alerts", "",
              "Every metric userprov exports, from the metric definitions in `services/userprov`. A worker serves them on"
-             " {envvar}`USERPROV_METRICS_PORT` (`/metrics`); `userprov scim serve` serves its own on its port as well."
+             " {envvar}`USERPROV_METRICS_PORT` (`/metrics`), and so does `userprov scim serve`, only there: never on the SCIM"
+             " port the identity providers reach."
              " A histogram's series are `<name>_bucket`, `_count` and `_sum`.", "",
              "## Metrics", ""]
     for metric in metrics():

@@ -2,7 +2,9 @@
 so that a page cannot show a command that fails or an output it does not give.
 
 A page's fenced blocks are its steps: `sh` blocks run line by line in a shell (a line ending in
-` &` keeps running in the background, as it does in a reader's shell, until `stop`); `python`
+`\\` goes on on the next; a line ending in ` &` keeps running in the background, as it does in a
+reader's shell, until `stop`), their output what the reader's terminal shows, standard output and
+error together, and a command that exits other than 0 fails the page; `python`
 blocks run as in `python -m asyncio` (one namespace for the whole page, `await` allowed at the
 top level); a `text` block right after one of them is the output it must print, where `...`
 stands for any text (doctest's ELLIPSIS). Other blocks (`json`, `console`, ...) are shown, not
@@ -102,7 +104,8 @@ class Runner:
 
     def shell(self, step: Step) -> None:
         printed = []
-        for command in [c for c in step.text.split("\n") if c.strip() and not c.lstrip().startswith("#")]:
+        lines = step.text.replace("\\\n", " ").split("\n")  # a line ending in a backslash goes on on the next
+        for command in [c for c in lines if c.strip() and not c.lstrip().startswith("#")]:
             command = command.split("  #", 1)[0].strip()  # a comment after the command
             if command.endswith("&"):
                 log = self.cwd / f"background-{len(self.background)}.log"
@@ -112,10 +115,10 @@ class Runner:
                                                             env=self._environment(), stdout=out, stderr=subprocess.STDOUT,
                                                             start_new_session=True))
                 continue
-            done = subprocess.run(["bash", "-c", command], cwd=self.cwd, env=self._environment(), capture_output=True,
-                                  text=True, timeout=300, stdin=subprocess.DEVNULL)
+            done = subprocess.run(["bash", "-c", command], cwd=self.cwd, env=self._environment(), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, timeout=300, stdin=subprocess.DEVNULL)
             if done.returncode != 0:
-                raise ExampleFailed(f"line {step.line}: `{command}` exited {done.returncode}:\n{done.stdout}{done.stderr}")
+                raise ExampleFailed(f"line {step.line}: `{command}` exited {done.returncode}:\n{done.stdout}")
             printed.append(done.stdout)
         check_output(step, "".join(printed))
 

@@ -159,7 +159,7 @@ def links(infra: Infra, workers: list[WorkerProcess], worker_env: dict[str, str]
     """`userprov links` on a free port, a link handler of the session's vhost (once the workers declared it): its base URL and process."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/invitation"
-    with broker_user(infra, "links", LINK_HANDLER_WRITE) as link_handler_url:  # the README's row for a link handler is enough
+    with broker_user(infra, "links", LINK_HANDLER_WRITE) as link_handler_url:  # the wire reference's row for a link handler is enough
         yield from _links_process(base, port, {**worker_env, "USERPROV_AMQP_URL": link_handler_url}, tmp_path_factory)
 
 

@@ -1,6 +1,6 @@
-"""The README's publish examples run as written against the workers: examples/publish_users_add.py
-(aio-pika alone) and examples/node/publish-users-add.mjs (amqplib), each adding people and
-printing their rows' outcome."""
+"""The publish examples, which docs/how-to/other-language.md links, run as written against the
+workers: examples/publish_users_add.py (aio-pika alone) and examples/node/publish-users-add.mjs
+(amqplib), each adding people and printing their rows' outcome."""
 from __future__ import annotations
 
 import asyncio

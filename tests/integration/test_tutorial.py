@@ -2,9 +2,11 @@
 in the order shown, on a database and vhost of its own, each output as the page shows it; where
 the reader clicks in the invitation page, Debian's Chromium clicks. The page once showed a
 `users.add` whose `requested_by` was no member, refused as `forbidden`: every step now does
-what its text says."""
+what its text says. The event line the page shows `userprov events` printing in the first shell
+(a background job) must be among the lines it printed."""
 from __future__ import annotations
 
+import doctest
 import os
 import sys
 from pathlib import Path
@@ -14,7 +16,8 @@ from tests.support.infra import create_infra, drop_vhost
 from userprov.db.connection import drop_database
 from userprov_devtools.browser import answer, headless_chromium, state
 from userprov_devtools.ports import free_port
-from userprov_devtools.runnable_docs import Runner, steps
+from userprov_devtools.runnable_docs import Runner, Step, steps
+from userprov_devtools.waiting import eventually
 
 TUTORIAL = Path(__file__).parents[2] / "docs" / "tutorial" / "first-hour.md"
 
@@ -28,6 +31,14 @@ async def accept_in_browser(namespace: dict[str, Any], variable: str) -> None:
         assert await answer(page, "accept") in ("activated", "transferred"), await page.content()
 
 
+def printed_by_events(runner: Runner, shown: Step) -> bool:
+    """Whether the background `userprov events` printed a line as the page shows it."""
+    [log] = [log for process, log in zip(runner.background, runner.logs, strict=True) if "userprov events" in process.args[-1]]
+    checker = doctest.OutputChecker()
+    return any(checker.check_output(shown.text, line + "\n", doctest.ELLIPSIS)
+               for line in log.read_text(errors="replace").splitlines())
+
+
 async def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     infra = create_infra()
     links_port = free_port()
@@ -38,9 +49,12 @@ async def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     runner = Runner(env, tmp_path, hooks={"accept-in-browser": accept_in_browser})
     page = steps(TUTORIAL)
     assert [s.kind for s in page].count("python") >= 10 and [s.kind for s in page].count("hook") == 2
+    assert sum(s.text.startswith("userprov add ") for s in page if s.kind == "sh") == 3
+    [event_shown] = [s for s in page if s.kind == "json" and '"routing_key": "user.transferred"' in s.text]
     try:
         await runner.run(page)
-    except AssertionError as failure:
+        await eventually(lambda: printed_by_events(runner, event_shown), 30, what="the event line the page shows, printed by userprov events")
+    except (AssertionError, TimeoutError) as failure:
         raise AssertionError(f"{failure}\n\nwhat ran in the background:\n{runner.stop()}") from None
     finally:
         bus = runner.namespace.get("bus")

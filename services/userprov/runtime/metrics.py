@@ -37,7 +37,8 @@ RESPONSES = Counter(
 )
 EXPRESS_FULL = Counter(
     "userprov_express_full",
-    "Small signals this process's express lane could not take (it was full), by service: their work waits for the batches.",
+    "Small signals this process's express lane could not take, by service: it held 100 items already, so their work goes"
+    " to the batches, here or in another process (logged `express_lane_full` once each time the lane fills).",
     ["service"],
 )
 BUILD_INFO = Gauge("userprov_build_info", "1, labelled with the version of userprov this process runs.", ["version"])
