@@ -13,6 +13,8 @@ import pytest
 from contracts import routing
 from contracts.commands import ScimTokensRevoke
 from contracts.queries import InvitationsPeek
+from tests.support.infra import Infra
+from userprov.front_doors.connection import BUS_ERRORS
 from userprov.public_bus import NoAnswer, PublicBus
 
 DEADLINE = 1.0
@@ -56,5 +58,19 @@ class TestOneDeadline:
                 took = time.monotonic() - started
                 assert DEADLINE <= took < DEADLINE + 1.0, (what, took)
                 assert not bus.connected
+        finally:
+            await bus.close()
+
+
+class TestAChannelClosedUnderIt:
+    async def test_is_an_error_the_front_doors_answer_with_503(self, infra: Infra) -> None:
+        """As when RabbitMQ restarts: the channel closes before the connection's loss is heard."""
+        bus = PublicBus(infra.amqp_url, "userprov closed channel test")
+        try:
+            await bus.start()
+            assert bus._channel is not None
+            await bus._channel.close()
+            with pytest.raises(BUS_ERRORS):
+                await bus.ask(routing.INVITATIONS_PEEK, InvitationsPeek(token="t" * 43), DEADLINE)
         finally:
             await bus.close()

@@ -17,7 +17,9 @@ from userprov.public_bus import NoAnswer, PublicBus
 log = structlog.get_logger()
 
 # what a front door answers with 503 and Retry-After: userprov could not be asked, or did not answer
-BUS_ERRORS = (NoAnswer, aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError)
+# (a channel closed under a publish, as when the broker restarts, is aiormq's RuntimeError of its own)
+BUS_ERRORS = (NoAnswer, aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError, OSError,
+              TimeoutError)
 
 
 async def keep_connected(bus: PublicBus, name: str, every: float = 2.0) -> None:
