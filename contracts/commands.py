@@ -122,8 +122,9 @@ class NewUser(Contract):
     active: bool = Field(
         default=True,
         description="false: the person is added deactivated (an identity provider's `active: false`, such as a future hire):"
-        " they take no seat, are not counted against the free seats and are not invited until `users.reactivate`,"
-        " which takes their seats and invites them.",
+        " they take no seat, are not counted against the free seats and are not invited until `users.reactivate` (or"
+        " `users.update` with `active: true`), which takes their seats and invites them. No `user.deactivated` is"
+        " published for them.",
         examples=[True])
 
 

@@ -51,9 +51,9 @@ ARROWS = (
     Arrow(("suspended",), "transfer_pending", "invitations.resend", ("resend",)),
     Arrow((*_MEMBER, "deactivated"), "removed", "users.remove", ("end",)),
     Arrow(("active",), "removed", "a transfer accepted in another account", ("end",)),
-    Arrow(_MEMBER, "deactivated", "users.deactivate", ("deactivate",)),
-    Arrow(("deactivated",), "active", "users.reactivate: had accepted, active nowhere else", ("reactivate",)),
-    Arrow(("deactivated",), "pending", "users.reactivate: invited anew", ("reactivate",)),
+    Arrow(_MEMBER, "deactivated", "users.deactivate or .update (active: false)", ("deactivate",)),
+    Arrow(("deactivated",), "active", "users.reactivate or .update (active: true): had accepted, active nowhere else", ("reactivate",)),
+    Arrow(("deactivated",), "pending", "users.reactivate or .update (active: true): invited anew", ("reactivate",)),
 )
 # where users.add puts a new member (`added_status`): arrows from no status
 ENTRIES = (

@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     front_door_failures_per_minute: float = Field(
         default=30.0, gt=0, description="Failed authentications (a SCIM 401, an unknown link's 404) one client address may"
         " have per minute after a burst of USERPROV_FRONT_DOOR_FAILURE_BURST; past it, every request of the address is 429"
-        " with Retry-After until it has waited.",
+        " with Retry-After until it has waited (42 s at most with the defaults), since without a lookup the door cannot"
+        " tell its next guess from a real token.",
     )
     front_door_failure_burst: int = Field(default=20, ge=1, description="Failed authentications one client address may have at once.")
     front_door_lookups: int = Field(
@@ -180,7 +181,10 @@ class Settings(BaseSettings):
     trusted_proxies: str | None = Field(
         default=None, description="The proxies in front of the invitation page and SCIM (addresses and networks,"
         " comma-separated: `10.0.0.0/8,192.0.2.7`) whose X-Forwarded-For and X-Forwarded-Proto are believed: the client"
-        " is the last address in X-Forwarded-For that is not one of them. Unset: none, the TCP peer is the client.",
+        " is the last address in X-Forwarded-For that is not one of them (uvicorn's proxy headers; `Forwarded` is not"
+        " read). Unset: none, not even the loopback address (uvicorn's own default), and the TCP peer is the client. Behind a"
+        " load balancer or an ingress set it, else every client counts as the proxy for the per-address limits, and one"
+        " client's failed authentications refuse them all.",
     )
     welcome_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="How long a welcome invitation's link"
                                            " works (7 days), from its first email.")

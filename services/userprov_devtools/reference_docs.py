@@ -333,23 +333,49 @@ def _annotation_word(info: FieldInfo, kind: type) -> str:
     return ""
 
 
-def scim_page() -> str:
-    from scim2_models import Mutability, Required
+COMMON_ATTRIBUTES = ("id", "externalId", "meta")  # RFC 7643 §3.1: every resource's, not part of its schema
 
-    from userprov.scim.resources import CONFIG, User
 
-    lines = ["# SCIM schema", "",
-             "What `userprov scim serve` declares (`userprov.scim.resources`): the core `User` schema reduced to what"
-             " userprov keeps. Any other attribute is unknown and refused (`400 invalidSyntax`), never dropped in"
-             " silence. How requests map onto userprov's commands: [SCIM service](scim.md).", "",
-             "## User attributes", "",
-             "| attribute | required | mutability | description |", "|---|---|---|---|"]
-    for path, info, _ in _scim_attributes(User):
+def _scim_rows(model: type[BaseModel]) -> list[str]:
+    from scim2_models import Mutability, Required, Returned
+
+    rows = []
+    for path, info, _ in _scim_attributes(model):
+        if path in COMMON_ATTRIBUTES:
+            continue
         required = _annotation_word(info, Required) == "True"
         mutability = _annotation_word(info, Mutability) or "readWrite"
-        lines.append(f"| `{path}` | {'yes' if required else 'no'} | {mutability} | {cell(info.description or '')} |")
+        returned = _annotation_word(info, Returned) or "default"
+        rows.append(f"| `{path}` | {'yes' if required else 'no'} | {mutability} | {returned} | {cell(info.description or '')} |")
+    return rows
+
+
+def scim_page() -> str:
+    from userprov.scim.resources import CONFIG, EnterpriseUser, User
+
+    header = ["| attribute | required | mutability | returned | description |", "|---|---|---|---|---|"]
+    extension = EnterpriseUser.__schema__
+    lines = ["# SCIM schema", "",
+             "What `userprov scim serve` declares in `/Schemas` (`userprov.scim.resources`): every attribute of the core"
+             " `User` schema and of the enterprise extension, so that an identity provider's default body is taken."
+             " What userprov keeps is declared as it keeps it; every other attribute is accepted and not kept:"
+             " `writeOnly` or `readOnly`, and returned `never` (the tables say which). A `readOnly` attribute"
+             " sent in a POST or PUT is ignored, and a PATCH of it refused (`400 mutability`). An attribute of"
+             " neither schema, a schema not declared, or a sub-attribute a schema does not have is refused"
+             " (`400 invalidSyntax`), never dropped in silence. How requests map onto userprov's commands:"
+             " [SCIM service](scim.md).", "",
+             "## User attributes", "",
+             f"`{User.__schema__}`. Every resource also has the common attributes `id`, `externalId` and `meta`"
+             " (RFC 7643 §3.1), which are not part of a schema: how userprov keeps them is in"
+             " [SCIM service](scim.md#what-scim-keeps).", "",
+             *header, *_scim_rows(User), "",
+             "## Enterprise extension", "",
+             f"`{extension}`: optional in each request (`/ResourceTypes` says so). A body sends it as an object of"
+             f' that name (`"{extension}": {{"department": "..."}}`); a PATCH path names one of its attributes as'
+             f" `{extension}:department`.", "",
+             *header, *_scim_rows(EnterpriseUser), ""]
     config = CONFIG
-    lines += ["", "## Service provider configuration", "", "What `/ServiceProviderConfig` answers.", "",
+    lines += ["## Service provider configuration", "", "What `/ServiceProviderConfig` answers.", "",
               "| feature | supported |", "|---|---|",
               f"| PATCH | {'yes' if config.patch and config.patch.supported else 'no'} |",
               f"| filter | {'yes, at most ' + str(config.filter.max_results) + ' results' if config.filter and config.filter.supported else 'no'} |",
@@ -382,9 +408,9 @@ def lifecycle_page() -> str:
             listed = "\\n".join(arrow.sources)
             dot.append(f'  many{n} [shape=note, style="", fontsize=9, label="{listed}"];')
             dot.append(f'  many{n} -> "{arrow.target}" [label="{arrow.by}"];')
-            continue
-        for source in arrow.sources:
-            dot.append(f'  "{source}" -> "{arrow.target}" [label="{arrow.by}"];')
+        else:
+            for source in arrow.sources:
+                dot.append(f'  "{source}" -> "{arrow.target}" [label="{arrow.by}"];')
         rows.append(f"| {', '.join(code(s) for s in arrow.sources)} | {code(arrow.target)} | {cell(arrow.by)} |"
                     f" {', '.join(f'`lifecycle.{f}`' for f in arrow.functions)} |")
     dot.append("}")

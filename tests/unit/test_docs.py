@@ -95,7 +95,9 @@ class TestTheGeneratedReferenceNamesEverything:
         assert "userprov_scim_requests_total" in page and "userprov_messages_total" in page
 
     def test_the_scim_schema_and_the_lifecycle(self) -> None:
-        assert "| `userName` | yes | immutable |" in reference_docs.scim_page()
+        scim = reference_docs.scim_page()
+        assert "| `userName` | yes | immutable | default |" in scim and "| `title` | no | writeOnly | never |" in scim
+        assert "| `employeeNumber` | no | writeOnly | never |" in scim, "the enterprise extension"
         page = reference_docs.lifecycle_page()
         assert '"pending" -> "invited"' in page and '"transfer_pending" -> "suspended"' in page
 
@@ -114,6 +116,11 @@ class TestLifecycleArrows:
         assert {e.target for e in lifecycle.ENTRIES} == set(typing.get_args(lifecycle.Added))
         drawn = {f for a in lifecycle.ARROWS for f in a.functions}
         assert {"decide", "accept", "decline", "resend", "reissue", "end", "deactivate", "reactivate"} == drawn
+
+    def test_the_table_has_a_row_for_every_arrow(self) -> None:
+        page = reference_docs.lifecycle_page()
+        for arrow in (*lifecycle.ENTRIES, *lifecycle.ARROWS):
+            assert f" | {reference_docs.code(arrow.target)} | {reference_docs.cell(arrow.by)} | " in page, arrow.by
 
 
 def _slug(heading: str) -> str:

@@ -25,7 +25,8 @@ from userprov.front_doors.token_buckets import Rate, TokenBuckets
 
 CLIENTS = 50_000  # addresses remembered per process (the longest idle forgotten first): a few MB
 UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
-REFUSED = Counter("userprov_front_door_refused", "Requests a front door refused with 429, by the limit they were past.", ["limit"])
+REFUSED = Counter("userprov_front_door_refused",
+                  "Requests a front door refused with 429, by the limit they were past (`requests` or `failures`).", ["limit"])
 
 Refusal = Callable[[Scope, int], Response]  # the door's 429, given the seconds to wait
 Failed = Callable[[str, int], bool]  # whether an answer (path, status) is a failed authentication at this door

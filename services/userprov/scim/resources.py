@@ -39,8 +39,9 @@ from contracts.base import LANGUAGES
 from contracts.queries import USERS_LIST_MAX
 
 NOT_KEPT = "Accepted and not kept by userprov: never returned."
-LANGUAGE = (f"The person's language when it names one userprov supports ({', '.join(LANGUAGES)}; a region is ignored:"
-            " `fr-CA` is `fr`), preferredLanguage before locale; otherwise the account's SCIM default. Never returned.")
+LANGUAGE = (f"The person's language: the first that userprov supports ({', '.join(LANGUAGES)}) named by preferredLanguage"
+            " (an Accept-Language list: `da, fr;q=0.8` is `fr`), else by locale; a region is ignored (`fr-CA` and `fr_CA`"
+            " are `fr`). When neither names one: the account's SCIM default on creation, no change after. Never returned.")
 
 
 def _ignored(description: str = NOT_KEPT) -> Any:
@@ -84,10 +85,10 @@ class Name(ComplexAttribute):
 class Email(ComplexAttribute):
     """The one address of a person: their userName, given back as their work email."""
 
-    value: Annotated[str | None, Mutability.read_only] = None
-    display: Annotated[str | None, Mutability.read_only, Returned.never] = None
-    type: Annotated[str | None, Mutability.read_only] = None
-    primary: Annotated[bool | None, Mutability.read_only] = None
+    value: Annotated[str | None, Mutability.read_only] = Field(default=None, description="The userName.")
+    display: Annotated[str | None, Mutability.read_only, Returned.never] = _ignored("Ignored: never returned.")
+    type: Annotated[str | None, Mutability.read_only] = Field(default=None, description="Always `work`.")
+    primary: Annotated[bool | None, Mutability.read_only] = Field(default=None, description="Always true.")
 
 
 class User(Resource[AnyExtension]):
@@ -95,7 +96,8 @@ class User(Resource[AnyExtension]):
 
     user_name: Annotated[str | None, Uniqueness.server, Required.true, Mutability.immutable, CaseExact.false] = Field(
         default=None, description="The person's email address, which userprov knows them by: it cannot change.")
-    name: Annotated[Name | None, Required.true] = None
+    name: Annotated[Name | None, Required.true] = Field(
+        default=None, description="The person's names: givenName and familyName are kept, the other parts accepted and not kept.")
     display_name: Annotated[str | None, Mutability.write_only, Returned.never] = _ignored()
     nick_name: Annotated[str | None, Mutability.write_only, Returned.never] = _ignored()
     profile_url: Annotated[Reference[ExternalReference] | None, Mutability.write_only, Returned.never] = _ignored()
@@ -109,7 +111,9 @@ class User(Resource[AnyExtension]):
         " left out on creation: active, invited. Back to true: invited anew unless they had accepted.")
     password: Annotated[str | None, Mutability.write_only, Returned.never, CaseExact.true] = _ignored(
         "Accepted and not kept by userprov: people create their password from the invitation. Never returned.")
-    emails: Annotated[list[Email] | None, Mutability.read_only, Returned.default] = None
+    emails: Annotated[list[Email] | None, Mutability.read_only, Returned.default] = Field(
+        default=None, description="The person's one address, their userName, as their work email: what a POST or PUT sends"
+        " is ignored, and a PATCH of it refused (400 mutability).")
     phone_numbers: Annotated[list[PhoneNumber] | None, Mutability.write_only, Returned.never] = _ignored()
     ims: Annotated[list[Im] | None, Mutability.write_only, Returned.never] = _ignored()
     photos: Annotated[list[Photo] | None, Mutability.write_only, Returned.never] = _ignored()
