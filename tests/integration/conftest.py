@@ -160,7 +160,25 @@ def links(infra: Infra, workers: list[WorkerProcess], worker_env: dict[str, str]
     port = free_port()
     base = f"http://127.0.0.1:{port}/invitation"
     with broker_user(infra, "links", LINK_HANDLER_WRITE) as link_handler_url:  # the wire reference's row for a link handler is enough
-        yield from _links_process(base, port, {**worker_env, "USERPROV_AMQP_URL": link_handler_url}, tmp_path_factory)
+        yield from _links_process(base, port, {**worker_env, "USERPROV_AMQP_URL": link_handler_url, **UNLIMITED_CLIENT},
+                                  tmp_path_factory)
+
+
+# Every test of a session's front door comes from 127.0.0.1, and many send made-up tokens on purpose:
+# under the per-address limits of a deployment they would lock each other out. The tests of the
+# limits start a front door of their own with the defaults.
+UNLIMITED_CLIENT = {"USERPROV_FRONT_DOOR_FAILURE_BURST": "1000000", "USERPROV_FRONT_DOOR_FAILURES_PER_MINUTE": "1000000",
+                    "USERPROV_FRONT_DOOR_REQUEST_BURST": "1000000", "USERPROV_FRONT_DOOR_REQUESTS_PER_SECOND": "1000000"}
+
+
+@pytest.fixture(scope="module")
+def links_with_default_limits(infra: Infra, workers: list[WorkerProcess], worker_env: dict[str, str],
+                              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WorkerProcess]]:
+    """`userprov links` of its own, with the per-address limits a deployment has by default."""
+    port = free_port()
+    with broker_user(infra, "links-default-limits", LINK_HANDLER_WRITE) as link_handler_url:
+        yield from _links_process(f"http://127.0.0.1:{port}/invitation", port, {**worker_env, "USERPROV_AMQP_URL": link_handler_url},
+                                  tmp_path_factory)
 
 
 def _links_process(base: str, port: int, worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,

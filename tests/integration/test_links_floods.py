@@ -22,9 +22,9 @@ FLOOD_ANSWERS = {404, 408, 429, 503}
 
 class TestFloodOfMadeUpLinks:
     async def test_a_person_accepts_meanwhile_and_the_address_gets_429(
-        self, links: Any, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account: Any
+        self, links_with_default_limits: Any, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool, account: Any
     ) -> None:
-        base, _ = links
+        base, _ = links_with_default_limits
         inviting, other = await account(name="Flood Page Corp"), await account()
         person = address("floodaccept")
         await add_users(bus, {"account_id": inviting, "users": [{"first_name": "Flo", "last_name": "Od", "email": person}]})
@@ -57,11 +57,11 @@ class TestFloodOfMadeUpLinks:
         assert int(flooded.refused_headers["retry-after"]) >= 1 and 'data-state="busy"' in flooded.refused_body
         assert flooded.refused_headers["cache-control"] == "no-store" and "content-security-policy" in flooded.refused_headers
 
-    async def test_what_a_browser_asks_besides_the_page_is_no_failure(self, links: Any, bus: BusClient, smtp: RecordingSmtpServer,
+    async def test_what_a_browser_asks_besides_the_page_is_no_failure(self, links_with_default_limits: Any, bus: BusClient, smtp: RecordingSmtpServer,
                                                                       account: Any) -> None:
         """A browser asks for /favicon.ico with every page (404): more of those than the
         failures an address may have, and its person still sees their invitation."""
-        base, _ = links
+        base, _ = links_with_default_limits
         account_id = await account()
         person = address("favicon")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Fa", "last_name": "Vicon", "email": person}]})

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.conftest import UNLIMITED_CLIENT
 from tests.support.infra import Infra
 from tests.support.workers import WorkerProcess
 from userprov.operations.scim_tokens import create as create_token
@@ -42,7 +43,7 @@ def scim_process(worker_env: dict[str, str], log_dir: Path, **env: str) -> Itera
 @pytest.fixture(scope="session")
 def scim_base(infra: Infra, workers: list[WorkerProcess], worker_env: dict[str, str],
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with scim_process(worker_env, tmp_path_factory.mktemp("scim-log")) as base:
+    with scim_process(worker_env, tmp_path_factory.mktemp("scim-log"), **UNLIMITED_CLIENT) as base:
         yield base
 
 

@@ -7,10 +7,12 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.conftest import address
 from tests.integration.scim.conftest import Tenant, scim_process
@@ -50,22 +52,33 @@ async def _flood_beside_a_tenant(t: Tenant, scim_base: str, bus: BusClient, smtp
     return flooded, during
 
 
+@pytest.fixture(scope="module")
+def scim_with_default_limits(workers: list[WorkerProcess], worker_env: dict[str, str],
+                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`userprov scim serve` of its own, with the per-address limits a deployment has by default (the
+    session's SCIM service has them raised: all its tests come from 127.0.0.1)."""
+    with scim_process(worker_env, tmp_path_factory.mktemp("scim-default-limits")) as base:
+        yield base
+
+
 class TestFloodOfMadeUpTokens:
     async def test_from_one_address_the_tenant_does_not_notice_and_the_address_gets_429(
-        self, tenant: Any, scim_base: str, bus: BusClient, smtp: RecordingSmtpServer, account: Any
+        self, tenant: Any, scim_with_default_limits: str, bus: BusClient, smtp: RecordingSmtpServer, account: Any
     ) -> None:
         t: Tenant = await tenant()
-        flooded, _ = await _flood_beside_a_tenant(t, scim_base, bus, smtp, account, [FLOOD_ADDRESS], "from one address")
+        flooded, _ = await _flood_beside_a_tenant(t, scim_with_default_limits, bus, smtp, account, [FLOOD_ADDRESS],
+                                                  "from one address")
         assert flooded.refused_body is not None, "the flooding address was never refused"
         assert int(flooded.refused_headers["retry-after"]) >= 1 and json.loads(flooded.refused_body)["status"] == "429"
         assert flooded.refused_headers["content-type"] == "application/scim+json"
 
     async def test_from_100_addresses_the_tenant_does_not_notice(
-        self, tenant: Any, scim_base: str, bus: BusClient, smtp: RecordingSmtpServer, account: Any
+        self, tenant: Any, scim_with_default_limits: str, bus: BusClient, smtp: RecordingSmtpServer, account: Any
     ) -> None:
         """Each address stays under its own limit: the cap on lookups in flight is what holds."""
         t: Tenant = await tenant()
-        await _flood_beside_a_tenant(t, scim_base, bus, smtp, account, [f"127.0.1.{n}" for n in range(1, 101)], "from 100 addresses")
+        await _flood_beside_a_tenant(t, scim_with_default_limits, bus, smtp, account, [f"127.0.1.{n}" for n in range(1, 101)],
+                                     "from 100 addresses")
 
 
 class TestTokenCache:
