@@ -216,7 +216,9 @@ def events(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        return await tail(Settings().amqp_url, keys, show, count=count, timeout=timeout, listening=listening, stop=stop)
+        return await tail(Settings().amqp_url, keys, show, count=count, timeout=timeout, listening=listening, stop=stop,
+                          on_waiting=lambda: typer.echo("waiting for the exchange userprov.events: userprov's workers declare it when"
+                                                     " they start", err=True))
 
     try:
         shown = _run_bus(until_stopped())

@@ -154,6 +154,33 @@ class EventsTail:
 
 
 class TestEvents:
+    async def test_started_before_the_workers_it_waits_for_their_exchange(self) -> None:
+        """As the tutorial starts it, beside `userprov run`: on a vhost where no worker has
+        declared userprov.events yet, it says it waits, and shows the events once it exists."""
+        fresh = create_infra()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "userprov", "events", "--count", "1", "--timeout", "60",
+                env={**os.environ, "USERPROV_AMQP_URL": fresh.amqp_url}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            assert process.stderr is not None and process.stdout is not None
+            said = await asyncio.wait_for(process.stderr.readline(), 30)
+            assert b"waiting for the exchange userprov.events" in said, said
+            await _declare_exchanges_without_workers(fresh.amqp_url)
+            listening = await asyncio.wait_for(process.stderr.readline(), 30)
+            assert b"listening to userprov.events" in listening, listening
+            connection = await aio_pika.connect(fresh.amqp_url)
+            try:
+                channel = await connection.channel()
+                events = await channel.get_exchange(routing.EVENTS_EXCHANGE, ensure=False)
+                await events.publish(aio_pika.Message(b'{"hello": 1}', message_id="m-1"), "user.activated")
+            finally:
+                await connection.close()
+            out, err = await asyncio.wait_for(process.communicate(), 30)
+            assert process.returncode == 0, err
+            assert json.loads(out)["body"] == {"hello": 1}
+        finally:
+            drop_vhost(fresh.vhost)
+
     async def test_prints_the_events_of_the_keys_asked_for_as_json_lines(self, bus: BusClient, infra: Infra, account) -> None:
         account_id = await account()
         tail = EventsTail(infra.amqp_url, "--key", routing.USERS_ADD_COMPLETED, "--key", "invitation.*", "--count", "3", "--timeout", "60")

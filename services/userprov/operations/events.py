@@ -8,7 +8,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from contracts import routing
 from contracts.text import printable
@@ -49,15 +50,20 @@ def event_line(message: AbstractIncomingMessage) -> str:
 
 
 async def tail(amqp_url: str, keys: Sequence[str], show: Callable[[str], None], *, count: int | None, timeout: float | None,
-               listening: Callable[[], None], stop: asyncio.Event) -> int:
+               listening: Callable[[], None], stop: asyncio.Event, on_waiting: Callable[[], None] = lambda: None) -> int:
     """Shows each event until `count` were shown, `timeout` seconds passed or `stop` is set; the
-    number shown. `listening` is called once the queue is bound: later events are all seen."""
+    number shown. `listening` is called once the queue is bound: later events are all seen;
+    `on_waiting`, once, when the exchange is not there yet (no worker has declared it on the vhost)."""
     connection, _ = await connect_first(amqp_url, timeout=10, client_properties={"connection_name": "userprov events"})
     lost = asyncio.Event()
     connection.close_callbacks.add(lambda *_: lost.set())
     shown = 0
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
     try:
-        channel = await connection.channel()
+        channel = await _channel_with_the_exchange(connection, stop, deadline, on_waiting)
+        if channel is None:
+            return shown
         await channel.set_qos(prefetch_count=100)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         exchange = await channel.get_exchange(routing.EVENTS_EXCHANGE, ensure=False)
@@ -66,8 +72,6 @@ async def tail(amqp_url: str, keys: Sequence[str], show: Callable[[str], None], 
         received: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         await queue.consume(received.put, no_ack=True)
         listening()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         while count is None or shown < count:
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0 or stop.is_set():
@@ -86,3 +90,27 @@ async def tail(amqp_url: str, keys: Sequence[str], show: Callable[[str], None], 
         if not connection.is_closed:
             await connection.close()
     return shown
+
+
+async def _channel_with_the_exchange(connection: AbstractConnection, stop: asyncio.Event, deadline: float | None,
+                                     waiting: Callable[[], None], every: float = 0.5) -> AbstractChannel | None:
+    """A channel, once `userprov.events` exists (the workers declare it when they start, which may
+    be after this command); None when the deadline passed or `stop` was set first."""
+    loop = asyncio.get_running_loop()
+    told = False
+    while not stop.is_set():
+        channel = await connection.channel()
+        try:
+            await channel.get_exchange(routing.EVENTS_EXCHANGE, ensure=True)  # a passive declare
+            return channel
+        except aiormq.exceptions.ChannelNotFoundEntity:  # the broker closed that channel
+            if not told:
+                waiting()
+                told = True
+        if deadline is not None and loop.time() + every >= deadline:
+            return None
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass
+    return None
