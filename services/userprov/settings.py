@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from userprov.broker_nodes import broker_urls, node_of, vhost_of
 from userprov.db.urls import database_name, host_of
 from userprov.front_doors.limits import DoorLimits
+from userprov.front_doors.listening import local_url
 from userprov.front_doors.token_buckets import Rate
 from userprov.runtime.lanes import Lane
 from userprov.sandbox.pool import SandboxLimits
@@ -107,14 +108,18 @@ class Settings(BaseSettings):
         " ConfigMap and compose do.",
     )
 
-    link_base_url: str = Field(
-        default="http://127.0.0.1:8080/invitation",
-        description="Links are `<base>?token=...` (transfer: `&action=accept` / `&action=decline`). `userprov links` serves"
-        " it; a platform may serve it with a link handler of its own, which publishes `invitation.accepted` /"
-        " `invitation.declined` with the token on `userprov.responses`.",
+    link_base_url: str | None = Field(
+        default=None,
+        description="The invitation page's public URL: the emails' links are `<base>?token=...` (transfer: `&action=accept` /"
+        " `&action=decline`). The workers write the links, so set it on them (invitation-mailing at least), and on"
+        " `userprov links`, which serves its path; a platform may serve it with a link handler of its own, which publishes"
+        " `invitation.accepted` / `invitation.declined` with the token on `userprov.responses`. Unset: the page of"
+        " `userprov links` on this machine, `http://<USERPROV_LINKS_HOST>:<USERPROV_LINKS_PORT>/invitation` (127.0.0.1 for"
+        " a wildcard host such as 0.0.0.0 or ::), which only a local run can use: a worker whose USERPROV_LINKS_HOST is not"
+        " a loopback address logs `link_base_url_unset` at start. Set it in every deployment.",
     )
     links_host: str = Field(default="127.0.0.1", description="`userprov links` listens here (0.0.0.0 in a container); it serves"
-                            " the path of USERPROV_LINK_BASE_URL.")
+                            " the path of USERPROV_LINK_BASE_URL, which, unset, is derived from this and USERPROV_LINKS_PORT.")
     links_port: int = Field(default=8080, ge=1, le=65535, description="`userprov links` listens on this port.")
     links_sign_in_url: str | None = Field(
         default=None, description="The platform's sign-in page, where a person creates their password after accepting;"
@@ -122,7 +127,8 @@ class Settings(BaseSettings):
     )
     links_form_secret: SecretStr | None = Field(
         default=None, description="Signs the page's forms (anti-forgery); the same on every replica of `userprov links`."
-        " Unset: a random one per process.",
+        " Unset: a random one per process, which is enough for a single one; when it listens on an address other than"
+        " loopback (a deployment, which may have replicas), it logs `links_form_secret_unset` at start.",
     )
     links_wait_seconds: float = Field(
         default=10.0, gt=0, le=60, description="One deadline per request to the page for all it asks of userprov (connecting when"
@@ -305,6 +311,14 @@ class Settings(BaseSettings):
         if self.smtp_tls and self.smtp_starttls:
             raise ValueError("USERPROV_SMTP_TLS (implicit TLS, port 465) and USERPROV_SMTP_STARTTLS (port 587) exclude each other")
         return self
+
+    def link_base(self) -> str:
+        """The links' base: USERPROV_LINK_BASE_URL, else the page `userprov links` serves with these settings."""
+        return self.link_base_url or self.local_link_base()
+
+    def local_link_base(self) -> str:
+        """The invitation page of `userprov links` run with these settings, as this machine reaches it."""
+        return local_url(self.links_host, self.links_port, "/invitation")
 
     def proxies(self) -> list[str]:
         """The trusted proxies, as networks (uvicorn takes `10.0.0.1/8` for a name, never to match)."""

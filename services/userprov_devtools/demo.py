@@ -50,7 +50,7 @@ async def run_demo(settings: Settings, mail_folder: Path, keep_running: bool | N
         old.unlink()
     catcher = CatchingHandler(folder=mail_folder)
     controller = start_mail_catcher(settings.smtp_host, settings.smtp_port, catcher)
-    page_base = f"http://127.0.0.1:{settings.links_port}/invitation"
+    page_base = settings.local_link_base()  # this run's page, whatever USERPROV_LINK_BASE_URL says
     env = {**os.environ, "USERPROV_LOG_LEVEL": "WARNING", "USERPROV_DATABASE_URL": database_url, "USERPROV_LINK_BASE_URL": page_base,
            "USERPROV_LINKS_SIGN_IN_URL": settings.links_sign_in_url or SIGN_IN,
            "USERPROV_RESEND_COOLDOWN_SECONDS": "0"}  # the demo resends an invitation seconds after the first

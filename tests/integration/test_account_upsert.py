@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from contracts import routing
+from contracts.commands import ScimDefaults
 from tests.integration.conftest import address
 from tests.support.flows import add_users
 from userprov_devtools.bus_client import BusClient, RecordedEvent
@@ -102,4 +103,49 @@ class TestScimDefaults:
         refused = await upsert(bus, {"account_id": account_id, "scim": {"language": "xx"}})
         assert refused.routing_key == routing.COMMAND_REJECTED and refused.body["reason"] == "unsupported_language"
         assert refused.body["errors"][0]["field"] == "scim.language"
+
+    async def test_they_name_only_groups_templates_and_products_of_the_account(self, bus: BusClient, account) -> None:
+        """Every SCIM create is a users.add of the defaults: naming what the account lacks, each would be refused."""
+        account_id = await account({"gotomeeting": 5})
+        defaults = {"products": ["gotomeeting", "gotowebinar"], "language": "de", "group": "ops", "settings_template": "std"}
+        refused = await upsert(bus, {"account_id": account_id, "scim": defaults})
+        assert (refused.routing_key, refused.body["reason"]) == (routing.COMMAND_REJECTED, "unknown_group")
+        assert [(e["field"], e["code"]) for e in refused.body["errors"]] == [
+            ("scim.group", "unknown_group"), ("scim.settings_template", "unknown_settings_template"),
+            ("scim.products", "unknown_product")]
+        assert "'gotowebinar'" in refused.body["errors"][2]["message"]
+        assert (await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id}))["scim"] is None
+        # the same upsert that gives them may name them
+        done = await upsert(bus, {"account_id": account_id, "scim": defaults, "groups": ["ops"], "settings_templates": ["std"],
+                                  "licences": {"gotomeeting": 5, "gotowebinar": 0}})
+        assert done.routing_key == routing.ACCOUNT_UPSERTED, done.body
+
+    async def test_what_they_name_is_not_removed_under_them(self, bus: BusClient, account) -> None:
+        account_id = await account({"gotomeeting": 5, "gotowebinar": 2}, groups=["ops", "dev"], settings_templates=["std"],
+                                   scim={"products": ["gotowebinar"], "group": "ops", "settings_template": "std"})
+        for removal, field in (({"groups": ["dev"]}, "scim.group"), ({"settings_templates": []}, "scim.settings_template"),
+                               ({"licences": {"gotomeeting": 5}}, "scim.products")):
+            refused = await upsert(bus, {"account_id": account_id, **removal})
+            assert refused.routing_key == routing.COMMAND_REJECTED, removal
+            assert [e["field"] for e in refused.body["errors"]] == [field]
+            assert "keep it, or change `scim` in the same upsert" in refused.body["errors"][0]["message"]
+        got = await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id})
+        assert got["licences"].keys() == {"gotomeeting", "gotowebinar"}
+        assert (await upsert(bus, {"account_id": account_id, "groups": ["ops"]})).routing_key == routing.ACCOUNT_UPSERTED
+        # removed together with the defaults that named them
+        done = await upsert(bus, {"account_id": account_id, "groups": [], "settings_templates": [], "licences": {"gotomeeting": 5},
+                                  "scim": {"products": ["gotomeeting"]}})
+        assert done.routing_key == routing.ACCOUNT_UPSERTED, done.body
+
+    async def test_defaults_lacking_a_name_already_do_not_block_other_changes(self, bus: BusClient, db: asyncpg.Pool,
+                                                                              account) -> None:
+        """Defaults set before the rule existed may name a group the account lacks: an upsert that
+        does not remove it is no worse for it; one that gives `scim` states them anew."""
+        account_id = await account({"gotomeeting": 5}, groups=["dev"])
+        legacy = ScimDefaults(group="gone").model_dump_json()
+        await db.execute("UPDATE accounts SET scim_defaults = $2::jsonb WHERE account_id = $1", account_id, legacy)
+        for change in ({"name": "Renamed"}, {"groups": ["dev", "qa"]}, {"licences": {"gotomeeting": 6}}):
+            assert (await upsert(bus, {"account_id": account_id, **change})).routing_key == routing.ACCOUNT_UPSERTED, change
+        refused = await upsert(bus, {"account_id": account_id, "scim": {"group": "gone"}})
+        assert [e["field"] for e in refused.body["errors"]] == ["scim.group"]
 

@@ -174,6 +174,8 @@ class TestUserprovAway:
                 await eventually(lambda: _ready(http, f"http://127.0.0.1:{port}/readyz"), 20, what="ready once userprov is there")
             finally:
                 assert process.terminate() == 0
+            # no form secret, on loopback: one process of this machine, where a random secret is enough
+            assert not [line for line in process.lines() if "links_form_secret_unset" in line]
         finally:
             drop_vhost(infra.vhost)
 

@@ -8,6 +8,7 @@ from importlib import resources
 import pytest
 from babel.messages.pofile import read_po
 from jinja2.ext import babel_extract
+from structlog.testing import capture_logs
 
 from contracts import routing
 from contracts.base import LANGUAGES
@@ -15,6 +16,8 @@ from contracts.queries import AssetCounts, InvitationsPeekReply
 from userprov.links import i18n
 from userprov.links.forms import FormKeys, plausible_token
 from userprov.links.pages import answered, shown, title
+from userprov.links.server import form_secret
+from userprov.settings import Settings
 
 PACKAGE = resources.files("userprov.links")
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -100,3 +103,18 @@ class TestWhichPage:
         for state in ("welcome", "transfer", "activated", "already_in", "transferred", "suspended", "used", "expired", "revoked",
                       "last_admin", "unknown", "form_expired", "busy"):
             assert title(state, "A", "B")[0]
+
+
+def test_an_unset_form_secret_is_a_warning_only_where_there_may_be_replicas() -> None:
+    def logged(**given: object) -> list[tuple[str, str]]:
+        with capture_logs() as logs:
+            secret = form_secret(Settings(**given))
+        assert len(secret) >= 16
+        return [(entry["event"], entry["log_level"]) for entry in logs]
+
+    for deployment in ("0.0.0.0", "::", "192.0.2.7", "links.example.com"):
+        assert logged(links_host=deployment) == [("links_form_secret_unset", "warning")]
+    for local in ("127.0.0.1", "::1", "localhost"):  # a single process on this machine: a random secret is enough
+        assert logged(links_host=local) == [("links_form_secret_unset", "debug")]
+    assert logged(links_host="0.0.0.0", links_form_secret="s3cret-for-tests") == []
+    assert form_secret(Settings(links_form_secret="s3cret-for-tests")) == b"s3cret-for-tests"

@@ -6,8 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from structlog.testing import capture_logs
 
+from contracts import routing
 from userprov import __version__
+from userprov.app import service_run
 from userprov.settings import Settings, removed_settings
 
 
@@ -52,3 +55,31 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     assert Settings(trusted_proxies="10.0.0.7/8, 192.0.2.7,,2001:db8::/32").proxies() == ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]
     with pytest.raises(ValueError, match="'ingress.example.com' is no address or network"):
         Settings(trusted_proxies="10.0.0.0/8,ingress.example.com")
+
+
+def test_links_lead_to_the_page_on_its_port_unless_the_base_url_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERPROV_LINKS_PORT", "28080")  # the workers read it as `userprov links` does
+    assert Settings().link_base() == "http://127.0.0.1:28080/invitation"
+    monkeypatch.setenv("USERPROV_LINKS_HOST", "::1")
+    assert Settings().link_base() == "http://[::1]:28080/invitation"
+    for wildcard in ("0.0.0.0", "::"):  # no address to link to: this machine's
+        monkeypatch.setenv("USERPROV_LINKS_HOST", wildcard)
+        assert Settings().link_base() == "http://127.0.0.1:28080/invitation"
+    monkeypatch.setenv("USERPROV_LINK_BASE_URL", "https://links.example.com/invitation")
+    assert Settings().link_base() == "https://links.example.com/invitation"
+    assert Settings().local_link_base() == "http://127.0.0.1:28080/invitation"  # the demo's page, whatever the base says
+    monkeypatch.setenv("USERPROV_LINK_BASE_URL", "")  # empty is unset
+    assert Settings().link_base() == "http://127.0.0.1:28080/invitation"
+
+
+def test_mailing_warns_at_start_when_links_lead_to_this_machine_in_a_deployment() -> None:
+    def warnings(**given: object) -> list[dict[str, object]]:
+        with capture_logs() as logs:
+            service_run(Settings(**given), routing.INVITATION_MAILING)
+        return [entry for entry in logs if entry["log_level"] == "warning"]
+
+    [unset] = warnings(links_host="0.0.0.0")
+    assert (unset["event"], unset["links_to"]) == ("link_base_url_unset", "http://127.0.0.1:8080/invitation")
+    assert [w["event"] for w in warnings(links_host="192.0.2.7")] == ["link_base_url_unset"]
+    assert warnings() == [] and warnings(links_host="localhost") == []  # a local run: its page is this machine's
+    assert warnings(links_host="0.0.0.0", link_base_url="https://links.example.com/invitation") == []

@@ -303,7 +303,7 @@ class MailingScheduler:
             tracing.working(routing.INVITATION_MAILING, "send invitation", invitation.origin.trace) as trace,
         ):
             try:
-                email = await compose(invitation, claim.token, self._settings.link_base_url, self._sandbox)
+                email = await compose(invitation, claim.token, self._settings.link_base(), self._sandbox)
                 if time.monotonic() - claim.at > RECHECK_AFTER_SECONDS and not await self._still_open(pool, claim):
                     log.info("invitation_revoked_before_sending")
                     return  # revoked meanwhile: the revocation already took it from the claim

@@ -35,7 +35,7 @@ from contracts.events import (
 from contracts.text import printable
 from userprov import lifecycle
 from userprov.languages import SUPPORTED_LANGUAGES
-from userprov.memberships import Membership, is_last_active_admin, lock_account, lock_current_membership
+from userprov.memberships import Account, Membership, is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit, platform
 from userprov.runtime.aio import map_in_slices
 from userprov.runtime.errors import Rejected
@@ -45,8 +45,9 @@ from userprov.runtime.scheduling import EXPRESS_MAX
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.sandbox.trial import AccountTemplate, trial_errors
-from userprov.user_creation import sql
+from userprov.user_creation import scim_names, sql
 from userprov.user_creation.plan import TooManyRows, candidates_of, plan_rows, with_user_ids
+from userprov.user_creation.scim_names import Names
 from userprov.user_creation.validation import Candidate, ValidRow, checked_changes, reject_repeated_emails, validate_row
 
 
@@ -67,6 +68,7 @@ async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: Templ
                            [FieldError(field="name", code="required", message="A new account needs a name.")])
         if cmd.licences is not None:
             await _refuse_below_seats_in_use(uow, cmd.account_id, cmd.licences)
+        await _refuse_scim_defaults_naming_what_is_not_there(uow, cmd, existing)
         await sql.upsert_account(uow.conn, cmd, exists=existing is not None)
         uow.emit(AccountUpserted(account_id=cmd.account_id))
 
@@ -110,6 +112,28 @@ async def _refuse_below_seats_in_use(uow: UnitOfWork, account_id: str, licences:
     ]
     if too_low:
         raise Rejected("seats_in_use", "Licences cannot go below the seats in use.", too_low)
+
+
+async def _refuse_scim_defaults_naming_what_is_not_there(uow: UnitOfWork, cmd: AccountsUpsert, existing: Account | None) -> None:
+    """The account's SCIM defaults, given or kept, against its groups, settings templates and
+    licences after the upsert (userprov.user_creation.scim_names); read only when the upsert
+    changes one of them."""
+    if cmd.scim is None and cmd.groups is None and cmd.settings_templates is None and cmd.licences is None:
+        return
+    kept, products = await sql.scim_defaults_and_products(uow.conn, cmd.account_id) if existing else (None, [])
+    defaults = cmd.scim or kept
+    if defaults is None:
+        return
+    before = Names(frozenset(existing.groups if existing else ()), frozenset(existing.settings_templates if existing else ()),
+                   frozenset(products))
+    after = Names(
+        frozenset(cmd.groups) if cmd.groups is not None else before.groups,
+        frozenset(cmd.settings_templates) if cmd.settings_templates is not None else before.settings_templates,
+        frozenset(cmd.licences) if cmd.licences is not None else before.products,
+    )
+    refused = scim_names.refusal(defaults, cmd.scim is not None, before, after)
+    if refused is not None:
+        raise refused
 
 
 DecideHere = Callable[[UnitOfWork, Sequence[UUID]], Awaitable[bool]]  # account-lookup's decision, in this process

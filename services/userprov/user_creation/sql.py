@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.commands import AccountsUpsert, UsersAdd
+from contracts.commands import AccountsUpsert, ScimDefaults, UsersAdd
 from userprov import lifecycle, seats
 from userprov.memberships import Account
 from userprov.runtime.errors import TransientError
@@ -23,6 +23,18 @@ async def seats_in_use(conn: asyncpg.Connection, account_id: str) -> dict[str, i
         "SELECT product, seats_used FROM account_licences WHERE account_id = $1 FOR UPDATE", account_id
     )
     return {r["product"]: r["seats_used"] for r in rows}
+
+
+async def scim_defaults_and_products(conn: asyncpg.Connection, account_id: str) -> tuple[ScimDefaults | None, list[str]]:
+    """The account's SCIM defaults and the products it holds licences for (the caller holds its lock)."""
+    row = await conn.fetchrow(
+        "SELECT scim_defaults::text AS scim, ARRAY(SELECT product FROM account_licences l WHERE l.account_id = a.account_id)"
+        " AS products FROM accounts a WHERE account_id = $1",
+        account_id,
+    )
+    if row is None:
+        return None, []
+    return (ScimDefaults.model_validate_json(row["scim"]) if row["scim"] else None), list(row["products"])
 
 
 async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert, *, exists: bool) -> None:
