@@ -6,8 +6,10 @@ the outcome: what a client in Python needs, without userprov's code.
         python examples/publish_users_add.py acme-42 "Ada Lovelace ada@example.com; Alan Turing alan@example.com" \
         --product gotomeeting
 
-Exit status 0 when every row is in the account, 1 when a row or the command was refused, 2 when
-no outcome came in time. Without --requested-by, userprov takes the command only from a trusted
+The same arguments as examples/node/publish-users-add.mjs: the account, the pasted list,
+--product (-p) for each licence each person gets, --requested-by EMAIL, --timeout SECONDS. Exit
+status 0 when every row is in the account, 1 when a row or the command was refused, 2 when no
+outcome came in time. Without --requested-by, userprov takes the command only from a trusted
 platform service: a RabbitMQ user its workers' USERPROV_TRUSTED_PUBLISHERS names (every user
 while that is unset), sent as the message's user_id."""
 from __future__ import annotations
@@ -64,7 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Publish a users.add and print its outcome.")
     parser.add_argument("account_id")
     parser.add_argument("pasted", help='entries "First Last email", separated by ";" or line breaks')
-    parser.add_argument("--product", action="append", default=[], help="a licence each person gets (repeatable)")
+    parser.add_argument("--product", "-p", action="append", default=[], help="a licence each person gets (repeatable)")
     parser.add_argument("--requested-by", help="email of the account's admin or manager who adds them")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the outcome")
     args = parser.parse_args()

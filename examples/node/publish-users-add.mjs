@@ -2,22 +2,40 @@
 // outcome: what a client in Node.js needs.
 //   cd examples/node && npm ci
 //   USERPROV_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ \
-//     node publish-users-add.mjs acme-42 "Ada Lovelace ada@example.com; Alan Turing alan@example.com" gotomeeting
-// Arguments: the account, the pasted list, then the products each person gets. Exit status 0 when
-// every row is in the account, 1 when a row or the command was refused, 2 when no outcome came in
-// time. REQUESTED_BY=<admin email> names the acting admin; without it, userprov takes the command
-// only from a trusted platform service (a RabbitMQ user its workers' USERPROV_TRUSTED_PUBLISHERS
-// names, every user while that is unset), sent as the message's user_id.
+//     node publish-users-add.mjs acme-42 "Ada Lovelace ada@example.com; Alan Turing alan@example.com" \
+//     --product gotomeeting
+// The same arguments as examples/publish_users_add.py: the account, the pasted list, --product
+// (-p) for each licence each person gets, --requested-by EMAIL, --timeout SECONDS.
+// Exit status 0 when every row is in the account, 1 when a row or the command was refused, 2 when
+// no outcome came in time. Without --requested-by, userprov takes the command only from a trusted
+// platform service (a RabbitMQ user its workers' USERPROV_TRUSTED_PUBLISHERS names, every user
+// while that is unset), sent as the message's user_id.
 import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
 import amqp from "amqplib";
 
-const [accountId, pasted, ...products] = process.argv.slice(2);
-if (!accountId || pasted === undefined) {
-  console.error("usage: node publish-users-add.mjs ACCOUNT_ID PASTED_LIST [PRODUCT...]");
+const USAGE = "usage: node publish-users-add.mjs ACCOUNT_ID PASTED_LIST [--product PRODUCT]... [--requested-by EMAIL] [--timeout SECONDS]";
+let args;
+try {
+  args = parseArgs({
+    allowPositionals: true,
+    options: {
+      product: { type: "string", short: "p", multiple: true, default: [] },  // a licence each person gets (repeatable)
+      "requested-by": { type: "string" },  // email of the account's admin or manager who adds them
+      timeout: { type: "string", default: "60" },  // seconds to wait for the outcome
+    },
+  });
+} catch (error) {
+  console.error(`${error.message}\n${USAGE}`);
+  process.exit(2);
+}
+const [accountId, pasted, ...extra] = args.positionals;
+const timeoutSeconds = Number(args.values.timeout);
+if (!accountId || pasted === undefined || extra.length > 0 || !(timeoutSeconds > 0)) {
+  console.error(USAGE);
   process.exit(2);
 }
 const url = process.env.USERPROV_AMQP_URL || "amqp://guest:guest@127.0.0.1:5672/";
-const timeoutSeconds = Number(process.env.TIMEOUT_SECONDS || 60);
 
 const connection = await amqp.connect(url);
 const channel = await connection.createConfirmChannel();
@@ -32,8 +50,8 @@ const outcome = new Promise((resolve) => {
     if (message.properties.correlationId === messageId) resolve([message.fields.routingKey, JSON.parse(message.content)]);
   }, { noAck: true });
 });
-const body = { account_id: accountId, pasted, products };
-if (process.env.REQUESTED_BY) body.requested_by = process.env.REQUESTED_BY;
+const body = { account_id: accountId, pasted, products: args.values.product };
+if (args.values["requested-by"]) body.requested_by = args.values["requested-by"];
 channel.publish("userprov.commands", "users.add", Buffer.from(JSON.stringify(body)), {
   messageId, correlationId: messageId, type: "users.add", contentType: "application/json", deliveryMode: 2,
   mandatory: true, userId: decodeURIComponent(new URL(url).username || "guest"),  // RabbitMQ checks it is the connection's user

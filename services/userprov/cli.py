@@ -238,7 +238,11 @@ def demo(
         " print an open invitation's link; or stop. By default they keep running when standard input is a terminal.",
         show_default=False)] = None,
 ) -> None:
-    """Run the whole system locally: mail catcher, workers, an account, a pasted list of users."""
+    """Run the whole system locally: mail catcher, workers, an account, a pasted list of users.
+
+    Each run drops and recreates its own database, `<database>_demo` (USERPROV_DATABASE_URL's
+    database name with `_demo` added), so that people of an earlier run cannot change its story;
+    it empties the mail folder of .eml files first. It uses RabbitMQ at USERPROV_AMQP_URL."""
     from pathlib import Path
 
     run_demo = _devtool("demo").run_demo
@@ -254,7 +258,11 @@ def mail_catcher(
 ) -> None:
     """A development SMTP server that accepts every email and writes it to a folder, on
     USERPROV_SMTP_HOST and USERPROV_SMTP_PORT (what the workers send to): until Ctrl-C. It prints
-    a line for each email: its recipient, subject and file."""
+    a line for each email: its recipient, subject and file.
+
+    Files are named NUMBER-RECIPIENT.eml (an internationalised domain as its xn-- form), numbered
+    on after the highest number already in the folder: it never overwrites an email, and keeps
+    those of an earlier run."""
     import signal
     from pathlib import Path
 

@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     trusted_publishers: str | None = Field(
         default=None,
         description="RabbitMQ users, comma-separated, whose commands may omit `requested_by` and so act as a trusted platform"
-        " service (`accounts.upsert` always needs it). They must set the AMQP `user_id` property, which RabbitMQ refuses"
+        " service (an `accounts.upsert`, which names no acting user, is taken only from a user listed here). They must set"
+        " the AMQP `user_id` property, which RabbitMQ refuses"
         " unless it is the publishing connection's own user. Anyone else must name the acting user. A replayed parked"
         " message keeps its original's trust, and only when the operator replaying it is listed too. Unset: every"
         " publisher is trusted, and the first log line (`worker_starting`) says so. Set it in production; the generated"

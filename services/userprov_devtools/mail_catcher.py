@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -15,34 +16,55 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from contracts.text import printable
 
+NUMBERED = re.compile(r"(\d+)-.*\.eml")
+
 
 class CatchingHandler:
     def __init__(self, folder: Path | None = None, on_email: Callable[[str, float], None] | None = None,
                  on_written: Callable[[str, str, Path], None] | None = None) -> None:
         """`on_email(recipient, arrival time)` for each recipient; `on_written(recipient, subject,
-        file)` for each one written to the folder."""
+        file)` for each one written to the folder. Files are numbered on from the highest number
+        already in the folder, and none is ever overwritten: a catcher started again on the same
+        folder adds to what an earlier one wrote."""
         self.folder = folder
         self.on_email = on_email
         self.on_written = on_written
-        self.count = 0
+        self._number = _highest_number(folder) if folder is not None else 0
         self._lock = threading.Lock()
         self.written: dict[str, Path] = {}
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         arrived = time.time()
-        with self._lock:
-            self.count += 1
-            number = self.count
+        number = self._next_number()
         for rcpt in envelope.rcpt_tos:
             if self.folder is not None:
-                path = self.folder / f"{number:06d}-{_safe(rcpt)}.eml"
-                path.write_bytes(envelope.original_content or b"")
+                path = self._write(self.folder, number, rcpt, envelope.original_content or b"")
                 self.written[rcpt.lower()] = path
                 if self.on_written is not None:
                     self.on_written(rcpt, subject_of(envelope.original_content or b""), path)
             if self.on_email is not None:
                 self.on_email(rcpt.lower(), arrived)
         return "250 Message accepted for delivery"
+
+    def _next_number(self) -> int:
+        with self._lock:
+            self._number += 1
+            return self._number
+
+    def _write(self, folder: Path, number: int, recipient: str, content: bytes) -> Path:
+        while True:
+            path = folder / f"{number:06d}-{_safe(recipient)}.eml"
+            try:
+                with path.open("xb") as out:  # another writer in the folder may have taken this name since
+                    out.write(content)
+                return path
+            except FileExistsError:
+                number = self._next_number()
+
+
+def _highest_number(folder: Path) -> int:
+    numbers = [int(found[1]) for path in folder.glob("*.eml") if (found := NUMBERED.fullmatch(path.name))]
+    return max(numbers, default=0)
 
 
 def subject_of(content: bytes) -> str:

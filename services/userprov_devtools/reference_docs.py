@@ -135,6 +135,30 @@ def parameter_target(param: Any) -> str:
     return param.name.upper() if _is_argument(param) else ", ".join([*param.opts, *param.secondary_opts])
 
 
+VALUE_NAMES = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path: "PATH"}
+
+
+def parameter_value(param: Any) -> str:
+    """What a parameter takes, as command-line references write it (`TEXT`, `INTEGER`, `FLOAT`,
+    choices as `a|b`), with its range in words; "" for a flag. typer's own help shows Python's
+    names instead (`<list[str]>`, `<float range>`)."""
+    if getattr(param, "is_flag", False):
+        return ""
+    if param.metavar:
+        return code(param.metavar)
+    described = param.type_descriptor
+    annotation = described.annotation
+    if typing.get_origin(annotation) is list:
+        [annotation] = typing.get_args(annotation)
+    name = "|".join(map(str, described.choices)) if described.is_choice else VALUE_NAMES.get(annotation, annotation.__name__.upper())
+    low, high = described.parameter_info.min, described.parameter_info.max
+    if low is not None and high is not None:
+        return f"{code(name)}, {low} to {high}"
+    if low is not None or high is not None:
+        return f"{code(name)}, at least {low}" if low is not None else f"{code(name)}, at most {high}"
+    return code(name)
+
+
 def cli_page() -> str:
     lines = ["# Command line", "",
              "Every command of `userprov` and every option and argument, from its typer app (`userprov.cli`), as its"
@@ -146,11 +170,13 @@ def cli_page() -> str:
         lines += [f"{'#' * depth} {name}", "", f"```{{program}} {name}", "```", "", f"`{usage}`", "",
                   (command.help or "").strip(), ""]
         for param in parameters(command):
-            names, help_text = param.get_help_record(context) or (param.name, "")
-            value = names.split(" ", 1)[1] if " " in names.split(", ")[-1] else ""
-            facts = [f"**Value:** `{value}`"] if value else []
+            help_text = (param.get_help_record(context) or ("", ""))[1]
+            value = parameter_value(param)
+            facts = [f"**Value:** {value}"] if value else []
             if _is_argument(param):
                 facts.append("argument" + (", any number" if param.nargs == -1 else ""))
+            elif param.multiple:
+                facts.append("repeatable")
             lines += [f"```{{option}} {parameter_target(param)}", *([" · ".join(facts), ""] if facts else []), help_text,
                       "```", ""]
     return "\n".join(lines)

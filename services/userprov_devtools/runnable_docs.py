@@ -4,10 +4,12 @@ so that a page cannot show a command that fails or an output it does not give.
 A page's fenced blocks are its steps: `sh` blocks run line by line in a shell (a line ending in
 `\\` goes on on the next; a line ending in ` &` keeps running in the background, as it does in a
 reader's shell, until `stop`), their output what the reader's terminal shows, standard output and
-error together, and a command that exits other than 0 fails the page; `python`
-blocks run as in `python -m asyncio` (one namespace for the whole page, `await` allowed at the
-top level); a `text` block right after one of them is the output it must print, where `...`
-stands for any text (doctest's ELLIPSIS). Other blocks (`json`, `console`, ...) are shown, not
+error together, and a command that exits other than 0 fails the page; `python` blocks run as
+in `python -m asyncio` (one namespace for the whole page, `await` allowed at the top level, each
+top-level statement compiled as the prompt compiles what is typed into it, so that the value of
+a bare expression, such as `await bus.publish(...)`, is echoed as the prompt echoes it); a `text`
+block right after one of them is the output it must print, where `...` stands for any text
+(doctest's ELLIPSIS). Other blocks (`json`, `console`, ...) are shown, not
 run. A MyST comment line `% test: NAME ARGS` is a step the test does the reader's way, by a hook
 the test gives (say, clicking a button in a browser): it is not shown on the page."""
 from __future__ import annotations
@@ -123,17 +125,20 @@ class Runner:
         check_output(step, "".join(printed))
 
     async def python(self, step: Step) -> None:
-        code = compile(step.text, f"<block at line {step.line}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        where = f"<block at line {step.line}>"
+        statements = [compile(ast.Interactive(body=[statement]), where, "single", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                      for statement in ast.parse(step.text, where).body]
         printed = io.StringIO()
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         cwd = Path.cwd()
         os.chdir(self.cwd)
         try:
-            with contextlib.redirect_stdout(printed):
-                result = eval(code, self.namespace)
-                if result is not None and hasattr(result, "__await__"):
-                    await result
+            with contextlib.redirect_stdout(printed):  # sys.displayhook writes to sys.stdout too
+                for code in statements:
+                    result = eval(code, self.namespace)
+                    if result is not None and hasattr(result, "__await__"):
+                        await result
         finally:
             os.chdir(cwd)
             for key, value in saved.items():

@@ -1,9 +1,10 @@
 """What an operator does from the shell with a started system: `userprov add` (a users.add and
-each row's result), `userprov events` (the public events as JSON lines), and the servers'
-`--host` and `--port`."""
+each row's result), `userprov events` (the public events as JSON lines), the example of both in
+docs/how-to/run-workers.md, and the servers' `--host` and `--port`."""
 from __future__ import annotations
 
 import asyncio
+import doctest
 import json
 import os
 import signal
@@ -21,13 +22,16 @@ from contracts import routing
 from tests.integration.conftest import address, unique
 from tests.support.broker_users import WRITE, broker_user
 from tests.support.flows import add_active_member, emails_to
-from tests.support.infra import Infra, create_infra, drop_vhost
+from tests.support.infra import Infra, create_infra, declare_exchanges_without_workers, drop_vhost
 from tests.support.isolated import isolated_worker
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.ports import free_port
+from userprov_devtools.runnable_docs import Runner, Step, steps
 from userprov_devtools.waiting import eventually
+
+RUN_WORKERS = Path(__file__).parents[2] / "docs" / "how-to" / "run-workers.md"
 
 
 def userprov(amqp_url: str, *args: str, stdin: str | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -82,7 +86,7 @@ class TestAdd:
     def test_no_outcome_in_time_and_no_broker_are_one_line_and_status_2(self) -> None:
         infra = create_infra()  # a vhost where no worker runs: commands are routed, and nobody answers
         try:
-            asyncio.run(_declare_exchanges_without_workers(infra.amqp_url))
+            asyncio.run(declare_exchanges_without_workers(infra.amqp_url))
             started = time.monotonic()
             waited = userprov(infra.amqp_url, "add", "acme", "Ada Lovelace ada@example.com", "--wait", "1")
             assert waited.returncode == 2 and "no outcome of users.add" in waited.stderr and "Traceback" not in waited.stderr
@@ -117,16 +121,39 @@ class TestAdd:
                 assert table(named.stdout)[0][:3] == ["1", "accepted", person]
 
 
-async def _declare_exchanges_without_workers(amqp_url: str) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        commands = await channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-        await channel.declare_exchange(routing.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-        waiting = await channel.declare_queue("nobody-consumes", durable=True)
-        await waiting.bind(commands, "#")
-    finally:
-        await connection.close()
+def section(page: Path, heading: str) -> list[Step]:
+    """The steps of one `## heading` section of a page."""
+    lines = page.read_text(encoding="utf-8").split("\n")
+    start = lines.index(f"## {heading}") + 1
+    end = next((n for n in range(start, len(lines)) if lines[n].startswith("## ")), len(lines))
+    return [step for step in steps(page) if start < step.line <= end]
+
+
+class TestTheHowTosShellExample:
+    async def test_it_runs_as_written(self, infra: Infra, bus: BusClient, account, tmp_path: Path) -> None:
+        """docs/how-to/run-workers.md's example: `userprov events` in a shell of its own, `userprov
+        add` of a pasted list and of a tab-separated one on standard input, each with the output
+        the page shows. The section once showed no command at all."""
+        page = section(RUN_WORKERS, "Add people and watch the events from a shell")
+        listen, add = [s for s in page if s.kind == "sh"]
+        [shown] = [s for s in page if s.kind == "json"]
+        assert listen.text.startswith("userprov events ") and " -k " in listen.text and listen.text.rstrip().endswith("Ctrl-C")
+        assert "userprov add acme " in add.text and "| userprov add acme - " in add.text
+        await account({"gotomeeting": 10}, account_id="acme")
+        runner = Runner({"USERPROV_AMQP_URL": infra.amqp_url,
+                         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}, tmp_path)  # the reader's venv
+        try:
+            await runner.run([listen])
+            [log] = runner.logs
+            await eventually(lambda: "listening to userprov.events" in log.read_text(), 30, what="userprov events listening")
+            await runner.run([add])
+            checker = doctest.OutputChecker()
+            await eventually(lambda: any(checker.check_output(shown.text, line + "\n", doctest.ELLIPSIS)
+                                         for line in log.read_text().splitlines()), 30, what="the event line the page shows")
+        except (AssertionError, TimeoutError) as failure:
+            raise AssertionError(f"{failure}\n\nuserprov events printed:\n{runner.stop()}") from None
+        finally:
+            runner.stop()
 
 
 class EventsTail:

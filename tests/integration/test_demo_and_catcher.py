@@ -54,6 +54,32 @@ class TestMailCatcher:
             if catcher.poll() is None:
                 catcher.kill()
 
+    async def test_a_second_run_on_the_same_folder_overwrites_nothing(self, tmp_path: Path) -> None:
+        """A catcher started again on a folder once numbered from 000001 again and overwrote the
+        first run's files, leaving the rest of them beside its own: numbering goes on after the
+        highest number in the folder."""
+        earlier = {tmp_path / "000001-b@example.com.eml": b"first run, to b", tmp_path / "000002-c@example.com.eml": b"first run, to c",
+                   tmp_path / "notes.txt": b"not an email"}
+        for path, content in earlier.items():
+            path.write_bytes(content)
+        port = free_port()
+        catcher = subprocess.Popen([sys.executable, "-m", "userprov", "mail-catcher", "--folder", str(tmp_path)],
+                                   env={**os.environ, "USERPROV_SMTP_PORT": str(port)}, stdout=subprocess.PIPE, text=True)
+        try:
+            assert catcher.stdout is not None
+            printed = lines_of(catcher.stdout)
+            assert "catching emails on 127.0.0.1:" in await next_line(printed)
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.sendmail("a@example.com", ["b@example.com"], b"Subject: second run\r\n\r\nhello again\r\n")
+            assert await next_line(printed) == f"to b@example.com: second run -> {tmp_path / '000003-b@example.com.eml'}\n"
+            assert (tmp_path / "000003-b@example.com.eml").read_bytes().endswith(b"hello again\r\n")
+            assert {path: path.read_bytes() for path in earlier} == earlier
+            catcher.send_signal(signal.SIGTERM)
+            assert catcher.wait(10) == 0
+        finally:
+            if catcher.poll() is None:
+                catcher.kill()
+
 
 def lines_of(stream: IO[str]) -> queue.Queue[str]:
     """The stream's lines as they come, read by a thread ('' at its end)."""

@@ -39,27 +39,42 @@ async def run(command: list[str], cwd: Path, amqp_url: str, **env: str) -> tuple
     return process.returncode, out.decode(), err.decode()
 
 
-class TestPublishExamples:
-    async def test_python(self, infra: Infra, bus: BusClient, smtp: RecordingSmtpServer, account) -> None:
-        account_id = await account({"gotomeeting": 5})
-        ada, alan = address("ada"), address("alan")
-        script = str(EXAMPLES / "publish_users_add.py")
-        status, out, err = await run([sys.executable, script, account_id, f"Ada Lovelace {ada}; Alan Turing {alan}",
-                                      "--product", "gotomeeting"], EXAMPLES, infra.amqp_url)
-        assert status == 0, err
-        assert out.splitlines() == [f"row 1: accepted       {ada}", f"row 2: accepted       {alan}"]
-        status, out, err = await run([sys.executable, script, account_id, f"Ada Lovelace {ada}; broken"], EXAMPLES, infra.amqp_url)
-        assert status == 1 and out.splitlines() == [f"row 1: already_member {ada}", "row 2: rejected        pasted: entry_format"]
-        status, _, err = await run([sys.executable, script, unique("nobody"), f"Ada Lovelace {ada}"], EXAMPLES, infra.amqp_url)
-        assert status == 1 and "refused: unknown_account" in err
+@pytest.fixture(params=["python", "node"])
+def example(request: pytest.FixtureRequest) -> list[str]:
+    """The command that runs one of the examples: both take the same arguments."""
+    if request.param == "python":
+        return [sys.executable, str(EXAMPLES / "publish_users_add.py")]
+    return ["node", str(request.getfixturevalue("node_example") / "publish-users-add.mjs")]
 
-    async def test_node(self, node_example: Path, infra: Infra, bus: BusClient, account) -> None:
-        account_id = await account({"gotomeeting": 5})
-        grace, emilie = address("grace"), address("emilie")
-        status, out, err = await run(["node", "publish-users-add.mjs", account_id, f"Grace Hopper {grace}\nÉmilie du Châtelet {emilie}",
-                                      "gotomeeting"], node_example, infra.amqp_url)
+
+class TestPublishExamples:
+    """The Node.js example once took its products as positional arguments and its acting admin
+    from REQUESTED_BY, while the Python one (and `userprov add`) take `--product X`, repeatable."""
+
+    async def test_adds_people_and_prints_each_row(self, example: list[str], infra: Infra, bus: BusClient,
+                                                   smtp: RecordingSmtpServer, account) -> None:
+        account_id = await account({"gotomeeting": 5, "gotowebinar": 5})
+        ada, emilie = address("ada"), address("emilie")
+        status, out, err = await run([*example, account_id, f"Ada Lovelace {ada}\nÉmilie du Châtelet {emilie}",
+                                      "--product", "gotomeeting", "-p", "gotowebinar", "--timeout", "60"], EXAMPLES, infra.amqp_url)
         assert status == 0, err
-        assert out.splitlines() == [f"row 1: accepted       {grace}", f"row 2: accepted       {emilie}"]
-        status, out, err = await run(["node", "publish-users-add.mjs", account_id, f"Grace Hopper {grace}", "no-such-product"],
-                                     node_example, infra.amqp_url)
+        assert out.splitlines() == [f"row 1: accepted       {ada}", f"row 2: accepted       {emilie}"]
+        status, out, err = await run([*example, account_id, f"Ada Lovelace {ada}; broken"], EXAMPLES, infra.amqp_url)
+        assert status == 1 and out.splitlines() == [f"row 1: already_member {ada}", "row 2: rejected        pasted: entry_format"]
+
+    async def test_says_why_a_command_was_refused(self, example: list[str], infra: Infra, bus: BusClient, account) -> None:
+        account_id = await account({"gotomeeting": 5})
+        person = address("grace")
+        status, out, err = await run([*example, unique("nobody"), f"Grace Hopper {person}"], EXAMPLES, infra.amqp_url)
+        assert status == 1 and "refused: unknown_account" in err, out + err
+        status, out, err = await run([*example, account_id, f"Grace Hopper {person}", "--product", "gotomeeting",
+                                      "--product", "no-such-product"], EXAMPLES, infra.amqp_url)
         assert status == 1 and "refused: unknown_product" in err, out + err
+        status, out, err = await run([*example, account_id, f"Grace Hopper {person}", "--product", "gotomeeting",
+                                      "--requested-by", address("stranger")], EXAMPLES, infra.amqp_url)
+        assert status == 1 and "refused: forbidden" in err, out + err
+
+    async def test_refuses_arguments_it_does_not_take(self, example: list[str], infra: Infra) -> None:
+        """Nothing is sent: a product given as a third argument is refused, as the other example refuses it."""
+        status, out, err = await run([*example, "acme", "Ada Lovelace ada@example.com", "gotomeeting"], EXAMPLES, infra.amqp_url)
+        assert status == 2 and "usage:" in err and not out, out + err

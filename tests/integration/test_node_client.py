@@ -7,11 +7,12 @@ import asyncio
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.infra import Infra
+from tests.support.infra import Infra, create_infra, declare_exchanges_without_workers, drop_vhost
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.runnable_docs import steps
 
@@ -59,3 +60,28 @@ class TestOtherLanguages:
             script.unlink()
         assert output.startswith("account.upserted\nusers.add.completed ")
         assert '"outcome":"accepted"' in output, output
+
+    async def test_the_how_to_s_program_stops_waiting_when_no_outcome_comes(self, node_client: Path) -> None:
+        """It once waited for ever on a vhost where no worker answers; it now says so, with status 2."""
+        [program] = [s.text for s in steps(HOW_TO) if s.kind == "js"]
+        assert "const TIMEOUT_SECONDS = 60;" in program
+        script = node_client / "first-users-add-timeout.generated.mjs"
+        script.write_text(program.replace("const TIMEOUT_SECONDS = 60;", "const TIMEOUT_SECONDS = 2;"), encoding="utf-8")
+        infra = create_infra()
+        try:
+            await declare_exchanges_without_workers(infra.amqp_url)
+            started = time.monotonic()
+            process = await asyncio.create_subprocess_exec("node", script.name, cwd=node_client,
+                                                           env={**os.environ, "USERPROV_AMQP_URL": infra.amqp_url},
+                                                           stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            try:
+                out, err = await asyncio.wait_for(process.communicate(), 60)
+            except TimeoutError:
+                process.kill()
+                raise AssertionError("the program still waited after 60 s") from None
+            assert process.returncode == 2 and not out, (out, err)
+            assert b"no outcome of accounts.upsert within 2 s" in err, err
+            assert time.monotonic() - started < 30
+        finally:
+            script.unlink()
+            drop_vhost(infra.vhost)

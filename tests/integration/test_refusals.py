@@ -13,6 +13,7 @@ from tests.support.flows import add_users
 from tests.support.infra import Infra, message_counts
 from tests.support.workers import WorkerProcess
 from userprov.app import service_run
+from userprov.operations.parked import Selection, purge, replay
 from userprov.runtime.dispatch import Dispatcher, Settle
 from userprov.runtime.envelope import Envelope
 from userprov.settings import Settings
@@ -162,6 +163,13 @@ class TestMistypedRoutingKeys:
         assert rejected.body["reason"] == "unknown_type" and rejected.body["type"] == "users.ad"
         parked = routing.parking_queue_name(routing.USER_CREATION)
         await eventually(lambda: message_counts(infra.vhost).get(parked, 0) >= 1, what="the mistyped command parked")
+        # no fix makes it a message userprov takes: a replay is refused, and purge is the way out (docs/how-to/replay-parked.md)
+        mine = Selection(ids=frozenset({message_id}))
+        report = await replay(infra.amqp_url, [routing.USER_CREATION], mine, dry_run=True)
+        assert [o.result for o in report.outcomes] == [
+            f"failed: 'users.ad' on {routing.COMMANDS_EXCHANGE!r} is not a message {routing.USER_CREATION} takes"]
+        purged = await purge(infra.amqp_url, [routing.USER_CREATION], mine, lambda count: count == 1)
+        assert [o.result for o in purged.outcomes] == ["purged"]
 
     async def test_a_mistyped_query_is_answered(self, bus: BusClient) -> None:
         answer = await bus.ask("accounts.gett", b'{"account_id": "x"}', exchange=routing.COMMANDS_EXCHANGE)

@@ -3,7 +3,8 @@ in the order shown, on a database and vhost of its own, each output as the page 
 the reader clicks in the invitation page, Debian's Chromium clicks. The page once showed a
 `users.add` whose `requested_by` was no member, refused as `forbidden`: every step now does
 what its text says. The event line the page shows `userprov events` printing in the first shell
-(a background job) must be among the lines it printed."""
+(a background job) must be among the lines it printed. It runs where an earlier run left its
+emails: a second run once failed at steps 7 and 8, which read the first run's emails too."""
 from __future__ import annotations
 
 import doctest
@@ -46,6 +47,10 @@ async def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
            "USERPROV_SMTP_PORT": str(free_port()), "USERPROV_LINKS_PORT": str(links_port),
            "USERPROV_LINK_BASE_URL": f"http://127.0.0.1:{links_port}/invitation", "USERPROV_LOG_JSON": "true",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # the reader's activated venv
+    earlier_run = tmp_path / "tutorial-mail"
+    earlier_run.mkdir()
+    for name in ("000001-ada@example.com.eml", "000002-grace@example.com.eml", "000003-alan@example.com.eml"):
+        (earlier_run / name).write_text("Subject: an earlier run's\n\nhttp://127.0.0.1:1/invitation?token=old\n")
     runner = Runner(env, tmp_path, hooks={"accept-in-browser": accept_in_browser})
     page = steps(TUTORIAL)
     assert [s.kind for s in page].count("python") >= 10 and [s.kind for s in page].count("hook") == 2

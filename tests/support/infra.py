@@ -10,6 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
+
+from contracts import routing
+
 SERVICES_ENV = Path(__file__).resolve().parents[2] / ".local" / "services.env"
 
 
@@ -60,6 +64,20 @@ def close_connections(vhost: str) -> None:
 
 def drop_vhost(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost)
+
+
+async def declare_exchanges_without_workers(amqp_url: str) -> None:
+    """userprov's two public exchanges on a vhost where no worker runs: commands are routed (to a
+    queue nothing consumes) and confirmed, and nobody answers them."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        commands = await channel.declare_exchange(routing.COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        await channel.declare_exchange(routing.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        waiting = await channel.declare_queue("nobody-consumes", durable=True)
+        await waiting.bind(commands, "#")
+    finally:
+        await connection.close()
 
 
 def close_worker_connections(vhost: str) -> int:

@@ -74,6 +74,11 @@ def test_every_setting_named_in_help_exists() -> None:
         assert named <= known, (path, named - known)
 
 
+def test_demo_says_it_recreates_its_database() -> None:
+    text = " ".join(help_of("demo").split())
+    assert "drops and recreates its own database, <database>_demo" in text.replace("`", ""), text
+
+
 @pytest.mark.parametrize("arguments", [["links", "--port", "0"], ["links", "--port", "65536"], ["scim", "serve", "--port", "x"]])
 def test_a_port_out_of_range_is_refused_before_anything_starts(arguments: list[str]) -> None:
     result = CliRunner().invoke(app, arguments, env={"COLUMNS": "200"})

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
 from contracts import routing
+from userprov.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +29,26 @@ class TestDockerCompose:
         compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
         images = {s["image"] for s in compose["services"].values() if "image" in s and not s["image"].startswith("userprov:")}
         assert images and all(":" in i and not i.endswith(":latest") for i in images), images
+
+    def test_its_host_ports_leave_the_local_servers_theirs_and_the_page_names_them(self) -> None:
+        """Compose once published PostgreSQL on 55432, where scripts/services-up starts a cluster of
+        userprov's own, and the page and SCIM on 8080 and 8090, where `userprov links` and `userprov
+        scim serve` listen by default; while its page said it published none of the usual ports."""
+        services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+        published = {name: [int(str(port).split(":")[0]) for port in service.get("ports", [])] for name, service in services.items()}
+        own_postgres = int(re.findall(r"USERPROV_OWN_POSTGRES_PORT:-(\d+)", (ROOT / "scripts" / "services-up").read_text())[0])
+        defaults = {Settings.model_fields[f].default for f in ("links_port", "scim_port", "smtp_port")}
+        local = {5672, 15672, 5432, own_postgres, *defaults}
+        assert local & {port for ports in published.values() for port in ports} == set(), published
+        # the links in the emails lead to the page as the host publishes it, SCIM's locations to SCIM
+        [links_port], [scim_port] = published["links"], published["scim"]
+        base_urls = {service["environment"]["USERPROV_LINK_BASE_URL"] for service in services.values() if "environment" in service
+                     and "USERPROV_LINK_BASE_URL" in service["environment"]}
+        assert base_urls == {f"http://localhost:{links_port}/invitation"}
+        assert services["scim"]["environment"]["USERPROV_SCIM_BASE_URL"] == f"http://localhost:{scim_port}/scim/v2"
+        page = (ROOT / "docs" / "how-to" / "run-workers.md").read_text().split("## With Docker Compose", 1)[1]
+        for name, ports in published.items():
+            assert all(str(port) in page for port in ports), (name, ports)
 
     def test_dockerfile_runs_the_console_script(self) -> None:
         dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()

@@ -5,7 +5,10 @@ start and links only to pages and headings that exist. (The site itself is built
 scripts/docs, which scripts/test runs.)"""
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
+import sys
 import typing
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from contracts.schema_export import message_schemas
 from userprov import lifecycle
 from userprov.settings import Settings
 from userprov_devtools import reference_docs
+from userprov_devtools.runnable_docs import Runner, Step
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -80,6 +84,27 @@ class TestTheGeneratedReferenceNamesEverything:
             for param in reference_docs.parameters(command):
                 assert f"```{{option}} {reference_docs.parameter_target(param)}\n" in section, (name, param.name)
 
+    def test_each_value_as_a_reader_writes_it(self) -> None:
+        """The page once showed typer's Python names (`<list[str]>`, `<float range>`, `--product
+        <list[str]>`) and `/ --stop` as the value of the flag pair `--keep-running/--stop`."""
+        page = reference_docs.cli_page()
+        values = re.findall(r"^\*\*Value:\*\* (.*)$", page, re.MULTILINE)
+        assert len(values) >= 40
+        for value in values:
+            assert re.fullmatch(r"`(TEXT|INTEGER|FLOAT|PATH|[\w|-]+)`(, (\d+ to \d+|at least \d+|at most \d+))?"
+                                r"( · (repeatable|argument|argument, any number))?", value), value
+
+        def option(program: str, target: str) -> str:
+            section = page.split(f"```{{program}} {program}\n", 1)[1].split("```{program}", 1)[0]
+            return section.split(f"```{{option}} {target}\n", 1)[1].split("```", 1)[0]
+
+        assert option("userprov add", "--product, -p").startswith("**Value:** `TEXT` · repeatable\n")
+        assert option("userprov add", "--wait").startswith("**Value:** `FLOAT`, at least 0\n")
+        assert option("userprov links", "--port").startswith("**Value:** `INTEGER`, 1 to 65535\n")
+        assert option("userprov run", "SERVICES").startswith("**Value:** `TEXT` · argument, any number\n")
+        assert "**Value:**" not in option("userprov demo", "--keep-running, --stop")
+        assert "**Value:**" not in option("userprov add", "--json")
+
     def test_every_routing_key_and_answer(self) -> None:
         page = reference_docs.messages_page()
         for key in {*COMMAND_MODELS, *EVENT_MODELS, *(reply_type(k) for k in REPLY_MODELS)}:
@@ -100,6 +125,23 @@ class TestTheGeneratedReferenceNamesEverything:
         assert "| `employeeNumber` | no | writeOnly | never |" in scim, "the enterprise extension"
         page = reference_docs.lifecycle_page()
         assert '"pending" -> "invited"' in page and '"transfer_pending" -> "suspended"' in page
+
+
+class TestRunnableDocs:
+    """The documentation's Python blocks are run as `python -m asyncio` runs what a reader types:
+    the tutorial once showed the output of `print` alone, while the prompt also echoes the value
+    of every bare expression (an id for `await bus.publish(...)`)."""
+
+    BLOCK = 'x = 1\nx\nawait asyncio.sleep(0, "slept")\nprint("hi")\nfor i in range(2):\n    i\n\ny = await asyncio.sleep(0, 3)\nNone\n'
+
+    async def test_a_python_block_prints_what_the_asyncio_prompt_prints(self, tmp_path: Path) -> None:
+        prompt = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "asyncio"], input="import asyncio\n" + self.BLOCK,
+                                         capture_output=True, text=True, timeout=60)
+        seen = re.sub(r">>> |\.\.\. ", "", prompt.stdout)
+        assert seen == "1\n'slept'\nhi\n0\n1\n", prompt.stdout + prompt.stderr
+        runner = Runner({}, tmp_path, namespace={"__name__": "__main__", "asyncio": asyncio})
+        await runner.run([Step("python", self.BLOCK, 1, output=seen)])
+        await runner.run([Step("python", "y\n", 10, output="3\n")])  # one namespace for the page
 
 
 class TestLifecycleArrows:

@@ -26,7 +26,8 @@ TEMPLATE_FALLBACKS = Counter(
 QUEUE_MESSAGES = Gauge("userprov_queue_messages", "Messages in each userprov queue (service and parking queues).", ["queue"])
 QUEUE_CONSUMERS = Gauge("userprov_queue_consumers", "Consumers on each service queue, all processes together.", ["queue"])
 PARKED = Gauge("userprov_parked_messages", "Messages parked for each service (its parking queue's depth).", ["service"])
-READY = Gauge("userprov_ready", "1 while this process is ready (what /readyz would answer), else 0; checked every queue-watch interval.")
+READY = Gauge("userprov_ready", "1 while this process is ready (what /readyz would answer), else 0; checked every USERPROV_READY_CHECK_SECONDS,"
+              " whether or not anything probes /readyz.")
 CIRCUIT_OPEN = Gauge(
     "userprov_circuit_open", "1 while a dependency is down and this process takes no new work that needs it.", ["dependency"]
 )
