@@ -192,7 +192,7 @@ class TestEvents:
             assert process.stderr is not None and process.stdout is not None
             said = await asyncio.wait_for(process.stderr.readline(), 30)
             assert b"waiting for the exchange userprov.events" in said, said
-            await _declare_exchanges_without_workers(fresh.amqp_url)
+            await declare_exchanges_without_workers(fresh.amqp_url)
             listening = await asyncio.wait_for(process.stderr.readline(), 30)
             assert b"listening to userprov.events" in listening, listening
             connection = await aio_pika.connect(fresh.amqp_url)
