@@ -145,9 +145,20 @@ class Issued:
     origin: Origin
 
 
-async def decide(conn: asyncpg.Connection, decisions: Sequence[Decision]) -> list[Issued]:
-    """pending -> invited | transfer_pending, each with a new invitation waiting to be sent."""
-    return await _issue(conn, decisions, [0] * len(decisions), DECIDE)
+async def decide(conn: asyncpg.Connection, decisions: Sequence[Decision], cooldown_seconds: float) -> list[Issued]:
+    """pending -> invited | transfer_pending, each with a new invitation waiting to be sent.
+
+    The resend cooldown holds for reactivation too (a flapping identity provider, a looping
+    users.deactivate/users.reactivate): an invitation decided for a member whose last email
+    reached them less than `cooldown_seconds` ago is not sent before the cooldown has passed
+    since that email (its `not_before`, as a retry's). Each deactivation revokes the invitation
+    held meanwhile, so the one sent when the cooldown is over is the latest, with a link that
+    works, and a member left deactivated gets nothing: at most one email per cooldown. Held
+    rather than refused, nothing is lost, and the latest state wins. A first invitation, or one
+    after emails that never reached the person (failed), is not held; the hold is computed in
+    the decision's statement itself, an index probe that finds nothing for a new member (no
+    round trip more for a normal add)."""
+    return await _issue(conn, decisions, [0] * len(decisions), DECIDE, cooldown_seconds)
 
 
 async def resend(
@@ -179,23 +190,28 @@ WITH {decided} new AS (
                              correlation_id, traceparent, tracestate, n)
 ), {turns}
 INSERT INTO invitations (invitation_id, membership_id, account_id, kind, status, from_account_id, sent_count, turn,
-                         correlation_id, traceparent, tracestate)
+                         correlation_id, traceparent, tracestate, not_before)
 SELECT new.invitation_id, new.membership_id, new.account_id, new.kind, 'issued', new.from_account_id, new.sent_count,
        turns.start + row_number() OVER (PARTITION BY new.account_id ORDER BY new.n),
-       new.correlation_id, new.traceparent, new.tracestate
+       new.correlation_id, new.traceparent, new.tracestate, {not_before}
 FROM new JOIN turns USING (account_id)
 """
-ISSUE = _ISSUE.format(decided="", turns=turns_cte("invitations", "new"))
-# the memberships' decision and their invitations in one statement
+ISSUE = _ISSUE.format(decided="", turns=turns_cte("invitations", "new"), not_before="NULL::timestamptz")
+# the memberships' decision and their invitations in one statement; each held until the cooldown
+# ($10 s) has passed since the last email that reached its member, if that is less than it ago
 DECIDE = _ISSUE.format(
     decided="decided AS (UPDATE memberships m SET status = CASE t.kind WHEN 'welcome' THEN 'invited' ELSE 'transfer_pending' END,"
     " status_changed_at = now() FROM unnest($2::uuid[], $4::text[]) AS t(id, kind) WHERE m.membership_id = t.id),",
     turns=turns_cte("invitations", "new"),
+    not_before="(SELECT max(e.sent_at) + make_interval(secs => $10::float8) FROM invitations e"
+    " WHERE e.membership_id = new.membership_id AND e.sent_at > now() - make_interval(secs => $10::float8))",
 )
 
 
-async def _issue(conn: asyncpg.Connection, decisions: Sequence[Decision], sent_counts: Sequence[int], statement: str = ISSUE) -> list[Issued]:
-    """New invitations waiting to be sent, each account's after its own waiting ones (userprov.turns)."""
+async def _issue(conn: asyncpg.Connection, decisions: Sequence[Decision], sent_counts: Sequence[int], statement: str = ISSUE,
+                 *extra: object) -> list[Issued]:
+    """New invitations waiting to be sent, each account's after its own waiting ones (userprov.turns);
+    `extra`: the statement's parameters after the nine of the invitations."""
     issued = [Issued(uuid.uuid4(), d.kind, d.origin) for d in decisions]
     await conn.execute(
         statement,
@@ -208,6 +224,7 @@ async def _issue(conn: asyncpg.Connection, decisions: Sequence[Decision], sent_c
         [d.origin.correlation_id for d in decisions],
         [d.origin.traceparent for d in decisions],
         [d.origin.tracestate for d in decisions],
+        *extra,
     )
     return issued
 

@@ -199,7 +199,9 @@ class Settings(BaseSettings):
                                             " works (7 days), from its first email.")
     resend_cooldown_seconds: int = Field(
         default=60, ge=0, description="Minimum time between two invitations of one member, when the first reached the person:"
-        " a looping caller cannot spam a person.",
+        " a looping caller cannot spam a person. invitations.resend within it is refused (resend_cooldown); an invitation"
+        " that reactivation issues (users.reactivate, users.update or SCIM active: true) within it waits until it has passed"
+        " since that email, so deactivate/reactivate cycles send at most one email per cooldown, the latest invitation's.",
     )
 
     prefetch_user_creation: int = Field(default=4, ge=1, description="Messages in hand per process for user-creation.")

@@ -35,7 +35,8 @@ class Decisions:
     mailing scheduler in the same process, the invitations of small work are also claimed for it
     in the decision's transaction: their emails leave one commit sooner."""
 
-    def __init__(self, mailing: LocalMailing | None = None) -> None:
+    def __init__(self, cooldown_seconds: float, mailing: LocalMailing | None = None) -> None:
+        self._cooldown_seconds = cooldown_seconds  # USERPROV_RESEND_COOLDOWN_SECONDS: see lifecycle.decide
         self._mailing = mailing
 
     async def take(self, conn: asyncpg.Connection, limit: int, skip: Sequence[UUID]) -> list[sql.PendingMembership]:
@@ -69,6 +70,7 @@ class Decisions:
                                        m.origin.traced(traces[m.origin]))
                     for m in pending
                 ],
+                self._cooldown_seconds,
             )
             if express and self._mailing is not None:
                 claims = await self._mailing.claim_in(tx.conn, [i.invitation_id for i in issued])

@@ -18,7 +18,7 @@ def service(settings: Settings, mailing: LocalMailing | None = None) -> Service:
 
 def service_and_decisions(settings: Settings, mailing: LocalMailing | None = None) -> tuple[Service, DecideHere]:
     """The service, and its decision of small work for a user-creation in the same process."""
-    deciding = Decisions(mailing)
+    deciding = Decisions(settings.resend_cooldown_seconds, mailing)
     decisions = BatchScheduler(
         "account-lookup", deciding, settings.lookup_batch_size, settings.scheduler_poll_seconds, settings.transient_backoff_max_seconds,
         takes_batches=settings.lane.takes_batches,
