@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from http import HTTPStatus
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import Counter, Histogram
 from scim2_models import (
-    Context,
     Error,
     PayloadTooLargeException,
-    Resource,
-    ResponseParameters,
     SCIMException,
     UnauthorizedException,
 )
@@ -25,7 +22,6 @@ from scim2_server.applications.asgi import ASGIApplication, Receive, Scope
 from scim2_server.applications.base import VERSION_PREFIX
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
-from scim2_server.service import ScimService
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -38,7 +34,9 @@ from userprov.front_doors.host_header import request_host
 from userprov.front_doors.limits import DoorLimits
 from userprov.front_doors.lookup_gate import LookupGate
 from userprov.public_bus import PublicBus
+from userprov.scim.error_details import plain
 from userprov.scim.resources import provider
+from userprov.scim.service import UserprovScimService
 from userprov.scim.storage import OUTCOME_EVENTS, Unavailable, UserprovStorage
 from userprov.scim.tenancy import TokenResolver, acting_for
 
@@ -55,12 +53,6 @@ class NoPublicUrl(SCIMException):
 
     status = 400
     _default_detail = "The Host header is missing or is not a host name or address."
-
-
-class UserprovScimService(ScimService):
-    def patch_response(self, base_url: str, resource: Resource[Any], response_parameters: ResponseParameters[Any]) -> ScimResponse:
-        """The resource, always (RFC 7644 allows 204 too): Okta expects it."""
-        return self.resource_response(self.publish(base_url, resource), Context.RESOURCE_REPLACEMENT_RESPONSE, response_parameters)
 
 
 class ScimApplication(ASGIApplication):
@@ -115,7 +107,7 @@ class ScimApplication(ASGIApplication):
 
     def handle_exception(self, request: ScimRequest, exception: Exception) -> ScimResponse:
         if isinstance(exception, SCIMException):
-            response = self.service.error_response(exception)
+            response = self.service.error_response(plain(exception))
             if isinstance(exception, Unavailable):
                 response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
