@@ -2,12 +2,14 @@
 connects holds no secret."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from userprov import __version__
+from userprov.scim.server import sent_in_clear
 from userprov.settings import Settings, removed_settings
 
 
@@ -52,3 +54,23 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     assert Settings(trusted_proxies="10.0.0.7/8, 192.0.2.7,,2001:db8::/32").proxies() == ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]
     with pytest.raises(ValueError, match="'ingress.example.com' is no address or network"):
         Settings(trusted_proxies="10.0.0.0/8,ingress.example.com")
+
+
+@pytest.mark.parametrize(("command", "variable", "value", "says"), [
+    (["scim", "serve"], "USERPROV_SCIM_BASE_URL", "scim.example.com/scim/v2", "USERPROV_SCIM_BASE_URL must be an http(s) URL"),
+    (["scim", "serve"], "USERPROV_SCIM_BASE_URL", "https://scim.example.com/scim/v2?x=1", "it has a query"),
+    (["migrate"], "USERPROV_SMTP_PORT", "twenty-five", "USERPROV_SMTP_PORT: Input should be a valid integer"),
+    (["links"], "USERPROV_LINKS_PORT", "-1", "USERPROV_LINKS_PORT: Input should be greater than or equal to 1"),
+])
+def test_a_bad_setting_is_one_line_and_exit_2(command: list[str], variable: str, value: str, says: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "userprov", *command], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, variable: value})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("userprov: ") and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "pydantic" not in done.stderr
+
+
+def test_an_http_base_url_off_the_loopback_is_warned_of() -> None:
+    assert sent_in_clear("http://scim.example.com/scim/v2") and sent_in_clear("http://192.0.2.7:8080/scim/v2")
+    assert not sent_in_clear("https://scim.example.com/scim/v2")
+    assert not any(map(sent_in_clear, ("http://127.0.0.1:8090/scim/v2", "http://localhost/scim/v2", "http://[::1]/scim/v2")))
