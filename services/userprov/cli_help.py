@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from typer.core import TyperCommand, TyperGroup
 
 
@@ -38,3 +39,21 @@ class Typer(typer.Typer):
 
     def command(self, *args: Any, **options: Any) -> Any:
         return super().command(*args, cls=options.pop("cls", Command), **options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """A setting the environment gets wrong, whichever command reads it: one line each, exit 2."""
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as error:
+            if error.title != "Settings":
+                raise
+            for problem in error.errors():
+                typer.echo(f"userprov: {setting_problem(problem)}", err=True)
+            raise SystemExit(2) from None
+
+
+def setting_problem(problem: Any) -> str:
+    """A Settings validation error as `USERPROV_NAME: what is wrong`."""
+    name = "USERPROV_" + "_".join(str(part) for part in problem["loc"]).upper()
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    return message if message.startswith(name) else f"{name}: {message}"

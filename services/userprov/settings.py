@@ -294,8 +294,13 @@ class Settings(BaseSettings):
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
-            raise ValueError("USERPROV_SCIM_BASE_URL must be an http(s) URL with a host and no query, like https://scim.example.com/scim/v2")
+        wrong = ("it has no https:// (or http://) scheme" if parts.scheme not in ("http", "https") else
+                 "it has no host" if not parts.hostname else
+                 "it has a query or a fragment" if parts.query or parts.fragment else
+                 "it has a user name" if parts.username else None)
+        if wrong is not None:
+            raise ValueError(f"USERPROV_SCIM_BASE_URL must be an http(s) URL with a host and no query, like"
+                             f" https://scim.example.com/scim/v2: {wrong}")
         return value.rstrip("/")
 
     @field_validator("trusted_proxies")

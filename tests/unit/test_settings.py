@@ -2,6 +2,7 @@
 connects holds no secret."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from structlog.testing import capture_logs
 from contracts import routing
 from userprov import __version__
 from userprov.app import service_run
+from userprov.scim.server import sent_in_clear
 from userprov.settings import Settings, removed_settings
 
 
@@ -83,3 +85,23 @@ def test_mailing_warns_at_start_when_links_lead_to_this_machine_in_a_deployment(
     assert [w["event"] for w in warnings(links_host="192.0.2.7")] == ["link_base_url_unset"]
     assert warnings() == [] and warnings(links_host="localhost") == []  # a local run: its page is this machine's
     assert warnings(links_host="0.0.0.0", link_base_url="https://links.example.com/invitation") == []
+
+
+@pytest.mark.parametrize(("command", "variable", "value", "says"), [
+    (["scim", "serve"], "USERPROV_SCIM_BASE_URL", "scim.example.com/scim/v2", "USERPROV_SCIM_BASE_URL must be an http(s) URL"),
+    (["scim", "serve"], "USERPROV_SCIM_BASE_URL", "https://scim.example.com/scim/v2?x=1", "it has a query"),
+    (["migrate"], "USERPROV_SMTP_PORT", "twenty-five", "USERPROV_SMTP_PORT: Input should be a valid integer"),
+    (["links"], "USERPROV_LINKS_PORT", "-1", "USERPROV_LINKS_PORT: Input should be greater than or equal to 1"),
+])
+def test_a_bad_setting_is_one_line_and_exit_2(command: list[str], variable: str, value: str, says: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "userprov", *command], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, variable: value})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("userprov: ") and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "pydantic" not in done.stderr
+
+
+def test_an_http_base_url_off_the_loopback_is_warned_of() -> None:
+    assert sent_in_clear("http://scim.example.com/scim/v2") and sent_in_clear("http://192.0.2.7:8080/scim/v2")
+    assert not sent_in_clear("https://scim.example.com/scim/v2")
+    assert not any(map(sent_in_clear, ("http://127.0.0.1:8090/scim/v2", "http://localhost/scim/v2", "http://[::1]/scim/v2")))

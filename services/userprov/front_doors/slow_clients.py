@@ -43,11 +43,16 @@ def with_request_deadline(seconds: float) -> type[H11Protocol]:
                 self._deadline.cancel()
                 self._deadline = None
 
+        def _answering(self) -> bool:
+            return self.cycle is not None and self.cycle.response_started
+
         def _too_slow(self) -> None:
             self._deadline = None
             if self.transport.is_closing() or self.conn.their_state is h11.DONE:
                 return
-            if self.conn.our_state is h11.IDLE:  # nothing answered on this connection's current request: say why
+            # nothing answered yet on this connection's current request (none started, or the application
+            # still waiting for its body): say why; the application then sees a disconnect
+            if self.conn.our_state is h11.IDLE or (self.conn.our_state is h11.SEND_RESPONSE and not self._answering()):
                 self.transport.write(TIMEOUT)
             self.transport.close()
 

@@ -1,31 +1,27 @@
 """The SCIM 2.0 endpoint at `/scim/v2`: scim2-server's protocol (routing, validation, PATCH,
 filters, discovery, errors) over `UserprovStorage`, behind a bearer token of one account, plus
 health (metrics are on the metrics port only). A body beyond USERPROV_SCIM_BODY_BYTES is a 413
-before it is parsed. Each request has one deadline, USERPROV_SCIM_WAIT_SECONDS, for everything
+before it is parsed (at once, unread, when its Content-Length says so). Each request has one deadline, USERPROV_SCIM_WAIT_SECONDS, for everything
 it asks of userprov: past it, or while RabbitMQ blocks publishing, it is a 503 with Retry-After."""
 from __future__ import annotations
 
 import asyncio
 from http import HTTPStatus
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qsl
 
 import structlog
 from prometheus_client import Counter, Histogram
 from scim2_models import (
-    Context,
     Error,
     PayloadTooLargeException,
-    Resource,
-    ResponseParameters,
     SCIMException,
     UnauthorizedException,
 )
-from scim2_server.applications.asgi import ASGIApplication, Receive, Scope
+from scim2_server.applications.asgi import ASGIApplication, Receive, Scope, Send
 from scim2_server.applications.base import VERSION_PREFIX
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
-from scim2_server.service import ScimService
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -38,7 +34,9 @@ from userprov.front_doors.host_header import request_host
 from userprov.front_doors.limits import DoorLimits
 from userprov.front_doors.lookup_gate import LookupGate
 from userprov.public_bus import PublicBus
+from userprov.scim.error_details import plain
 from userprov.scim.resources import provider
+from userprov.scim.service import UserprovScimService
 from userprov.scim.storage import OUTCOME_EVENTS, Unavailable, UserprovStorage
 from userprov.scim.tenancy import TokenResolver, acting_for
 
@@ -57,10 +55,8 @@ class NoPublicUrl(SCIMException):
     _default_detail = "The Host header is missing or is not a host name or address."
 
 
-class UserprovScimService(ScimService):
-    def patch_response(self, base_url: str, resource: Resource[Any], response_parameters: ResponseParameters[Any]) -> ScimResponse:
-        """The resource, always (RFC 7644 allows 204 too): Okta expects it."""
-        return self.resource_response(self.publish(base_url, resource), Context.RESOURCE_REPLACEMENT_RESPONSE, response_parameters)
+class ClientGone(Exception):
+    """The client went away, or was cut off, before its request had fully arrived."""
 
 
 class ScimApplication(ASGIApplication):
@@ -82,22 +78,37 @@ class ScimApplication(ASGIApplication):
         host = request_host(scope)
         return None if host is None else f"{scope['scheme']}://{host}{scope.get('root_path', '')}{VERSION_PREFIX}"
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientGone:  # its request never fully arrived: nothing of it is done, no one to answer
+            pass
+
     async def read_request(self, scope: Scope, receive: Receive) -> ScimRequest:
-        """The request, its body read up to one byte beyond the limit (the rest is never read)."""
+        """The request, its body read up to one byte beyond the limit (the rest is never read),
+        and not at all when its declared Content-Length is beyond it (413 at once)."""
         request = ScimRequest(
             method=scope["method"], base_url=self.public_base_url(scope) or "", path=self.split_path(self.get_path(scope)),
             query=_query(scope), headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]],
         )
+        if self._declared_too_large(request):
+            return request
         body, more = b"", True
         while more and len(body) <= self._body_bytes:
             message = await receive()
+            if message["type"] == "http.disconnect":  # gone, or cut off by the request deadline (408)
+                raise ClientGone
             body += message.get("body", b"")
             more = message.get("more_body", False)
         request.body = body[: self._body_bytes + 1]
         return request
 
+    def _declared_too_large(self, request: ScimRequest) -> bool:
+        declared = (request.header("Content-Length") or "").strip()
+        return declared.isdigit() and int(declared[:20]) > self._body_bytes
+
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
-        if request.body is not None and len(request.body) > self._body_bytes:
+        if self._declared_too_large(request) or (request.body is not None and len(request.body) > self._body_bytes):
             raise PayloadTooLargeException(detail=f"A request body is at most {self._body_bytes} bytes.")
         if not request.base_url:
             raise NoPublicUrl
@@ -115,7 +126,7 @@ class ScimApplication(ASGIApplication):
 
     def handle_exception(self, request: ScimRequest, exception: Exception) -> ScimResponse:
         if isinstance(exception, SCIMException):
-            response = self.service.error_response(exception)
+            response = self.service.error_response(plain(exception))
             if isinstance(exception, Unavailable):
                 response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             return response
@@ -126,6 +137,8 @@ class ScimApplication(ASGIApplication):
         response = super().finalize_response(request, response)
         if response.status != HTTPStatus.CREATED:  # scim2-server adds the request's URL to every answer
             response.headers.pop("Location", None)  # RFC 7644 §3.3: a Location only for what was created
+        if response.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:  # the rest of its body is never read: nothing more here
+            response.headers["Connection"] = "close"
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response

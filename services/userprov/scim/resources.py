@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import scim2_models
-from pydantic import Field, create_model
+from pydantic import BeforeValidator, Field, create_model
 from scim2_models import (
     URN,
     AnyExtension,
@@ -37,6 +37,7 @@ from scim2_models import External as ExternalReference
 
 from contracts.base import LANGUAGES
 from contracts.queries import USERS_LIST_MAX
+from userprov.scim.idp_values import manager_of_string, scim_boolean
 
 NOT_KEPT = "Accepted and not kept by userprov: never returned."
 LANGUAGE = (f"The person's language: the first that userprov supports ({', '.join(LANGUAGES)}) named by preferredLanguage"
@@ -106,9 +107,10 @@ class User(Resource[AnyExtension]):
     preferred_language: Annotated[str | None, Mutability.write_only, Returned.never] = _ignored(LANGUAGE)
     locale: Annotated[str | None, Mutability.write_only, Returned.never] = _ignored(LANGUAGE)
     timezone: Annotated[str | None, Mutability.write_only, Returned.never] = _ignored()
-    active: bool | None = Field(
+    active: Annotated[bool | None, BeforeValidator(scim_boolean)] = Field(
         default=None, description="false: deactivated (no seat, open invitations revoked; created so: never invited); true or"
-        " left out on creation: active, invited. Back to true: invited anew unless they had accepted.")
+        " left out on creation: active, invited. Back to true: invited anew unless they had accepted. The strings"
+        " \"True\" and \"False\" (any case, as Entra sends them) are taken too; any other value is a 400.")
     password: Annotated[str | None, Mutability.write_only, Returned.never, CaseExact.true] = _ignored(
         "Accepted and not kept by userprov: people create their password from the invitation. Never returned.")
     emails: Annotated[list[Email] | None, Mutability.read_only, Returned.default] = Field(
@@ -140,7 +142,8 @@ class EnterpriseUser(Extension):
     organization: Annotated[str | None, Mutability.write_only, Returned.never] = _ignored()
     division: Annotated[str | None, Mutability.write_only, Returned.never] = _ignored()
     department: Annotated[str | None, Mutability.write_only, Returned.never] = _ignored()
-    manager: Annotated[Manager | None, Mutability.write_only, Returned.never] = _ignored()
+    manager: Annotated[Manager | None, BeforeValidator(manager_of_string), Mutability.write_only, Returned.never] = _ignored(
+        "Accepted and not kept by userprov: never returned. A plain string (as Entra sends it) is taken as its value.")
 
 
 ScimUser = User[EnterpriseUser]  # what /Users serves: the enterprise extension is optional in each request
