@@ -13,6 +13,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import IO
@@ -26,13 +28,7 @@ from userprov_devtools.waiting import eventually
 
 class TestMailCatcher:
     async def test_writes_each_email_and_stops_on_sigterm(self, tmp_path: Path) -> None:
-        port = free_port()
-        catcher = subprocess.Popen([sys.executable, "-m", "userprov", "mail-catcher", "--folder", str(tmp_path)],
-                                   env={**os.environ, "USERPROV_SMTP_PORT": str(port)}, stdout=subprocess.PIPE, text=True)
-        try:
-            assert catcher.stdout is not None
-            printed = lines_of(catcher.stdout)
-            assert "catching emails on 127.0.0.1:" in await next_line(printed)
+        async with catching(tmp_path) as (port, printed):
             message = EmailMessage()
             message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "Hi"
             message.set_content("hello")
@@ -48,11 +44,6 @@ class TestMailCatcher:
                                 b" folded\r\n\r\nbody\r\n")
             line = await next_line(printed)
             assert line.startswith("to c@example.com: Caf\u00e9 \ufffd[31m folded -> ") and "\x1b" not in line, line
-            catcher.send_signal(signal.SIGTERM)
-            assert catcher.wait(10) == 0
-        finally:
-            if catcher.poll() is None:
-                catcher.kill()
 
     async def test_a_second_run_on_the_same_folder_overwrites_nothing(self, tmp_path: Path) -> None:
         """A catcher started again on a folder once numbered from 000001 again and overwrote the
@@ -62,23 +53,31 @@ class TestMailCatcher:
                    tmp_path / "notes.txt": b"not an email"}
         for path, content in earlier.items():
             path.write_bytes(content)
-        port = free_port()
-        catcher = subprocess.Popen([sys.executable, "-m", "userprov", "mail-catcher", "--folder", str(tmp_path)],
-                                   env={**os.environ, "USERPROV_SMTP_PORT": str(port)}, stdout=subprocess.PIPE, text=True)
-        try:
-            assert catcher.stdout is not None
-            printed = lines_of(catcher.stdout)
-            assert "catching emails on 127.0.0.1:" in await next_line(printed)
+        async with catching(tmp_path) as (port, printed):
             with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
                 client.sendmail("a@example.com", ["b@example.com"], b"Subject: second run\r\n\r\nhello again\r\n")
             assert await next_line(printed) == f"to b@example.com: second run -> {tmp_path / '000003-b@example.com.eml'}\n"
             assert (tmp_path / "000003-b@example.com.eml").read_bytes().endswith(b"hello again\r\n")
             assert {path: path.read_bytes() for path in earlier} == earlier
-            catcher.send_signal(signal.SIGTERM)
-            assert catcher.wait(10) == 0
-        finally:
-            if catcher.poll() is None:
-                catcher.kill()
+
+
+@asynccontextmanager
+async def catching(folder: Path) -> AsyncIterator[tuple[int, queue.Queue[str]]]:
+    """`userprov mail-catcher` on a free port, once it says it listens: its port and its printed
+    lines; it must stop with 0 on SIGTERM at the end."""
+    port = free_port()
+    catcher = subprocess.Popen([sys.executable, "-m", "userprov", "mail-catcher", "--folder", str(folder)],
+                               env={**os.environ, "USERPROV_SMTP_PORT": str(port)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert catcher.stdout is not None
+        printed = lines_of(catcher.stdout)
+        assert "catching emails on 127.0.0.1:" in await next_line(printed)
+        yield port, printed
+        catcher.send_signal(signal.SIGTERM)
+        assert catcher.wait(10) == 0
+    finally:
+        if catcher.poll() is None:
+            catcher.kill()
 
 
 def lines_of(stream: IO[str]) -> queue.Queue[str]:
