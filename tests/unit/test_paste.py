@@ -19,6 +19,10 @@ class TestPasteParser:
     def test_blank_entries_are_skipped(self) -> None:
         assert [e.email for e in parse_pasted(" ;; \n\n\t ;A B a@example.com; ")] == ["a@example.com"]
 
+    def test_a_byte_order_mark_before_the_list_is_no_part_of_the_first_name(self) -> None:
+        [ada, grace] = parse_pasted("\ufeffAda\tLovelace\tada@example.com\r\nGrace\tHopper\tgrace@example.com")
+        assert (ada.first_name, ada.errors, grace.first_name) == ("Ada", (), "Grace")
+
     def test_tabs_keep_multi_word_names(self) -> None:
         [entry] = parse_pasted("Mary Ann\tvan der Berg\tmary@example.com")
         assert (entry.first_name, entry.last_name, entry.email) == ("Mary Ann", "van der Berg", "mary@example.com")

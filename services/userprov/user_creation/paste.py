@@ -26,7 +26,8 @@ def parse_pasted(text: str) -> Iterator[PastedEntry]:
     Tabs mean a spreadsheet row: exactly three fields, so names may hold spaces. Otherwise
     the first word is the first name, the last word the email, and the words between the
     last name."""
-    for match in ENTRY.finditer(text):
+    # a list saved by Notepad or exported as "Unicode text" starts with a byte order mark: no character of a name
+    for match in ENTRY.finditer(text.removeprefix("\ufeff")):
         piece = match.group()
         if piece.strip():
             yield _parse_entry(piece)
