@@ -1,0 +1,138 @@
+"""The audit trail's hash chain: each entry's hash is SHA-256 of the previous entry's hash and of
+the entry's canonical form, per account, starting from GENESIS (or from a retention checkpoint).
+
+Pure functions, shared by the writer (userprov.audit.writing) and by `userprov audit verify`."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+GENESIS = bytes(32)
+"""The previous hash of an account's first entry (seq 1)."""
+
+BreakKind = Literal["changed", "deleted", "reordered"]
+
+
+@dataclass(frozen=True)
+class Break:
+    """The first entry at which a chain does not hold."""
+
+    seq: int
+    kind: BreakKind
+    message: str
+
+
+def format_at(at: datetime | str) -> str:
+    """ISO 8601 in UTC with microseconds and a Z: "2026-12-05T20:38:24.123456Z"."""
+    if isinstance(at, str):
+        return at
+    if at.tzinfo is None:
+        raise ValueError("an audit entry's time must carry its time zone")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _user_id(value: UUID | str | None) -> str | None:
+    return None if value is None else str(UUID(str(value)))
+
+
+def _checked_changes(value: Any, path: str = "changes") -> Any:
+    """Only values that come back the same from jsonb: no floats (nor anything JSON has not)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path}: keys must be strings, not {type(key).__name__}")
+            _checked_changes(item, f"{path}.{key}")
+        return value
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _checked_changes(item, f"{path}[{index}]")
+        return value
+    raise TypeError(f"{path}: {type(value).__name__} is not allowed in an audit entry's changes")
+
+
+def canonical(entry: Mapping[str, Any]) -> bytes:
+    """The bytes an entry's hash covers: its fields as sorted, compact UTF-8 JSON."""
+    actor = entry["actor"]
+    target = entry["target"]
+    document = {
+        "account_id": entry["account_id"],
+        "seq": int(entry["seq"]),
+        "at": format_at(entry["at"]),
+        "action": entry["action"],
+        "actor": {"kind": actor["kind"], "id": actor["id"]},
+        "target": {"user_id": _user_id(target["user_id"]), "email": target["email"]},
+        "changes": _checked_changes(entry["changes"]),
+        "via": entry["via"],
+        "message_id": entry["message_id"],
+        "correlation_id": entry["correlation_id"],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def link(previous: bytes, entry: Mapping[str, Any]) -> bytes:
+    """The entry's hash, given the hash of the entry before it."""
+    return hashlib.sha256(previous + canonical(entry)).digest()
+
+
+def _written_for(entries: Iterable[Mapping[str, Any]], seq: int, previous: bytes, first_position: int) -> int | None:
+    """Where the entry written as `seq` (after `previous`) now is, among the entries from
+    `first_position` on; None when it is nowhere (the entry at `seq` was rather changed)."""
+    for position, entry in enumerate(entries, start=first_position):
+        if bytes(entry["hash"]) == link(previous, {**entry, "seq": seq}):
+            return position
+    return None
+
+
+def first_break(
+    entries: Iterable[Mapping[str, Any]],
+    start_seq: int = 0,
+    start_hash: bytes = GENESIS,
+    *,
+    head: tuple[int, bytes] | None = None,
+) -> Break | None:
+    """Walks an account's entries in ascending seq from a checkpoint (the seq and hash of the
+    last pruned entry; seq 0 and GENESIS when none was) and names the first that breaks the chain:
+
+    - `deleted`: a seq is missing (or, given the account's `head` (seq, hash), the last entries);
+    - `reordered`: the entries come out of seq order, or the entry written for this seq is found
+      later (two swapped entries name the first of the two);
+    - `changed`: the entry's hash is not the chain's hash of its content.
+
+    Entries at or below the checkpoint before the first later one are covered by the
+    checkpoint and skipped. None when the chain holds."""
+    expected = start_seq + 1
+    previous = start_hash
+    iterator: Iterator[Mapping[str, Any]] = iter(entries)
+    for entry in iterator:
+        seq = int(entry["seq"])
+        if seq < expected:
+            if expected == start_seq + 1 and seq <= start_seq:
+                continue
+            return Break(seq, "reordered", f"Entry {seq} comes after entry {expected - 1}: the entries are out of order.")
+        if seq > expected:
+            missing = f"Entry {expected} is missing" if seq == expected + 1 else f"Entries {expected} to {seq - 1} are missing"
+            return Break(expected, "deleted", f"{missing}: the chain goes from entry {expected - 1} to entry {seq}.")
+        if bytes(entry["hash"]) != link(previous, entry):
+            moved_to = _written_for(iterator, expected, previous, expected + 1)
+            if moved_to is not None:
+                return Break(
+                    seq, "reordered",
+                    f"The entry written as entry {seq} is now entry {moved_to}: the entries were reordered.")
+            return Break(seq, "changed", f"Entry {seq} was changed after it was written: its hash does not match its content.")
+        previous = bytes(entry["hash"])
+        expected += 1
+    if head is not None:
+        head_seq, head_hash = head
+        if head_seq >= expected:
+            missing = f"Entry {expected} is missing" if head_seq == expected else f"Entries {expected} to {head_seq} are missing"
+            return Break(expected, "deleted", f"{missing}: the account's chain ends at entry {head_seq}.")
+        if head_seq == expected - 1 and head_seq > start_seq and bytes(head_hash) != previous:
+            return Break(head_seq, "changed", f"Entry {head_seq} is not the one the account's chain ends with.")
+    return None

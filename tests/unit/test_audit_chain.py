@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from userprov.audit.chain import GENESIS, canonical, first_break, link
+
+AT = datetime(2026, 12, 5, 20, 38, 24, 123456, tzinfo=UTC)
+
+
+def entry(seq: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "account_id": "acme",
+        "seq": seq,
+        "at": AT + timedelta(seconds=seq),
+        "action": "user.added",
+        "actor": {"kind": "user", "id": "admin@acme.example"},
+        "target": {"user_id": uuid.UUID(int=seq), "email": f"p{seq}@acme.example"},
+        "changes": {"role": "user", "products": ["meet"]},
+        "via": "bus",
+        "message_id": f"m-{seq}",
+        "correlation_id": None,
+        **fields,
+    }
+
+
+def chained(entries: list[dict[str, Any]], previous: bytes = GENESIS) -> list[dict[str, Any]]:
+    for item in entries:
+        item["hash"] = previous = link(previous, item)
+    return entries
+
+
+def chain_of(count: int) -> list[dict[str, Any]]:
+    return chained([entry(seq) for seq in range(1, count + 1)])
+
+
+class TestCanonical:
+    """The canonical form: sorted compact UTF-8 JSON, UTC microseconds with Z, lower-case UUIDs."""
+
+    def test_form(self) -> None:
+        item = entry(1, at=datetime(2026, 12, 5, 21, 38, 24, 123456, tzinfo=timezone(timedelta(hours=1))),
+                     target={"user_id": uuid.UUID("ABCDEF00-0000-0000-0000-000000000001"), "email": "p@x.example"})
+        text = canonical(item).decode()
+        assert text.startswith('{"account_id":"acme","action":"user.added","actor":{"id":"admin@acme.example","kind":"user"},'
+                               '"at":"2026-12-05T20:38:24.123456Z",')
+        assert '"user_id":"abcdef00-0000-0000-0000-000000000001"' in text
+        assert json.loads(text)["target"]["email"] == "p@x.example"
+
+    def test_unicode_names_are_kept_as_utf8(self) -> None:
+        item = entry(1, changes={"first_name": "Zoë", "last_name": "Ōtsuka 大塚"})
+        assert "Zoë".encode() in canonical(item)
+        assert b"\\u" not in canonical(item)
+        assert first_break(chained([item])) is None
+
+    def test_key_order_of_changes_does_not_matter(self) -> None:
+        assert canonical(entry(1, changes={"a": 1, "b": 2})) == canonical(entry(1, changes={"b": 2, "a": 1}))
+
+    def test_no_user_id(self) -> None:
+        assert b'"user_id":null' in canonical(entry(1, target={"user_id": None, "email": None}))
+
+    def test_floats_are_refused(self) -> None:
+        with pytest.raises(TypeError, match=r"changes.seats"):
+            canonical(entry(1, changes={"seats": 1.5}))
+
+    def test_a_time_without_zone_is_refused(self) -> None:
+        with pytest.raises(ValueError):
+            canonical(entry(1, at=datetime(2026, 1, 1)))
+
+
+class TestFirstBreak:
+    """The first entry that was changed, deleted or reordered."""
+
+    def test_an_intact_chain_holds(self) -> None:
+        assert first_break(chain_of(5)) is None
+        assert first_break([]) is None
+
+    def test_changed(self) -> None:
+        entries = chain_of(5)
+        entries[2]["changes"] = {"role": "admin", "products": ["meet"]}
+        found = first_break(entries)
+        assert found is not None and (found.seq, found.kind) == (3, "changed")
+        assert "Entry 3" in found.message
+
+    def test_changed_with_a_recomputed_hash_breaks_the_next(self) -> None:
+        entries = chain_of(5)
+        entries[2]["actor"] = {"kind": "system", "id": None}
+        entries[2]["hash"] = link(entries[1]["hash"], entries[2])
+        found = first_break(entries)
+        assert found is not None and (found.seq, found.kind) == (4, "changed")
+
+    def test_deleted(self) -> None:
+        entries = chain_of(5)
+        del entries[1]
+        found = first_break(entries)
+        assert found is not None and (found.seq, found.kind) == (2, "deleted")
+        assert "Entry 2 is missing" in found.message
+
+    def test_the_last_ones_deleted_are_found_with_the_head(self) -> None:
+        entries = chain_of(5)
+        head = (5, entries[-1]["hash"])
+        found = first_break(entries[:3], head=head)
+        assert found is not None and (found.seq, found.kind) == (4, "deleted")
+        assert first_break(entries, head=head) is None
+
+    @pytest.mark.parametrize(("first", "second"), [(1, 2), (2, 5)])
+    def test_swapped_rows(self, first: int, second: int) -> None:
+        """Two rows swapped their seq (each keeping its content and hash)."""
+        entries = chain_of(6)
+        a, b = entries[first - 1], entries[second - 1]
+        a["seq"], b["seq"] = b["seq"], a["seq"]
+        entries.sort(key=lambda item: item["seq"])
+        found = first_break(entries)
+        assert found is not None and (found.seq, found.kind) == (first, "reordered")
+        assert f"entry {second}" in found.message
+
+    def test_out_of_seq_order(self) -> None:
+        entries = chain_of(4)
+        entries[1], entries[2] = entries[2], entries[1]
+        found = first_break(entries)
+        assert found is not None and found.kind == "deleted"
+        found = first_break([entries[0], entries[2], entries[2]])
+        assert found is not None and (found.seq, found.kind) == (2, "reordered")
+
+    def test_from_a_checkpoint_after_pruning(self) -> None:
+        entries = chain_of(10)
+        checkpoint = (4, entries[3]["hash"])
+        assert first_break(entries[4:], *checkpoint) is None
+        assert first_break(entries, *checkpoint) is None  # what the checkpoint covers is skipped
+        found = first_break(entries[5:], *checkpoint)
+        assert found is not None and (found.seq, found.kind) == (5, "deleted")
+        found = first_break(entries[4:], 4, GENESIS)
+        assert found is not None and (found.seq, found.kind) == (5, "changed")
