@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from contracts import routing
 from contracts.events import (
     InvitationAccepted,
     InvitationDeclined,
@@ -17,6 +18,7 @@ from contracts.events import (
     UserTransferred,
 )
 from userprov import lifecycle
+from userprov.audit import chain
 from userprov.invitation_response import sql
 from userprov.memberships import Membership, home_membership, is_last_active_admin, lock_account
 from userprov.runtime import metrics
@@ -26,6 +28,9 @@ from userprov.tokens import hash_token, token_matches
 
 async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
     _responded("accept", await _accept(event, uow))
+
+
+INVITATION_EXPIRED = "invitation.expired"  # an audit action: answered after it expired
 
 
 async def decline(event: InvitationDeclined, uow: UnitOfWork) -> None:
@@ -54,6 +59,9 @@ async def _accept(event: InvitationAccepted, uow: UnitOfWork) -> ResponseRefusal
             await lock_account(uow.conn, home.account_id)
             if await is_last_active_admin(uow.conn, home):
                 # leaving would strand the old account without an admin: the invitation stays open
+                uow.audit(routing.INVITATION_RESPONSE_REJECTED, invitation.account_id, invitation.profile_id, email,
+                          {"reason": "last_admin", "invitation_id": str(invitation.invitation_id)},
+                          uow.cause.invitee(str(invitation.profile_id)))
                 return _refuse(uow, "last_admin", invitation)
         moved, from_account = await _leave_home_account(uow.conn, invitation, home)
         counts = MovedAssets(
@@ -64,9 +72,16 @@ async def _accept(event: InvitationAccepted, uow: UnitOfWork) -> ResponseRefusal
         transferred = not (invitation.kind == "welcome" and from_account is None)
         await lifecycle.accept(uow.conn, invitation.invitation_id, invitation.membership_id,
                                counts.model_dump() if transferred else None)
+        by = uow.cause.invitee(str(invitation.profile_id))
+        accepted = {"invitation_id": str(invitation.invitation_id), "kind": invitation.kind}
         if not transferred:
+            uow.audit(routing.USER_ACTIVATED, invitation.account_id, invitation.profile_id, email, accepted, by)
             uow.emit(UserActivated(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
             return None
+        moves = {"from_account_id": from_account, "to_account_id": invitation.account_id, "moved": counts.model_dump()}
+        uow.audit(routing.USER_TRANSFERRED, invitation.account_id, invitation.profile_id, email, {**accepted, **moves}, by)
+        if from_account is not None:
+            uow.audit(routing.USER_TRANSFERRED, from_account, invitation.profile_id, email, moves, by)
         uow.emit(
             UserTransferred(
                 user_id=invitation.profile_id, email=email, from_account_id=from_account, to_account_id=invitation.account_id,
@@ -83,6 +98,9 @@ async def _decline(event: InvitationDeclined, uow: UnitOfWork) -> ResponseRefusa
             return opened
         invitation, email = opened
         await lifecycle.decline(uow.conn, invitation.invitation_id, invitation.membership_id)
+        uow.audit(routing.USER_SUSPENDED, invitation.account_id, invitation.profile_id, email,
+                  {"invitation_id": str(invitation.invitation_id), "kind": invitation.kind},
+                  uow.cause.invitee(str(invitation.profile_id)))
         uow.emit(UserSuspended(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
     return None
 
@@ -106,6 +124,11 @@ async def _open_invitation(
         declining=declining,
         now=datetime.now(UTC),
     )
+    if reason == "expired":  # userprov learns that an invitation expired when it is answered too late
+        uow.audit(INVITATION_EXPIRED, invitation.account_id, invitation.profile_id, email,
+                  {"invitation_id": str(invitation.invitation_id), "kind": invitation.kind,
+                   "expires_at": chain.format_at(invitation.expires_at) if invitation.expires_at else None},
+                  uow.cause.invitee(str(invitation.profile_id)))
     if reason is not None:
         return _refuse(uow, reason, invitation)
     return invitation, email
