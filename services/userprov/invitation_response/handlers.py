@@ -18,7 +18,6 @@ from contracts.events import (
     UserTransferred,
 )
 from userprov import lifecycle
-from userprov.audit import chain
 from userprov.invitation_response import sql
 from userprov.memberships import Membership, home_membership, is_last_active_admin, lock_account
 from userprov.runtime import metrics
@@ -28,9 +27,6 @@ from userprov.tokens import hash_token, token_matches
 
 async def accept(event: InvitationAccepted, uow: UnitOfWork) -> None:
     _responded("accept", await _accept(event, uow))
-
-
-INVITATION_EXPIRED = "invitation.expired"  # an audit action: answered after it expired
 
 
 async def decline(event: InvitationDeclined, uow: UnitOfWork) -> None:
@@ -124,11 +120,6 @@ async def _open_invitation(
         declining=declining,
         now=datetime.now(UTC),
     )
-    if reason == "expired":  # userprov learns that an invitation expired when it is answered too late
-        uow.audit(INVITATION_EXPIRED, invitation.account_id, invitation.profile_id, email,
-                  {"invitation_id": str(invitation.invitation_id), "kind": invitation.kind,
-                   "expires_at": chain.format_at(invitation.expires_at) if invitation.expires_at else None},
-                  uow.cause.invitee(str(invitation.profile_id)))
     if reason is not None:
         return _refuse(uow, reason, invitation)
     return invitation, email
