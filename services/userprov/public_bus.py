@@ -28,7 +28,6 @@ from contracts.base import Contract
 from contracts.queries import CommandsGet, CommandsGetReply, OutcomeEvent
 from contracts.registry import exchange_of
 from userprov.broker_nodes import broker_urls, connect_first, node_of
-from userprov.runtime.envelope import ACTOR, VIA
 
 CONNECT_SECONDS = 10.0  # connecting, opening the channel and declaring the reply queues, when nothing shorter bounds it
 PUBLISH_SECONDS = 10.0  # a publish and its confirm, when the caller gives no deadline
@@ -174,9 +173,9 @@ class PublicBus:
         assert self._channel is not None and self._replies is not None
         message_id = message_id or str(uuid.uuid4())
         exchange = await self._channel.get_exchange(exchange_of(routing_key), ensure=False)
-        headers: dict[str, Any] = {VIA: self._door} if self._door else {}
+        headers: dict[str, Any] = {routing.VIA_HEADER: self._door} if self._door else {}
         if self._door and acting.get():
-            headers[ACTOR] = acting.get()
+            headers[routing.ACTOR_HEADER] = acting.get()
         await exchange.publish(
             aio_pika.Message(message.model_dump_json(exclude_unset=True).encode(), message_id=message_id, headers=headers,
                              correlation_id=correlation_id or message_id, type=routing_key, content_type="application/json",
