@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from contracts import routing
-from tests.integration.conftest import address
+from tests.integration.conftest import address, unique
 from tests.integration.scim.conftest import scim_base, tenant  # noqa: F401 - fixtures
 from tests.integration.test_links_page import form_of
-from tests.integration.test_parked import CREATION, parked_with_id, refusing_trigger  # noqa: F401 - a fixture
+from tests.integration.test_parked import CREATION, parked_with_id
 from tests.support.flows import add_active_member, add_users, emails_to, tokens_in
 from tests.support.infra import Infra
 from tests.support.smtp import RecordingSmtpServer
@@ -119,6 +119,26 @@ class TestTheWholeStory:
         assert [e["at"] for e in found] == sorted(e["at"] for e in found)
 
 
+@pytest.fixture
+async def failing_at_commit(db: asyncpg.Pool) -> Any:
+    """An account whose upserts fail at COMMIT (a deferred trigger): after the unit's closing
+    statement wrote its audit entries, until the test deletes the marker row."""
+    account_id = unique("commitfails")
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS test_commit_refused (account_id text PRIMARY KEY);"
+        " CREATE OR REPLACE FUNCTION test_refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        "   IF EXISTS (SELECT 1 FROM test_commit_refused WHERE account_id = NEW.account_id) THEN"
+        "     RAISE EXCEPTION 'account % refused at commit by the test', NEW.account_id;"
+        "   END IF; RETURN NEW; END $$;"
+        " DROP TRIGGER IF EXISTS test_refuse_at_commit ON accounts;"
+        " CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER INSERT OR UPDATE ON accounts"
+        "   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_at_commit();"
+    )
+    await db.execute("INSERT INTO test_commit_refused VALUES ($1)", account_id)
+    yield account_id
+    await db.execute("DELETE FROM test_commit_refused WHERE account_id = $1", account_id)
+
+
 class TestOnceAndOnlyOnCommit:
     """A redelivered or replayed command gives one set of entries; a failed one none."""
 
@@ -137,17 +157,16 @@ class TestOnceAndOnlyOnCommit:
         assert first_break(found) is None
 
     async def test_a_failing_command_leaves_none_and_its_replay_one(
-        self, infra: Infra, bus: BusClient, db: asyncpg.Pool, refusing_trigger: str,  # noqa: F811 - the fixture
-        workers: list[WorkerProcess],
+        self, infra: Infra, bus: BusClient, db: asyncpg.Pool, failing_at_commit: str, workers: list[WorkerProcess],
     ) -> None:
-        account_id = refusing_trigger
+        account_id = failing_at_commit
         message_id = str(uuid.uuid4())
         body = {"account_id": account_id, "name": "Broken Ltd", "licences": {"gotomeeting": 5}}
         for _ in range(2):  # two copies: both parked, both replayed
             await bus.publish(routing.ACCOUNTS_UPSERT, body, message_id=message_id, headers={"x-userprov-via": "cli"})
         await parked_with_id(infra, message_id, count=2)
         assert await entries(db, account_id) == []  # five failed tries each, rolled back with their entries
-        await db.execute("DELETE FROM test_broken_accounts WHERE account_id = $1", account_id)
+        await db.execute("DELETE FROM test_commit_refused WHERE account_id = $1", account_id)
         await replay(infra.amqp_url, CREATION, Selection(ids=frozenset({message_id})), dry_run=False)
         await audited(db, account_id, "account.upserted")
         await eventually(lambda: any(message_id in line and '"duplicate"' in line for w in workers for line in w.lines()),
