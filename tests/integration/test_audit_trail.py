@@ -156,6 +156,18 @@ class TestOnceAndOnlyOnCommit:
         assert [e["action"] for e in found if e["message_id"] == message_id] == ["user.added", "user.added"]
         assert first_break(found) is None
 
+    async def test_an_upsert_published_three_times_gives_one_entry(self, bus: BusClient, db: asyncpg.Pool, account: Any,
+                                                                  workers: list[WorkerProcess]) -> None:
+        """Each copy does the upsert again (and writes its entry) before its inbox claim finds the first's."""
+        account_id = await account({"gotomeeting": 5})
+        message_id = str(uuid.uuid4())
+        for _ in range(3):
+            await bus.publish(routing.ACCOUNTS_UPSERT, {"account_id": account_id, "licences": {"gotomeeting": 7}}, message_id=message_id)
+        await eventually(lambda: sum(message_id in line and '"duplicate"' in line for w in workers for line in w.lines()) == 2,
+                         what="two copies handled as duplicates")
+        found = await entries(db, account_id)
+        assert [e["changes"] for e in found if e["message_id"] == message_id] == [{"created": False, "licences": {"gotomeeting": 7}}]
+
     async def test_a_failing_command_leaves_none_and_its_replay_one(
         self, infra: Infra, bus: BusClient, db: asyncpg.Pool, failing_at_commit: str, workers: list[WorkerProcess],
     ) -> None:
