@@ -70,6 +70,7 @@ class TestDryRun:
 
         assert real.body["dry_run"] is False and real.body["seats"] is None
         assert judged(real.body["results"]) == judged(results)
+        assert [r["invitation"] for r in real.body["results"]] == [r["invitation"] for r in results]
         kinds = {}
         for person in (new[0], mover, new[1]):
             [sent] = await eventually(lambda p=person: bus.find(routing.INVITATION_SENT, email=p, account_id=target), what="sent")

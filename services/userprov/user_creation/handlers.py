@@ -47,7 +47,7 @@ from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.sandbox.trial import AccountTemplate, trial_errors
 from userprov.user_creation import scim_names, sql
-from userprov.user_creation.plan import Plan, TooManyRows, candidates_of, dry_run_results, plan_rows, seats_needed, with_user_ids
+from userprov.user_creation.plan import Plan, TooManyRows, answered, candidates_of, plan_rows, seats_needed
 from userprov.user_creation.scim_names import Names
 from userprov.user_creation.validation import Candidate, ValidRow, checked_changes, reject_repeated_emails, validate_row
 
@@ -188,8 +188,8 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
         if cmd.dry_run:
             await _answer_dry_run(cmd, uow, plan, seats_needed(checked, adding.members), free, left)
             return
-        user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
-        uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
+        people, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
+        uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=answered(plan, people)))
         if membership_ids and decide_here is not None and await decide_here(uow, membership_ids):
             return  # decided already: no signal for account-lookup
         for start in range(0, len(membership_ids), lookup_chunk_size):
@@ -202,7 +202,7 @@ async def _answer_dry_run(cmd: UsersAdd, uow: UnitOfWork, plan: Plan, needed: in
     (the inbox claim and commands.get's record, as for any command)."""
     known = await sql.known_people(uow.conn, cmd.account_id, [r.email for r in plan.accepted])
     uow.emit(UsersAddCompleted(
-        command_id=uow.message_id, account_id=cmd.account_id, results=dry_run_results(plan, known), dry_run=True,
+        command_id=uow.message_id, account_id=cmd.account_id, results=answered(plan, known), dry_run=True,
         seats=[SeatFigure(product=product, needed=needed, free=free[product]) for product in sorted(free)],
         invitations_left=left,
     ))

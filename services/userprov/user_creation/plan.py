@@ -1,7 +1,7 @@
 """Decides each row's outcome of a `users.add`: pure, so every rule is testable without a database."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from uuid import UUID
@@ -99,10 +99,10 @@ class Known:
     home_account_id: str | None  # where they are active now, other than the account
 
 
-def dry_run_results(plan: Plan, known: Mapping[str, Known]) -> list[RowResult]:
-    """The plan's results as a dry run answers them: each accepted row added active with the
-    invitation the decision would give it now (lifecycle.invitation_kind), and the user id of
-    someone who has a profile already (a new person has none: none is made)."""
+def answered(plan: Plan, known: Mapping[str, Known]) -> list[RowResult]:
+    """The plan's results with, for each accepted row, the person's user id (a dry run's new
+    person has none: no profile is made) and, if added active, the invitation the decision
+    gives them as things stand (lifecycle.invitation_kind)."""
     active = {row.email for row in plan.accepted if row.active}
     results = []
     for r in plan.results:
@@ -114,9 +114,3 @@ def dry_run_results(plan: Plan, known: Mapping[str, Known]) -> list[RowResult]:
             })
         results.append(r)
     return results
-
-
-def with_user_ids(results: Iterable[RowResult], user_ids: Mapping[str, UUID]) -> list[RowResult]:
-    return [
-        r.model_copy(update={"user_id": user_ids[r.email]}) if r.outcome == "accepted" else r for r in results
-    ]

@@ -163,18 +163,19 @@ created AS (
     FROM new JOIN profile USING (email) JOIN turns USING (account_id)
     RETURNING membership_id, deactivated_from
 ), {seats.assign_cte("$1", "(SELECT array_agg(membership_id) FROM created WHERE deactivated_from IS NULL)", "$14::text[]")}
-SELECT email, profile_id FROM profile
+SELECT email, profile_id, {home_account_sql("profile.profile_id", "$1")} AS home FROM profile
 """
 
 
 async def create_memberships(
     conn: asyncpg.Connection, cmd: UsersAdd, rows: Sequence[ValidRow], command_id: str, origin: Origin
-) -> tuple[dict[str, UUID], list[UUID]]:
+) -> tuple[dict[str, Known], list[UUID]]:
     """Creates missing profiles, a `pending` membership per row (waiting for account lookup, in
     the account's turn: userprov.turns) and its seats, or a `deactivated` one without seats for
-    a row added inactive (lifecycle.added_status); returns the user id per email and the ids of
-    the new pending memberships. Raises TransientError when a concurrent command created one of
-    the people at the same moment (the handler runs again, and then sees them)."""
+    a row added inactive (lifecycle.added_status); returns each person by email (with the account
+    they are active in, if any: what their invitation's decision reads) and the ids of the new
+    pending memberships. Raises TransientError when a concurrent command created one of the
+    people at the same moment (the handler runs again, and then sees them)."""
     ordered = sorted(rows, key=lambda r: r.email)  # one lock order for concurrent commands
     emails = [r.email for r in ordered]
     membership_ids = [uuid.uuid4() for _ in ordered]
@@ -200,10 +201,10 @@ async def create_memberships(
         statuses,
         [None if status == lifecycle.PENDING else lifecycle.ADDED_INACTIVE_FROM for status in statuses],
     )
-    profile_ids = {r["email"]: r["profile_id"] for r in found}
-    if len(profile_ids) < len(emails):
+    people = {r["email"]: Known(r["profile_id"], r["home"]) for r in found}
+    if len(people) < len(emails):
         raise TransientError("a person was added by another command at the same moment")
-    return profile_ids, [m for m, status in zip(membership_ids, statuses, strict=True) if status == lifecycle.PENDING]
+    return people, [m for m, status in zip(membership_ids, statuses, strict=True) if status == lifecycle.PENDING]
 
 
 async def update_member(conn: asyncpg.Connection, membership_id: UUID, values: dict[str, str | None]) -> dict[str, str | None]:
