@@ -81,3 +81,22 @@ class TestInvitationQuota:
                                              account_id), what="five invitations sent")
         assert await db.fetchval("SELECT count(*) FROM invitations WHERE account_id = $1", account_id) == 5
         assert sum(len(smtp.handler.to(p)) for p in first + second) == 5
+
+    async def test_a_reactivation_that_invites_anew_counts(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool,
+                                                           account) -> None:
+        account_id = await account(invitation_quota_per_day=1)
+        person = address("back")
+        await add_users(bus, {"account_id": account_id, "users": rows([person])})
+        await emails_to(smtp, person)
+        member = {"account_id": account_id, "email": person}
+        await bus.publish(routing.USERS_DEACTIVATE, member)
+        await eventually(lambda: bus.find(routing.USER_DEACTIVATED, email=person), what="deactivated")
+
+        assert await refused(bus, routing.USERS_REACTIVATE, member) == "invitation_quota_exceeded"
+        assert (await bus.query(routing.USERS_GET, member))["status"] == "deactivated"  # nothing changed
+
+        await upsert(bus, {"account_id": account_id, "invitation_quota_per_day": 2})
+        await bus.publish(routing.USERS_REACTIVATE, member)
+        [back] = await eventually(lambda: bus.find(routing.USER_REACTIVATED, email=person), what="reactivated")
+        assert back.body["status"] == "pending"
+        assert await quota_of(bus, account_id) == (2, 0)
