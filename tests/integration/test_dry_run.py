@@ -1,9 +1,12 @@
 """users.add with `dry_run: true`: every row answered as a real add would answer it, nothing done."""
 from __future__ import annotations
 
+import time
+from collections import Counter
 from typing import Any
 
 import asyncpg
+import pytest
 
 from contracts import routing
 from tests.integration.conftest import address
@@ -79,3 +82,20 @@ class TestDryRun:
         # the dry run emailed no one: each has the one email of the real add (the mover two: its first welcome too)
         assert [len(await emails_to(smtp, p, count=n)) for p, n in ((new[0], 1), (mover, 2), (new[1], 1))] == [1, 2, 1]
         assert [len(smtp.handler.to(p)) for p in (new[0], mover, new[1], new[2], new[3], later)] == [1, 2, 1, 0, 0, 0]
+
+
+@pytest.mark.bench
+class TestDryRunBench:
+    async def test_10000_rows(self, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        """A dry run of 10,000 pasted rows, half of them past the seats, in an account with a quota."""
+        account_id = await account({"gotomeeting": 5_000}, invitation_quota_per_day=100_000)
+        pasted = "\n".join(f"Bulk\tPerson {n}\t{address(f'dry{n}')}" for n in range(10_000))
+        started = time.monotonic()
+        done = await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"], "pasted": pasted, "dry_run": True},
+                               timeout=60)
+        elapsed = time.monotonic() - started
+        print(f"dry run of 10,000 rows answered in {elapsed:.2f} s")
+        assert Counter(r["outcome"] for r in done.body["results"]) == {"accepted": 5_000, "rejected": 5_000}
+        assert done.body["seats"] == [{"product": "gotomeeting", "needed": 10_000, "free": 5_000}]
+        assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", account_id) == 0
+        assert elapsed < 10
