@@ -262,3 +262,39 @@ class TestTheChain:
         assert first_break(left, checkpoint["seq"], bytes(checkpoint["hash"])) is None
         assert first_break(left) is not None  # without the checkpoint, what is left starts with a gap
         assert await prune_audit(db, 400) == 0
+
+
+class TestMemberChanges:
+    """Updates with their before and after, a decline, a transfer in both accounts, a removal."""
+
+    async def test_update_decline_transfer_remove(self, bus: BusClient, smtp: RecordingSmtpServer, db: asyncpg.Pool,
+                                                  account: Any) -> None:
+        old, new = await account({"gotomeeting": 3}), await account({"gotomeeting": 3})
+        mover, decliner = address("auditmover"), address("auditdecliner")
+        for person in (mover, decliner):
+            await add_active_member(bus, smtp, old, person, products=["gotomeeting"])
+        await bus.publish(routing.USERS_UPDATE, {"account_id": old, "email": mover, "first_name": "Björn", "language": "de"})
+        await add_users(bus, {"account_id": new, "products": ["gotomeeting"], "users": [
+            {"first_name": "Mo", "last_name": "Ver", "email": mover}, {"first_name": "De", "last_name": "Cline", "email": decliner}]})
+        [_, moving] = await emails_to(smtp, mover, count=2)
+        [_, declining] = await emails_to(smtp, decliner, count=2)
+        await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(moving)["accept"]})
+        await bus.publish(routing.INVITATION_DECLINED, {"token": tokens_in(declining)["decline"]})
+        await bus.publish(routing.USERS_REMOVE, {"account_id": old, "email": decliner})
+        await audited(db, old, "user.removed")
+        await audited(db, new, "user.suspended")
+
+        in_old = await entries(db, old)
+        [updated] = [e for e in in_old if e["action"] == "user.updated"]
+        assert updated["changes"] == {"first_name": {"before": "Active", "after": "Björn"}, "language": {"before": "en", "after": "de"}}
+        [left] = [e for e in in_old if e["action"] == "user.transferred"]
+        assert left["changes"] == {"from_account_id": old, "to_account_id": new,
+                                   "moved": {"session_history": 0, "scheduled_sessions": 0, "upcoming_recordings": 0}}
+        [removed] = [e for e in in_old if e["action"] == "user.removed"]
+        assert removed["target"]["email"] == decliner and removed["changes"]["status"] == ["active", "removed"]
+        in_new = await entries(db, new)
+        [arrived] = [e for e in in_new if e["action"] == "user.transferred"]
+        assert arrived["target"]["email"] == mover and arrived["changes"]["kind"] == "transfer"
+        assert arrived["correlation_id"] == left["correlation_id"] and arrived["at"] == left["at"]
+        assert [e["target"]["email"] for e in in_new if e["action"] == "user.suspended"] == [decliner]
+        assert first_break(in_old) is None and first_break(in_new) is None
