@@ -164,17 +164,18 @@ async def decide(conn: asyncpg.Connection, decisions: Sequence[Decision], cooldo
 async def resend(
     conn: asyncpg.Connection, membership_id: UUID, account_id: str, kind: InvitationKind, sent_count: int,
     from_account_id: str | None, origin: Origin,
-) -> UUID:
+) -> tuple[UUID, list[UUID]]:
     """invited | transfer_pending | suspended -> (the same, suspended back to transfer_pending):
-    the open invitation is revoked and a new one issued, carrying the count of emails sent."""
-    await revoke_open_invitations(conn, membership_id)
+    the open invitation is revoked and a new one issued, carrying the count of emails sent.
+    Returns the new invitation's id and those revoked."""
+    revoked = await revoke_open_invitations(conn, membership_id)
     await conn.execute(
         "UPDATE memberships SET status = CASE status WHEN 'suspended' THEN 'transfer_pending' ELSE status END,"
         " status_changed_at = now() WHERE membership_id = $1",
         membership_id,
     )
     [issued] = await _issue(conn, [Decision(membership_id, account_id, kind, from_account_id, origin)], [sent_count])
-    return issued.invitation_id
+    return issued.invitation_id, revoked
 
 
 async def reissue(conn: asyncpg.Connection, failed: Sequence[tuple[Decision, int]]) -> list[Issued]:
@@ -241,26 +242,28 @@ async def decline(conn: asyncpg.Connection, invitation_id: UUID, membership_id: 
     await _set_status(conn, membership_id, "suspended")
 
 
-async def end(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, int]:
+async def end(conn: asyncpg.Connection, membership_id: UUID) -> tuple[dict[str, int], list[UUID]]:
     """any -> removed (by users.remove, or by leaving for another account): its seats are
-    released and its open invitations revoked; returns the seats released per product."""
+    released and its open invitations revoked; returns the seats released per product and the
+    invitations revoked."""
     released = await seats.release(conn, membership_id)
-    await revoke_open_invitations(conn, membership_id)
+    revoked = await revoke_open_invitations(conn, membership_id)
     await _set_status(conn, membership_id, "removed")
-    return released
+    return released, revoked
 
 
-async def deactivate(conn: asyncpg.Connection, membership_id: UUID) -> dict[str, int]:
+async def deactivate(conn: asyncpg.Connection, membership_id: UUID) -> tuple[dict[str, int], list[UUID]]:
     """any but removed -> deactivated: its seats are released and its open invitations revoked;
-    what it held and the status it left are kept for reactivate. Returns the seats released."""
+    what it held and the status it left are kept for reactivate. Returns the seats released and
+    the invitations revoked."""
     released = await seats.release(conn, membership_id)
-    await revoke_open_invitations(conn, membership_id)
+    revoked = await revoke_open_invitations(conn, membership_id)
     await conn.execute(
         "UPDATE memberships SET deactivated_from = status, deactivated_products = $2::text[], status = 'deactivated',"
         " status_changed_at = now() WHERE membership_id = $1",
         membership_id, sorted(released),
     )
-    return released
+    return released, revoked
 
 
 class NoFreeSeat(Exception):
@@ -306,12 +309,14 @@ async def reactivate(conn: asyncpg.Connection, membership_id: UUID, account_id: 
     return Reactivated(status, {p: 1 for p in products})
 
 
-async def revoke_open_invitations(conn: asyncpg.Connection, membership_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE invitations SET status = 'revoked' WHERE membership_id = $1 AND status = ANY($2::text[])",
+async def revoke_open_invitations(conn: asyncpg.Connection, membership_id: UUID) -> list[UUID]:
+    """Returns the ids of those it revoked."""
+    rows = await conn.fetch(
+        "UPDATE invitations SET status = 'revoked' WHERE membership_id = $1 AND status = ANY($2::text[]) RETURNING invitation_id",
         membership_id,
         list(OPEN_INVITATION),
     )
+    return [r["invitation_id"] for r in rows]
 
 
 async def _close_invitation(conn: asyncpg.Connection, invitation_id: UUID, status: str, moved: Mapping[str, int] | None = None) -> None:

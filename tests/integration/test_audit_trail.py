@@ -94,7 +94,7 @@ class TestTheWholeStory:
         assert [e["seq"] for e in found] == list(range(1, len(found) + 1))
         token = str(scim.token_id)
         assert said(found, "account.upserted", "scim_token.added", "user.added", "user.activated", "user.deactivated",
-                    "invitation.failed", "invitation.resent", "invitation.expired") == [
+                    "invitation.failed", "invitation.resent", "invitation.expired", "invitation.revoked") == [
             ("account.upserted", "service", "guest", "bus", None),
             ("scim_token.added", "operator", "guest", "cli", None),
             ("user.added", "service", "guest", "bus", admin),
@@ -105,6 +105,7 @@ class TestTheWholeStory:
             ("invitation.failed", "system", None, "system", bouncing),
             ("user.activated", "invitee", user_ids[joining], "links", joining),
             ("user.deactivated", "scim_token", token, "scim", leaving),
+            ("invitation.revoked", "scim_token", token, "scim", leaving),
             ("invitation.resent", "operator", "guest", "cli", bouncing),
             ("invitation.expired", "system", None, "system", bouncing),
         ]

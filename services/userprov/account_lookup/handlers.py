@@ -33,6 +33,7 @@ from contracts.queries import (
 )
 from userprov import invitation_quota, lifecycle
 from userprov.account_lookup import sql
+from userprov.audit.entries import INVITATION_RESENT, audit_revoked
 from userprov.memberships import home_membership, lock_account, lock_current_membership
 from userprov.permissions import Actor, acting, may_manage, permit, platform
 from userprov.runtime import outcomes
@@ -40,8 +41,6 @@ from userprov.runtime.errors import Rejected
 from userprov.runtime.origin import Origin
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.tokens import hash_token, token_matches
-
-INVITATION_RESENT = "invitation.resent"  # an audit action: the event is the internal invitation.issued
 
 
 async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
@@ -65,13 +64,12 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
         if kind == "transfer":
             home = await home_membership(uow.conn, membership.profile_id, cmd.account_id)
             from_account = home.account_id if home else (previous.from_account_id if previous else None)
-        invitation_id = await lifecycle.resend(
+        invitation_id, revoked = await lifecycle.resend(
             uow.conn, membership.membership_id, cmd.account_id, kind, previous.sent_count if previous else 0, from_account,
             Origin.now(uow.correlation_id),
         )
-        uow.audit(INVITATION_RESENT, cmd.account_id, membership.profile_id, cmd.email,
-                  {"invitation_id": str(invitation_id), "kind": kind,
-                   "revoked_invitation_id": str(previous.invitation_id) if previous else None})
+        audit_revoked(uow, cmd.account_id, membership.profile_id, cmd.email, revoked, INVITATION_RESENT)
+        uow.audit(INVITATION_RESENT, cmd.account_id, membership.profile_id, cmd.email, {"invitation_id": str(invitation_id), "kind": kind})
         uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=invitation_id, kind=kind)]))
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncpg
 
 from userprov.audit.chain import format_at
+from userprov.audit.entries import INVITATION_EXPIRED
 from userprov.runtime.unit_of_work import publish_nothing, transaction
 
-INVITATION_EXPIRED = "invitation.expired"
 BATCH = 1000
 
 MARK_EXPIRED = """

@@ -36,6 +36,7 @@ from contracts.events import (
 )
 from contracts.text import printable
 from userprov import invitation_quota, lifecycle
+from userprov.audit.entries import USER_ADDED, audit_revoked
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.memberships import Account, Membership, is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit, platform
@@ -139,8 +140,6 @@ async def _refuse_scim_defaults_naming_what_is_not_there(uow: UnitOfWork, cmd: A
     if refused is not None:
         raise refused
 
-
-USER_ADDED = "user.added"  # an accepted row's audit action (no event announces one row)
 
 DecideHere = Callable[[UnitOfWork, Sequence[UUID]], Awaitable[bool]]  # account-lookup's decision, in this process
 
@@ -256,9 +255,10 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
         membership = await _lock_member(conn, cmd)
         if await is_last_active_admin(conn, membership):
             raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
-        released = await lifecycle.end(conn, membership.membership_id)
+        released, revoked = await lifecycle.end(conn, membership.membership_id)
         uow.audit(routing.USER_REMOVED, cmd.account_id, membership.profile_id, cmd.email,
                   {"status": [membership.status, "removed"], "role": membership.role, "released": released})
+        audit_revoked(uow, cmd.account_id, membership.profile_id, cmd.email, revoked, routing.USER_REMOVED)
         uow.emit(
             UserRemoved(
                 account_id=cmd.account_id,
@@ -288,9 +288,10 @@ async def reactivate_user(cmd: UsersReactivate, uow: UnitOfWork) -> None:
 async def _deactivate(uow: UnitOfWork, membership: Membership, email: str) -> None:
     if await is_last_active_admin(uow.conn, membership):
         raise Rejected("last_admin", "The last active admin of an account cannot be deactivated.")
-    released = await lifecycle.deactivate(uow.conn, membership.membership_id)
+    released, revoked = await lifecycle.deactivate(uow.conn, membership.membership_id)
     uow.audit(routing.USER_DEACTIVATED, membership.account_id, membership.profile_id, email,
               {"status": [membership.status, lifecycle.DEACTIVATED], "released": released})
+    audit_revoked(uow, membership.account_id, membership.profile_id, email, revoked, routing.USER_DEACTIVATED)
     uow.emit(UserDeactivated(account_id=membership.account_id, user_id=membership.profile_id, email=email, released=released))
 
 
