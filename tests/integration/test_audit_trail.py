@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -299,3 +300,26 @@ class TestMemberChanges:
         assert arrived["correlation_id"] == left["correlation_id"] and arrived["at"] == left["at"]
         assert [e["target"]["email"] for e in in_new if e["action"] == "user.suspended"] == [decliner]
         assert first_break(in_old) is None and first_break(in_new) is None
+
+
+@pytest.mark.bench
+class TestAuditBench:
+    async def test_10000_person_add(self, bus: BusClient, db: asyncpg.Pool, account: Any) -> None:
+        """A 10,000-person paste: its time, and the audit's own share (10,000 entries chained and
+        written in one transaction, as the add's closing statement does)."""
+        account_id = await account({"gotomeeting": 10_000})
+        pasted = "\n".join(f"Bulk\tPerson {n}\t{address(f'auditbench{n}')}" for n in range(10_000))
+        started = time.monotonic()
+        await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"], "pasted": pasted}, timeout=120)
+        elapsed = time.monotonic() - started
+        assert await db.fetchval("SELECT count(*) FROM audit_entries WHERE account_id = $1 AND action = 'user.added'",
+                                 account_id) == 10_000
+        other = f"auditbench-{uuid.uuid4().hex[:8]}"
+        started = time.monotonic()
+        async with transaction(db, publish_nothing) as tx:
+            for n in range(10_000):
+                tx.audit("user.added", other, uuid.uuid4(), f"p{n}@example.com", {"first_name": "Bulk", "last_name": f"Person {n}",
+                                                                                 "products": ["gotomeeting"], "row": n + 1})
+        audited_alone = time.monotonic() - started
+        print(f"10,000-person add in {elapsed:.2f} s; 10,000 entries chained and written alone in {audited_alone:.2f} s"
+              f" ({10_000 / audited_alone:.0f} entries/s)")
