@@ -205,7 +205,12 @@ class TestRefusalsAboutTheActor:
         removal = await bus.publish(routing.USERS_REMOVE, {"account_id": account_id, "email": admin})
         await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=removal), what="the last_admin refusal")
         await bus.publish(routing.USERS_REMOVE, {"account_id": account_id, "email": address("nobody")})  # unknown_user: not audited
+        nowhere = f"nowhere-{uuid.uuid4().hex[:8]}"  # anyone may name a made-up account: no entry, no head
+        made_up = await add_users(bus, {"account_id": nowhere, "requested_by": plain,
+                                        "users": [{"first_name": "N", "last_name": "O", "email": address("nope")}]})
+        assert made_up.body["reason"] == "forbidden"
         rejected = await audited(db, account_id, routing.COMMAND_REJECTED, 2)
+        assert await db.fetchval("SELECT count(*) FROM audit_heads WHERE account_id = $1", nowhere) == 0
         assert [(e["actor"]["kind"], e["actor"]["id"], e["target"]["email"], e["changes"]) for e in rejected] == [
             ("user", plain, None, {"command": "users.add", "reason": "forbidden"}),
             ("service", "guest", admin, {"command": "users.remove", "reason": "last_admin"}),

@@ -51,8 +51,11 @@ LOCK_HEADS = (
     " (SELECT account_id, seq, hash FROM audit_heads WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE) h"
 )
 # An account's first entry makes its head (a statement of its own, so that the next sees a head
-# another transaction made meanwhile: ON CONFLICT waits for that one to commit).
-MAKE_HEADS = "INSERT INTO audit_heads (account_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING"
+# another transaction made meanwhile: ON CONFLICT waits for that one to commit). Only an account
+# that exists has one: a refusal of a command naming no real account (anyone may send one) is
+# not audited, and cannot fill the table with made-up accounts.
+MAKE_HEADS = ("INSERT INTO audit_heads (account_id) SELECT account_id FROM accounts WHERE account_id = ANY($1::text[])"
+              " ON CONFLICT DO NOTHING")
 
 COLUMNS = ("account_id, seq, at, action, actor_kind, actor_id, target_user_id, target_email, changes, via, message_id,"
            " correlation_id, hash")
@@ -99,16 +102,21 @@ _JSON = json.JSONEncoder(ensure_ascii=False)
 
 async def chained(conn: asyncpg.Connection, entries: Sequence[Entry]) -> Chained:
     """Locks the entries' accounts' heads (made when missing) and chains the entries after them,
-    in the order given; all of them at one time, read once the locks are held."""
+    in the order given; all of them at one time, read once the locks are held. Entries of an
+    account that does not exist are left out."""
     accounts = sorted({e.account_id for e in entries})
     heads = await conn.fetch(LOCK_HEADS, accounts)
     if len(heads) < len(accounts):
         await conn.execute(MAKE_HEADS, accounts)
         heads = await conn.fetch(LOCK_HEADS, accounts)
-    at = max(h["now"] for h in heads)
-    current = {h["account_id"]: (h["seq"], bytes(h["hash"])) for h in heads}
-    rows = []
+    current: dict[str, tuple[int, bytes]] = {h["account_id"]: (h["seq"], bytes(h["hash"])) for h in heads}
+    rows: list[tuple[Entry, int, datetime, bytes]] = []
+    if not heads:
+        return Chained(rows, current)
+    at: datetime = max(h["now"] for h in heads)
     for entry in entries:
+        if entry.account_id not in current:
+            continue
         seq, previous = current[entry.account_id]
         digest = chain.link(previous, entry.chained(seq + 1, at))
         current[entry.account_id] = (seq + 1, digest)
