@@ -237,19 +237,19 @@ asyncio.run(main(*sys.argv[1:]))
 class TestTheChain:
     """Concurrent writers keep one account's chain linear; retention keeps it verifiable."""
 
-    async def test_four_processes_writing_to_one_account(self, infra: Infra, db: asyncpg.Pool) -> None:
-        account_id = f"chained-{uuid.uuid4().hex[:8]}"
+    async def test_four_processes_writing_to_one_account(self, infra: Infra, db: asyncpg.Pool, account: Any) -> None:
+        account_id = await account()
         processes = [await asyncio.create_subprocess_exec(sys.executable, "-c", CONCURRENT_WRITER, infra.database_url, account_id,
                                                           str(w), stderr=subprocess.PIPE) for w in range(4)]
         for process in processes:
             _, error = await process.communicate()
             assert process.returncode == 0, error.decode()[-2000:]
         found = await entries(db, account_id)
-        assert [e["seq"] for e in found] == list(range(1, 241))
-        assert first_break(found, head=(240, found[-1]["hash"])) is None
+        assert [e["seq"] for e in found] == list(range(1, 242))  # the account's own account.upserted, then the 240
+        assert first_break(found, head=(241, found[-1]["hash"])) is None
 
-    async def test_retention_prunes_a_prefix_and_the_rest_verifies_from_the_checkpoint(self, db: asyncpg.Pool) -> None:
-        account_id = f"pruned-{uuid.uuid4().hex[:8]}"
+    async def test_retention_prunes_a_prefix_and_the_rest_verifies_from_the_checkpoint(self, db: asyncpg.Pool, account: Any) -> None:
+        account_id = await account()
         for n in range(60):
             async with transaction(db, publish_nothing) as tx:
                 tx.audit("user.updated", account_id, None, f"p{n}@example.com", {"n": n})
@@ -265,7 +265,7 @@ class TestTheChain:
         checkpoint = await db.fetchrow("SELECT seq, hash FROM audit_checkpoints WHERE account_id = $1", account_id)
         assert (checkpoint["seq"], bytes(checkpoint["hash"])) == (25, found[24]["hash"])
         left = await entries(db, account_id)
-        assert [e["seq"] for e in left] == list(range(26, 61))
+        assert [e["seq"] for e in left] == list(range(26, 62))
         assert first_break(left, checkpoint["seq"], bytes(checkpoint["hash"])) is None
         assert first_break(left) is not None  # without the checkpoint, what is left starts with a gap
         assert await prune_audit(db, 400) == 0
@@ -319,7 +319,7 @@ class TestAuditBench:
         elapsed = time.monotonic() - started
         assert await db.fetchval("SELECT count(*) FROM audit_entries WHERE account_id = $1 AND action = 'user.added'",
                                  account_id) == 10_000
-        other = f"auditbench-{uuid.uuid4().hex[:8]}"
+        other = await account()
         started = time.monotonic()
         async with transaction(db, publish_nothing) as tx:
             for n in range(10_000):
