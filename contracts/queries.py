@@ -163,6 +163,23 @@ class OutcomeEvent(Contract):
     body: dict[str, Any] = Field(description="The event as it was published; its schema is the one of `type`.")
 
 
+class AddProgress(Contract):
+    """How far a `users.add` has come. Every count only grows, from when the command's outcome is
+    recorded (`users.add.completed`) until each accepted row's invitation was emailed or failed."""
+
+    rows: int = Field(ge=0, description="Rows of the command: its structured rows and pasted entries.")
+    created: int = Field(ge=0, description="Rows that became a new member (outcome `accepted`).")
+    invited: int = Field(
+        ge=0, description="New members whose invitation was decided (welcome or transfer) and is waiting for its email, or past it.",
+    )
+    emailed: int = Field(ge=0, description="New members whom an invitation email reached (the SMTP server accepted it).")
+    failed: int = Field(
+        ge=0,
+        description="Rows refused (outcome `rejected`), plus new members an invitation of whom failed (`invitation.failed`)."
+        " A member whose invitation failed and who was later emailed after a resend counts in both `failed` and `emailed`.",
+    )
+
+
 class CommandsGetReply(Contract):
     """What became of a command."""
 
@@ -172,6 +189,10 @@ class CommandsGetReply(Contract):
     outcome: Literal["done", "rejected"] | None = Field(default=None, description="`done` or `rejected`; null when not found.")
     events: list[OutcomeEvent] = Field(
         default_factory=list, description="The public events its handling published (`command.rejected` when refused)."
+    )
+    progress: AddProgress | None = Field(
+        default=None,
+        description="A `users.add` that was done (not a dry run): how far its rows came, as of now; null for other commands.",
     )
 
 
