@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
+from contracts import routing
 from contracts.commands import InvitationsResend, InvitationsRetryFailed, ScimDefaults
 from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, InvitationsRetried, IssuedInvitation
 from contracts.queries import (
     AccountsGet,
     AccountsGetReply,
+    AddProgress,
     AssetCounts,
     CommandsGet,
     CommandsGetReply,
@@ -31,7 +34,7 @@ from contracts.queries import (
     UsersList,
     UsersListReply,
 )
-from userprov import lifecycle
+from userprov import add_progress, lifecycle
 from userprov.account_lookup import sql
 from userprov.memberships import home_membership, lock_current_membership
 from userprov.permissions import Actor, acting, may_manage, permit, platform
@@ -156,7 +159,16 @@ async def get_command(query: CommandsGet, conn: asyncpg.Connection) -> CommandsG
         command_type=found.command_type,
         outcome=found.outcome,  # type: ignore[arg-type]  # the table's CHECK holds it to the two values
         events=[OutcomeEvent(type=e["type"], body=e["body"]) for e in found.events],
+        progress=await _add_progress(conn, query.command_id, found.events),
     )
+
+
+async def _add_progress(conn: asyncpg.Connection, command_id: str, events: list[dict[str, Any]]) -> AddProgress | None:
+    """A users.add that was done, and not a dry run: how far its rows came."""
+    completed = next((e["body"] for e in events if e["type"] == routing.USERS_ADD_COMPLETED), None)
+    if completed is None or completed.get("dry_run"):
+        return None
+    return (await add_progress.count(conn, command_id, add_progress.rows_of(completed.get("results", [])))).progress
 
 
 def user_reply(row: sql.UserView | None) -> UsersGetReply:

@@ -1,0 +1,51 @@
+"""How far a `users.add` has come: counted from the members it created (`added_by_command`) and
+their invitations when asked, so that nothing is counted on the hot path. Every count only
+grows: invitations are never deleted, and `sent_at` and `failed_at` are never cleared."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from contracts.queries import AddProgress
+
+# per member of the command that has an invitation: whether one reached them, whether one failed
+_COUNTS = """
+SELECT count(*) AS invited, count(*) FILTER (WHERE emailed) AS emailed, count(*) FILTER (WHERE failed) AS failed,
+       count(*) FILTER (WHERE emailed OR failed) AS settled
+FROM (SELECT bool_or(i.sent_at IS NOT NULL) AS emailed, bool_or(i.failed_at IS NOT NULL) AS failed
+      FROM memberships m JOIN invitations i ON i.membership_id = m.membership_id
+      WHERE m.added_by_command = $1
+      GROUP BY m.membership_id) per_member
+"""
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A command's rows, as its handling left them."""
+
+    rows: int
+    created: int
+    refused: int
+
+
+@dataclass(frozen=True)
+class Counted:
+    progress: AddProgress
+    settled: int  # new members emailed or whose invitation failed
+
+
+def rows_of(results: Sequence[dict[str, Any]]) -> Rows:
+    """From the results of `users.add.completed`."""
+    return Rows(len(results), sum(r.get("outcome") == "accepted" for r in results),
+                sum(r.get("outcome") == "rejected" for r in results))
+
+
+async def count(conn: asyncpg.Connection, command_id: str, rows: Rows) -> Counted:
+    found = await conn.fetchrow(_COUNTS, command_id)
+    assert found is not None  # an aggregate has one row
+    progress = AddProgress(rows=rows.rows, created=rows.created, invited=found["invited"], emailed=found["emailed"],
+                           failed=rows.refused + found["failed"])
+    return Counted(progress, found["settled"])
