@@ -27,19 +27,19 @@ log = structlog.get_logger()
 
 INTERVAL_SECONDS = 1.0
 
-# the commands due (their last event a second old or more) are marked published now; every one
-# asked for is answered, with the seconds since its last event
+# the commands asked for, with the seconds since their last event
+_WHERE = """
+SELECT command_id, correlation_id, account_id, rows, created, refused, invitable, done,
+       COALESCE(extract(epoch FROM clock_timestamp() - published_at)::float8, 1e9) AS since
+FROM command_progress WHERE command_id = ANY($1::text[])
+"""
+# the last statement before the commit, so that events commit at least a second apart: of
+# processes that race, the first takes the row's lock and the others then find it not due
 _DUE = """
-WITH due AS (
-    UPDATE command_progress SET published_at = clock_timestamp()
-    WHERE command_id = ANY($1::text[]) AND NOT done
-      AND (published_at IS NULL OR published_at <= clock_timestamp() - make_interval(secs => $2::float8))
-    RETURNING command_id
-)
-SELECT cp.command_id, cp.correlation_id, cp.account_id, cp.rows, cp.created, cp.refused, cp.invitable, cp.done,
-       COALESCE(extract(epoch FROM clock_timestamp() - cp.published_at)::float8, 0) AS since, due.command_id IS NOT NULL AS due
-FROM command_progress cp LEFT JOIN due USING (command_id)
-WHERE cp.command_id = ANY($1::text[])
+UPDATE command_progress SET published_at = clock_timestamp(), done = $3
+WHERE command_id = $1 AND NOT done
+  AND (published_at IS NULL OR published_at <= clock_timestamp() - make_interval(secs => $2::float8))
+RETURNING command_id
 """
 
 
@@ -88,23 +88,24 @@ class ProgressPublisher:
         """Publishes the due commands' progress; per command still running, 0 when it was
         published now, else the seconds until it is due (another process published it)."""
         waits: dict[str, float] = {}
-        events: list[OutgoingMessage] = []
-        async with pool.acquire() as conn, conn.transaction():
-            for row in await conn.fetch(_DUE, command_ids, self._interval):
+        committed: list[outbox.Committed] = []
+        async with pool.acquire() as conn:
+            for row in await conn.fetch(_WHERE, command_ids):
                 command_id = row["command_id"]
                 if row["done"]:
                     continue
-                if not row["due"]:
+                if row["since"] < self._interval:
                     waits[command_id] = max(self._interval - row["since"], 0.05)
                     continue
-                counted = await add_progress.count(conn, command_id, add_progress.Rows(row["rows"], row["created"], row["refused"]))
-                done = counted.settled >= row["invitable"]
-                if done:
-                    await conn.execute("UPDATE command_progress SET done = true WHERE command_id = $1", command_id)
-                else:
+                async with conn.transaction():
+                    counted = await add_progress.count(conn, command_id, add_progress.Rows(row["rows"], row["created"], row["refused"]))
+                    done = counted.settled >= row["invitable"]
+                    if not await conn.fetchval(_DUE, command_id, self._interval, done):
+                        waits[command_id] = self._interval  # another process published it meanwhile
+                        continue
+                    event = UsersAddProgress(command_id=command_id, account_id=row["account_id"], progress=counted.progress, done=done)
+                    committed += await outbox.write(conn, [OutgoingMessage.event(event, row["correlation_id"])])
+                if not done:
                     waits[command_id] = 0.0
-                event = UsersAddProgress(command_id=command_id, account_id=row["account_id"], progress=counted.progress, done=done)
-                events.append(OutgoingMessage.event(event, row["correlation_id"]))
-            committed = await outbox.write(conn, events)
         on_commit(committed)
         return waits
