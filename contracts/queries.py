@@ -154,6 +154,11 @@ class CommandsGet(Contract):
     """What became of a command: for a caller that lost its publisher confirm, or its event."""
 
     command_id: str = Field(min_length=1, max_length=255, description="The command's `message_id`.")
+    include_events: bool = Field(
+        default=True,
+        description="false: the answer leaves `events` empty, for a caller that polls a large `users.add`'s `progress`"
+        " (its `users.add.completed` holds a result per row) and asks for the events once, when it is done.",
+    )
 
 
 class OutcomeEvent(Contract):

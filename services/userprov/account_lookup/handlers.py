@@ -158,7 +158,7 @@ async def get_command(query: CommandsGet, conn: asyncpg.Connection) -> CommandsG
         command_id=query.command_id,
         command_type=found.command_type,
         outcome=found.outcome,  # type: ignore[arg-type]  # the table's CHECK holds it to the two values
-        events=[OutcomeEvent(type=e["type"], body=e["body"]) for e in found.events],
+        events=[OutcomeEvent(type=e["type"], body=e["body"]) for e in found.events] if query.include_events else [],
         progress=await _add_progress(conn, query.command_id, found.events),
     )
 
