@@ -62,9 +62,10 @@ class RowResult(Contract):
     errors: list[RowError] = Field(default_factory=list, description="Why the row was rejected (empty otherwise).")
     invitation: InvitationKind | None = Field(
         default=None,
-        description="An accepted row: the invitation it gets (would get, in a dry run): `transfer` for someone active in"
-        " another account, else `welcome`; null for a member added deactivated (invited when reactivated) and for the"
-        " other outcomes.",
+        description="An accepted row: the invitation it gets (would get, in a dry run) as things stand when it is added:"
+        " `transfer` for someone active in another account, else `welcome` (should that change before the invitation is"
+        " decided, moments later, `invitation.sent` tells the kind sent). Null for a member added deactivated (invited"
+        " when reactivated) and for the other outcomes.",
     )
 
 
