@@ -106,6 +106,10 @@ class UsersAddProgress(Contract):
     account_id: str = Field(description="The account of the `users.add`.")
     progress: AddProgress = Field(description="The counts, as of the email outcomes recorded just before.")
     done: bool = Field(description="true: every new member of the command was emailed or their invitation failed; the last event.")
+    published_at: datetime = Field(
+        description="When it was published, on the database's clock (its counts were read just before): the events of one"
+        " command are at least a second apart.",
+    )
 
 
 class InvitationSent(Contract):

@@ -63,6 +63,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "users.add.progress": {
         "command_id": COMMAND, "account_id": ACCOUNT,
         "progress": {"rows": 5000, "created": 4990, "invited": 4990, "emailed": 3120, "failed": 10}, "done": False,
+        "published_at": "2026-12-01T09:30:12.250Z",
     },
     "invitation.sent": {
         "invitation_id": INVITATION, "account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "kind": "welcome",

@@ -39,7 +39,7 @@ _DUE = """
 UPDATE command_progress SET published_at = clock_timestamp(), done = $3
 WHERE command_id = $1 AND NOT done
   AND (published_at IS NULL OR published_at <= clock_timestamp() - make_interval(secs => $2::float8))
-RETURNING command_id
+RETURNING published_at
 """
 
 
@@ -100,10 +100,12 @@ class ProgressPublisher:
                 async with conn.transaction():
                     counted = await add_progress.count(conn, command_id, add_progress.Rows(row["rows"], row["created"], row["refused"]))
                     done = counted.settled >= row["invitable"]
-                    if not await conn.fetchval(_DUE, command_id, self._interval, done):
+                    published_at = await conn.fetchval(_DUE, command_id, self._interval, done)
+                    if published_at is None:
                         waits[command_id] = self._interval  # another process published it meanwhile
                         continue
-                    event = UsersAddProgress(command_id=command_id, account_id=row["account_id"], progress=counted.progress, done=done)
+                    event = UsersAddProgress(command_id=command_id, account_id=row["account_id"], progress=counted.progress, done=done,
+                                             published_at=published_at)
                     committed += await outbox.write(conn, [OutgoingMessage.event(event, row["correlation_id"])])
                 if not done:
                     waits[command_id] = 0.0
