@@ -79,6 +79,7 @@ def _csv_rows(text: str, delimiter: str) -> list[FileRow]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[FileRow] = []
     header: list[str] | None = None
+    header_line = 1
     ended = 0  # the line the previous record ended on
     try:
         for record in reader:
@@ -86,7 +87,7 @@ def _csv_rows(text: str, delimiter: str) -> list[FileRow]:
             if not any(field.strip() for field in record):
                 continue  # a blank line (a spreadsheet's trailing empty row)
             if header is None:
-                header = _checked_header(line, record)
+                header, header_line = _checked_header(line, record), line
                 continue
             if len(record) != len(header):
                 raise MalformedFile(line, f"{len(record)} field(s), the header has {len(header)} ({','.join(header)})")
@@ -95,7 +96,7 @@ def _csv_rows(text: str, delimiter: str) -> list[FileRow]:
     except csv.Error as error:
         raise MalformedFile(reader.line_num, f"not valid CSV: {error}") from None
     if not rows:
-        raise MalformedFile(ended or 1, "no one to add: the file has a header and no rows")
+        raise MalformedFile(header_line, "no one to add: the file has this header and no rows")
     return rows
 
 
