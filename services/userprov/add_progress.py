@@ -43,6 +43,12 @@ def rows_of(results: Sequence[dict[str, Any]]) -> Rows:
                 sum(r.get("outcome") == "rejected" for r in results))
 
 
+async def tracked_rows(conn: asyncpg.Connection, command_id: str) -> Rows | None:
+    """A large command's rows, kept beside its outcome (command_progress) when it was done."""
+    found = await conn.fetchrow("SELECT rows, created, refused FROM command_progress WHERE command_id = $1", command_id)
+    return Rows(found["rows"], found["created"], found["refused"]) if found else None
+
+
 async def count(conn: asyncpg.Connection, command_id: str, rows: Rows) -> Counted:
     found = await conn.fetchrow(_COUNTS, command_id)
     assert found is not None  # an aggregate has one row

@@ -132,3 +132,43 @@ class TestDryRun:
         account_now = await bus.query(routing.ACCOUNTS_GET, {"account_id": account_id})
         assert account_now["licences"]["gotomeeting"]["used"] == 0 and not account_now["members"]
         assert not any(smtp.handler.to(p) for p in people)
+
+
+@pytest.mark.bench
+class TestImportThroughput:
+    """`userprov import` of 10,000 rows against a plain users.add of the same rows, each until every email is sent."""
+
+    async def test_import_against_a_plain_users_add(self, infra: Infra, bus: BusClient, smtp: RecordingSmtpServer, account,
+                                                    tmp_path: Path) -> None:
+        rows = 10_000
+        plain_account, import_account = await account({"gotomeeting": rows}), await account({"gotomeeting": rows})
+        plain = [f"plain{n}.{plain_account}@example.com" for n in range(rows)]
+        imported = [f"import{n}.{import_account}@example.com" for n in range(rows)]
+        loop = asyncio.get_running_loop()
+
+        started = loop.time()
+        done = await asyncio.to_thread(run_import, infra.amqp_url, str(people_csv(tmp_path / "people.csv", imported)),
+                                       "-a", import_account, "-p", "gotomeeting", "--results", str(tmp_path / "out.csv"), timeout=900)
+        import_seconds = loop.time() - started
+        assert done.returncode == 0, done.stderr
+        assert all(smtp.handler.to(p) for p in imported)
+
+        started = loop.time()
+        command_id = await bus.publish(routing.USERS_ADD, {"account_id": plain_account, "products": ["gotomeeting"],
+                                              "users": [{"first_name": "Im", "last_name": f"Port {n}", "email": p}
+                                                        for n, p in enumerate(plain)]})
+        await eventually(lambda: all(smtp.handler.to(p) for p in plain), 600, interval=0.2, what="the plain add's emails")
+        plain_seconds = loop.time() - started
+
+        started = loop.time()
+        for _ in range(20):
+            await bus.query(routing.COMMANDS_GET, {"command_id": command_id, "include_events": False})
+        polled = (loop.time() - started) / 20
+        started = loop.time()
+        for _ in range(5):
+            await bus.query(routing.COMMANDS_GET, {"command_id": command_id})
+        whole = (loop.time() - started) / 5
+        print(f"\ncommands.get of a 10,000-row users.add: {polled * 1000:.0f} ms polled without its events,"
+              f" {whole * 1000:.0f} ms with them")
+        print(f"\n{rows} rows until every email: users.add {plain_seconds:.1f} s ({rows / plain_seconds:.0f}/s),"
+              f" userprov import {import_seconds:.1f} s ({rows / import_seconds:.0f}/s)")

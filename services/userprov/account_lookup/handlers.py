@@ -157,6 +157,10 @@ async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsG
 
 
 async def get_command(query: CommandsGet, conn: asyncpg.Connection) -> CommandsGetReply:
+    if not query.include_events and (rows := await add_progress.tracked_rows(conn, query.command_id)) is not None:
+        # a large users.add polled for its progress: its outcome's events (a result per row) are not read
+        return CommandsGetReply(found=True, command_id=query.command_id, command_type=routing.USERS_ADD, outcome="done",
+                                progress=(await add_progress.count(conn, query.command_id, rows)).progress)
     found = await outcomes.find(conn, query.command_id)
     if found is None:
         return CommandsGetReply(found=False, command_id=query.command_id)

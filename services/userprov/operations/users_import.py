@@ -125,7 +125,7 @@ Show = Callable[[Import], None]
 
 
 async def run_import(amqp_url: str, chunks_: Sequence[Chunk], options: ImportOptions, *, wait: float, show: Show,
-                     poll_seconds: float = 0.5) -> Import:
+                     poll_seconds: float = 1.0) -> Import:
     """Sends the commands that no earlier run sent and follows them all until each has its
     outcome and (not a dry run) its emails went out or failed, or `wait` seconds passed; what
     was known then. `show` is called after each round of `commands.get`."""
