@@ -58,7 +58,8 @@ class AccountsUpsert(Contract):
 
     Each field given replaces that field whole; each field omitted keeps its value (a new
     account takes the default). An empty list or map says "none": `"groups": []` removes
-    every group. `null` is refused: omit the field to keep it."""
+    every group. `null` is refused (omit the field to keep it), but for `invitation_quota_per_day`,
+    where it removes the quota."""
 
     account_id: AccountId
     name: str | None = Field(

@@ -44,11 +44,15 @@ class TestInvitationQuota:
         account_id = await account(invitation_quota_per_day=10)
         assert await quota_of(bus, account_id) == (10, 10)
         emails = people("quota", 15)
+        dry = await add_users(bus, {"account_id": account_id, "users": rows(emails), "dry_run": True})
 
         done = await add_users(bus, {"account_id": account_id, "users": rows(emails)})
 
         outcomes = [(r["outcome"], [e["code"] for e in r["errors"]]) for r in done.body["results"]]
         assert outcomes == [("accepted", [])] * 10 + [("rejected", ["invitation_quota_exceeded"])] * 5
+        # a dry run foretold it, and reserved nothing
+        assert [(r["outcome"], [e["code"] for e in r["errors"]]) for r in dry.body["results"]] == outcomes
+        assert dry.body["invitations_left"] == 10 and done.body["invitations_left"] is None
         for person in emails[:10]:
             await emails_to(smtp, person)
         assert await quota_of(bus, account_id) == (10, 0)

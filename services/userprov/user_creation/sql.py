@@ -149,9 +149,9 @@ WITH new AS (
     INSERT INTO profiles (profile_id, email, first_name, last_name) SELECT new_profile_id, email, first_name, last_name FROM new
     ON CONFLICT (email) DO NOTHING RETURNING email, profile_id
 ), profile AS (
-    SELECT email, profile_id FROM created_profiles
+    SELECT email, profile_id, NULL::text AS home FROM created_profiles  -- a new person is active nowhere
     UNION ALL
-    SELECT p.email, p.profile_id FROM profiles p JOIN new USING (email)
+    SELECT p.email, p.profile_id, {home_account_sql("p.profile_id", "$1")} FROM profiles p JOIN new USING (email)
 ), {turns_cte("memberships", "new")},
 created AS (
     INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language, user_group,
@@ -163,7 +163,7 @@ created AS (
     FROM new JOIN profile USING (email) JOIN turns USING (account_id)
     RETURNING membership_id, deactivated_from
 ), {seats.assign_cte("$1", "(SELECT array_agg(membership_id) FROM created WHERE deactivated_from IS NULL)", "$14::text[]")}
-SELECT email, profile_id, {home_account_sql("profile.profile_id", "$1")} AS home FROM profile
+SELECT email, profile_id, home FROM profile
 """
 
 
