@@ -183,6 +183,12 @@ class AddProgress(Contract):
         description="Rows refused (outcome `rejected`), plus new members an invitation of whom failed (`invitation.failed`)."
         " A member whose invitation failed and who was later emailed after a resend counts in both `failed` and `emailed`.",
     )
+    done: bool = Field(
+        default=False,
+        description="true: every new member was emailed, their invitation failed, or they left the account (removed, or"
+        " deactivated: added so, or before an email reached them), so no email of this command is coming."
+        " It turns false again if such a member is brought back.",
+    )
 
 
 class CommandsGetReply(Contract):

@@ -11,12 +11,15 @@ import asyncpg
 
 from contracts.queries import AddProgress
 
-# per member of the command that has an invitation: whether one reached them, whether one failed
+# per member of the command: whether it has an invitation, whether one reached them, whether one
+# failed, and whether it left (removed, or deactivated: added so, or before an email reached them),
+# which settles it as much as an email does: no email is coming
 _COUNTS = """
-SELECT count(*) AS invited, count(*) FILTER (WHERE emailed) AS emailed, count(*) FILTER (WHERE failed) AS failed,
-       count(*) FILTER (WHERE emailed OR failed) AS settled
-FROM (SELECT bool_or(i.sent_at IS NOT NULL) AS emailed, bool_or(i.failed_at IS NOT NULL) AS failed
-      FROM memberships m JOIN invitations i ON i.membership_id = m.membership_id
+SELECT count(*) FILTER (WHERE invited) AS invited, count(*) FILTER (WHERE emailed) AS emailed,
+       count(*) FILTER (WHERE failed) AS failed, count(*) FILTER (WHERE emailed OR failed OR left_account) AS settled
+FROM (SELECT bool_or(i.invitation_id IS NOT NULL) AS invited, bool_or(i.sent_at IS NOT NULL) AS emailed,
+             bool_or(i.failed_at IS NOT NULL) AS failed, bool_or(m.status IN ('removed', 'deactivated')) AS left_account
+      FROM memberships m LEFT JOIN invitations i ON i.membership_id = m.membership_id
       WHERE m.added_by_command = $1
       GROUP BY m.membership_id) per_member
 """
@@ -34,7 +37,7 @@ class Rows:
 @dataclass(frozen=True)
 class Counted:
     progress: AddProgress
-    settled: int  # new members emailed or whose invitation failed
+    settled: int  # new members emailed, whose invitation failed, or who left before an email reached them
 
 
 def rows_of(results: Sequence[dict[str, Any]]) -> Rows:
@@ -53,5 +56,5 @@ async def count(conn: asyncpg.Connection, command_id: str, rows: Rows) -> Counte
     found = await conn.fetchrow(_COUNTS, command_id)
     assert found is not None  # an aggregate has one row
     progress = AddProgress(rows=rows.rows, created=rows.created, invited=found["invited"], emailed=found["emailed"],
-                           failed=rows.refused + found["failed"])
+                           failed=rows.refused + found["failed"], done=found["settled"] >= rows.created)
     return Counted(progress, found["settled"])

@@ -29,7 +29,7 @@ INTERVAL_SECONDS = 1.0
 
 # the commands asked for, with the seconds since their last event
 _WHERE = """
-SELECT command_id, correlation_id, account_id, rows, created, refused, invitable, done,
+SELECT command_id, correlation_id, account_id, rows, created, refused, done,
        COALESCE(extract(epoch FROM clock_timestamp() - published_at)::float8, 1e9) AS since
 FROM command_progress WHERE command_id = ANY($1::text[])
 """
@@ -99,7 +99,7 @@ class ProgressPublisher:
                     continue
                 async with conn.transaction():
                     counted = await add_progress.count(conn, command_id, add_progress.Rows(row["rows"], row["created"], row["refused"]))
-                    done = counted.settled >= row["invitable"]
+                    done = counted.progress.done
                     published_at = await conn.fetchval(_DUE, command_id, self._interval, done)
                     if published_at is None:
                         waits[command_id] = self._interval  # another process published it meanwhile

@@ -74,13 +74,12 @@ class ChunkState:
 
     @property
     def settled(self) -> bool:
-        """Its outcome is known and, unless it was a dry run or refused, each new member was emailed or failed."""
+        """Its outcome is known and, unless it was a dry run or refused, each new member was emailed, failed or left."""
         if self.refused is not None or (self.completed is not None and self.completed.dry_run):
             return True
         if self.completed is None or self.progress is None:
             return False
-        p, refused = self.progress, sum(r.outcome == "rejected" for r in self.completed.results)
-        return p.emailed + (p.failed - refused) >= p.created
+        return self.progress.done
 
 
 @dataclass

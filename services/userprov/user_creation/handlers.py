@@ -192,7 +192,7 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
         uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=answered(plan, people)))
         if len(candidates) > EXPRESS_MAX and membership_ids:
             await sql.track_progress(conn, uow.message_id, uow.correlation_id, cmd.account_id, len(plan.results), outcomes["accepted"],
-                                     outcomes["rejected"], len(membership_ids))
+                                     outcomes["rejected"])
         if membership_ids and decide_here is not None and await decide_here(uow, membership_ids):
             return  # decided already: no signal for account-lookup
         for start in range(0, len(membership_ids), lookup_chunk_size):

@@ -233,10 +233,10 @@ async def revoke_scim_token(conn: asyncpg.Connection, token_id: UUID) -> str | N
 
 
 async def track_progress(conn: asyncpg.Connection, command_id: str, correlation_id: str | None, account_id: str, rows: int,
-                         created: int, refused: int, invitable: int) -> None:
+                         created: int, refused: int) -> None:
     """A large command's progress is published while its invitations are emailed (userprov.invitation_mailing.progress)."""
     await conn.execute(
-        "INSERT INTO command_progress (command_id, correlation_id, account_id, rows, created, refused, invitable)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (command_id) DO NOTHING",
-        command_id, correlation_id, account_id, rows, created, refused, invitable,
+        "INSERT INTO command_progress (command_id, correlation_id, account_id, rows, created, refused)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (command_id) DO NOTHING",
+        command_id, correlation_id, account_id, rows, created, refused,
     )

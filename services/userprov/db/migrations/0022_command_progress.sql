@@ -15,7 +15,6 @@ CREATE TABLE command_progress (
     rows          integer NOT NULL,
     created       integer NOT NULL,
     refused       integer NOT NULL,
-    invitable     integer NOT NULL,  -- members it created to be invited (not those added deactivated)
     published_at  timestamptz,
     done          boolean NOT NULL DEFAULT false,
     recorded_at   timestamptz NOT NULL DEFAULT now()
