@@ -94,6 +94,7 @@ async def retry_failed_invitations(cmd: InvitationsRetryFailed, uow: UnitOfWork)
 
 
 async def list_failed_invitations(query: InvitationsFailed, conn: asyncpg.Connection) -> InvitationsFailedReply:
+    platform()
     page = await sql.failed_invitations(conn, query.account_id, query.after, query.limit)
     return InvitationsFailedReply(
         invitations=[
@@ -119,11 +120,16 @@ async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:
         )
 
 
+# The members' data that users.get, users.list, accounts.get and invitations.failed answer is for
+# platform services: an integrator acting for an admin (requested_by) cannot read it. commands.get and
+# invitations.peek answer whoever holds the command's id or the invitation's token.
 async def get_user(query: UsersGet, conn: asyncpg.Connection) -> UsersGetReply:
+    platform()
     return user_reply(await sql.user_view(conn, query.account_id, query.email))
 
 
 async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListReply:
+    platform()
     match = sql.UsersFilter(email=query.email, status=query.status, external_id=query.external_id, user_id=query.user_id,
                             active=query.active)
     total, rows = await sql.list_users(conn, query.account_id, match, query.start_index - 1, query.count)
@@ -132,6 +138,7 @@ async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListRep
 
 
 async def resolve_scim_token(query: ScimTokensResolve, conn: asyncpg.Connection) -> ScimTokensResolveReply:
+    platform()
     found = await sql.resolve_scim_token(conn, bytes.fromhex(query.token_hash))
     if found is None:
         return ScimTokensResolveReply(found=False)
@@ -139,6 +146,7 @@ async def resolve_scim_token(query: ScimTokensResolve, conn: asyncpg.Connection)
 
 
 async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsGetReply:
+    platform()
     account = await sql.account_view(conn, query.account_id)
     if account is None:
         return AccountsGetReply(found=False, account_id=query.account_id)
