@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from contracts.base import AccountId, AssetKind, Contract, FieldError, InvitationKind, RowError
 from contracts.email import EmailAddress, StoredEmail
+from contracts.queries import AddProgress
 
 RejectionReason = Literal[
     "malformed_json", "schema_invalid", "invalid_properties", "missing_message_id", "missing_reply_to", "unknown_type",
@@ -92,6 +93,22 @@ class UsersAddCompleted(Contract):
         default=None,
         description="A dry run in an account with an invitation quota: the invitations left in the rolling 24 hours"
         " before this command; null otherwise.",
+    )
+
+
+class UsersAddProgress(Contract):
+    """How far a large `users.add` (more than 10 rows) has come, while its invitations are emailed:
+    at most once a second per command, published as its emails are recorded; the last one when
+    every new member was emailed or failed has `done: true`, and none follows it. The same counts
+    as `commands.get` answers."""
+
+    command_id: str = Field(description="The `message_id` of the `users.add` command.")
+    account_id: str = Field(description="The account of the `users.add`.")
+    progress: AddProgress = Field(description="The counts, as of the email outcomes recorded just before.")
+    done: bool = Field(description="true: every new member of the command was emailed or their invitation failed; the last event.")
+    published_at: datetime = Field(
+        description="When it was published, on the database's clock (its counts were read just before): the events of one"
+        " command are at least a second apart.",
     )
 
 

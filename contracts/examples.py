@@ -60,6 +60,11 @@ PAYLOADS: dict[str, dict[str, Any]] = {
              "errors": [{"field": "email", "code": "invalid_email", "message": "The part after the @-sign is not valid."}]},
         ],
     },
+    "users.add.progress": {
+        "command_id": COMMAND, "account_id": ACCOUNT,
+        "progress": {"rows": 5000, "created": 4990, "invited": 4990, "emailed": 3120, "failed": 10}, "done": False,
+        "published_at": "2026-12-01T09:30:12.250Z",
+    },
     "invitation.sent": {
         "invitation_id": INVITATION, "account_id": ACCOUNT, "user_id": USER, "email": "ada@acme.example.com", "kind": "welcome",
         "expires_at": "2026-12-02T09:30:00Z", "sent_count": 1, "template": "account", "template_fallback": None,
@@ -113,10 +118,11 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "licences": {"gotomeeting": {"total": 250, "used": 3}}, "members": {"active": 2, "invited": 1},
     },
     "commands.get.reply": {
-        "found": True, "command_id": COMMAND, "command_type": "users.add", "outcome": "rejected",
-        "events": [{"type": "command.rejected", "body": {
-            "command_id": COMMAND, "type": "users.add", "reason": "unknown_product",
-            "message": "The account holds no licences for openvoice.", "errors": []}}],
+        "found": True, "command_id": COMMAND, "command_type": "users.add", "outcome": "done",
+        "events": [{"type": "users.add.completed", "body": {
+            "command_id": COMMAND, "account_id": ACCOUNT,
+            "results": [{"row": 1, "email": "ada@acme.example.com", "outcome": "accepted", "user_id": USER, "errors": []}]}}],
+        "progress": {"rows": 1, "created": 1, "invited": 1, "emailed": 0, "failed": 0},
     },
     "invitations.failed.reply": {
         "invitations": [{

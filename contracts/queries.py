@@ -154,6 +154,11 @@ class CommandsGet(Contract):
     """What became of a command: for a caller that lost its publisher confirm, or its event."""
 
     command_id: str = Field(min_length=1, max_length=255, description="The command's `message_id`.")
+    include_events: bool = Field(
+        default=True,
+        description="false: the answer leaves `events` empty, for a caller that polls a large `users.add`'s `progress`"
+        " (its `users.add.completed` holds a result per row) and asks for the events once, when it is done.",
+    )
 
 
 class OutcomeEvent(Contract):
@@ -161,6 +166,29 @@ class OutcomeEvent(Contract):
 
     type: str = Field(description="The event's name (its routing key), e.g. `users.add.completed`.")
     body: dict[str, Any] = Field(description="The event as it was published; its schema is the one of `type`.")
+
+
+class AddProgress(Contract):
+    """How far a `users.add` has come. Every count only grows, from when the command's outcome is
+    recorded (`users.add.completed`) until each accepted row's invitation was emailed or failed."""
+
+    rows: int = Field(ge=0, description="Rows of the command: its structured rows and pasted entries.")
+    created: int = Field(ge=0, description="Rows that became a new member (outcome `accepted`).")
+    invited: int = Field(
+        ge=0, description="New members whose invitation was decided (welcome or transfer) and is waiting for its email, or past it.",
+    )
+    emailed: int = Field(ge=0, description="New members whom an invitation email reached (the SMTP server accepted it).")
+    failed: int = Field(
+        ge=0,
+        description="Rows refused (outcome `rejected`), plus new members an invitation of whom failed (`invitation.failed`)."
+        " A member whose invitation failed and who was later emailed after a resend counts in both `failed` and `emailed`.",
+    )
+    done: bool = Field(
+        default=False,
+        description="true: every new member was emailed, their invitation failed, or they left the account (removed, or"
+        " deactivated: added so, or before an email reached them), so no email of this command is coming."
+        " It turns false again if such a member is brought back.",
+    )
 
 
 class CommandsGetReply(Contract):
@@ -172,6 +200,10 @@ class CommandsGetReply(Contract):
     outcome: Literal["done", "rejected"] | None = Field(default=None, description="`done` or `rejected`; null when not found.")
     events: list[OutcomeEvent] = Field(
         default_factory=list, description="The public events its handling published (`command.rejected` when refused)."
+    )
+    progress: AddProgress | None = Field(
+        default=None,
+        description="A `users.add` that was done (not a dry run): how far its rows came, as of now; null for other commands.",
     )
 
 

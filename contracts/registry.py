@@ -29,6 +29,7 @@ EVENT_MODELS: dict[str, type[Contract]] = {
     routing.INVITATION_DECLINED: events.InvitationDeclined,
     routing.ASSET_RECORDED: events.AssetRecorded,
     routing.USERS_ADD_COMPLETED: events.UsersAddCompleted,
+    routing.USERS_ADD_PROGRESS: events.UsersAddProgress,
     routing.INVITATION_SENT: events.InvitationSent,
     routing.INVITATION_FAILED: events.InvitationFailed,
     routing.INVITATIONS_RETRIED: events.InvitationsRetried,

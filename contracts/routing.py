@@ -47,6 +47,7 @@ ASSET_RECORDED = "asset.recorded"
 
 # events userprov publishes (userprov.events)
 USERS_ADD_COMPLETED = "users.add.completed"
+USERS_ADD_PROGRESS = "users.add.progress"
 INVITATION_SENT = "invitation.sent"
 INVITATION_FAILED = "invitation.failed"
 INVITATIONS_RETRIED = "invitations.retried"

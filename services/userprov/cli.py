@@ -162,6 +162,90 @@ def add(
     raise typer.Exit(1 if counts["rejected"] else 0)
 
 
+@app.command("import")
+def import_file(
+    file: Annotated[str, typer.Argument(help="A CSV with the header first_name,last_name,email[,external_id] (UTF-8, with or without"
+                                        " a byte order mark), or a text file in the pasted format.")],
+    account: Annotated[str, typer.Option("--account", "-a", help="The account to add them to.")],
+    product: Annotated[list[str] | None, typer.Option("--product", "-p", help="A licence each person gets (repeatable).")] = None,
+    role: Annotated[str | None, typer.Option(help="admin or manager (none: plain users).")] = None,
+    language: Annotated[str | None, typer.Option(help="Their language, which their invitation is written in: one of"
+                                                 " en, fr, de, es, it, pt, nl, ja (en when not given).")] = None,
+    group: Annotated[str | None, typer.Option(help="A user group of the account.")] = None,
+    settings_template: Annotated[str | None, typer.Option(help="A settings template of the account.")] = None,
+    requested_by: Annotated[str | None, typer.Option(
+        help="Email of the account's admin or manager who adds them; needed unless the workers trust this RabbitMQ user as a"
+             " platform service.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row against the account as it stands (outcome,"
+                                          " invitation, seats): nothing is created or emailed.")] = False,
+    results: Annotated[str | None, typer.Option("--results", help="Write a CSV with a line per row: row (the file's line),"
+                                                " email, outcome, invitation, codes, message.")] = None,
+    wait: Annotated[float, typer.Option(min=1, help="Seconds to follow the import: until every row has its outcome and every"
+                                        " new member was emailed (or their email failed).")] = 3600.0,
+    rows_per_command: Annotated[int, typer.Option(min=1, max=10_000, hidden=True,
+                                                  help="Rows per users.add command (10,000).")] = 10_000,
+) -> None:
+    """Add the people of a file to an account: `users.add` commands of at most 10,000 rows through
+    RabbitMQ at USERPROV_AMQP_URL, with a progress bar of the rows created and the emails sent,
+    then a summary and, with --results, a results file.
+
+    Run it again after a crash or a Ctrl-C, with the same file and options: the commands already
+    sent are not sent again (their ids derive from the file and the options), and their outcomes
+    are read. A file that cannot be read is refused with the line at fault, before anything is sent.
+
+    Exit status 0 when every row is in the account (added, or a member already), 1 when some row or
+    command was refused, 2 when the file is malformed or the import could not finish.
+
+    Example: `userprov import people.csv -a acme-42 -p gotomeeting --dry-run --results check.csv`"""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from userprov.operations.import_file import MalformedFile, read_rows
+    from userprov.operations.import_progress import ImportProgress
+    from userprov.operations.import_results import outcomes, summary, write_results
+    from userprov.operations.users_import import ImportOptions, chunks, run_import
+
+    try:
+        content = Path(file).read_bytes()
+    except OSError as error:
+        typer.echo(f"userprov import: {file}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        rows = read_rows(content)
+    except MalformedFile as error:
+        typer.echo(f"userprov import: {file}: {error}; nothing was sent", err=True)
+        raise typer.Exit(2) from None
+    options = ImportOptions(account, tuple(product or ()), role, language, group, settings_template, requested_by, dry_run)
+    try:
+        options.command(rows[:1])
+    except ValidationError as error:
+        for problem in error.errors():
+            typer.echo(f"userprov import: {'.'.join(map(str, problem['loc']))}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
+    commands = chunks(content, rows, options, rows_per_command)
+    typer.echo(f"{file}: {len(rows)} row(s), {len(commands)} command(s){' (dry run)' if dry_run else ''}", err=True)
+    try:
+        with ImportProgress(dry_run) as show:
+            state = _run_bus(run_import(Settings().amqp_url, commands, options, wait=wait, show=show))
+    except KeyboardInterrupt:
+        typer.echo("userprov import: interrupted; run the same command again to go on: no one is added twice", err=True)
+        raise typer.Exit(2) from None
+    for line in summary(state):
+        typer.echo(line)
+    if results is not None:
+        write_results(Path(results), state)
+        typer.echo(f"results: {results}", err=True)
+    counted = outcomes(state)
+    if not state.answered:
+        typer.echo(f"userprov import: {counted['unknown']} row(s) without an outcome after {wait:g} s: the workers may still be at"
+                   " it; run the same command again to follow them", err=True)
+        raise typer.Exit(2)
+    if not state.settled:
+        typer.echo(f"userprov import: emails still going out after {wait:g} s; run the same command again to follow them", err=True)
+    raise typer.Exit(1 if counted["rejected"] or counted["refused"] else 0)
+
+
 def _print_refusal(refused, account: str, requested_by: str | None, amqp_url: str) -> None:  # noqa: ANN001
     from userprov.public_bus import amqp_user
 

@@ -43,6 +43,25 @@ async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, key: str
     await target.publish(aio_pika.Message(json.dumps(body).encode(), **properties), routing_key=key)  # type: ignore[arg-type]
 
 
+async def ask_as(url: str, user_id: str, queries: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """Each query's answer (its AMQP type and body), asked as the given RabbitMQ user."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        replies = await channel.declare_queue(exclusive=True)
+        answers = []
+        for key, body in queries:
+            await publish(channel, routing.COMMANDS_EXCHANGE, key, body, reply_to=replies.name, user_id=user_id)
+            async with replies.iterator(timeout=10) as incoming:
+                async for message in incoming:
+                    await message.ack()
+                    answers.append((message.type or "", json.loads(message.body)))
+                    break
+        return answers
+    finally:
+        await connection.close()
+
+
 class TestInternalHops:
     def test_only_the_internal_exchange_reaches_userprovs_own_hand_offs(self, infra: Infra, bus: object) -> None:
         bindings = [line.split("\t") for line in rabbitmqctl(
@@ -193,6 +212,20 @@ class TestTrustedPublishers:
                 # naming an admin, the integrator acts under the permission rules as before
                 named = await add(integrator_url, "for-admin", integrator, requested_by=admin)
                 assert named.routing_key == routing.USERS_ADD_COMPLETED
+                # members' data is the platform's to read: naming no one, the integrator is refused it;
+                # a command's outcome answers whoever holds its id
+                refusals = await ask_as(integrator_url, integrator, [
+                    (routing.USERS_GET, {"account_id": account_id, "email": admin}),
+                    (routing.USERS_LIST, {"account_id": account_id}),
+                    (routing.ACCOUNTS_GET, {"account_id": account_id}),
+                    (routing.INVITATIONS_FAILED, {"account_id": account_id}),
+                    (routing.SCIM_TOKENS_RESOLVE, {"token_hash": "0" * 64}),
+                    (routing.COMMANDS_GET, {"command_id": named.body["command_id"]}),
+                ])
+                assert [(t, b.get("reason")) for t, b in refusals[:-1]] == [(routing.COMMAND_REJECTED, "forbidden")] * 5, refusals
+                assert refusals[-1][0] == "commands.get.reply" and refusals[-1][1]["found"], refusals[-1]
+                assert [(t, b.get("found", b.get("reason"))) for t, b in await ask_as(platform_url, platform_user, [
+                    (routing.USERS_GET, {"account_id": account_id, "email": admin})])] == [("users.get.reply", True)]
                 # it cannot pass itself off as the platform: RabbitMQ refuses a user_id that is not the connection's
                 connection = await aio_pika.connect(integrator_url)
                 try:

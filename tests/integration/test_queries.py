@@ -161,4 +161,5 @@ class TestCommandsGet:
 
     async def test_an_unknown_command(self, bus: BusClient) -> None:
         assert await bus.query(routing.COMMANDS_GET, {"command_id": "never-sent"}) == {
-            "found": False, "command_id": "never-sent", "command_type": None, "outcome": None, "events": []}
+            "found": False, "command_id": "never-sent", "command_type": None, "outcome": None, "events": [],
+            "progress": None}

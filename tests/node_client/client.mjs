@@ -113,6 +113,13 @@ if (outcome.body.outcome !== "done" || outcome.body.events[0].type !== "users.ad
   failures.push(`commands.get answered ${JSON.stringify(outcome.body)}`);
 }
 for (const e of outcome.body.events) check(e.type, e.body, "commands.get event");
+// how far a users.add came: its two people were emailed (invitation.sent above), the broken entry refused
+const expected = JSON.stringify({ rows: 3, created: 2, invited: 2, emailed: 2, failed: 1 });
+if (JSON.stringify(outcome.body.progress) !== expected) failures.push(`commands.get's progress: ${JSON.stringify(outcome.body.progress)}`);
+const polled = await query("commands.get", { command_id: addId, include_events: false });
+if (polled.body.events.length !== 0 || JSON.stringify(polled.body.progress) !== expected) {
+  failures.push(`commands.get without events answered ${JSON.stringify(polled.body)}`);
+}
 // what a link handler asks before it shows a link's page: a token nobody was sent is unknown
 const peeked = await query("invitations.peek", { token: randomUUID().replaceAll("-", "") });
 if (peeked.type !== "invitations.peek.reply" || peeked.body.status !== "unknown") {

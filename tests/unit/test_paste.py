@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from userprov.user_creation.paste import parse_pasted
+from contracts.paste import parse_pasted
 
 
 class TestPasteParser:

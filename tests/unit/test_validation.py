@@ -93,7 +93,7 @@ class TestRows:
         assert {(e.field, e.code) for e in row.errors} == {("first_name", "required"), ("last_name", "too_long"), ("email", "invalid_email")}
 
     def test_unreadable_entry_reports_only_its_format(self) -> None:
-        from userprov.user_creation.paste import parse_pasted
+        from contracts.paste import parse_pasted
 
         [entry] = parse_pasted("Nobody broken-address")
         [row] = validate_rows([Candidate(1, entry.first_name, entry.last_name, entry.email, entry.errors)])

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
+from contracts import routing
 from contracts.commands import InvitationsResend, InvitationsRetryFailed, ScimDefaults
 from contracts.events import AssetCounted, AssetRecorded, InvitationIssued, InvitationsRetried, IssuedInvitation
 from contracts.queries import (
     AccountsGet,
     AccountsGetReply,
+    AddProgress,
     AssetCounts,
     CommandsGet,
     CommandsGetReply,
@@ -31,7 +34,7 @@ from contracts.queries import (
     UsersList,
     UsersListReply,
 )
-from userprov import invitation_quota, lifecycle
+from userprov import add_progress, invitation_quota, lifecycle
 from userprov.account_lookup import sql
 from userprov.audit.entries import INVITATION_RESENT, audit_revoked
 from userprov.memberships import home_membership, lock_account, lock_current_membership
@@ -97,6 +100,7 @@ async def retry_failed_invitations(cmd: InvitationsRetryFailed, uow: UnitOfWork)
 
 
 async def list_failed_invitations(query: InvitationsFailed, conn: asyncpg.Connection) -> InvitationsFailedReply:
+    platform()
     page = await sql.failed_invitations(conn, query.account_id, query.after, query.limit)
     return InvitationsFailedReply(
         invitations=[
@@ -122,11 +126,16 @@ async def record_asset(event: AssetRecorded, uow: UnitOfWork) -> None:
         )
 
 
+# The members' data that users.get, users.list, accounts.get and invitations.failed answer is for
+# platform services: an integrator acting for an admin (requested_by) cannot read it. commands.get and
+# invitations.peek answer whoever holds the command's id or the invitation's token.
 async def get_user(query: UsersGet, conn: asyncpg.Connection) -> UsersGetReply:
+    platform()
     return user_reply(await sql.user_view(conn, query.account_id, query.email))
 
 
 async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListReply:
+    platform()
     match = sql.UsersFilter(email=query.email, status=query.status, external_id=query.external_id, user_id=query.user_id,
                             active=query.active)
     total, rows = await sql.list_users(conn, query.account_id, match, query.start_index - 1, query.count)
@@ -135,6 +144,7 @@ async def list_users(query: UsersList, conn: asyncpg.Connection) -> UsersListRep
 
 
 async def resolve_scim_token(query: ScimTokensResolve, conn: asyncpg.Connection) -> ScimTokensResolveReply:
+    platform()
     found = await sql.resolve_scim_token(conn, bytes.fromhex(query.token_hash))
     if found is None:
         return ScimTokensResolveReply(found=False)
@@ -142,6 +152,7 @@ async def resolve_scim_token(query: ScimTokensResolve, conn: asyncpg.Connection)
 
 
 async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsGetReply:
+    platform()
     account = await sql.account_view(conn, query.account_id)
     if account is None:
         return AccountsGetReply(found=False, account_id=query.account_id)
@@ -160,6 +171,10 @@ async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsG
 
 
 async def get_command(query: CommandsGet, conn: asyncpg.Connection) -> CommandsGetReply:
+    if not query.include_events and (rows := await add_progress.tracked_rows(conn, query.command_id)) is not None:
+        # a large users.add polled for its progress: its outcome's events (a result per row) are not read
+        return CommandsGetReply(found=True, command_id=query.command_id, command_type=routing.USERS_ADD, outcome="done",
+                                progress=(await add_progress.count(conn, query.command_id, rows)).progress)
     found = await outcomes.find(conn, query.command_id)
     if found is None:
         return CommandsGetReply(found=False, command_id=query.command_id)
@@ -168,8 +183,17 @@ async def get_command(query: CommandsGet, conn: asyncpg.Connection) -> CommandsG
         command_id=query.command_id,
         command_type=found.command_type,
         outcome=found.outcome,  # type: ignore[arg-type]  # the table's CHECK holds it to the two values
-        events=[OutcomeEvent(type=e["type"], body=e["body"]) for e in found.events],
+        events=[OutcomeEvent(type=e["type"], body=e["body"]) for e in found.events] if query.include_events else [],
+        progress=await _add_progress(conn, query.command_id, found.events),
     )
+
+
+async def _add_progress(conn: asyncpg.Connection, command_id: str, events: list[dict[str, Any]]) -> AddProgress | None:
+    """A users.add that was done, and not a dry run: how far its rows came."""
+    completed = next((e["body"] for e in events if e["type"] == routing.USERS_ADD_COMPLETED), None)
+    if completed is None or completed.get("dry_run"):
+        return None
+    return (await add_progress.count(conn, command_id, add_progress.rows_of(completed.get("results", [])))).progress
 
 
 def user_reply(row: sql.UserView | None) -> UsersGetReply:

@@ -24,6 +24,7 @@ from userprov.audit.actors import SYSTEM
 from userprov.audit.writing import Entry
 from userprov.invitation_mailing import sql
 from userprov.invitation_mailing.mailer import SmtpOutcome
+from userprov.invitation_mailing.progress import ProgressPublisher
 from userprov.invitation_mailing.rendering import RenderedEmail
 from userprov.runtime import metrics
 from userprov.runtime.errors import retry_transient
@@ -55,6 +56,7 @@ class Recorder:
         self._group = settings.smtp_connections  # recorded at once when this many are waiting
         self._last_arrival = 0.0
         self._interval = 1.0  # between outcomes, a moving average (seconds)
+        self._progress = ProgressPublisher()
 
     def add(self, outcome: Outcome) -> None:
         now = time.monotonic()
@@ -69,6 +71,13 @@ class Recorder:
         self._arrived.set()
 
     async def run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
+        publishing = asyncio.create_task(self._progress.run(pool, on_commit), name="add-progress")
+        try:
+            await self._run(pool, on_commit)
+        finally:
+            publishing.cancel()
+
+    async def _run(self, pool: asyncpg.Pool, on_commit: OnCommit) -> None:
         s = self._settings
         last = 0.0
         while not (self._closing and not self._waiting):
@@ -91,6 +100,9 @@ class Recorder:
     async def _record(self, pool: asyncpg.Pool, on_commit: OnCommit, batch: Sequence[Outcome]) -> None:
         async with pool.acquire() as conn:
             on_commit(await sql.record(conn, [recorded(o, self._settings) for o in batch]))
+        tracked = {o.invitation.progress_of for o in batch if o.invitation.progress_of is not None}
+        if tracked:
+            self._progress.touched(tracked)
         for o in batch:
             if _ends_failed(o, self._settings):
                 metrics.EMAILS.labels("failed").inc()

@@ -48,9 +48,10 @@ WITH due AS (
     INSERT INTO invitation_tokens (token_hash, invitation_id) SELECT token_hash, invitation_id FROM claimed
 )
 SELECT c.*, m.profile_id, m.first_name, m.last_name, m.language, a.name AS account_name, f.name AS from_account_name,
-       p.email, t.subject AS template_subject, t.body AS template_body
+       p.email, t.subject AS template_subject, t.body AS template_body, cp.command_id AS progress_of
 FROM claimed c
 JOIN memberships m ON m.membership_id = c.membership_id
+LEFT JOIN command_progress cp ON cp.command_id = m.added_by_command AND NOT cp.done
 JOIN accounts a ON a.account_id = c.account_id
 JOIN profiles p ON p.profile_id = m.profile_id
 LEFT JOIN accounts f ON f.account_id = c.from_account_id
@@ -81,6 +82,7 @@ class ClaimedInvitation:
     template_subject: str | None  # the account's own welcome template for the language, if any
     template_body: str | None
     origin: Origin
+    progress_of: str | None = None  # the large users.add that added the member, while its progress is published
 
 
 async def claim(

@@ -22,7 +22,8 @@ BATCH = 10_000
 
 
 # What is kept only for the retention: each table with the column that dates a row.
-RETAINED = (("inbox", "processed_at"), ("command_outcomes", "recorded_at"), ("delivery_failures", "last_failure"))
+RETAINED = (("inbox", "processed_at"), ("command_outcomes", "recorded_at"), ("command_progress", "recorded_at"),
+            ("delivery_failures", "last_failure"))
 
 
 async def prune_inbox(pool: asyncpg.Pool, retention_days: int) -> int:

@@ -195,6 +195,9 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
         people, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
         uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=answered(plan, people)))
         _audit_added(uow, cmd, plan.accepted, people)
+        if len(candidates) > EXPRESS_MAX and membership_ids:
+            await sql.track_progress(conn, uow.message_id, uow.correlation_id, cmd.account_id, len(plan.results), outcomes["accepted"],
+                                     outcomes["rejected"])
         if membership_ids and decide_here is not None and await decide_here(uow, membership_ids):
             return  # decided already: no signal for account-lookup
         for start in range(0, len(membership_ids), lookup_chunk_size):

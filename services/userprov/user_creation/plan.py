@@ -9,9 +9,9 @@ from uuid import UUID
 from contracts.base import RowError
 from contracts.commands import UsersAdd
 from contracts.events import RowResult
+from contracts.paste import parse_pasted
 from userprov import lifecycle
 from userprov.runtime.scheduling import EXPRESS_MAX
-from userprov.user_creation.paste import parse_pasted
 from userprov.user_creation.validation import Candidate, InvalidRow, ValidRow
 
 MAX_ROWS = 10_000

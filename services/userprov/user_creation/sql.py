@@ -232,3 +232,13 @@ async def revoke_scim_token(conn: asyncpg.Connection, token_id: UUID) -> str | N
     """The token's account (None: no such token); revoking it again changes nothing."""
     return await conn.fetchval(
         "UPDATE scim_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE token_id = $1 RETURNING account_id", token_id)
+
+
+async def track_progress(conn: asyncpg.Connection, command_id: str, correlation_id: str | None, account_id: str, rows: int,
+                         created: int, refused: int) -> None:
+    """A large command's progress is published while its invitations are emailed (userprov.invitation_mailing.progress)."""
+    await conn.execute(
+        "INSERT INTO command_progress (command_id, correlation_id, account_id, rows, created, refused)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (command_id) DO NOTHING",
+        command_id, correlation_id, account_id, rows, created, refused,
+    )

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from contracts.events import CommandRejected, UsersAddCompleted
+from contracts.queries import AddProgress
+from userprov.operations.import_file import FileRow
+from userprov.operations.import_results import COLUMNS, summary, write_results
+from userprov.operations.users_import import Chunk, ChunkState, Import
+
+
+def _state() -> Import:
+    first = ChunkState(Chunk("c1", [FileRow(2, "Ada", "Lovelace", "ada@example.com"), FileRow(3, "Eve", "Hacker", "=cmd|' /C calc'!A0")]))
+    first.completed = UsersAddCompleted.model_validate({"command_id": "c1", "account_id": "acme", "results": [
+        {"row": 1, "email": "ada@example.com", "outcome": "accepted", "invitation": "welcome", "errors": []},
+        {"row": 2, "email": "=cmd|' /C calc'!A0", "outcome": "rejected", "errors": [
+            {"field": "email", "code": "invalid_email", "message": "The email address is not valid."}]}]})
+    first.progress = AddProgress(rows=2, created=1, invited=1, emailed=1, failed=1)
+    second = ChunkState(Chunk("c2", [FileRow(4, "Alan", "Turing", "alan@example.com")]))
+    second.refused = CommandRejected(command_id="c2", type="users.add", reason="unknown_group", message="The account has no user group 'x'.")
+    return Import([first, second])
+
+
+class TestResultsFile:
+    """A line per row of the file, with its line number; a refused command's rows say why; no cell reads as a formula."""
+
+    def test_rows_outcomes_and_cells(self, tmp_path: Path) -> None:
+        out = tmp_path / "results.csv"
+        write_results(out, _state())
+        with out.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+        assert rows == [list(COLUMNS),
+                        ["2", "ada@example.com", "accepted", "welcome", "", ""],
+                        ["3", "'=cmd|' /C calc'!A0", "rejected", "", "invalid_email", "email: The email address is not valid."],
+                        ["4", "alan@example.com", "refused", "", "unknown_group", "The account has no user group 'x'."]]
+        assert not (tmp_path / "results.csv.partial").exists()
+
+    def test_the_summary(self) -> None:
+        lines = summary(_state())
+        assert lines[0] == "3 row(s): 1 added, 0 already member(s), 1 rejected, 1 in refused command(s)"
+        assert lines[1] == "emails: 1 sent, 0 failed, of 1 new member(s)"
+        assert lines[2].startswith("command c2 (1 rows) refused: unknown_group")
