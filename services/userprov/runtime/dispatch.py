@@ -20,6 +20,8 @@ from contracts import routing
 from contracts.base import Contract
 from contracts.registry import REPLY_MODELS, model_of, reply_type
 from contracts.text import printable
+from userprov.audit.actors import Cause, cause_of
+from userprov.audit.writing import Entry
 from userprov.runtime import failures, metrics, outcomes, tracing
 from userprov.runtime.aio import finish_or_cancel, first_of
 from userprov.runtime.circuit import Circuit
@@ -112,6 +114,25 @@ def read_message(envelope: Envelope, routes: Mapping[str, Route]) -> tuple[Route
 def _failure_key(envelope: Envelope) -> str | None:
     """The message_id a failure is recorded under; None when it has none that can be stored."""
     return envelope.message_id if envelope.message_id and not envelope.property_errors() else None
+
+
+def _cause(envelope: Envelope, command: Contract) -> Cause:
+    requested_by = getattr(command, "requested_by", None)
+    return cause_of(envelope, requested_by if isinstance(requested_by, str) else None, trusted_publisher.get())
+
+
+# Refusals for a reason about who acts: the audit trail records them.
+AUDITED_REFUSALS = frozenset({"forbidden", "last_admin"})
+
+
+def _refusal_entry(envelope: Envelope, command: Contract, rejection: Rejected) -> Entry | None:
+    """The audit entry of a command refused for a reason about its actor; None for other refusals."""
+    account_id = getattr(command, "account_id", None)
+    if rejection.reason not in AUDITED_REFUSALS or not isinstance(account_id, str):
+        return None
+    email = getattr(command, "email", None)
+    return Entry(account_id, routing.COMMAND_REJECTED, _cause(envelope, command), None, email if isinstance(email, str) else None,
+                 {"command": envelope.routing_key, "reason": rejection.reason}, envelope.message_id, envelope.causation_id)
 
 
 class Settle(Enum):
@@ -278,7 +299,7 @@ class Dispatcher:
             except AlreadyProcessed:
                 return Decision(Settle.ACK, "duplicate")
             except Rejected as rejection:
-                decision = await self._refuse(envelope, rejection, park=False)
+                decision = await self._refuse(envelope, rejection, park=False, audited=_refusal_entry(envelope, command, rejection))
                 return replace(decision, outcome=f"rejected:{rejection.reason}")
             except Exception as error:  # noqa: BLE001 - every fault ends in a settle decision
                 if await self._held_while_database_down(error):
@@ -341,7 +362,7 @@ class Dispatcher:
 
     async def _run_handler(self, route: Route, command: Contract, envelope: Envelope) -> None:
         command_id = envelope.message_id if outcomes.is_command(envelope.routing_key) else None
-        uow = UnitOfWork(self._pool, self.service, envelope, self._on_commit, command_id)
+        uow = UnitOfWork(self._pool, self.service, envelope, self._on_commit, command_id, _cause(envelope, command))
         await route.handler(command, uow)
         if not uow.committed:
             raise RuntimeError(f"{route.handler.__name__} returned without committing its unit of work")
@@ -354,10 +375,12 @@ class Dispatcher:
         await self._publish([OutgoingMessage.reply(answer, envelope.reply_to, envelope.causation_id, route.reply_type)])
 
     async def _refuse(
-        self, envelope: Envelope, rejection: Rejected, *, park: bool = True, remember: bool = True
+        self, envelope: Envelope, rejection: Rejected, *, park: bool = True, remember: bool = True,
+        audited: Entry | None = None,
     ) -> Decision:
         """Publishes `command.rejected`, recorded in the inbox (so once per message_id) unless
         `remember` is off: a message parked after failing must take effect when replayed.
+        `audited`: the refusal's audit entry, written with it.
         A refused query is also answered (to reply_to) with the same event, every time it comes."""
         route = self._routes.get(envelope.routing_key)
         is_query = route is not None and route.reply_type is not None
@@ -378,6 +401,8 @@ class Dispatcher:
             command_id = usable.message_id if outcomes.is_command(usable.routing_key) else None
             async with UnitOfWork(self._pool, self.service, claimable, self._on_commit, command_id) as uow:
                 uow.emit(event)
+                if audited is not None:
+                    uow.record(audited)
                 if answer:
                     uow.reply(event, routing.COMMAND_REJECTED)
 

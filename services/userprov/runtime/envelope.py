@@ -14,6 +14,12 @@ TRUSTED_PUBLISHER = "x-userprov-trusted-publisher"  # see userprov.runtime.hando
 # trusted it, or, when userprov never judged it, which RabbitMQ user it was
 ORIGINAL_TRUSTED = "x-userprov-original-trusted"
 ORIGINAL_PUBLISHER = "x-userprov-original-publisher"
+# the audit trail's cause (see userprov.audit.actors): the front door a message came through and
+# who acts there (a SCIM token's id), set by the doors; and the RabbitMQ user of a copy's original
+# (set by userprov on a copy for the bulk lane or a parking queue). Believed only from a trusted publisher.
+VIA = "x-userprov-via"
+ACTOR = "x-userprov-actor"
+ORIGINAL_USER = "x-userprov-original-user"
 
 # An id or queue name that userprov stores, copies onto events and routes by: printable,
 # without NUL, controls or lone surrogates (bytes that were not UTF-8 arrive as surrogates).
@@ -37,6 +43,9 @@ class Envelope:
     # lower the trust its own publisher has: userprov.runtime.publisher)
     original_trusted: bool | None = None
     original_publisher: str | None = None
+    via: str | None = None  # the front door it came through, as its publisher says (x-userprov-via)
+    actor_id: str | None = None  # who acts through that door, as its publisher says (x-userprov-actor)
+    original_user: str | None = None  # a copy's original's RabbitMQ user, as the copy says (x-userprov-original-user)
 
     @classmethod
     def of(cls, message: AbstractIncomingMessage) -> Envelope:
@@ -56,6 +65,9 @@ class Envelope:
             handed_off_trusted=headers.get(TRUSTED_PUBLISHER) is True,
             original_trusted=headers.get(ORIGINAL_TRUSTED) is True if ORIGINAL_TRUSTED in headers else None,
             original_publisher=_text(headers[ORIGINAL_PUBLISHER]) if ORIGINAL_PUBLISHER in headers else None,
+            via=_property(headers.get(VIA)),
+            actor_id=_property(headers.get(ACTOR)),
+            original_user=_property(headers.get(ORIGINAL_USER)),
         )
 
     @property
@@ -87,7 +99,17 @@ class Envelope:
             None if "reply_to" in bad else self.reply_to,
             self.delivery_count,
             user_id=self.user_id,
+            via=self.via,
+            actor_id=self.actor_id,
+            original_user=self.original_user,
         )
+
+
+def _property(value: object) -> str | None:
+    """A header userprov would store: usable text, else None."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) and _PROPERTY_CHARACTERS.fullmatch(value) else None
 
 
 def _text(value: object) -> str:

@@ -18,12 +18,13 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractMessa
 
 from contracts import routing
 from userprov.runtime.envelope import TRUSTED_PUBLISHER
-from userprov.runtime.parking import copy_of, publish_confirmed, publisher_headers
+from userprov.runtime.parking import copy_of, publish_confirmed, publisher_headers, with_original_user
 
 
 def handed_off_copy(message: AbstractMessage, trusted: bool) -> aio_pika.Message:
     headers = publisher_headers(message)
     headers[TRUSTED_PUBLISHER] = trusted
+    with_original_user(message, headers)
     return copy_of(message, headers)
 
 

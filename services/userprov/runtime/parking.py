@@ -22,7 +22,7 @@ from contracts import routing
 from contracts.registry import subscriptions
 from contracts.text import printable
 from userprov.masking import mask_emails_in
-from userprov.runtime.envelope import ORIGINAL_PUBLISHER, ORIGINAL_TRUSTED, TRUSTED_PUBLISHER
+from userprov.runtime.envelope import ACTOR, ORIGINAL_PUBLISHER, ORIGINAL_TRUSTED, ORIGINAL_USER, TRUSTED_PUBLISHER, VIA
 
 PREFIX = "x-userprov-"
 SERVICE = PREFIX + "service"
@@ -43,8 +43,10 @@ NO_MESSAGE_ID = PREFIX + "no-message-id"
 # count toward the delivery limit again; the death history belongs to the parked copy.
 _BROKER_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue",
                    "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason")
-# Kept when a message is replayed, so that it still says when it first failed if it parks again.
-_KEPT_ON_REPLAY = (FIRST_FAILURE, REPLAYS)
+# Kept when a message is replayed, so that it still says when it first failed if it parks again,
+# and, for its audit entries, who acted through which door (believed only from a trusted
+# publisher, and from a replay only when its original was trusted: userprov.audit.actors).
+_KEPT_ON_REPLAY = (FIRST_FAILURE, REPLAYS, VIA, ACTOR, ORIGINAL_USER)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ def park_headers(message: AbstractMessage, service: str, why: Why, now: datetime
         ROUTING_KEY: getattr(message, "routing_key", None) or "",
         ORIGINAL_TRUSTED: trusted,
     })
+    with_original_user(message, headers)
     if not message.message_id:
         headers[NO_MESSAGE_ID] = True
     return headers
@@ -203,6 +206,12 @@ def replay_copy(message: AbstractMessage, parked: ParkedMessage, user_id: str | 
     else:
         headers[ORIGINAL_TRUSTED] = parked.original_trusted is True
     return copy_of(message, headers, user_id)
+
+
+def with_original_user(message: AbstractMessage, headers: dict[str, Any]) -> None:
+    """A copy's headers name its original's RabbitMQ user (a copy of a copy keeps the first's)."""
+    if ORIGINAL_USER not in headers and isinstance(message.user_id, str) and message.user_id:
+        headers[ORIGINAL_USER] = message.user_id
 
 
 def publisher_headers(message: AbstractMessage) -> dict[str, Any]:

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+from uuid import UUID
 
 import asyncpg
 import structlog
 
 from contracts.base import Contract
+from userprov.audit import writing
+from userprov.audit.actors import SYSTEM, Cause
 from userprov.db.connection import PLAN_GENERICALLY
 from userprov.runtime import outbox, outcomes, trace_context
 from userprov.runtime.envelope import Envelope
@@ -33,6 +36,11 @@ _INBOX = "claimed AS (INSERT INTO inbox (service, message_id) VALUES ($1, $2) ON
 _WRITTEN = "SELECT true AS claimed, NULL::bigint AS id, NULL AS message_id FROM claimed UNION ALL SELECT NULL, id, message_id FROM written"
 CLOSE = f"WITH {_INBOX}, written AS ({outbox.insert_sql(3)}) {_WRITTEN}"
 CLOSE_COMMAND = f"WITH {_INBOX}, {outcomes.record_cte(3)}, written AS ({outbox.insert_sql(7)}) {_WRITTEN}"
+# the same, when the unit has audit entries: they and their heads are written by that statement too
+CLOSE_AUDITED = f"WITH {_INBOX}, written AS ({outbox.insert_sql(3)}), {writing.append_sql(11)} {_WRITTEN}"
+CLOSE_COMMAND_AUDITED = (f"WITH {_INBOX}, {outcomes.record_cte(3)}, written AS ({outbox.insert_sql(7)}),"
+                         f" {writing.append_sql(15)} {_WRITTEN}")
+WRITE_AUDITED = f"WITH written AS ({outbox.insert_sql(1)}), {writing.append_sql(9)} SELECT id, message_id FROM written"
 
 
 class UnitOfWork:
@@ -48,9 +56,12 @@ class UnitOfWork:
         envelope: Envelope,
         on_commit: OnCommit = publish_nothing,
         outcome_of: str | None = None,
+        cause: Cause = SYSTEM,
     ) -> None:
         """`outcome_of`: the id of the command whose outcome the events committed here are
-        (stored for `commands.get`); None for events and queries."""
+        (stored for `commands.get`); None for events and queries. `cause`: who acts through which
+        door, what the unit's audit entries say (userprov.audit.actors)."""
+        self.cause = cause
         self._pool = pool
         self._outcome_of = outcome_of
         self._on_commit = on_commit  # after a commit that wrote events: the relay sends them at once
@@ -60,6 +71,7 @@ class UnitOfWork:
         self._generic_plans = False
         self._savepoints = itertools.count()
         self._pending: list[outbox.OutgoingMessage] = []
+        self._entries: list[writing.Entry] = []
         self._after_commit: list[Callable[[], None]] = []
         self.committed = False
 
@@ -111,10 +123,22 @@ class UnitOfWork:
     def emit(self, event: Contract) -> None:
         self._pending.append(outbox.OutgoingMessage.event(event, self._envelope.causation_id))
 
+    def audit(self, action: str, account_id: str, user_id: UUID | None = None, email: str | None = None,
+              changes: Mapping[str, Any] | None = None, cause: Cause | None = None) -> None:
+        """An audit entry of a change this unit makes, by the unit's cause unless told otherwise:
+        chained and written when the unit closes, so it exists only if the change commits."""
+        self._entries.append(writing.Entry(account_id, action, cause or self.cause, user_id, email, changes or {},
+                                           self._envelope.message_id, self.correlation_id))
+
+    def record(self, entry: writing.Entry) -> None:
+        """An audit entry made elsewhere, written like `audit`'s."""
+        self._entries.append(entry)
+
     def carry(self, tx: Transaction) -> None:
         """Work done on this unit's connection as a Transaction (another service's step, in this
-        process): its events commit with this unit, and its callbacks run once it has."""
+        process): its events and audit entries commit with this unit, and its callbacks run once it has."""
         self._pending.extend(tx.pending)
+        self._entries.extend(tx.entries)
         self._after_commit.extend(tx.after_commit)
 
     def reply(self, answer: Contract, message_type: str) -> None:
@@ -159,14 +183,15 @@ class UnitOfWork:
     async def _close(self) -> list[asyncpg.Record]:
         inbox = [self._service, self.message_id]
         events = outbox.parameters(self._pending)
+        entries = (await writing.chained(self.conn, self._entries)).parameters() if self._entries else []
         if self._outcome_of is None:
-            return await self.conn.fetch(CLOSE, *inbox, *events)
+            return await self.conn.fetch(CLOSE_AUDITED if entries else CLOSE, *inbox, *events, *entries)
         outcome = outcomes.parameters(self._outcome_of, self._envelope.routing_key, self._pending)
-        return await self.conn.fetch(CLOSE_COMMAND, *inbox, *outcome, *events)
+        return await self.conn.fetch(CLOSE_COMMAND_AUDITED if entries else CLOSE_COMMAND, *inbox, *outcome, *events, *entries)
 
     async def _finish(self, *, commit: bool) -> None:
         conn, self._conn = self._conn, None
-        self._pending, self._after_commit = [], []
+        self._pending, self._entries, self._after_commit = [], [], []
         if conn is None:
             return
         try:
@@ -179,13 +204,25 @@ class UnitOfWork:
 
 
 class Transaction:
-    """A transaction's connection, and the events to commit with it."""
+    """A transaction's connection, and the events and audit entries to commit with it."""
 
-    def __init__(self, conn: asyncpg.Connection, correlation_id: str | None) -> None:
+    def __init__(self, conn: asyncpg.Connection, correlation_id: str | None, cause: Cause = SYSTEM,
+                 message_id: str | None = None) -> None:
+        """`cause` and `message_id`: those of its audit entries (by default, userprov's own work)."""
         self.conn = conn
         self._correlation_id = correlation_id
+        self._cause = cause
+        self._message_id = message_id
         self.pending: list[outbox.OutgoingMessage] = []
+        self.entries: list[writing.Entry] = []
         self.after_commit: list[Callable[[], None]] = []  # called once it commits, before its events are published
+
+    def audit(self, action: str, account_id: str, user_id: UUID | None = None, email: str | None = None,
+              changes: Mapping[str, Any] | None = None, correlation_id: str | None = None, cause: Cause | None = None) -> None:
+        """An audit entry of a change this transaction makes (see UnitOfWork.audit); `correlation_id`:
+        that of the work it is about, when it was not caused by the message being processed now."""
+        self.entries.append(writing.Entry(account_id, action, cause or self._cause, user_id, email, changes or {},
+                                          self._message_id, correlation_id or self._correlation_id))
 
     def emit(self, event: Contract, correlation_id: str | None = None, trace: trace_context.Carrier | None = None) -> None:
         """`correlation_id` and `trace`: those of the work the event is about, when it was not
@@ -205,7 +242,7 @@ async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: s
         try:
             tx = Transaction(conn, correlation_id)
             yield tx
-            written = await outbox.write(conn, tx.pending)
+            written = await write(conn, tx.pending, tx.entries)
         except BaseException:
             await _roll_back(conn)
             raise
@@ -213,6 +250,16 @@ async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: s
         for then in tx.after_commit:
             then()
         on_commit(written)
+
+
+async def write(conn: asyncpg.Connection, messages: Sequence[outbox.OutgoingMessage],
+                entries: Sequence[writing.Entry]) -> list[outbox.Committed]:
+    """Outbox rows and audit entries in the caller's transaction, in one statement (after the
+    read that locks the entries' heads); hand the result to `OutboxRelay.committed` once it commits."""
+    if not entries:
+        return await outbox.write(conn, messages)
+    chained = await writing.chained(conn, entries)
+    return outbox.written(await conn.fetch(WRITE_AUDITED, *outbox.parameters(messages), *chained.parameters()), messages)
 
 
 class TransactionAborted(Exception):

@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from contracts import routing
 from contracts.base import FieldError
 from contracts.commands import (
     AccountsUpsert,
@@ -71,6 +72,8 @@ async def upsert_account(cmd: AccountsUpsert, uow: UnitOfWork, *, sandbox: Templ
         await _refuse_scim_defaults_naming_what_is_not_there(uow, cmd, existing)
         await sql.upsert_account(uow.conn, cmd, exists=existing is not None)
         uow.emit(AccountUpserted(account_id=cmd.account_id))
+        uow.audit(routing.ACCOUNT_UPSERTED, cmd.account_id,
+                  changes={"created": existing is None, **cmd.model_dump(mode="json", exclude_unset=True, exclude={"account_id"})})
 
 
 async def _template_errors(cmd: AccountsUpsert, sandbox: TemplateSandbox, render_budget: float) -> list[FieldError]:
@@ -136,6 +139,8 @@ async def _refuse_scim_defaults_naming_what_is_not_there(uow: UnitOfWork, cmd: A
         raise refused
 
 
+USER_ADDED = "user.added"  # an accepted row's audit action (no event announces one row)
+
 DecideHere = Callable[[UnitOfWork, Sequence[UUID]], Awaitable[bool]]  # account-lookup's decision, in this process
 
 
@@ -184,11 +189,22 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
             rejected_rows=outcomes["rejected"])
         user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
         uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
+        _audit_added(uow, cmd, plan.accepted, user_ids)
         if membership_ids and decide_here is not None and await decide_here(uow, membership_ids):
             return  # decided already: no signal for account-lookup
         for start in range(0, len(membership_ids), lookup_chunk_size):
             chunk = membership_ids[start : start + lookup_chunk_size]
             uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))
+
+
+def _audit_added(uow: UnitOfWork, cmd: UsersAdd, rows: Sequence[ValidRow], user_ids: dict[str, UUID]) -> None:
+    """One entry per accepted row, in row order, with what the command gave for it."""
+    given = {"role": cmd.role, "products": sorted(set(cmd.products)), "language": cmd.language, "group": cmd.group,
+             "settings_template": cmd.settings_template}
+    for row in rows:
+        uow.audit(USER_ADDED, cmd.account_id, user_ids.get(row.email), row.email, {
+            **given, "first_name": row.first_name, "last_name": row.last_name, "external_id": row.external_id,
+            "active": row.active, "row": row.row})
 
 
 async def _may_add(cmd: UsersAdd, uow: UnitOfWork) -> None:
@@ -223,6 +239,8 @@ async def remove_user(cmd: UsersRemove, uow: UnitOfWork) -> None:
         if await is_last_active_admin(conn, membership):
             raise Rejected("last_admin", "The last active admin of an account cannot be removed.")
         released = await lifecycle.end(conn, membership.membership_id)
+        uow.audit(routing.USER_REMOVED, cmd.account_id, membership.profile_id, cmd.email,
+                  {"status": [membership.status, "removed"], "role": membership.role, "released": released})
         uow.emit(
             UserRemoved(
                 account_id=cmd.account_id,
@@ -253,6 +271,8 @@ async def _deactivate(uow: UnitOfWork, membership: Membership, email: str) -> No
     if await is_last_active_admin(uow.conn, membership):
         raise Rejected("last_admin", "The last active admin of an account cannot be deactivated.")
     released = await lifecycle.deactivate(uow.conn, membership.membership_id)
+    uow.audit(routing.USER_DEACTIVATED, membership.account_id, membership.profile_id, email,
+              {"status": [membership.status, lifecycle.DEACTIVATED], "released": released})
     uow.emit(UserDeactivated(account_id=membership.account_id, user_id=membership.profile_id, email=email, released=released))
 
 
@@ -261,6 +281,8 @@ async def _reactivate(uow: UnitOfWork, membership: Membership, email: str) -> No
         back = await lifecycle.reactivate(uow.conn, membership.membership_id, membership.account_id, membership.profile_id)
     except lifecycle.NoFreeSeat as error:
         raise Rejected("no_free_seat", f"No free seat of {', '.join(error.products)} to bring {email} back.") from error
+    uow.audit(routing.USER_REACTIVATED, membership.account_id, membership.profile_id, email,
+              {"status": [membership.status, back.status], "seats": back.seats})
     uow.emit(UserReactivated(account_id=membership.account_id, user_id=membership.profile_id, email=email, status=back.status,
                              seats=back.seats))
     if back.status == lifecycle.PENDING:  # account-lookup decides and invites them anew
@@ -288,7 +310,11 @@ async def update_user(cmd: UsersUpdate, uow: UnitOfWork) -> None:
             await _deactivate(uow, membership, cmd.email)
         elif cmd.active is True and deactivated:
             await _reactivate(uow, membership, cmd.email)
-        uow.emit(UserUpdated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email, changed=changed))
+        if changed:
+            uow.audit(routing.USER_UPDATED, cmd.account_id, membership.profile_id, cmd.email,
+                      {field: {"before": before, "after": after} for field, (before, after) in changed.items()})
+        uow.emit(UserUpdated(account_id=cmd.account_id, user_id=membership.profile_id, email=cmd.email,
+                             changed={field: after for field, (_, after) in changed.items()}))
 
 
 async def add_scim_token(cmd: ScimTokensAdd, uow: UnitOfWork) -> None:
@@ -299,6 +325,7 @@ async def add_scim_token(cmd: ScimTokensAdd, uow: UnitOfWork) -> None:
         if not await sql.add_scim_token(uow.conn, cmd.token_id, cmd.account_id, bytes.fromhex(cmd.token_hash)):
             raise Rejected("scim_token_exists", f"A SCIM token with id {cmd.token_id} or with this hash exists already.")
         uow.emit(ScimTokenAdded(account_id=cmd.account_id, token_id=cmd.token_id))
+        uow.audit(routing.SCIM_TOKEN_ADDED, cmd.account_id, changes={"token_id": str(cmd.token_id)})
 
 
 async def revoke_scim_token(cmd: ScimTokensRevoke, uow: UnitOfWork) -> None:
@@ -308,6 +335,7 @@ async def revoke_scim_token(cmd: ScimTokensRevoke, uow: UnitOfWork) -> None:
         if account_id is None:
             raise Rejected("unknown_scim_token", f"No SCIM token {cmd.token_id}.")
         uow.emit(ScimTokenRevoked(account_id=account_id, token_id=cmd.token_id))
+        uow.audit(routing.SCIM_TOKEN_REVOKED, account_id, changes={"token_id": str(cmd.token_id)})
 
 
 async def _between_slices() -> None:

@@ -194,15 +194,17 @@ async def create_memberships(
     return profile_ids, [m for m, status in zip(membership_ids, statuses, strict=True) if status == lifecycle.PENDING]
 
 
-async def update_member(conn: asyncpg.Connection, membership_id: UUID, values: dict[str, str | None]) -> dict[str, str | None]:
-    """Sets the given names, external id or language of a locked membership; returns those that changed."""
+async def update_member(conn: asyncpg.Connection, membership_id: UUID, values: dict[str, str | None]) -> dict[str, tuple[str | None, str | None]]:
+    """Sets the given names, external id or language of a locked membership; returns those that
+    changed, each with its value before and after."""
     current = await conn.fetchrow("SELECT first_name, last_name, external_id, language FROM memberships WHERE membership_id = $1",
                                   membership_id)
-    changed = {field: value for field, value in values.items() if current[field] != value}
+    changed = {field: (current[field], value) for field, value in values.items() if current[field] != value}
     if changed:
         # the column names come from a fixed set (checked_changes', and language), never from the message
         assignments = ", ".join(f"{field} = ${n}" for n, field in enumerate(changed, start=2))
-        await conn.execute(f"UPDATE memberships SET {assignments} WHERE membership_id = $1", membership_id, *changed.values())
+        await conn.execute(f"UPDATE memberships SET {assignments} WHERE membership_id = $1", membership_id,
+                           *(after for _, after in changed.values()))
     return changed
 
 
