@@ -3,14 +3,17 @@ integrator: every entry page by page (export), and the hash chain re-computed fr
 checkpoint (verify)."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from contracts import routing
 from contracts.queries import AUDIT_LIST_MAX, AuditEntry, AuditList, AuditListReply, AuditOrder
+from userprov import __version__
 from userprov.audit.chain import Break, first_break
+from userprov.operations import ocsf
 from userprov.operations.bus import public_bus
 from userprov.public_bus import NoAnswer
 
@@ -72,3 +75,26 @@ async def verify(amqp_url: str, account_id: str, timeout: float = 30.0) -> Verif
     assert start is not None  # pages() yields at least one page
     broken = first_break(window, *start, head=head)
     return Verified(checkpoint, window[-1]["seq"] if window else start[0], broken)
+
+
+def as_jsonl(account_id: str, entry: AuditEntry) -> str:
+    return json.dumps({"account_id": account_id, **entry.model_dump(mode="json")}, ensure_ascii=False, separators=(",", ":"))
+
+
+def as_ocsf(account_id: str, entry: AuditEntry) -> str:
+    return json.dumps(ocsf.event(account_id, entry, __version__), ensure_ascii=False, separators=(",", ":"))
+
+
+FORMATS: dict[str, Callable[[str, AuditEntry], str]] = {"jsonl": as_jsonl, "ocsf": as_ocsf}
+
+
+async def export(amqp_url: str, account_id: str, write: Callable[[str], None], *, since: datetime | None = None,
+                 until: datetime | None = None, format: str = "jsonl", timeout: float = 30.0) -> int:
+    """Writes the account's entries oldest first, one line each; returns how many."""
+    line = FORMATS[format]
+    written = 0
+    async for page in pages(amqp_url, account_id, since=since, until=until, timeout=timeout):
+        for entry in page.entries:
+            write(line(account_id, entry))
+        written += len(page.entries)
+    return written
