@@ -1,0 +1,78 @@
+"""`userprov audit verify` and `userprov audit export`, through audit.list like any integrator:
+the chain re-computed holds, and an entry changed by hand in PostgreSQL, one deleted (in the
+middle, or the newest) and two swapped are each named; the export's lines are the entries oldest
+first, as JSON or as OCSF events valid against the OCSF schema."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+
+from tests.integration.test_audit_list import base, pages
+from tests.integration.test_cli_tools import userprov
+from tests.support.audit_chains import append
+from tests.support.infra import Infra
+from tests.unit.test_ocsf import ocsf_errors
+from userprov.operations.audit import verify
+from userprov_devtools.bus_client import BusClient
+
+
+async def swap(db: asyncpg.Pool, account_id: str, a: int, b: int) -> None:
+    """Two entries exchange their places (seq is the primary key's: through a free one)."""
+    async with db.acquire() as conn, conn.transaction():
+        for old, new in ((a, 10**9), (b, a), (10**9, b)):
+            await conn.execute("UPDATE audit_entries SET seq = $3 WHERE account_id = $1 AND seq = $2", account_id, old, new)
+
+
+class TestVerify:
+    async def test_names_the_first_entry_changed_deleted_or_reordered(self, infra: Infra, bus: BusClient, db: asyncpg.Pool,
+                                                                    account) -> None:
+        changed, deleted, newest_deleted, swapped = [await account() for _ in range(4)]
+        for account_id in (changed, deleted, newest_deleted, swapped):
+            await append(db, account_id, 1100)  # three pages: a break on a page's edge, too
+        assert (await verify(infra.amqp_url, changed)).broken is None
+        n = await base(db, changed) - 1100
+        await db.execute("UPDATE audit_entries SET changes = '{\"n\": 1}' WHERE account_id = $1 AND seq = $2", changed, n + 700)
+        await db.execute("DELETE FROM audit_entries WHERE account_id = $1 AND seq = $2", deleted, n + 500)
+        await db.execute("DELETE FROM audit_entries WHERE account_id = $1 AND seq = $2", newest_deleted, n + 1100)
+        await swap(db, swapped, n + 499, n + 501)
+        found = {account_id: (await verify(infra.amqp_url, account_id)).broken for account_id in (changed, deleted, newest_deleted, swapped)}
+        assert [(b.seq, b.kind) for b in found.values() if b is not None] == [
+            (n + 700, "changed"), (n + 500, "deleted"), (n + 1100, "deleted"), (n + 499, "reordered")]
+
+    async def test_its_exit_status_says_holds_broken_or_could_not_check(self, infra: Infra, bus: BusClient, db: asyncpg.Pool,
+                                                                        account) -> None:
+        holds, broken = await account(), await account()
+        await append(db, holds, 40)
+        await append(db, broken, 40)
+        await db.execute("UPDATE audit_entries SET target_email = 'mallory@example.com' WHERE account_id = $1 AND seq = 30", broken)
+        ok, bad, unknown = await asyncio.gather(*(asyncio.to_thread(userprov, infra.amqp_url, "audit", "verify", a)
+                                                  for a in (holds, broken, "no-such-account")))
+        assert ok.returncode == 0 and f"account {holds}: the chain holds, from its first entry to entry" in ok.stdout, ok.stderr
+        assert bad.returncode == 1 and "broken at entry 30 (changed)" in bad.stdout, (bad.stdout, bad.stderr)
+        assert unknown.returncode == 2 and "unknown_account" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+class TestExport:
+    async def test_jsonl_and_ocsf_oldest_first(self, infra: Infra, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        account_id = await account()
+        written = await append(db, account_id, 30)
+        entries, _ = await pages(bus, {"account_id": account_id, "order": "oldest_first"})
+        since, until = written[5]["at"].isoformat(), written[25]["at"].isoformat()
+        jsonl, ocsf = await asyncio.gather(
+            asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", account_id),
+            asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", account_id, "--format", "ocsf", "--since", since,
+                              "--until", until))
+        assert jsonl.returncode == 0, jsonl.stderr
+        assert [json.loads(line) for line in jsonl.stdout.splitlines()] == [{"account_id": account_id, **e} for e in entries]
+        assert jsonl.stderr.strip().endswith(f"{len(entries)} audit entries of account {account_id}")
+        assert ocsf.returncode == 0, ocsf.stderr
+        events = [json.loads(line) for line in ocsf.stdout.splitlines()]
+        assert [e["metadata"]["sequence"] for e in events] == [w["seq"] for w in written[5:25]]
+        assert [error for event in events for error in ocsf_errors(event)] == []
+        assert {e["class_uid"] for e in events} == {3001, 3006}
+
+    async def test_a_bad_time_is_one_line(self, infra: Infra, bus: BusClient) -> None:
+        bad = await asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", "acme", "--since", "yesterday")
+        assert bad.returncode == 2 and "is no ISO 8601 time" in bad.stderr and "Traceback" not in bad.stderr
