@@ -9,6 +9,7 @@ import json
 
 import asyncpg
 
+from contracts import routing
 from tests.integration.test_audit_list import base, pages
 from tests.integration.test_cli_tools import userprov
 from tests.support.audit_chains import append
@@ -76,3 +77,39 @@ class TestExport:
     async def test_a_bad_time_is_one_line(self, infra: Infra, bus: BusClient) -> None:
         bad = await asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", "acme", "--since", "yesterday")
         assert bad.returncode == 2 and "is no ISO 8601 time" in bad.stderr and "Traceback" not in bad.stderr
+
+
+class TestThroughTheWorkers:
+    async def test_the_workers_entries_list_verify_and_export(self, infra: Infra, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        """Entries the workers wrote in the transactions of their changes: audit.list gives them in
+        order with their actor and door, the chain holds, the OCSF export is valid; an entry
+        changed by hand is named."""
+        from tests.integration.conftest import address
+        from tests.support.flows import add_users
+        from userprov_devtools.waiting import eventually
+
+        account_id = await account()
+        ada, alan = address("ada"), address("alan")
+        added = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Ada", "last_name": "Lovelace", "email": ada},
+                                                                          {"first_name": "Alan", "last_name": "Turing", "email": alan}]})
+        assert [r["outcome"] for r in added.body["results"]] == ["accepted", "accepted"]
+        for key, body, event in ((routing.USERS_UPDATE, {"email": alan, "last_name": "Mathison"}, routing.USER_UPDATED),
+                                 (routing.USERS_DEACTIVATE, {"email": ada}, routing.USER_DEACTIVATED),
+                                 (routing.USERS_REMOVE, {"email": alan}, routing.USER_REMOVED)):
+            await bus.publish(key, {"account_id": account_id, **body})
+            await eventually(lambda: bus.find(event, account_id=account_id), what=event)  # noqa: B023
+        mine = ["account.upserted", "user.added", "user.updated", "user.deactivated", "user.removed"]
+        entries, _ = await pages(bus, {"account_id": account_id, "order": "oldest_first", "actions": mine})
+        assert [(e["action"], e["target"]["email"]) for e in entries] == [
+            ("account.upserted", None), ("user.added", ada), ("user.added", alan), ("user.updated", alan), ("user.deactivated", ada),
+            ("user.removed", alan)]
+        assert {(e["actor"]["kind"], e["actor"]["id"], e["via"]) for e in entries} == {("service", "guest", "bus")}
+        assert entries[3]["changes"]["last_name"] == {"before": "Turing", "after": "Mathison"}
+        assert (await verify(infra.amqp_url, account_id)).broken is None
+        exported = await asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", account_id, "--format", "ocsf")
+        events = [json.loads(line) for line in exported.stdout.splitlines()]
+        assert len(events) >= len(entries) and [error for event in events for error in ocsf_errors(event)] == []
+        removed = entries[-1]["seq"]
+        await db.execute("UPDATE audit_entries SET actor_id = 'someone-else' WHERE account_id = $1 AND seq = $2", account_id, removed)
+        broken = (await verify(infra.amqp_url, account_id)).broken
+        assert broken is not None and (broken.seq, broken.kind) == (removed, "changed")
