@@ -113,6 +113,17 @@ if (outcome.body.outcome !== "done" || outcome.body.events[0].type !== "users.ad
   failures.push(`commands.get answered ${JSON.stringify(outcome.body)}`);
 }
 for (const e of outcome.body.events) check(e.type, e.body, "commands.get event");
+// the account's audit trail, newest first, one entry a page: the cursor leads to the next
+const audited = await query("audit.list", { account_id: accountId, limit: 1 });
+if (audited.type !== "audit.list.reply" || audited.body.entries.length !== 1 || audited.body.next_cursor === null
+  || audited.body.checkpoint.seq !== 0 || audited.body.entries[0].seq !== audited.body.head.seq) {
+  failures.push(`audit.list answered ${audited.type} ${JSON.stringify(audited.body)}`);
+} else {
+  const older = await query("audit.list", { account_id: accountId, limit: 1, cursor: audited.body.next_cursor });
+  if (older.type !== "audit.list.reply" || older.body.entries[0].seq !== audited.body.entries[0].seq - 1) {
+    failures.push(`audit.list's next page answered ${older.type} ${JSON.stringify(older.body)}`);
+  }
+}
 // what a link handler asks before it shows a link's page: a token nobody was sent is unknown
 const peeked = await query("invitations.peek", { token: randomUUID().replaceAll("-", "") });
 if (peeked.type !== "invitations.peek.reply" || peeked.body.status !== "unknown") {
