@@ -670,7 +670,7 @@ def audit_verify(account: AuditAccount) -> None:
         typer.echo(f"account {account}: the chain is broken at entry {broken.seq} ({broken.kind}): {broken.message}")
         raise typer.Exit(1)
     since = f"from checkpoint {verified.checkpoint}" if verified.checkpoint else "from its first entry"
-    typer.echo(f"account {account}: the chain holds, {since} to entry {verified.head}")
+    typer.echo(f"account {account}: the chain holds, {since} to entry {verified.head} (hash {verified.head_hash.hex()})")
 
 
 def _devtool(name: str):  # noqa: ANN202

@@ -50,6 +50,7 @@ def chained(account_id: str, entry: AuditEntry) -> dict[str, Any]:
 class Verified:
     checkpoint: int  # the seq the chain was checked from
     head: int  # the last entry checked
+    head_hash: bytes  # its hash: kept elsewhere, a later verify must pass through it
     broken: Break | None
 
 
@@ -68,13 +69,14 @@ async def verify(amqp_url: str, account_id: str, timeout: float = 30.0) -> Verif
         if window:
             broken = first_break(window + entries, *start)
             if broken is not None and broken.seq <= window[-1]["seq"]:
-                return Verified(checkpoint, start[0], broken)
+                return Verified(checkpoint, start[0], start[1], broken)
             start = (window[-1]["seq"], window[-1]["hash"])
         window = entries
         head = (page.head.seq, bytes.fromhex(page.head.hash))
     assert start is not None  # pages() yields at least one page
     broken = first_break(window, *start, head=head)
-    return Verified(checkpoint, window[-1]["seq"] if window else start[0], broken)
+    last_seq, last_hash = (window[-1]["seq"], window[-1]["hash"]) if window else start
+    return Verified(checkpoint, last_seq, last_hash, broken)
 
 
 def as_jsonl(account_id: str, entry: AuditEntry) -> str:
