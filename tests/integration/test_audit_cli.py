@@ -10,11 +10,10 @@ import json
 import asyncpg
 
 from contracts import routing
-from tests.integration.test_audit_list import base, pages
 from tests.integration.test_cli_tools import userprov
-from tests.support.audit_chains import append
+from tests.support.audit_chains import append, base, pages
 from tests.support.infra import Infra
-from tests.unit.test_ocsf import ocsf_errors
+from tests.support.ocsf_schema import ocsf_errors
 from userprov.operations.audit import verify
 from userprov_devtools.bus_client import BusClient
 

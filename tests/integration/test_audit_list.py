@@ -9,28 +9,10 @@ import asyncpg
 
 from contracts import routing
 from tests.integration.conftest import address
-from tests.support.audit_chains import START, append, person
+from tests.support.audit_chains import START, append, base, pages, person
 from tests.support.flows import add_active_member
 from tests.support.smtp import RecordingSmtpServer
 from userprov_devtools.bus_client import BusClient
-
-
-async def pages(bus: BusClient, query: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every entry through next_cursor, and the answers."""
-    entries, answers, cursor = [], [], None
-    while True:
-        answer = await bus.query(routing.AUDIT_LIST, {**query, **({"cursor": cursor} if cursor else {})})
-        assert "entries" in answer, answer
-        entries += answer["entries"]
-        answers.append(answer)
-        cursor = answer["next_cursor"]
-        if cursor is None:
-            return entries, answers
-
-
-async def base(db: asyncpg.Pool, account_id: str) -> int:
-    """The seq of the account's last entry before the test wrote any (what the workers wrote)."""
-    return await db.fetchval("SELECT COALESCE(max(seq), 0) FROM audit_entries WHERE account_id = $1", account_id)
 
 
 class TestPages:

@@ -10,7 +10,9 @@ from typing import Any
 
 import asyncpg
 
+from contracts import routing
 from userprov.audit.chain import link
+from userprov_devtools.bus_client import BusClient
 
 ACTIONS = ("user.added", "invitation.sent", "user.updated", "user.deactivated", "user.reactivated", "user.removed")
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,3 +58,20 @@ def _record(entry: dict[str, Any]) -> tuple[Any, ...]:
             entry["target"]["user_id"], entry["target"]["email"], json.dumps(entry["changes"]), entry["via"], entry["message_id"],
             entry["correlation_id"], entry["hash"])
 
+
+async def pages(bus: BusClient, query: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every entry through next_cursor, and the answers."""
+    entries, answers, cursor = [], [], None
+    while True:
+        answer = await bus.query(routing.AUDIT_LIST, {**query, **({"cursor": cursor} if cursor else {})})
+        assert "entries" in answer, answer
+        entries += answer["entries"]
+        answers.append(answer)
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            return entries, answers
+
+
+async def base(db: asyncpg.Pool, account_id: str) -> int:
+    """The seq of the account's last entry before the test wrote any (what the workers wrote)."""
+    return await db.fetchval("SELECT COALESCE(max(seq), 0) FROM audit_entries WHERE account_id = $1", account_id)
