@@ -3,6 +3,7 @@ keyset pages through the cursor, the chain's checkpoint and head, who may read i
 refusal of each bad input. The entries are written into PostgreSQL by tests.support.audit_chains."""
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import asyncpg
@@ -86,6 +87,8 @@ class TestRefusals:
             assert (await refused(cursor=garbage))["reason"] == "invalid_cursor", garbage
         cursor = (await bus.query(routing.AUDIT_LIST, {"account_id": account_id, "limit": 2}))["next_cursor"]
         assert cursor is not None
+        beyond = base64.urlsafe_b64encode(f"{2**63}.".encode() + base64.urlsafe_b64decode(cursor + "==").split(b".")[1]).decode()
+        assert (await refused(cursor=beyond, limit=2))["reason"] == "invalid_cursor", "past bigint: once a query PostgreSQL refused"
         elsewhere = await bus.query(routing.AUDIT_LIST, {"account_id": other, "cursor": cursor, "limit": 2})
         assert elsewhere["reason"] == "invalid_cursor" and "another account" in elsewhere["message"]
         assert (await refused(cursor=cursor, limit=2, actions=["user.added"]))["reason"] == "invalid_cursor"

@@ -37,7 +37,7 @@ def decode(query: AuditList) -> int | None:
         seq = int(seq_text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Rejected("invalid_cursor", "The cursor is not one audit.list gave: pass a next_cursor unchanged.") from None
-    if seq < 0 or not seq_text.isdigit():
+    if not seq_text.isdigit() or seq >= 2**63:  # a bigint, written plainly
         raise Rejected("invalid_cursor", "The cursor is not one audit.list gave: pass a next_cursor unchanged.")
     if fingerprint != _fingerprint(query):
         raise Rejected("invalid_cursor", "The cursor was given for another account, other filters or another order: ask the"
