@@ -110,11 +110,15 @@ class TestWhoMayRead:
         await add_active_member(bus, smtp, account_id, member)
         await add_active_member(bus, smtp, other, elsewhere, role="admin")
         assert "entries" in await bus.query(routing.AUDIT_LIST, {"account_id": account_id, "requested_by": admin.upper()})
-        for who in (manager, member, elsewhere, address("stranger")):
+        refused = (manager, member, elsewhere, address("stranger"))
+        for who in refused:
             answer = await bus.query(routing.AUDIT_LIST, {"account_id": account_id, "requested_by": who})
             assert answer.get("reason") == "forbidden", (who, answer)
         unknown = await bus.query(routing.AUDIT_LIST, {"account_id": "no-such-account", "requested_by": admin})
         assert unknown["reason"] == "forbidden", "a stranger learns nothing of which accounts exist"
+        tried = await bus.query(routing.AUDIT_LIST, {"account_id": account_id, "actions": ["command.rejected"]})
+        assert sorted((e["actor"]["id"], e["changes"]["command"], e["changes"]["reason"]) for e in tried["entries"]) == sorted(
+            (who, "audit.list", "forbidden") for who in refused), "each refused read is in the account's trail"
 
     async def test_no_requested_by_only_from_a_trusted_platform_service(self, db: asyncpg.Pool, account) -> None:
         """The handler itself, as account-lookup calls it, for a publisher USERPROV_TRUSTED_PUBLISHERS does not name."""
