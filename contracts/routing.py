@@ -15,6 +15,12 @@ INTERNAL_EXCHANGE = "userprov.internal"
 # reading userprov.events sees a token. Their old path, userprov.events, still works (deprecated).
 RESPONSES_EXCHANGE = "userprov.responses"
 
+# headers a front door of userprov sets on what it publishes, for the audit trail: the door
+# (scim, links, cli) and who acts through it (a SCIM token's id). The workers believe them only
+# from a trusted publisher (USERPROV_TRUSTED_PUBLISHERS); see docs/reference/audit.md.
+VIA_HEADER = "x-userprov-via"
+ACTOR_HEADER = "x-userprov-actor"
+
 # commands and queries (userprov.commands)
 ACCOUNTS_UPSERT = "accounts.upsert"
 USERS_ADD = "users.add"

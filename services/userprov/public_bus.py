@@ -15,7 +15,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
@@ -77,9 +79,17 @@ class Received:
     body: bytes
 
 
+# Who acts through the door now (a SCIM request's token id): said on what the door publishes for
+# it (x-userprov-actor), for the audit trail. A context variable of the request's task.
+acting: ContextVar[str | None] = ContextVar("public_bus_acting", default=None)
+
+
 class PublicBus:
-    def __init__(self, amqp_url: str, name: str, events: Sequence[str] = ()) -> None:
-        """`events`: the routing keys on `userprov.events` whose messages `expect` may wait for."""
+    def __init__(self, amqp_url: str, name: str, events: Sequence[str] = (), door: str | None = None) -> None:
+        """`events`: the routing keys on `userprov.events` whose messages `expect` may wait for.
+        `door`: the front door publishing (scim, links, cli), said on every message (x-userprov-via)
+        for the audit trail; the workers believe it only from a trusted publisher."""
+        self._door = door
         self._url = amqp_url
         self._name = name
         self._events = tuple(events)
@@ -163,8 +173,11 @@ class PublicBus:
         assert self._channel is not None and self._replies is not None
         message_id = message_id or str(uuid.uuid4())
         exchange = await self._channel.get_exchange(exchange_of(routing_key), ensure=False)
+        headers: dict[str, Any] = {routing.VIA_HEADER: self._door} if self._door else {}
+        if self._door and acting.get():
+            headers[routing.ACTOR_HEADER] = acting.get()
         await exchange.publish(
-            aio_pika.Message(message.model_dump_json(exclude_unset=True).encode(), message_id=message_id,
+            aio_pika.Message(message.model_dump_json(exclude_unset=True).encode(), message_id=message_id, headers=headers,
                              correlation_id=correlation_id or message_id, type=routing_key, content_type="application/json",
                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT, reply_to=self._replies.name if reply else None,
                              user_id=self._user),

@@ -270,6 +270,9 @@ class Settings(BaseSettings):
                                       " for `commands.get`) are kept before they are pruned.")
     housekeeping_interval_seconds: float = Field(default=3600, gt=0, description="How often old message ids and outcomes are"
                                                  " pruned.")
+    audit_retention_days: int = Field(default=400, ge=1, description="How long audit entries are kept: older ones are deleted"
+                                      " by the housekeeping sweep, which records each account's checkpoint (the seq and hash of"
+                                      " the last entry deleted), from which the rest of the chain is verified.")
 
     tracing: bool = Field(
         default=False, description="Export OpenTelemetry spans over OTLP/HTTP (the standard OTEL_EXPORTER_OTLP_* variables);"

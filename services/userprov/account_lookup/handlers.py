@@ -41,6 +41,8 @@ from userprov.runtime.origin import Origin
 from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.tokens import hash_token, token_matches
 
+INVITATION_RESENT = "invitation.resent"  # an audit action: the event is the internal invitation.issued
+
 
 async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
     async with uow:
@@ -63,6 +65,9 @@ async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown
             uow.conn, membership.membership_id, cmd.account_id, kind, previous.sent_count if previous else 0, from_account,
             Origin.now(uow.correlation_id),
         )
+        uow.audit(INVITATION_RESENT, cmd.account_id, membership.profile_id, cmd.email,
+                  {"invitation_id": str(invitation_id), "kind": kind,
+                   "revoked_invitation_id": str(previous.invitation_id) if previous else None})
         uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=invitation_id, kind=kind)]))
 
 
@@ -81,6 +86,9 @@ async def retry_failed_invitations(cmd: InvitationsRetryFailed, uow: UnitOfWork)
         issued = await lifecycle.reissue(
             uow.conn, [(lifecycle.Decision(f.membership_id, f.account_id, f.kind, f.from_account_id, origin), f.sent_count) for f in failed]
         )
+        for f in failed:
+            uow.audit(INVITATION_RESENT, f.account_id, f.user_id, f.email,
+                      {"failed_invitation_id": str(f.invitation_id), "kind": f.kind, "reason": f.reason})
         if issued:
             uow.emit(InvitationIssued(invitations=[IssuedInvitation(invitation_id=i.invitation_id, kind=i.kind) for i in issued]))
         uow.emit(InvitationsRetried(command_id=uow.message_id, account_id=cmd.account_id, retried=len(issued)))

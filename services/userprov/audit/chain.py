@@ -76,6 +76,24 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+COLUMNS = ("account_id, seq, at, action, actor_kind, actor_id, target_user_id, target_email, changes::text AS changes, via,"
+           " message_id, correlation_id, hash")
+"""The columns of audit_entries that `from_row` reads (`changes` as its JSON text)."""
+
+
+def from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An audit_entries row (selected as COLUMNS) as an entry of this module, its hash included."""
+    changes = row["changes"]
+    return {
+        "account_id": row["account_id"], "seq": row["seq"], "at": row["at"], "action": row["action"],
+        "actor": {"kind": row["actor_kind"], "id": row["actor_id"]},
+        "target": {"user_id": row["target_user_id"], "email": row["target_email"]},
+        "changes": json.loads(changes) if isinstance(changes, str) else changes,
+        "via": row["via"], "message_id": row["message_id"], "correlation_id": row["correlation_id"],
+        "hash": bytes(row["hash"]),
+    }
+
+
 def link(previous: bytes, entry: Mapping[str, Any]) -> bytes:
     """The entry's hash, given the hash of the entry before it."""
     return hashlib.sha256(previous + canonical(entry)).digest()

@@ -11,13 +11,17 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import structlog
 
+from contracts import routing
 from contracts.base import Contract
 from contracts.events import InvitationFailed, InvitationSent
+from userprov.audit.actors import SYSTEM
+from userprov.audit.writing import Entry
 from userprov.invitation_mailing import sql
 from userprov.invitation_mailing.mailer import SmtpOutcome
 from userprov.invitation_mailing.rendering import RenderedEmail
@@ -102,16 +106,24 @@ def recorded(outcome: Outcome, settings: Settings) -> sql.Recorded:
             expires_at=i.expires_at, sent_count=i.sent_count + 1, template=outcome.email.template,
             template_fallback=outcome.email.fallback,
         )
-        return sql.Recorded(i.invitation_id, i.token_hash, "sent", event=_event(sent, outcome))
+        entry = _entry(outcome, routing.INVITATION_SENT, {"invitation_id": str(i.invitation_id), "kind": i.kind,
+                                                          "sent_count": i.sent_count + 1, "template": outcome.email.template})
+        return sql.Recorded(i.invitation_id, i.token_hash, "sent", event=_event(sent, outcome), entry=entry)
     if _ends_failed(outcome, settings):
         reason = _failure(outcome, settings)
         failed = InvitationFailed(invitation_id=i.invitation_id, account_id=i.account_id, user_id=i.profile_id, email=i.email,
                                   reason=reason)
-        return sql.Recorded(i.invitation_id, i.token_hash, "failed", reason, event=_event(failed, outcome))
+        entry = _entry(outcome, routing.INVITATION_FAILED, {"invitation_id": str(i.invitation_id), "kind": i.kind, "reason": reason})
+        return sql.Recorded(i.invitation_id, i.token_hash, "failed", reason, event=_event(failed, outcome), entry=entry)
     if smtp.result == "temporary":
         left = settings.smtp_retry_seconds - (i.retried_for or 0.0)  # the last try falls at the window's end
         return sql.Recorded(i.invitation_id, i.token_hash, "again", delay=max(0.0, min(backoff(i.attempts, settings), left)))
     return sql.Recorded(i.invitation_id, i.token_hash, "untried")
+
+
+def _entry(outcome: Outcome, action: str, changes: dict[str, Any]) -> Entry:
+    i = outcome.invitation
+    return Entry(i.account_id, action, SYSTEM, i.profile_id, i.email, changes, None, i.origin.correlation_id)
 
 
 def _event(event: Contract, outcome: Outcome) -> OutgoingMessage:
@@ -120,6 +132,8 @@ def _event(event: Contract, outcome: Outcome) -> OutgoingMessage:
 
 
 def emit_failed(tx: Transaction, invitation_id: UUID, account_id: str, user_id: UUID, email: str, reason: str, origin: Origin) -> None:
+    tx.audit(routing.INVITATION_FAILED, account_id, user_id, email, {"invitation_id": str(invitation_id), "reason": reason},
+             origin.correlation_id)
     tx.emit(
         InvitationFailed(invitation_id=invitation_id, account_id=account_id, user_id=user_id, email=email, reason=reason),
         origin.correlation_id,

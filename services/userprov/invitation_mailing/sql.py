@@ -12,9 +12,11 @@ from uuid import UUID
 import asyncpg
 
 from contracts.base import InvitationKind
+from userprov.audit.writing import Entry
 from userprov.runtime import outbox
 from userprov.runtime.origin import Origin
 from userprov.runtime.outbox import Committed, OutgoingMessage
+from userprov.runtime.unit_of_work import write
 
 # One statement, so one implicit transaction: the claim and the token hashes it stores commit
 # before any email leaves, and every link sent works. Each claim's token joins the invitation's
@@ -121,10 +123,11 @@ async def still_open(conn: asyncpg.Connection, claims: dict[UUID, bytes]) -> set
 
 Result = Literal["sent", "failed", "again", "untried"]
 
-# One statement, so one implicit transaction: each invitation's new state and its event commit
-# together, and only where the claim still held the invitation (a resend or a removal may have
-# revoked it meanwhile: then neither changes).
-RECORD = f"""
+# Each invitation's new state, and its event and audit entry, commit together, and only where the
+# claim still held the invitation (a resend or a removal may have revoked it meanwhile: then
+# neither changes). Without audit entries, one statement; with them, the update first, then the
+# entries of what it changed chained (userprov.audit.writing) and written with the events.
+_RECORD_CTES = """
 WITH outcome AS (
     SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[], $5::float8[])
         AS o(invitation_id, token_hash, result, reason, delay)
@@ -144,8 +147,9 @@ WITH outcome AS (
     WHERE i.invitation_id = o.invitation_id AND i.status = 'sending' AND i.token_hash = o.token_hash
     RETURNING i.invitation_id AS key
 )
-{outbox.insert_sql(6, keyed_by="changed")}
 """
+RECORD = _RECORD_CTES + outbox.insert_sql(6, keyed_by="changed")
+RECORD_CHANGES = _RECORD_CTES + "SELECT key FROM changed"
 
 
 @dataclass(frozen=True)
@@ -156,23 +160,23 @@ class Recorded:
     reason: str | None = None  # why it failed
     delay: float = 0.0  # seconds before it is due again
     event: OutgoingMessage | None = None  # written only if the claim still held the invitation
+    entry: Entry | None = None  # the audit entry, likewise
 
 
 async def record(conn: asyncpg.Connection, outcomes: Sequence[Recorded]) -> list[Committed]:
     """Sent, failed, or back in the queue: due again after `delay` (the try counts) or at once,
     untried (it does not); returns the outbox rows written, to publish."""
-    events = [o.event for o in outcomes if o.event is not None]
-    rows = await conn.fetch(
-        RECORD,
-        [o.invitation_id for o in outcomes],
-        [o.token_hash for o in outcomes],
-        [o.result for o in outcomes],
-        [o.reason for o in outcomes],
-        [o.delay for o in outcomes],
-        *outbox.parameters(events),
-        [o.invitation_id for o in outcomes if o.event is not None],
-    )
-    return outbox.written(rows, events)
+    changes = [[o.invitation_id for o in outcomes], [o.token_hash for o in outcomes], [o.result for o in outcomes],
+               [o.reason for o in outcomes], [o.delay for o in outcomes]]
+    if not any(o.entry is not None for o in outcomes):
+        events = [o.event for o in outcomes if o.event is not None]
+        rows = await conn.fetch(RECORD, *changes, *outbox.parameters(events),
+                                [o.invitation_id for o in outcomes if o.event is not None])
+        return outbox.written(rows, events)
+    async with conn.transaction():
+        changed = {r["key"] for r in await conn.fetch(RECORD_CHANGES, *changes)}
+        done = [o for o in outcomes if o.invitation_id in changed]
+        return await write(conn, [o.event for o in done if o.event is not None], [o.entry for o in done if o.entry is not None])
 
 
 @dataclass(frozen=True)

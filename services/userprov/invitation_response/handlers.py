@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from contracts import routing
 from contracts.events import (
     InvitationAccepted,
     InvitationDeclined,
@@ -54,6 +55,9 @@ async def _accept(event: InvitationAccepted, uow: UnitOfWork) -> ResponseRefusal
             await lock_account(uow.conn, home.account_id)
             if await is_last_active_admin(uow.conn, home):
                 # leaving would strand the old account without an admin: the invitation stays open
+                uow.audit(routing.INVITATION_RESPONSE_REJECTED, invitation.account_id, invitation.profile_id, email,
+                          {"reason": "last_admin", "invitation_id": str(invitation.invitation_id)},
+                          uow.cause.invitee(str(invitation.profile_id)))
                 return _refuse(uow, "last_admin", invitation)
         moved, from_account = await _leave_home_account(uow.conn, invitation, home)
         counts = MovedAssets(
@@ -64,9 +68,16 @@ async def _accept(event: InvitationAccepted, uow: UnitOfWork) -> ResponseRefusal
         transferred = not (invitation.kind == "welcome" and from_account is None)
         await lifecycle.accept(uow.conn, invitation.invitation_id, invitation.membership_id,
                                counts.model_dump() if transferred else None)
+        by = uow.cause.invitee(str(invitation.profile_id))
+        accepted = {"invitation_id": str(invitation.invitation_id), "kind": invitation.kind}
         if not transferred:
+            uow.audit(routing.USER_ACTIVATED, invitation.account_id, invitation.profile_id, email, accepted, by)
             uow.emit(UserActivated(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
             return None
+        moves = {"from_account_id": from_account, "to_account_id": invitation.account_id, "moved": counts.model_dump()}
+        uow.audit(routing.USER_TRANSFERRED, invitation.account_id, invitation.profile_id, email, {**accepted, **moves}, by)
+        if from_account is not None:
+            uow.audit(routing.USER_TRANSFERRED, from_account, invitation.profile_id, email, moves, by)
         uow.emit(
             UserTransferred(
                 user_id=invitation.profile_id, email=email, from_account_id=from_account, to_account_id=invitation.account_id,
@@ -83,6 +94,9 @@ async def _decline(event: InvitationDeclined, uow: UnitOfWork) -> ResponseRefusa
             return opened
         invitation, email = opened
         await lifecycle.decline(uow.conn, invitation.invitation_id, invitation.membership_id)
+        uow.audit(routing.USER_SUSPENDED, invitation.account_id, invitation.profile_id, email,
+                  {"invitation_id": str(invitation.invitation_id), "kind": invitation.kind},
+                  uow.cause.invitee(str(invitation.profile_id)))
         uow.emit(UserSuspended(account_id=invitation.account_id, user_id=invitation.profile_id, email=email))
     return None
 

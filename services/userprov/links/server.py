@@ -16,7 +16,7 @@ log = structlog.get_logger()
 
 
 def serve(settings: Settings) -> None:
-    bus = PublicBus(settings.amqp_url, "userprov links", events=OUTCOME_EVENTS)
+    bus = PublicBus(settings.amqp_url, "userprov links", events=OUTCOME_EVENTS, door="links")
     app = create_app(bus, FormKeys(form_secret(settings)), settings.link_base(), settings.links_sign_in_url,
                      settings.links_wait_seconds, settings.door_limits())
     log.info("links_starting", host=settings.links_host, port=settings.links_port, broker=settings.broker_endpoint())

@@ -11,7 +11,7 @@ from userprov.public_bus import PublicBus
 @asynccontextmanager
 async def public_bus(amqp_url: str, name: str, events: Sequence[str] = ()) -> AsyncIterator[PublicBus]:
     """`events`: the routing keys whose messages the command waits for (PublicBus.expect)."""
-    bus = PublicBus(amqp_url, name, events)
+    bus = PublicBus(amqp_url, name, events, door="cli")
     await bus.start()
     try:
         yield bus

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from contracts import routing
 from contracts.base import FieldError
 
 TAKEN_IN_PROCESS = "x-userprov-taken-in-process"  # see userprov.runtime.worker.local_signals
@@ -17,8 +18,8 @@ ORIGINAL_PUBLISHER = "x-userprov-original-publisher"
 # the audit trail's cause (see userprov.audit.actors): the front door a message came through and
 # who acts there (a SCIM token's id), set by the doors; and the RabbitMQ user of a copy's original
 # (set by userprov on a copy for the bulk lane or a parking queue). Believed only from a trusted publisher.
-VIA = "x-userprov-via"
-ACTOR = "x-userprov-actor"
+VIA = routing.VIA_HEADER
+ACTOR = routing.ACTOR_HEADER
 ORIGINAL_USER = "x-userprov-original-user"
 
 # An id or queue name that userprov stores, copies onto events and routes by: printable,

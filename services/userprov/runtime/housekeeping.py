@@ -1,5 +1,7 @@
 """Keeps the inbox from growing forever: message ids older than the retention are forgotten,
-and the commands' outcomes and recorded delivery failures with them.
+and the commands' outcomes and recorded delivery failures with them. Audit entries older than
+theirs are deleted too (userprov.audit.retention), and the invitations that expired meanwhile
+are audited (userprov.audit.expiry).
 
 A message redelivered or republished after that long would take effect again; the retention
 is days, while redeliveries come within minutes."""
@@ -10,6 +12,9 @@ import random
 
 import asyncpg
 import structlog
+
+from userprov.audit.expiry import audit_expired_invitations
+from userprov.audit.retention import prune_audit
 
 log = structlog.get_logger()
 
@@ -40,7 +45,7 @@ async def prune_inbox(pool: asyncpg.Pool, retention_days: int) -> int:
     return removed
 
 
-async def run_housekeeping(pool: asyncpg.Pool, retention_days: int, interval: float) -> None:
+async def run_housekeeping(pool: asyncpg.Pool, retention_days: int, interval: float, audit_retention_days: int) -> None:
     while True:
         await asyncio.sleep(interval * random.uniform(0.5, 1.0))  # several processes spread out
         try:
@@ -48,3 +53,9 @@ async def run_housekeeping(pool: asyncpg.Pool, retention_days: int, interval: fl
             log.info("inbox_pruned", removed=removed)
         except Exception as error:  # noqa: BLE001 - housekeeping must not stop a worker
             log.warning("inbox_prune_failed", error=repr(error))
+        try:
+            expired = await audit_expired_invitations(pool)
+            removed = await prune_audit(pool, audit_retention_days)
+            log.info("audit_swept", expired_invitations=expired, removed=removed)
+        except Exception as error:  # noqa: BLE001
+            log.warning("audit_prune_failed", error=repr(error))

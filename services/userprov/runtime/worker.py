@@ -177,7 +177,8 @@ async def run_worker(settings: Settings, services: Mapping[str, ServiceRun]) -> 
     ready_watch = asyncio.create_task(watch_readiness(readiness, settings.ready_check_seconds), name="ready-watch")
     scheduling = [asyncio.create_task(s.run(pool, committed), name=s.name) for s in schedulers]
     housekeeping = asyncio.create_task(
-        run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds), name="housekeeping"
+        run_housekeeping(pool, settings.inbox_retention_days, settings.housekeeping_interval_seconds,
+                         settings.audit_retention_days), name="housekeeping"
     )
     log.info("worker_started", services=list(services))
     stopper = asyncio.create_task(stop.wait())

@@ -115,10 +115,10 @@ class ScimApplication(ASGIApplication):
         try:
             async with asyncio.timeout(self._wait):  # the token, the queries and the commands: one deadline for all
                 if self.needs_auth(request):
-                    account_id = await self._tokens.account_of(request.header("Authorization"))
-                    if account_id is None:
+                    tenant = await self._tokens.tenant_of(request.header("Authorization"))
+                    if tenant is None:
                         raise UnauthorizedException(detail="A valid bearer token of a userprov account is required.")
-                    acting_for(account_id)
+                    acting_for(tenant.account_id, tenant.token_id)
                 return await self.handler.handle(request)
         except BUS_ERRORS as error:
             log.warning("scim_userprov_unavailable", error=type(error).__name__)
@@ -176,4 +176,4 @@ def _too_many(_: object, seconds: int) -> Response:
 
 
 def scim_bus(amqp_url: str) -> PublicBus:
-    return PublicBus(amqp_url, "userprov scim", events=OUTCOME_EVENTS)
+    return PublicBus(amqp_url, "userprov scim", events=OUTCOME_EVENTS, door="scim")

@@ -9,12 +9,13 @@ import re
 import time
 from collections import OrderedDict
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TypeVar
 
 from contracts import routing
 from contracts.queries import ScimTokensResolve, ScimTokensResolveReply
 from userprov.front_doors.lookup_gate import LookupGate
-from userprov.public_bus import NoAnswer, PublicBus
+from userprov.public_bus import NoAnswer, PublicBus, acting
 from userprov.tokens import hash_token
 
 _T = TypeVar("_T")
@@ -26,12 +27,19 @@ REMEMBERED = 10_000  # valid ones
 REMEMBERED_UNKNOWN = 10_000  # unknown or revoked ones
 
 
+@dataclass(frozen=True)
+class Tenant:
+    account_id: str
+    token_id: str | None  # said on the commands the request publishes, for the audit trail
+
+
 def current_account() -> str:
     return _account.get()
 
 
-def acting_for(account_id: str) -> None:
+def acting_for(account_id: str, token_id: str | None = None) -> None:
     _account.set(account_id)
+    acting.set(token_id)
 
 
 class TokenResolver:
@@ -41,13 +49,18 @@ class TokenResolver:
         self._remember = remember_seconds
         self._gate = gate
         # a valid token's entry outlives its time: when it comes due, its lookup's turn comes first
-        self._valid: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
+        self._valid: OrderedDict[bytes, tuple[float, Tenant]] = OrderedDict()
         self._unknown: OrderedDict[bytes, float] = OrderedDict()
 
     async def account_of(self, authorization: str | None) -> str | None:
-        """The account of an `Authorization: Bearer <token>` header; None for no token, an
-        unknown or a revoked one. Raises NoAnswer when userprov does not answer (LookupsBusy
-        when the lookup's turn did not come)."""
+        """The account of an `Authorization: Bearer <token>` header (see `tenant_of`)."""
+        tenant = await self.tenant_of(authorization)
+        return tenant.account_id if tenant else None
+
+    async def tenant_of(self, authorization: str | None) -> Tenant | None:
+        """The account and token id of an `Authorization: Bearer <token>` header; None for no
+        token, an unknown or a revoked one. Raises NoAnswer when userprov does not answer
+        (LookupsBusy when the lookup's turn did not come)."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not PLAUSIBLE_TOKEN.fullmatch(token):
@@ -63,19 +76,20 @@ class TokenResolver:
             return None
         return await self._gate.ask(digest, lambda: self._resolve(digest), known=valid is not None)
 
-    async def _resolve(self, digest: bytes) -> str | None:
+    async def _resolve(self, digest: bytes) -> Tenant | None:
         answer = await self._bus.ask(routing.SCIM_TOKENS_RESOLVE, ScimTokensResolve(token_hash=digest.hex()), self._wait)
         if answer.type == routing.COMMAND_REJECTED:
             raise NoAnswer("scim_tokens.resolve was refused")
-        account_id = ScimTokensResolveReply.model_validate_json(answer.body).account_id
+        reply = ScimTokensResolveReply.model_validate_json(answer.body)
         until = time.monotonic() + self._remember
-        if account_id is None:
+        if reply.account_id is None:
             self._valid.pop(digest, None)
             _remember(self._unknown, digest, until, REMEMBERED_UNKNOWN)
-        else:
-            self._unknown.pop(digest, None)
-            _remember(self._valid, digest, (until, account_id), REMEMBERED)
-        return account_id
+            return None
+        tenant = Tenant(reply.account_id, str(reply.token_id) if reply.token_id else None)
+        self._unknown.pop(digest, None)
+        _remember(self._valid, digest, (until, tenant), REMEMBERED)
+        return tenant
 
 
 def _remember(known: OrderedDict[bytes, _T], digest: bytes, value: _T, at_most: int) -> None:
