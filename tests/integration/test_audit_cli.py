@@ -41,6 +41,25 @@ class TestVerify:
         assert [(b.seq, b.kind) for b in found.values() if b is not None] == [
             (n + 700, "changed"), (n + 500, "deleted"), (n + 1100, "deleted"), (n + 499, "reordered")]
 
+    async def test_from_the_checkpoint_retention_left(self, infra: Infra, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        """After the retention's statement pruned an account's oldest entries, audit.list gives its
+        checkpoint, and the chain is verified from there: it holds, and a change after it is named."""
+        from datetime import UTC, datetime, timedelta
+
+        from userprov.audit.retention import PRUNE_BATCH
+
+        account_id = await account()
+        written = await append(db, account_id, 1100, start=datetime.now(UTC) - timedelta(days=60), step=timedelta(hours=1))
+        old = [e for e in written if e["at"] < datetime.now(UTC) - timedelta(days=30)]
+        assert await db.fetchval(PRUNE_BATCH, account_id, 30, 10_000) == len(old)  # the account's own: not the session's others
+        pruned = old[-1]
+        first = await bus.query(routing.AUDIT_LIST, {"account_id": account_id, "order": "oldest_first", "limit": 2})
+        assert first["checkpoint"] == {"seq": pruned["seq"], "hash": pruned["hash"].hex()}
+        assert (await verify(infra.amqp_url, account_id)).broken is None
+        await db.execute("UPDATE audit_checkpoints SET hash = $2 WHERE account_id = $1", account_id, bytes(32))
+        broken = (await verify(infra.amqp_url, account_id)).broken
+        assert broken is not None and (broken.seq, broken.kind) == (pruned["seq"] + 1, "changed")
+
     async def test_its_exit_status_says_holds_broken_or_could_not_check(self, infra: Infra, bus: BusClient, db: asyncpg.Pool,
                                                                         account) -> None:
         holds, broken = await account(), await account()

@@ -22,18 +22,19 @@ def person(n: int, account_id: str) -> tuple[uuid.UUID, str]:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{account_id}/{n}"), f"person{n}.{account_id}@example.com"
 
 
-def made_up(account_id: str, seq: int, people: int = 7) -> dict[str, Any]:
-    """Entry `seq` of a made-up story: one a minute from START, the actions in turn, about one of
-    `people` people, each change a different one."""
+def made_up(account_id: str, seq: int, people: int = 7, start: datetime = START, step: timedelta = timedelta(minutes=1)) -> dict[str, Any]:
+    """Entry `seq` of a made-up story: one each `step` from `start`, the actions in turn, about one
+    of `people` people, each change a different one."""
     user_id, email = person(seq % people, account_id)
     return {
-        "account_id": account_id, "seq": seq, "at": START + timedelta(minutes=seq), "action": ACTIONS[seq % len(ACTIONS)],
+        "account_id": account_id, "seq": seq, "at": start + step * seq, "action": ACTIONS[seq % len(ACTIONS)],
         "actor": {"kind": "user", "id": f"admin.{account_id}@example.com"}, "target": {"user_id": user_id, "email": email},
         "changes": {"n": seq, "note": "ü"}, "via": "bus", "message_id": f"m-{seq}", "correlation_id": f"c-{seq}",
     }
 
 
-async def append(db: asyncpg.Pool, account_id: str, count: int, people: int = 7) -> list[dict[str, Any]]:
+async def append(db: asyncpg.Pool, account_id: str, count: int, people: int = 7, start: datetime = START,
+                 step: timedelta = timedelta(minutes=1)) -> list[dict[str, Any]]:
     """Appends `count` made-up entries to the account's chain (after whatever it holds) and moves
     its head; returns them, each with its hash."""
     async with db.acquire() as conn, conn.transaction():
@@ -41,7 +42,7 @@ async def append(db: asyncpg.Pool, account_id: str, count: int, people: int = 7)
         head = await conn.fetchrow("SELECT seq, hash FROM audit_heads WHERE account_id = $1 FOR UPDATE", account_id)
         previous, entries = bytes(head["hash"]), []
         for seq in range(head["seq"] + 1, head["seq"] + count + 1):
-            entry = made_up(account_id, seq, people)
+            entry = made_up(account_id, seq, people, start, step)
             previous = entry["hash"] = link(previous, entry)
             entries.append(entry)
         await conn.copy_records_to_table("audit_entries", columns=COLUMNS, records=[_record(e) for e in entries])
