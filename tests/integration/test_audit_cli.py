@@ -28,6 +28,7 @@ async def swap(db: asyncpg.Pool, account_id: str, a: int, b: int) -> None:
 class TestVerify:
     async def test_names_the_first_entry_changed_deleted_or_reordered(self, infra: Infra, bus: BusClient, db: asyncpg.Pool,
                                                                     account) -> None:
+        """Each break is named by its first entry and kind, also where it straddles a page's end."""
         changed, deleted, newest_deleted, swapped = [await account() for _ in range(4)]
         for account_id in (changed, deleted, newest_deleted, swapped):
             await append(db, account_id, 1100)  # three pages: a break on a page's edge, too
@@ -62,6 +63,7 @@ class TestVerify:
 
     async def test_its_exit_status_says_holds_broken_or_could_not_check(self, infra: Infra, bus: BusClient, db: asyncpg.Pool,
                                                                         account) -> None:
+        """0 and the last entry when the chain holds, 1 naming the entry, 2 for an unknown account."""
         holds, broken = await account(), await account()
         await append(db, holds, 40)
         await append(db, broken, 40)
@@ -75,6 +77,7 @@ class TestVerify:
 
 class TestExport:
     async def test_jsonl_and_ocsf_oldest_first(self, infra: Infra, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        """jsonl is audit.list's entries oldest first; ocsf keeps --since and --until, and each event is valid OCSF."""
         account_id = await account()
         written = await append(db, account_id, 30)
         entries, _ = await pages(bus, {"account_id": account_id, "order": "oldest_first"})
@@ -93,6 +96,7 @@ class TestExport:
         assert {e["class_uid"] for e in events} == {3001, 3006}
 
     async def test_a_bad_time_is_one_line(self, infra: Infra, bus: BusClient) -> None:
+        """Not a traceback: what is wrong, and exit status 2."""
         bad = await asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", "acme", "--since", "yesterday")
         assert bad.returncode == 2 and "is no ISO 8601 time" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -40,6 +40,7 @@ class TestPages:
 
 class TestFilters:
     async def test_each_filter_and_their_combination_page_too(self, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        """user_id, email (normalised), actions, since (in) and until (out), together, both orders: each page by page."""
         account_id = await account()
         before = await base(db, account_id)
         written = [e for e in await append(db, account_id, 70) if e["seq"] > before]
@@ -67,6 +68,7 @@ class TestFilters:
 
 class TestRefusals:
     async def test_bad_input_is_refused_naming_what_is_wrong(self, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        """schema_invalid naming the field; invalid_cursor for a cursor not given, or given for another question; unknown_account."""
         account_id, other = await account(), await account()
         await append(db, account_id, 5)
 

@@ -48,6 +48,7 @@ EXPECTED = [
 class TestOcsfEvents:
     @pytest.mark.parametrize(("audited", "class_uid", "activity_id"), EXPECTED, ids=[f"{e.action}-{c}-{a}" for e, c, a in EXPECTED])
     def test_each_action_is_valid_ocsf_of_the_class_that_fits(self, audited: AuditEntry, class_uid: int, activity_id: int) -> None:
+        """Valid against its class's schema, in the class and activity of the how-to's table."""
         event = ocsf.event("acme", audited, "0.1.0")
         assert ocsf_errors(event) == []
         assert (event["class_uid"], event["activity_id"], event["type_uid"]) == (class_uid, activity_id, class_uid * 100 + activity_id)
@@ -55,10 +56,12 @@ class TestOcsfEvents:
         assert event["unmapped"]["userprov"]["hash"] == "ab" * 32, "the whole entry travels along"
 
     def test_a_refused_command_is_a_failure_with_its_reason(self) -> None:
+        """status_id 2 (Failure), and the refusal's reason in status_code."""
         event = ocsf.event("acme", entry("command.rejected", {"reason": "last_admin"}), "0.1.0")
         assert (event["status_id"], event["status_code"]) == (2, "last_admin")
 
     def test_the_check_finds_what_is_not_ocsf(self) -> None:
+        """A wrong activity, an attribute the class has not, a missing required one, another version."""
         event = ocsf.event("acme", entry("user.removed"), "0.1.0")
         assert ocsf_errors({**event, "activity_id": 42})
         assert ocsf_errors({**event, "colour": "blue"}), "no attribute the class does not have"
