@@ -618,17 +618,21 @@ def _time(option: str, value: str | None):  # noqa: ANN202
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is no ISO 8601 time (e.g. 2026-11-30 or 2026-11-30T09:30:00Z)", param_hint=option) from None
+        raise typer.BadParameter(f"{value!r} is no ISO 8601 time (e.g. 2026-11-30 or 2026-11-30T09:30:00Z)",
+                                 param_hint=option) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @audit_app.command("export")
 def audit_export(
     account: AuditAccount,
-    since: Annotated[str | None, typer.Option(help="Only entries at or after this ISO 8601 time (UTC when it names no zone).")] = None,
-    until: Annotated[str | None, typer.Option(help="Only entries before this ISO 8601 time (UTC when it names no zone).")] = None,
-    output_format: Annotated[ExportFormat, typer.Option("--format", help="jsonl: each entry as audit.list gives it, with its"
-                                                        " account_id; ocsf: each entry as an OCSF 1.8.0 event.")] = ExportFormat.jsonl,
+    since: Annotated[str | None, typer.Option(
+        help="Only entries at or after this ISO 8601 time (UTC when it names no zone).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Only entries before this ISO 8601 time (UTC when it names no zone).")] = None,
+    output_format: Annotated[ExportFormat, typer.Option(
+        "--format", help="jsonl: each entry as audit.list gives it, with its account_id; ocsf: each entry as an OCSF"
+        " 1.8.0 event.")] = ExportFormat.jsonl,
 ) -> None:
     """Print an account's audit entries to standard output, oldest first, one JSON object per line
     (through the audit.list query, at RabbitMQ at USERPROV_AMQP_URL): for a SIEM, whose ingestion

@@ -74,4 +74,5 @@ async def account_chain(conn: asyncpg.Connection, account_id: str) -> Chain | No
     )
     if row is None:
         return None
-    return Chain((row["checkpoint_seq"] or 0, bytes(row["checkpoint_hash"] or GENESIS)), (row["head_seq"] or 0, bytes(row["head_hash"] or GENESIS)))
+    return Chain((row["checkpoint_seq"] or 0, bytes(row["checkpoint_hash"] or GENESIS)),
+                 (row["head_seq"] or 0, bytes(row["head_hash"] or GENESIS)))

@@ -34,7 +34,8 @@ async def _may_read(conn: asyncpg.Connection, query: AuditList) -> None:
     if query.requested_by is None:
         platform()
     elif await actor_in(conn, query.account_id, query.requested_by) != "admin":
-        raise Rejected("forbidden", "Only an active admin of the account, or a trusted platform service, may read its audit trail.")
+        raise Rejected("forbidden", "Only an active admin of the account, or a trusted platform service, may read its"
+                                    " audit trail.")
 
 
 def _entry(row: asyncpg.Record) -> AuditEntry:

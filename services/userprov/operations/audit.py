@@ -29,8 +29,8 @@ async def pages(amqp_url: str, account_id: str, *, since: datetime | None = None
     cursor = None
     async with public_bus(amqp_url, "userprov audit") as bus:
         while True:
-            query = AuditList(account_id=account_id, requested_by=requested_by, since=since, until=until, order=order, cursor=cursor,
-                              limit=AUDIT_LIST_MAX)
+            query = AuditList(account_id=account_id, requested_by=requested_by, since=since, until=until, order=order,
+                              cursor=cursor, limit=AUDIT_LIST_MAX)
             answer = await bus.ask(routing.AUDIT_LIST, query, timeout)
             if answer.type == routing.COMMAND_REJECTED:
                 raise AuditRefused(f"audit.list was refused: {answer.body.decode(errors='replace')}")
