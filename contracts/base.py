@@ -73,7 +73,8 @@ class FieldError(Contract):
 
 
 RowErrorCode = Literal[
-    "entry_format", "required", "too_long", "invalid_characters", "invalid_email", "duplicate_in_command", "no_free_seat"
+    "entry_format", "required", "too_long", "invalid_characters", "invalid_email", "duplicate_in_command", "no_free_seat",
+    "invitation_quota_exceeded",
 ]
 
 

@@ -58,7 +58,8 @@ class AccountsUpsert(Contract):
 
     Each field given replaces that field whole; each field omitted keeps its value (a new
     account takes the default). An empty list or map says "none": `"groups": []` removes
-    every group. `null` is refused: omit the field to keep it."""
+    every group. `null` is refused (omit the field to keep it), but for `invitation_quota_per_day`,
+    where it removes the quota."""
 
     account_id: AccountId
     name: str | None = Field(
@@ -91,12 +92,21 @@ class AccountsUpsert(Contract):
         default=None, json_schema_extra=_omit_rather_than_null,
         description="What people added through SCIM get (the whole section); none: no products, no role, English.",
     )
+    invitation_quota_per_day: int | None = Field(
+        default=None, ge=0, le=1_000_000,
+        description="At most this many invitations (welcome, transfer, resent, and those of reactivated members) in any"
+        " rolling 24 hours; past it a row of `users.add` gets `invitation_quota_exceeded` and a resend is refused with that"
+        " code. `null` removes the quota; omitted keeps it (a new account has none).",
+    )
+
+    # The fields for which `null` is a value (it removes), not a mistake.
+    nullable: ClassVar[frozenset[str]] = frozenset({"account_id", "invitation_quota_per_day"})
 
     @model_validator(mode="before")
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            nulls = [k for k, v in data.items() if v is None and k != "account_id"]
+            nulls = [k for k, v in data.items() if v is None and k not in cls.nullable]
             if nulls:
                 raise PydanticCustomError(
                     "null_field", "{fields}: omit a field to keep its value; null is not a value", {"fields": ", ".join(nulls)}
@@ -154,6 +164,12 @@ class UsersAdd(Contract):
     )
     group: str | None = Field(default=None, description="A user group that exists in the account.")
     settings_template: str | None = Field(default=None, description="A settings template of the account.")
+    dry_run: bool = Field(
+        default=False,
+        description="true: every row is checked against the account as it stands and answered by `users.add.completed`"
+        " (with `dry_run: true`, the invitation each accepted row would get and the seats per product), but nothing is"
+        " created, reserved or emailed. The same command without it, next, gives the same outcome per row.",
+    )
 
     @field_validator("pasted")
     @classmethod

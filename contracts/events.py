@@ -15,7 +15,7 @@ RejectionReason = Literal[
     "processing_failed", "unknown_account", "account_expired", "unknown_user", "forbidden", "last_admin", "not_resendable",
     "resend_cooldown", "unknown_group", "unknown_settings_template", "unknown_product", "unsupported_language", "no_users",
     "too_many_rows", "name_required", "seats_in_use", "invalid_template", "already_deactivated", "not_deactivated", "no_free_seat",
-    "invalid_values", "unknown_scim_token", "scim_token_exists", "invalid_cursor",
+    "invalid_values", "unknown_scim_token", "scim_token_exists", "invalid_cursor", "invitation_quota_exceeded",
 ]
 TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed", "too_slow"]
 
@@ -55,8 +55,25 @@ class RowResult(Contract):
     outcome: Literal["accepted", "already_member", "rejected"] = Field(
         description="`accepted` (a new member), `already_member` (nothing sent) or `rejected` (see `errors`).",
     )
-    user_id: UUID | None = Field(default=None, description="The person's profile id; null for a rejected row.")
+    user_id: UUID | None = Field(
+        default=None,
+        description="The person's profile id; null for a rejected row, and in a dry run for someone with no profile yet.")
     errors: list[RowError] = Field(default_factory=list, description="Why the row was rejected (empty otherwise).")
+    invitation: InvitationKind | None = Field(
+        default=None,
+        description="An accepted row: the invitation it gets (would get, in a dry run) as things stand when it is added:"
+        " `transfer` for someone active in another account, else `welcome` (should that change before the invitation is"
+        " decided, moments later, `invitation.sent` tells the kind sent). Null for a member added deactivated (invited"
+        " when reactivated) and for the other outcomes.",
+    )
+
+
+class SeatFigure(Contract):
+    """Seats of one product, as a dry run found them."""
+
+    product: str = Field(description="The product.")
+    needed: int = Field(description="Seats the command's rows would take (its valid new members, added active).")
+    free: int = Field(description="Seats of the product free in the account now; rows past them get `no_free_seat`.")
 
 
 class UsersAddCompleted(Contract):
@@ -65,6 +82,17 @@ class UsersAddCompleted(Contract):
     command_id: str = Field(description="The `message_id` of the `users.add` command.")
     account_id: str = Field(description="The account of the `users.add`.")
     results: list[RowResult] = Field(description="One result per row, in row order.")
+    dry_run: bool = Field(
+        default=False, description="true: the answer of a dry run; nothing was created, reserved or emailed.",
+    )
+    seats: list[SeatFigure] | None = Field(
+        default=None, description="A dry run: per product of the command, the seats needed and free; null otherwise.",
+    )
+    invitations_left: int | None = Field(
+        default=None,
+        description="A dry run in an account with an invitation quota: the invitations left in the rolling 24 hours"
+        " before this command; null otherwise.",
+    )
 
 
 class InvitationSent(Contract):

@@ -150,6 +150,14 @@ class AccountsGetReply(Contract):
     )
     members: dict[str, int] = Field(default_factory=dict, description="Members per membership status.")
     scim: ScimDefaults | None = Field(default=None, description="What people added through SCIM get, when set.")
+    invitation_quota_per_day: int | None = Field(
+        default=None, description="At most this many invitations in any rolling 24 hours; null: no quota.",
+    )
+    invitations_left: int | None = Field(
+        default=None,
+        description="Invitations the quota still allows now (it less those of the last 24 hours, including those not"
+        " sent yet); null: no quota.",
+    )
 
 
 class CommandsGet(Contract):

@@ -28,6 +28,18 @@ class Account:
     status: str
     groups: list[str]
     settings_templates: list[str]
+    invitation_quota_per_day: int | None = None  # userprov.invitation_quota
+
+
+ACCOUNT_COLUMNS = "account_id, name, status, groups, settings_templates, invitation_quota_per_day"
+
+
+def home_account_sql(profile_id: str, account_id: str) -> str:
+    """SQL of the account other than `account_id` where the person `profile_id` is active (NULL:
+    none), the expressions given as SQL: what the welcome-or-transfer decision reads
+    (lifecycle.invitation_kind)."""
+    return (f"(SELECT o.account_id FROM memberships o WHERE o.profile_id = {profile_id} AND o.account_id <> {account_id}"
+            " AND o.status = 'active' ORDER BY o.status_changed_at DESC LIMIT 1)")
 
 
 MEMBERSHIP_COLUMNS = "membership_id, account_id, profile_id, role, status, language"
@@ -66,8 +78,7 @@ async def lock_current_membership(conn: asyncpg.Connection, account_id: str, ema
 async def lock_account(conn: asyncpg.Connection, account_id: str) -> Account | None:
     """Serialises the commands that change one account's members or seats."""
     row = await conn.fetchrow(
-        "SELECT account_id, name, status, groups, settings_templates FROM accounts WHERE account_id = $1"
-        " FOR NO KEY UPDATE",
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE",
         account_id,
     )
     return Account(**row) if row else None

@@ -41,11 +41,13 @@ class TestQueries:
         assert acct["licences"] == {"gotomeeting": {"total": 4, "used": 1}, "gotowebinar": {"total": 2, "used": 1}}
         assert acct["members"] == {"invited": 1}
         assert acct["scim"] is None, "no SCIM defaults set"
+        assert acct["invitation_quota_per_day"] is None and acct["invitations_left"] is None, "no quota set"
 
     async def test_unknown_ids(self, bus: BusClient) -> None:
         assert (await bus.query(routing.USERS_GET, {"account_id": "nobody-here", "email": "x@example.com"}))["found"] is False
         assert (await bus.query(routing.ACCOUNTS_GET, {"account_id": "nobody-here"})) == {
-            "found": False, "account_id": "nobody-here", "name": None, "status": None, "licences": {}, "members": {}, "scim": None}
+            "found": False, "account_id": "nobody-here", "name": None, "status": None, "licences": {}, "members": {}, "scim": None,
+            "invitation_quota_per_day": None, "invitations_left": None}
 
 
 class TestUsersList:

@@ -130,6 +130,25 @@ if (peeked.type !== "invitations.peek.reply" || peeked.body.status !== "unknown"
   failures.push(`invitations.peek answered ${peeked.type} ${JSON.stringify(peeked.body)}`);
 }
 
+// a dry run foretells each row and does nothing; accounts.get answers the invitation quota and what is left of it
+const quotaId = await publish("accounts.upsert", { account_id: accountId, invitation_quota_per_day: 10 });
+await next((e) => e.type === "account.upserted" && e.properties.correlationId === quotaId, "account.upserted of the quota");
+const dryId = await publish("users.add", {
+  account_id: accountId, products: ["gotomeeting"], dry_run: true,
+  users: [{ first_name: "Alan", last_name: "Turing", email: `alan.${run}@example.com` },
+    { first_name: "Ada", last_name: "Lovelace", email: people[0] }],
+});
+const dry = await next((e) => e.type === "users.add.completed" && e.body.command_id === dryId, "the dry run's users.add.completed");
+if (dry.body.dry_run !== true
+  || JSON.stringify(dry.body.results.map((r) => [r.outcome, r.invitation])) !== JSON.stringify([["accepted", "welcome"], ["already_member", null]])
+  || JSON.stringify(dry.body.seats) !== JSON.stringify([{ product: "gotomeeting", needed: 1, free: 3 }])) {
+  failures.push(`the dry run answered ${JSON.stringify(dry.body)}`);
+}
+const quota = await query("accounts.get", { account_id: accountId });
+if (quota.body.invitation_quota_per_day !== 10 || quota.body.invitations_left !== 8 || quota.body.licences.gotomeeting.used !== 2) {
+  failures.push(`accounts.get after the dry run answered ${JSON.stringify(quota.body)}`);
+}
+
 // a refused query is answered too: with the command.rejected body
 const correlationId = randomUUID();
 const refusal = next((e) => e.properties.correlationId === correlationId && e.type === "command.rejected"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 
 from contracts.commands import UsersAdd
-from userprov.user_creation.plan import candidates_of, plan_rows
+from userprov.user_creation.plan import Known, answered, candidates_of, plan_rows
 from userprov.user_creation.validation import validate_rows
 
 
@@ -43,3 +43,27 @@ class TestPlan:
         checked = validate_rows(candidates_of(UsersAdd(account_id="a", pasted="C C c@example.com")))
         assert plan_rows(checked, {}, free_seats=None).results[0].outcome == "accepted"
         assert plan_rows(checked, {}, free_seats=0).results[0].outcome == "rejected"
+
+    def test_the_invitation_quota_in_row_order_after_the_seats(self) -> None:
+        command = UsersAdd(account_id="a", users=[
+            {"first_name": "A", "last_name": "A", "email": "a@example.com"},
+            {"first_name": "B", "last_name": "B", "email": "b@example.com", "active": False},
+            {"first_name": "C", "last_name": "C", "email": "c@example.com"},
+            {"first_name": "D", "last_name": "D", "email": "d@example.com"},
+            {"first_name": "M", "last_name": "M", "email": "m@example.com"}])
+        plan = plan_rows(validate_rows(candidates_of(command)), {"m@example.com": uuid.uuid4()}, free_seats=3, invitations_left=2)
+        assert [(r.outcome, [e.code for e in r.errors]) for r in plan.results] == [
+            ("accepted", []), ("accepted", []), ("accepted", []), ("rejected", ["invitation_quota_exceeded"]), ("already_member", [])]
+        # past the seats first: a row short of a seat takes no invitation either
+        plan = plan_rows(validate_rows(candidates_of(command)), {}, free_seats=1, invitations_left=1)
+        assert [[e.code for e in r.errors] for r in plan.results] == [[], [], ["no_free_seat"], ["no_free_seat"], ["no_free_seat"]]
+
+    def test_answered_rows_say_their_invitation(self) -> None:
+        command = UsersAdd(account_id="a", users=[
+            {"first_name": "A", "last_name": "A", "email": "a@example.com"},
+            {"first_name": "B", "last_name": "B", "email": "b@example.com", "active": False},
+            {"first_name": "C", "last_name": "C", "email": "c@example.com"}])
+        plan = plan_rows(validate_rows(candidates_of(command)), {}, free_seats=None)
+        mover = uuid.uuid4()
+        results = answered(plan, {"c@example.com": Known(mover, "elsewhere")})
+        assert [(r.user_id, r.invitation) for r in results] == [(None, "welcome"), (None, None), (mover, "transfer")]

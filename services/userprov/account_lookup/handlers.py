@@ -31,9 +31,9 @@ from contracts.queries import (
     UsersList,
     UsersListReply,
 )
-from userprov import lifecycle
+from userprov import invitation_quota, lifecycle
 from userprov.account_lookup import sql
-from userprov.memberships import home_membership, lock_current_membership
+from userprov.memberships import home_membership, lock_account, lock_current_membership
 from userprov.permissions import Actor, acting, may_manage, permit, platform
 from userprov.runtime import outcomes
 from userprov.runtime.errors import Rejected
@@ -46,12 +46,16 @@ INVITATION_RESENT = "invitation.resent"  # an audit action: the event is the int
 
 async def resend_invitation(cmd: InvitationsResend, uow: UnitOfWork, *, cooldown_seconds: int) -> None:
     async with uow:
+        account = await lock_account(uow.conn, cmd.account_id)  # counts against the quota with the adds: userprov.invitation_quota
         actor = await acting(uow.conn, cmd.account_id, cmd.requested_by)
         membership = await lock_current_membership(uow.conn, cmd.account_id, cmd.email)
         permit(actor, membership.role)
         kind = lifecycle.resend_kind(membership.status)
         if kind is None:
             raise Rejected("not_resendable", f"A {membership.status} user has no invitation to resend.")
+        if account is not None and account.invitation_quota_per_day is not None \
+                and await invitation_quota.invitations_left(uow.conn, cmd.account_id) == 0:
+            raise Rejected(invitation_quota.EXCEEDED, "The account's invitation quota for the rolling 24 hours is spent.")
         previous = await sql.latest_invitation(uow.conn, membership.membership_id)
         wait = lifecycle.resend_wait_seconds(previous.age_seconds if previous else None, cooldown_seconds,
                                              previous.delivered if previous else False)
@@ -151,6 +155,9 @@ async def get_account(query: AccountsGet, conn: asyncpg.Connection) -> AccountsG
         licences={product: LicenceUse(total=total, used=used) for product, (total, used) in account.licences.items()},
         members=account.members,
         scim=ScimDefaults.model_validate_json(account.scim_defaults) if account.scim_defaults else None,
+        invitation_quota_per_day=account.invitation_quota_per_day,
+        invitations_left=await invitation_quota.invitations_left(conn, account.account_id)
+        if account.invitation_quota_per_day is not None else None,
     )
 
 

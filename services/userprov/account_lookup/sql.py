@@ -9,16 +9,15 @@ from uuid import UUID
 import asyncpg
 
 from contracts.base import AccountStatus, InvitationKind, MembershipStatus, Role
+from userprov.memberships import home_account_sql
 from userprov.runtime.origin import Origin
 
 # SKIP LOCKED: processes take batches side by side; never waiting on a row lock, they cannot deadlock.
-_TAKE = """
+_TAKE = f"""
 SELECT m.membership_id, m.profile_id, m.account_id, m.correlation_id, m.traceparent, m.tracestate,
-       (SELECT o.account_id FROM memberships o
-         WHERE o.profile_id = m.profile_id AND o.account_id <> m.account_id AND o.status = 'active'
-         ORDER BY o.status_changed_at DESC LIMIT 1) AS home_account_id
+       {home_account_sql("m.profile_id", "m.account_id")} AS home_account_id
 FROM memberships m
-WHERE m.status = 'pending' AND {which}
+WHERE m.status = 'pending' AND {{which}}
 FOR UPDATE OF m SKIP LOCKED
 """
 TAKE_WAITING = _TAKE.format(which="m.membership_id <> ALL($2::uuid[]) ORDER BY m.turn LIMIT $1")
@@ -114,6 +113,7 @@ class AccountView:
     licences: dict[str, tuple[int, int]]  # product: (total, used)
     members: dict[str, int]  # by status
     scim_defaults: str | None  # JSON of ScimDefaults
+    invitation_quota_per_day: int | None
 
 
 async def take_waiting(conn: asyncpg.Connection, limit: int, skip: Sequence[UUID] = ()) -> list[PendingMembership]:
@@ -147,7 +147,8 @@ def _pending(rows: Sequence[asyncpg.Record]) -> list[PendingMembership]:
 
 async def account_view(conn: asyncpg.Connection, account_id: str) -> AccountView | None:
     account = await conn.fetchrow(
-        "SELECT account_id, name, status, scim_defaults::text FROM accounts WHERE account_id = $1", account_id)
+        "SELECT account_id, name, status, scim_defaults::text, invitation_quota_per_day FROM accounts WHERE account_id = $1",
+        account_id)
     if account is None:
         return None
     licences = await conn.fetch(
@@ -163,6 +164,7 @@ async def account_view(conn: asyncpg.Connection, account_id: str) -> AccountView
         licences={r["product"]: (r["seats_total"], r["seats_used"]) for r in licences},
         members={r["status"]: r["n"] for r in members},
         scim_defaults=account["scim_defaults"],
+        invitation_quota_per_day=account["invitation_quota_per_day"],
     )
 
 

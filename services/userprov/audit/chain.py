@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from uuid import UUID
 
@@ -27,34 +28,50 @@ class Break:
     message: str
 
 
-def format_at(at: datetime | str) -> str:
-    """ISO 8601 in UTC with microseconds and a Z: "2026-12-05T20:38:24.123456Z"."""
-    if isinstance(at, str):
-        return at
+@lru_cache(maxsize=256)  # the entries of one transaction share their time
+def _utc_text(at: datetime) -> str:
     if at.tzinfo is None:
         raise ValueError("an audit entry's time must carry its time zone")
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def format_at(at: datetime | str) -> str:
+    """ISO 8601 in UTC with microseconds and a Z: "2026-12-05T20:38:24.123456Z"."""
+    return at if isinstance(at, str) else _utc_text(at)
+
+
 def _user_id(value: UUID | str | None) -> str | None:
-    return None if value is None else str(UUID(str(value)))
+    if value is None or isinstance(value, UUID):
+        return None if value is None else str(value)  # a UUID's text is lower-case
+    return str(UUID(value))
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _checked_changes(value: Any, path: str = "changes") -> Any:
     """Only values that come back the same from jsonb: no floats (nor anything JSON has not)."""
-    if value is None or isinstance(value, (str, bool, int)):
+    kind = type(value)
+    if kind in _SCALARS:
         return value
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise TypeError(f"{path}: keys must be strings, not {type(key).__name__}")
-            _checked_changes(item, f"{path}.{key}")
+            if type(item) not in _SCALARS:
+                _checked_changes(item, f"{path}.{key}")
         return value
     if isinstance(value, list):
         for index, item in enumerate(value):
-            _checked_changes(item, f"{path}[{index}]")
+            if type(item) not in _SCALARS:
+                _checked_changes(item, f"{path}[{index}]")
         return value
-    raise TypeError(f"{path}: {type(value).__name__} is not allowed in an audit entry's changes")
+    if isinstance(value, (str, int)) and not isinstance(value, float):  # a str or int subclass (an enum member)
+        return value
+    raise TypeError(f"{path}: {kind.__name__} is not allowed in an audit entry's changes")
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical(entry: Mapping[str, Any]) -> bytes:
@@ -73,7 +90,7 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
         "message_id": entry["message_id"],
         "correlation_id": entry["correlation_id"],
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(document).encode("utf-8")
 
 
 COLUMNS = ("account_id, seq, at, action, actor_kind, actor_id, target_user_id, target_email, changes::text AS changes, via,"

@@ -84,15 +84,17 @@ class Chained:
 
     def parameters(self) -> list[list[Any]]:
         """The arrays `append_sql` takes, in its order."""
-        rows = self.rows
-        return [
-            [e.account_id for e, *_ in rows], [seq for _, seq, _, _ in rows], [at for _, _, at, _ in rows],
-            [e.action for e, *_ in rows], [e.cause.actor.kind for e, *_ in rows], [e.cause.actor.id for e, *_ in rows],
-            [e.user_id for e, *_ in rows], [e.email for e, *_ in rows],
-            [json.dumps(e.changes, ensure_ascii=False) for e, *_ in rows], [e.cause.via for e, *_ in rows],
-            [e.message_id for e, *_ in rows], [e.correlation_id for e, *_ in rows], [h for *_, h in rows],
-            list(self.heads), [seq for seq, _ in self.heads.values()], [h for _, h in self.heads.values()],
+        rows = [
+            (e.account_id, seq, at, e.action, e.cause.actor.kind, e.cause.actor.id, e.user_id, e.email,
+             _JSON.encode(e.changes), e.cause.via, e.message_id, e.correlation_id, digest)
+            for e, seq, at, digest in self.rows
         ]
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _TYPES]
+        heads: list[list[Any]] = [list(self.heads), [seq for seq, _ in self.heads.values()], [h for _, h in self.heads.values()]]
+        return columns + heads
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 async def chained(conn: asyncpg.Connection, entries: Sequence[Entry]) -> Chained:

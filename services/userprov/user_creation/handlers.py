@@ -27,6 +27,7 @@ from contracts.events import (
     MembershipsCreated,
     ScimTokenAdded,
     ScimTokenRevoked,
+    SeatFigure,
     UserDeactivated,
     UserReactivated,
     UserRemoved,
@@ -34,7 +35,7 @@ from contracts.events import (
     UserUpdated,
 )
 from contracts.text import printable
-from userprov import lifecycle
+from userprov import invitation_quota, lifecycle
 from userprov.languages import SUPPORTED_LANGUAGES
 from userprov.memberships import Account, Membership, is_last_active_admin, lock_account, lock_current_membership
 from userprov.permissions import acting, authorize, permit, platform
@@ -47,7 +48,7 @@ from userprov.runtime.unit_of_work import UnitOfWork
 from userprov.sandbox.pool import TemplateSandbox
 from userprov.sandbox.trial import AccountTemplate, trial_errors
 from userprov.user_creation import scim_names, sql
-from userprov.user_creation.plan import TooManyRows, candidates_of, plan_rows, with_user_ids
+from userprov.user_creation.plan import Known, Plan, TooManyRows, answered, candidates_of, plan_rows, seats_needed
 from userprov.user_creation.scim_names import Names
 from userprov.user_creation.validation import Candidate, ValidRow, checked_changes, reject_repeated_emails, validate_row
 
@@ -182,14 +183,19 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
         unknown = [p for p in products if p not in free]
         if unknown:
             raise Rejected("unknown_product", f"The account holds no licences for {', '.join(unknown)}.")
-        plan = plan_rows(checked, adding.members, min(free.values()) if free else None)
+        # read after the lock's statement, so that it counts what the commands before this one reserved
+        left = await invitation_quota.invitations_left(conn, cmd.account_id) if account.invitation_quota_per_day is not None else None
+        plan = plan_rows(checked, adding.members, min(free.values()) if free else None, left)
         outcomes = Counter(r.outcome for r in plan.results)
         structlog.contextvars.bind_contextvars(  # on the message's log line
             account_id=cmd.account_id, accepted=outcomes["accepted"], already_members=outcomes["already_member"],
-            rejected_rows=outcomes["rejected"])
-        user_ids, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
-        uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=with_user_ids(plan.results, user_ids)))
-        _audit_added(uow, cmd, plan.accepted, user_ids)
+            rejected_rows=outcomes["rejected"], dry_run=cmd.dry_run)
+        if cmd.dry_run:
+            await _answer_dry_run(cmd, uow, plan, seats_needed(checked, adding.members), free, left)
+            return
+        people, membership_ids = await sql.create_memberships(conn, cmd, plan.accepted, uow.message_id, Origin.now(uow.correlation_id))
+        uow.emit(UsersAddCompleted(command_id=uow.message_id, account_id=cmd.account_id, results=answered(plan, people)))
+        _audit_added(uow, cmd, plan.accepted, people)
         if membership_ids and decide_here is not None and await decide_here(uow, membership_ids):
             return  # decided already: no signal for account-lookup
         for start in range(0, len(membership_ids), lookup_chunk_size):
@@ -197,14 +203,26 @@ async def _add_users(cmd: UsersAdd, uow: UnitOfWork, candidates: list[Candidate]
             uow.emit(MembershipsCreated(account_id=cmd.account_id, membership_ids=chunk))
 
 
-def _audit_added(uow: UnitOfWork, cmd: UsersAdd, rows: Sequence[ValidRow], user_ids: dict[str, UUID]) -> None:
+def _audit_added(uow: UnitOfWork, cmd: UsersAdd, rows: Sequence[ValidRow], people: dict[str, Known]) -> None:
     """One entry per accepted row, in row order, with what the command gave for it."""
     given = {"role": cmd.role, "products": sorted(set(cmd.products)), "language": cmd.language, "group": cmd.group,
              "settings_template": cmd.settings_template}
     for row in rows:
-        uow.audit(USER_ADDED, cmd.account_id, user_ids.get(row.email), row.email, {
+        person = people.get(row.email)
+        uow.audit(USER_ADDED, cmd.account_id, person.profile_id if person else None, row.email, {
             **given, "first_name": row.first_name, "last_name": row.last_name, "external_id": row.external_id,
             "active": row.active, "row": row.row})
+
+
+async def _answer_dry_run(cmd: UsersAdd, uow: UnitOfWork, plan: Plan, needed: int, free: dict[str, int], left: int | None) -> None:
+    """The plan of a real add, answered and not carried out: nothing is written but the outcome
+    (the inbox claim and commands.get's record, as for any command)."""
+    known = await sql.known_people(uow.conn, cmd.account_id, [r.email for r in plan.accepted])
+    uow.emit(UsersAddCompleted(
+        command_id=uow.message_id, account_id=cmd.account_id, results=answered(plan, known), dry_run=True,
+        seats=[SeatFigure(product=product, needed=needed, free=free[product]) for product in sorted(free)],
+        invitations_left=left,
+    ))
 
 
 async def _may_add(cmd: UsersAdd, uow: UnitOfWork) -> None:
@@ -281,6 +299,9 @@ async def _reactivate(uow: UnitOfWork, membership: Membership, email: str) -> No
         back = await lifecycle.reactivate(uow.conn, membership.membership_id, membership.account_id, membership.profile_id)
     except lifecycle.NoFreeSeat as error:
         raise Rejected("no_free_seat", f"No free seat of {', '.join(error.products)} to bring {email} back.") from error
+    if back.status == lifecycle.PENDING and await invitation_quota.exceeded(uow.conn, membership.account_id):
+        raise Rejected(invitation_quota.EXCEEDED, f"The account's invitation quota for the rolling 24 hours is spent: {email} would be"
+                       " invited anew; nothing changed.")
     uow.audit(routing.USER_REACTIVATED, membership.account_id, membership.profile_id, email,
               {"status": [membership.status, back.status], "seats": back.seats})
     uow.emit(UserReactivated(account_id=membership.account_id, user_id=membership.profile_id, email=email, status=back.status,

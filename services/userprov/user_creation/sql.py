@@ -11,10 +11,11 @@ import asyncpg
 
 from contracts.commands import AccountsUpsert, ScimDefaults, UsersAdd
 from userprov import lifecycle, seats
-from userprov.memberships import Account
+from userprov.memberships import ACCOUNT_COLUMNS, Account, home_account_sql
 from userprov.runtime.errors import TransientError
 from userprov.runtime.origin import Origin
 from userprov.turns import turns_cte
+from userprov.user_creation.plan import Known
 from userprov.user_creation.validation import ValidRow
 
 
@@ -43,18 +44,20 @@ async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert, *, exist
     groups = sorted(set(cmd.groups)) if cmd.groups is not None else None
     settings_templates = sorted(set(cmd.settings_templates)) if cmd.settings_templates is not None else None
     scim = cmd.scim.model_dump_json() if cmd.scim is not None else None
+    sets_quota = "invitation_quota_per_day" in cmd.model_fields_set  # null removes it: COALESCE cannot tell
     if exists:
         await conn.execute(
             "UPDATE accounts SET name = COALESCE($2, name), status = COALESCE($3, status), groups = COALESCE($4, groups),"
             " settings_templates = COALESCE($5, settings_templates), scim_defaults = COALESCE($6::jsonb, scim_defaults),"
+            " invitation_quota_per_day = CASE WHEN $7 THEN $8::int ELSE invitation_quota_per_day END,"
             " updated_at = now() WHERE account_id = $1",
-            cmd.account_id, cmd.name, cmd.status, groups, settings_templates, scim,
+            cmd.account_id, cmd.name, cmd.status, groups, settings_templates, scim, sets_quota, cmd.invitation_quota_per_day,
         )
     else:
         await conn.execute(
-            "INSERT INTO accounts (account_id, name, status, groups, settings_templates, scim_defaults)"
-            " VALUES ($1, $2, COALESCE($3, 'active'), COALESCE($4, '{}'::text[]), COALESCE($5, '{}'::text[]), $6::jsonb)",
-            cmd.account_id, cmd.name, cmd.status, groups, settings_templates, scim,
+            "INSERT INTO accounts (account_id, name, status, groups, settings_templates, scim_defaults, invitation_quota_per_day)"
+            " VALUES ($1, $2, COALESCE($3, 'active'), COALESCE($4, '{}'::text[]), COALESCE($5, '{}'::text[]), $6::jsonb, $7)",
+            cmd.account_id, cmd.name, cmd.status, groups, settings_templates, scim, cmd.invitation_quota_per_day,
         )
     if cmd.licences is not None:
         products = sorted(cmd.licences)
@@ -87,9 +90,9 @@ async def upsert_account(conn: asyncpg.Connection, cmd: AccountsUpsert, *, exist
 # Members are found from the emails, each checked by its (account, profile) key: a subquery in
 # WHERE is never turned into a join, so no plan, the generic one of small adds included, reads
 # every member of the account (that grew a one-person add by 2.5 ms per 1,000 members).
-LOCK_FOR_ADDING = """
+LOCK_FOR_ADDING = f"""
 WITH account AS (
-    SELECT account_id, name, status, groups, settings_templates FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE
+    SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE
 ), licences AS (
     SELECT product, seats_total - seats_used AS free FROM account_licences
     WHERE account_id = $1 AND product = ANY($2::text[]) AND EXISTS (SELECT FROM account) ORDER BY product FOR UPDATE
@@ -99,8 +102,8 @@ WITH account AS (
       AND (SELECT true FROM memberships m WHERE m.account_id = $1 AND m.profile_id = p.profile_id AND m.status <> 'removed')
 )
 SELECT (SELECT row_to_json(account) FROM account) AS account,
-       (SELECT COALESCE(json_object_agg(product, free), '{}') FROM licences) AS free,
-       (SELECT COALESCE(json_object_agg(email, profile_id), '{}') FROM members) AS members
+       (SELECT COALESCE(json_object_agg(product, free), '{{}}') FROM licences) AS free,
+       (SELECT COALESCE(json_object_agg(email, profile_id), '{{}}') FROM members) AS members
 """
 
 
@@ -124,6 +127,15 @@ async def lock_for_adding(conn: asyncpg.Connection, account_id: str, products: S
     )
 
 
+async def known_people(conn: asyncpg.Connection, account_id: str, emails: Sequence[str]) -> dict[str, Known]:
+    """Of the emails, those with a profile, each with the account they are active in other than
+    this one: what the welcome-or-transfer decision would read now (a dry run's answer)."""
+    rows = await conn.fetch(
+        f"SELECT p.email, p.profile_id, {home_account_sql('p.profile_id', '$1')} AS home FROM profiles p WHERE p.email = ANY($2::text[])",
+        account_id, list(emails))
+    return {r["email"]: Known(r["profile_id"], r["home"]) for r in rows}
+
+
 # The profiles that are missing, the memberships and their seats, in one statement (the seats'
 # foreign keys are checked at its end). A profile that a concurrent transaction created after this
 # statement began is not seen: its row is left out, and the caller tries again.
@@ -137,9 +149,9 @@ WITH new AS (
     INSERT INTO profiles (profile_id, email, first_name, last_name) SELECT new_profile_id, email, first_name, last_name FROM new
     ON CONFLICT (email) DO NOTHING RETURNING email, profile_id
 ), profile AS (
-    SELECT email, profile_id FROM created_profiles
+    SELECT email, profile_id, NULL::text AS home FROM created_profiles  -- a new person is active nowhere
     UNION ALL
-    SELECT p.email, p.profile_id FROM profiles p JOIN new USING (email)
+    SELECT p.email, p.profile_id, {home_account_sql("p.profile_id", "$1")} FROM profiles p JOIN new USING (email)
 ), {turns_cte("memberships", "new")},
 created AS (
     INSERT INTO memberships (membership_id, account_id, profile_id, first_name, last_name, role, language, user_group,
@@ -151,18 +163,19 @@ created AS (
     FROM new JOIN profile USING (email) JOIN turns USING (account_id)
     RETURNING membership_id, deactivated_from
 ), {seats.assign_cte("$1", "(SELECT array_agg(membership_id) FROM created WHERE deactivated_from IS NULL)", "$14::text[]")}
-SELECT email, profile_id FROM profile
+SELECT email, profile_id, home FROM profile
 """
 
 
 async def create_memberships(
     conn: asyncpg.Connection, cmd: UsersAdd, rows: Sequence[ValidRow], command_id: str, origin: Origin
-) -> tuple[dict[str, UUID], list[UUID]]:
+) -> tuple[dict[str, Known], list[UUID]]:
     """Creates missing profiles, a `pending` membership per row (waiting for account lookup, in
     the account's turn: userprov.turns) and its seats, or a `deactivated` one without seats for
-    a row added inactive (lifecycle.added_status); returns the user id per email and the ids of
-    the new pending memberships. Raises TransientError when a concurrent command created one of
-    the people at the same moment (the handler runs again, and then sees them)."""
+    a row added inactive (lifecycle.added_status); returns each person by email (with the account
+    they are active in, if any: what their invitation's decision reads) and the ids of the new
+    pending memberships. Raises TransientError when a concurrent command created one of the
+    people at the same moment (the handler runs again, and then sees them)."""
     ordered = sorted(rows, key=lambda r: r.email)  # one lock order for concurrent commands
     emails = [r.email for r in ordered]
     membership_ids = [uuid.uuid4() for _ in ordered]
@@ -188,10 +201,10 @@ async def create_memberships(
         statuses,
         [None if status == lifecycle.PENDING else lifecycle.ADDED_INACTIVE_FROM for status in statuses],
     )
-    profile_ids = {r["email"]: r["profile_id"] for r in found}
-    if len(profile_ids) < len(emails):
+    people = {r["email"]: Known(r["profile_id"], r["home"]) for r in found}
+    if len(people) < len(emails):
         raise TransientError("a person was added by another command at the same moment")
-    return profile_ids, [m for m, status in zip(membership_ids, statuses, strict=True) if status == lifecycle.PENDING]
+    return people, [m for m, status in zip(membership_ids, statuses, strict=True) if status == lifecycle.PENDING]
 
 
 async def update_member(conn: asyncpg.Connection, membership_id: UUID, values: dict[str, str | None]) -> dict[str, tuple[str | None, str | None]]:
