@@ -8,14 +8,22 @@ import asyncio
 import json
 
 import asyncpg
+from typer.testing import CliRunner, Result
 
 from contracts import routing
 from tests.integration.test_cli_tools import userprov
 from tests.support.audit_chains import append, base, pages
 from tests.support.infra import Infra
 from tests.support.ocsf_schema import ocsf_errors
-from userprov.operations.audit import verify
+from userprov.cli import app
+from userprov.operations.audit import export, verify
 from userprov_devtools.bus_client import BusClient
+
+
+def in_process(amqp_url: str, *args: str) -> Result:
+    """The command as `userprov` runs it, in this process (in a thread of its own: it runs its own
+    event loop), without the seconds a new interpreter takes to import it."""
+    return CliRunner().invoke(app, list(args), env={"USERPROV_AMQP_URL": amqp_url, "COLUMNS": "200"})
 
 
 async def swap(db: asyncpg.Pool, account_id: str, a: int, b: int) -> None:
@@ -68,11 +76,11 @@ class TestVerify:
         await append(db, holds, 40)
         await append(db, broken, 40)
         await db.execute("UPDATE audit_entries SET target_email = 'mallory@example.com' WHERE account_id = $1 AND seq = 30", broken)
-        ok, bad, unknown = await asyncio.gather(*(asyncio.to_thread(userprov, infra.amqp_url, "audit", "verify", a)
-                                                  for a in (holds, broken, "no-such-account")))
-        assert ok.returncode == 0 and f"account {holds}: the chain holds, from its first entry to entry" in ok.stdout, ok.stderr
-        assert bad.returncode == 1 and "broken at entry 30 (changed)" in bad.stdout, (bad.stdout, bad.stderr)
-        assert unknown.returncode == 2 and "unknown_account" in unknown.stderr and "Traceback" not in unknown.stderr
+        ok, bad, unknown = [await asyncio.to_thread(in_process, infra.amqp_url, "audit", "verify", a)
+                            for a in (holds, broken, "no-such-account")]
+        assert ok.exit_code == 0 and f"account {holds}: the chain holds, from its first entry to entry" in ok.stdout, ok.output
+        assert bad.exit_code == 1 and "broken at entry 30 (changed)" in bad.stdout, bad.output
+        assert unknown.exit_code == 2 and "unknown_account" in unknown.stderr, unknown.output
 
 
 class TestExport:
@@ -82,23 +90,17 @@ class TestExport:
         written = await append(db, account_id, 30)
         entries, _ = await pages(bus, {"account_id": account_id, "order": "oldest_first"})
         since, until = written[5]["at"].isoformat(), written[25]["at"].isoformat()
-        jsonl, ocsf = await asyncio.gather(
-            asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", account_id),
-            asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", account_id, "--format", "ocsf", "--since", since,
-                              "--until", until))
+        jsonl = await asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", account_id)  # as a shell runs it
+        ocsf = await asyncio.to_thread(in_process, infra.amqp_url, "audit", "export", account_id, "--format", "ocsf", "--since", since,
+                                       "--until", until)
         assert jsonl.returncode == 0, jsonl.stderr
         assert [json.loads(line) for line in jsonl.stdout.splitlines()] == [{"account_id": account_id, **e} for e in entries]
         assert jsonl.stderr.strip().endswith(f"{len(entries)} audit entries of account {account_id}")
-        assert ocsf.returncode == 0, ocsf.stderr
+        assert ocsf.exit_code == 0, ocsf.output
         events = [json.loads(line) for line in ocsf.stdout.splitlines()]
         assert [e["metadata"]["sequence"] for e in events] == [w["seq"] for w in written[5:25]]
         assert [error for event in events for error in ocsf_errors(event)] == []
         assert {e["class_uid"] for e in events} == {3001, 3006}
-
-    async def test_a_bad_time_is_one_line(self, infra: Infra, bus: BusClient) -> None:
-        """Not a traceback: what is wrong, and exit status 2."""
-        bad = await asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", "acme", "--since", "yesterday")
-        assert bad.returncode == 2 and "is no ISO 8601 time" in bad.stderr and "Traceback" not in bad.stderr
 
 
 class TestThroughTheWorkers:
@@ -128,8 +130,9 @@ class TestThroughTheWorkers:
         assert {(e["actor"]["kind"], e["actor"]["id"], e["via"]) for e in entries} == {("service", "guest", "bus")}
         assert entries[3]["changes"]["last_name"] == {"before": "Turing", "after": "Mathison"}
         assert (await verify(infra.amqp_url, account_id)).broken is None
-        exported = await asyncio.to_thread(userprov, infra.amqp_url, "audit", "export", account_id, "--format", "ocsf")
-        events = [json.loads(line) for line in exported.stdout.splitlines()]
+        lines: list[str] = []
+        await export(infra.amqp_url, account_id, lines.append, format="ocsf")
+        events = [json.loads(line) for line in lines]
         assert len(events) >= len(entries) and [error for event in events for error in ocsf_errors(event)] == []
         removed = entries[-1]["seq"]
         await db.execute("UPDATE audit_entries SET actor_id = 'someone-else' WHERE account_id = $1 AND seq = $2", account_id, removed)
