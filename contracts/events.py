@@ -16,7 +16,7 @@ RejectionReason = Literal[
     "processing_failed", "unknown_account", "account_expired", "unknown_user", "forbidden", "last_admin", "not_resendable",
     "resend_cooldown", "unknown_group", "unknown_settings_template", "unknown_product", "unsupported_language", "no_users",
     "too_many_rows", "name_required", "seats_in_use", "invalid_template", "already_deactivated", "not_deactivated", "no_free_seat",
-    "invalid_values", "unknown_scim_token", "scim_token_exists", "invitation_quota_exceeded",
+    "invalid_values", "unknown_scim_token", "scim_token_exists", "invalid_cursor", "invitation_quota_exceeded",
 ]
 TemplateFallback = Literal["timeout", "memory", "too_large", "unsafe", "error", "link_missing", "syntax", "crashed", "too_slow"]
 

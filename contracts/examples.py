@@ -46,6 +46,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "commands.get": {"command_id": COMMAND},
     "invitations.failed": {"account_id": ACCOUNT, "limit": 100},
     "invitations.peek": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
+    "audit.list": {"account_id": ACCOUNT, "requested_by": "admin@acme.example.com", "since": "2026-11-01T00:00:00Z",
+                   "actions": ["user.added", "user.removed"], "limit": 100},
     "invitation.accepted": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
     "invitation.declined": {"token": "q2Xh0v3mZ8r5Jk1LwN4pT7yB6cE9fA0sD2gH5jK8lM1"},
     "asset.recorded": {"account_id": "globex", "email": "ada@acme.example.com", "kind": "session_history", "ref": "meeting-4711"},
@@ -132,6 +134,20 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         }],
         "next_after": None,
     },
+    "audit.list.reply": {
+        "account_id": ACCOUNT,
+        "entries": [{
+            "seq": 42, "at": "2026-11-30T09:30:00.123456Z", "action": "user.removed",
+            "actor": {"kind": "user", "id": "admin@acme.example.com"},
+            "target": {"user_id": USER, "email": "ada@acme.example.com"},
+            "changes": {"status": {"before": "active", "after": "removed"}, "released": {"gotomeeting": 1}},
+            "via": "bus", "message_id": COMMAND, "correlation_id": CORRELATION,
+            "hash": "5c1e0b9f2a7d4e8c3b6a1f0e9d8c7b6a5f4e3d2c1b0a99887766554433221100",
+        }],
+        "next_cursor": "eyJzIjo0MiwiZiI6IjdhM2YwYzE5ZTJkNCJ9",
+        "checkpoint": {"seq": 0, "hash": "0000000000000000000000000000000000000000000000000000000000000000"},
+        "head": {"seq": 57, "hash": "a3f9c2e1d0b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a392"},
+    },
     "invitations.peek.reply": {
         "status": "open", "kind": "transfer", "account_name": "Acme EMEA", "language": "en", "email": "ada@acme.example.com",
         "first_name": "Ada", "expires_at": "2026-12-02T09:30:00Z", "member_status": "transfer_pending",
@@ -140,7 +156,8 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
-QUERIES = {"users.get", "users.list", "scim_tokens.resolve", "accounts.get", "commands.get", "invitations.failed", "invitations.peek"}
+QUERIES = {"users.get", "users.list", "scim_tokens.resolve", "accounts.get", "commands.get", "invitations.failed", "invitations.peek",
+           "audit.list"}
 
 
 def properties(name: str) -> dict[str, Any]:

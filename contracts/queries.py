@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, StringConstraints, ValidationInfo, field_validator
 
-from contracts.base import NAME_MAX, AccountId, AccountStatus, Contract, InvitationKind, MembershipStatus, Role, TokenHash
+from contracts.base import (
+    NAME_MAX,
+    AccountId,
+    AccountStatus,
+    Contract,
+    InvitationKind,
+    MembershipStatus,
+    RequestedBy,
+    Role,
+    TokenHash,
+)
 from contracts.commands import ScimDefaults
 from contracts.email import EmailAddress, StoredEmail
 
@@ -279,3 +289,88 @@ class InvitationsPeekReply(Contract):
         default=None,
         description="A transfer: what accepting moves from that account (open), or what it moved (used and accepted).",
     )
+
+
+AUDIT_LIST_MAX = 500
+AuditActorKind = Literal["user", "service", "scim_token", "invitee", "operator", "system"]
+AuditVia = Literal["bus", "scim", "links", "cli", "system"]
+AuditOrder = Literal["newest_first", "oldest_first"]
+AuditActionName = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[a-z][a-z_]*(\.[a-z_]+)+$")]
+HashHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class AuditList(Contract):
+    """An account's audit trail, a page at a time: newest first unless `order` says otherwise. Read
+    by an admin of the account (`requested_by`) or a trusted platform service; page with `cursor`."""
+
+    account_id: AccountId
+    requested_by: RequestedBy
+    since: AwareDatetime | None = Field(default=None, description="Only entries at or after this time (with its time zone).")
+    until: AwareDatetime | None = Field(default=None, description="Only entries before this time (with its time zone).")
+    user_id: UUID | None = Field(default=None, description="Only entries about this person (their profile id).")
+    email: EmailAddress | None = Field(default=None, description="Only entries about this email address.")
+    actions: list[AuditActionName] | None = Field(default=None, min_length=1, max_length=50,
+                                                  description="Only entries of these actions, e.g. `user.added`.")
+    order: AuditOrder = Field(default="newest_first", description="`newest_first` (the default) or `oldest_first`, by `seq`.")
+    cursor: str | None = Field(default=None, min_length=1, max_length=200,
+                               description="The `next_cursor` of the previous page, asked with the same filters and order.")
+    limit: int = Field(default=100, ge=1, le=AUDIT_LIST_MAX, description=f"At most this many entries (at most {AUDIT_LIST_MAX}).")
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        since = info.data.get("since")
+        if until is not None and since is not None and since > until:
+            raise ValueError("must not be before `since`")
+        return until
+
+
+class AuditActor(Contract):
+    """Who made a change."""
+
+    kind: AuditActorKind = Field(description="`user` (the command's requested_by), `service` (a trusted publisher's RabbitMQ"
+                                 " user), `scim_token`, `invitee` (through their link), `operator` (the CLI's RabbitMQ user)"
+                                 " or `system` (userprov itself).")
+    id: str | None = Field(description="The user's email, the RabbitMQ user, the SCIM token's id; null for `system`.")
+
+
+class AuditTarget(Contract):
+    """Whom a change was about."""
+
+    user_id: UUID | None = Field(description="The person's profile id; null when the change was about no one person.")
+    email: StoredEmail | None = Field(description="Their email address, as stored (normalised).")
+
+
+class AuditEntry(Contract):
+    """One entry of an account's audit trail."""
+
+    seq: int = Field(description="The entry's number in its account: 1, 2, 3, ... without gaps.")
+    at: datetime = Field(description="When the change was committed.")
+    action: str = Field(description="What happened: the public event's name (`user.removed`, `invitation.sent`, ...), or"
+                        " `user.added` for an accepted row.")
+    actor: AuditActor = Field(description="Who did it.")
+    target: AuditTarget = Field(description="Whom it was about.")
+    changes: dict[str, Any] = Field(description="What changed (a field's before and after, moved counts, ...).")
+    via: AuditVia = Field(description="The door: `bus`, `scim`, `links`, `cli`, or `system`.")
+    message_id: str | None = Field(description="The command's message_id.")
+    correlation_id: str | None = Field(description="The command's correlation_id.")
+    hash: HashHex = Field(description="SHA-256 of the previous entry's hash and of this entry's canonical form, lower-case hex.")
+
+
+class ChainPoint(Contract):
+    """A place in an account's hash chain."""
+
+    seq: int = Field(description="The entry's number (0: before the first entry).")
+    hash: HashHex = Field(description="The entry's hash, lower-case hex (64 zeros for seq 0).")
+
+
+class AuditListReply(Contract):
+    """One page of an account's audit trail."""
+
+    account_id: str = Field(description="The account.")
+    entries: list[AuditEntry] = Field(description="This page's entries, in the order asked.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    checkpoint: ChainPoint = Field(description="Where the chain starts: the last entry removed by retention (seq 0 when none"
+                                   " was); a verifier re-computes the chain from it.")
+    head: ChainPoint = Field(description="The account's last entry as the chain records it, when the page was read: a verifier"
+                             " finds deleted newest entries with it.")

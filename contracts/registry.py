@@ -22,6 +22,7 @@ COMMAND_MODELS: dict[str, type[Contract]] = {
     routing.COMMANDS_GET: queries.CommandsGet,
     routing.INVITATIONS_FAILED: queries.InvitationsFailed,
     routing.INVITATIONS_PEEK: queries.InvitationsPeek,
+    routing.AUDIT_LIST: queries.AuditList,
 }
 
 EVENT_MODELS: dict[str, type[Contract]] = {
@@ -58,6 +59,7 @@ REPLY_MODELS: dict[str, type[Contract]] = {
     routing.COMMANDS_GET: queries.CommandsGetReply,
     routing.INVITATIONS_FAILED: queries.InvitationsFailedReply,
     routing.INVITATIONS_PEEK: queries.InvitationsPeekReply,
+    routing.AUDIT_LIST: queries.AuditListReply,
 }
 
 
@@ -87,6 +89,7 @@ CONSUMER_OF: dict[str, str] = {
     routing.INVITATIONS_RETRY_FAILED: routing.ACCOUNT_LOOKUP,
     routing.INVITATIONS_FAILED: routing.ACCOUNT_LOOKUP,
     routing.INVITATIONS_PEEK: routing.ACCOUNT_LOOKUP,
+    routing.AUDIT_LIST: routing.ACCOUNT_LOOKUP,
     routing.ASSET_RECORDED: routing.ACCOUNT_LOOKUP,
     routing.INVITATION_ISSUED: routing.INVITATION_MAILING,
     routing.INVITATION_ACCEPTED: routing.INVITATION_RESPONSE,

@@ -39,6 +39,7 @@ ACCOUNTS_GET = "accounts.get"
 COMMANDS_GET = "commands.get"
 INVITATIONS_FAILED = "invitations.failed"
 INVITATIONS_PEEK = "invitations.peek"
+AUDIT_LIST = "audit.list"
 
 # events from outside userprov (userprov.events)
 INVITATION_ACCEPTED = "invitation.accepted"

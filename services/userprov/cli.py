@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -680,6 +681,84 @@ def scim_token_revoke(token_id: Annotated[str, typer.Argument(help="The id `crea
         typer.echo(f"refused: {refusal}", err=True)
         raise typer.Exit(1)
     typer.echo(f"token {parsed} revoked", err=True)
+
+
+audit_app = Typer(no_args_is_help=True, help="An account's audit trail: export it for a SIEM, verify its hash chain.")
+app.add_typer(audit_app, name="audit")
+AuditAccount = Annotated[str, typer.Argument(help="The account.")]
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    ocsf = "ocsf"
+
+
+def _time(option: str, value: str | None):  # noqa: ANN202
+    """An ISO 8601 time; without a time zone, UTC."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is no ISO 8601 time (e.g. 2026-11-30 or 2026-11-30T09:30:00Z)",
+                                 param_hint=option) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@audit_app.command("export")
+def audit_export(
+    account: AuditAccount,
+    since: Annotated[str | None, typer.Option(
+        help="Only entries at or after this ISO 8601 time (UTC when it names no zone).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Only entries before this ISO 8601 time (UTC when it names no zone).")] = None,
+    output_format: Annotated[ExportFormat, typer.Option(
+        "--format", help="jsonl: each entry as audit.list gives it, with its account_id; ocsf: each entry as an OCSF"
+        " 1.8.0 event.")] = ExportFormat.jsonl,
+) -> None:
+    """Print an account's audit entries to standard output, oldest first, one JSON object per line
+    (through the audit.list query, at RabbitMQ at USERPROV_AMQP_URL): for a SIEM, whose ingestion
+    keeps the order of the lines. Exit status 2 when they could not be read (RabbitMQ
+    unreachable, no answer, an unknown account, or a RabbitMQ user the workers do not trust)."""
+    import os
+    import sys
+
+    from userprov.operations.audit import export
+
+    def write(line: str) -> None:
+        try:
+            sys.stdout.write(line + "\n")
+        except BrokenPipeError:  # the reader went away (| head): leave nothing to flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
+
+    started, ended = _time("--since", since), _time("--until", until)
+    if started is not None and ended is not None and started > ended:
+        raise typer.BadParameter("--since is after --until")
+    written = _run_bus(export(Settings().amqp_url, account, write, since=started, until=ended, format=output_format.value))
+    sys.stdout.flush()
+    typer.echo(f"{written} audit entr{'y' if written == 1 else 'ies'} of account {account}", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify(account: AuditAccount) -> None:
+    """Re-compute an account's hash chain from its checkpoint (the last entry retention removed),
+    reading every entry through audit.list (RabbitMQ at USERPROV_AMQP_URL).
+
+    Exit status 0 when the chain holds; 1 when it does not, naming the first entry changed,
+    deleted or reordered; 2 when it could not be checked (RabbitMQ unreachable, no answer, an
+    unknown account, or a RabbitMQ user the workers do not trust)."""
+    from userprov.operations.audit import verify
+
+    verified = _run_bus(verify(Settings().amqp_url, account))
+    if verified.broken is not None:
+        broken = verified.broken
+        typer.echo(f"account {account}: the chain is broken at entry {broken.seq} ({broken.kind}): {broken.message}")
+        raise typer.Exit(1)
+    since = f"from checkpoint {verified.checkpoint}" if verified.checkpoint else "from its first entry"
+    typer.echo(f"account {account}: the chain holds, {since} to entry {verified.head} (hash {verified.head_hash.hex()})")
 
 
 def _devtool(name: str):  # noqa: ANN202

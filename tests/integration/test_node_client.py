@@ -48,6 +48,7 @@ class TestOtherLanguages:
     async def test_a_node_client_from_the_documents_alone(self, node_client: Path, infra: Infra, bus: BusClient) -> None:
         output = await node("client.mjs", node_client, {**os.environ, "USERPROV_AMQP_URL": infra.amqp_url})
         assert "every step and every message valid" in output
+        assert '"audit.list.reply":2' in output, output  # both pages of the audit trail, each valid against its schema
 
     async def test_the_how_to_s_first_users_add_from_node(self, node_client: Path, infra: Infra, bus: BusClient) -> None:
         """The program of docs/how-to/other-language.md, as it stands on the page."""

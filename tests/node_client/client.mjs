@@ -114,11 +114,22 @@ if (outcome.body.outcome !== "done" || outcome.body.events[0].type !== "users.ad
 }
 for (const e of outcome.body.events) check(e.type, e.body, "commands.get event");
 // how far a users.add came: its two people were emailed (invitation.sent above), the broken entry refused
-const expected = JSON.stringify({ rows: 3, created: 2, invited: 2, emailed: 2, failed: 1 });
+const expected = JSON.stringify({ rows: 3, created: 2, invited: 2, emailed: 2, failed: 1, done: true });
 if (JSON.stringify(outcome.body.progress) !== expected) failures.push(`commands.get's progress: ${JSON.stringify(outcome.body.progress)}`);
 const polled = await query("commands.get", { command_id: addId, include_events: false });
 if (polled.body.events.length !== 0 || JSON.stringify(polled.body.progress) !== expected) {
   failures.push(`commands.get without events answered ${JSON.stringify(polled.body)}`);
+}
+// the account's audit trail, newest first, one entry a page: the cursor leads to the next
+const audited = await query("audit.list", { account_id: accountId, limit: 1 });
+if (audited.type !== "audit.list.reply" || audited.body.entries.length !== 1 || audited.body.next_cursor === null
+  || audited.body.checkpoint.seq !== 0 || audited.body.entries[0].seq !== audited.body.head.seq) {
+  failures.push(`audit.list answered ${audited.type} ${JSON.stringify(audited.body)}`);
+} else {
+  const older = await query("audit.list", { account_id: accountId, limit: 1, cursor: audited.body.next_cursor });
+  if (older.type !== "audit.list.reply" || older.body.entries[0].seq !== audited.body.entries[0].seq - 1) {
+    failures.push(`audit.list's next page answered ${older.type} ${JSON.stringify(older.body)}`);
+  }
 }
 // what a link handler asks before it shows a link's page: a token nobody was sent is unknown
 const peeked = await query("invitations.peek", { token: randomUUID().replaceAll("-", "") });

@@ -40,6 +40,8 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     routing.USERS_GET: {"account_id": ACCOUNT, "email": "fuzz.row@example.com"},
     routing.ACCOUNTS_GET: {"account_id": ACCOUNT},
     routing.COMMANDS_GET: {"command_id": "fuzz-command"},
+    routing.AUDIT_LIST: {"account_id": ACCOUNT, "email": "fuzz.row@example.com", "actions": ["user.added"],
+                         "since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z", "limit": 10},
     routing.INVITATION_ACCEPTED: {"token": "fuzz-token"},
     routing.INVITATION_DECLINED: {"token": "fuzz-token"},
     routing.ASSET_RECORDED: {"account_id": ACCOUNT, "email": "fuzz.row@example.com", "kind": "session_history", "ref": "r"},

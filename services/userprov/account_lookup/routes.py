@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import partial
 
 from contracts import routing
-from userprov.account_lookup import handlers
+from userprov.account_lookup import audit_trail, handlers
 from userprov.account_lookup.decisions import DecideHere, Decisions, LocalMailing
 from userprov.runtime.dispatch import Signal
 from userprov.runtime.scheduling import BatchScheduler, Service
@@ -36,6 +36,7 @@ def service_and_decisions(settings: Settings, mailing: LocalMailing | None = Non
             routing.INVITATIONS_FAILED: handlers.list_failed_invitations,
             routing.INVITATIONS_PEEK: handlers.peek_invitation,
             routing.ASSET_RECORDED: handlers.record_asset,
+            routing.AUDIT_LIST: audit_trail.list_audit,
         },
         schedulers=[decisions],
     ), DecideHere(deciding)
