@@ -100,21 +100,30 @@ def links(
     serve(settings)
 
 
+# the options `add` and `import` share: what each person added gets
+Products = Annotated[list[str] | None, typer.Option("--product", "-p", help="A licence each person gets (repeatable).")]
+Role = Annotated[str | None, typer.Option(help="admin or manager (none: plain users).")]
+Language = Annotated[str | None, typer.Option(help="Their language, which their invitation is written in: one of"
+                                              " en, fr, de, es, it, pt, nl, ja (en when not given).")]
+Group = Annotated[str | None, typer.Option(help="A user group of the account.")]
+SettingsTemplate = Annotated[str | None, typer.Option(help="A settings template of the account.")]
+RequestedBy = Annotated[str | None, typer.Option(
+    help="Email of the account's admin or manager who adds them. Needed unless the workers trust this RabbitMQ user as a"
+         " platform service (USERPROV_TRUSTED_PUBLISHERS unset, or naming it).")]
+
+
 @app.command()
 def add(
     account: Annotated[str, typer.Argument(help="The account to add them to.")],
     people: Annotated[str, typer.Argument(
         help='The pasted list: entries "First Last email" separated by ";" or line breaks (or three tab-separated fields);'
              " - reads it from standard input.")],
-    product: Annotated[list[str] | None, typer.Option("--product", "-p", help="A licence each person gets (repeatable).")] = None,
-    role: Annotated[str | None, typer.Option(help="admin or manager (none: plain users).")] = None,
-    language: Annotated[str | None, typer.Option(help="Their language, which their invitation is written in: one of"
-                                                 " en, fr, de, es, it, pt, nl, ja (en when not given).")] = None,
-    group: Annotated[str | None, typer.Option(help="A user group of the account.")] = None,
-    settings_template: Annotated[str | None, typer.Option(help="A settings template of the account.")] = None,
-    requested_by: Annotated[str | None, typer.Option(
-        help="Email of the account's admin or manager who adds them. Needed unless the workers trust this RabbitMQ user as a"
-             " platform service (USERPROV_TRUSTED_PUBLISHERS unset, or naming it).")] = None,
+    product: Products = None,
+    role: Role = None,
+    language: Language = None,
+    group: Group = None,
+    settings_template: SettingsTemplate = None,
+    requested_by: RequestedBy = None,
     wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for the outcome (0: send and do not wait).")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Each row's result as one JSON object per line.")] = False,
 ) -> None:
@@ -168,15 +177,12 @@ def import_file(
     file: Annotated[str, typer.Argument(help="A CSV with the header first_name,last_name,email[,external_id] (UTF-8, with or without"
                                         " a byte order mark), or a text file in the pasted format.")],
     account: Annotated[str, typer.Option("--account", "-a", help="The account to add them to.")],
-    product: Annotated[list[str] | None, typer.Option("--product", "-p", help="A licence each person gets (repeatable).")] = None,
-    role: Annotated[str | None, typer.Option(help="admin or manager (none: plain users).")] = None,
-    language: Annotated[str | None, typer.Option(help="Their language, which their invitation is written in: one of"
-                                                 " en, fr, de, es, it, pt, nl, ja (en when not given).")] = None,
-    group: Annotated[str | None, typer.Option(help="A user group of the account.")] = None,
-    settings_template: Annotated[str | None, typer.Option(help="A settings template of the account.")] = None,
-    requested_by: Annotated[str | None, typer.Option(
-        help="Email of the account's admin or manager who adds them; needed unless the workers trust this RabbitMQ user as a"
-             " platform service.")] = None,
+    product: Products = None,
+    role: Role = None,
+    language: Language = None,
+    group: Group = None,
+    settings_template: SettingsTemplate = None,
+    requested_by: RequestedBy = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row against the account as it stands (outcome,"
                                           " invitation, seats): nothing is created or emailed.")] = False,
     results: Annotated[str | None, typer.Option("--results", help="Write a CSV with a line per row: row (the file's line),"
