@@ -17,6 +17,11 @@ class TestCauseOf:
         assert cause_of(envelope(via="cli", user_id="ops"), None, True) == Cause(Actor("operator", "ops"), "cli")
         assert cause_of(envelope(routing.INVITATION_ACCEPTED, via="links"), None, True).invitee("u-1") == Cause(Actor("invitee", "u-1"), "links")
 
+    def test_through_a_door_the_requester_is_the_actor(self) -> None:
+        """`userprov import --requested-by admin@...`: the admin's permissions were judged, so the
+        admin acted, through the CLI (the operator's shared RabbitMQ user said nothing of who)."""
+        assert cause_of(envelope(via="cli", user_id="ops"), "admin@x.example", True) == Cause(Actor("user", "admin@x.example"), "cli")
+
     def test_from_anyone_else_the_bus_and_the_requester_or_the_service(self) -> None:
         assert cause_of(envelope(via="scim", actor_id="t-1", user_id="intruder"), "a@x.example", False) == Cause(
             Actor("user", "a@x.example"), "bus")

@@ -4,8 +4,10 @@ A front door of userprov (the SCIM server, the invitation page, the operator's C
 with headers naming the door (`x-userprov-via`) and, for SCIM, the token it acts for
 (`x-userprov-actor`). Anyone can set headers, so they are believed only from a trusted publisher
 (userprov.runtime.publisher; a replay is trusted only when its operator and its original were, and
-keeps its original's headers). From anyone else the entry says `via: bus`, and the actor is the
-command's `requested_by` user or, without one, the publishing service's RabbitMQ user. What userprov
+keeps its original's headers). From anyone else the entry says `via: bus`. Through any door, a
+command's `requested_by` user is the actor (its permissions were judged by them: an operator's
+`userprov import --requested-by`); without one, the door's actor or, on the bus, the publishing
+service's RabbitMQ user. What userprov
 does by itself (its schedulers, its internal events) is the `system`'s."""
 from __future__ import annotations
 
@@ -55,10 +57,10 @@ def cause_of(envelope: Envelope, requested_by: str | None, trusted: bool) -> Cau
     """The cause of what a message does: see the module's doc."""
     if envelope.routing_key in INTERNAL_EVENTS:
         return SYSTEM
-    if trusted and envelope.via in DOORS:
-        kind = DOORS[envelope.via]
-        actor_id = publisher(envelope, trusted) if kind == "operator" else envelope.actor_id
-        return Cause(Actor(kind, actor_id), envelope.via)  # type: ignore[arg-type]  # a key of DOORS
-    if requested_by is not None:
-        return Cause(Actor("user", requested_by), "bus")
+    via: Via = envelope.via if trusted and envelope.via in DOORS else "bus"  # type: ignore[assignment]  # a key of DOORS
+    if requested_by is not None:  # the user the command's permissions were judged by, whatever the door
+        return Cause(Actor("user", requested_by), via)
+    if via != "bus":
+        kind = DOORS[via]
+        return Cause(Actor(kind, publisher(envelope, trusted) if kind == "operator" else envelope.actor_id), via)
     return Cause(Actor("service", publisher(envelope, trusted)), "bus")
