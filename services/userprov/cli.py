@@ -588,6 +588,8 @@ def _run_bus(operation):  # noqa: ANN001, ANN202
     except NoAnswer as error:
         typer.echo(f"userprov: {error}", err=True)
         raise typer.Exit(2) from None
+    except BrokenPipeError:  # standard output's reader went away: the caller's to say
+        raise
     except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as error:
         typer.echo(f"userprov: {broker_failure(error, Settings().amqp_url)}", err=True)
         raise typer.Exit(2) from None
@@ -727,24 +729,31 @@ def audit_export(
     """Print an account's audit entries to standard output, oldest first, one JSON object per line
     (through the audit.list query, at RabbitMQ at USERPROV_AMQP_URL): for a SIEM, whose ingestion
     keeps the order of the lines. Exit status 2 when they could not be read (RabbitMQ
-    unreachable, no answer, an unknown account, or a RabbitMQ user the workers do not trust)."""
+    unreachable, no answer, an unknown account, or a RabbitMQ user the workers do not trust), or
+    the reader closed its end before the last one."""
     import os
     import sys
 
     from userprov.operations.audit import export
 
+    written = 0
+
     def write(line: str) -> None:
-        try:
-            sys.stdout.write(line + "\n")
-        except BrokenPipeError:  # the reader went away (| head): leave nothing to flush at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(0) from None
+        nonlocal written
+        sys.stdout.write(line + "\n")
+        written += 1
 
     started, ended = _time("--since", since), _time("--until", until)
     if started is not None and ended is not None and started > ended:
         raise typer.BadParameter("--since is after --until")
-    written = _run_bus(export(Settings().amqp_url, account, write, since=started, until=ended, format=output_format.value))
-    sys.stdout.flush()
+    try:
+        _run_bus(export(Settings().amqp_url, account, write, since=started, until=ended, format=output_format.value))
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (| head, a forwarder that died): not every entry reached it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        typer.echo(f"userprov audit export: the reader closed standard output after {written} entries: the export is"
+                   " incomplete", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"{written} audit entr{'y' if written == 1 else 'ies'} of account {account}", err=True)
 
 

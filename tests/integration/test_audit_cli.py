@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shlex
+import subprocess
+import sys
 
 import asyncpg
 from typer.testing import CliRunner, Result
@@ -101,6 +105,25 @@ class TestExport:
         assert [e["metadata"]["sequence"] for e in events] == [w["seq"] for w in written[5:25]]
         assert [error for event in events for error in ocsf_errors(event)] == []
         assert {e["class_uid"] for e in events} == {3001, 3006}
+
+
+class TestAsAShellRunsThem:
+    async def test_a_reader_that_goes_away_is_no_success_and_neither_prints_a_traceback(
+            self, infra: Infra, bus: BusClient, db: asyncpg.Pool, account) -> None:
+        """`export | head -1`: the export is incomplete, so not exit 0 (a SIEM forwarder that died
+        looked like success), and a verify that finds a break (leaving its pages early) closes its
+        connection before its event loop ends: no traceback on either's standard error."""
+        account_id = await account()
+        await append(db, account_id, 1_200)  # three pages of audit.list
+        await db.execute("UPDATE audit_entries SET target_email = 'mallory@example.com' WHERE account_id = $1 AND seq = 7", account_id)
+        command = f"set -o pipefail; {shlex.quote(sys.executable)} -m userprov audit export {shlex.quote(account_id)} | head -1"
+        piped = await asyncio.to_thread(subprocess.run, ["bash", "-c", command], capture_output=True, text=True, timeout=90,
+                                        env={**os.environ, "USERPROV_AMQP_URL": infra.amqp_url})
+        assert piped.returncode == 2 and len(piped.stdout.splitlines()) == 1, (piped.returncode, piped.stderr)
+        assert "the export is incomplete" in piped.stderr and "Traceback" not in piped.stderr, piped.stderr
+        broken = await asyncio.to_thread(userprov, infra.amqp_url, "audit", "verify", account_id)
+        assert broken.returncode == 1 and "broken at entry 7 (changed)" in broken.stdout, broken.stderr
+        assert broken.stderr.strip() == "", broken.stderr
 
 
 class TestThroughTheWorkers:

@@ -4,7 +4,8 @@ checkpoint (verify)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ class AuditRefused(NoAnswer):
 
 async def pages(amqp_url: str, account_id: str, *, since: datetime | None = None, until: datetime | None = None,
                 order: AuditOrder = "oldest_first", requested_by: str | None = None,
-                timeout: float = 30.0) -> AsyncIterator[AuditListReply]:
+                timeout: float = 30.0) -> AsyncGenerator[AuditListReply, None]:
     """Every page of the account's entries (in `order`), through next_cursor."""
     cursor = None
     async with public_bus(amqp_url, "userprov audit") as bus:
@@ -61,18 +62,19 @@ async def verify(amqp_url: str, account_id: str, timeout: float = 30.0) -> Verif
     start: tuple[int, bytes] | None = None
     checkpoint = 0
     window: list[dict[str, Any]] = []
-    async for page in pages(amqp_url, account_id, timeout=timeout):
-        if start is None:
-            checkpoint = page.checkpoint.seq
-            start = (checkpoint, bytes.fromhex(page.checkpoint.hash))
-        entries = [chained(account_id, e) for e in page.entries]
-        if window:
-            broken = first_break(window + entries, *start)
-            if broken is not None and broken.seq <= window[-1]["seq"]:
-                return Verified(checkpoint, start[0], start[1], broken)
-            start = (window[-1]["seq"], window[-1]["hash"])
-        window = entries
-        head = (page.head.seq, bytes.fromhex(page.head.hash))
+    async with aclosing(pages(amqp_url, account_id, timeout=timeout)) as every_page:  # its bus closes when this returns early
+        async for page in every_page:
+            if start is None:
+                checkpoint = page.checkpoint.seq
+                start = (checkpoint, bytes.fromhex(page.checkpoint.hash))
+            entries = [chained(account_id, e) for e in page.entries]
+            if window:
+                broken = first_break(window + entries, *start)
+                if broken is not None and broken.seq <= window[-1]["seq"]:
+                    return Verified(checkpoint, start[0], start[1], broken)
+                start = (window[-1]["seq"], window[-1]["hash"])
+            window = entries
+            head = (page.head.seq, bytes.fromhex(page.head.hash))
     assert start is not None  # pages() yields at least one page
     broken = first_break(window, *start, head=head)
     last_seq, last_hash = (window[-1]["seq"], window[-1]["hash"]) if window else start
@@ -92,11 +94,13 @@ FORMATS: dict[str, Callable[[str, AuditEntry], str]] = {"jsonl": as_jsonl, "ocsf
 
 async def export(amqp_url: str, account_id: str, write: Callable[[str], None], *, since: datetime | None = None,
                  until: datetime | None = None, format: str = "jsonl", timeout: float = 30.0) -> int:
-    """Writes the account's entries oldest first, one line each; returns how many."""
+    """Writes the account's entries oldest first, one line each; returns how many. Should `write`
+    raise (the reader went away), the bus is closed before the error goes on."""
     line = FORMATS[format]
     written = 0
-    async for page in pages(amqp_url, account_id, since=since, until=until, timeout=timeout):
-        for entry in page.entries:
-            write(line(account_id, entry))
-        written += len(page.entries)
+    async with aclosing(pages(amqp_url, account_id, since=since, until=until, timeout=timeout)) as every_page:
+        async for page in every_page:
+            for entry in page.entries:
+                write(line(account_id, entry))
+                written += 1
     return written
