@@ -210,9 +210,12 @@ def import_file(
 
     from userprov.operations.import_file import MalformedFile, read_rows
     from userprov.operations.import_progress import ImportProgress
-    from userprov.operations.import_results import outcomes, summary, write_results
+    from userprov.operations.import_results import outcomes, summary, unwritable, write_results
     from userprov.operations.users_import import ImportOptions, chunks, run_import
 
+    if results is not None and (cannot := unwritable(Path(results), Path(file))) is not None:
+        typer.echo(f"userprov import: --results {results} {cannot}; nothing was sent", err=True)
+        raise typer.Exit(2)
     try:
         content = Path(file).read_bytes()
     except OSError as error:

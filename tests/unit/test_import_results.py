@@ -6,7 +6,7 @@ from pathlib import Path
 from contracts.events import CommandRejected, UsersAddCompleted
 from contracts.queries import AddProgress
 from userprov.operations.import_file import FileRow
-from userprov.operations.import_results import COLUMNS, summary, write_results
+from userprov.operations.import_results import COLUMNS, summary, unwritable, write_results
 from userprov.operations.users_import import Chunk, ChunkState, Import
 
 
@@ -41,3 +41,23 @@ class TestResultsFile:
         assert lines[0] == "3 row(s): 1 added, 0 already member(s), 1 rejected, 1 in refused command(s)"
         assert lines[1] == "emails: 1 sent, 0 failed, of 1 new member(s)"
         assert lines[2].startswith("command c2 (1 rows) refused: unknown_group")
+
+
+class TestWhereResultsGo:
+    """Checked before anything is sent: the people were added, then the file refused, and a
+    results file named like the input replaced it."""
+
+    def test_refused_before_sending(self, tmp_path: Path) -> None:
+        imported = tmp_path / "people.csv"
+        imported.write_text("first_name,last_name,email\n", encoding="utf-8")
+        assert unwritable(imported, imported) == "is the file being imported: the results would replace it"
+        assert unwritable(tmp_path / "." / "people.csv", imported) == "is the file being imported: the results would replace it"
+        assert unwritable(tmp_path, imported) == "is a folder"
+        assert unwritable(tmp_path / "missing" / "r.csv", imported) == f"cannot be written: no folder {str(tmp_path / 'missing')!r}"
+
+    def test_a_new_or_existing_file_beside_it_is_fine(self, tmp_path: Path) -> None:
+        imported = tmp_path / "people.csv"
+        imported.write_text("first_name,last_name,email\n", encoding="utf-8")
+        assert unwritable(tmp_path / "results.csv", imported) is None
+        (tmp_path / "old.csv").write_text("row\n", encoding="utf-8")
+        assert unwritable(tmp_path / "old.csv", imported) is None

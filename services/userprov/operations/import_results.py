@@ -22,6 +22,21 @@ def outcomes(state: Import) -> Counter[str]:
     return counted
 
 
+def unwritable(path: Path, imported: Path) -> str | None:
+    """Why the results could not be written there, checked before anything is sent (the people
+    would be added, then the file refused); None when they can."""
+    if path.exists() and imported.exists() and path.samefile(imported):
+        return "is the file being imported: the results would replace it"
+    if path.is_dir():
+        return "is a folder"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"cannot be written: no folder {str(folder)!r}"
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "cannot be written: permission denied"
+    return None
+
+
 def write_results(path: Path, state: Import) -> None:
     """Written whole to a file beside it, then renamed: an interrupted run never leaves half a file."""
     partial = path.with_name(path.name + ".partial")
