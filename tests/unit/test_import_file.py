@@ -29,6 +29,7 @@ class TestCsv:
         (b"first_name,last_name,email,phone\nAda,Lovelace,ada@example.com,1\n", 1, "unknown column(s) 'phone'"),
         (b"first_name,last_name,email\r\n\r\n", 1, "no rows"),
         (b"first_name,last_name,email\nAda,Lovelace,ada@example.com\nZo\xeb,Smith,zoe@example.com\n", 3, "not UTF-8"),
+        ("first_name\tlast_name\temail\r\nAda\tLovelace\tada@example.com\r\n".encode("utf-16"), 1, "UTF-16 (what Excel's"),
     ])
     def test_a_malformed_file_names_its_line(self, content: bytes, line: int, says: str) -> None:
         with pytest.raises(MalformedFile) as refused:

@@ -55,6 +55,8 @@ def read_rows(content: bytes) -> list[FileRow]:
 
 
 def _decoded(content: bytes) -> str:
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise MalformedFile(1, "UTF-16 (what Excel's \"Unicode Text\" writes): save the file as \"CSV UTF-8\" instead")
     try:
         return content.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
