@@ -50,6 +50,31 @@ def rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
+_in_background: list[tuple[tuple[str, ...], subprocess.Popen[str]]] = []
+
+
+def rabbitmqctl_in_background(*args: str) -> None:
+    """Starts `rabbitmqctl` for a clean-up nothing waits on (dropping a test's vhost, its user): each
+    takes the best part of a second, mostly starting the Erlang VM. `finish_in_background` waits
+    for them and fails if one did."""
+    executable = shutil.which("rabbitmqctl")
+    if executable is None:
+        raise RuntimeError("rabbitmqctl is needed to clean up after a test")
+    _in_background.append((args, subprocess.Popen([executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+
+
+def finish_in_background() -> None:
+    """Waits for every `rabbitmqctl_in_background` so far; fails with what those that failed said."""
+    failed = []
+    while _in_background:
+        args, process = _in_background.pop()
+        output, _ = process.communicate(timeout=60)
+        if process.returncode != 0:
+            failed.append(f"rabbitmqctl {' '.join(args)}: {output}")
+    if failed:
+        raise RuntimeError(f"clean-ups failed: {failed}")
+
+
 def create_infra(pg_base: str = POSTGRES, amqp_base: str = "amqp://guest:guest@127.0.0.1:5672") -> Infra:
     suffix = uuid.uuid4().hex[:10]
     vhost = f"userprov_test_{suffix}"
@@ -64,6 +89,11 @@ def close_connections(vhost: str) -> None:
 
 def drop_vhost(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost)
+
+
+def drop_vhost_in_background(vhost: str) -> None:
+    """drop_vhost without waiting for it (a test's own vhost, once its connections are closed)."""
+    rabbitmqctl_in_background("delete_vhost", vhost)
 
 
 async def declare_exchanges_without_workers(amqp_url: str) -> None:
@@ -110,6 +140,19 @@ def consumer_counts(vhost: str) -> dict[str, int]:
 def message_counts(vhost: str) -> dict[str, int]:
     listed = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "messages"))
     return {q["name"]: int(q["messages"]) for q in listed}
+
+
+async def ready_messages(amqp_url: str, queue: str) -> int:
+    """The messages ready in a queue as the broker counts them at this moment (a passive
+    queue.declare); list_queues gives a quorum queue's counts from statistics a few seconds old.
+    Unacknowledged messages are not counted: in a queue nothing consumes (a parking queue), all."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
 
 
 def restart_broker() -> None:
