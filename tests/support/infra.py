@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,11 +132,6 @@ def _close_connections(vhost: str, chosen: Callable[[str], bool]) -> int:
     return closed
 
 
-def consumer_counts(vhost: str) -> dict[str, int]:
-    listed = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "consumers"))
-    return {q["name"]: int(q["consumers"]) for q in listed}
-
-
 def message_counts(vhost: str) -> dict[str, int]:
     listed = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "messages"))
     return {q["name"]: int(q["messages"]) for q in listed}
@@ -151,6 +146,28 @@ async def ready_messages(amqp_url: str, queue: str) -> int:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, passive=True)
         return int(declared.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
+
+
+async def consumers_now(amqp_url: str, queues: Iterable[str]) -> dict[str, int]:
+    """Each queue's consumers as the broker counts them at this moment (a passive queue.declare;
+    0 for a queue that does not exist): list_queues counts a quorum queue's consumers from
+    statistics a few seconds old."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        counts = {}
+        for queue in queues:
+            channel = await connection.channel()
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+                counts[queue] = int(declared.declaration_result.consumer_count or 0)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                counts[queue] = 0
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+        return counts
     finally:
         await connection.close()
 
