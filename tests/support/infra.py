@@ -60,19 +60,28 @@ def rabbitmqctl_in_background(*args: str) -> None:
     executable = shutil.which("rabbitmqctl")
     if executable is None:
         raise RuntimeError("rabbitmqctl is needed to clean up after a test")
+    _collect(lambda process: process.poll() is not None)  # those that ended: no zombies pile up over a session
     _in_background.append((args, subprocess.Popen([executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
 
 
 def finish_in_background() -> None:
     """Waits for every `rabbitmqctl_in_background` so far; fails with what those that failed said."""
-    failed = []
-    while _in_background:
-        args, process = _in_background.pop()
-        output, _ = process.communicate(timeout=60)
-        if process.returncode != 0:
-            failed.append(f"rabbitmqctl {' '.join(args)}: {output}")
+    _collect(lambda _: True)
+    failed, _failed[:] = list(_failed), []
     if failed:
         raise RuntimeError(f"clean-ups failed: {failed}")
+
+
+_failed: list[str] = []
+
+
+def _collect(chosen: Callable[[subprocess.Popen[str]], bool]) -> None:
+    for entry in [e for e in _in_background if chosen(e[1])]:
+        args, process = entry
+        output, _ = process.communicate(timeout=60)
+        if process.returncode != 0:
+            _failed.append(f"rabbitmqctl {' '.join(args)}: {output}")
+        _in_background.remove(entry)
 
 
 def create_infra(pg_base: str = POSTGRES, amqp_base: str = "amqp://guest:guest@127.0.0.1:5672") -> Infra:
