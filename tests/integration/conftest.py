@@ -12,7 +12,7 @@ import pytest
 
 from contracts import routing
 from tests.support.broker_users import LINK_HANDLER_WRITE, broker_user
-from tests.support.infra import Infra, create_infra, drop_vhost
+from tests.support.infra import Infra, create_infra, drop_vhost, finish_in_background
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import drop_database
@@ -31,6 +31,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cleanups_in_background() -> Iterator[None]:
+    """The tests' vhosts and broker users are dropped without waiting (rabbitmqctl_in_background):
+    at the session's end, every such clean-up has ended, and succeeded."""
+    yield
+    finish_in_background()
 
 
 @pytest.fixture(scope="session")

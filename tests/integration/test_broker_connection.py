@@ -8,12 +8,18 @@ import pytest
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users, emails_to, tokens_in
-from tests.support.infra import Infra, close_worker_connections, consumer_counts, delete_queue, restart_broker
+from tests.support.infra import Infra, close_worker_connections, consumers_now, delete_queue, restart_broker
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.ports import free_port
 from userprov_devtools.waiting import eventually
+
+
+async def _every_queue_consumed(infra: Infra, workers: int) -> dict[str, int] | None:
+    """Each service queue's consumers, once every one has one per worker (counted by the broker at once)."""
+    counts = await consumers_now(infra.amqp_url, [routing.queue_name(s) for s in routing.SERVICES])
+    return counts if all(n == workers for n in counts.values()) else None
 
 
 class TestConnectionLoss:
@@ -26,10 +32,7 @@ class TestConnectionLoss:
         assert close_worker_connections(infra.vhost) == len(workers)
         for worker, count in zip(workers, before, strict=True):
             worker.wait_for_log('"broker_connected"', 30, at_least=count + 1)
-        counts = await eventually(
-            lambda: (c := consumer_counts(infra.vhost)) and all(c[routing.queue_name(s)] == len(workers) for s in routing.SERVICES) and c,
-            30, what="every queue consumed by every worker again",
-        )
+        counts = await eventually(lambda: _every_queue_consumed(infra, len(workers)), 30, what="every queue consumed by every worker again")
         assert counts[routing.queue_name(routing.USER_CREATION)] == len(workers)
         account_id = await account()
         person = address("after-reconnect")
@@ -51,10 +54,7 @@ class TestBrokerRestart:
         restart_broker()
         for worker, count in zip(workers, before, strict=True):
             worker.wait_for_log('"broker_connected"', 60, at_least=count + 1)
-        await eventually(
-            lambda: all(consumer_counts(infra.vhost).get(routing.queue_name(s)) == len(workers) for s in routing.SERVICES),
-            30, what="every queue consumed by every worker again",
-        )
+        await eventually(lambda: _every_queue_consumed(infra, len(workers)), 30, what="every queue consumed by every worker again")
         await bus.publish(routing.INVITATION_ACCEPTED, {"token": tokens_in(email)["link"]})
         await eventually(lambda: bus.find(routing.USER_ACTIVATED, email=before_restart), 30)
         after_restart = address("after-restart")
@@ -71,10 +71,7 @@ class TestQueueDeleted:
         delete_queue(infra.vhost, routing.queue_name(routing.INVITATION_MAILING))
         for worker, count in zip(workers, before, strict=True):
             worker.wait_for_log('"broker_connected"', 30, at_least=count + 1)
-        await eventually(
-            lambda: all(consumer_counts(infra.vhost).get(routing.queue_name(s)) == len(workers) for s in routing.SERVICES),
-            30, what="every queue consumed by every worker again",
-        )
+        await eventually(lambda: _every_queue_consumed(infra, len(workers)), 30, what="every queue consumed by every worker again")
         account_id = await account()
         person = address("after-delete")
         await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Af", "last_name": "Ter", "email": person}]})

@@ -12,7 +12,7 @@ from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users
 from tests.support.hostile import publish_hostile
-from tests.support.infra import Infra, message_counts
+from tests.support.infra import Infra, message_counts, ready_messages
 from tests.support.workers import WorkerProcess
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
@@ -24,6 +24,10 @@ async def assert_settled(infra: Infra, service: str) -> None:
     """Nothing left in the service's queue, ready or unacked."""
     await eventually(lambda: message_counts(infra.vhost).get(routing.queue_name(service), 0) == 0, SETTLE_SECONDS,
                      what=f"{service}'s queue to be empty")
+
+
+async def _more_than(amqp_url: str, queue: str, before: int) -> bool:
+    return await ready_messages(amqp_url, queue) > before
 
 
 def connections_made(workers: list[WorkerProcess]) -> int:
@@ -50,7 +54,8 @@ class TestPropertiesThatCannotBeUsed:
             properties = {**properties, "correlation_id": f"corr-{marker}"}
         else:
             properties = {**properties, "message_id": f"id-{marker}"}
-        parked_before = message_counts(infra.vhost).get(routing.parking_queue_name(routing.ACCOUNT_LOOKUP), 0)
+        parking = routing.parking_queue_name(routing.ACCOUNT_LOOKUP)
+        parked_before = await ready_messages(infra.amqp_url, parking)
         connections_before = connections_made(workers)
         await publish_hostile(infra.amqp_url, routing.ACCOUNTS_GET, b'{"account_id": "x"}', **properties)
 
@@ -62,11 +67,8 @@ class TestPropertiesThatCannotBeUsed:
         [event] = await eventually(rejected, SETTLE_SECONDS, what="command.rejected")
         assert event.body["reason"] == "invalid_properties"
         assert [e["field"] for e in event.body["errors"]] == [field]
+        await eventually(lambda: _more_than(infra.amqp_url, parking, parked_before), SETTLE_SECONDS, what="the message parked")
         await assert_settled(infra, routing.ACCOUNT_LOOKUP)
-        await eventually(
-            lambda: message_counts(infra.vhost).get(routing.parking_queue_name(routing.ACCOUNT_LOOKUP), 0) >= parked_before + 1,
-            SETTLE_SECONDS,
-        )
         assert connections_made(workers) == connections_before, "a worker lost its broker connection over one message"
 
     async def test_a_header_key_that_is_not_utf8(self, bus: BusClient, infra: Infra, workers: list[WorkerProcess]) -> None:

@@ -20,4 +20,4 @@ class TestLargeCommand:
         assert len(results) == 10_000 and all(r["outcome"] == "accepted" for r in results)
         assert [r["row"] for r in results] == list(range(1, 10_001))
         assert await db.fetchval("SELECT seats_used FROM account_licences WHERE account_id = $1", account_id) == 10_000
-        await eventually(lambda: all(smtp.handler.to(p) for p in people), 300, interval=1, what="10,000 emails")
+        await eventually(lambda: all(smtp.handler.to(p) for p in people), 300, interval=0.1, what="10,000 emails")

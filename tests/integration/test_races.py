@@ -225,9 +225,10 @@ class TestClaimLeases:
         the add waits for it. While each email is in the SMTP exchange, its claim must still hold
         the invitation (else any process's sweep gives it back, and another claim sends it again):
         the server answers after a few seconds, or as soon as a second email to the person came."""
-        settings = {"USERPROV_SMTP_TIMEOUT_SECONDS": "4", "USERPROV_TEMPLATE_TIMEOUT_SECONDS": "0.5"}
-        lease = lease_seconds(Settings(smtp_timeout_seconds=4, template_timeout_seconds=0.5))
-        answer_within = 3.0  # under the SMTP timeout; longer than a sweep's interval (a quarter lease)
+        settings = {"USERPROV_SMTP_TIMEOUT_SECONDS": "3", "USERPROV_TEMPLATE_TIMEOUT_SECONDS": "0.5"}
+        lease = lease_seconds(Settings(smtp_timeout_seconds=3, template_timeout_seconds=0.5))
+        answer_within = 2.5  # under the SMTP timeout; longer than a sweep's interval (a quarter lease: 2.125 s)
+        assert lease / 4 < answer_within < 3
         async with isolated_workers("lease", worker_env, tmp_path, [{}], **settings) as (infra, _, bus):
             mailing = WorkerProcess("lease-mailing", [routing.INVITATION_MAILING],
                                     {**worker_env, **settings, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url},

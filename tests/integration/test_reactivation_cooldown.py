@@ -19,7 +19,7 @@ from tests.support.smtp import RecordingSmtpServer
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
 
-COOLDOWN = 8  # long enough for the cycles below to fit in it on a busy machine
+COOLDOWN = 6  # long enough for the cycles below (about a second) to fit in it on a busy machine
 CYCLES = 5
 
 
@@ -37,7 +37,8 @@ async def _open_invitations(db: asyncpg.Connection, account_id: str, email: str)
 async def test_deactivate_reactivate_cycles_send_one_email_per_cooldown(
     worker_env: dict[str, str], smtp: RecordingSmtpServer, tmp_path: Path
 ) -> None:
-    async with isolated_worker("cooldown", worker_env, tmp_path, USERPROV_RESEND_COOLDOWN_SECONDS=str(COOLDOWN)) as (infra, _, bus):
+    async with isolated_worker("cooldown", worker_env, tmp_path, USERPROV_RESEND_COOLDOWN_SECONDS=str(COOLDOWN),
+                               USERPROV_SCHEDULER_POLL_SECONDS="0.2") as (infra, _, bus):
         account_id = await accounts_on(bus)({"gotomeeting": 5})
         flapping, leaving = address("flapping"), address("leaving")  # one ends reactivated, one deactivated
         added_at = time.time()

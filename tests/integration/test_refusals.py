@@ -10,7 +10,7 @@ import pytest
 from contracts import routing
 from tests.integration.conftest import address
 from tests.support.flows import add_users
-from tests.support.infra import Infra, message_counts
+from tests.support.infra import Infra, ready_messages
 from tests.support.workers import WorkerProcess
 from userprov.app import service_run
 from userprov.operations.parked import Selection, purge, replay
@@ -30,7 +30,7 @@ class TestMalformedMessages:
         assert rejected[0].body["reason"] == "malformed_json"
         assert rejected[0].body["type"] == routing.USERS_ADD
         assert rejected[0].correlation_id == "corr-malformed"
-        await eventually(lambda: message_counts(infra.vhost).get("userprov.user-creation.parked", 0) >= 1)
+        await eventually(lambda: ready_messages(infra.amqp_url, "userprov.user-creation.parked"))  # nothing consumes it: all its messages
         account_id = await account()
         done = await add_users(bus, {"account_id": account_id, "users": [{"first_name": "Still", "last_name": "Working", "email": address("ok")}]})
         assert done.routing_key == routing.USERS_ADD_COMPLETED
@@ -162,7 +162,7 @@ class TestMistypedRoutingKeys:
         [rejected] = await eventually(lambda: bus.find(routing.COMMAND_REJECTED, command_id=message_id))
         assert rejected.body["reason"] == "unknown_type" and rejected.body["type"] == "users.ad"
         parked = routing.parking_queue_name(routing.USER_CREATION)
-        await eventually(lambda: message_counts(infra.vhost).get(parked, 0) >= 1, what="the mistyped command parked")
+        await eventually(lambda: ready_messages(infra.amqp_url, parked), what="the mistyped command parked")
         # no fix makes it a message userprov takes: a replay is refused, and purge is the way out (docs/how-to/replay-parked.md)
         mine = Selection(ids=frozenset({message_id}))
         report = await replay(infra.amqp_url, [routing.USER_CREATION], mine, dry_run=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from tests.support.infra import Infra, rabbitmqctl
+from tests.support.infra import Infra, rabbitmqctl, rabbitmqctl_in_background
 
 # the documentation's table, for an integrator whose own queues are server-named (amq.gen-...)
 CONFIGURE = r"^amq\.gen-.*$"
@@ -27,4 +27,4 @@ def broker_user(infra: Infra, name: str, write: str, user: str | None = None) ->
         parts = urlsplit(infra.amqp_url)
         yield urlunsplit(parts._replace(netloc=f"{quote(user)}:{password}@{parts.hostname}:{parts.port}"))
     finally:
-        rabbitmqctl("delete_user", user)
+        rabbitmqctl_in_background("delete_user", user)  # the session's `infra` waits for it at its end

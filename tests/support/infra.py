@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,40 @@ def rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
+_in_background: list[tuple[tuple[str, ...], subprocess.Popen[str]]] = []
+
+
+def rabbitmqctl_in_background(*args: str) -> None:
+    """Starts `rabbitmqctl` for a clean-up nothing waits on (dropping a test's vhost, its user): each
+    takes the best part of a second, mostly starting the Erlang VM. `finish_in_background` waits
+    for them and fails if one did."""
+    executable = shutil.which("rabbitmqctl")
+    if executable is None:
+        raise RuntimeError("rabbitmqctl is needed to clean up after a test")
+    _collect(lambda process: process.poll() is not None)  # those that ended: no zombies pile up over a session
+    _in_background.append((args, subprocess.Popen([executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+
+
+def finish_in_background() -> None:
+    """Waits for every `rabbitmqctl_in_background` so far; fails with what those that failed said."""
+    _collect(lambda _: True)
+    failed, _failed[:] = list(_failed), []
+    if failed:
+        raise RuntimeError(f"clean-ups failed: {failed}")
+
+
+_failed: list[str] = []
+
+
+def _collect(chosen: Callable[[subprocess.Popen[str]], bool]) -> None:
+    for entry in [e for e in _in_background if chosen(e[1])]:
+        args, process = entry
+        output, _ = process.communicate(timeout=60)
+        if process.returncode != 0:
+            _failed.append(f"rabbitmqctl {' '.join(args)}: {output}")
+        _in_background.remove(entry)
+
+
 def create_infra(pg_base: str = POSTGRES, amqp_base: str = "amqp://guest:guest@127.0.0.1:5672") -> Infra:
     suffix = uuid.uuid4().hex[:10]
     vhost = f"userprov_test_{suffix}"
@@ -64,6 +98,11 @@ def close_connections(vhost: str) -> None:
 
 def drop_vhost(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost)
+
+
+def drop_vhost_in_background(vhost: str) -> None:
+    """drop_vhost without waiting for it (a test's own vhost, once its connections are closed)."""
+    rabbitmqctl_in_background("delete_vhost", vhost)
 
 
 async def declare_exchanges_without_workers(amqp_url: str) -> None:
@@ -102,14 +141,44 @@ def _close_connections(vhost: str, chosen: Callable[[str], bool]) -> int:
     return closed
 
 
-def consumer_counts(vhost: str) -> dict[str, int]:
-    listed = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "consumers"))
-    return {q["name"]: int(q["consumers"]) for q in listed}
-
-
 def message_counts(vhost: str) -> dict[str, int]:
     listed = json.loads(rabbitmqctl("list_queues", "-p", vhost, "--formatter", "json", "name", "messages"))
     return {q["name"]: int(q["messages"]) for q in listed}
+
+
+async def ready_messages(amqp_url: str, queue: str) -> int:
+    """The messages ready in a queue as the broker counts them at this moment (a passive
+    queue.declare); list_queues gives a quorum queue's counts from statistics a few seconds old.
+    Unacknowledged messages are not counted: in a queue nothing consumes (a parking queue), all."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
+
+
+async def consumers_now(amqp_url: str, queues: Iterable[str]) -> dict[str, int]:
+    """Each queue's consumers as the broker counts them at this moment (a passive queue.declare;
+    0 for a queue that does not exist): list_queues counts a quorum queue's consumers from
+    statistics a few seconds old."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        counts = {}
+        for queue in queues:
+            channel = await connection.channel()
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+                counts[queue] = int(declared.declaration_result.consumer_count or 0)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                counts[queue] = 0
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+        return counts
+    finally:
+        await connection.close()
 
 
 def restart_broker() -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from contracts import routing
-from tests.support.infra import Infra, create_infra, drop_vhost
+from tests.support.infra import Infra, create_infra, drop_vhost_in_background
 from tests.support.workers import WorkerProcess
 from userprov.db.connection import drop_database
 from userprov.db.migrate import migrate
@@ -57,6 +57,6 @@ async def isolated_workers(
             if worker.running:
                 worker.kill()
         await bus.stop()
-        drop_vhost(infra.vhost)
+        drop_vhost_in_background(infra.vhost)  # the session's `infra` waits for it at its end
         if database_url is None:
             await drop_database(infra.database_url)
