@@ -13,15 +13,20 @@ import asyncpg
 import pytest
 
 from contracts import routing
+from contracts.events import AccountUpserted
 from tests.integration.conftest import address, unique
 from tests.integration.test_parked import CREATION, parked_with_id
 from tests.support.flows import add_active_member, add_users, emails_to, tokens_in
 from tests.support.infra import Infra
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
+from userprov.audit.actors import SYSTEM
 from userprov.audit.chain import COLUMNS, GENESIS, first_break, from_row, link
 from userprov.audit.retention import prune_audit
+from userprov.audit.writing import Entry
+from userprov.invitation_mailing import sql as mailing_sql
 from userprov.operations.parked import Selection, replay
+from userprov.runtime.outbox import OutgoingMessage
 from userprov.runtime.unit_of_work import publish_nothing, transaction
 from userprov_devtools.bus_client import BusClient
 from userprov_devtools.waiting import eventually
@@ -170,6 +175,46 @@ class TestTheChain:
         found = await entries(db, account_id)
         assert [e["seq"] for e in found] == list(range(1, 242))  # the account's own account.upserted, then the 240
         assert first_break(found, head=(241, found[-1]["hash"])) is None
+
+    async def test_what_the_database_chains_verifies_whatever_the_entries_hold(self, db: asyncpg.Pool, account: Any) -> None:
+        """The database numbers and chains (audit_append); `audit verify` re-computes in Python."""
+        first, second = await account(), await account()
+        odd = ["Zoë \u2028 \u2029", "\U0001f600 大塚", 'quote " back \\ slash', "\x01\x1f\t\n", ',"seq":0,"at":"']
+        async with transaction(db, publish_nothing) as tx:
+            for n, text in enumerate(odd):
+                tx.audit("user.updated", second if n % 2 else first, uuid.uuid4(), f"p{n}@example.com",
+                         {"first_name": {"before": text, "after": text[::-1]}, "seq": 0, "at": "", text: [n, None, True]})
+            tx.audit("user.updated", unique("nosuchaccount"), None, "nobody@example.com", {})
+        for account_id, count in ((first, 3), (second, 2)):
+            found = await entries(db, account_id)
+            assert [e["seq"] for e in found] == list(range(1, count + 2))  # after the account's own account.upserted
+            head = await db.fetchrow("SELECT seq, hash FROM audit_heads WHERE account_id = $1", account_id)
+            assert first_break(found, head=(head["seq"], bytes(head["hash"]))) is None
+            assert found[-1]["at"] >= found[0]["at"]
+        assert await db.fetchval("SELECT count(*) FROM audit_entries WHERE target_email = 'nobody@example.com'") == 0
+
+    async def test_an_email_outcome_whose_claim_was_lost_writes_no_entry(self, bus: BusClient, db: asyncpg.Pool,
+                                                                         account: Any) -> None:
+        """The mailer's one statement: an outcome's entry (and event) only where it changed the invitation."""
+        account_id = await account({"gotomeeting": 3})
+        kept, lost = address("auditkept"), address("auditlost")
+        await add_users(bus, {"account_id": account_id, "products": ["gotomeeting"], "pasted": f"K Ept {kept}; L Ost {lost}"})
+        await audited(db, account_id, "invitation.sent", 2)
+        rows = await db.fetch("SELECT i.invitation_id, p.email FROM invitations i JOIN memberships m USING (membership_id)"
+                              " JOIN profiles p USING (profile_id) WHERE i.account_id = $1", account_id)
+        claims = {r["invitation_id"]: uuid.uuid4().bytes * 2 for r in rows}
+        await db.executemany("UPDATE invitations SET status = 'sending', token_hash = $2 WHERE invitation_id = $1", claims.items())
+        outcomes = [
+            mailing_sql.Recorded(r["invitation_id"], claims[r["invitation_id"]] if r["email"] == kept else bytes(32), "sent",
+                                 event=OutgoingMessage.event(AccountUpserted(account_id=account_id), None),
+                                 entry=Entry(account_id, "invitation.sent", SYSTEM, None, r["email"], {"again": True}))
+            for r in rows]
+        async with db.acquire() as conn:
+            written = await mailing_sql.record(conn, outcomes)
+        assert len(written) == 1
+        found = await entries(db, account_id)
+        assert [e["target"]["email"] for e in found if e["changes"] == {"again": True}] == [kept]
+        assert first_break(found) is None
 
     async def test_retention_prunes_a_prefix_and_the_rest_verifies_from_the_checkpoint(self, db: asyncpg.Pool, account: Any) -> None:
         account_id = await account()

@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from userprov.audit.chain import GENESIS, canonical, first_break, link
+from userprov.audit.chain import GENESIS, canonical, first_break, format_at, fragments, link
 
 AT = datetime(2026, 12, 5, 20, 38, 24, 123456, tzinfo=UTC)
 
@@ -69,6 +71,37 @@ class TestCanonical:
     def test_a_time_without_zone_is_refused(self) -> None:
         with pytest.raises(ValueError):
             canonical(entry(1, at=datetime(2026, 1, 1)))
+
+
+_texts = st.text() | st.sampled_from(["seq", "at", "a", '","at":"', ',"seq":0,"target":', '\\', '"', "\u2028", "\U0001f600", "\x00", "\x1f"])
+_json = st.recursive(st.none() | st.booleans() | st.integers() | _texts,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3), max_leaves=8)
+
+
+class TestFragments:
+    """What the database chains (migration 0023): the canonical form cut around seq and time."""
+
+    @given(account_id=_texts, action=_texts, actor_id=st.none() | _texts, email=st.none() | _texts,
+           changes=st.dictionaries(_texts, _json, max_size=4), message_id=st.none() | _texts,
+           correlation_id=st.none() | _texts, seq=st.integers(min_value=1, max_value=2**62))
+    def test_joined_with_seq_and_time_they_are_the_canonical_form(
+            self, account_id: str, action: str, actor_id: str | None, email: str | None, changes: dict[str, Any],
+            message_id: str | None, correlation_id: str | None, seq: int) -> None:
+        item = {**entry(1), "seq": seq, "account_id": account_id, "action": action, "actor": {"kind": "user", "id": actor_id},
+                "target": {"user_id": None, "email": email}, "changes": changes, "message_id": message_id,
+                "correlation_id": correlation_id}
+        try:
+            whole = canonical(item)
+        except UnicodeEncodeError:  # a lone surrogate: no entry can hold one (nor can PostgreSQL)
+            return
+        head, middle, tail = fragments(item)
+        assert head + format_at(item["at"]).encode() + middle + str(seq).encode() + tail == whole
+
+
+    def test_keys_named_like_seq_and_at_inside_the_changes(self) -> None:
+        item = entry(7, changes={"a": {"at": "", "b": 1, "seq": 0}, "seq": 0, "z": [{"x": 0, "seq": 0}]})
+        head, middle, tail = fragments(item)
+        assert head + format_at(item["at"]).encode() + middle + b"7" + tail == canonical(item)
 
 
 class TestFirstBreak:

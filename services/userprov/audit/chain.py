@@ -74,14 +74,13 @@ def _checked_changes(value: Any, path: str = "changes") -> Any:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def canonical(entry: Mapping[str, Any]) -> bytes:
-    """The bytes an entry's hash covers: its fields as sorted, compact UTF-8 JSON."""
+def _canonical_text(entry: Mapping[str, Any], seq: int, at: str) -> str:
     actor = entry["actor"]
     target = entry["target"]
     document = {
         "account_id": entry["account_id"],
-        "seq": int(entry["seq"]),
-        "at": format_at(entry["at"]),
+        "seq": seq,
+        "at": at,
         "action": entry["action"],
         "actor": {"kind": actor["kind"], "id": actor["id"]},
         "target": {"user_id": _user_id(target["user_id"]), "email": target["email"]},
@@ -90,7 +89,41 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
         "message_id": entry["message_id"],
         "correlation_id": entry["correlation_id"],
     }
-    return _CANONICAL.encode(document).encode("utf-8")
+    return _CANONICAL.encode(document)
+
+
+def canonical(entry: Mapping[str, Any]) -> bytes:
+    """The bytes an entry's hash covers: its fields as sorted, compact UTF-8 JSON."""
+    return _canonical_text(entry, int(entry["seq"]), format_at(entry["at"])).encode("utf-8")
+
+
+def changes_text(changes: Any) -> str:
+    """An entry's changes as they are in its canonical form (and, parsed, in its row)."""
+    return _CANONICAL.encode(_checked_changes(changes))
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
+_string = json.encoder.encode_basestring  # what _CANONICAL writes a string with (ensure_ascii=False)
+
+
+def fragments(entry: Mapping[str, Any], changes: str | None = None) -> tuple[bytes, bytes, bytes]:
+    """An entry's canonical form without its seq and time, which only the writer knows once it
+    holds the account's head: (head, middle, tail) such that
+    `canonical(entry) == head + at + middle + seq + tail` (`at` as `format_at` writes it, `seq` in
+    decimal, both ASCII). The database chains them (migration 0023, audit_append). `changes`: the
+    entry's `changes_text`, when the caller has it already. Written out key by key, in sorted
+    order (a unit test holds it to `canonical`), rather than cut out of `canonical`'s text."""
+    actor, target = entry["actor"], entry["target"]
+    head = (f'{{"account_id":{_string(entry["account_id"])},"action":{_string(entry["action"])},'
+            f'"actor":{{"id":{_text(actor["id"])},"kind":{_string(actor["kind"])}}},"at":"')
+    middle = (f'","changes":{changes_text(entry["changes"]) if changes is None else changes},'
+              f'"correlation_id":{_text(entry["correlation_id"])},"message_id":{_text(entry["message_id"])},"seq":')
+    tail = (f',"target":{{"email":{_text(target["email"])},"user_id":{_text(_user_id(target["user_id"]))}}},'
+            f'"via":{_string(entry["via"])}}}')
+    return head.encode("utf-8"), middle.encode("utf-8"), tail.encode("utf-8")
 
 
 COLUMNS = ("account_id, seq, at, action, actor_kind, actor_id, target_user_id, target_email, changes::text AS changes, via,"

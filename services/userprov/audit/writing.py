@@ -1,21 +1,16 @@
-"""Writing audit entries in the transaction of their change: the accounts' heads locked (in
-account order, so that units touching several accounts never deadlock), each entry's seq, time
-and hash computed here from the heads, then the entries and the new heads written by the
-statement that closes the unit (with its inbox claim and outbox rows).
-
-The heads stay locked from that read to the commit: concurrent writers of one account append one
-after the other, and `at` never goes back as seq grows (it is read once the locks are held).
-The chain is computed in Python: in SQL, a recursive CTE over 10,000 entries is quadratic."""
+"""Writing audit entries in the transaction of their change, by the statement that writes the
+change's last part (a unit's inbox claim and outbox rows, the mailer's outcomes): no round trip
+of their own. Here each entry's canonical form is made, but for its seq and time; the database
+function audit_append (migration 0023) locks the accounts' heads (in account order, so that
+units touching several accounts never deadlock), reads the time, numbers and chains the entries
+and moves the heads. The heads stay locked to the commit: concurrent writers of one account
+append one after the other, and `at` never goes back as seq grows."""
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from uuid import UUID
-
-import asyncpg
 
 from userprov.audit import chain
 from userprov.audit.actors import Cause
@@ -34,91 +29,61 @@ class Entry:
     message_id: str | None = None
     correlation_id: str | None = None
 
-    def chained(self, seq: int, at: datetime) -> dict[str, Any]:
-        """The entry as `userprov.audit.chain` reads it."""
+    def unchained(self) -> dict[str, Any]:
+        """The entry as `userprov.audit.chain.fragments` reads it."""
         return {
-            "account_id": self.account_id, "seq": seq, "at": at, "action": self.action,
+            "account_id": self.account_id, "action": self.action,
             "actor": {"kind": self.cause.actor.kind, "id": self.cause.actor.id},
             "target": {"user_id": self.user_id, "email": self.email}, "changes": self.changes,
             "via": self.cause.via, "message_id": self.message_id, "correlation_id": self.correlation_id,
         }
 
 
-# Locks the heads, then reads the time: the subquery's rows are locked before the outer
-# projection reads the clock (a clock read beside the lock could predate a wait for it).
-LOCK_HEADS = (
-    "SELECT account_id, seq, hash, clock_timestamp() AS now FROM"
-    " (SELECT account_id, seq, hash FROM audit_heads WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE) h"
-)
-# An account's first entry makes its head (a statement of its own, so that the next sees a head
-# another transaction made meanwhile: ON CONFLICT waits for that one to commit). Only an account
-# that exists has one: a refusal of a command naming no real account (anyone may send one) is
-# not audited, and cannot fill the table with made-up accounts.
-MAKE_HEADS = ("INSERT INTO audit_heads (account_id) SELECT account_id FROM accounts WHERE account_id = ANY($1::text[])"
-              " ON CONFLICT DO NOTHING")
-
-COLUMNS = ("account_id, seq, at, action, actor_kind, actor_id, target_user_id, target_email, changes, via, message_id,"
-           " correlation_id, hash")
-_TYPES = ("text", "bigint", "timestamptz", "text", "text", "text", "uuid", "text", "text", "text", "text", "text", "bytea")
-PARAMETERS = len(_TYPES) + 3
+_TYPES = ("text", "text", "text", "text", "uuid", "text", "text", "text", "text", "text", "bytea", "bytea", "bytea")
+PARAMETERS = len(_TYPES)
 
 
-def append_sql(first_parameter: int) -> str:
-    """Two CTEs, `audited` and `heads_moved`, that write chained entries and move their heads,
-    from the PARAMETERS arrays of `Chained.parameters`, numbered from `first_parameter`."""
-    p = [f"${first_parameter + n}::{t}[]" for n, t in enumerate(_TYPES)]
-    h = [f"${first_parameter + len(_TYPES) + n}::{t}[]" for n, t in enumerate(("text", "bigint", "bytea"))]
-    columns = COLUMNS.replace("changes", "changes_text")
-    selected = COLUMNS.replace("changes", "changes_text::jsonb")
+def append_sql(first_parameter: int, keyed_by: str | None = None) -> str:
+    """A CTE, `audited`, that appends the entries given as the PARAMETERS arrays of `parameters`,
+    numbered from `first_parameter` (migration 0023, audit_append). Its one row must be read by
+    the statement (a CTE that writes through a function runs only if read): see `READ_AUDITED`.
+    With `keyed_by`, the name of a CTE with a `key` column of type uuid, the entries take one more
+    array, of keys, and only those whose key is in the CTE are appended: the entries of the state
+    changes that a statement made, in the same statement."""
+    arrays = [f"${first_parameter + n}::{t}[]" for n, t in enumerate(_TYPES)]
+    if keyed_by is None:
+        return f"audited AS (SELECT audit_append({', '.join(arrays)}) AS appended)"
+    names = [f"c{n}" for n in range(len(_TYPES))]
+    keys = f"${first_parameter + len(_TYPES)}::uuid[]"
     return (
-        f"audited AS (INSERT INTO audit_entries ({COLUMNS}) SELECT {selected}"
-        f" FROM unnest({', '.join(p)}) AS e({columns})),"
-        f" heads_moved AS (UPDATE audit_heads h SET seq = n.seq, hash = n.hash"
-        f" FROM unnest({', '.join(h)}) AS n(account_id, seq, hash) WHERE h.account_id = n.account_id)"
+        f"audited AS (SELECT audit_append({', '.join(f'array_agg(e.{c} ORDER BY e.position)' for c in names)}) AS appended"
+        f" FROM unnest({', '.join(arrays)}, {keys}) WITH ORDINALITY AS e({', '.join(names)}, key, position)"
+        f" JOIN {keyed_by} USING (key))"
     )
 
 
-@dataclass(frozen=True)
-class Chained:
-    """Entries with their seq, time and hash, and their accounts' new heads."""
+# the part of a SELECT list's UNION that makes the statement run `audited`: it yields no row
+READ_AUDITED = "FROM audited WHERE appended IS NULL"
 
-    rows: list[tuple[Entry, int, datetime, bytes]]
-    heads: dict[str, tuple[int, bytes]]
-
-    def parameters(self) -> list[list[Any]]:
-        """The arrays `append_sql` takes, in its order."""
-        rows = [
-            (e.account_id, seq, at, e.action, e.cause.actor.kind, e.cause.actor.id, e.user_id, e.email,
-             _JSON.encode(e.changes), e.cause.via, e.message_id, e.correlation_id, digest)
-            for e, seq, at, digest in self.rows
-        ]
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _TYPES]
-        heads: list[list[Any]] = [list(self.heads), [seq for seq, _ in self.heads.values()], [h for _, h in self.heads.values()]]
-        return columns + heads
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False)
-
-
-async def chained(conn: asyncpg.Connection, entries: Sequence[Entry]) -> Chained:
-    """Locks the entries' accounts' heads (made when missing) and chains the entries after them,
-    in the order given; all of them at one time, read once the locks are held. Entries of an
-    account that does not exist are left out."""
-    accounts = sorted({e.account_id for e in entries})
-    heads = await conn.fetch(LOCK_HEADS, accounts)
-    if len(heads) < len(accounts):
-        await conn.execute(MAKE_HEADS, accounts)
-        heads = await conn.fetch(LOCK_HEADS, accounts)
-    current: dict[str, tuple[int, bytes]] = {h["account_id"]: (h["seq"], bytes(h["hash"])) for h in heads}
-    rows: list[tuple[Entry, int, datetime, bytes]] = []
-    if not heads:
-        return Chained(rows, current)
-    at: datetime = max(h["now"] for h in heads)
-    for entry in entries:
-        if entry.account_id not in current:
-            continue
-        seq, previous = current[entry.account_id]
-        digest = chain.link(previous, entry.chained(seq + 1, at))
-        current[entry.account_id] = (seq + 1, digest)
-        rows.append((entry, seq + 1, at, digest))
-    return Chained(rows, current)
+def parameters(entries: Sequence[Entry]) -> list[list[Any]]:
+    """The arrays `append_sql` takes, in its order: the entries in the order they are chained."""
+    columns: list[list[Any]] = [[] for _ in _TYPES]
+    (account_id, action, actor_kind, actor_id, user_id, email, changes, via, message_id, correlation_id, head, middle,
+     tail) = columns
+    for e in entries:
+        text = chain.changes_text(e.changes)
+        first, second, third = chain.fragments(e.unchained(), text)
+        account_id.append(e.account_id)
+        action.append(e.action)
+        actor_kind.append(e.cause.actor.kind)
+        actor_id.append(e.cause.actor.id)
+        user_id.append(e.user_id)
+        email.append(e.email)
+        changes.append(text)
+        via.append(e.cause.via)
+        message_id.append(e.message_id)
+        correlation_id.append(e.correlation_id)
+        head.append(first)
+        middle.append(second)
+        tail.append(third)
+    return columns

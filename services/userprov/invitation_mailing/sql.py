@@ -12,11 +12,11 @@ from uuid import UUID
 import asyncpg
 
 from contracts.base import InvitationKind
+from userprov.audit import writing
 from userprov.audit.writing import Entry
 from userprov.runtime import outbox
 from userprov.runtime.origin import Origin
 from userprov.runtime.outbox import Committed, OutgoingMessage
-from userprov.runtime.unit_of_work import write
 
 # One statement, so one implicit transaction: the claim and the token hashes it stores commit
 # before any email leaves, and every link sent works. Each claim's token joins the invitation's
@@ -125,10 +125,9 @@ async def still_open(conn: asyncpg.Connection, claims: dict[UUID, bytes]) -> set
 
 Result = Literal["sent", "failed", "again", "untried"]
 
-# Each invitation's new state, and its event and audit entry, commit together, and only where the
-# claim still held the invitation (a resend or a removal may have revoked it meanwhile: then
-# neither changes). Without audit entries, one statement; with them, the update first, then the
-# entries of what it changed chained (userprov.audit.writing) and written with the events.
+# Each invitation's new state, and its event and audit entry, commit together, in one statement,
+# and only where the claim still held the invitation (a resend or a removal may have revoked it
+# meanwhile: then neither changes).
 _RECORD_CTES = """
 WITH outcome AS (
     SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[], $5::float8[])
@@ -151,7 +150,9 @@ WITH outcome AS (
 )
 """
 RECORD = _RECORD_CTES + outbox.insert_sql(6, keyed_by="changed")
-RECORD_CHANGES = _RECORD_CTES + "SELECT key FROM changed"
+RECORD_AUDITED = (f"{_RECORD_CTES}, written AS ({outbox.insert_sql(6, keyed_by='changed')}),"
+                  f" {writing.append_sql(15, keyed_by='changed')}"
+                  f" SELECT id, message_id FROM written UNION ALL SELECT NULL, NULL {writing.READ_AUDITED}")
 
 
 @dataclass(frozen=True)
@@ -170,15 +171,15 @@ async def record(conn: asyncpg.Connection, outcomes: Sequence[Recorded]) -> list
     untried (it does not); returns the outbox rows written, to publish."""
     changes = [[o.invitation_id for o in outcomes], [o.token_hash for o in outcomes], [o.result for o in outcomes],
                [o.reason for o in outcomes], [o.delay for o in outcomes]]
-    if not any(o.entry is not None for o in outcomes):
-        events = [o.event for o in outcomes if o.event is not None]
-        rows = await conn.fetch(RECORD, *changes, *outbox.parameters(events),
-                                [o.invitation_id for o in outcomes if o.event is not None])
-        return outbox.written(rows, events)
-    async with conn.transaction():
-        changed = {r["key"] for r in await conn.fetch(RECORD_CHANGES, *changes)}
-        done = [o for o in outcomes if o.invitation_id in changed]
-        return await write(conn, [o.event for o in done if o.event is not None], [o.entry for o in done if o.entry is not None])
+    events = [o.event for o in outcomes if o.event is not None]
+    event_keys = [o.invitation_id for o in outcomes if o.event is not None]
+    audited = [o for o in outcomes if o.entry is not None]
+    if not audited:
+        return outbox.written(await conn.fetch(RECORD, *changes, *outbox.parameters(events), event_keys), events)
+    entries = writing.parameters([o.entry for o in audited if o.entry is not None])
+    rows = await conn.fetch(RECORD_AUDITED, *changes, *outbox.parameters(events), event_keys, *entries,
+                            [o.invitation_id for o in audited])
+    return outbox.written([r for r in rows if r["id"] is not None], events)
 
 
 @dataclass(frozen=True)

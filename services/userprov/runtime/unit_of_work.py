@@ -36,11 +36,14 @@ _INBOX = "claimed AS (INSERT INTO inbox (service, message_id) VALUES ($1, $2) ON
 _WRITTEN = "SELECT true AS claimed, NULL::bigint AS id, NULL AS message_id FROM claimed UNION ALL SELECT NULL, id, message_id FROM written"
 CLOSE = f"WITH {_INBOX}, written AS ({outbox.insert_sql(3)}) {_WRITTEN}"
 CLOSE_COMMAND = f"WITH {_INBOX}, {outcomes.record_cte(3)}, written AS ({outbox.insert_sql(7)}) {_WRITTEN}"
-# the same, when the unit has audit entries: they and their heads are written by that statement too
-CLOSE_AUDITED = f"WITH {_INBOX}, written AS ({outbox.insert_sql(3)}), {writing.append_sql(11)} {_WRITTEN}"
+# the same, when the unit has audit entries: the statement appends them too (its Append runs the
+# inbox claim first, the entries last, in every unit: the heads are the last locks a unit takes)
+_WRITTEN_AUDITED = f"{_WRITTEN} UNION ALL SELECT NULL, NULL, NULL {writing.READ_AUDITED}"
+CLOSE_AUDITED = f"WITH {_INBOX}, written AS ({outbox.insert_sql(3)}), {writing.append_sql(11)} {_WRITTEN_AUDITED}"
 CLOSE_COMMAND_AUDITED = (f"WITH {_INBOX}, {outcomes.record_cte(3)}, written AS ({outbox.insert_sql(7)}),"
-                         f" {writing.append_sql(15)} {_WRITTEN}")
-WRITE_AUDITED = f"WITH written AS ({outbox.insert_sql(1)}), {writing.append_sql(9)} SELECT id, message_id FROM written"
+                         f" {writing.append_sql(15)} {_WRITTEN_AUDITED}")
+WRITE_AUDITED = (f"WITH written AS ({outbox.insert_sql(1)}), {writing.append_sql(9)}"
+                 f" SELECT id, message_id FROM written UNION ALL SELECT NULL, NULL {writing.READ_AUDITED}")
 
 
 class UnitOfWork:
@@ -183,7 +186,7 @@ class UnitOfWork:
     async def _close(self) -> list[asyncpg.Record]:
         inbox = [self._service, self.message_id]
         events = outbox.parameters(self._pending)
-        entries = (await writing.chained(self.conn, self._entries)).parameters() if self._entries else []
+        entries = writing.parameters(self._entries) if self._entries else []
         if self._outcome_of is None:
             return await self.conn.fetch(CLOSE_AUDITED if entries else CLOSE, *inbox, *events, *entries)
         outcome = outcomes.parameters(self._outcome_of, self._envelope.routing_key, self._pending)
@@ -254,12 +257,11 @@ async def transaction(pool: asyncpg.Pool, on_commit: OnCommit, correlation_id: s
 
 async def write(conn: asyncpg.Connection, messages: Sequence[outbox.OutgoingMessage],
                 entries: Sequence[writing.Entry]) -> list[outbox.Committed]:
-    """Outbox rows and audit entries in the caller's transaction, in one statement (after the
-    read that locks the entries' heads); hand the result to `OutboxRelay.committed` once it commits."""
+    """Outbox rows and audit entries in the caller's transaction, in one statement; hand the
+    result to `OutboxRelay.committed` once it commits."""
     if not entries:
         return await outbox.write(conn, messages)
-    chained = await writing.chained(conn, entries)
-    return outbox.written(await conn.fetch(WRITE_AUDITED, *outbox.parameters(messages), *chained.parameters()), messages)
+    return outbox.written(await conn.fetch(WRITE_AUDITED, *outbox.parameters(messages), *writing.parameters(entries)), messages)
 
 
 class TransactionAborted(Exception):
