@@ -295,7 +295,13 @@ AUDIT_LIST_MAX = 500
 AuditActorKind = Literal["user", "service", "scim_token", "invitee", "operator", "system"]
 AuditVia = Literal["bus", "scim", "links", "cli", "system"]
 AuditOrder = Literal["newest_first", "oldest_first"]
-AuditActionName = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[a-z][a-z_]*(\.[a-z_]+)+$")]
+AuditAction = Literal[
+    "user.added", "user.updated", "user.removed", "user.deactivated", "user.reactivated", "user.activated",
+    "user.transferred", "user.suspended", "invitation.sent", "invitation.failed", "invitation.resent", "invitation.revoked",
+    "invitation.expired", "invitation.response_rejected", "account.upserted", "scim_token.added", "scim_token.revoked",
+    "command.rejected",
+]
+"""Every action an audit entry can name (userprov.audit.writing refuses any other)."""
 HashHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -309,7 +315,7 @@ class AuditList(Contract):
     until: AwareDatetime | None = Field(default=None, description="Only entries before this time (with its time zone).")
     user_id: UUID | None = Field(default=None, description="Only entries about this person (their profile id).")
     email: EmailAddress | None = Field(default=None, description="Only entries about this email address.")
-    actions: list[AuditActionName] | None = Field(default=None, min_length=1, max_length=50,
+    actions: list[AuditAction] | None = Field(default=None, min_length=1, max_length=50,
                                                   description="Only entries of these actions, e.g. `user.added`.")
     order: AuditOrder = Field(default="newest_first", description="`newest_first` (the default) or `oldest_first`, by `seq`.")
     cursor: str | None = Field(default=None, min_length=1, max_length=200,

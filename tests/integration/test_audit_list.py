@@ -85,6 +85,8 @@ class TestRefusals:
         assert naive["reason"] == "schema_invalid" and naive["errors"][0]["code"] == "timezone_aware"
         assert (await refused(actions=[]))["errors"][0]["field"] == "actions"
         assert (await refused(actions=["DROP TABLE"]))["errors"][0]["field"] == "actions.0"
+        misspelt = await refused(actions=["user.added", "user.remove"])  # not silently an empty page
+        assert [e["field"] for e in misspelt["errors"]] == ["actions.1"] and "user.removed" in misspelt["errors"][0]["message"]
         for garbage in ("x", "!!!", "bm90LWEtY3Vyc29y", "LTEuYWJj"):  # not base64, not ours, "-1.abc"
             assert (await refused(cursor=garbage))["reason"] == "invalid_cursor", garbage
         cursor = (await bus.query(routing.AUDIT_LIST, {"account_id": account_id, "limit": 2}))["next_cursor"]

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from userprov.audit.actors import SYSTEM
 from userprov.audit.chain import GENESIS, canonical, first_break, format_at, fragments, link
+from userprov.audit.writing import Entry
 
 AT = datetime(2026, 12, 5, 20, 38, 24, 123456, tzinfo=UTC)
 
@@ -167,3 +169,9 @@ class TestFirstBreak:
         assert found is not None and (found.seq, found.kind) == (5, "deleted")
         found = first_break(entries[4:], 4, GENESIS)
         assert found is not None and (found.seq, found.kind) == (5, "changed")
+
+
+def test_an_entry_names_only_an_action_that_audit_list_can_filter_by() -> None:
+    Entry("acme", "user.removed", SYSTEM, None, None)
+    with pytest.raises(ValueError, match="user.remove"):
+        Entry("acme", "user.remove", SYSTEM, None, None)

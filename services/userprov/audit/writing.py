@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
+from contracts.queries import AuditAction
 from userprov.audit import chain
 from userprov.audit.actors import Cause
+
+ACTIONS = frozenset(get_args(AuditAction))
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class Entry:
     changes: Mapping[str, Any] = field(default_factory=dict)
     message_id: str | None = None
     correlation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:  # audit.list's filter names only these
+            raise ValueError(f"{self.action!r} is not an audit action of contracts.queries.AuditAction")
 
     def unchained(self) -> dict[str, Any]:
         """The entry as `userprov.audit.chain.fragments` reads it."""
