@@ -19,7 +19,6 @@ DECLARE
     v_accounts text[];
     v_seqs bigint[];
     v_hashes bytea[];
-    v_wanted integer;
     v_at timestamptz;
     v_at_text bytea;
     v_seq bigint[];
@@ -30,25 +29,21 @@ BEGIN
     IF n = 0 THEN
         RETURN 0;
     END IF;
-    SELECT array_agg(h.account_id ORDER BY h.account_id), array_agg(h.seq ORDER BY h.account_id),
-           array_agg(h.hash ORDER BY h.account_id)
-      INTO v_accounts, v_seqs, v_hashes
-      FROM (SELECT a.account_id, a.seq, a.hash FROM audit_heads a WHERE a.account_id = ANY(p_account_id)
-            ORDER BY a.account_id FOR UPDATE) h;
-    SELECT count(DISTINCT a) INTO v_wanted FROM unnest(p_account_id) a;
-    IF coalesce(cardinality(v_accounts), 0) < v_wanted THEN
-        -- a statement of its own, so that the lock below sees a head that another transaction
-        -- made meanwhile (ON CONFLICT waits for that one to commit)
-        INSERT INTO audit_heads (account_id) SELECT a.account_id FROM accounts a WHERE a.account_id = ANY(p_account_id)
-            ON CONFLICT DO NOTHING;
+    FOR attempt IN 1..2 LOOP
         SELECT array_agg(h.account_id ORDER BY h.account_id), array_agg(h.seq ORDER BY h.account_id),
                array_agg(h.hash ORDER BY h.account_id)
           INTO v_accounts, v_seqs, v_hashes
           FROM (SELECT a.account_id, a.seq, a.hash FROM audit_heads a WHERE a.account_id = ANY(p_account_id)
                 ORDER BY a.account_id FOR UPDATE) h;
-        IF v_accounts IS NULL THEN
-            RETURN 0;
-        END IF;
+        EXIT WHEN attempt = 2 OR p_account_id <@ v_accounts;
+        -- an account's first entry: its head is made (only if the account exists), in a statement
+        -- of its own, so that the lock above, again, sees a head that another transaction made
+        -- meanwhile (ON CONFLICT waits for that one to commit)
+        INSERT INTO audit_heads (account_id) SELECT a.account_id FROM accounts a WHERE a.account_id = ANY(p_account_id)
+            ON CONFLICT DO NOTHING;
+    END LOOP;
+    IF v_accounts IS NULL THEN
+        RETURN 0;
     END IF;
     v_at := clock_timestamp();
     v_at_text := convert_to(to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), 'UTF8');
