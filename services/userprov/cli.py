@@ -208,7 +208,7 @@ def import_file(
 
     from pydantic import ValidationError
 
-    from userprov.operations.import_file import MalformedFile, read_rows
+    from userprov.operations.import_file import MalformedFile, dialect, read_rows
     from userprov.operations.import_progress import ImportProgress
     from userprov.operations.import_results import outcomes, summary, unwritable, write_results
     from userprov.operations.users_import import ImportOptions, chunks, run_import
@@ -244,7 +244,7 @@ def import_file(
     for line in summary(state):
         typer.echo(line)
     if results is not None:
-        write_results(Path(results), state)
+        write_results(Path(results), state, dialect(content))
         typer.echo(f"results: {results}", err=True)
     counted = outcomes(state)
     if not state.answered:

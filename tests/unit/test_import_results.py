@@ -5,7 +5,7 @@ from pathlib import Path
 
 from contracts.events import CommandRejected, UsersAddCompleted
 from contracts.queries import AddProgress
-from userprov.operations.import_file import FileRow
+from userprov.operations.import_file import Dialect, FileRow, dialect
 from userprov.operations.import_results import COLUMNS, summary, unwritable, write_results
 from userprov.operations.users_import import Chunk, ChunkState, Import
 
@@ -35,6 +35,21 @@ class TestResultsFile:
                         ["3", "'=cmd|' /C calc'!A0", "rejected", "", "invalid_email", "email: The email address is not valid."],
                         ["4", "alan@example.com", "refused", "", "unknown_group", "The account has no user group 'x'."]]
         assert not (tmp_path / "results.csv.partial").exists()
+
+    def test_in_the_imported_files_dialect(self, tmp_path: Path) -> None:
+        """A European Excel file (BOM, `;`) gets its results the same way; a plain one plain UTF-8 with commas."""
+        excel = "\ufefffirst_name;last_name;email\r\nZoë;Ōtsuka;zoe@example.com\r\n".encode()
+        assert dialect(excel) == Dialect(";", True)
+        assert dialect(b"first_name,last_name,email\nA,B,a@example.com\n") == Dialect(",", False)
+        assert dialect("Zoë Ōtsuka zoe@example.com; Al Bo al@example.com".encode()) == Dialect(",", False)
+        out = tmp_path / "results.csv"
+        write_results(out, _state(), dialect(excel))
+        content = out.read_bytes()
+        assert content.startswith(b"\xef\xbb\xbfrow;email;outcome;invitation;codes;message\r\n")
+        with out.open(encoding="utf-8-sig", newline="") as f:
+            assert next(csv.reader(f, delimiter=";")) == list(COLUMNS)
+        write_results(out, _state())
+        assert out.read_bytes().startswith(b"row,email,")
 
     def test_the_summary(self) -> None:
         lines = summary(_state())

@@ -54,6 +54,27 @@ def read_rows(content: bytes) -> list[FileRow]:
     return found
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """How a spreadsheet wrote the file, for the results file to open in the same one: a `;` CSV
+    opens in one column in a comma locale's Excel, and a CSV without a byte order mark opens
+    there as Windows-1252 (Zoë becomes ZoÃ«)."""
+
+    delimiter: str = ","
+    byte_order_mark: bool = False
+
+
+def dialect(content: bytes) -> Dialect:
+    """The file's delimiter (`,` for a pasted list) and whether it starts with a UTF-8 byte order mark."""
+    bom = content.startswith(b"\xef\xbb\xbf")
+    try:
+        text = content.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return Dialect(byte_order_mark=bom)
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return Dialect(_csv_delimiter(first) or ",", bom)
+
+
 def _decoded(content: bytes) -> str:
     if content.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise MalformedFile(1, "UTF-16 (what Excel's \"Unicode Text\" writes): save the file as \"CSV UTF-8\" instead")

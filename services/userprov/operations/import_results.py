@@ -7,8 +7,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from userprov.operations.import_file import Dialect
 from userprov.operations.users_import import Import
 
+COMMAS = Dialect()
 COLUMNS = ("row", "email", "outcome", "invitation", "codes", "message")
 # a cell a spreadsheet would read as a formula (CSV injection): written with a leading quote
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -37,11 +39,12 @@ def unwritable(path: Path, imported: Path) -> str | None:
     return None
 
 
-def write_results(path: Path, state: Import) -> None:
-    """Written whole to a file beside it, then renamed: an interrupted run never leaves half a file."""
+def write_results(path: Path, state: Import, dialect: Dialect = COMMAS) -> None:
+    """Written whole to a file beside it, then renamed: an interrupted run never leaves half a file.
+    In the imported file's `dialect`: its delimiter, and a byte order mark if it had one."""
     partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
+    with partial.open("w", encoding="utf-8-sig" if dialect.byte_order_mark else "utf-8", newline="") as out:
+        writer = csv.writer(out, delimiter=dialect.delimiter)
         writer.writerow(COLUMNS)
         for row, result, refused in state.results():
             if result is not None:
