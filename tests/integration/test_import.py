@@ -33,7 +33,7 @@ def run_import(amqp_url: str, *args: str, timeout: float = 120) -> subprocess.Co
 
 
 def results_of(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:  # with the imported file's byte order mark, if it had one
         rows = list(csv.reader(f))
     assert rows[0] == HEADER
     return [dict(zip(HEADER, r, strict=True)) for r in rows[1:]]
@@ -102,6 +102,7 @@ class TestFiles:
         found = await bus.query(routing.USERS_GET, {"account_id": account_id, "email": ada})
         assert (found["first_name"], found["last_name"], found["external_id"]) == ("Ada", "Lovelace, Countess", "E-1")
         assert [(r["row"], r["outcome"]) for r in results_of(tmp_path / "out.csv")] == [("2", "accepted"), ("3", "accepted")]
+        assert (tmp_path / "out.csv").read_bytes().startswith(b"\xef\xbb\xbfrow,")  # so that Excel reads it as UTF-8
 
     async def test_a_bad_line_is_named_and_nothing_is_sent(self, tmp_path: Path) -> None:
         file = tmp_path / "pasted.txt"
