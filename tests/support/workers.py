@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -107,11 +108,14 @@ def restarted_with(processes: Sequence[WorkerProcess], **overrides: str) -> Iter
         process._env = dict(env)
         process.start()
 
+    def restart_all(envs: Sequence[Mapping[str, str]]) -> None:  # each in a thread of its own: a restart mostly waits
+        with ThreadPoolExecutor(len(processes)) as pool:
+            for done in [pool.submit(restart, env, process) for env, process in zip(envs, processes, strict=True)]:
+                done.result()
+
     before = [dict(p._env) for p in processes]
-    for process in processes:
-        restart({**process._env, **overrides}, process)
+    restart_all([{**process._env, **overrides} for process in processes])
     try:
         yield
     finally:
-        for env, process in zip(before, processes, strict=True):
-            restart(env, process)
+        restart_all(before)
