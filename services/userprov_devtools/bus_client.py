@@ -159,17 +159,30 @@ class BusClient:
         assert self._reply_queue is not None
         return self._reply_queue.name
 
-    async def wait_for_workers(self, timeout: float = 60.0) -> None:
+    async def wait_for_workers(self, timeout: float = 60.0, every: float = 0.25) -> None:
         """Until a worker answers a query: on a new vhost, queries published before the workers
-        declared their queues are unroutable and lost, so ask again every 2 s."""
+        declared their queues are unroutable and lost, so ask again every `every` seconds; an
+        answer to any of them will do (a slow one is not given up on when the next is asked)."""
+        await self._connected()
+        assert self._reply_queue is not None
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                await self.query(routing.ACCOUNTS_GET, {"account_id": "ping"}, timeout=2)
-                return
-            except TimeoutError:
+        asked: list[asyncio.Future[RecordedEvent]] = []
+        try:
+            while True:
+                correlation_id = str(uuid.uuid4())
+                asked.append(future := asyncio.get_running_loop().create_future())
+                self._replies[correlation_id] = future
+                await self.publish_raw(routing.ACCOUNTS_GET, json.dumps({"account_id": "ping"}).encode(),
+                                       correlation_id=correlation_id, reply_to=self._reply_queue.name)
+                done, _ = await asyncio.wait(asked, timeout=min(every, max(deadline - time.monotonic(), 0)),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    return
                 if time.monotonic() > deadline:
-                    raise
+                    raise TimeoutError(f"no worker answered within {timeout} s")
+        finally:
+            for correlation_id in [c for c, f in self._replies.items() if f in asked]:
+                del self._replies[correlation_id]
 
     def find(self, routing_key: str, **match: Any) -> list[RecordedEvent]:
         return [e for e in list(self._by_key.get(routing_key, ())) if all(_get(e, k) == v for k, v in match.items())]
