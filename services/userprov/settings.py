@@ -63,8 +63,15 @@ class Settings(BaseSettings):
     smtp_ca_file: str | None = Field(default=None, description="PEM file of the CA certificates the SMTP server's certificate must"
                                      " chain to (STARTTLS or implicit TLS); the system's CAs when unset.")
     smtp_timeout_seconds: float = Field(
-        default=10.0, description="Per SMTP try, as a whole (connect to QUIT). With USERPROV_TEMPLATE_TIMEOUT_SECONDS and 5 s it"
-        " is the claim on an invitation, so a crashed process's emails go again after about 16 s.",
+        default=10.0, description="Per SMTP try, as a whole (connect to QUIT). With USERPROV_TEMPLATE_TIMEOUT_SECONDS and"
+        " USERPROV_CLAIM_SLACK_SECONDS it is the claim on an invitation, so a crashed process's emails go again after about"
+        " 16 s.",
+    )
+    claim_slack_seconds: float = Field(
+        default=5.0, gt=1.0, description="What a claim on an invitation holds beyond one render and one SMTP try (the claim:"
+        " USERPROV_TEMPLATE_TIMEOUT_SECONDS + USERPROV_SMTP_TIMEOUT_SECONDS + this): the wait for a connection and the"
+        " commits, 1 s of it kept between a try's latest end and the claim's. A living process renews its claims every"
+        " quarter claim; a crashed one's lapse one claim after its last renewal.",
     )
     smtp_local_hostname: str | None = Field(default=None, description="The name given in EHLO; the machine's FQDN (looked up"
                                             " once) by default.")

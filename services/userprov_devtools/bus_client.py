@@ -40,6 +40,8 @@ class BusClient:
         self._record_keys = record
         self.events: list[RecordedEvent] = []
         self._by_key: dict[str, list[RecordedEvent]] = {}
+        # (routing key, field): the events of that key by the field's value, made when first asked for
+        self._by_field: dict[tuple[str, str], dict[Any, list[RecordedEvent]]] = {}
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._replies: dict[str, asyncio.Future[RecordedEvent]] = {}
@@ -96,6 +98,9 @@ class BusClient:
         event = RecordedEvent(message.routing_key or "", body, message.message_id, message.correlation_id, dict(message.headers or {}))
         self.events.append(event)
         self._by_key.setdefault(event.routing_key, []).append(event)
+        for (routing_key, key), index in self._by_field.items():
+            if routing_key == event.routing_key:
+                _add(index, event, key)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._replies.pop(message.correlation_id or "", None)
@@ -159,23 +164,63 @@ class BusClient:
         assert self._reply_queue is not None
         return self._reply_queue.name
 
-    async def wait_for_workers(self, timeout: float = 60.0) -> None:
+    async def wait_for_workers(self, timeout: float = 60.0, every: float = 0.25) -> None:
         """Until a worker answers a query: on a new vhost, queries published before the workers
-        declared their queues are unroutable and lost, so ask again every 2 s."""
+        declared their queues are unroutable and lost, so ask again every `every` seconds; an
+        answer to any of them will do (a slow one is not given up on when the next is asked)."""
+        await self._connected()
+        assert self._reply_queue is not None
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                await self.query(routing.ACCOUNTS_GET, {"account_id": "ping"}, timeout=2)
-                return
-            except TimeoutError:
+        asked: list[asyncio.Future[RecordedEvent]] = []
+        try:
+            while True:
+                correlation_id = str(uuid.uuid4())
+                asked.append(future := asyncio.get_running_loop().create_future())
+                self._replies[correlation_id] = future
+                await self.publish_raw(routing.ACCOUNTS_GET, json.dumps({"account_id": "ping"}).encode(),
+                                       correlation_id=correlation_id, reply_to=self._reply_queue.name)
+                done, _ = await asyncio.wait(asked, timeout=min(every, max(deadline - time.monotonic(), 0)),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    return
                 if time.monotonic() > deadline:
-                    raise
+                    raise TimeoutError(f"no worker answered within {timeout} s")
+        finally:
+            for correlation_id in [c for c, f in self._replies.items() if f in asked]:
+                del self._replies[correlation_id]
 
     def find(self, routing_key: str, **match: Any) -> list[RecordedEvent]:
-        return [e for e in list(self._by_key.get(routing_key, ())) if all(_get(e, k) == v for k, v in match.items())]
+        """The events of the routing key whose fields (or correlation_id) have these values, in the
+        order they came. Looked up by the first field's value: tests poll this many times a second,
+        beside tens of thousands of events of a key."""
+        candidates: list[RecordedEvent] = self._by_key.get(routing_key, [])
+        if match:
+            key, value = next(iter(match.items()))
+            if _hashable(value):
+                index = self._by_field.get((routing_key, key))
+                if index is None:
+                    index = self._by_field[(routing_key, key)] = {}
+                    for event in candidates:
+                        _add(index, event, key)
+                candidates = index.get(value, [])
+        return [e for e in list(candidates) if all(_get(e, k) == v for k, v in match.items())]
 
 
 def _get(event: RecordedEvent, key: str) -> Any:
     if key == "correlation_id":
         return event.correlation_id
     return event.body.get(key)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _add(index: dict[Any, list[RecordedEvent]], event: RecordedEvent, key: str) -> None:
+    value = _get(event, key)
+    if _hashable(value):  # a list or an object never equals a value one can look up by
+        index.setdefault(value, []).append(event)

@@ -11,13 +11,15 @@ import asyncpg
 
 from tests.integration.conftest import address
 from tests.integration.test_links_page import form_of, state_of
-from tests.support.floods import FLOOD_ADDRESS, REAL_ADDRESS, client_at, every, flood, welcome_seconds
+from tests.support.floods import FLOOD_ADDRESS, REAL_ADDRESS, RealUse, client_at, every, flood, welcome_seconds
 from tests.support.flows import add_users, emails_to, membership_status, tokens_in
 from tests.support.smtp import RecordingSmtpServer
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 # and 408: a flood connection the loaded machine left idle past the request deadline (2 s in these tests)
 FLOOD_ANSWERS = {404, 408, 429, 503}
+VIEWED_DURING = 10  # the person's views of the page (one each 0.2 s) while the flood lasts: it is stopped after them
 
 
 class TestFloodOfMadeUpLinks:
@@ -33,21 +35,25 @@ class TestFloodOfMadeUpLinks:
         await welcome_seconds(bus, smtp, other, address("warmup"))  # the other account's first add is not the one timed
 
         async with client_at(REAL_ADDRESS) as browser:
-            alone = await every(0.2, lambda: browser.get(url), at_least=10)
-            flooding = asyncio.create_task(flood(f"{base}?token={{token}}", [FLOOD_ADDRESS]))
-            await asyncio.sleep(0.3)  # the flood under way
-            done = asyncio.Event()
-            viewing = asyncio.create_task(every(0.2, lambda: browser.get(url), until=done, at_least=5))
+            alone = await every(0.2, lambda: browser.get(url), at_least=5)
+            under_way, done = asyncio.Event(), asyncio.Event()
+            flooding = asyncio.create_task(flood(f"{base}?token={{token}}", [FLOOD_ADDRESS], under_way=under_way, until=done))
+            await asyncio.wait_for(under_way.wait(), 30)
+            during = RealUse()
+            viewing = asyncio.create_task(every(0.2, lambda: browser.get(url), until=done, into=during))
             started = time.monotonic()
             shown = await browser.get(url)
             accepted = await browser.post(base, data={**form_of(shown, "accept"), "confirm": "yes"})
             accepting = time.monotonic() - started
             welcome = await welcome_seconds(bus, smtp, other, address("floodwelcome"))
-            flooded = await flooding
+            await eventually(lambda: len(during.seconds) >= VIEWED_DURING, 30, what="the person's views during the flood")
             done.set()
-            during = await viewing
+            flooded = await flooding
+            await viewing
         print(f"\nInvitation page flood from one address: {flooded.summary()}; the person's page alone: {alone.summary()};"
               f" during the flood: {during.summary()}; show and accept {accepting:.2f} s; another account's welcome {welcome:.2f} s")
+        # the flood went on until the person had viewed VIEWED_DURING times, accepted, and the welcome had arrived
+        assert flooded.lasted, f"the flood ended before the person's requests did: {flooded.summary()}"
         assert not flooded.failures and set(flooded.statuses) <= FLOOD_ANSWERS, flooded.summary()
         assert set(during.statuses) == {200} and max(during.seconds) < 2.0, during.summary()
         assert (shown.status_code, accepted.status_code, state_of(accepted)) == (200, 200, "activated") and accepting < 4.0

@@ -202,13 +202,15 @@ class TestClaimLeases:
             await tx.start()
             try:  # rolled back: the session's workers never see it
                 await conn.execute("UPDATE invitations SET status = 'issued', token_hash = NULL WHERE invitation_id = $1", invitation[held])
-                await conn.execute("SELECT pg_sleep(1)")  # the transaction began a second ago, as one that waited for a lock
+                # the transaction began 0.2 s ago, as one that waited for a lock: a lease from its start would end 0.2 s
+                # before the bound below (clock_timestamp() after the sleep), far more than the clock's microseconds
+                await conn.execute("SELECT pg_sleep(0.2)")
                 before = await conn.fetchval("SELECT clock_timestamp()")
                 [claim] = await mailing_sql.claim(conn, [hash_token(new_token())], 3600, 3600, lease, [invitation[held]])
                 until = await conn.fetchval("SELECT claimed_until FROM invitations WHERE invitation_id = $1", invitation[held])
                 assert until >= before + timedelta(seconds=lease), "the lease ran from the transaction's start"
 
-                await conn.execute("SELECT pg_sleep(0.5)")
+                await conn.execute("SELECT pg_sleep(0.2)")  # a renewal from the transaction's start or the claim would end before the bound
                 before = await conn.fetchval("SELECT clock_timestamp()")
                 renewed = await mailing_sql.renew_claims(conn, {invitation[held]: claim.token_hash, invitation[gone]: b"g" * 32}, lease)
                 assert renewed == {invitation[held]}  # the other was sent already: no longer a claim of this process
@@ -225,10 +227,13 @@ class TestClaimLeases:
         the add waits for it. While each email is in the SMTP exchange, its claim must still hold
         the invitation (else any process's sweep gives it back, and another claim sends it again):
         the server answers after a few seconds, or as soon as a second email to the person came."""
-        settings = {"USERPROV_SMTP_TIMEOUT_SECONDS": "3", "USERPROV_TEMPLATE_TIMEOUT_SECONDS": "0.5"}
-        lease = lease_seconds(Settings(smtp_timeout_seconds=3, template_timeout_seconds=0.5))
-        answer_within = 2.5  # under the SMTP timeout; longer than a sweep's interval (a quarter lease: 2.125 s)
-        assert lease / 4 < answer_within < 3
+        # a short claim (0.5 + 2 + 1.5 s): the lock is held past it, and a sweep comes while the server holds its answer
+        smtp_timeout = 2.0
+        settings = {"USERPROV_SMTP_TIMEOUT_SECONDS": str(smtp_timeout), "USERPROV_TEMPLATE_TIMEOUT_SECONDS": "0.5",
+                    "USERPROV_CLAIM_SLACK_SECONDS": "1.5"}
+        lease = lease_seconds(Settings(smtp_timeout_seconds=smtp_timeout, template_timeout_seconds=0.5, claim_slack_seconds=1.5))
+        answer_within = 1.5  # under the SMTP timeout; longer than a sweep's interval (a quarter lease: 1 s)
+        assert lease / 4 < answer_within < smtp_timeout
         async with isolated_workers("lease", worker_env, tmp_path, [{}], **settings) as (infra, _, bus):
             mailing = WorkerProcess("lease-mailing", [routing.INVITATION_MAILING],
                                     {**worker_env, **settings, "USERPROV_AMQP_URL": infra.amqp_url, "USERPROV_DATABASE_URL": infra.database_url},

@@ -7,6 +7,7 @@ import json
 import secrets
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -45,6 +46,7 @@ class Flood:
     seconds: float = 0.0
     refused_headers: dict[str, str] = field(default_factory=dict)  # of the first 429, when there was one
     refused_body: str | None = None
+    lasted: bool = False  # still flooding when told to stop (it had not sent all it may)
 
     def summary(self) -> str:
         total = sum(self.statuses.values()) + len(self.failures)
@@ -52,17 +54,42 @@ class Flood:
                 f" {dict(sorted(self.statuses.items()))}, {len(self.failures)} unanswered")
 
 
-async def flood(url: str, sources: Sequence[str], header: str | None = None, total: int = 1500, in_parallel: int = 100) -> Flood:
-    """`total` requests, `in_parallel` at a time, the n-th from `sources[n % len(sources)]`, each
-    with a made-up token for `{token}` in `url` and `header` (`Name: value`). In a process of its
-    own, as an attacker is: the real clients' times are the door's, not this client's."""
+async def flood(url: str, sources: Sequence[str], header: str | None = None, total: int = 1500, in_parallel: int = 100,
+                under_way: asyncio.Event | None = None, until: asyncio.Event | None = None) -> Flood:
+    """Up to `total` requests, `in_parallel` at a time, the n-th from `sources[n % len(sources)]`,
+    each with a made-up token for `{token}` in `url` and `header` (`Name: value`); `under_way` is
+    set once the first `in_parallel` were answered, and the flood stops when `until` is set (its
+    `lasted` says whether it was still going then). In a process of its own, as an attacker is: the
+    real clients' times are the door's, not this client's."""
     command = [sys.executable, "-m", "tests.support.floods", url, ",".join(sources), str(total), str(in_parallel), header or ""]
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[2])
-    out, _ = await process.communicate()
-    assert process.returncode == 0, out
+    process = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                   cwd=Path(__file__).parents[2])
+    assert process.stdin is not None and process.stdout is not None
+
+    async def stop_when_told() -> None:
+        assert process.stdin is not None
+        if until is not None:
+            await until.wait()
+            process.stdin.write(b"stop\n")
+            await process.stdin.drain()
+        process.stdin.close()
+
+    stopping = asyncio.create_task(stop_when_told())
+    try:
+        started = await process.stdout.readline()
+        assert started == b"under way\n", started
+        if under_way is not None:
+            under_way.set()
+        out = await process.stdout.read()
+        assert await process.wait() == 0, out
+    finally:
+        stopping.cancel()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     found = json.loads(out)
     return Flood(Counter({int(k): v for k, v in found["statuses"].items()}), found["failures"], found["seconds"],
-                 found["refused_headers"], found["refused_body"])
+                 found["refused_headers"], found["refused_body"], found["lasted"])
 
 
 async def _flood_here(url: str, sources: Sequence[str], header: str, total: int, in_parallel: int) -> Flood:
@@ -72,9 +99,19 @@ async def _flood_here(url: str, sources: Sequence[str], header: str, total: int,
                                  timeout=30) for source in sources]
     left = iter(range(total))
     name, _, value = header.partition(":")
+    loop, stop, answered = asyncio.get_running_loop(), asyncio.Event(), 0
+
+    def stop_when_told() -> None:  # a line "stop" on stdin; its end alone does not stop the flood
+        if sys.stdin.readline() == "stop\n":
+            loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=stop_when_told, daemon=True).start()
 
     async def one_at_a_time() -> None:
+        nonlocal answered
         for n in left:
+            if stop.is_set():
+                return
             token = made_up_token()
             headers = {name.strip(): value.strip().replace("{token}", token)} if header else {}
             try:
@@ -82,6 +119,10 @@ async def _flood_here(url: str, sources: Sequence[str], header: str, total: int,
             except httpx.TransportError as error:
                 result.failures.append(type(error).__name__)
                 continue
+            finally:
+                answered += 1
+                if answered == min(in_parallel, total):
+                    print("under way", flush=True)
             result.statuses[answer.status_code] += 1
             if answer.status_code == 429 and result.refused_body is None:
                 result.refused_headers, result.refused_body = dict(answer.headers), answer.text
@@ -91,6 +132,7 @@ async def _flood_here(url: str, sources: Sequence[str], header: str, total: int,
         await asyncio.gather(*(one_at_a_time() for _ in range(in_parallel)))
     finally:
         result.seconds = time.monotonic() - started
+        result.lasted = stop.is_set()
         for client in clients:
             await client.aclose()
     return result
@@ -109,9 +151,10 @@ class RealUse:
 
 
 async def every(interval: float, request: Callable[[], Awaitable[httpx.Response]], until: asyncio.Event | None = None,
-                at_least: int = 0) -> RealUse:
-    """`request` once every `interval`, at least `at_least` times and until `until` is set."""
-    use = RealUse()
+                at_least: int = 0, into: RealUse | None = None) -> RealUse:
+    """`request` once every `interval`, at least `at_least` times and until `until` is set; what
+    each got is added to `into` as it comes, when given."""
+    use = into if into is not None else RealUse()
     while len(use.seconds) < at_least or (until is not None and not until.is_set()):
         started = time.monotonic()
         answer = await request()
@@ -134,4 +177,4 @@ if __name__ == "__main__":
     url, sources, total, in_parallel, header = sys.argv[1:6]
     done = asyncio.run(_flood_here(url, sources.split(","), header, int(total), int(in_parallel)))
     print(json.dumps({"statuses": done.statuses, "failures": done.failures, "seconds": done.seconds,
-                      "refused_headers": done.refused_headers, "refused_body": done.refused_body}))
+                      "refused_headers": done.refused_headers, "refused_body": done.refused_body, "lasted": done.lasted}))

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +26,8 @@ class WorkerProcess:
         self._log_path = log_dir / f"worker-{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._lines: list[str] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._new_line = threading.Condition(self._lock)  # notified by the pump at each line
 
     def start(self, ready_timeout: float = 30.0, wait_ready: bool = True) -> None:
         """Starts it; by default waits until it logged that it is ready (its broker connection, at INFO level)."""
@@ -46,8 +48,9 @@ class WorkerProcess:
             for raw in process.stderr:
                 log.write(raw)
                 log.flush()
-                with self._lock:
+                with self._new_line:
                     self._lines.append(raw.decode("utf-8", "replace"))
+                    self._new_line.notify_all()
 
     def lines(self) -> list[str]:
         with self._lock:
@@ -57,13 +60,19 @@ class WorkerProcess:
         return sum(needle in line for line in self.lines())
 
     def wait_for_log(self, needle: str, timeout: float, at_least: int = 1) -> None:
-        deadline = time.monotonic() + timeout
-        while self.count_log(needle) < at_least:
-            if self._process is not None and self._process.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited with {self._process.returncode}: {self.lines()[-20:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker {self.name}: no {needle} within {timeout}s: {self.lines()[-20:]}")
-            time.sleep(0.05)
+        """Until `needle` is in `at_least` lines: each line is looked at once, as it comes."""
+        deadline, seen, found = time.monotonic() + timeout, 0, 0
+        with self._new_line:
+            while True:
+                lines = self._lines
+                found, seen = found + sum(needle in line for line in lines[seen:]), len(lines)
+                if found >= at_least:
+                    return
+                if self._process is not None and self._process.poll() is not None:
+                    raise AssertionError(f"worker {self.name} exited with {self._process.returncode}: {lines[-20:]}")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"worker {self.name}: no {needle} within {timeout}s: {lines[-20:]}")
+                self._new_line.wait(0.05)  # a new line, or a look at whether the process is still there
 
     @property
     def pid(self) -> int:
@@ -107,11 +116,14 @@ def restarted_with(processes: Sequence[WorkerProcess], **overrides: str) -> Iter
         process._env = dict(env)
         process.start()
 
+    def restart_all(envs: Sequence[Mapping[str, str]]) -> None:  # each in a thread of its own: a restart mostly waits
+        with ThreadPoolExecutor(len(processes)) as pool:
+            for done in [pool.submit(restart, env, process) for env, process in zip(envs, processes, strict=True)]:
+                done.result()
+
     before = [dict(p._env) for p in processes]
-    for process in processes:
-        restart({**process._env, **overrides}, process)
+    restart_all([{**process._env, **overrides} for process in processes])
     try:
         yield
     finally:
-        for env, process in zip(before, processes, strict=True):
-            restart(env, process)
+        restart_all(before)

@@ -42,7 +42,8 @@ log = structlog.get_logger()
 
 HAND_LOW, HAND_HIGH = 2, 6  # emails in hand per SMTP connection
 RECHECK_AFTER_SECONDS = 0.25  # a claim older than this is checked still open right before its email leaves
-LEASE_SAFETY_SECONDS = 1.0  # between a try's latest end and the lease's, for clocks and commits
+# between a try's latest end and the lease's, for clocks and commits (USERPROV_CLAIM_SLACK_SECONDS exceeds it)
+LEASE_SAFETY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,11 @@ class Claim:
 
 
 def lease_seconds(settings: Settings) -> float:
-    """How long a claim holds an invitation: one render, one SMTP try and a margin. An email
-    that waited in hand so long that its try could end after the lease is given back untried
-    (`latest_start`), so a crashed process's claims lapse soon and are sent by another."""
-    return settings.template_timeout_seconds + settings.smtp_timeout_seconds + 5.0
+    """How long a claim holds an invitation: one render, one SMTP try and a margin
+    (USERPROV_CLAIM_SLACK_SECONDS). An email that waited in hand so long that its try could end
+    after the lease is given back untried (`latest_start`), so a crashed process's claims lapse
+    soon and are sent by another."""
+    return settings.template_timeout_seconds + settings.smtp_timeout_seconds + settings.claim_slack_seconds
 
 
 class MailingScheduler:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.conftest import address
 from tests.integration.scim.conftest import Tenant, scim_process
-from tests.support.floods import FLOOD_ADDRESS, REAL_ADDRESS, client_at, every, flood, made_up_token, welcome_seconds
+from tests.support.floods import FLOOD_ADDRESS, REAL_ADDRESS, RealUse, client_at, every, flood, made_up_token, welcome_seconds
 from tests.support.infra import Infra
 from tests.support.smtp import RecordingSmtpServer
 from tests.support.workers import WorkerProcess
@@ -25,28 +25,36 @@ from userprov.operations.scim_tokens import revoke as revoke_token
 from userprov.public_bus import PublicBus
 from userprov.scim import tenancy
 from userprov.scim.tenancy import TokenResolver
+from userprov.settings import Settings
 from userprov_devtools.bus_client import BusClient
+from userprov_devtools.waiting import eventually
 
 # and 408: a flood connection the loaded machine left idle past the request deadline (2 s in these tests)
 FLOOD_ANSWERS = {401, 408, 429, 503}
+LISTED_DURING = 10  # the tenant's lists (one each 0.2 s) while the flood lasts: it is stopped after them
 
 
 async def _flood_beside_a_tenant(t: Tenant, scim_base: str, bus: BusClient, smtp: RecordingSmtpServer, account: Any,
-                                 sources: list[str], what: str) -> tuple[Any, Any]:
+                                 sources: list[str], what: str, total: int = 1500) -> tuple[Any, Any]:
     other = await account()
     await welcome_seconds(bus, smtp, other, address("warmup"))  # the other account's first add is not the one timed
     async with client_at(REAL_ADDRESS, base_url=scim_base, headers={"Authorization": f"Bearer {t.token}"}) as idp:
-        alone = await every(0.2, lambda: idp.get("/Users"), at_least=10)
-        flooding = asyncio.create_task(flood(f"{scim_base}/Users", sources, header="Authorization: Bearer {token}"))
-        await asyncio.sleep(0.3)  # the flood under way
-        done = asyncio.Event()
-        listing = asyncio.create_task(every(0.2, lambda: idp.get("/Users"), until=done, at_least=5))
+        alone = await every(0.2, lambda: idp.get("/Users"), at_least=5)
+        under_way, done = asyncio.Event(), asyncio.Event()
+        flooding = asyncio.create_task(flood(f"{scim_base}/Users", sources, header="Authorization: Bearer {token}", total=total,
+                                             under_way=under_way, until=done))
+        await asyncio.wait_for(under_way.wait(), 30)
+        during = RealUse()
+        listing = asyncio.create_task(every(0.2, lambda: idp.get("/Users"), until=done, into=during))
         welcome = await welcome_seconds(bus, smtp, other, address("floodwelcome"))
-        flooded = await flooding
+        await eventually(lambda: len(during.seconds) >= LISTED_DURING, 30, what="the tenant's lists during the flood")
         done.set()
-        during = await listing
+        flooded = await flooding
+        await listing
     print(f"\nSCIM flood {what}: {flooded.summary()}; the tenant's list alone: {alone.summary()};"
           f" during the flood: {during.summary()}; another account's welcome {welcome:.2f} s")
+    # the flood went on until the tenant had listed LISTED_DURING times and the welcome had arrived: all under it
+    assert flooded.lasted, f"the flood ended before the tenant's requests did: {flooded.summary()}"
     assert not flooded.failures and set(flooded.statuses) <= FLOOD_ANSWERS, flooded.summary()
     assert set(during.statuses) == {200} and max(during.seconds) < 2.0, during.summary()
     assert welcome < 3.0
@@ -78,8 +86,9 @@ class TestFloodOfMadeUpTokens:
     ) -> None:
         """Each address stays under its own limit: the cap on lookups in flight is what holds."""
         t: Tenant = await tenant()
-        await _flood_beside_a_tenant(t, scim_with_default_limits, bus, smtp, account, [f"127.0.1.{n}" for n in range(1, 101)],
-                                     "from 100 addresses")
+        sources = [f"127.0.1.{n}" for n in range(1, 101)]
+        under_the_limit = len(sources) * (Settings().front_door_failure_burst - 1)  # at most, before it is stopped
+        await _flood_beside_a_tenant(t, scim_with_default_limits, bus, smtp, account, sources, "from 100 addresses", under_the_limit)
 
 
 REMEMBERED = 500  # tokens of each kind a resolver remembers, in the test below
